@@ -1,0 +1,133 @@
+"""Command line: argument parsing, wiring, and the one top-level error handler.
+
+Exit codes (also in the README):
+  0  success, or nothing to do
+  1  deploy failed and was rolled back (hosts consistent)
+  2  invalid input: manifest, arguments, variables
+  3  cannot reach or authenticate to a host, registry or GitLab
+  4  blocked: lock held by another deploy, deploy freeze, hold label
+  5  deploy failed and the rollback failed too: a human must look
+  10 `plan --detailed-exitcode` only: there are changes
+  70 internal error (a bug): the only case that prints a traceback
+
+Heavy modules (docker, gitlab) are imported only inside the subcommand that needs
+them, so `deployer --version` and `deployer validate` stay fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+import traceback
+from collections.abc import Sequence
+from typing import TextIO
+
+from deployer import __version__
+from deployer.errors import EXIT_INTERNAL, EXIT_INVALID, DeployerError
+
+COMMANDS = {
+    "validate": "check the manifest and report every problem with its file, line and key",
+    "plan": "show what a deploy would change on each host, changing nothing",
+    "deploy": "apply the plan: pull, run tasks, roll out health-gated, roll back on failure",
+    "rollback": "redeploy the previous (or a named) release's exact image digests",
+    "status": "show what runs where: release, digest, commit, MR, health, uptime",
+}
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that raises instead of exiting, so bad arguments exit 2 through our handler."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise ArgumentError(f"{self.prog}: {message}", hint=f"run `{self.prog} --help`")
+
+
+class ArgumentError(DeployerError):
+    exit_code = EXIT_INVALID
+
+
+def _common(p: argparse.ArgumentParser, *, env: bool = True) -> None:
+    p.add_argument(
+        "-f",
+        "--file",
+        default="deploy.yml",
+        metavar="PATH",
+        help="the deploy manifest (default: deploy.yml)",
+    )
+    if env:
+        p.add_argument(
+            "--env",
+            metavar="NAME",
+            help="environment of the manifest (default: CI_ENVIRONMENT_NAME, else the only one)",
+        )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="deployer",
+        description="Deploy Docker images built in GitLab CI to your own Docker hosts.",
+        epilog="Exit codes: 0 ok · 1 rolled back · 2 invalid input · 3 unreachable · "
+        "4 blocked · 5 rollback failed · 70 bug",
+    )
+    parser.add_argument("--version", action="version", version=f"deployer {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    p = sub.add_parser("validate", help=COMMANDS["validate"], description=COMMANDS["validate"])
+    _common(p)
+    p.add_argument("--format", choices=["text", "json"], default="text")
+
+    p = sub.add_parser("plan", help=COMMANDS["plan"], description=COMMANDS["plan"])
+    _common(p)
+    p.add_argument("--format", choices=["text", "json", "markdown"], default="text")
+    p.add_argument("--services", metavar="A,B", help="only these services")
+    p.add_argument(
+        "--detailed-exitcode",
+        action="store_true",
+        help="exit 0 when nothing would change, 10 when something would",
+    )
+
+    p = sub.add_parser("deploy", help=COMMANDS["deploy"], description=COMMANDS["deploy"])
+    _common(p)
+    p.add_argument("--services", metavar="A,B", help="only these services")
+    p.add_argument("--wait-lock", metavar="DURATION", help="wait this long for another deploy")
+    p.add_argument("--force", action="store_true", help="deploy during a freeze or hold label")
+    p.add_argument("--report-dir", metavar="DIR", default=".", help="where reports are written")
+
+    p = sub.add_parser("rollback", help=COMMANDS["rollback"], description=COMMANDS["rollback"])
+    _common(p)
+    p.add_argument("--to", metavar="RELEASE", help="release id (default: the previous one)")
+    p.add_argument("--wait-lock", metavar="DURATION", help="wait this long for another deploy")
+    p.add_argument("--report-dir", metavar="DIR", default=".", help="where reports are written")
+
+    p = sub.add_parser("status", help=COMMANDS["status"], description=COMMANDS["status"])
+    _common(p)
+    p.add_argument("--format", choices=["text", "json"], default="text")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
+    out = out or sys.stdout
+    try:
+        args = build_parser().parse_args(argv)
+        if args.command is None:
+            build_parser().print_help(out)
+            return EXIT_INVALID
+        module = importlib.import_module(f"deployer.commands.{args.command}")
+        code: int = module.run(args, out)
+        return code
+    except DeployerError as e:
+        out.flush()
+        print(f"error: {e.render()}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    except Exception:
+        out.flush()
+        traceback.print_exc()
+        print(
+            "error: internal error (a bug in the deployer). Please report it with the "
+            "traceback above.",
+            file=sys.stderr,
+        )
+        return EXIT_INTERNAL

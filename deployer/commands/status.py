@@ -1,0 +1,12 @@
+"""`deployer status`."""
+
+from __future__ import annotations
+
+import argparse
+from typing import TextIO
+
+from deployer.errors import NotImplementedYet
+
+
+def run(args: argparse.Namespace, out: TextIO) -> int:
+    raise NotImplementedYet("`deployer status` is not available in this version yet")

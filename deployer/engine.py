@@ -1,0 +1,130 @@
+"""The interface the rollout drives: one Docker host, whatever the transport.
+
+Pure declarations (no docker import), so the rollout can be tested against any
+implementation of it; the real one is ``deployer.docker.host.DockerHost``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from deployer.manifest.model import Manifest, RegistryAuth, Service
+from deployer.plan import Observed, ObservedContainer
+
+
+@dataclass(frozen=True)
+class HealthOutcome:
+    healthy: bool
+    status: str  # "healthy", "unhealthy", "exited (code 1)", "restarting", "timeout"
+    detail: str = ""  # health log or last log lines, secrets never included
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class TaskOutcome:
+    exit_code: int
+    output: str
+    seconds: float
+
+
+@dataclass(frozen=True)
+class Lease:
+    """A held deploy lock on one host."""
+
+    host: str
+    key: str  # "<app>/<environment>"
+    holder: str
+    expires_at: float
+    token: str  # identifies our lease (the lock container's id)
+
+
+@dataclass(frozen=True)
+class Release:
+    """A deploy that succeeded: what ran, from which commit, by whom."""
+
+    id: str
+    app: str
+    environment: str
+    digests: Mapping[str, str]  # service -> repo@sha256:...
+    config_hashes: Mapping[str, str] = field(default_factory=dict)
+    replicas: Mapping[str, int] = field(default_factory=dict)
+    commit: str = ""
+    pipeline_url: str = ""
+    job_url: str = ""
+    merge_request: str = ""  # "!12 Title" when known
+    user: str = ""
+    created_at: float = 0.0
+
+
+class HostEngine(Protocol):
+    """One Docker host. Every call has a deadline; errors are ``DeployerError``s."""
+
+    @property
+    def name(self) -> str:
+        """The host as shown to people: its URL without credentials."""
+        ...
+
+    def observe(self, app: str, environment: str) -> Observed: ...
+
+    def kept(self, app: str, environment: str) -> Sequence[ObservedContainer]: ...
+
+    def resolve(self, image: str, auth: RegistryAuth | None) -> str: ...
+
+    def pull(
+        self, ref: str, auth: RegistryAuth | None, progress: Callable[[str], None]
+    ) -> None: ...
+
+    def ensure_infrastructure(self, manifest: Manifest) -> None:
+        """Create the app's networks and named volumes when missing."""
+        ...
+
+    def create(
+        self,
+        manifest: Manifest,
+        service: Service,
+        digest: str,
+        replica: int,
+        labels: Mapping[str, str],
+        name: str,
+        anonymous_volumes_from: str | None = None,
+    ) -> str: ...
+
+    def start(self, container_id: str) -> None: ...
+
+    def stop(self, container_id: str, timeout: float) -> None: ...
+
+    def rename(self, container_id: str, name: str) -> None: ...
+
+    def remove(self, container_id: str) -> None: ...
+
+    def detach_aliases(self, container_id: str) -> None:
+        """Take the container out of its networks' service aliases (drain before stop)."""
+        ...
+
+    def wait_healthy(self, container_id: str, timeout: float, stable: float) -> HealthOutcome: ...
+
+    def logs(self, container_id: str, tail: int) -> str: ...
+
+    def run_task(
+        self,
+        manifest: Manifest,
+        service: Service,
+        digest: str,
+        command: Sequence[str],
+        labels: Mapping[str, str],
+        timeout: float,
+    ) -> TaskOutcome: ...
+
+    def acquire_lock(self, key: str, holder: str, ttl: float) -> Lease: ...
+
+    def release_lock(self, lease: Lease) -> None: ...
+
+    def releases(self, app: str, environment: str) -> Sequence[Release]: ...
+
+    def record_release(self, release: Release) -> None: ...
+
+    def prune(self, app: str, environment: str, keep: Sequence[Release]) -> list[str]: ...
+
+    def close(self) -> None: ...

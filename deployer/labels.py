@@ -1,0 +1,37 @@
+"""Names of the labels the deployer puts on what it creates (containers, volumes, images).
+
+Pure constants so that the plan (pure core) and the Docker adapter agree on them.
+"""
+
+from __future__ import annotations
+
+PREFIX = "io.deployer."
+APP = PREFIX + "app"
+ENVIRONMENT = PREFIX + "environment"
+SERVICE = PREFIX + "service"
+REPLICA = PREFIX + "replica"
+RELEASE = PREFIX + "release"
+DIGEST = PREFIX + "image-digest"
+IMAGE = PREFIX + "image"
+CONFIG_HASH = PREFIX + "config-hash"
+CONFIG_PARTS = PREFIX + "config-parts"  # JSON: {key: short hash}
+ROLE = PREFIX + "role"  # "current", "kept" (previous release, stopped), "task", "lock", "release"
+COMMIT = PREFIX + "commit"
+PIPELINE = PREFIX + "pipeline"
+JOB = PREFIX + "job"
+MR = PREFIX + "merge-request"
+USER = PREFIX + "deployed-by"
+TIME = PREFIX + "deployed-at"
+PROJECT = PREFIX + "project"
+MANAGED = PREFIX + "managed"  # "true" on everything the deployer owns
+
+ROLE_CURRENT = "current"
+ROLE_KEPT = "kept"
+ROLE_TASK = "task"
+ROLE_LOCK = "lock"
+ROLE_RELEASE = "release"
+
+COMPOSE_PROJECT = "com.docker.compose.project"
+COMPOSE_SERVICE = "com.docker.compose.service"
+COMPOSE_NUMBER = "com.docker.compose.container-number"
+COMPOSE_ONEOFF = "com.docker.compose.oneoff"

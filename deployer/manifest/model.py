@@ -1,0 +1,245 @@
+"""The typed model of a validated, interpolated deploy manifest for one environment.
+
+Everything downstream (plan, docker adapter, rollout, reports) reads these frozen
+dataclasses, never raw YAML. Durations are seconds (float), sizes are bytes (int).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Literal
+
+Order = Literal["start-first", "stop-first"]
+FailureAction = Literal["rollback", "pause", "continue"]
+TaskWhen = Literal["before-deploy", "after-deploy"]
+Engine = Literal["container", "swarm"]
+
+
+@dataclass(frozen=True)
+class Port:
+    """A published port. ``published`` None means the engine picks a free host port."""
+
+    target: int
+    published: int | None = None
+    host_ip: str = ""
+    protocol: str = "tcp"
+
+
+@dataclass(frozen=True)
+class Mount:
+    """A volume (named or anonymous), bind mount or tmpfs in a service."""
+
+    type: Literal["volume", "bind", "tmpfs"]
+    target: str
+    source: str | None = None  # None for anonymous volumes and tmpfs
+    read_only: bool = False
+
+
+@dataclass(frozen=True)
+class Healthcheck:
+    """Compose healthcheck; ``test`` None with disable False means "use the image's"."""
+
+    test: tuple[str, ...] | None = None
+    interval: float | None = None
+    timeout: float | None = None
+    retries: int | None = None
+    start_period: float | None = None
+    start_interval: float | None = None
+    disable: bool = False
+
+
+@dataclass(frozen=True)
+class UpdateConfig:
+    order: Order | None = None  # None: start-first unless a fixed host port forces stop-first
+    parallelism: int = 1
+    delay: float = 0.0
+    failure_action: FailureAction = "rollback"
+    monitor: float = 0.0
+
+
+@dataclass(frozen=True)
+class NetworkAttachment:
+    name: str
+    aliases: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Logging:
+    driver: str | None = None
+    options: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class Service:
+    name: str
+    image: str
+    command: tuple[str, ...] | None = None
+    entrypoint: tuple[str, ...] | None = None
+    environment: tuple[tuple[str, str], ...] = ()  # values are secrets: never print them
+    ports: tuple[Port, ...] = ()
+    expose: tuple[str, ...] = ()
+    volumes: tuple[Mount, ...] = ()
+    networks: tuple[NetworkAttachment, ...] = ()  # empty: the app's default network
+    healthcheck: Healthcheck | None = None
+    depends_on: tuple[tuple[str, str], ...] = ()  # (service, condition)
+    labels: tuple[tuple[str, str], ...] = ()
+    restart: str | None = None
+    user: str | None = None
+    init: bool | None = None
+    working_dir: str | None = None
+    stop_signal: str | None = None
+    stop_grace_period: float | None = None
+    read_only: bool = False
+    tmpfs: tuple[str, ...] = ()
+    extra_hosts: tuple[str, ...] = ()
+    logging: Logging | None = None
+    replicas: int = 1
+    cpus: float | None = None
+    memory: int | None = None
+    update_config: UpdateConfig = field(default_factory=UpdateConfig)
+    # Policy-gated keys (refused unless policy.allow lists them).
+    privileged: bool = False
+    network_mode: str | None = None
+    pid: str | None = None
+    ipc: str | None = None
+    cap_add: tuple[str, ...] = ()
+
+    @property
+    def env_dict(self) -> dict[str, str]:
+        return dict(self.environment)
+
+    @property
+    def fixed_host_ports(self) -> tuple[Port, ...]:
+        return tuple(p for p in self.ports if p.published is not None)
+
+    @property
+    def order(self) -> Order:
+        """The rollout order actually used: stop-first is forced by fixed host ports."""
+        if self.update_config.order is not None:
+            return self.update_config.order
+        return "stop-first" if self.fixed_host_ports else "start-first"
+
+    def config_parts(self) -> dict[str, str]:
+        """A short hash per key of everything that defines the container, except the image,
+        the replica count and the update policy.
+
+        The image is compared by digest and the replica count by scaling, so neither
+        forces a replace on its own. Per-key hashes let a plan say *which* keys changed
+        ("environment", "ports") without ever showing a value: environment values are
+        secrets.
+        """
+        data = asdict(self)
+        parts: dict[str, str] = {}
+        for key, value in sorted(data.items()):
+            if key in ("name", "image", "replicas", "update_config"):
+                continue
+            blob = json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+            parts[key] = hashlib.sha256(blob.encode()).hexdigest()[:12]
+        return parts
+
+    def config_hash(self) -> str:
+        blob = json.dumps(self.config_parts(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class Task:
+    """A one-off admin process run from a service's new image and environment."""
+
+    name: str
+    service: str
+    command: tuple[str, ...]
+    when: TaskWhen = "before-deploy"
+    timeout: float = 600.0
+
+
+@dataclass(frozen=True)
+class Environment:
+    name: str
+    hosts: tuple[str, ...] = ()  # empty: DOCKER_HOST, else the local socket
+    url: str | None = None
+    variables: tuple[tuple[str, str], ...] = ()
+    engine: Engine = "container"
+    allow_insecure_tcp: bool = False
+
+
+@dataclass(frozen=True)
+class RolloutPolicy:
+    health_timeout: float = 60.0
+    keep_releases: int = 3
+    healthy_after: float = 5.0  # no healthcheck: running and not restarted for this long
+    drain: float = 1.0  # start-first: wait after removing the old container from aliases
+    lock_ttl: float = 1800.0
+    batch: str = "1"  # fleet: hosts per batch, a count or a percentage ("25%")
+    batch_pause: float = 0.0
+    canary: float | None = None  # seconds the first (single-host) batch must stay healthy
+
+
+@dataclass(frozen=True)
+class RegistryAuth:
+    server: str
+    username: str
+    password: str  # a secret: never print
+
+
+@dataclass(frozen=True)
+class GitlabPolicy:
+    hold_label: str = "deploy::hold"
+    require_api: bool = False
+
+
+@dataclass(frozen=True)
+class TopVolume:
+    name: str
+    external: bool = False
+    driver: str | None = None
+    labels: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class TopNetwork:
+    name: str
+    external: bool = False
+    driver: str | None = None
+    internal: bool = False
+    labels: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class Warning_:
+    """A non-fatal finding (``latest`` tag, no tag)."""
+
+    path: str
+    line: int
+    message: str
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """A manifest validated and interpolated for one environment."""
+
+    path: str
+    app: str
+    environment: Environment
+    services: tuple[Service, ...]
+    tasks: tuple[Task, ...] = ()
+    rollout: RolloutPolicy = field(default_factory=RolloutPolicy)
+    volumes: tuple[TopVolume, ...] = ()
+    networks: tuple[TopNetwork, ...] = ()
+    registries: tuple[RegistryAuth, ...] = ()
+    gitlab: GitlabPolicy = field(default_factory=GitlabPolicy)
+    policy_allow: tuple[str, ...] = ()
+    compose_project: str | None = None  # set when services came from compose files
+    warnings: tuple[Warning_, ...] = ()
+
+    def service(self, name: str) -> Service:
+        for svc in self.services:
+            if svc.name == name:
+                return svc
+        raise KeyError(name)
+
+    @property
+    def service_names(self) -> tuple[str, ...]:
+        return tuple(s.name for s in self.services)

@@ -1,0 +1,272 @@
+"""The plan: desired state minus observed state, as pure data.
+
+Nothing here talks to Docker or GitLab. The Docker adapter produces ``Observed``;
+the registry lookup produces the digests in ``Desired``; ``make_plan`` diffs them into
+per-host, per-service steps, ordered in waves by ``depends_on``. ``deployer plan``
+prints this; ``deployer deploy`` applies exactly this.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+
+from deployer.manifest.model import Manifest, Order, Service
+
+
+class Action(enum.StrEnum):
+    CREATE = "create"
+    REPLACE = "replace"
+    SCALE = "scale"
+    UNCHANGED = "unchanged"
+    REMOVE = "remove"
+
+
+@dataclass(frozen=True)
+class ObservedContainer:
+    """One container of the app on a host, as the deployer's (or compose's) labels describe it."""
+
+    id: str
+    name: str
+    service: str
+    replica: int
+    running: bool
+    image_digest: str | None = None  # "repo@sha256:..." of the image it runs, when known
+    config_hash: str | None = None
+    config_parts: Mapping[str, str] = field(default_factory=dict)
+    release: str | None = None
+    health: str = "none"  # healthy, unhealthy, starting, none
+    adopted_from: str | None = None  # "compose" when compose created it, None when we did
+    created: str = ""
+
+
+@dataclass(frozen=True)
+class Observed:
+    """What runs on one host now for this app and environment."""
+
+    host: str
+    containers: tuple[ObservedContainer, ...] = ()
+
+    def of_service(self, name: str) -> list[ObservedContainer]:
+        return sorted((c for c in self.containers if c.service == name), key=lambda c: c.replica)
+
+    @property
+    def services(self) -> set[str]:
+        return {c.service for c in self.containers}
+
+
+@dataclass(frozen=True)
+class Desired:
+    """A service of the manifest with its image resolved to a digest."""
+
+    service: Service
+    digest: str  # "repo@sha256:..."
+
+    @property
+    def name(self) -> str:
+        return self.service.name
+
+
+@dataclass(frozen=True)
+class Step:
+    """What happens to one service on one host, and why."""
+
+    service: str
+    action: Action
+    reasons: tuple[str, ...] = ()
+    old_digest: str | None = None
+    new_digest: str | None = None
+    strategy: Order = "start-first"
+    replicas_before: int = 0
+    replicas_after: int = 0
+    wave: int = 0
+    replace: tuple[str, ...] = ()  # container ids replaced by new ones
+    remove: tuple[str, ...] = ()  # container ids removed with no successor
+    adopted: bool = False
+
+    @property
+    def changes(self) -> bool:
+        return self.action is not Action.UNCHANGED
+
+
+@dataclass(frozen=True)
+class HostPlan:
+    host: str
+    steps: tuple[Step, ...]
+
+    @property
+    def changes(self) -> bool:
+        return any(s.changes for s in self.steps)
+
+    def step(self, service: str) -> Step:
+        for s in self.steps:
+            if s.service == service:
+                return s
+        raise KeyError(service)
+
+
+@dataclass(frozen=True)
+class Plan:
+    app: str
+    environment: str
+    hosts: tuple[HostPlan, ...]
+    waves: tuple[tuple[str, ...], ...]  # service names, in the order they roll
+    digests: Mapping[str, str] = field(default_factory=dict)  # service -> desired digest
+
+    @property
+    def changes(self) -> bool:
+        return any(h.changes for h in self.hosts)
+
+
+def waves(services: Sequence[Service]) -> tuple[tuple[str, ...], ...]:
+    """Group services into waves: every service comes after all it depends on.
+
+    Services in one wave are independent of each other. The manifest check has
+    already refused cycles and unknown names; a cycle here is a bug.
+    """
+    names = [s.name for s in services]
+    deps = {s.name: {d for d, _ in s.depends_on if d in names} for s in services}
+    done: set[str] = set()
+    out: list[tuple[str, ...]] = []
+    while len(done) < len(names):
+        wave = tuple(n for n in names if n not in done and deps[n] <= done)
+        if not wave:
+            raise AssertionError(f"depends_on cycle among {sorted(set(names) - done)}")
+        out.append(wave)
+        done.update(wave)
+    return tuple(out)
+
+
+def _digest_of(containers: Iterable[ObservedContainer]) -> str | None:
+    digests = sorted({c.image_digest or "unknown" for c in containers})
+    return digests[0] if len(digests) == 1 else ", ".join(digests)
+
+
+def _changed_keys(desired: Service, container: ObservedContainer) -> list[str]:
+    if not container.config_parts:
+        return ["definition"]
+    want = desired.config_parts()
+    keys = set(want) | set(container.config_parts)
+    return sorted(k for k in keys if want.get(k) != container.config_parts.get(k))
+
+
+def _service_step(desired: Desired, current: list[ObservedContainer], wave: int) -> Step:
+    svc = desired.service
+    want = svc.replicas
+    have = len(current)
+    base = Step(
+        service=svc.name,
+        action=Action.UNCHANGED,
+        new_digest=desired.digest,
+        strategy=svc.order,
+        replicas_before=have,
+        replicas_after=want,
+        wave=wave,
+        adopted=any(c.adopted_from for c in current),
+    )
+    if not current:
+        return replace(base, action=Action.CREATE, reasons=("not running",))
+
+    kept = current[:want]
+    extra = current[want:]
+    reasons: list[str] = []
+    digests = {c.image_digest for c in kept}
+    if digests != {desired.digest}:
+        reasons.append("new image digest")
+    changed: set[str] = set()
+    for c in kept:
+        if c.config_hash != svc.config_hash():
+            changed.update(_changed_keys(svc, c))
+    if changed:
+        reasons.append("config changed: " + ", ".join(sorted(changed)))
+    stopped = [c for c in kept if not c.running]
+    if stopped and not reasons:
+        reasons.append(f"{len(stopped)} container(s) not running")
+    if have != want:
+        reasons.append(f"scale {have} → {want}")
+
+    old = _digest_of(current)
+    scale_only = reasons == [f"scale {have} → {want}"]
+    if reasons and not scale_only:
+        # Replace every kept container that differs; scale on top.
+        to_replace = tuple(
+            c.id
+            for c in kept
+            if c.image_digest != desired.digest
+            or c.config_hash != svc.config_hash()
+            or not c.running
+        )
+        return replace(
+            base,
+            action=Action.REPLACE,
+            reasons=tuple(reasons),
+            old_digest=old,
+            replace=to_replace,
+            remove=tuple(c.id for c in extra),
+        )
+    if scale_only:
+        return replace(
+            base,
+            action=Action.SCALE,
+            reasons=tuple(reasons),
+            old_digest=old,
+            remove=tuple(c.id for c in extra),
+        )
+    return replace(base, reasons=("up to date",), old_digest=old)
+
+
+def plan_host(
+    observed: Observed, desired: Sequence[Desired], order: tuple[tuple[str, ...], ...]
+) -> HostPlan:
+    by_name = {d.name: d for d in desired}
+    wave_of = {name: i for i, wave in enumerate(order) for name in wave}
+    steps = [
+        _service_step(by_name[name], observed.of_service(name), wave_of[name])
+        for wave in order
+        for name in wave
+    ]
+    for orphan in sorted(observed.services - set(by_name)):
+        containers = observed.of_service(orphan)
+        steps.append(
+            Step(
+                service=orphan,
+                action=Action.REMOVE,
+                reasons=("no longer in the manifest",),
+                old_digest=_digest_of(containers),
+                replicas_before=len(containers),
+                replicas_after=0,
+                wave=len(order),
+                remove=tuple(c.id for c in containers),
+                adopted=any(c.adopted_from for c in containers),
+            )
+        )
+    return HostPlan(host=observed.host, steps=tuple(steps))
+
+
+def make_plan(
+    manifest: Manifest,
+    observed: Sequence[Observed],
+    digests: Mapping[str, str],
+    only: Sequence[str] | None = None,
+) -> Plan:
+    """Diff the manifest (images resolved to ``digests``) against every host's state.
+
+    ``only`` restricts the plan to some services (``deploy --services``); the rest
+    are shown unchanged and orphans are left alone.
+    """
+    services = [s for s in manifest.services if only is None or s.name in only]
+    desired = [Desired(s, digests[s.name]) for s in services]
+    order = waves(services)
+    hosts = []
+    for obs in observed:
+        if only is not None:
+            obs = Observed(obs.host, tuple(c for c in obs.containers if c.service in only))
+        hosts.append(plan_host(obs, desired, order))
+    return Plan(
+        app=manifest.app,
+        environment=manifest.environment.name,
+        hosts=tuple(hosts),
+        waves=order,
+        digests=dict(digests),
+    )
