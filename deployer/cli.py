@@ -122,7 +122,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130
-    except Exception:
+    except Exception:  # noqa: BLE001 - the one place a bug becomes exit 70
         out.flush()
         traceback.print_exc()
         print(

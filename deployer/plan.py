@@ -260,9 +260,10 @@ def make_plan(
     order = waves(services)
     hosts = []
     for obs in observed:
+        scoped = obs
         if only is not None:
-            obs = Observed(obs.host, tuple(c for c in obs.containers if c.service in only))
-        hosts.append(plan_host(obs, desired, order))
+            scoped = Observed(obs.host, tuple(c for c in obs.containers if c.service in only))
+        hosts.append(plan_host(scoped, desired, order))
     return Plan(
         app=manifest.app,
         environment=manifest.environment.name,
