@@ -13,6 +13,7 @@ from typing import Literal
 
 Order = Literal["start-first", "stop-first"]
 FailureAction = Literal["rollback", "pause", "continue"]
+PullPolicy = Literal["always", "missing", "never"]
 TaskWhen = Literal["before-deploy", "after-deploy"]
 Engine = Literal["container", "swarm"]
 
@@ -75,6 +76,10 @@ class Logging:
 class Service:
     name: str
     image: str
+    # "always"/"missing": the image is resolved to a registry digest (repo@sha256:...) and
+    # pulled by digest. "never": the image must already be on the host; it is identified by
+    # its local image ID (sha256:...), for images built on the host itself.
+    pull_policy: PullPolicy = "always"
     command: tuple[str, ...] | None = None
     entrypoint: tuple[str, ...] | None = None
     environment: tuple[tuple[str, str], ...] = ()  # values are secrets: never print them
@@ -133,7 +138,7 @@ class Service:
         data = asdict(self)
         parts: dict[str, str] = {}
         for key, value in sorted(data.items()):
-            if key in ("name", "image", "replicas", "update_config"):
+            if key in ("name", "image", "pull_policy", "replicas", "update_config"):
                 continue
             blob = json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
             parts[key] = hashlib.sha256(blob.encode()).hexdigest()[:12]
