@@ -1,0 +1,134 @@
+"""The CLI's contract: version, help, argument errors, exit codes, no traceback."""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import sys
+
+import pytest
+
+from deployer import __version__, errors
+from deployer.cli import COMMANDS, main
+
+
+def test_version_prints_and_exits_zero(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["--version"])
+    assert exc.value.code == 0
+    assert capsys.readouterr().out.strip() == f"deployer {__version__}"
+
+
+def test_help_lists_every_subcommand() -> None:
+    out = io.StringIO()
+    with pytest.raises(SystemExit):
+        main(["--help"], out=out)
+    # argparse prints help to sys.stdout; check through a subprocess for the real text
+    proc = subprocess.run(
+        [sys.executable, "-m", "deployer", "--help"], capture_output=True, text=True, check=True
+    )
+    for name in COMMANDS:
+        assert name in proc.stdout
+    assert "Exit codes" in proc.stdout
+
+
+def test_no_command_prints_help_and_exits_2() -> None:
+    out = io.StringIO()
+    assert main([], out=out) == errors.EXIT_INVALID
+    assert "usage: deployer" in out.getvalue()
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["bogus"],
+        ["plan", "--format", "yaml"],
+        ["validate", "--no-such-flag"],
+        ["deploy", "--env"],
+    ],
+)
+def test_bad_arguments_exit_2_without_traceback(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(argv) == errors.EXIT_INVALID
+    err = capsys.readouterr().err
+    assert err.startswith("error: deployer")
+    assert "Traceback" not in err
+    assert "fix: run `deployer" in err
+
+
+class _RaisingCommand:
+    def __init__(self, exc: BaseException) -> None:
+        self.exc = exc
+
+    def run(self, args: object, out: object) -> int:
+        raise self.exc
+
+
+@pytest.mark.parametrize(
+    ("exc", "code"),
+    [
+        (errors.Blocked("lock held by job 42", hint="wait for it or use --wait-lock"), 4),
+        (errors.Unreachable("ssh://a: connection refused", hint="check the host"), 3),
+        (errors.DeployFailed("web unhealthy; rolled back"), 1),
+        (errors.RollbackFailed("rollback of web failed"), 5),
+        (errors.InvalidInput("deploy.yml:3:1: app: missing"), 2),
+    ],
+)
+def test_user_errors_exit_with_their_code_and_no_traceback(
+    exc: errors.DeployerError,
+    code: int,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import deployer.cli as cli
+
+    monkeypatch.setattr(cli.importlib, "import_module", lambda name: _RaisingCommand(exc))
+    assert main(["status"]) == code
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {exc.message}")
+    if exc.hint:
+        assert f"fix: {exc.hint}" in err
+    assert "Traceback" not in err
+
+
+def test_a_bug_exits_70_with_traceback(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import deployer.cli as cli
+
+    monkeypatch.setattr(
+        cli.importlib, "import_module", lambda name: _RaisingCommand(KeyError("oops"))
+    )
+    assert main(["status"]) == errors.EXIT_INTERNAL
+    err = capsys.readouterr().err
+    assert "Traceback" in err
+    assert "internal error" in err
+
+
+def test_exit_codes_are_distinct() -> None:
+    codes = [
+        errors.EXIT_OK,
+        errors.EXIT_ROLLED_BACK,
+        errors.EXIT_INVALID,
+        errors.EXIT_UNREACHABLE,
+        errors.EXIT_BLOCKED,
+        errors.EXIT_ROLLBACK_FAILED,
+        errors.EXIT_CHANGES,
+        errors.EXIT_INTERNAL,
+    ]
+    assert len(set(codes)) == len(codes)
+    assert errors.DeployFailed("x").exit_code == 1
+    assert errors.RollbackFailed("x").exit_code == 5
+    assert errors.Unreachable("x").exit_code == 3
+
+
+def test_version_does_not_import_docker_or_gitlab() -> None:
+    code = (
+        "import sys, deployer.cli\n"
+        "try:\n    deployer.cli.main(['--version'])\nexcept SystemExit:\n    pass\n"
+        "bad = [m for m in sys.modules if m.split('.')[0] in ('docker', 'gitlab', 'requests')]\n"
+        "print('IMPORTED:' + ','.join(bad))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "IMPORTED:\n" in proc.stdout
