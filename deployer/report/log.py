@@ -1,0 +1,111 @@
+"""The job log: one line per step with elapsed time, collapsible sections, tables.
+
+In GitLab CI (``CI`` or ``GITLAB_CI`` set) sections use GitLab's collapsible section
+markers; elsewhere they are plain headers, so a terminal shows no escape codes.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import TextIO
+
+_ESC = "\x1b[0K"
+_NAME_OK = re.compile(r"[^a-z0-9_.-]")
+
+
+def in_gitlab_ci(environ: Mapping[str, str] | None = None) -> bool:
+    env = os.environ if environ is None else environ
+    return bool(env.get("GITLAB_CI") or env.get("CI"))
+
+
+def section_name(text: str) -> str:
+    """GitLab accepts only ``[a-z0-9_.-]`` in section names."""
+    return _NAME_OK.sub("_", text.lower()) or "section"
+
+
+def _fmt_elapsed(seconds: float) -> str:
+    if seconds < 60:
+        return f"{seconds:5.1f}s"
+    minutes, secs = divmod(int(seconds), 60)
+    return f"{minutes}m{secs:02d}s"
+
+
+class JobLog:
+    """Writes progress to a text stream (the job log).
+
+    ``gitlab`` forces section markers on or off; by default they are on in GitLab CI.
+    ``clock`` and ``wall`` are injectable for tests (monotonic and unix time).
+    """
+
+    def __init__(
+        self,
+        out: TextIO,
+        *,
+        gitlab: bool | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
+    ) -> None:
+        self.out = out
+        self.gitlab = in_gitlab_ci() if gitlab is None else gitlab
+        self._clock = clock
+        self._wall = wall
+        self._start = clock()
+        self._depth = 0
+
+    @property
+    def elapsed(self) -> float:
+        return self._clock() - self._start
+
+    def line(self, text: str) -> None:
+        """One line per step, prefixed with the time since the log started."""
+        indent = "  " * self._depth if not self.gitlab else ""
+        for i, part in enumerate(text.splitlines() or [""]):
+            prefix = f"[{_fmt_elapsed(self.elapsed)}] " if i == 0 else " " * 9
+            self.out.write(f"{prefix}{indent}{part}\n")
+        self.out.flush()
+
+    def text(self, text: str) -> None:
+        """Raw text (a plan, a table), written as is."""
+        self.out.write(text if text.endswith("\n") else text + "\n")
+        self.out.flush()
+
+    @contextmanager
+    def section(self, name: str, header: str, collapsed: bool = True) -> Iterator[None]:
+        sid = section_name(name)
+        if self.gitlab:
+            opts = "[collapsed=true]" if collapsed else ""
+            self.out.write(f"{_ESC}section_start:{int(self._wall())}:{sid}{opts}\r{_ESC}{header}\n")
+        else:
+            self.out.write(f"== {header}\n")
+        self.out.flush()
+        self._depth += 1
+        try:
+            yield
+        finally:
+            self._depth -= 1
+            if self.gitlab:
+                self.out.write(f"{_ESC}section_end:{int(self._wall())}:{sid}\r{_ESC}\n")
+            self.out.flush()
+
+    def table(self, rows: Sequence[Sequence[object]], headers: Sequence[str]) -> None:
+        self.text(format_table(rows, headers))
+
+
+def format_table(rows: Sequence[Sequence[object]], headers: Sequence[str]) -> str:
+    """A plain text table with aligned columns (no box-drawing: logs are grepped)."""
+    cells = [[str(h) for h in headers]] + [["" if c is None else str(c) for c in r] for r in rows]
+    width = max(len(r) for r in cells)
+    for r in cells:
+        r.extend([""] * (width - len(r)))
+    widths = [max(len(r[i]) for r in cells) for i in range(width)]
+
+    def fmt(r: list[str]) -> str:
+        return "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
+
+    lines = [fmt(cells[0]), "  ".join("-" * w for w in widths)]
+    lines += [fmt(r) for r in cells[1:]]
+    return "\n".join(lines) + "\n"
