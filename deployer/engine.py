@@ -13,6 +13,52 @@ from typing import Protocol
 from deployer.manifest.model import Manifest, RegistryAuth, Service
 from deployer.plan import Observed, ObservedContainer
 
+# Names of what the deployer creates on a host. Labels are immutable, so a container's
+# role is read from its name: ``<app>-<env>-<service>-<replica>`` is the current one,
+# ``<that>--<release>`` a previous release's container kept stopped for rollback, and
+# ``<that>--next-<release>`` a replacement that is starting (only during a deploy).
+KEPT_SEP = "--"
+NEXT_MARK = "--next-"
+
+
+def canonical_name(app: str, environment: str, service: str, replica: int) -> str:
+    return f"{app}-{environment}-{service}-{replica}"
+
+
+def kept_name(canonical: str, release: str | None, container_id: str) -> str:
+    return f"{canonical}{KEPT_SEP}{release or 'r' + container_id[:12]}"
+
+
+def next_name(canonical: str, release: str) -> str:
+    return f"{canonical}{NEXT_MARK}{release}"
+
+
+def default_network(app: str, environment: str) -> str:
+    """The network of services that list none."""
+    return f"{app}-{environment}"
+
+
+def network_name(manifest: Manifest, name: str) -> str:
+    """The engine's name of a network of the manifest (external ones keep their name)."""
+    for net in manifest.networks:
+        if net.name == name and net.external:
+            return name
+    if name == "default":
+        return default_network(manifest.app, manifest.environment.name)
+    return f"{manifest.app}-{manifest.environment.name}-{name}"
+
+
+def volume_name(manifest: Manifest, name: str) -> str:
+    """The engine's name of a named volume of the manifest (external ones keep their name)."""
+    for vol in manifest.volumes:
+        if vol.name == name and vol.external:
+            return name
+    return f"{manifest.app}-{manifest.environment.name}-{name}"
+
+
+def lock_key(app: str, environment: str) -> str:
+    return f"{app}/{environment}"
+
 
 @dataclass(frozen=True)
 class HealthOutcome:
@@ -99,8 +145,19 @@ class HostEngine(Protocol):
 
     def remove(self, container_id: str) -> None: ...
 
-    def detach_aliases(self, container_id: str) -> None:
-        """Take the container out of its networks' service aliases (drain before stop)."""
+    def detach_aliases(self, container_id: str) -> Mapping[str, Sequence[str]]:
+        """Take the container out of its networks' aliases (drain before stop).
+
+        Returns the aliases it had per network, for ``attach_aliases`` on rollback.
+        """
+        ...
+
+    def attach_aliases(self, container_id: str, aliases: Mapping[str, Sequence[str]]) -> None:
+        """Give the container back the aliases ``detach_aliases`` took away."""
+        ...
+
+    def health_now(self, container_id: str) -> HealthOutcome:
+        """One look: running, not restarting, and healthy when it has a healthcheck."""
         ...
 
     def wait_healthy(self, container_id: str, timeout: float, stable: float) -> HealthOutcome: ...
@@ -115,9 +172,14 @@ class HostEngine(Protocol):
         command: Sequence[str],
         labels: Mapping[str, str],
         timeout: float,
-    ) -> TaskOutcome: ...
+        progress: Callable[[str], None] | None = None,
+    ) -> TaskOutcome:
+        """Run a one-off container to its end (killed at ``timeout``), output line by line."""
+        ...
 
-    def acquire_lock(self, key: str, holder: str, ttl: float) -> Lease: ...
+    def acquire_lock(self, key: str, holder: str, ttl: float, wait: float = 0.0) -> Lease:
+        """Take the lease or raise ``Blocked`` naming its holder (after ``wait`` seconds)."""
+        ...
 
     def release_lock(self, lease: Lease) -> None: ...
 
