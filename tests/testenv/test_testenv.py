@@ -1,0 +1,52 @@
+"""The test peers are up and behave as the other tests assume."""
+
+from __future__ import annotations
+
+import docker
+import pytest
+
+from deployer import labels as L
+from tests.testenv import TestEnv, cleanup, repo_digest, run_deployed
+
+pytestmark = pytest.mark.integration
+
+
+def test_both_engines_answer_and_are_distinct(
+    engine: docker.DockerClient, engine2: docker.DockerClient
+) -> None:
+    assert engine.ping() and engine2.ping()
+    assert engine.info()["DockerRootDir"] != engine2.info()["DockerRootDir"]
+
+
+def test_images_have_distinct_digests_in_both_registries(
+    testenv: TestEnv, engine: docker.DockerClient
+) -> None:
+    v1 = repo_digest(engine, testenv.image_v1)
+    v2 = repo_digest(engine, testenv.image_v2)
+    assert v1.split("@")[1] != v2.split("@")[1]
+    auth = {"username": testenv.auth_user, "password": testenv.auth_password}
+    on_auth = engine.images.get_registry_data(
+        testenv.image_v1.replace(testenv.registry, testenv.auth_registry), auth_config=auth
+    )
+    assert on_auth.id == v1.split("@")[1]
+
+
+def test_cleanup_removes_only_the_apps_containers(
+    testenv: TestEnv, engine: docker.DockerClient, engine2: docker.DockerClient, app: str
+) -> None:
+    digest = repo_digest(engine, testenv.image_v1)
+    other = app + "x"
+    try:
+        run_deployed(engine, app=app, environment="e", service="web", replica=1,
+                     digest=digest, config_hash="h")
+        run_deployed(engine2, app=app, environment="e", service="web", replica=1,
+                     digest=digest, config_hash="h")
+        keep = run_deployed(engine, app=other, environment="e", service="web", replica=1,
+                            digest=digest, config_hash="h")
+        removed = cleanup({"a": engine, "b": engine2}, app)
+        assert len(removed) == 2
+        assert not engine.containers.list(all=True, filters={"label": f"{L.APP}={app}"})
+        keep.reload()
+        assert keep.status == "running"
+    finally:
+        cleanup({"a": engine}, other)
