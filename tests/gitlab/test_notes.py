@@ -1,0 +1,66 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import requests
+import responses
+
+from deployer.gitlab.context import from_variables
+from deployer.gitlab.notes import post_note
+
+SERVER = "https://gitlab.example.com"  # as in conftest's ci_env
+API = f"{SERVER}/api/v4"
+MERGE_SHA = "7b5c3cc8be40ee161ae89a06bba6229da1032a0c"
+JOB_TOKEN = "job-token-value-9f2c"
+WRITE_TOKEN = "glpat-write-token-value-77aa"
+
+
+def fixture(name: str) -> Any:
+    return json.loads((Path(__file__).parent / "fixtures" / name).read_text())
+
+
+NOTES = f"{API}/projects/35/merge_requests/13/notes"
+
+
+@responses.activate
+def test_note_posted_with_the_write_token(mr_env: dict[str, str]) -> None:
+    responses.post(NOTES, json=fixture("note_created.json"), status=201)
+    env = {**mr_env, "DEPLOYER_GITLAB_TOKEN": WRITE_TOKEN}
+    line = post_note(from_variables(env), "### Plan\n\nweb: replace", env, what="plan")
+    assert line == "plan posted on !13"
+    (call,) = responses.calls
+    assert call.request.headers["PRIVATE-TOKEN"] == WRITE_TOKEN
+    assert "JOB-TOKEN" not in call.request.headers
+    assert json.loads(call.request.body or b"{}") == {"body": "### Plan\n\nweb: replace"}
+
+
+def test_note_skipped_without_a_write_token(mr_env: dict[str, str]) -> None:
+    with responses.RequestsMock():  # the job token must never be used to write
+        line = post_note(from_variables(mr_env), "body", mr_env, what="plan")
+    assert line.startswith("plan not posted on !13: set a masked DEPLOYER_GITLAB_TOKEN")
+    assert "job token cannot write notes" in line
+
+
+def test_note_skipped_without_a_merge_request(ci_env: dict[str, str]) -> None:
+    env = {**ci_env, "DEPLOYER_GITLAB_TOKEN": WRITE_TOKEN}
+    with responses.RequestsMock():
+        line = post_note(from_variables(env), "body", env, what="result")
+    assert line == "result not posted: no merge request for this pipeline"
+
+
+@responses.activate
+def test_note_failure_does_not_raise(mr_env: dict[str, str]) -> None:
+    responses.post(NOTES, json={"message": "403 Forbidden"}, status=403)
+    env = {**mr_env, "DEPLOYER_GITLAB_TOKEN": WRITE_TOKEN}
+    line = post_note(from_variables(env), "body", env)
+    assert line == "note not posted on !13: GitLab answered HTTP 403: 403 Forbidden"
+    assert WRITE_TOKEN not in line
+
+
+@responses.activate
+def test_note_with_gitlab_down(mr_env: dict[str, str]) -> None:
+    responses.post(NOTES, body=requests.ConnectionError("refused"))
+    env = {**mr_env, "DEPLOYER_GITLAB_TOKEN": WRITE_TOKEN}
+    assert post_note(from_variables(env), "b", env).endswith("cannot connect to GitLab")
