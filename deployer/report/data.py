@@ -1,0 +1,96 @@
+"""The deploy result as JSON-ready data (``deploy-report.json``)."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Any
+
+from deployer import __version__
+from deployer.context import Context
+from deployer.plan import Plan
+from deployer.result import DeployResult
+
+SCHEMA_VERSION = 1
+
+
+def plan_data(plan: Plan) -> dict[str, Any]:
+    return {
+        "app": plan.app,
+        "environment": plan.environment,
+        "changes": plan.changes,
+        "waves": [list(w) for w in plan.waves],
+        "digests": dict(plan.digests),
+        "hosts": [
+            {
+                "host": h.host,
+                "changes": h.changes,
+                "steps": [
+                    {
+                        "service": s.service,
+                        "action": str(s.action),
+                        "reasons": list(s.reasons),
+                        "old_digest": s.old_digest,
+                        "new_digest": s.new_digest,
+                        "strategy": s.strategy,
+                        "replicas_before": s.replicas_before,
+                        "replicas_after": s.replicas_after,
+                        "wave": s.wave,
+                        "adopted": s.adopted,
+                    }
+                    for s in h.steps
+                ],
+            }
+            for h in plan.hosts
+        ],
+    }
+
+
+def context_data(ctx: Context) -> dict[str, Any]:
+    data = {
+        f.name: getattr(ctx, f.name)
+        for f in dataclasses.fields(ctx)
+        if f.name not in ("merge_request", "notes")
+    }
+    mr = ctx.merge_request
+    data["merge_request"] = dataclasses.asdict(mr) if mr else None
+    if mr:
+        data["merge_request"]["labels"] = list(mr.labels)
+    data["notes"] = list(ctx.notes)
+    return data
+
+
+def result_data(result: DeployResult, context: Context | None = None) -> dict[str, Any]:
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "deployer_version": __version__,
+        "generated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "app": result.app,
+        "environment": result.environment,
+        "outcome": str(result.outcome),
+        "failed": result.failed,
+        "error": result.error,
+        "release": result.release,
+        "previous_release": result.previous_release,
+        "url": result.url,
+        "started_at": result.started_at,
+        "seconds": round(result.seconds, 3),
+        "digests": dict(result.digests),
+        "hosts": dict(result.hosts),
+        "steps": [
+            {
+                "host": s.host,
+                "name": s.name,
+                "kind": s.kind,
+                "service": s.service,
+                "status": str(s.status),
+                "started_at": s.started_at,
+                "seconds": round(s.seconds, 3),
+                "detail": s.detail,
+                "log_excerpt": s.log_excerpt,
+            }
+            for s in result.steps
+        ],
+        "plan": plan_data(result.plan) if result.plan else None,
+        "context": context_data(context) if context else None,
+    }
