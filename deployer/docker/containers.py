@@ -1,0 +1,428 @@
+"""Containers, networks and named volumes built from the manifest (never cloned).
+
+Every container is built from the manifest's ``Service`` (FACTS 9): the image's own
+Env/Cmd/Healthcheck defaults stay the image's. Anonymous volumes of the container it
+replaces are carried over (FACTS 12). Networks: API 1.41 takes one endpoint at create,
+the others are connected afterwards, each with the service name as alias (FACTS 10).
+Proxy variables from the runner's Docker config are never injected (FACTS 11).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import re
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import docker
+import docker.errors
+import requests.exceptions
+
+from deployer import labels as L
+from deployer.engine import default_network, network_name, volume_name
+from deployer.errors import DeployerError, DeployFailed, Unreachable
+from deployer.manifest.model import Healthcheck, Manifest, Service
+
+NS = 1_000_000_000
+_ANONYMOUS = re.compile(r"^[0-9a-f]{64}$")
+
+
+@contextmanager
+def wrapped(what: str, host: str) -> Iterator[None]:
+    """Turn SDK errors of one operation into our errors naming the host and the operation."""
+    try:
+        yield
+    except DeployerError:
+        raise
+    except docker.errors.APIError as e:
+        raise DeployFailed(f"{host}: {what} failed: {e.explanation or e}") from e
+    except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as e:
+        raise Unreachable(
+            f"{host}: {what}: the Docker engine did not answer ({e.__class__.__name__})",
+            hint="check that the host is up and DOCKER_HOST points at it",
+        ) from e
+    except docker.errors.DockerException as e:
+        raise DeployFailed(f"{host}: {what} failed: {e}") from e
+
+
+def service_networks(manifest: Manifest, service: Service) -> list[tuple[str, list[str]]]:
+    """(engine network name, aliases) for each network the service joins, in order."""
+    if service.network_mode:
+        return []
+    if not service.networks:
+        return [(default_network(manifest.app, manifest.environment.name), [service.name])]
+    out = []
+    for att in service.networks:
+        aliases = [service.name, *[a for a in att.aliases if a != service.name]]
+        out.append((network_name(manifest, att.name), aliases))
+    return out
+
+
+def healthcheck_config(hc: Healthcheck | None) -> dict[str, Any] | None:
+    """The API's healthcheck (durations in nanoseconds, FACTS 13); None keeps the image's."""
+    if hc is None:
+        return None
+    if hc.disable:
+        return {"Test": ["NONE"]}
+    out: dict[str, Any] = {}
+    if hc.test is not None:
+        test = list(hc.test)
+        if test and test[0] not in ("CMD", "CMD-SHELL", "NONE"):
+            test = ["CMD-SHELL", " ".join(test)]
+        out["Test"] = test
+    for key, value in (
+        ("Interval", hc.interval),
+        ("Timeout", hc.timeout),
+        ("StartPeriod", hc.start_period),
+    ):
+        if value is not None:
+            out[key] = int(value * NS)
+    if hc.retries is not None:
+        out["Retries"] = hc.retries
+    return out or None
+
+
+def _mounts(
+    api: docker.APIClient, manifest: Manifest, service: Service, carried: Mapping[str, str]
+) -> list[dict[str, Any]]:
+    mounts: list[dict[str, Any]] = []
+    targets = set()
+    for m in service.volumes:
+        targets.add(m.target)
+        if m.type == "tmpfs":
+            mounts.append({"Type": "tmpfs", "Target": m.target, "ReadOnly": m.read_only})
+        elif m.type == "bind":
+            mounts.append(
+                {"Type": "bind", "Source": m.source, "Target": m.target, "ReadOnly": m.read_only}
+            )
+        elif m.source:
+            mounts.append(
+                {
+                    "Type": "volume",
+                    "Source": volume_name(manifest, m.source),
+                    "Target": m.target,
+                    "ReadOnly": m.read_only,
+                }
+            )
+        elif m.target in carried:
+            mounts.append(
+                {
+                    "Type": "volume",
+                    "Source": carried[m.target],
+                    "Target": m.target,
+                    "ReadOnly": m.read_only,
+                }
+            )
+        else:
+            mounts.append({"Type": "volume", "Target": m.target, "ReadOnly": m.read_only})
+    # Anonymous volumes the image declares (VOLUME) keep their data too.
+    for target, name in sorted(carried.items()):
+        if target not in targets:
+            mounts.append({"Type": "volume", "Source": name, "Target": target})
+    return mounts
+
+
+def anonymous_volumes(api: docker.APIClient, container_id: str) -> dict[str, str]:
+    """target → volume name of the container's anonymous volumes."""
+    info = api.inspect_container(container_id)
+    return {
+        m["Destination"]: m["Name"]
+        for m in info.get("Mounts") or []
+        if m.get("Type") == "volume" and _ANONYMOUS.match(m.get("Name") or "")
+    }
+
+
+def _ports(service: Service) -> tuple[list[Any], dict[str, Any]]:
+    exposed: list[Any] = []
+    bindings: dict[str, list[tuple[str, int] | tuple[str] | int | None]] = {}
+    for p in service.ports:
+        key = f"{p.target}/{p.protocol}"
+        exposed.append((p.target, p.protocol) if p.protocol != "tcp" else p.target)
+        if p.published is None:
+            value: Any = (p.host_ip,) if p.host_ip else None
+        else:
+            value = (p.host_ip, p.published) if p.host_ip else p.published
+        bindings.setdefault(key, []).append(value)
+    return exposed, {k: v if len(v) > 1 else v[0] for k, v in bindings.items()}
+
+
+def create_container(
+    client: docker.DockerClient,
+    host: str,
+    manifest: Manifest,
+    service: Service,
+    image: str,
+    labels: Mapping[str, str],
+    name: str,
+    anonymous_volumes_from: str | None = None,
+) -> str:
+    """Create (not start) one container of ``service`` running ``image``; returns its id."""
+    api: docker.APIClient = client.api
+    with wrapped(f"create {name}", host):
+        carried = anonymous_volumes(api, anonymous_volumes_from) if anonymous_volumes_from else {}
+        exposed, bindings = _ports(service)
+        restart = None
+        if service.restart and service.restart != "no":
+            if service.restart.startswith("on-failure"):
+                _, _, count = service.restart.partition(":")
+                restart = {"Name": "on-failure", "MaximumRetryCount": int(count or 0)}
+            else:
+                restart = {"Name": service.restart}
+        log_config = None
+        if service.logging and service.logging.driver:
+            log_config = {"Type": service.logging.driver, "Config": dict(service.logging.options)}
+        host_config = api.create_host_config(
+            port_bindings=bindings or None,
+            mounts=_mounts(api, manifest, service, carried) or None,
+            restart_policy=restart,
+            init=service.init,
+            read_only=service.read_only or None,
+            tmpfs=list(service.tmpfs) or None,
+            extra_hosts=list(service.extra_hosts) or None,
+            log_config=log_config,
+            nano_cpus=int(service.cpus * NS) if service.cpus else None,
+            mem_limit=service.memory,
+            privileged=service.privileged or None,
+            network_mode=service.network_mode or None,
+            pid_mode=service.pid,
+            ipc_mode=service.ipc,
+            cap_add=list(service.cap_add) or None,
+        )
+        nets = service_networks(manifest, service)
+        networking = None
+        if nets:
+            first, aliases = nets[0]
+            networking = api.create_networking_config(
+                {first: api.create_endpoint_config(aliases=aliases)}
+            )
+            host_config["NetworkMode"] = first
+        all_labels = {**dict(service.labels), **labels}
+        created = api.create_container(
+            image,
+            command=list(service.command) if service.command is not None else None,
+            entrypoint=list(service.entrypoint) if service.entrypoint is not None else None,
+            environment=[f"{k}={v}" for k, v in service.environment],
+            user=service.user,
+            working_dir=service.working_dir,
+            labels=all_labels,
+            name=name,
+            ports=exposed or None,
+            host_config=host_config,
+            networking_config=networking,
+            healthcheck=healthcheck_config(service.healthcheck),
+            stop_signal=service.stop_signal,
+            stop_timeout=int(service.stop_grace_period)
+            if service.stop_grace_period is not None
+            else None,
+            use_config_proxy=False,
+        )
+        cid: str = created["Id"]
+        try:
+            for net, aliases in nets[1:]:
+                api.connect_container_to_network(cid, net, aliases=aliases)
+        except docker.errors.APIError:
+            api.remove_container(cid, force=True)
+            raise
+        return cid
+
+
+def ensure_infrastructure(client: docker.DockerClient, host: str, manifest: Manifest) -> None:
+    """Create the app's networks and named volumes that are missing (never changes others)."""
+    api: docker.APIClient = client.api
+    ours = {
+        L.APP: manifest.app,
+        L.ENVIRONMENT: manifest.environment.name,
+        L.MANAGED: "true",
+    }
+    wanted: dict[str, tuple[str | None, bool, dict[str, str], bool]] = {}
+    top = {n.name: n for n in manifest.networks}
+    for svc in manifest.services:
+        if svc.network_mode:
+            continue
+        names = [a.name for a in svc.networks] or ["default"]
+        for n in names:
+            t = top.get(n)
+            wanted[network_name(manifest, n)] = (
+                t.driver if t else None,
+                bool(t and t.internal),
+                {**dict(t.labels if t else ()), **ours},
+                bool(t and t.external),
+            )
+    with wrapped("create networks", host):
+        existing = {n["Name"] for n in api.networks()}
+        for name, (driver, internal, labels, external) in sorted(wanted.items()):
+            if name in existing:
+                continue
+            if external:
+                raise DeployFailed(
+                    f"{host}: external network {name!r} does not exist",
+                    hint=f"create it on the host (`docker network create {name}`) or drop "
+                    "`external: true`",
+                )
+            try:
+                api.create_network(
+                    name, driver=driver or "bridge", internal=internal, labels=labels
+                )
+            except docker.errors.APIError as e:
+                if e.status_code != 409:
+                    raise
+    volumes: set[str] = set()
+    for svc in manifest.services:
+        for m in svc.volumes:
+            if m.type == "volume" and m.source:
+                volumes.add(m.source)
+    topv = {v.name: v for v in manifest.volumes}
+    with wrapped("create volumes", host):
+        for vol in sorted(volumes):
+            real = volume_name(manifest, vol)
+            tv = topv.get(vol)
+            try:
+                api.inspect_volume(real)
+                continue
+            except docker.errors.NotFound:
+                pass
+            if tv and tv.external:
+                raise DeployFailed(
+                    f"{host}: external volume {real!r} does not exist",
+                    hint=f"create it on the host (`docker volume create {real}`)",
+                )
+            api.create_volume(
+                real,
+                driver=(tv.driver if tv and tv.driver else "local"),
+                labels={**dict(tv.labels if tv else ()), **ours},
+            )
+
+
+def detach_aliases(
+    client: docker.DockerClient, host: str, container_id: str
+) -> dict[str, list[str]]:
+    """Reconnect the container to each network without aliases; return what it had."""
+    api: docker.APIClient = client.api
+    with wrapped("take the old container out of the network aliases", host):
+        info = api.inspect_container(container_id)
+        short = container_id[:12]
+        had: dict[str, list[str]] = {}
+        for net, ep in (info["NetworkSettings"].get("Networks") or {}).items():
+            aliases = [a for a in (ep.get("Aliases") or []) if a not in (short, container_id)]
+            if not aliases or net in ("host", "none", "bridge"):
+                continue
+            had[net] = aliases
+            api.disconnect_container_from_network(container_id, net)
+            api.connect_container_to_network(container_id, net)
+        return had
+
+
+def attach_aliases(
+    client: docker.DockerClient, host: str, container_id: str, aliases: Mapping[str, Sequence[str]]
+) -> None:
+    api: docker.APIClient = client.api
+    with wrapped("give the container its network aliases back", host):
+        for net, names in aliases.items():
+            try:
+                api.disconnect_container_from_network(container_id, net)
+            except docker.errors.APIError as e:
+                if e.status_code not in (404, 500):
+                    raise
+            api.connect_container_to_network(container_id, net, aliases=list(names))
+
+
+def stop(client: docker.DockerClient, host: str, container_id: str, timeout: float) -> None:
+    """Stop with the container's stop signal, then SIGKILL after ``timeout`` seconds."""
+    api: docker.APIClient = client.api
+    with wrapped(f"stop {container_id[:12]}", host):
+        # The HTTP read must outlast the grace period.
+        saved = api.timeout
+        api.timeout = max(float(saved or 60), timeout + 30)
+        try:
+            api.stop(container_id, timeout=int(max(timeout, 0)))
+        finally:
+            api.timeout = saved
+
+
+def remove(client: docker.DockerClient, host: str, container_id: str) -> None:
+    """Remove the container (not its volumes: a kept or new container may use them)."""
+    api: docker.APIClient = client.api
+    with wrapped(f"remove {container_id[:12]}", host):
+        try:
+            api.remove_container(container_id, force=True)
+        except docker.errors.NotFound:
+            return
+
+
+def logs(client: docker.DockerClient, host: str, container_id: str, tail: int) -> str:
+    api: docker.APIClient = client.api
+    with wrapped(f"read the logs of {container_id[:12]}", host):
+        raw = api.logs(container_id, stdout=True, stderr=True, tail=tail)
+        return bytes(raw).decode("utf-8", "replace")
+
+
+def run_task(
+    client: docker.DockerClient,
+    host: str,
+    manifest: Manifest,
+    service: Service,
+    image: str,
+    command: Sequence[str],
+    labels: Mapping[str, str],
+    name: str,
+    timeout: float,
+    progress: Callable[[str], None] | None = None,
+) -> tuple[int, str, float]:
+    """Run a one-off container of ``service`` to its end; (exit code, output, seconds).
+
+    The output is followed line by line; a watchdog kills the container at ``timeout``,
+    which also ends the log stream, so nothing waits longer than that.
+    """
+    api: docker.APIClient = client.api
+    task_service = dataclasses.replace(
+        service,
+        command=tuple(command),
+        ports=(),
+        healthcheck=Healthcheck(disable=True),
+        restart=None,
+        replicas=1,
+    )
+    started = time.monotonic()
+    cid = create_container(client, host, manifest, task_service, image, labels, name)
+    timed_out = threading.Event()
+    lines: list[str] = []
+
+    def watchdog() -> None:
+        if not done.wait(timeout):
+            timed_out.set()
+            with contextlib.suppress(docker.errors.APIError):
+                api.kill(cid)
+
+    done = threading.Event()
+    try:
+        with wrapped(f"run task {name}", host):
+            api.start(cid)
+            guard = threading.Thread(target=watchdog, daemon=True)
+            guard.start()
+            buf = b""
+            for chunk in api.logs(cid, stream=True, follow=True, stdout=True, stderr=True):
+                buf += chunk
+                while b"\n" in buf:
+                    raw, buf = buf.split(b"\n", 1)
+                    text = raw.decode("utf-8", "replace")
+                    lines.append(text)
+                    if progress:
+                        progress(text)
+            if buf:
+                lines.append(buf.decode("utf-8", "replace"))
+                if progress:
+                    progress(lines[-1])
+            remaining = max(timeout - (time.monotonic() - started), 1.0) + 5
+            code = int(api.wait(cid, timeout=remaining).get("StatusCode", -1))
+            done.set()
+    finally:
+        done.set()
+        remove(client, host, cid)
+    if timed_out.is_set():
+        lines.append(f"(killed after the task timeout of {timeout:g}s)")
+        code = code if code != 0 else 137
+    return code, "\n".join(lines[-200:]), time.monotonic() - started

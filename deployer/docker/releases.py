@@ -1,0 +1,132 @@
+"""Release records on a host, and retention.
+
+A release is recorded as an empty named volume ``deployer-release-<app>-<env>-<id>``
+whose labels hold the release as JSON: it lives on the host itself (no extra store),
+survives the deployer's container, and is listed with one filtered API call.
+Retention keeps the newest ``keep_releases`` releases with their kept containers and
+images; it removes older ones of this app and environment only, and never an image a
+kept release or any container still uses (the engine refuses, and we do not force).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Sequence
+
+import docker
+import docker.errors
+
+from deployer import labels as L
+from deployer.docker.containers import wrapped
+from deployer.engine import KEPT_SEP, Release
+
+RECORD = L.PREFIX + "release-record"
+
+
+def record_name(app: str, environment: str, release_id: str) -> str:
+    return f"deployer-release-{app}-{environment}-{release_id}"
+
+
+def record(client: docker.DockerClient, host: str, release: Release) -> None:
+    data = dataclasses.asdict(release)
+    labels = {
+        L.MANAGED: "true",
+        L.ROLE: L.ROLE_RELEASE,
+        L.APP: release.app,
+        L.ENVIRONMENT: release.environment,
+        L.RELEASE: release.id,
+        RECORD: json.dumps(data, sort_keys=True),
+    }
+    with wrapped(f"record release {release.id}", host):
+        client.api.create_volume(
+            record_name(release.app, release.environment, release.id),
+            driver="local",
+            labels=labels,
+        )
+
+
+def _from_labels(labels: dict[str, str]) -> Release | None:
+    try:
+        data = json.loads(labels[RECORD])
+        return Release(**data)
+    except (KeyError, ValueError, TypeError):
+        return None
+
+
+def list_releases(client: docker.DockerClient, host: str, app: str, env: str) -> list[Release]:
+    """This app's releases on the host, oldest first (ids sort by time)."""
+    with wrapped("list releases", host):
+        res = client.api.volumes(
+            filters={
+                "label": [f"{L.ROLE}={L.ROLE_RELEASE}", f"{L.APP}={app}", f"{L.ENVIRONMENT}={env}"]
+            }
+        )
+    out = []
+    for vol in res.get("Volumes") or []:
+        rel = _from_labels(vol.get("Labels") or {})
+        if rel and rel.app == app and rel.environment == env:
+            out.append(rel)
+    return sorted(out, key=lambda r: r.id)
+
+
+def prune(
+    client: docker.DockerClient, host: str, app: str, env: str, keep: Sequence[Release]
+) -> list[str]:
+    """Remove what releases older than ``keep`` left behind; returns what was removed."""
+    api: docker.APIClient = client.api
+    keep_ids = {r.id for r in keep}
+    needed = {d for r in keep for d in r.digests.values()}
+    removed: list[str] = []
+    candidates: set[str] = set()
+    with wrapped("prune old releases", host):
+        containers = api.containers(
+            all=True, filters={"label": [f"{L.APP}={app}", f"{L.ENVIRONMENT}={env}"]}
+        )
+        for c in containers:
+            name = (c.get("Names") or ["/"])[0].lstrip("/")
+            labels = c.get("Labels") or {}
+            if KEPT_SEP not in name or c.get("State") == "running":
+                continue
+            if labels.get(L.ROLE) in (L.ROLE_LOCK, L.ROLE_TASK):
+                continue
+            if labels.get(L.RELEASE) in keep_ids:
+                continue
+            try:
+                api.remove_container(c["Id"])
+            except docker.errors.NotFound:
+                continue
+            removed.append(f"container {name}")
+            if labels.get(L.DIGEST):
+                candidates.add(labels[L.DIGEST])
+        for rel in list_releases(client, host, app, env):
+            if rel.id in keep_ids:
+                continue
+            candidates.update(rel.digests.values())
+            try:
+                api.remove_volume(record_name(app, env, rel.id))
+                removed.append(f"release {rel.id}")
+            except docker.errors.NotFound:
+                pass
+        in_use = {c.get("ImageID") for c in api.containers(all=True)}
+        for ref in sorted(candidates - needed):
+            try:
+                image_id = api.inspect_image(ref)["Id"]
+            except docker.errors.NotFound:
+                continue
+            if image_id in in_use or any(_same_image(api, image_id, d) for d in needed):
+                continue
+            try:
+                api.remove_image(ref)
+                removed.append(f"image {ref}")
+            except docker.errors.APIError as e:
+                if e.status_code not in (404, 409):
+                    raise
+    return removed
+
+
+def _same_image(api: docker.APIClient, image_id: str, ref: str) -> bool:
+    try:
+        return bool(api.inspect_image(ref)["Id"] == image_id)
+    except docker.errors.NotFound:
+        return False

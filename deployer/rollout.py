@@ -1,0 +1,763 @@
+"""Apply a plan to one or more hosts: lock, pull, tasks, health-gated rollout, rollback.
+
+Works through ``deployer.engine.HostEngine`` only, so the same code drives real Docker
+hosts and the recording fake of the unit tests. The order of a deploy:
+
+1. lock every host, in sorted order (two deploys sharing hosts cannot deadlock);
+2. pull every image on every host (nothing has changed if a pull fails);
+3. before-deploy tasks (on the first host); a failure changes nothing;
+4. hosts in batches (a count or a percentage; hosts of a batch in parallel; a canary
+   first batch of one host that must stay healthy for a while), services wave by wave,
+   replicas ``parallelism`` at a time: start-first (new beside old, healthy, old out of
+   the aliases, drain, stop) or stop-first (fixed host ports);
+5. after-deploy tasks; then the release is recorded on every host, and retention runs.
+
+Every change is journalled with its undo. Any failure stops the rollout and undoes the
+journal of every host this run touched, newest first: the fleet never ends split
+between versions. Locks are released at the end, also on failure.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Protocol
+
+from deployer import labels as L
+from deployer.context import Context
+from deployer.engine import (
+    HostEngine,
+    Lease,
+    Release,
+    canonical_name,
+    kept_name,
+    lock_key,
+    next_name,
+)
+from deployer.errors import (
+    Blocked,
+    DeployerError,
+    DeployFailed,
+    InvalidInput,
+    RollbackFailed,
+    Unreachable,
+)
+from deployer.manifest.model import Manifest, RegistryAuth, Service, Task
+from deployer.plan import Action, Observed, ObservedContainer, Plan, Step
+from deployer.result import DeployResult, Outcome, StepRecord, StepStatus
+
+DEFAULT_GRACE = 10.0
+
+
+class Log(Protocol):
+    """What the rollout writes to: ``deployer.report.log.JobLog`` fits."""
+
+    def line(self, text: str) -> None: ...
+
+    def section(
+        self, name: str, header: str, collapsed: bool = True
+    ) -> AbstractContextManager[None]: ...
+
+
+class PrintLog:
+    """A plain log for callers without a job log (tests, benches)."""
+
+    def __init__(self, write: Callable[[str], object] = print) -> None:
+        self._write = write
+
+    def line(self, text: str) -> None:
+        self._write(text)
+
+    def section(
+        self, name: str, header: str, collapsed: bool = True
+    ) -> AbstractContextManager[None]:
+        self._write(header)
+        return nullcontext()
+
+
+class StepFailure(DeployerError):
+    """One step of the rollout failed; the rollout turns it into a rollback."""
+
+    def __init__(self, message: str, *, excerpt: str = "") -> None:
+        super().__init__(message)
+        self.excerpt = excerpt
+
+
+def new_release_id(context: Context, now: float | None = None) -> str:
+    """Sortable by time: ``20261123T041502123Z-abc1234``."""
+    now = time.time() if now is None else now
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(now)) + f"{int(now * 1000) % 1000:03d}Z"
+    short = context.commit_short_sha or context.commit_sha[:8] or "local"
+    return f"{stamp}-{short}"
+
+
+def batches(hosts: Sequence[str], spec: str, canary: bool) -> list[list[str]]:
+    """Split hosts (already in their fixed order) into batches.
+
+    ``spec`` is a count ("2") or a percentage ("25%") of the hosts, at least one.
+    With a canary the first batch is a single host.
+    """
+    if not hosts:
+        return []
+    spec = spec.strip()
+    try:
+        pct = spec.endswith("%")
+        size = math.ceil(len(hosts) * float(spec[:-1]) / 100) if pct else int(spec)
+    except ValueError as e:
+        raise InvalidInput(
+            f"rollout.batch: {spec!r} is neither a count nor a percentage",
+            hint='write a number of hosts ("2") or a percentage ("25%")',
+        ) from e
+    size = max(1, size)
+    rest = list(hosts)
+    out: list[list[str]] = []
+    if canary:
+        out.append([rest.pop(0)])
+    while rest:
+        out.append(rest[:size])
+        rest = rest[size:]
+    return out
+
+
+@dataclass
+class _Undo:
+    what: str
+    action: Callable[[], None]
+
+
+@dataclass
+class _HostRun:
+    engine: HostEngine
+    journal: list[_Undo] = field(default_factory=list)
+    new_containers: list[str] = field(default_factory=list)
+    failed: StepFailure | DeployerError | None = None
+    switched: bool = False
+
+
+@dataclass
+class _Item:
+    """One replica to roll: its canonical name, the container it replaces (if any)."""
+
+    replica: int
+    canonical: str
+    old: ObservedContainer | None
+
+
+class Rollout:
+    """One deploy (or rollback) of ``plan`` to ``hosts``. Call ``run()`` once."""
+
+    def __init__(
+        self,
+        manifest: Manifest,
+        plan: Plan,
+        hosts: Mapping[str, HostEngine],
+        observed: Mapping[str, Observed],
+        context: Context,
+        log: Log,
+        *,
+        wait_lock: float = 0.0,
+        kind: str = "deploy",
+        release_id: str | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        wall: Callable[[], float] = time.time,
+    ) -> None:
+        self.manifest = manifest
+        self.plan = plan
+        self.hosts = dict(hosts)
+        self.order = sorted(self.hosts)
+        self.observed = observed
+        self.context = context
+        self.wait_lock = wait_lock
+        self.kind = kind
+        self.sleep = sleep
+        self.wall = wall
+        self.release_id = release_id or new_release_id(context, wall())
+        self.error: DeployerError | None = None
+        self._log = log
+        self._log_lock = threading.Lock()
+        self._result_lock = threading.Lock()
+        self.runs = {name: _HostRun(self.hosts[name]) for name in self.order}
+        self.result = DeployResult(
+            app=manifest.app,
+            environment=manifest.environment.name,
+            outcome=Outcome.NOTHING_TO_DO,
+            plan=plan,
+            release=None,
+            digests=dict(plan.digests),
+            started_at=wall(),
+            url=manifest.environment.url,
+            hosts=dict.fromkeys(self.order, "unchanged"),
+        )
+
+    # -- output -------------------------------------------------------------------------
+
+    def line(self, text: str, host: str | None = None) -> None:
+        prefix = f"{host}: " if host and len(self.order) > 1 else ""
+        with self._log_lock:
+            self._log.line(prefix + text)
+
+    def _host_line(self, host: str, text: str) -> None:
+        self.line(text, host)
+
+    def _record(self, rec: StepRecord) -> StepRecord:
+        with self._result_lock:
+            self.result.steps.append(rec)
+        return rec
+
+    def _step(self, host: str, name: str, kind: str, service: str | None = None) -> StepRecord:
+        return self._record(
+            StepRecord(host=host, name=name, kind=kind, service=service, started_at=self.wall())
+        )
+
+    def _done(self, rec: StepRecord, status: StepStatus = StepStatus.OK, detail: str = "") -> None:
+        rec.status = status
+        rec.seconds = round(self.wall() - rec.started_at, 3)
+        if detail:
+            rec.detail = detail
+
+    # -- the whole run --------------------------------------------------------------------
+
+    def run(self) -> DeployResult:
+        """Apply the plan. The result says what happened; ``self.error`` what to exit with."""
+        leases: list[Lease] = []
+        try:
+            leases = self._lock_all()
+            if not self.plan.changes:
+                self.line("nothing to do: every service already runs what the manifest says")
+                self.result.outcome = Outcome.NOTHING_TO_DO
+                return self.result
+            self._pull_all()
+            self._tasks("before-deploy")
+            self._roll_fleet()
+            self._tasks("after-deploy")
+            self._finish()
+        except Blocked as e:
+            self._fail_early(e, Outcome.BLOCKED)
+        except Unreachable as e:
+            if self._touched():
+                self._rollback_all(e)
+            else:
+                self._fail_early(e, Outcome.UNREACHABLE)
+        except InvalidInput as e:
+            self._fail_early(e, Outcome.INVALID)
+        except DeployerError as e:
+            self._rollback_all(e)
+        finally:
+            self._unlock_all(leases)
+            self.result.seconds = round(self.wall() - self.result.started_at, 3)
+        return self.result
+
+    def _touched(self) -> bool:
+        return any(r.journal for r in self.runs.values())
+
+    def _fail_early(self, e: DeployerError, outcome: Outcome) -> None:
+        self.result.outcome = outcome
+        self.result.error = e.message
+        self.error = e
+        self.line(f"stopped before any change: {e.message}")
+
+    # -- locks ----------------------------------------------------------------------------
+
+    def _lock_all(self) -> list[Lease]:
+        key = lock_key(self.manifest.app, self.manifest.environment.name)
+        leases: list[Lease] = []
+        try:
+            for host in self.order:  # fixed order: no deadlock between deploys sharing hosts
+                rec = self._step(host, f"lock {key}", "lock")
+                try:
+                    lease = self.hosts[host].acquire_lock(
+                        key, self.context.holder, self.manifest.rollout.lock_ttl, self.wait_lock
+                    )
+                except DeployerError as e:
+                    self._done(rec, StepStatus.FAILED, e.message)
+                    raise
+                leases.append(lease)
+                self._done(rec, detail=f"held by {lease.holder}")
+                self.line(f"lock {key} taken", host)
+        except DeployerError:
+            self._unlock_all(leases)
+            raise
+        return leases
+
+    def _unlock_all(self, leases: list[Lease]) -> None:
+        for lease in reversed(leases):
+            try:
+                self.hosts[lease.host].release_lock(lease)
+            except DeployerError as e:
+                self.line(
+                    f"could not release the lock (it expires by itself): {e.message}", lease.host
+                )
+        leases.clear()
+
+    # -- pulls ----------------------------------------------------------------------------
+
+    def _auth(self, image: str) -> RegistryAuth | None:
+        registry = image.split("/", 1)[0] if "/" in image else "docker.io"
+        for auth in self.manifest.registries:
+            if auth.server.rstrip("/").split("://")[-1] == registry:
+                return auth
+        return None
+
+    def _pulls_for(self, host: str) -> list[tuple[str, str]]:
+        """(service, digest) this host needs: changed services, and task images."""
+        hp = next(h for h in self.plan.hosts if h.host == host)
+        wanted = {s.service for s in hp.steps if s.changes and s.action is not Action.REMOVE}
+        if host == self.order[0]:
+            wanted |= {t.service for t in self.manifest.tasks if t.service in self.plan.digests}
+        return [(s, self.plan.digests[s]) for s in sorted(wanted) if s in self.plan.digests]
+
+    def _pull_all(self) -> None:
+        with self._log.section("pull", "Pulling images (by digest, before any change)"):
+            self._parallel(self.order, self._pull_host)
+            errors = [r.failed for r in self.runs.values() if r.failed]
+            if errors:
+                raise errors[0]
+
+    def _pull_host(self, host: str) -> None:
+        engine = self.hosts[host]
+        for service, digest in self._pulls_for(host):
+            rec = self._step(host, f"pull {service}", "pull", service)
+            svc = self.manifest.service(service)
+            try:
+                engine.pull(digest, self._auth(svc.image), partial(self._host_line, host))
+            except DeployerError as e:
+                self._done(rec, StepStatus.FAILED, e.message)
+                raise
+            self._done(rec, detail=digest)
+            self.line(f"pulled {service} ({_short(digest)})", host)
+
+    def _parallel(self, hosts: Sequence[str], fn: Callable[[str], None]) -> None:
+        """Run ``fn`` for each host in threads; failures land in each host's run."""
+
+        def guarded(host: str) -> None:
+            try:
+                fn(host)
+            except DeployerError as e:
+                self.runs[host].failed = e
+
+        if len(hosts) == 1:
+            guarded(hosts[0])
+            return
+        threads = [threading.Thread(target=guarded, args=(h,), name=h) for h in hosts]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+
+    # -- tasks ----------------------------------------------------------------------------
+
+    def _tasks(self, when: str) -> None:
+        tasks = [t for t in self.manifest.tasks if t.when == when]
+        if not tasks or self.kind != "deploy":
+            return
+        host = self.order[0]
+        for task in tasks:
+            self._run_task(host, task)
+
+    def _run_task(self, host: str, task: Task) -> None:
+        engine = self.hosts[host]
+        svc = self.manifest.service(task.service)
+        digest = self.plan.digests[task.service]
+        rec = self._step(host, f"task {task.name}", "task", task.service)
+        labels = {**self._labels(svc, digest, 0), L.ROLE: L.ROLE_TASK}
+        with self._log.section(f"task_{task.name}", f"Task {task.name} ({task.when})"):
+            self.line(f"task {task.name}: {' '.join(task.command)}", host)
+            out = engine.run_task(
+                self.manifest,
+                svc,
+                digest,
+                task.command,
+                labels,
+                task.timeout,
+                lambda text: self.line(f"  | {text}", host),
+            )
+        if out.exit_code != 0:
+            self._done(rec, StepStatus.FAILED, f"exit code {out.exit_code}")
+            rec.log_excerpt = out.output[-4000:]
+            raise StepFailure(
+                f"{host}: task {task.name} ({task.when}) failed with exit code {out.exit_code}",
+                excerpt=out.output,
+            )
+        self._done(rec, detail=f"exit 0 in {out.seconds:.1f}s")
+
+    # -- the fleet --------------------------------------------------------------------------
+
+    def _roll_fleet(self) -> None:
+        pol = self.manifest.rollout
+        changed = [h for h in self.order if self._host_plan(h).changes]
+        groups = batches(changed, pol.batch, pol.canary is not None and len(changed) > 1)
+        for i, group in enumerate(groups):
+            if len(groups) > 1:
+                self.line(f"batch {i + 1}/{len(groups)}: {', '.join(group)}")
+            for host in group:
+                self.hosts[host].ensure_infrastructure(self.manifest)
+            self._parallel(group, self._roll_host)
+            failed = [(h, self.runs[h].failed) for h in group if self.runs[h].failed]
+            if failed:
+                host, err = failed[0]
+                assert err is not None
+                raise err
+            for host in group:
+                self.result.hosts[host] = "switched"
+            if i == 0 and pol.canary is not None and len(groups) > 1:
+                self._canary(group[0], pol.canary)
+            elif i < len(groups) - 1 and pol.batch_pause > 0:
+                self.line(f"pause {pol.batch_pause:g}s before the next batch")
+                self.sleep(pol.batch_pause)
+
+    def _canary(self, host: str, seconds: float) -> None:
+        engine = self.hosts[host]
+        rec = self._step(host, "canary", "rollout")
+        self.line(f"canary: {host} must stay healthy for {seconds:g}s", host)
+        end = self.wall() + seconds
+        while True:
+            for cid in self.runs[host].new_containers:
+                look = engine.health_now(cid)
+                if not look.healthy:
+                    self._done(rec, StepStatus.FAILED, look.status)
+                    raise StepFailure(
+                        f"{host}: canary container {cid[:12]} became {look.status}",
+                        excerpt=look.detail,
+                    )
+            if self.wall() >= end:
+                break
+            self.sleep(min(1.0, max(end - self.wall(), 0.0)))
+        self._done(rec, detail=f"healthy for {seconds:g}s")
+
+    def _host_plan(self, host: str) -> HostPlanView:
+        hp = next(h for h in self.plan.hosts if h.host == host)
+        return HostPlanView(hp.steps)
+
+    def _roll_host(self, host: str) -> None:
+        steps = self._host_plan(host).steps
+        for wave in range(max((s.wave for s in steps), default=-1) + 1):
+            for step in [s for s in steps if s.wave == wave and s.changes]:
+                self._roll_service(host, step)
+
+    def _labels(self, svc: Service, digest: str, replica: int) -> dict[str, str]:
+        ctx = self.context
+        mr = ctx.merge_request
+        return {
+            L.MANAGED: "true",
+            L.APP: self.manifest.app,
+            L.ENVIRONMENT: self.manifest.environment.name,
+            L.SERVICE: svc.name,
+            L.REPLICA: str(replica),
+            L.RELEASE: self.release_id,
+            L.DIGEST: digest,
+            L.IMAGE: svc.image,
+            L.CONFIG_HASH: svc.config_hash(),
+            L.CONFIG_PARTS: json.dumps(svc.config_parts(), sort_keys=True),
+            L.ROLE: L.ROLE_CURRENT,
+            L.COMMIT: ctx.commit_sha,
+            L.PIPELINE: ctx.pipeline_url,
+            L.JOB: ctx.job_url,
+            L.MR: f"!{mr.iid} {mr.title}" if mr else "",
+            L.USER: ctx.user,
+            L.TIME: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.wall())),
+            L.PROJECT: ctx.project_path,
+        }
+
+    def _roll_service(self, host: str, step: Step) -> None:
+        run = self.runs[host]
+        name = step.service
+        rec = self._step(
+            host, f"{'rollback' if self.kind == 'rollback' else 'rollout'} {name}", "rollout", name
+        )
+        obs = self.observed[host]
+        current = obs.of_service(name)
+        try:
+            if step.action is Action.REMOVE:
+                for c in current:
+                    if c.id in step.remove:
+                        self._retire(host, c, DEFAULT_GRACE)
+                self._done(rec, detail=f"removed {len(step.remove)} container(s)")
+                return
+            svc = self.manifest.service(name)
+            want = step.replicas_after
+            items: list[_Item] = []
+            for i in range(want):
+                old = current[i] if i < len(current) else None
+                if old is not None and old.id not in step.replace:
+                    continue  # unchanged replica
+                canon = canonical_name(
+                    self.manifest.app, self.manifest.environment.name, name, i + 1
+                )
+                items.append(_Item(i + 1, canon, old))
+            par = max(1, svc.update_config.parallelism or len(items) or 1)
+            strategy = step.strategy
+            self.line(
+                f"{name}: {strategy}, {len(items)} replica(s) to roll"
+                + (f", {len(step.remove)} to remove" if step.remove else ""),
+                host,
+            )
+            for g in range(0, len(items), par):
+                if g and svc.update_config.delay > 0:
+                    self.sleep(svc.update_config.delay)
+                group = items[g : g + par]
+                if strategy == "stop-first":
+                    self._stop_first(host, svc, step, group)
+                else:
+                    self._start_first(host, svc, step, group)
+            grace = svc.stop_grace_period if svc.stop_grace_period is not None else DEFAULT_GRACE
+            for c in current:
+                if c.id in step.remove:
+                    self._retire(host, c, grace)
+            run.switched = True
+            self._done(rec, detail=f"{_short(step.old_digest)} → {_short(step.new_digest)}")
+        except StepFailure as e:
+            self._done(rec, StepStatus.FAILED, e.message)
+            rec.log_excerpt = e.excerpt[-4000:]
+            raise
+        except DeployerError as e:
+            self._done(rec, StepStatus.FAILED, e.message)
+            raise
+
+    def _do(self, host: str, what: str, undo: Callable[[], None]) -> None:
+        self.runs[host].journal.append(_Undo(what, undo))
+
+    def _create(self, host: str, svc: Service, step: Step, item: _Item) -> str:
+        engine = self.hosts[host]
+        digest = step.new_digest or self.plan.digests[svc.name]
+        cid = engine.create(
+            self.manifest,
+            svc,
+            digest,
+            item.replica,
+            self._labels(svc, digest, item.replica),
+            next_name(item.canonical, self.release_id),
+            anonymous_volumes_from=item.old.id if item.old else None,
+        )
+        self._do(host, f"remove new {item.canonical}", lambda: engine.remove(cid))
+        self.runs[host].new_containers.append(cid)
+        return cid
+
+    def _gate(self, host: str, svc: Service, cid: str, item: _Item) -> None:
+        engine = self.hosts[host]
+        pol = self.manifest.rollout
+        self.line(f"{item.canonical}: waiting until healthy (up to {pol.health_timeout:g}s)", host)
+        out = engine.wait_healthy(cid, pol.health_timeout, pol.healthy_after)
+        if not out.healthy:
+            detail = out.detail.strip()
+            self.line(f"{item.canonical}: new container is {out.status}", host)
+            for text in detail.splitlines()[-25:]:
+                self.line(f"  | {text}", host)
+            raise StepFailure(
+                f"{host}: {svc.name} replica {item.replica}: new container is {out.status}",
+                excerpt=detail,
+            )
+        self.line(f"{item.canonical}: {out.status} after {out.seconds:.1f}s", host)
+
+    def _start_first(self, host: str, svc: Service, step: Step, group: list[_Item]) -> None:
+        engine = self.hosts[host]
+        new: list[str] = []
+        for item in group:
+            cid = self._create(host, svc, step, item)
+            engine.start(cid)
+            new.append(cid)
+            self.line(f"{item.canonical}: started the new container beside the old one", host)
+        for item, cid in zip(group, new, strict=True):
+            self._gate(host, svc, cid, item)
+        olds = [(item, item.old) for item in group if item.old is not None]
+        running = [(item, old) for item, old in olds if old.running]
+        for _item, old in running:
+            had = engine.detach_aliases(old.id)
+            self._do(host, f"aliases of {old.name}", partial(engine.attach_aliases, old.id, had))
+        if running and self.manifest.rollout.drain > 0:
+            self.line(f"draining the old container(s) for {self.manifest.rollout.drain:g}s", host)
+            self.sleep(self.manifest.rollout.drain)
+        self._switch(host, svc, group, new, stop_old=True)
+
+    def _stop_first(self, host: str, svc: Service, step: Step, group: list[_Item]) -> None:
+        engine = self.hosts[host]
+        grace = self._grace_of(svc)
+        new = [self._create(host, svc, step, item) for item in group]
+        for item in group:
+            if item.old is not None and item.old.running:
+                engine.stop(item.old.id, grace)
+                self._do(host, f"restart {item.old.name}", partial(engine.start, item.old.id))
+        for item, cid in zip(group, new, strict=True):
+            engine.start(cid)
+            self._do(host, f"stop new {item.canonical}", partial(engine.stop, cid, grace))
+            self.line(f"{item.canonical}: stopped the old container, started the new one", host)
+        for item, cid in zip(group, new, strict=True):
+            self._gate(host, svc, cid, item)
+        self._switch(host, svc, group, new, stop_old=False)
+
+    def _grace_of(self, svc: Service) -> float:
+        return svc.stop_grace_period if svc.stop_grace_period is not None else DEFAULT_GRACE
+
+    def _switch(
+        self, host: str, svc: Service, group: list[_Item], new: list[str], stop_old: bool
+    ) -> None:
+        """Old containers become kept (stopped, renamed); the new ones take the names."""
+        engine = self.hosts[host]
+        grace = self._grace_of(svc)
+        for item, cid in zip(group, new, strict=True):
+            old = item.old
+            if old is not None:
+                if stop_old and old.running:
+                    engine.stop(old.id, grace)
+                    self._do(host, f"restart {old.name}", partial(engine.start, old.id))
+                engine.rename(old.id, kept_name(item.canonical, old.release, old.id))
+                self._do(
+                    host,
+                    f"rename back {old.name}",
+                    partial(engine.rename, old.id, old.name),
+                )
+            engine.rename(cid, item.canonical)
+            self._do(
+                host,
+                f"rename away {item.canonical}",
+                partial(engine.rename, cid, next_name(item.canonical, self.release_id)),
+            )
+            self.line(f"{item.canonical}: switched", host)
+
+    def _retire(self, host: str, c: ObservedContainer, grace: float) -> None:
+        """Scale down / removed service: stop and keep it (renamed) for rollback."""
+        engine = self.hosts[host]
+        if c.running:
+            engine.stop(c.id, grace)
+            self._do(host, f"restart {c.name}", lambda: engine.start(c.id))
+        engine.rename(c.id, kept_name(c.name, c.release, c.id))
+        self._do(host, f"rename back {c.name}", lambda: engine.rename(c.id, c.name))
+        self.runs[host].switched = True
+        self.line(f"{c.name}: stopped and kept for rollback", host)
+
+    # -- end ------------------------------------------------------------------------------
+
+    def _finish(self) -> None:
+        previous = self._previous_release()
+        digests = dict(previous.digests) if previous else {}
+        digests.update(self.plan.digests)
+        replicas = dict(previous.replicas) if previous else {}
+        hashes = dict(previous.config_hashes) if previous else {}
+        for svc in self.manifest.services:
+            if svc.name in self.plan.digests:
+                replicas[svc.name] = svc.replicas
+                hashes[svc.name] = svc.config_hash()
+        mr = self.context.merge_request
+        release = Release(
+            id=self.release_id,
+            app=self.manifest.app,
+            environment=self.manifest.environment.name,
+            digests=digests,
+            config_hashes=hashes,
+            replicas=replicas,
+            commit=self.context.commit_sha,
+            pipeline_url=self.context.pipeline_url,
+            job_url=self.context.job_url,
+            merge_request=f"!{mr.iid} {mr.title}" if mr else "",
+            user=self.context.user,
+            created_at=self.wall(),
+        )
+        self.result.previous_release = previous.id if previous else None
+        for host in self.order:
+            self.hosts[host].record_release(release)
+        self.result.release = release.id
+        self.result.outcome = Outcome.DEPLOYED
+        self.line(f"release {release.id} recorded on {len(self.order)} host(s)")
+        self._retention()
+
+    def _previous_release(self) -> Release | None:
+        rels = self.hosts[self.order[0]].releases(self.manifest.app, self.manifest.environment.name)
+        return rels[-1] if rels else None
+
+    def _retention(self) -> None:
+        keep_n = max(1, self.manifest.rollout.keep_releases)
+        for host in self.order:
+            rec = self._step(host, "prune", "prune")
+            engine = self.hosts[host]
+            try:
+                rels = engine.releases(self.manifest.app, self.manifest.environment.name)
+                keep = list(rels[-keep_n:])
+                removed = engine.prune(self.manifest.app, self.manifest.environment.name, keep)
+            except DeployerError as e:  # retention never fails a deploy that worked
+                self._done(rec, StepStatus.FAILED, e.message)
+                self.line(f"retention skipped: {e.message}", host)
+                continue
+            self._done(rec, detail=f"kept {len(keep)} release(s), removed {len(removed)}")
+            if removed:
+                self.line(f"retention: removed {', '.join(removed)}", host)
+
+    # -- rollback ---------------------------------------------------------------------------
+
+    def _rollback_all(self, cause: DeployerError) -> None:
+        self.result.error = cause.message
+        touched = [h for h in reversed(self.order) if self.runs[h].journal]
+        self.line(f"FAILED: {cause.message}")
+        if not touched:
+            self.result.outcome = Outcome.ROLLED_BACK
+            self.error = DeployFailed(
+                f"{cause.message}; nothing was changed",
+                hint=cause.hint or "fix the cause and deploy again",
+            )
+            for host in self.order:
+                self.result.hosts[host] = "unchanged"
+            return
+        failures: list[str] = []
+        with self._log.section("rollback", "Rolling back every change of this run"):
+            for host in touched:
+                rec = self._step(host, "rollback", "rollback")
+                errors = self._undo(host)
+                if errors:
+                    failures.extend(f"{host}: {e}" for e in errors)
+                    self._done(rec, StepStatus.FAILED, "; ".join(errors))
+                    self.result.hosts[host] = "rollback-failed"
+                else:
+                    self._done(rec, StepStatus.ROLLED_BACK, "previous containers serving again")
+                    self.result.hosts[host] = "rolled-back"
+        for s in self.result.steps:
+            if s.kind == "rollout" and s.status is StepStatus.OK:
+                s.status = StepStatus.ROLLED_BACK
+        if failures:
+            self.result.outcome = Outcome.ROLLBACK_FAILED
+            self.error = RollbackFailed(
+                f"{cause.message}; the rollback failed too: " + "; ".join(failures[:5]),
+                hint="look at the hosts: `deployer status` shows what runs where",
+            )
+        else:
+            self.result.outcome = Outcome.ROLLED_BACK
+            self.error = DeployFailed(
+                f"{cause.message}; rolled back, the previous version is serving",
+                hint=cause.hint or "see the failed container's logs above",
+            )
+
+    def _undo(self, host: str) -> list[str]:
+        run = self.runs[host]
+        errors: list[str] = []
+        while run.journal:
+            undo = run.journal.pop()
+            try:
+                undo.action()
+                self.line(f"undone: {undo.what}", host)
+            except DeployerError as e:
+                errors.append(f"{undo.what}: {e.message}")
+                self.line(f"could not undo {undo.what}: {e.message}", host)
+        return errors
+
+
+@dataclass(frozen=True)
+class HostPlanView:
+    steps: tuple[Step, ...]
+
+    @property
+    def changes(self) -> bool:
+        return any(s.changes for s in self.steps)
+
+
+def _short(digest: str | None) -> str:
+    if not digest:
+        return "-"
+    if "@sha256:" in digest:
+        repo, _, h = digest.partition("@sha256:")
+        return f"{repo.rsplit('/', 1)[-1]}@{h[:12]}"
+    if digest.startswith("sha256:"):
+        return digest[7:19]
+    return digest
