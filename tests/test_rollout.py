@@ -1,0 +1,280 @@
+"""The rollout's logic against a recording in-memory host (tests/fakehost.py).
+
+The real adapter is exercised against a real engine in tests/docker/test_host*.py and
+tests/commands/test_deploy*.py; these pin the order of steps, rollback and fleet rules.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from deployer import labels as L
+from deployer.context import Context
+from deployer.errors import Blocked, DeployFailed, InvalidInput, RollbackFailed
+from deployer.manifest.model import (
+    Environment,
+    Manifest,
+    Port,
+    RolloutPolicy,
+    Service,
+    Task,
+)
+from deployer.plan import make_plan
+from deployer.result import Outcome, StepStatus
+from deployer.rollout import PrintLog, Rollout, batches, new_release_id
+from tests.fakehost import FakeHost
+
+APP, ENV = "shop", "prod"
+OLD = "reg/shop/web@sha256:" + "1" * 64
+NEW = "reg/shop/web@sha256:" + "2" * 64
+BAD = "reg/shop/web@sha256:" + "3" * 64
+
+
+def manifest(
+    services: tuple[Service, ...] | None = None,
+    tasks: tuple[Task, ...] = (),
+    **rollout: object,
+) -> Manifest:
+    return Manifest(
+        path="deploy.yml",
+        app=APP,
+        environment=Environment(ENV),
+        services=services or (Service("web", "reg/shop/web:v2"),),
+        tasks=tasks,
+        rollout=replace(RolloutPolicy(drain=0.0), **rollout),  # type: ignore[arg-type]
+    )
+
+
+def run(
+    m: Manifest, hosts: list[FakeHost], digest: str = NEW, wait_lock: float = 0.0
+) -> Rollout:
+    observed = {h.host: h.observe(APP, ENV) for h in hosts}
+    digests = {s.name: digest for s in m.services}
+    plan = make_plan(m, list(observed.values()), digests)
+    lines: list[str] = []
+    now = [1_700_000_000.0]
+
+    def sleep(seconds: float) -> None:
+        now[0] += seconds
+
+    r = Rollout(
+        m,
+        plan,
+        {h.host: h for h in hosts},
+        observed,
+        Context(commit_sha="abcdef1234", commit_short_sha="abcdef12", user="ana"),
+        PrintLog(lines.append),
+        wait_lock=wait_lock,
+        sleep=sleep,
+        wall=lambda: now[0],
+    )
+    r.run()
+    r.lines = lines  # type: ignore[attr-defined]
+    return r
+
+
+def host(name: str = "h1", replicas: int = 1, **kw: object) -> FakeHost:
+    h = FakeHost(name, **kw)  # type: ignore[arg-type]
+    h.seed(APP, ENV, "web", OLD, replicas)
+    return h
+
+
+def ops(h: FakeHost, *names: str) -> list[tuple[str, ...]]:
+    return [c for c in h.calls if c[0] in names]
+
+
+def test_start_first_starts_new_beside_old_and_stops_old_only_after_healthy() -> None:
+    h = host()
+    r = run(manifest(), [h])
+    assert r.error is None
+    assert r.result.outcome is Outcome.DEPLOYED
+    seq = [c[0] for c in h.calls if c[0] in ("start", "wait_healthy", "detach_aliases", "stop")]
+    assert seq == ["start", "wait_healthy", "detach_aliases", "stop"]
+    assert h.serving("web") == [("shop-prod-web-1", NEW)]
+    kept = [c for c in h.containers.values() if "--" in c.name]
+    assert [(c.name, c.digest, c.running) for c in kept] == [("shop-prod-web-1--r0", OLD, False)]
+    assert [rel.id for rel in h.released] == [r.release_id]
+    assert h.released[0].digests == {"web": NEW}
+    assert h.lock_log == ["acquire", "release"]
+
+
+def test_stop_first_is_forced_by_a_fixed_host_port_and_stops_old_before_starting_new() -> None:
+    svc = Service("web", "reg/shop/web:v2", ports=(Port(8080, 18080),))
+    h = host()
+    r = run(manifest((svc,)), [h])
+    assert r.error is None
+    seq = [(c[0], c[1]) for c in h.calls if c[0] in ("start", "stop", "create")]
+    assert [s[0] for s in seq] == ["create", "stop", "start"]
+    assert seq[1][1] == "shop-prod-web-1"
+    assert h.serving("web") == [("shop-prod-web-1", NEW)]
+
+
+def test_replicas_roll_one_at_a_time_by_default() -> None:
+    h = host(replicas=3)
+    r = run(manifest((Service("web", "reg/shop/web:v2", replicas=3),)), [h])
+    assert r.error is None
+    seq = [c[0] for c in h.calls if c[0] in ("start", "stop")]
+    assert seq == ["start", "stop"] * 3
+    assert h.serving("web") == [(f"shop-prod-web-{i}", NEW) for i in (1, 2, 3)]
+
+
+def test_unhealthy_new_container_rolls_back_and_old_serves_again() -> None:
+    h = host(replicas=2, unhealthy={BAD})
+    r = run(manifest((Service("web", "reg/shop/web:bad", replicas=2),)), [h], digest=BAD)
+    assert isinstance(r.error, DeployFailed)
+    assert r.error.exit_code == 1
+    assert r.result.outcome is Outcome.ROLLED_BACK
+    assert h.serving("web") == [("shop-prod-web-1", OLD), ("shop-prod-web-2", OLD)]
+    assert all(c.digest == OLD for c in h.containers.values())  # failed ones removed
+    failed = [s for s in r.result.steps if s.status is StepStatus.FAILED]
+    assert failed and "healthcheck exit 1" in failed[0].log_excerpt
+    assert h.released == []
+    assert h.lock_log == ["acquire", "release"]
+
+
+def test_failure_on_second_replica_restores_the_first_one_too() -> None:
+    h = host(replicas=2)
+    # the first replica's switch works; the second replica's create fails
+    creates = 0
+    real_create = h.create
+
+    def create(*a: object, **kw: object) -> str:
+        nonlocal creates
+        creates += 1
+        if creates == 2:
+            raise DeployFailed("h1: create failed: no space left")
+        return real_create(*a, **kw)  # type: ignore[arg-type]
+
+    h.create = create  # type: ignore[method-assign]
+    r = run(manifest((Service("web", "reg/shop/web:v2", replicas=2),)), [h])
+    assert isinstance(r.error, DeployFailed)
+    assert h.serving("web") == [("shop-prod-web-1", OLD), ("shop-prod-web-2", OLD)]
+    assert len(h.containers) == 2
+
+
+def test_pull_failure_changes_nothing() -> None:
+    h = host(missing={NEW})
+    r = run(manifest(), [h])
+    assert isinstance(r.error, DeployFailed)
+    assert "nothing was changed" in r.error.message
+    assert ops(h, "create", "stop", "run_task") == []
+    assert h.serving("web") == [("shop-prod-web-1", OLD)]
+
+
+def test_failing_before_deploy_task_changes_nothing() -> None:
+    h = host(task_exit={"migrate": 3})
+    m = manifest(tasks=(Task("migrate", "web", ("migrate",), "before-deploy"),))
+    r = run(m, [h])
+    assert isinstance(r.error, DeployFailed)
+    assert ops(h, "create", "stop") == []
+    assert ("run_task", "migrate", NEW) in h.calls  # the NEW image runs the task
+    assert any("migrate output" in line for line in r.lines)  # type: ignore[attr-defined]
+
+
+def test_failing_after_deploy_task_rolls_back() -> None:
+    h = host(task_exit={"smoke": 1})
+    m = manifest(tasks=(Task("smoke", "web", ("smoke",), "after-deploy"),))
+    r = run(m, [h])
+    assert isinstance(r.error, DeployFailed)
+    assert r.result.outcome is Outcome.ROLLED_BACK
+    assert h.serving("web") == [("shop-prod-web-1", OLD)]
+    assert h.released == []
+
+
+def test_lock_held_by_another_deploy_blocks_before_anything() -> None:
+    h = host(held_by="https://gitlab.example/p/-/jobs/7")
+    r = run(manifest(), [h])
+    assert isinstance(r.error, Blocked)
+    assert "jobs/7" in r.error.message
+    assert r.result.outcome is Outcome.BLOCKED
+    assert h.calls == []
+
+
+def test_nothing_to_do_when_everything_is_current() -> None:
+    h = host()
+    # the seeded container runs OLD with the manifest's config: nothing to do
+    for c in h.containers.values():
+        c.labels[L.CONFIG_HASH] = manifest().services[0].config_hash()
+    r = run(manifest(), [h], digest=OLD)
+    assert r.result.outcome is Outcome.NOTHING_TO_DO
+    assert ops(h, "pull", "create", "record_release") == []
+
+
+def test_rollback_that_fails_exits_5() -> None:
+    h = host(unhealthy={BAD}, fail_on={"remove"})  # removing the failed container fails
+    r = run(manifest(), [h], digest=BAD)
+    assert isinstance(r.error, RollbackFailed)
+    assert r.error.exit_code == 5
+    assert r.result.outcome is Outcome.ROLLBACK_FAILED
+
+
+# -- fleets ----------------------------------------------------------------------------------
+
+
+def test_fleet_locks_in_sorted_order_and_rolls_batches_in_order() -> None:
+    shared: list[str] = []
+    hosts = [host(n, shared_log=shared) for n in ("c", "a", "b")]
+    r = run(manifest(batch="1"), hosts)
+    assert r.error is None
+    assert shared[:3] == ["lock a", "lock b", "lock c"]
+    assert [s.host for s in r.result.steps if s.name == "rollout web"] == ["a", "b", "c"]
+    assert r.result.hosts == {"a": "switched", "b": "switched", "c": "switched"}
+    assert {h.released[0].id for h in hosts} == {r.release_id}
+
+
+def test_failure_on_the_second_batch_rolls_back_the_first() -> None:
+    a = host("a")
+    b = host("b", fail_on={"create"})
+    r = run(manifest(batch="1"), [a, b])
+    assert isinstance(r.error, DeployFailed)
+    assert a.serving("web") == [("shop-prod-web-1", OLD)]
+    assert b.serving("web") == [("shop-prod-web-1", OLD)]
+    assert r.result.hosts["a"] == "rolled-back"
+    assert a.released == [] and b.released == []
+
+
+def test_unreachable_host_aborts_before_any_change() -> None:
+    a = host("a")
+    b = host("b")
+    observed = {h.host: h.observe(APP, ENV) for h in (a, b)}
+    b.down = True
+    m = manifest()
+    plan = make_plan(m, list(observed.values()), {"web": NEW})
+    r = Rollout(m, plan, {"a": a, "b": b}, observed, Context(), PrintLog(lambda s: None))
+    r.run()
+    assert r.error is not None and r.error.exit_code == 3
+    assert ops(a, "pull", "create", "stop") == []
+    assert a.lock_log == ["acquire", "release"]
+
+
+def test_canary_first_batch_is_one_host_and_failure_rolls_back_everything() -> None:
+    hosts = [host(n) for n in ("a", "b", "c")]
+    r = run(manifest(batch="100%", canary=5.0), hosts)
+    assert r.error is None
+    assert any("canary" in line for line in r.lines)  # type: ignore[attr-defined]
+
+    hosts = [host(n, unhealthy={BAD} if n == "c" else set()) for n in ("a", "b", "c")]
+    r = run(manifest(batch="100%", canary=5.0), hosts, digest=BAD)
+    # only c (second batch) fails: the canary a and b roll back too
+    assert isinstance(r.error, DeployFailed)
+    for h in hosts:
+        assert h.serving("web") == [("shop-prod-web-1", OLD)]
+
+
+def test_batches() -> None:
+    hosts = ["a", "b", "c", "d", "e"]
+    assert batches(hosts, "2", canary=False) == [["a", "b"], ["c", "d"], ["e"]]
+    assert batches(hosts, "40%", canary=False) == [["a", "b"], ["c", "d"], ["e"]]
+    assert batches(hosts, "100%", canary=True) == [["a"], ["b", "c", "d", "e"]]
+    assert batches(hosts, "0", canary=False) == [["a"], ["b"], ["c"], ["d"], ["e"]]
+    with pytest.raises(InvalidInput):
+        batches(hosts, "half", canary=False)
+
+
+def test_release_ids_sort_by_time() -> None:
+    ctx = Context(commit_short_sha="abc123")
+    ids = [new_release_id(ctx, t) for t in (1_700_000_000.0, 1_700_000_000.5, 1_700_000_100.0)]
+    assert ids == sorted(ids)
+    assert ids[0].endswith("-abc123")
