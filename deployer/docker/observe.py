@@ -1,0 +1,213 @@
+"""What runs on a host for an app and environment, read from container labels.
+
+The deployer's containers carry ``io.deployer.*`` labels (deployer/labels.py). Labels
+are immutable, so a container's role is read from its name (deployer/engine.py):
+``<app>-<env>-<service>-<replica>`` is the current one, ``<that>--<release>`` a previous
+release kept stopped for rollback, ``<that>--next-<release>`` a replacement that was
+starting when a deploy stopped. Locks, release records and task containers are not
+service containers.
+
+Containers that docker compose created for the manifest's ``compose_project`` are
+adopted: they count as the current containers of their service, with the digest taken
+from their image's ``RepoDigests`` entry for the service's repository (FACTS 7).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import docker
+import docker.errors
+
+from deployer import labels as L
+from deployer.docker.connect import wrapped_errors
+from deployer.engine import KEPT_SEP, NEXT_MARK, canonical_name
+from deployer.manifest.model import Service
+from deployer.plan import Observed, ObservedContainer
+
+_NOT_SERVICE_ROLES = (L.ROLE_LOCK, L.ROLE_RELEASE, L.ROLE_TASK)
+
+
+def repository(image: str) -> str:
+    """``registry/path/name`` of an image reference, without tag or digest."""
+    ref = image.split("@", 1)[0]
+    slash = ref.rfind("/")
+    colon = ref.rfind(":")
+    if colon > slash:
+        ref = ref[:colon]
+    return ref
+
+
+def _health(summary: Mapping[str, Any]) -> str:
+    status = str(summary.get("Status", ""))
+    for word in ("unhealthy", "healthy", "health: starting"):
+        if f"({word})" in status:
+            return "starting" if word == "health: starting" else word
+    return "none"
+
+
+def _name(summary: Mapping[str, Any]) -> str:
+    names = summary.get("Names") or [""]
+    return str(names[0]).lstrip("/")
+
+
+def _parts(labels: Mapping[str, str]) -> dict[str, str]:
+    raw = labels.get(L.CONFIG_PARTS)
+    if not raw:
+        return {}
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        return {}
+    return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
+
+
+def _int(value: str | None) -> int:
+    try:
+        return int(value or "0")
+    except ValueError:
+        return 0
+
+
+def _ours(summary: Mapping[str, Any]) -> ObservedContainer:
+    labels: dict[str, str] = summary.get("Labels") or {}
+    return ObservedContainer(
+        id=str(summary["Id"]),
+        name=_name(summary),
+        service=labels.get(L.SERVICE, ""),
+        replica=_int(labels.get(L.REPLICA)),
+        running=summary.get("State") == "running",
+        image_digest=labels.get(L.DIGEST) or None,
+        config_hash=labels.get(L.CONFIG_HASH) or None,
+        config_parts=_parts(labels),
+        release=labels.get(L.RELEASE) or None,
+        health=_health(summary),
+        adopted_from=None,
+        created=str(summary.get("Created", "")),
+    )
+
+
+def list_app(
+    api: docker.APIClient, host: str, app: str, environment: str
+) -> list[dict[str, Any]]:
+    """Every container labelled for this app and environment (one API call)."""
+    with wrapped_errors(host, f"listing the containers of {app}/{environment}"):
+        found: list[dict[str, Any]] = api.containers(
+            all=True, filters={"label": [f"{L.APP}={app}", f"{L.ENVIRONMENT}={environment}"]}
+        )
+    return found
+
+
+def split(
+    summaries: Sequence[Mapping[str, Any]], app: str, environment: str
+) -> tuple[list[ObservedContainer], list[ObservedContainer]]:
+    """(current, kept) service containers among the app's labelled containers."""
+    current: list[ObservedContainer] = []
+    kept: list[ObservedContainer] = []
+    for s in summaries:
+        labels = s.get("Labels") or {}
+        if labels.get(L.ROLE) in _NOT_SERVICE_ROLES or not labels.get(L.SERVICE):
+            continue
+        c = _ours(s)
+        if c.name == canonical_name(app, environment, c.service, c.replica):
+            current.append(c)
+        elif NEXT_MARK in c.name:
+            continue  # a replacement left over by an interrupted deploy: not serving
+        elif KEPT_SEP in c.name:
+            kept.append(c)
+        else:
+            current.append(c)  # renamed by hand: still ours and maybe serving
+    return current, kept
+
+
+def _compose(
+    api: docker.APIClient,
+    host: str,
+    project: str,
+    services: Mapping[str, Service],
+    taken: set[str],
+) -> list[ObservedContainer]:
+    with wrapped_errors(host, f"listing the containers of compose project {project}"):
+        summaries: list[dict[str, Any]] = api.containers(
+            all=True, filters={"label": [f"{L.COMPOSE_PROJECT}={project}"]}
+        )
+    out: list[ObservedContainer] = []
+    images: dict[str, dict[str, Any]] = {}
+    for s in summaries:
+        labels = s.get("Labels") or {}
+        if labels.get(L.APP) or labels.get(L.COMPOSE_ONEOFF, "False").lower() == "true":
+            continue  # ours already (we keep compose labels off), or `compose run`
+        service = labels.get(L.COMPOSE_SERVICE, "")
+        if not service or service in taken:
+            continue
+        image_id = str(s.get("ImageID", ""))
+        svc = services.get(service)
+        digest: str | None
+        if svc is not None and svc.pull_policy == "never":
+            digest = image_id or None
+        else:
+            if image_id not in images:
+                with wrapped_errors(host, f"inspecting image {image_id[:19]}"):
+                    try:
+                        images[image_id] = api.inspect_image(image_id)
+                    except docker.errors.ImageNotFound:
+                        images[image_id] = {}
+            repo = repository(svc.image if svc else str(s.get("Image", "")))
+            digest = _repo_digest(images[image_id].get("RepoDigests") or [], repo)
+        out.append(
+            ObservedContainer(
+                id=str(s["Id"]),
+                name=_name(s),
+                service=service,
+                replica=_int(labels.get(L.COMPOSE_NUMBER)) or 1,
+                running=s.get("State") == "running",
+                image_digest=digest,
+                config_hash=None,  # compose's hash is not ours: adopting means replacing
+                health=_health(s),
+                adopted_from="compose",
+                created=str(s.get("Created", "")),
+            )
+        )
+    return out
+
+
+def _repo_digest(repo_digests: Sequence[str], repo: str) -> str | None:
+    """The entry of the (unordered) RepoDigests list for ``repo`` (FACTS 7)."""
+    for entry in repo_digests:
+        if entry.split("@", 1)[0] == repo:
+            return entry
+    # Docker Hub official images are listed with or without the "docker.io/library/" prefix.
+    short = repo.removeprefix("docker.io/").removeprefix("library/")
+    for entry in repo_digests:
+        name = entry.split("@", 1)[0].removeprefix("docker.io/").removeprefix("library/")
+        if name == short:
+            return entry
+    return None
+
+
+def observe(
+    api: docker.APIClient,
+    host: str,
+    app: str,
+    environment: str,
+    *,
+    compose_project: str | None = None,
+    services: Sequence[Service] = (),
+) -> Observed:
+    """The current service containers of the app on this host (ours, then adopted ones)."""
+    current, _ = split(list_app(api, host, app, environment), app, environment)
+    if compose_project:
+        taken = {c.service for c in current}
+        by_name = {s.name: s for s in services}
+        current += _compose(api, host, compose_project, by_name, taken)
+    current.sort(key=lambda c: (c.service, c.replica, c.name))
+    return Observed(host=host, containers=tuple(current))
+
+
+def kept(api: docker.APIClient, host: str, app: str, environment: str) -> list[ObservedContainer]:
+    """Containers of previous releases kept (stopped) for rollback."""
+    _, old = split(list_app(api, host, app, environment), app, environment)
+    old.sort(key=lambda c: (c.service, c.replica, c.created))
+    return old
