@@ -7,12 +7,19 @@ lock.py and releases.py. A ``DockerHost`` owns its ``Connection``: ``close()`` i
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import secrets
+from collections.abc import Callable, Mapping, Sequence
 
+from deployer.docker import containers as _containers
+from deployer.docker import health as _health
+from deployer.docker import lock as _lock
 from deployer.docker import observe as _observe
+from deployer.docker import pull as _pull
 from deployer.docker import registry as _registry
+from deployer.docker import releases as _releases
 from deployer.docker.connect import DEFAULT_TIMEOUT, Connection, connect
-from deployer.manifest.model import Environment, RegistryAuth, Service
+from deployer.engine import HealthOutcome, Lease, Release, TaskOutcome
+from deployer.manifest.model import Environment, Manifest, RegistryAuth, Service
 from deployer.plan import Observed, ObservedContainer
 
 
@@ -60,6 +67,96 @@ class DockerHost:
     ) -> str:
         """``repo@sha256:...`` from the registry (no pull); ``sha256:<id>`` for "never"."""
         return _registry.resolve(self.api, self._name, image, auth, pull_policy=pull_policy)
+
+    # -- write side (deployer/docker/containers.py, health.py, pull.py, lock.py, releases.py)
+
+    def pull(
+        self, ref: str, auth: RegistryAuth | None, progress: Callable[[str], None]
+    ) -> None:
+        """Pull ``repo@sha256:...`` (skipped when the host has it: digests are content)."""
+        if _pull.has_image(self.client, self._name, ref):
+            progress(f"{ref.split('@', 1)[0]}: already on the host")
+            return
+        _pull.pull(self.client, self._name, ref, auth, progress)
+
+    def ensure_infrastructure(self, manifest: Manifest) -> None:
+        _containers.ensure_infrastructure(self.client, self._name, manifest)
+
+    def create(
+        self,
+        manifest: Manifest,
+        service: Service,
+        digest: str,
+        replica: int,
+        labels: Mapping[str, str],
+        name: str,
+        anonymous_volumes_from: str | None = None,
+    ) -> str:
+        return _containers.create_container(
+            self.client, self._name, manifest, service, digest, labels, name,
+            anonymous_volumes_from,
+        )
+
+    def start(self, container_id: str) -> None:
+        with _containers.wrapped(f"start {container_id[:12]}", self._name):
+            self.api.start(container_id)
+
+    def stop(self, container_id: str, timeout: float) -> None:
+        _containers.stop(self.client, self._name, container_id, timeout)
+
+    def rename(self, container_id: str, name: str) -> None:
+        with _containers.wrapped(f"rename {container_id[:12]} to {name}", self._name):
+            self.api.rename(container_id, name)
+
+    def remove(self, container_id: str) -> None:
+        _containers.remove(self.client, self._name, container_id)
+
+    def detach_aliases(self, container_id: str) -> Mapping[str, Sequence[str]]:
+        return _containers.detach_aliases(self.client, self._name, container_id)
+
+    def attach_aliases(self, container_id: str, aliases: Mapping[str, Sequence[str]]) -> None:
+        _containers.attach_aliases(self.client, self._name, container_id, aliases)
+
+    def health_now(self, container_id: str) -> HealthOutcome:
+        return _health.health_now(self.client, self._name, container_id)
+
+    def wait_healthy(self, container_id: str, timeout: float, stable: float) -> HealthOutcome:
+        return _health.wait_healthy(self.client, self._name, container_id, timeout, stable)
+
+    def logs(self, container_id: str, tail: int) -> str:
+        return _containers.logs(self.client, self._name, container_id, tail)
+
+    def run_task(
+        self,
+        manifest: Manifest,
+        service: Service,
+        digest: str,
+        command: Sequence[str],
+        labels: Mapping[str, str],
+        timeout: float,
+        progress: Callable[[str], None] | None = None,
+    ) -> TaskOutcome:
+        name = f"{manifest.app}-{manifest.environment.name}-task-{secrets.token_hex(4)}"
+        code, output, seconds = _containers.run_task(
+            self.client, self._name, manifest, service, digest, command, labels, name,
+            timeout, progress,
+        )
+        return TaskOutcome(code, output, seconds)
+
+    def acquire_lock(self, key: str, holder: str, ttl: float, wait: float = 0.0) -> Lease:
+        return _lock.acquire(self.client, self._name, key, holder, ttl, wait)
+
+    def release_lock(self, lease: Lease) -> None:
+        _lock.release(self.client, self._name, lease)
+
+    def releases(self, app: str, environment: str) -> Sequence[Release]:
+        return _releases.list_releases(self.client, self._name, app, environment)
+
+    def record_release(self, release: Release) -> None:
+        _releases.record(self.client, self._name, release)
+
+    def prune(self, app: str, environment: str, keep: Sequence[Release]) -> list[str]:
+        return _releases.prune(self.client, self._name, app, environment, keep)
 
     def close(self) -> None:
         self.conn.close()
