@@ -1,0 +1,171 @@
+"""Manifest → hosts → digests → observed → plan: what ``plan`` and ``deploy`` both start with.
+
+``prepare(manifest, environ, only)`` connects to every host of the environment (in
+parallel; all or nothing), resolves each distinct image once (on the first host, without
+pulling), observes every host and makes the plan. Nothing on any host changes. Any
+connection or registry failure is an ``Unreachable`` (exit 3) naming the host or registry;
+hosts already connected are closed again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import TypeVar
+
+from deployer.docker.connect import DEFAULT_TIMEOUT, host_urls
+from deployer.docker.host import DockerHost, connect_host
+from deployer.docker.registry import auth_for
+from deployer.errors import DeployerError, InvalidInput, Unreachable
+from deployer.manifest.model import Manifest
+from deployer.plan import Observed, Plan, make_plan
+
+T = TypeVar("T")
+R = TypeVar("R")
+MAX_PARALLEL = 8
+
+
+@dataclass
+class Prepared:
+    """Open hosts and the plan for them. ``close()`` when done (or use ``with``)."""
+
+    manifest: Manifest
+    hosts: list[DockerHost]
+    digests: dict[str, str]  # service -> repo@sha256:... (or sha256:<id> for pull_policy never)
+    observed: list[Observed]
+    plan: Plan
+
+    @property
+    def hosts_by_name(self) -> dict[str, DockerHost]:
+        return {h.name: h for h in self.hosts}
+
+    @property
+    def observed_by_name(self) -> dict[str, Observed]:
+        return {o.host: o for o in self.observed}
+
+    def close(self) -> None:
+        close_all(self.hosts)
+
+    def __enter__(self) -> Prepared:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def close_all(hosts: Sequence[DockerHost]) -> None:
+    for h in hosts:
+        h.close()
+
+
+def _parallel(fn: Callable[[T], R], items: Sequence[T]) -> list[R | DeployerError]:
+    """``fn`` over ``items`` in threads; DeployerErrors are returned in place, in order."""
+
+    def call(item: T) -> R | DeployerError:
+        try:
+            return fn(item)
+        except DeployerError as e:
+            return e
+
+    if len(items) <= 1:
+        return [call(i) for i in items]
+    with ThreadPoolExecutor(max_workers=min(MAX_PARALLEL, len(items))) as pool:
+        return list(pool.map(call, items))
+
+
+def _raise_first(errors: Sequence[DeployerError]) -> None:
+    if not errors:
+        return
+    first = errors[0]
+    if len(errors) == 1:
+        raise first
+    others = "\n".join(f"  also: {e.message}" for e in errors[1:])
+    raise type(first)(f"{first.message}\n{others}", hint=first.hint) from first
+
+
+def connect_hosts(
+    manifest: Manifest, environ: Mapping[str, str], *, timeout: float = DEFAULT_TIMEOUT
+) -> list[DockerHost]:
+    """Every host of the manifest's environment, connected and checked, or none at all."""
+    urls = host_urls(manifest.environment.hosts, environ)
+    results = _parallel(
+        lambda url: connect_host(url, environ, manifest.environment, timeout=timeout), urls
+    )
+    hosts = [r for r in results if isinstance(r, DockerHost)]
+    errors = [r for r in results if isinstance(r, DeployerError)]
+    if errors:
+        close_all(hosts)
+        _raise_first(errors)
+    return hosts
+
+
+def resolve_digests(
+    manifest: Manifest,
+    host: DockerHost,
+    environ: Mapping[str, str],
+    services: Sequence[str] | None = None,
+) -> dict[str, str]:
+    """service -> digest, each distinct (image, pull_policy) asked once, on ``host``."""
+    wanted = [s for s in manifest.services if services is None or s.name in services]
+    keys = sorted({(s.image, s.pull_policy) for s in wanted})
+
+    def one(key: tuple[str, str]) -> str:
+        image, policy = key
+        auth = None if policy == "never" else auth_for(image, manifest.registries, environ)
+        return host.resolve(image, auth, pull_policy=policy)
+
+    results = _parallel(one, keys)
+    _raise_first([r for r in results if isinstance(r, DeployerError)])
+    by_key = {k: r for k, r in zip(keys, results, strict=True) if isinstance(r, str)}
+    return {s.name: by_key[(s.image, s.pull_policy)] for s in wanted}
+
+
+def observe_all(manifest: Manifest, hosts: Sequence[DockerHost]) -> list[Observed]:
+    results = _parallel(
+        lambda h: h.observe(
+            manifest.app,
+            manifest.environment.name,
+            compose_project=manifest.compose_project,
+            services=manifest.services,
+        ),
+        hosts,
+    )
+    _raise_first([r for r in results if isinstance(r, DeployerError)])
+    return [r for r in results if isinstance(r, Observed)]
+
+
+def check_only(manifest: Manifest, only: Sequence[str] | None) -> list[str] | None:
+    if only is None:
+        return None
+    names = manifest.service_names
+    unknown = [s for s in only if s not in names]
+    if unknown:
+        raise InvalidInput(
+            f"--services: {', '.join(unknown)} not in {manifest.path} "
+            f"(environment {manifest.environment.name})",
+            hint=f"the services are: {', '.join(names)}",
+        )
+    return list(only)
+
+
+def prepare(
+    manifest: Manifest,
+    environ: Mapping[str, str],
+    only: Sequence[str] | None = None,
+    *,
+    timeout: float = DEFAULT_TIMEOUT,
+) -> Prepared:
+    """Connect, resolve, observe and plan. The caller must ``close()`` the result."""
+    scope = check_only(manifest, only)
+    hosts = connect_hosts(manifest, environ, timeout=timeout)
+    try:
+        if not hosts:
+            raise Unreachable(f"environment {manifest.environment.name} has no hosts")
+        digests = resolve_digests(manifest, hosts[0], environ, scope)
+        observed = observe_all(manifest, hosts)
+        plan = make_plan(manifest, observed, digests, scope)
+    except BaseException:
+        close_all(hosts)
+        raise
+    return Prepared(manifest, hosts, digests, observed, plan)
