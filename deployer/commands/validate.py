@@ -1,12 +1,30 @@
-"""`deployer validate`."""
+"""`deployer validate [-f FILE] [--env NAME] [--format text|json]`.
+
+Prints every problem (file:line:column: key.path: message (fix: ...)) and exits 2, or
+prints a one-line summary and exits 0. Warnings never change the exit code. Values of
+`environment` entries and registry passwords never appear in the output.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 from typing import TextIO
 
-from deployer.errors import NotImplementedYet
+from deployer.errors import EXIT_INVALID, EXIT_OK
+from deployer.manifest import check_manifest
 
 
 def run(args: argparse.Namespace, out: TextIO) -> int:
-    raise NotImplementedYet("`deployer validate` is not available in this version yet")
+    report = check_manifest(args.file, args.env, os.environ)
+    if getattr(args, "format", "text") == "json":
+        json.dump(report.as_dict(), out, indent=2)
+        out.write("\n")
+    else:
+        for problem in report.problems:
+            out.write(problem.render() + "\n")
+        for warning in report.warnings:
+            out.write(warning.render() + "\n")
+        out.write(report.summary() + "\n")
+    return EXIT_OK if report.ok else EXIT_INVALID

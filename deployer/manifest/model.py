@@ -82,7 +82,8 @@ class Service:
     pull_policy: PullPolicy = "always"
     command: tuple[str, ...] | None = None
     entrypoint: tuple[str, ...] | None = None
-    environment: tuple[tuple[str, str], ...] = ()  # values are secrets: never print them
+    # values are secrets: never print them (kept out of repr too)
+    environment: tuple[tuple[str, str], ...] = field(default=(), repr=False)
     ports: tuple[Port, ...] = ()
     expose: tuple[str, ...] = ()
     volumes: tuple[Mount, ...] = ()
@@ -186,7 +187,7 @@ class RolloutPolicy:
 class RegistryAuth:
     server: str
     username: str
-    password: str  # a secret: never print
+    password: str = field(repr=False)  # a secret: never print
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,984 @@
+"""Turn a schema-checked, interpolated tree into the typed model, checking what the schema
+cannot: formats (ports, durations, images), references between services, conflicts, and
+the safety policy. Written defensively: a value of the wrong type was already reported by
+the schema and is skipped here, so every problem is reported once and nothing crashes.
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from deployer.labels import PREFIX
+from deployer.manifest import parse
+from deployer.manifest.model import (
+    Environment,
+    GitlabPolicy,
+    Healthcheck,
+    Logging,
+    Manifest,
+    Mount,
+    NetworkAttachment,
+    Port,
+    RegistryAuth,
+    RolloutPolicy,
+    Service,
+    Task,
+    TopNetwork,
+    TopVolume,
+    UpdateConfig,
+    Warning_,
+)
+from deployer.manifest.problems import Path, Problem
+from deployer.manifest.schema import is_secret
+from deployer.manifest.yamlpos import Doc
+
+APP_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
+SERVICE_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
+_RESTART = re.compile(r"^(no|always|unless-stopped|on-failure(:\d+)?)$")
+_SIGNAL = re.compile(r"^(SIG[A-Z0-9+-]+|[0-9]+)$")
+_ENV_KEY = re.compile(r"^[^=\s]+$")
+
+POLICY_NAMES = (
+    "privileged",
+    "host-network",
+    "host-pid",
+    "host-ipc",
+    "docker-socket",
+    "system-bind",
+    "cap_add",
+)
+SYSTEM_PATHS = (
+    "/etc",
+    "/proc",
+    "/sys",
+    "/dev",
+    "/boot",
+    "/root",
+    "/usr",
+    "/bin",
+    "/sbin",
+    "/lib",
+    "/lib64",
+    "/var/lib/docker",
+    "/run",
+    "/var/run",
+)
+
+T = TypeVar("T")
+
+
+@dataclass
+class Builder:
+    doc: Doc
+    lookup: Mapping[str, str]  # variables for `KEY` entries without a value
+    skip: list[Path] = field(default_factory=list)  # paths the schema already reported
+    problems: list[Problem] = field(default_factory=list)
+    warnings: list[Warning_] = field(default_factory=list)
+    warning_problems: list[Problem] = field(default_factory=list)
+    volumes_declared: set[str] = field(default_factory=set)
+    networks_declared: set[str] = field(default_factory=set)
+    allow: set[str] = field(default_factory=set)
+
+    # -- reporting ------------------------------------------------------------------------
+    def err(self, path: Path, message: str, fix: str | None = None, *, key: bool = False) -> None:
+        for s in self.skip:
+            if path[: len(s)] == s:
+                return
+        self.problems.append(self.doc.problem(path, message, fix, key=key))
+
+    def warn(self, path: Path, message: str, fix: str | None = None) -> None:
+        p = self.doc.problem(path, message, fix, severity="warning")
+        self.warning_problems.append(p)
+        self.warnings.append(Warning_(p.path, p.line, message))
+
+    def parsed(self, path: Path, fn: Callable[[Any], T], value: Any) -> T | None:
+        try:
+            return fn(value)
+        except ValueError as e:
+            if is_secret(path):
+                self.err(path, "invalid value (not shown: it may be a secret)")
+            else:
+                self.err(path, str(e))
+            return None
+
+    def dur(self, path: Path, value: Any) -> float | None:
+        if value is None:
+            return None
+        return self.parsed(path, parse.duration, value)
+
+    # -- top level ------------------------------------------------------------------------
+    def manifest(self, data: dict[str, Any], env_name: str, file: str) -> Manifest | None:
+        app = data.get("app")
+        if isinstance(app, str) and not APP_NAME.match(app):
+            self.err(
+                ("app",),
+                f'"{app}" is not a valid app name; expected lowercase letters, digits, '
+                "and _ . - (starting with a letter or digit)",
+                f'use "{_slug(app)}"' if _slug(app) else None,
+            )
+        self.allow = self.policy(data.get("policy"))
+        volumes = self.top_volumes(data.get("volumes"))
+        networks = self.top_networks(data.get("networks"))
+        environment = self.environment(data, env_name)
+        services: list[Service] = []
+        raw_services = data.get("services")
+        if isinstance(raw_services, dict):
+            if not raw_services and "compose" not in data:
+                self.err(("services",), "must not be empty", "add at least one service")
+            for name, raw in raw_services.items():
+                svc = self.service(name, raw)
+                if svc is not None:
+                    services.append(svc)
+        tasks = self.tasks(data.get("tasks"), raw_services)
+        self.cross_checks(services, raw_services)
+        rollout = self.rollout(data.get("rollout"))
+        registries = self.registries(data.get("registry"))
+        gitlab = self.gitlab(data.get("gitlab"))
+        if self.problems or environment is None or not isinstance(app, str):
+            return None
+        return Manifest(
+            path=file,
+            app=app,
+            environment=environment,
+            services=tuple(services),
+            tasks=tasks,
+            rollout=rollout,
+            volumes=volumes,
+            networks=networks,
+            registries=registries,
+            gitlab=gitlab,
+            policy_allow=tuple(sorted(self.allow)),
+            warnings=tuple(self.warnings),
+        )
+
+    def policy(self, raw: Any) -> set[str]:
+        if not isinstance(raw, dict) or not isinstance(raw.get("allow"), list):
+            return set()
+        return {a for a in raw["allow"] if isinstance(a, str) and a in POLICY_NAMES}
+
+    def top_volumes(self, raw: Any) -> tuple[TopVolume, ...]:
+        out = []
+        if isinstance(raw, dict):
+            for name, spec in raw.items():
+                path = ("volumes", name)
+                if not parse.VOLUME_NAME.match(name):
+                    self.err(path, f'"{name}" is not a valid volume name', key=True)
+                self.volumes_declared.add(name)
+                sp = spec if isinstance(spec, dict) else {}
+                out.append(
+                    TopVolume(
+                        name=name,
+                        external=sp.get("external") is True,
+                        driver=_str_or_none(sp.get("driver")),
+                        labels=self.pairs((*path, "labels"), sp.get("labels")),
+                    )
+                )
+        return tuple(out)
+
+    def top_networks(self, raw: Any) -> tuple[TopNetwork, ...]:
+        out = []
+        if isinstance(raw, dict):
+            for name, spec in raw.items():
+                path = ("networks", name)
+                if not parse.VOLUME_NAME.match(name):
+                    self.err(path, f'"{name}" is not a valid network name', key=True)
+                self.networks_declared.add(name)
+                sp = spec if isinstance(spec, dict) else {}
+                out.append(
+                    TopNetwork(
+                        name=name,
+                        external=sp.get("external") is True,
+                        driver=_str_or_none(sp.get("driver")),
+                        internal=sp.get("internal") is True,
+                        labels=self.pairs((*path, "labels"), sp.get("labels")),
+                    )
+                )
+        return tuple(out)
+
+    def environment(self, data: dict[str, Any], env_name: str) -> Environment | None:
+        envs = data.get("environments")
+        if not isinstance(envs, dict) or not isinstance(envs.get(env_name), dict):
+            return None
+        raw = envs[env_name]
+        path: Path = ("environments", env_name)
+        hosts: list[str] = []
+        if isinstance(raw.get("hosts"), list):
+            for i, host in enumerate(raw["hosts"]):
+                if isinstance(host, str):
+                    problem = _host_problem(host)
+                    if problem:
+                        self.err((*path, "hosts", i), problem[0], problem[1])
+                    elif host in hosts:
+                        self.err((*path, "hosts", i), f'host "{host}" is listed twice')
+                    hosts.append(host)
+        url = raw.get("url")
+        if isinstance(url, str) and not re.match(r"^https?://[^\s/]+", url):
+            self.err((*path, "url"), f'"{url}" is not an http(s) URL', "write https://host/...")
+        variables = raw.get("variables")
+        var_pairs: tuple[tuple[str, str], ...] = ()
+        if isinstance(variables, dict):
+            var_pairs = tuple((k, _scalar_text(v)) for k, v in variables.items())
+        engine = raw.get("engine", "container")
+        return Environment(
+            name=env_name,
+            hosts=tuple(hosts),
+            url=url if isinstance(url, str) else None,
+            variables=var_pairs,
+            engine=engine if engine in ("container", "swarm") else "container",
+            allow_insecure_tcp=raw.get("allow_insecure_tcp") is True,
+        )
+
+    # -- services -------------------------------------------------------------------------
+    def service(self, name: str, raw: Any) -> Service | None:
+        path: Path = ("services", name)
+        if not SERVICE_NAME.match(name):
+            self.err(
+                path,
+                f'"{name}" is not a valid service name; expected letters, digits and _ . -',
+                key=True,
+            )
+        if not isinstance(raw, dict):
+            if raw is None:
+                self.err(path, "the service is empty", "add at least `image:`")
+            return None
+        before = len(self.problems)
+        image = raw.get("image")
+        if image is None:
+            self.err(path, "missing required key `image`", "add `image: registry/repo:tag`")
+        elif isinstance(image, str):
+            parsed = self.parsed((*path, "image"), parse.image, image)
+            if parsed is not None:
+                tag, digest = parsed
+                if digest is None and tag is None:
+                    self.warn(
+                        (*path, "image"),
+                        f'"{image}" has no tag, so "latest" is deployed: which version runs '
+                        "depends on when it was pushed",
+                        "pin a tag, e.g. :${CI_COMMIT_SHORT_SHA}",
+                    )
+                elif digest is None and tag == "latest":
+                    self.warn(
+                        (*path, "image"),
+                        f'"{image}" uses the tag "latest": which version runs depends on when '
+                        "it was pushed",
+                        "pin a tag, e.g. :${CI_COMMIT_SHORT_SHA}",
+                    )
+        environment = self.service_environment(path, raw)
+        ports = self.ports((*path, "ports"), raw.get("ports"))
+        volumes = self.mounts((*path, "volumes"), raw.get("volumes"))
+        networks = self.networks((*path, "networks"), raw.get("networks"))
+        deploy: dict[str, Any] = raw["deploy"] if isinstance(raw.get("deploy"), dict) else {}
+        replicas, cpus, memory, update = self.deploy((*path, "deploy"), deploy)
+        healthcheck = self.healthcheck((*path, "healthcheck"), raw.get("healthcheck"))
+        depends = self.depends_on(raw.get("depends_on"))
+        restart = raw.get("restart")
+        if isinstance(restart, str) and not _RESTART.match(restart):
+            self.err(
+                (*path, "restart"),
+                f'"{restart}" is not a restart policy',
+                "use no, always, on-failure[:N] or unless-stopped",
+            )
+        stop_signal = raw.get("stop_signal")
+        if isinstance(stop_signal, str) and not _SIGNAL.match(stop_signal):
+            self.err((*path, "stop_signal"), f'"{stop_signal}" is not a signal', "e.g. SIGTERM")
+        tmpfs = raw.get("tmpfs")
+        tmpfs_list = [tmpfs] if isinstance(tmpfs, str) else tmpfs if isinstance(tmpfs, list) else []
+        for i, t in enumerate(tmpfs_list):
+            if isinstance(t, str) and not t.startswith("/"):
+                p = (*path, "tmpfs") if isinstance(tmpfs, str) else (*path, "tmpfs", i)
+                self.err(p, f'"{t}" is not an absolute path inside the container')
+        extra_hosts = self.extra_hosts((*path, "extra_hosts"), raw.get("extra_hosts"))
+        logging = raw.get("logging")
+        log = None
+        if isinstance(logging, dict):
+            opts: dict[str, Any] = (
+                logging["options"] if isinstance(logging.get("options"), dict) else {}
+            )
+            log = Logging(
+                driver=_str_or_none(logging.get("driver")),
+                options=tuple((k, _scalar_text(v)) for k, v in opts.items()),
+            )
+        labels = self.pairs((*path, "labels"), raw.get("labels"))
+        for k, _ in labels:
+            if k.startswith(PREFIX):
+                self.err(
+                    (*path, "labels"),
+                    f"label `{k}` uses the prefix {PREFIX} that the deployer reserves",
+                    "rename the label",
+                )
+        self.safety(path, raw, volumes)
+        cap_add: list[Any] = raw["cap_add"] if isinstance(raw.get("cap_add"), list) else []
+        command = raw.get("command")
+        entrypoint = raw.get("entrypoint")
+        pull_policy = raw.get("pull_policy", "always")
+        user = raw.get("user")
+        if len(self.problems) != before or not isinstance(image, str):
+            return None
+        return Service(
+            name=name,
+            image=image,
+            pull_policy=pull_policy if pull_policy in ("always", "missing", "never") else "always",
+            command=self.parsed((*path, "command"), parse.command, command)
+            if command is not None
+            else None,
+            entrypoint=self.parsed((*path, "entrypoint"), parse.command, entrypoint)
+            if entrypoint is not None
+            else None,
+            environment=environment,
+            ports=ports,
+            expose=tuple(str(e) for e in raw.get("expose") or () if isinstance(e, str | int)),
+            volumes=volumes,
+            networks=networks,
+            healthcheck=healthcheck,
+            depends_on=depends,
+            labels=labels,
+            restart=_str_or_none(restart),
+            user=str(user) if isinstance(user, str | int) else None,
+            init=raw.get("init") if isinstance(raw.get("init"), bool) else None,
+            working_dir=_str_or_none(raw.get("working_dir")),
+            stop_signal=_str_or_none(stop_signal),
+            stop_grace_period=self.dur((*path, "stop_grace_period"), raw.get("stop_grace_period")),
+            read_only=raw.get("read_only") is True,
+            tmpfs=tuple(t for t in tmpfs_list if isinstance(t, str)),
+            extra_hosts=extra_hosts,
+            logging=log,
+            replicas=replicas,
+            cpus=cpus,
+            memory=memory,
+            update_config=update,
+            privileged=raw.get("privileged") is True,
+            network_mode=_str_or_none(raw.get("network_mode")),
+            pid=_str_or_none(raw.get("pid")),
+            ipc=_str_or_none(raw.get("ipc")),
+            cap_add=tuple(c for c in cap_add if isinstance(c, str)),
+        )
+
+    def pairs(self, path: Path, raw: Any) -> tuple[tuple[str, str], ...]:
+        """A compose list-or-dict (labels, options) as sorted (key, value) pairs."""
+        out: dict[str, str] = {}
+        if isinstance(raw, dict):
+            for k, v in raw.items():
+                out[k] = "" if v is None else _scalar_text(v)
+        elif isinstance(raw, list):
+            for i, item in enumerate(raw):
+                if not isinstance(item, str):
+                    continue
+                k, _, v = item.partition("=")
+                if not k:
+                    self.err((*path, i), "expected KEY=value")
+                    continue
+                out[k] = v
+        return tuple(sorted(out.items()))
+
+    def service_environment(self, path: Path, raw: dict[str, Any]) -> tuple[tuple[str, str], ...]:
+        env: dict[str, str] = {}
+        env_file = raw.get("env_file")
+        files: list[tuple[Path, Any]] = []
+        if isinstance(env_file, str):
+            files = [((*path, "env_file"), env_file)]
+        elif isinstance(env_file, list):
+            files = [((*path, "env_file", i), f) for i, f in enumerate(env_file)]
+        for fpath, spec in files:
+            required = True
+            name = spec
+            if isinstance(spec, dict):
+                required = spec.get("required", True) is not False
+                name = spec.get("path")
+            if isinstance(name, str):
+                env.update(self.read_env_file(fpath, name, required=required))
+        value = raw.get("environment")
+        epath = (*path, "environment")
+        if isinstance(value, dict):
+            for k, v in value.items():
+                if not _ENV_KEY.match(k):
+                    self.err((*epath, k), f'"{k}" is not a variable name', key=True)
+                elif v is None:
+                    if k in self.lookup:
+                        env[k] = self.lookup[k]
+                else:
+                    env[k] = _scalar_text(v)
+        elif isinstance(value, list):
+            seen: set[str] = set()
+            for i, item in enumerate(value):
+                if not isinstance(item, str):
+                    continue
+                k, sep, v = item.partition("=")
+                if not _ENV_KEY.match(k):
+                    self.err((*epath, i), "expected KEY=value (value not shown: a secret)")
+                    continue
+                if k in seen:
+                    self.err((*epath, i), f"variable {k} is set twice")
+                seen.add(k)
+                if sep:
+                    env[k] = v
+                elif k in self.lookup:
+                    env[k] = self.lookup[k]
+        return tuple(sorted(env.items()))
+
+    def read_env_file(self, path: Path, name: str, *, required: bool) -> dict[str, str]:
+        base = os.path.dirname(self.doc.pos(path).file)
+        full = os.path.join(base, name)
+        try:
+            with open(full, encoding="utf-8") as f:
+                lines = f.read().splitlines()
+        except FileNotFoundError:
+            if required:
+                self.err(
+                    path,
+                    f'env_file "{name}" not found (looked at {full})',
+                    "create it, fix the path (relative to this file), or set required: false",
+                )
+            return {}
+        except (OSError, UnicodeDecodeError) as e:
+            self.err(path, f'env_file "{name}" cannot be read: {e.__class__.__name__}')
+            return {}
+        out: dict[str, str] = {}
+        for n, line in enumerate(lines, 1):
+            text = line.strip()
+            if not text or text.startswith("#"):
+                continue
+            if text.startswith("export "):
+                text = text[7:].lstrip()
+            k, sep, v = text.partition("=")
+            k = k.strip()
+            if not _ENV_KEY.match(k):
+                self.problems.append(
+                    Problem(
+                        full,
+                        n,
+                        1,
+                        "",
+                        "expected KEY=value (value not shown: a secret)",
+                        "fix or remove the line",
+                    )
+                )
+                continue
+            if not sep:
+                if k in self.lookup:
+                    out[k] = self.lookup[k]
+                continue
+            v = v.strip()
+            if len(v) >= 2 and v[0] == v[-1] and v[0] in "\"'":
+                v = v[1:-1]
+                if line.strip().partition("=")[2].strip().startswith('"'):
+                    v = v.replace("\\n", "\n").replace('\\"', '"')
+            elif " #" in v:
+                v = v.split(" #", 1)[0].rstrip()
+            out[k] = v
+        return out
+
+    def ports(self, path: Path, raw: Any) -> tuple[Port, ...]:
+        out: list[Port] = []
+        if not isinstance(raw, list):
+            return ()
+        for i, item in enumerate(raw):
+            p = (*path, i)
+            if isinstance(item, str | int) and not isinstance(item, bool):
+                got = self.parsed(p, parse.port_short, item)
+                out.extend(got or ())
+            elif isinstance(item, dict):
+                target = self.parsed((*p, "target"), _port_int, item.get("target"))
+                published = item.get("published")
+                pub = None
+                if published not in (None, ""):
+                    pub = self.parsed((*p, "published"), _port_int, published)
+                host_ip = item.get("host_ip", "")
+                if host_ip and isinstance(host_ip, str):
+                    try:
+                        import ipaddress
+
+                        ipaddress.ip_address(host_ip)
+                    except ValueError:
+                        self.err((*p, "host_ip"), f'"{host_ip}" is not an IP address')
+                if target is not None:
+                    out.append(
+                        Port(
+                            target=target,
+                            published=pub,
+                            host_ip=host_ip if isinstance(host_ip, str) else "",
+                            protocol=str(item.get("protocol", "tcp")),
+                        )
+                    )
+        return tuple(out)
+
+    def mounts(self, path: Path, raw: Any) -> tuple[Mount, ...]:
+        out: list[Mount] = []
+        if not isinstance(raw, list):
+            return ()
+        for i, item in enumerate(raw):
+            p = (*path, i)
+            mount: Mount | None = None
+            if isinstance(item, str):
+                mount = self.parsed(p, parse.volume_short, item)
+            elif isinstance(item, dict):
+                mount = self.mount_long(p, item)
+            if mount is None:
+                continue
+            if (
+                mount.type == "volume"
+                and mount.source
+                and (mount.source not in self.volumes_declared)
+            ):
+                self.err(
+                    p,
+                    f'volume "{mount.source}" is not declared in the top-level `volumes:`',
+                    f"add `volumes: {{{mount.source}: {{}}}}` at the top level, or use an "
+                    "absolute host path for a bind mount",
+                )
+            out.append(mount)
+        return tuple(out)
+
+    def mount_long(self, p: Path, item: dict[str, Any]) -> Mount | None:
+        kind, target, source = item.get("type"), item.get("target"), item.get("source")
+        if kind not in ("volume", "bind", "tmpfs") or not isinstance(target, str):
+            return None
+        if not target.startswith("/"):
+            self.err((*p, "target"), f'"{target}" must be an absolute path (start with /)')
+            return None
+        if kind == "bind":
+            if not isinstance(source, str) or not source.startswith("/"):
+                self.err(
+                    (*p, "source"),
+                    "a bind mount needs an absolute host path as `source`",
+                    "use an absolute path on the host",
+                )
+                return None
+            source = posixpath.normpath(source)
+        elif kind == "tmpfs":
+            if source is not None:
+                self.err((*p, "source"), "a tmpfs mount has no source", "remove `source`")
+            source = None
+        elif isinstance(source, str) and not parse.VOLUME_NAME.match(source):
+            self.err((*p, "source"), f'"{source}" is not a volume name')
+            return None
+        return Mount(
+            type=kind,
+            target=target,
+            source=source if isinstance(source, str) else None,
+            read_only=item.get("read_only") is True,
+        )
+
+    def networks(self, path: Path, raw: Any) -> tuple[NetworkAttachment, ...]:
+        items: list[tuple[Path, str, tuple[str, ...]]] = []
+        if isinstance(raw, list):
+            items = [((*path, i), n, ()) for i, n in enumerate(raw) if isinstance(n, str)]
+        elif isinstance(raw, dict):
+            for n, spec in raw.items():
+                aliases: tuple[str, ...] = ()
+                if isinstance(spec, dict) and isinstance(spec.get("aliases"), list):
+                    aliases = tuple(a for a in spec["aliases"] if isinstance(a, str))
+                items.append(((*path, n), n, aliases))
+        out = []
+        for p, name, aliases in items:
+            if name != "default" and name not in self.networks_declared:
+                self.err(
+                    p,
+                    f'network "{name}" is not declared in the top-level `networks:`',
+                    f"add `networks: {{{name}: {{}}}}` at the top level",
+                    key=isinstance(raw, dict),
+                )
+            out.append(NetworkAttachment(name=name, aliases=aliases))
+        return tuple(out)
+
+    def deploy(
+        self, path: Path, raw: dict[str, Any]
+    ) -> tuple[int, float | None, int | None, UpdateConfig]:
+        replicas = raw.get("replicas", 1)
+        replicas = replicas if isinstance(replicas, int) and not isinstance(replicas, bool) else 1
+        cpus = memory = None
+        res = raw.get("resources")
+        limits = res.get("limits") if isinstance(res, dict) else None
+        if isinstance(limits, dict):
+            if limits.get("cpus") is not None:
+                cpus = self.parsed(
+                    (*path, "resources", "limits", "cpus"), parse.cpus, limits["cpus"]
+                )
+            if limits.get("memory") is not None:
+                memory = self.parsed(
+                    (*path, "resources", "limits", "memory"), parse.size, limits["memory"]
+                )
+        uc = raw.get("update_config")
+        update = UpdateConfig()
+        if isinstance(uc, dict):
+            up = (*path, "update_config")
+            order = uc.get("order")
+            parallelism = uc.get("parallelism", 1)
+            failure_action = uc.get("failure_action", "rollback")
+            update = UpdateConfig(
+                order=order if order in ("start-first", "stop-first") else None,
+                parallelism=parallelism if isinstance(parallelism, int) else 1,
+                delay=self.dur((*up, "delay"), uc.get("delay")) or 0.0,
+                failure_action=failure_action
+                if failure_action in ("rollback", "pause", "continue")
+                else "rollback",
+                monitor=self.dur((*up, "monitor"), uc.get("monitor")) or 0.0,
+            )
+        return replicas, cpus, memory, update
+
+    def healthcheck(self, path: Path, raw: Any) -> Healthcheck | None:
+        if not isinstance(raw, dict):
+            return None
+        test = raw.get("test")
+        test_t: tuple[str, ...] | None = None
+        if isinstance(test, str):
+            test_t = ("CMD-SHELL", test)
+        elif isinstance(test, list):
+            test_t = tuple(str(t) for t in test)
+            if not test_t or test_t[0] not in ("CMD", "CMD-SHELL", "NONE"):
+                self.err(
+                    (*path, "test"),
+                    'a healthcheck test list must start with "CMD", "CMD-SHELL" or "NONE"',
+                    'e.g. ["CMD", "wget", "-qO-", "http://127.0.0.1:8080/up"]',
+                )
+            elif test_t[0] != "NONE" and len(test_t) < 2:
+                self.err((*path, "test"), f'"{test_t[0]}" needs a command after it')
+        retries = raw.get("retries")
+        disable = raw.get("disable") is True or (test_t is not None and test_t[:1] == ("NONE",))
+        return Healthcheck(
+            test=None if disable else test_t,
+            interval=self.dur((*path, "interval"), raw.get("interval")),
+            timeout=self.dur((*path, "timeout"), raw.get("timeout")),
+            retries=retries if isinstance(retries, int) else None,
+            start_period=self.dur((*path, "start_period"), raw.get("start_period")),
+            start_interval=self.dur((*path, "start_interval"), raw.get("start_interval")),
+            disable=disable,
+        )
+
+    def depends_on(self, raw: Any) -> tuple[tuple[str, str], ...]:
+        if isinstance(raw, list):
+            return tuple((d, "service_started") for d in raw if isinstance(d, str))
+        if isinstance(raw, dict):
+            out = []
+            for d, spec in raw.items():
+                cond = spec.get("condition") if isinstance(spec, dict) else None
+                out.append((d, cond if isinstance(cond, str) else "service_started"))
+            return tuple(out)
+        return ()
+
+    def extra_hosts(self, path: Path, raw: Any) -> tuple[str, ...]:
+        out = []
+        if isinstance(raw, dict):
+            raw = [f"{k}:{v}" for k, v in raw.items() if isinstance(v, str)]
+            path = (*path,)
+        if isinstance(raw, list):
+            for i, item in enumerate(raw):
+                if not isinstance(item, str):
+                    continue
+                host, sep, ip = item.replace("=", ":", 1).partition(":")
+                if not host or not sep or not ip:
+                    self.err((*path, i), f'"{item}" is not an extra host; expected "HOST:IP"')
+                    continue
+                out.append(f"{host}:{ip}")
+        return tuple(out)
+
+    def safety(self, path: Path, raw: dict[str, Any], volumes: tuple[Mount, ...]) -> None:
+        def refuse(p: Path, what: str, name: str) -> None:
+            if name not in self.allow:
+                self.err(
+                    p,
+                    f"{what} is refused by the safety policy",
+                    f'remove it, or add "{name}" to `policy: {{allow: [...]}}` if this app '
+                    "really needs it",
+                )
+
+        if raw.get("privileged") is True:
+            refuse((*path, "privileged"), "privileged: true", "privileged")
+        mode = raw.get("network_mode")
+        if isinstance(mode, str):
+            if mode == "host":
+                refuse((*path, "network_mode"), "network_mode: host", "host-network")
+            elif mode != "none":
+                self.err(
+                    (*path, "network_mode"),
+                    f'network_mode "{mode}" is not supported yet',
+                    "use `networks:` instead",
+                )
+            if raw.get("networks"):
+                self.err(
+                    (*path, "network_mode"),
+                    "network_mode and networks cannot be used together",
+                    "remove one of them",
+                )
+        for key, name in (("pid", "host-pid"), ("ipc", "host-ipc")):
+            value = raw.get(key)
+            if not isinstance(value, str):
+                continue
+            if value == "host":
+                refuse((*path, key), f"{key}: host", name)
+            elif not (key == "ipc" and value in ("private", "shareable")):
+                self.err(
+                    (*path, key),
+                    f'{key} "{value}" is not supported yet',
+                    "remove it" if key == "pid" else "use private or shareable",
+                )
+        if isinstance(raw.get("cap_add"), list) and raw["cap_add"]:
+            refuse((*path, "cap_add"), "cap_add", "cap_add")
+        for i, m in enumerate(volumes):
+            if m.type != "bind" or m.source is None:
+                continue
+            p = (*path, "volumes", i) if len(volumes) == len(raw.get("volumes") or ()) else path
+            src = m.source
+            if src.endswith("docker.sock"):
+                refuse(
+                    p,
+                    f'binding the Docker socket ("{src}") gives full control of the host; it',
+                    "docker-socket",
+                )
+            elif src == "/" or any(src == s or src.startswith(s + "/") for s in SYSTEM_PATHS):
+                refuse(p, f'the bind mount of the system path "{src}"', "system-bind")
+
+    # -- tasks, rollout, registry, gitlab -------------------------------------------------
+    def tasks(self, raw: Any, raw_services: Any) -> tuple[Task, ...]:
+        out = []
+        if not isinstance(raw, dict):
+            return ()
+        services = list(raw_services) if isinstance(raw_services, dict) else []
+        for name, spec in raw.items():
+            path = ("tasks", name)
+            if not SERVICE_NAME.match(name):
+                self.err(path, f'"{name}" is not a valid task name', key=True)
+            if not isinstance(spec, dict):
+                continue
+            svc = spec.get("service")
+            if isinstance(svc, str) and svc not in services:
+                from deployer.manifest.schema import did_you_mean
+
+                guess = did_you_mean(svc, services)
+                self.err(
+                    (*path, "service"),
+                    f'unknown service "{svc}"',
+                    f"did you mean `{guess}`?" if guess else "name one of: " + ", ".join(services),
+                )
+            cmd = spec.get("command")
+            command = self.parsed((*path, "command"), parse.command, cmd) if cmd else None
+            if cmd is not None and not command:
+                self.err((*path, "command"), "the command is empty")
+            when = spec.get("when", "before-deploy")
+            timeout = self.dur((*path, "timeout"), spec.get("timeout"))
+            if isinstance(svc, str) and command:
+                out.append(
+                    Task(
+                        name=name,
+                        service=svc,
+                        command=command,
+                        when=when if when in ("before-deploy", "after-deploy") else "before-deploy",
+                        timeout=timeout if timeout is not None else 600.0,
+                    )
+                )
+        return tuple(out)
+
+    def rollout(self, raw: Any) -> RolloutPolicy:
+        if not isinstance(raw, dict):
+            return RolloutPolicy()
+        d = RolloutPolicy()
+        kw: dict[str, Any] = {}
+        for key in ("health_timeout", "healthy_after", "drain", "lock_ttl", "batch_pause"):
+            if raw.get(key) is not None:
+                value = self.dur(("rollout", key), raw[key])
+                if value is not None:
+                    kw[key] = value
+        if raw.get("canary") is not None:
+            kw["canary"] = self.dur(("rollout", "canary"), raw["canary"])
+        if kw.get("health_timeout") == 0:
+            self.err(("rollout", "health_timeout"), "must be more than 0")
+        keep = raw.get("keep_releases")
+        if isinstance(keep, int) and not isinstance(keep, bool):
+            kw["keep_releases"] = keep
+        batch = raw.get("batch")
+        if batch is not None and not isinstance(batch, bool):
+            text = str(batch)
+            m = re.match(r"^(\d+)(%?)$", text)
+            if not m or int(m.group(1)) < 1 or (m.group(2) and int(m.group(1)) > 100):
+                self.err(
+                    ("rollout", "batch"),
+                    f'"{text}" is not a batch size',
+                    'use a count like 2 or a percentage like "25%"',
+                )
+            else:
+                kw["batch"] = text
+        return RolloutPolicy(**{**d.__dict__, **kw})
+
+    def registries(self, raw: Any) -> tuple[RegistryAuth, ...]:
+        entries: list[tuple[Path, Any, Any]] = []
+        if isinstance(raw, list):
+            entries = [
+                (("registry", i), e.get("server"), e)
+                for i, e in enumerate(raw)
+                if isinstance(e, dict)
+            ]
+        elif isinstance(raw, dict):
+            entries = [(("registry", k), k, e) for k, e in raw.items() if isinstance(e, dict)]
+        out = []
+        seen: set[str] = set()
+        for path, server, e in entries:
+            user, pw = e.get("username"), e.get("password")
+            if not isinstance(server, str) or not isinstance(user, str) or not isinstance(pw, str):
+                continue
+            if not server or "/" in server.removeprefix("https://").removeprefix("http://"):
+                self.err(
+                    path,
+                    f'"{server}" is not a registry host; expected e.g. '
+                    "registry.example.com or registry.example.com:5000",
+                )
+                continue
+            if server in seen:
+                self.err(path, f'registry "{server}" is listed twice')
+            seen.add(server)
+            if not user or not pw:
+                self.err(path, "username and password must not be empty (is a variable unset?)")
+                continue
+            out.append(RegistryAuth(server=server, username=user, password=pw))
+        return tuple(out)
+
+    def gitlab(self, raw: Any) -> GitlabPolicy:
+        if not isinstance(raw, dict):
+            return GitlabPolicy()
+        hold = raw.get("hold_label")
+        return GitlabPolicy(
+            hold_label=hold if isinstance(hold, str) else GitlabPolicy.hold_label,
+            require_api=raw.get("require_api") is True,
+        )
+
+    # -- checks across services -----------------------------------------------------------
+    def cross_checks(self, services: list[Service], raw_services: Any) -> None:
+        if not isinstance(raw_services, dict):
+            return
+        names = list(raw_services)
+        graph: dict[str, list[str]] = {}
+        for name, raw in raw_services.items():
+            if not isinstance(raw, dict):
+                continue
+            deps = self.depends_on(raw.get("depends_on"))
+            graph[name] = []
+            for i, (dep, _) in enumerate(deps):
+                p: Path = ("services", name, "depends_on")
+                p = (*p, i) if isinstance(raw.get("depends_on"), list) else (*p, dep)
+                key = isinstance(raw.get("depends_on"), dict)
+                if dep == name:
+                    self.err(p, f'service "{name}" depends on itself', "remove it", key=key)
+                elif dep not in raw_services:
+                    from deployer.manifest.schema import did_you_mean
+
+                    guess = did_you_mean(dep, names)
+                    self.err(
+                        p,
+                        f'unknown service "{dep}"',
+                        f"did you mean `{guess}`?" if guess else "name one of: " + ", ".join(names),
+                        key=key,
+                    )
+                else:
+                    graph[name].append(dep)
+        for cycle in _cycles(graph):
+            self.err(
+                ("services", cycle[0], "depends_on"),
+                "depends_on forms a cycle: " + " -> ".join([*cycle, cycle[0]]),
+                "remove one of these dependencies",
+            )
+        # host ports: every service runs on every host of the environment
+        taken: dict[tuple[int, str], tuple[str, str]] = {}
+        for svc in services:
+            raw = raw_services.get(svc.name)
+            for port in svc.fixed_host_ports:
+                assert port.published is not None
+                slot = (port.published, port.protocol)
+                ip = port.host_ip or "0.0.0.0"
+                other = taken.get(slot)
+                if other and (other[1] in ("0.0.0.0", "::", ip) or ip in ("0.0.0.0", "::")):
+                    self.err(
+                        ("services", svc.name, "ports"),
+                        f"host port {port.published}/{port.protocol} is already published by "
+                        f'service "{other[0]}" on the same hosts',
+                        "use another host port, or publish only the container port",
+                    )
+                else:
+                    taken[slot] = (svc.name, ip)
+            if svc.fixed_host_ports and isinstance(raw, dict):
+                ports = ", ".join(str(p.published) for p in svc.fixed_host_ports)
+                if svc.replicas > 1:
+                    self.err(
+                        ("services", svc.name, "deploy", "replicas"),
+                        f"{svc.replicas} replicas cannot all publish the fixed host port "
+                        f"{ports} on one host",
+                        'publish only the container port (e.g. "8080") behind a proxy, '
+                        "or use replicas: 1",
+                    )
+                if svc.update_config.order == "start-first":
+                    self.err(
+                        ("services", svc.name, "deploy", "update_config", "order"),
+                        f"start-first cannot work with the fixed host port {ports}: the new "
+                        "container cannot bind it while the old one runs",
+                        "use order: stop-first, or publish only the container port",
+                    )
+
+
+def _cycles(graph: dict[str, list[str]]) -> list[list[str]]:
+    """Each cycle of the dependency graph once (Tarjan-free: DFS with a stack)."""
+    found: list[list[str]] = []
+    seen_sets: set[frozenset[str]] = set()
+    state: dict[str, int] = {}
+
+    def visit(node: str, stack: list[str]) -> None:
+        state[node] = 1
+        stack.append(node)
+        for nxt in graph.get(node, []):
+            if state.get(nxt) == 1:
+                cycle = stack[stack.index(nxt) :]
+                key = frozenset(cycle)
+                if key not in seen_sets:
+                    seen_sets.add(key)
+                    found.append(cycle)
+            elif nxt not in state:
+                visit(nxt, stack)
+        stack.pop()
+        state[node] = 2
+
+    for node in graph:
+        if node not in state:
+            visit(node, [])
+    return found
+
+
+def _port_int(value: Any) -> int:
+    text = str(value)
+    if isinstance(value, bool) or not text.isdigit() or not 0 < int(text) <= 65535:
+        raise ValueError(f'"{text}" is not a port number (1-65535)')
+    return int(text)
+
+
+def _host_problem(host: str) -> tuple[str, str] | None:
+    fix = "use unix:///var/run/docker.sock, tcp://host:2376 or ssh://user@host[:port]"
+    scheme, sep, rest = host.partition("://")
+    if not sep or scheme not in ("unix", "tcp", "ssh"):
+        return f'"{host}" is not a Docker host URL', fix
+    if scheme == "unix" and not rest.startswith("/"):
+        return f'"{host}" needs an absolute socket path', fix
+    if scheme in ("tcp", "ssh"):
+        hostport = rest.rsplit("@", 1)[-1].rstrip("/")
+        name, _, port = hostport.rpartition(":") if ":" in hostport else (hostport, "", "")
+        if not name or (port and not port.isdigit()) or "/" in hostport:
+            return f'"{host}" is not a Docker host URL', fix
+    return None
+
+
+def _slug(text: str) -> str:
+    s = re.sub(r"[^a-z0-9_.-]+", "-", text.lower()).strip("-_.")
+    return s
+
+
+def _scalar_text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _str_or_none(value: Any) -> str | None:
+    return value if isinstance(value, str) else None

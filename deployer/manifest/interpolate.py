@@ -1,0 +1,138 @@
+"""Variable interpolation exactly as docker compose does it.
+
+``$VAR``, ``${VAR}``, ``${VAR:-default}`` (unset or empty), ``${VAR-default}`` (unset),
+``${VAR:?message}`` / ``${VAR?message}`` (error), ``${VAR:+alt}`` / ``${VAR+alt}``
+(alternative when set), and ``$$`` for a literal ``$``. Defaults may contain further
+``${...}``. One difference from compose, on purpose: a variable that is not set and has no
+default is an error (compose substitutes an empty string with a warning).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+_NAME_START = "_abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+_NAME_CHARS = _NAME_START + "0123456789"
+_OPERATORS = (":-", ":?", ":+", "-", "?", "+")
+
+
+class InterpolationSyntaxError(ValueError):
+    """The string is not a valid template; the message says why (never quotes the value)."""
+
+
+@dataclass
+class Result:
+    value: str
+    undefined: list[str] = field(default_factory=list)  # variables used with no value
+    required: list[tuple[str, str]] = field(default_factory=list)  # (${VAR:?msg}: VAR, msg)
+    used: bool = False  # whether any substitution happened
+
+
+class _Parser:
+    def __init__(self, text: str, lookup: Mapping[str, str], result: Result) -> None:
+        self.text = text
+        self.lookup = lookup
+        self.result = result
+        self.i = 0
+
+    def name(self) -> str:
+        start = self.i
+        if self.i < len(self.text) and self.text[self.i] in _NAME_START:
+            self.i += 1
+            while self.i < len(self.text) and self.text[self.i] in _NAME_CHARS:
+                self.i += 1
+        return self.text[start : self.i]
+
+    def run(self, *, until_brace: bool, evaluate: bool) -> str:
+        out: list[str] = []
+        t = self.text
+        while self.i < len(t):
+            c = t[self.i]
+            if until_brace and c == "}":
+                return "".join(out)
+            if c != "$":
+                out.append(c)
+                self.i += 1
+                continue
+            self.i += 1
+            if self.i >= len(t):
+                raise InterpolationSyntaxError(
+                    "a `$` ends the string; write `$$` for a literal `$`"
+                )
+            c = t[self.i]
+            if c == "$":
+                out.append("$")
+                self.i += 1
+            elif c == "{":
+                self.i += 1
+                out.append(self.braced(evaluate=evaluate))
+            elif c in _NAME_START:
+                var = self.name()
+                out.append(self.get(var, evaluate=evaluate))
+            else:
+                raise InterpolationSyntaxError(
+                    f"`${c}` is not a variable reference; write `$$` for a literal `$`"
+                )
+        if until_brace:
+            raise InterpolationSyntaxError("a `${` is never closed with `}`")
+        return "".join(out)
+
+    def get(self, var: str, *, evaluate: bool) -> str:
+        if not evaluate:
+            return ""
+        self.result.used = True
+        if var in self.lookup:
+            return self.lookup[var]
+        if var not in self.result.undefined:
+            self.result.undefined.append(var)
+        return ""
+
+    def braced(self, *, evaluate: bool) -> str:
+        var = self.name()
+        if not var:
+            raise InterpolationSyntaxError(
+                "`${` must be followed by a variable name like ${NAME}; write `$$` for a "
+                "literal `$`"
+            )
+        t = self.text
+        if self.i >= len(t):
+            raise InterpolationSyntaxError(f"`${{{var}` is never closed with `}}`")
+        if t[self.i] == "}":
+            self.i += 1
+            return self.get(var, evaluate=evaluate)
+        op = next((o for o in _OPERATORS if t.startswith(o, self.i)), None)
+        if op is None:
+            raise InterpolationSyntaxError(
+                f"invalid character after `${{{var}`; expected `}}` or one of :- - :? ? :+ +"
+            )
+        self.i += len(op)
+        is_set = var in self.lookup
+        value = self.lookup.get(var, "")
+        empty_counts = op.startswith(":")
+        missing = (not is_set) or (empty_counts and value == "")
+        if evaluate:
+            self.result.used = True
+        if op in (":-", "-"):
+            word = self.run(until_brace=True, evaluate=evaluate and missing)
+            out = word if missing else value
+        elif op in (":?", "?"):
+            word = self.run(until_brace=True, evaluate=evaluate and missing)
+            if evaluate and missing:
+                self.result.required.append((var, word))
+            out = "" if missing else value
+        else:  # ":+", "+"
+            word = self.run(until_brace=True, evaluate=evaluate and not missing)
+            out = "" if missing else word
+        self.i += 1  # the closing brace
+        return out if evaluate else ""
+
+
+def interpolate(text: str, lookup: Mapping[str, str]) -> Result:
+    """Expand ``text``; raises InterpolationSyntaxError for malformed templates."""
+    result = Result("")
+    if "$" not in text:
+        result.value = text
+        return result
+    result.value = _Parser(text, lookup, result).run(until_brace=False, evaluate=True)
+    return result

@@ -1,0 +1,264 @@
+"""The manifest pipeline: YAML with positions -> environment -> interpolation -> schema ->
+model and checks. Every stage reports all its problems; nothing stops at the first."""
+
+from __future__ import annotations
+
+import copy
+import os
+from collections.abc import Mapping
+from dataclasses import replace
+from typing import Any
+
+from deployer.manifest import yamlpos
+from deployer.manifest.build import Builder
+from deployer.manifest.interpolate import InterpolationSyntaxError, interpolate
+from deployer.manifest.model import Manifest
+from deployer.manifest.problems import CheckReport, ManifestError, Path, Problem, format_path
+from deployer.manifest.schema import did_you_mean, validate
+from deployer.manifest.yamlpos import Doc
+
+
+def read(path: str | os.PathLike[str]) -> Doc:
+    """Load the manifest file (and, later, the compose files it names)."""
+    shown = os.fspath(path)
+    doc = yamlpos.load_file(shown, shown)
+    if not doc.problems and doc.data is None:
+        doc.problems.append(
+            Problem(
+                shown,
+                1,
+                1,
+                "",
+                "the manifest is empty",
+                "start with `app:`, `environments:` and `services:`",
+            )
+        )
+    if isinstance(doc.data, dict) and "compose" in doc.data:
+        from deployer.manifest.compose import merge_compose
+
+        merge_compose(doc)
+    return doc
+
+
+def environment_names(doc: Doc) -> list[str]:
+    data = doc.data
+    if isinstance(data, dict) and isinstance(data.get("environments"), dict):
+        return [str(k) for k in data["environments"]]
+    return []
+
+
+def select_environment(
+    doc: Doc, env: str | None, environ: Mapping[str, str]
+) -> tuple[str | None, Problem | None]:
+    names = environment_names(doc)
+    if not names:
+        return None, None  # the schema reports missing or empty environments
+    listed = ", ".join(names)
+    source = "--env"
+    if env is None and environ.get("CI_ENVIRONMENT_NAME"):
+        env, source = environ["CI_ENVIRONMENT_NAME"], "CI_ENVIRONMENT_NAME"
+    if env is None:
+        if len(names) == 1:
+            return names[0], None
+        return None, doc.problem(
+            ("environments",),
+            f"the manifest has several environments ({listed}) and none was chosen",
+            "pass --env NAME (in GitLab CI, CI_ENVIRONMENT_NAME chooses it)",
+            key=True,
+        )
+    if env in names:
+        return env, None
+    guess = did_you_mean(env, names)
+    return None, doc.problem(
+        ("environments",),
+        f'{source} names the environment "{env}", which the manifest does not define '
+        f"(it has: {listed})",
+        f"did you mean `{guess}`?" if guess else f"use one of: {listed}",
+        key=True,
+    )
+
+
+def _interpolate_tree(
+    doc: Doc, data: Any, env_name: str, environ: Mapping[str, str]
+) -> tuple[set[Path], list[Problem], dict[str, str]]:
+    """Interpolate ``data`` in place for ``env_name``; returns the interpolated paths, the
+    problems and the lookup (environ over the environment's variables)."""
+    problems: list[Problem] = []
+    undefined: dict[str, list[Path]] = {}
+    interpolated: set[Path] = set()
+
+    def expand(path: Path, text: str, lookup: Mapping[str, str]) -> str:
+        try:
+            result = interpolate(text, lookup)
+        except InterpolationSyntaxError as e:
+            problems.append(
+                doc.problem(
+                    path,
+                    f"invalid interpolation: {e}",
+                    "see ${VAR}, ${VAR:-default}, ${VAR:?message}",
+                )
+            )
+            return text
+        for var in result.undefined:
+            undefined.setdefault(var, []).append(path)
+        for var, message in result.required:
+            detail = f": {message}" if message else ""
+            problems.append(
+                doc.problem(
+                    path,
+                    f"required variable {var} is not set{detail}",
+                    f"set {var} as a CI/CD variable or in environments.{env_name}.variables",
+                )
+            )
+        if result.used:
+            interpolated.add(path)
+        return result.value
+
+    def walk(node: Any, path: Path, lookup: Mapping[str, str]) -> Any:
+        if isinstance(node, str):
+            return expand(path, node, lookup)
+        if isinstance(node, list):
+            for i, item in enumerate(node):
+                node[i] = walk(item, (*path, i), lookup)
+        elif isinstance(node, dict):
+            for key in list(node):
+                sub = (*path, key)
+                if not path and key.startswith("x-"):
+                    continue  # extension fields: content is used (and checked) where merged
+                if len(sub) == 2 and sub[0] == "environments" and key != env_name:
+                    continue
+                if len(sub) == 3 and sub[:2] == ("environments", env_name) and key == "variables":
+                    continue
+                node[key] = walk(node[key], sub, lookup)
+        return node
+
+    variables: dict[str, str] = {}
+    env_raw = data["environments"][env_name] if isinstance(data, dict) else None
+    if isinstance(env_raw, dict) and isinstance(env_raw.get("variables"), dict):
+        raw_vars = env_raw["variables"]
+        for k, raw_v in raw_vars.items():
+            v = raw_v
+            if isinstance(v, str):
+                v = expand(("environments", env_name, "variables", k), v, environ)
+                raw_vars[k] = v
+            if v is None:
+                continue
+            variables[k] = (
+                v
+                if isinstance(v, str)
+                else (("true" if v else "false") if isinstance(v, bool) else str(v))
+            )
+    lookup = {**variables, **environ}
+    walk(data, (), lookup)
+    for var, paths in undefined.items():
+        places = []
+        for p in dict.fromkeys(paths):
+            at = doc.pos(p)
+            places.append(f"{format_path(p)} (line {at.line})")
+        problems.append(
+            doc.problem(
+                paths[0],
+                f"variable {var} is not set; it is used in " + ", ".join(places),
+                f"set {var} as a CI/CD variable (or export it), add it to "
+                f"environments.{env_name}.variables, or give a default: ${{{var}:-value}}",
+            )
+        )
+    return interpolated, problems, lookup
+
+
+def _check_env(
+    doc: Doc, env_name: str, environ: Mapping[str, str]
+) -> tuple[list[Problem], list[Problem], Manifest | None]:
+    data = copy.deepcopy(doc.data)
+    interpolated, problems, lookup = _interpolate_tree(doc, data, env_name, environ)
+    schema_problems = validate(doc, data, interpolated)
+    skip = [_path_of(p, doc) for p in schema_problems + problems]
+    builder = Builder(doc=doc, lookup=lookup, skip=[s for s in skip if s is not None])
+    manifest = builder.manifest(data, env_name, doc.file)
+    problems += schema_problems + builder.problems
+    if manifest is not None and doc.compose_project:
+        manifest = replace(manifest, compose_project=doc.compose_project)
+    return problems, builder.warning_problems, manifest
+
+
+def _path_of(problem: Problem, doc: Doc) -> Path | None:
+    """The key path of a schema problem, recovered from the positions table."""
+    for table in (doc.values, doc.keys):
+        for path in table:
+            if format_path(path) == problem.path:
+                return path
+    return None if problem.path else ()
+
+
+def _finish(problems: list[Problem]) -> tuple[Problem, ...]:
+    return tuple(sorted(dict.fromkeys(problems), key=lambda p: (p.file, p.line, p.column)))
+
+
+def load_manifest(
+    path: str | os.PathLike[str], env: str | None, environ: Mapping[str, str]
+) -> Manifest:
+    doc = read(path)
+    if doc.problems and doc.data is None:
+        raise ManifestError(doc.file, _finish(doc.problems))
+    env_name, problem = select_environment(doc, env, environ)
+    problems = list(doc.problems)
+    if problem is not None:
+        problems.append(problem)
+    manifest = None
+    if env_name is not None:
+        found, _, manifest = _check_env(doc, env_name, environ)
+        problems += found
+    elif not environment_names(doc):
+        data = copy.deepcopy(doc.data)
+        problems += validate(doc, data, set())
+    if problems or manifest is None:
+        if not problems:  # pragma: no cover - a model is only missing when a problem says why
+            problems.append(Problem(doc.file, 1, 1, "", "the manifest is not valid"))
+        raise ManifestError(doc.file, _finish(problems))
+    return manifest
+
+
+def check_manifest(
+    path: str | os.PathLike[str], env: str | None, environ: Mapping[str, str]
+) -> CheckReport:
+    """Every problem and warning of the manifest; never raises for bad content.
+
+    With no environment chosen (no ``env``, no CI_ENVIRONMENT_NAME) and several defined,
+    every environment is checked.
+    """
+    doc = read(path)
+    compose_files = tuple(doc.compose_files)
+    if doc.data is None:
+        return CheckReport(doc.file, _finish(doc.problems), compose_files=compose_files)
+    names = environment_names(doc)
+    problems = list(doc.problems)
+    warnings: list[Problem] = []
+    checked: list[str] = []
+    manifests: list[Manifest] = []
+    if env is not None or environ.get("CI_ENVIRONMENT_NAME") or len(names) == 1:
+        env_name, problem = select_environment(doc, env, environ)
+        if problem is not None:
+            problems.append(problem)
+        targets = [env_name] if env_name else []
+    else:
+        targets = names
+    for name in targets:
+        found, warned, manifest = _check_env(doc, name, environ)
+        problems += found
+        warnings += warned
+        checked.append(name)
+        if manifest is not None:
+            manifests.append(manifest)
+    if not targets:
+        problems += validate(doc, copy.deepcopy(doc.data), set())
+    services = manifests[0].service_names if manifests else ()
+    tasks = tuple(t.name for t in manifests[0].tasks) if manifests else ()
+    return CheckReport(
+        file=doc.file,
+        problems=_finish(problems),
+        warnings=_finish(warnings),
+        environments=tuple(checked),
+        services=services,
+        tasks=tasks,
+        compose_files=compose_files,
+    )

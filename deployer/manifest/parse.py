@@ -1,0 +1,234 @@
+"""Parsers for the string formats compose uses: durations, sizes, ports, mounts, images.
+
+Each raises ``ValueError`` with a message that says what was expected.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import math
+import posixpath
+import re
+import shlex
+
+from deployer.manifest.model import Mount, Port
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
+_DURATION_UNITS = {
+    "ns": 1e-9,
+    "us": 1e-6,
+    "µs": 1e-6,
+    "ms": 1e-3,
+    "s": 1.0,
+    "m": 60.0,
+    "h": 3600.0,
+}
+_DURATION_HELP = "expected a duration like 30s, 1m30s, 500ms or 2h"
+
+
+def duration(value: object) -> float:
+    """``"1m30s"`` -> 90.0 seconds. Numbers are seconds."""
+    if isinstance(value, bool):
+        raise ValueError(_DURATION_HELP)
+    if isinstance(value, int | float):
+        if value < 0 or math.isnan(value) or math.isinf(value):
+            raise ValueError(f"{value} is not a duration; {_DURATION_HELP}")
+        return float(value)
+    if not isinstance(value, str):
+        raise ValueError(_DURATION_HELP)
+    text = value.strip()
+    if text == "0":
+        return 0.0
+    pos = 0
+    total = 0.0
+    for m in _DURATION_PART.finditer(text):
+        if m.start() != pos:
+            break
+        total += float(m.group(1)) * _DURATION_UNITS[m.group(2)]
+        pos = m.end()
+    if pos != len(text) or not text:
+        raise ValueError(f'"{value}" is not a duration; {_DURATION_HELP}')
+    return total
+
+
+_SIZE = re.compile(r"^(\d+(?:\.\d+)?)\s*([kmgt]?)(b?)$", re.IGNORECASE)
+_SIZE_UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
+
+
+def size(value: object) -> int:
+    """``"512m"`` -> 536870912 bytes (binary units, as docker does). Integers are bytes."""
+    if isinstance(value, bool):
+        raise ValueError("expected a size like 512m or 1g")
+    if isinstance(value, int):
+        if value < 0:
+            raise ValueError(f"{value} is not a size; expected a size like 512m or 1g")
+        return value
+    if isinstance(value, str):
+        m = _SIZE.match(value.strip())
+        if m:
+            return int(float(m.group(1)) * _SIZE_UNITS[m.group(2).lower()])
+    raise ValueError(f'"{value}" is not a size; expected a size like 512m, 1g or 100k')
+
+
+def cpus(value: object) -> float:
+    try:
+        if isinstance(value, bool):
+            raise ValueError
+        result = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise ValueError(f'"{value}" is not a CPU count; expected a number like 0.5 or 2') from None
+    if not 0 < result < 10_000:
+        raise ValueError(f"{value} is not a CPU count; expected a number greater than 0")
+    return result
+
+
+def command(value: object) -> tuple[str, ...]:
+    """A compose command: a list, or a string split like a POSIX shell would."""
+    if isinstance(value, list):
+        return tuple(str(v) for v in value)
+    try:
+        return tuple(shlex.split(str(value)))
+    except ValueError as e:
+        raise ValueError(f"cannot split the command like a shell: {e}") from None
+
+
+_PORT_HELP = (
+    'expected "HOST:CONTAINER", "IP:HOST:CONTAINER" or "CONTAINER", optionally with /tcp or /udp'
+)
+
+
+def _port_number(text: str, what: str) -> int:
+    if not text.isdigit() or not 0 < int(text) <= 65535:
+        raise ValueError(f"{what} {text!r} is not a port number (1-65535)")
+    return int(text)
+
+
+def _port_range(text: str, what: str) -> list[int]:
+    if "-" in text:
+        lo_s, _, hi_s = text.partition("-")
+        lo, hi = _port_number(lo_s, what), _port_number(hi_s, what)
+        if hi < lo:
+            raise ValueError(f"{what} range {text!r} ends before it starts")
+        return list(range(lo, hi + 1))
+    return [_port_number(text, what)]
+
+
+def port_short(value: str | int) -> list[Port]:
+    """``"127.0.0.1:8080:80/tcp"`` -> Port(80, 8080, "127.0.0.1", "tcp"); ranges expand."""
+    if isinstance(value, int):
+        return [Port(target=_port_number(str(value), "container port"))]
+    text = value.strip()
+    spec, _, proto = text.partition("/")
+    proto = proto or "tcp"
+    if proto not in ("tcp", "udp"):
+        raise ValueError(f'"{text}" has protocol {proto!r}; expected tcp or udp')
+    host_ip = ""
+    if spec.startswith("["):
+        ip, sep, rest = spec[1:].partition("]:")
+        if not sep:
+            raise ValueError(f'"{text}" is not a port mapping; {_PORT_HELP}')
+        host_ip, parts = ip, rest.split(":")
+        if len(parts) != 2:
+            raise ValueError(f'"{text}" is not a port mapping; {_PORT_HELP}')
+        parts = ["", *parts]
+    else:
+        parts = spec.split(":")
+    try:
+        if len(parts) == 1:
+            return [Port(target=t, protocol=proto) for t in _port_range(parts[0], "port")]
+        if len(parts) == 2:
+            host_s, target_s = parts
+        elif len(parts) == 3:
+            ip_part, host_s, target_s = parts
+            host_ip = host_ip or ip_part
+            if not host_ip:
+                raise ValueError("the IP address is empty")
+        else:
+            raise ValueError("too many colons")
+        if host_ip:
+            try:
+                ipaddress.ip_address(host_ip)
+            except ValueError:
+                raise ValueError(f"{host_ip!r} is not an IP address") from None
+        targets = _port_range(target_s, "container port")
+        if not host_s:
+            return [Port(target=t, host_ip=host_ip, protocol=proto) for t in targets]
+        hosts = _port_range(host_s, "host port")
+        if len(hosts) != len(targets):
+            raise ValueError("the host and container port ranges differ in length")
+        return [
+            Port(target=t, published=h, host_ip=host_ip, protocol=proto)
+            for h, t in zip(hosts, targets, strict=True)
+        ]
+    except ValueError as e:
+        raise ValueError(f'"{text}" is not a port mapping ({e}); {_PORT_HELP}') from None
+
+
+VOLUME_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
+_VOLUME_OPTIONS_NOOP = {"rw", "cached", "delegated", "consistent"}
+
+
+def volume_short(text: str) -> Mount:
+    """``"data:/var/lib/x:ro"``, ``"/srv/x:/x"``, ``"/anon"`` -> Mount."""
+    parts = text.split(":")
+    if len(parts) == 1:
+        target = parts[0]
+        if not target.startswith("/"):
+            raise ValueError(
+                f'"{text}" is not a mount; expected "VOLUME:/path", "/host/path:/path[:ro]" '
+                'or "/path"'
+            )
+        return Mount(type="volume", target=target)
+    if len(parts) > 3:
+        raise ValueError(f'"{text}" has too many colons; expected "SOURCE:/path[:ro]"')
+    source, target = parts[0], parts[1]
+    options = parts[2].split(",") if len(parts) == 3 else []
+    read_only = False
+    for opt in options:
+        if opt == "ro":
+            read_only = True
+        elif opt not in _VOLUME_OPTIONS_NOOP:
+            raise ValueError(f'mount option "{opt}" is not supported yet; use ro or rw')
+    if not target.startswith("/"):
+        raise ValueError(f'"{text}": the container path must be absolute (start with /)')
+    if source.startswith("/"):
+        return Mount(
+            type="bind", source=posixpath.normpath(source), target=target, read_only=read_only
+        )
+    if source.startswith((".", "~")):
+        raise ValueError(
+            f'"{text}": a relative host path is not supported (it would be resolved on the '
+            "deploy host, not in your repo); use an absolute path on the host"
+        )
+    if not VOLUME_NAME.match(source):
+        raise ValueError(f'"{text}": "{source}" is not a volume name or an absolute path')
+    return Mount(type="volume", source=source, target=target, read_only=read_only)
+
+
+# The grammar of docker/distribution's reference package.
+_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+_DOMAIN_COMPONENT = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
+_DOMAIN = rf"(?:{_DOMAIN_COMPONENT}(?:\.{_DOMAIN_COMPONENT})*|\[[0-9a-fA-F:]+\])(?::[0-9]+)?"
+_IMAGE = re.compile(
+    rf"^(?:(?P<domain>{_DOMAIN})/)?(?P<path>{_COMPONENT}(?:/{_COMPONENT})*)"
+    r"(?::(?P<tag>[\w][\w.-]{0,127}))?"
+    r"(?:@(?P<digest>[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}))?$"
+)
+
+
+def image(text: str) -> tuple[str | None, str | None]:
+    """Check an image reference; returns (tag, digest). Raises ValueError if malformed."""
+    m = _IMAGE.match(text)
+    if not m or len(text) > 255:
+        hint = ""
+        if text != text.lower() and _IMAGE.match(text.lower()):
+            hint = " (repository names must be lowercase)"
+        elif not text:
+            hint = " (it is empty: is a variable in it unset or empty?)"
+        elif text.endswith(":"):
+            hint = " (the tag after `:` is empty: is a variable in it empty?)"
+        raise ValueError(
+            f'"{text}" is not a valid image reference{hint}; expected '
+            "[REGISTRY/]REPOSITORY[:TAG][@sha256:DIGEST]"
+        )
+    return m.group("tag"), m.group("digest")

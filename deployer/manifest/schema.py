@@ -1,0 +1,318 @@
+"""JSON Schema validation (draft 2020-12) turned into located, readable problems.
+
+The schema ships inside the package as ``deployer/schemas/deploy-manifest.schema.json``
+(the top-level ``schemas/`` directory of the source tree) and is loaded with
+``importlib.resources``, so it works from a checkout, an editable install and a wheel.
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import importlib.resources
+import json
+import re
+from collections.abc import Iterator
+from typing import Any
+
+from deployer.manifest.problems import Path, Problem
+from deployer.manifest.yamlpos import Doc
+
+SCHEMA_FILE = "deploy-manifest.schema.json"
+
+# Keys of the Compose Specification (any level) that the deployer does not support yet:
+# refused with a message that says so, never silently ignored.
+COMPOSE_UNSUPPORTED = frozenset(
+    [
+        "annotations",
+        "attach",
+        "blkio_config",
+        "build",
+        "cgroup",
+        "cgroup_parent",
+        "cap_drop",
+        "configs",
+        "container_name",
+        "cpu_count",
+        "cpu_percent",
+        "cpu_period",
+        "cpu_quota",
+        "cpu_rt_period",
+        "cpu_rt_runtime",
+        "cpu_shares",
+        "cpus",
+        "cpuset",
+        "credential_spec",
+        "develop",
+        "device_cgroup_rules",
+        "devices",
+        "dns",
+        "dns_opt",
+        "dns_search",
+        "domainname",
+        "external_links",
+        "gpus",
+        "group_add",
+        "hostname",
+        "isolation",
+        "label_file",
+        "links",
+        "mac_address",
+        "mem_limit",
+        "mem_reservation",
+        "mem_swappiness",
+        "memswap_limit",
+        "models",
+        "oom_kill_disable",
+        "oom_score_adj",
+        "pids_limit",
+        "platform",
+        "post_start",
+        "pre_stop",
+        "profiles",
+        "provider",
+        "runtime",
+        "scale",
+        "secrets",
+        "security_opt",
+        "shm_size",
+        "stdin_open",
+        "storage_opt",
+        "sysctls",
+        "tty",
+        "ulimits",
+        "use_api_socket",
+        "userns_mode",
+        "uts",
+        "volumes_from",
+        "extends",
+        "mode",
+        "placement",
+        "restart_policy",
+        "rollback_config",
+        "endpoint_mode",
+        "reservations",
+        "max_failure_ratio",
+        "app_protocol",
+        "bind",
+        "volume",
+        "consistency",
+        "restart",
+        "required",
+        "ipv4_address",
+        "ipv6_address",
+        "priority",
+        "link_local_ips",
+        "driver_opts",
+        "gw_priority",
+        "ipam",
+        "attachable",
+        "enable_ipv6",
+        "name",
+        "include",
+        "version",
+    ]
+)
+
+_WHY = {
+    "build": "build the image in an earlier CI job, push it, and reference it with `image`",
+    "container_name": "the deployer names containers itself (<app>-<service>-N) so it can "
+    "replace them without downtime; remove it",
+    "scale": "use deploy.replicas",
+    "mem_limit": "use deploy.resources.limits.memory",
+    "cpus": "use deploy.resources.limits.cpus",
+    "version": "remove it (it is obsolete in compose too)",
+    "secrets": "pass secrets as masked CI/CD variables through `environment`",
+    "extends": "write the service in full, or use YAML anchors (x-common: &common, <<: *common)",
+}
+
+
+@functools.cache
+def schema() -> dict[str, Any]:
+    text = importlib.resources.files("deployer.schemas").joinpath(SCHEMA_FILE).read_text("utf-8")
+    data: dict[str, Any] = json.loads(text)
+    return data
+
+
+@functools.cache
+def _validator() -> Any:
+    import jsonschema
+
+    return jsonschema.Draft202012Validator(schema())
+
+
+def is_secret(path: Path) -> bool:
+    """Whether the value at ``path`` may be a secret (never shown in any message)."""
+    if len(path) >= 3 and path[0] == "services" and path[2] in ("environment", "env_file"):
+        return True
+    if path and path[0] == "registry":
+        return True
+    return len(path) >= 3 and path[0] == "environments" and path[2] == "variables"
+
+
+_TYPE_NAMES = {
+    "string": "a string",
+    "integer": "an integer",
+    "number": "a number",
+    "boolean": "true or false",
+    "array": "a list",
+    "object": "a mapping",
+    "null": "nothing (null)",
+}
+
+
+def _type_of(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int):
+        return "an integer"
+    if isinstance(value, float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "a list"
+    return "a mapping"
+
+
+def _expected(types: object) -> str:
+    names = [types] if isinstance(types, str) else list(types)  # type: ignore[call-overload]
+    words = [_TYPE_NAMES.get(str(t), str(t)) for t in names if t != "null"]
+    if len(words) > 1:
+        return ", ".join(words[:-1]) + " or " + words[-1]
+    return words[0] if words else "nothing"
+
+
+def did_you_mean(word: str, choices: list[str]) -> str | None:
+    match = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
+    return match[0] if match else None
+
+
+def unknown_key_problem(doc: Doc, path: Path, allowed: list[str]) -> Problem:
+    """The message for a key that is not allowed here (unknown, or compose-but-unsupported)."""
+    key = str(path[-1])
+    where = "here"
+    guess = did_you_mean(key, allowed)
+    if key in COMPOSE_UNSUPPORTED and guess != key:
+        fix = _WHY.get(key, "remove it")
+        return doc.problem(
+            path,
+            f"`{key}` is a Compose key that the deployer does not support yet",
+            fix,
+            key=True,
+        )
+    if guess:
+        return doc.problem(path, f"unknown key `{key}`", f"did you mean `{guess}`?", key=True)
+    shown = ", ".join(sorted(allowed)) if allowed else "none"
+    return doc.problem(path, f"unknown key `{key}` {where}", f"allowed keys: {shown}", key=True)
+
+
+_INT_TEXT = re.compile(r"^[-+]?[0-9]+$")
+
+
+def _coerce(value: str, types: list[str]) -> tuple[bool, Any]:
+    """A value that came from interpolation (always a string) cast to the type the schema
+    wants, as compose does for ``replicas: ${REPLICAS}``."""
+    text = value.strip()
+    if "integer" in types and _INT_TEXT.match(text):
+        return True, int(text)
+    if "number" in types:
+        try:
+            return True, float(text)
+        except ValueError:
+            pass
+    if "boolean" in types and text.lower() in ("true", "false"):
+        return True, text.lower() == "true"
+    return False, None
+
+
+def _set(data: Any, path: Path, value: Any) -> None:
+    for part in path[:-1]:
+        data = data[part]
+    data[path[-1]] = value
+
+
+def _errors(data: Any) -> Iterator[Any]:
+    yield from _validator().iter_errors(data)
+
+
+def validate(doc: Doc, data: Any, interpolated: set[Path]) -> list[Problem]:
+    """Validate ``data`` (the interpolated tree); coerce interpolated strings in place."""
+    for _ in range(3):
+        changed = False
+        for err in _errors(data):
+            path = tuple(err.absolute_path)
+            if err.validator == "type" and path in interpolated and isinstance(err.instance, str):
+                types = (
+                    [err.validator_value]
+                    if isinstance(err.validator_value, str)
+                    else list(err.validator_value)
+                )
+                ok, value = _coerce(err.instance, types)
+                if ok:
+                    _set(data, path, value)
+                    changed = True
+        if not changed:
+            break
+    problems: list[Problem] = []
+    for err in sorted(_errors(data), key=lambda e: [str(p) for p in e.absolute_path]):
+        problems.extend(_translate(doc, err))
+    return problems
+
+
+def _translate(doc: Doc, err: Any) -> list[Problem]:
+    path: Path = tuple(err.absolute_path)
+    kind = err.validator
+    value = err.instance
+    sub = err.schema if isinstance(err.schema, dict) else {}
+    if kind == "additionalProperties" and isinstance(value, dict):
+        allowed = list(sub.get("properties", {}))
+        patterns = list(sub.get("patternProperties", {}))
+        out = []
+        for key in value:
+            if key in allowed or any(re.search(p, key) for p in patterns):
+                continue
+            out.append(unknown_key_problem(doc, (*path, key), allowed))
+        return out
+    if kind == "required" and isinstance(value, dict):
+        missing = [k for k in err.validator_value if k not in value]
+        return [
+            doc.problem(
+                path,
+                f"missing required key `{k}`",
+                _REQUIRED_FIX.get(k, f"add `{k}:`"),
+            )
+            for k in missing
+        ]
+    if kind == "type":
+        want = _expected(err.validator_value)
+        what = sub.get("description")
+        msg = f"expected {want}, got {_type_of(value)}"
+        return [doc.problem(path, msg, what)]
+    if kind == "enum":
+        choices = [str(c) for c in err.validator_value]
+        shown = "this value" if is_secret(path) else f'"{value}"'
+        guess = did_you_mean(str(value), choices) if not is_secret(path) else None
+        fix = f"did you mean `{guess}`?" if guess else "use one of: " + ", ".join(choices)
+        return [doc.problem(path, f"{shown} is not allowed here", fix)]
+    if kind == "minimum":
+        return [doc.problem(path, f"must be at least {err.validator_value}")]
+    if kind == "minItems":
+        return [doc.problem(path, "must not be empty", "list at least one entry or remove the key")]
+    if kind == "minProperties":
+        return [doc.problem(path, "must not be empty", "add at least one entry")]
+    return [doc.problem(path, "does not match the manifest schema")]  # pragma: no cover
+
+
+_REQUIRED_FIX = {
+    "app": "add `app: <name>` at the top: it names the containers",
+    "environments": "add `environments:` with at least one environment and its hosts",
+    "services": "add `services:` with at least one service (or `compose: [file]`)",
+    "target": "add `target:` (the path or port inside the container)",
+    "type": "add `type: volume`, `type: bind` or `type: tmpfs`",
+    "condition": "add `condition: service_started` (or service_healthy)",
+    "service": "add `service: <name>`: the service whose image the task runs",
+    "command": "add `command: [...]`",
+}

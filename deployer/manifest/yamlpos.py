@@ -1,0 +1,315 @@
+"""YAML with positions: plain Python data plus the file, line and column of every key path.
+
+Built on PyYAML's SafeLoader node API (``compose``), so nothing but plain data is ever
+constructed. Scalars resolve as YAML 1.2's core schema, like docker compose does: only
+``true``/``false`` are booleans (not ``yes``/``on``), and ``80:80`` is a string, never the
+sexagesimal number 4880. Anchors, aliases and ``<<`` merge keys work; duplicate keys,
+recursive aliases, non-string keys and unusual tags are reported as problems.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from deployer.manifest.problems import Path, Problem, format_path
+
+MAX_NODES = 200_000  # after alias expansion: stops "billion laughs" documents
+
+_STR = "tag:yaml.org,2002:str"
+_INT = "tag:yaml.org,2002:int"
+_FLOAT = "tag:yaml.org,2002:float"
+_BOOL = "tag:yaml.org,2002:bool"
+_NULL = "tag:yaml.org,2002:null"
+_MAP = "tag:yaml.org,2002:map"
+_SEQ = "tag:yaml.org,2002:seq"
+_MERGE = "tag:yaml.org,2002:merge"
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader resolving plain scalars with YAML 1.2 core schema rules."""
+
+
+_Loader.yaml_implicit_resolvers = {}
+_Loader.add_implicit_resolver(
+    _BOOL, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
+_Loader.add_implicit_resolver(_NULL, re.compile(r"^(?:~|null|Null|NULL|)$"), ["~", "n", "N", ""])
+_Loader.add_implicit_resolver(
+    _INT,
+    re.compile(r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$"),
+    list("-+0123456789"),
+)
+_Loader.add_implicit_resolver(
+    _FLOAT,
+    re.compile(
+        r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?"
+        r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"
+    ),
+    list("-+0123456789."),
+)
+_Loader.add_implicit_resolver(_MERGE, re.compile(r"^(?:<<)$"), ["<"])
+
+
+@dataclass(frozen=True)
+class Pos:
+    file: str
+    line: int
+    column: int
+
+
+@dataclass
+class Doc:
+    """A loaded YAML document: data, positions, and the problems found while loading."""
+
+    file: str
+    data: Any = None
+    values: dict[Path, Pos] = field(default_factory=dict)  # where each value starts
+    keys: dict[Path, Pos] = field(default_factory=dict)  # where each mapping key is
+    problems: list[Problem] = field(default_factory=list)
+    compose_project: str | None = None  # set when services come from compose files
+    compose_files: list[str] = field(default_factory=list)
+
+    def pos(self, path: Path, *, key: bool = False) -> Pos:
+        """Position of ``path`` (its key if ``key``), else of its nearest known ancestor."""
+        p = tuple(path)
+        if key and p in self.keys:
+            return self.keys[p]
+        while True:
+            if p in self.values:
+                return self.values[p]
+            if p in self.keys:
+                return self.keys[p]
+            if not p:
+                return Pos(self.file, 1, 1)
+            p = p[:-1]
+
+    def problem(
+        self,
+        path: Path,
+        message: str,
+        fix: str | None = None,
+        *,
+        key: bool = False,
+        severity: str = "error",
+    ) -> Problem:
+        at = self.pos(path, key=key)
+        return Problem(at.file, at.line, at.column, format_path(path), message, fix, severity)
+
+
+def _mark_pos(file: str, mark: Any) -> Pos:
+    if mark is None:
+        return Pos(file, 1, 1)
+    return Pos(file, int(mark.line) + 1, int(mark.column) + 1)
+
+
+class _Walker:
+    def __init__(self, loader: _Loader, doc: Doc) -> None:
+        self.loader = loader
+        self.doc = doc
+        self.count = 0
+        self.too_big = False
+        self.stack: set[int] = set()
+
+    def pos(self, node: Node) -> Pos:
+        return _mark_pos(self.doc.file, node.start_mark)
+
+    def add(self, node: Node, path: Path, message: str, fix: str | None = None) -> None:
+        at = self.pos(node)
+        self.doc.problems.append(
+            Problem(at.file, at.line, at.column, format_path(path), message, fix)
+        )
+
+    def walk(self, node: Node, path: Path) -> Any:
+        self.count += 1
+        if self.count > MAX_NODES:
+            if not self.too_big:
+                self.too_big = True
+                self.add(
+                    node,
+                    path,
+                    f"the document expands to more than {MAX_NODES} values (aliases nested "
+                    "too deep)",
+                    "use fewer nested aliases",
+                )
+            return None
+        self.doc.values[path] = self.pos(node)
+        if isinstance(node, ScalarNode):
+            return self.scalar(node, path)
+        if id(node) in self.stack:
+            self.add(node, path, "recursive alias: this value contains itself", "remove the alias")
+            return None
+        self.stack.add(id(node))
+        try:
+            if isinstance(node, SequenceNode):
+                if node.tag != _SEQ:
+                    self.add(node, path, f"unsupported YAML tag {node.tag}", "remove the tag")
+                return [self.walk(item, (*path, i)) for i, item in enumerate(node.value)]
+            if isinstance(node, MappingNode):
+                return self.mapping(node, path)
+        finally:
+            self.stack.discard(id(node))
+        return None  # pragma: no cover - the composer makes only these three kinds
+
+    def mapping(self, node: MappingNode, path: Path) -> dict[str, Any]:
+        if node.tag != _MAP:
+            self.add(node, path, f"unsupported YAML tag {node.tag}", "remove the tag")
+        seen: dict[str, Node] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == _MERGE:
+                continue
+            if not isinstance(key_node, ScalarNode):
+                continue  # reported below
+            name = str(key_node.value)
+            if name in seen:
+                first = self.pos(seen[name])
+                self.add(
+                    key_node,
+                    (*path, name),
+                    f'duplicate key "{name}" (first defined at line {first.line})',
+                    "keep only one of them",
+                )
+            else:
+                seen[name] = key_node
+        try:
+            self.loader.flatten_mapping(node)
+        except yaml.MarkedYAMLError as e:
+            self.add(node, path, f"invalid merge key `<<`: {e.problem}", "merge only mappings")
+            node.value = [(k, v) for k, v in node.value if k.tag != _MERGE]
+        out: dict[str, Any] = {}
+        for key_node, value_node in node.value:
+            if not isinstance(key_node, ScalarNode):
+                self.add(key_node, path, "a key must be a plain string, not a list or mapping")
+                continue
+            name = str(key_node.value)
+            sub = (*path, name)
+            self.doc.keys[sub] = self.pos(key_node)
+            out[name] = self.walk(value_node, sub)
+        return out
+
+    def scalar(self, node: ScalarNode, path: Path) -> Any:
+        text = str(node.value)
+        tag = node.tag
+        if tag == _STR:
+            return text
+        if tag == _NULL:
+            return None
+        if tag == _BOOL:
+            if text.lower() in ("true", "false"):
+                return text.lower() == "true"
+            self.add(node, path, "!!bool needs true or false")
+            return None
+        if tag == _INT:
+            try:
+                t = text.replace("_", "")
+                if t.startswith("0o"):
+                    return int(t[2:], 8)
+                return int(t, 16) if t.startswith("0x") else int(t)
+            except ValueError:
+                self.add(node, path, "!!int needs an integer")
+                return None
+        if tag == _FLOAT:
+            low = text.lower()
+            if low.endswith(".inf"):
+                return -math.inf if low.startswith("-") else math.inf
+            if low == ".nan":
+                return math.nan
+            try:
+                return float(text)
+            except ValueError:
+                self.add(node, path, "!!float needs a number")
+                return None
+        self.add(node, path, f"unsupported YAML tag {tag}", "remove the tag")
+        return text
+
+
+def _syntax_problem(file: str, e: yaml.YAMLError, text: str) -> Problem:
+    if isinstance(e, yaml.MarkedYAMLError):
+        at = _mark_pos(file, e.problem_mark or e.context_mark)
+        msg = e.problem or "invalid YAML"
+        if e.context:
+            msg = f"{e.context}, {msg}"
+        return Problem(
+            at.file,
+            at.line,
+            at.column,
+            "",
+            f"YAML syntax error: {msg}",
+            "check indentation, quoting and colons on this line",
+        )
+    if isinstance(e, yaml.reader.ReaderError):
+        before = text[: e.position]
+        line = before.count("\n") + 1
+        col = e.position - (before.rfind("\n") + 1) + 1
+        return Problem(
+            file,
+            line,
+            col,
+            "",
+            "the file contains a character YAML does not allow",
+            "remove control characters from the file",
+        )
+    return Problem(file, 1, 1, "", f"YAML error: {e}")  # pragma: no cover
+
+
+def load_text(text: str, file: str) -> Doc:
+    """Parse ``text`` (named ``file`` in messages). Never raises for bad content."""
+    doc = Doc(file)
+    loader = _Loader(text)
+    try:
+        try:
+            node = loader.get_single_node()
+        except yaml.YAMLError as e:
+            doc.problems.append(_syntax_problem(file, e, text))
+            return doc
+        except RecursionError:
+            doc.problems.append(
+                Problem(file, 1, 1, "", "the document is nested too deeply", "flatten it")
+            )
+            return doc
+        if node is None:
+            return doc
+        walker = _Walker(loader, doc)
+        try:
+            doc.data = walker.walk(node, ())
+        except RecursionError:
+            doc.data = None
+            doc.problems.append(
+                Problem(file, 1, 1, "", "the document is nested too deeply", "flatten it")
+            )
+    finally:
+        loader.dispose()
+    return doc
+
+
+def load_file(path: str, shown: str) -> Doc:
+    """Read and parse a file; ``shown`` is how messages name it."""
+    try:
+        raw = open(path, "rb").read()  # noqa: SIM115 - closed by refcount
+    except FileNotFoundError:
+        doc = Doc(shown)
+        doc.problems.append(
+            Problem(shown, 0, 0, "", "file not found", "create it, or point to it with -f PATH")
+        )
+        return doc
+    except OSError as e:
+        doc = Doc(shown)
+        doc.problems.append(Problem(shown, 0, 0, "", f"cannot read the file: {e.strerror}"))
+        return doc
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        before = raw[: e.start]
+        line = before.count(b"\n") + 1
+        col = e.start - (before.rfind(b"\n") + 1) + 1
+        doc = Doc(shown)
+        doc.problems.append(
+            Problem(shown, line, col, "", "the file is not valid UTF-8", "save it as UTF-8")
+        )
+        return doc
+    return load_text(text, shown)
