@@ -137,7 +137,12 @@ class FakeHost:
             raise DeployFailed(f"{self.host}: name {name} in use")
         cid = f"c{next(_ids):04d}"
         self.containers[cid] = FakeContainer(
-            cid, name, service.name, replica, digest, labels=dict(labels),
+            cid,
+            name,
+            service.name,
+            replica,
+            digest,
+            labels=dict(labels),
             aliases={"net": [service.name]},
         )
         return cid

@@ -47,9 +47,7 @@ def manifest(
     )
 
 
-def run(
-    m: Manifest, hosts: list[FakeHost], digest: str = NEW, wait_lock: float = 0.0
-) -> Rollout:
+def run(m: Manifest, hosts: list[FakeHost], digest: str = NEW, wait_lock: float = 0.0) -> Rollout:
     observed = {h.host: h.observe(APP, ENV) for h in hosts}
     digests = {s.name: digest for s in m.services}
     plan = make_plan(m, list(observed.values()), digests)
