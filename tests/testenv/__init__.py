@@ -271,3 +271,21 @@ def run_compose_like(
 def iter_env_lines(env: TestEnv) -> Iterator[str]:
     for k, v in sorted(env.raw.items()):
         yield f"{k}={v}"
+
+
+def push_as(dc: docker.DockerClient, source: str, target: str) -> str:
+    """Tag the local image ``source`` as ``target`` (repo:tag on a test registry), push it,
+    drop the local tag again; returns ``repo@sha256:...`` of what the registry now serves.
+
+    Use a tag named after the test's app, so tests never move each other's tags.
+    """
+    ensure_image(dc, source)
+    repo, _, tag = target.rpartition(":")
+    dc.images.get(source).tag(repo, tag)
+    try:
+        for line in dc.api.push(repo, tag=tag, stream=True, decode=True):
+            if "error" in line:
+                raise RuntimeError(f"push {target}: {line['error']}")
+    finally:
+        dc.images.remove(target, noprune=True)
+    return repo_digest(dc, target)
