@@ -19,7 +19,9 @@ _NAME_OK = re.compile(r"[^a-z0-9_.-]")
 
 def in_gitlab_ci(environ: Mapping[str, str] | None = None) -> bool:
     env = os.environ if environ is None else environ
-    return bool(env.get("GITLAB_CI") or env.get("CI"))
+    return any(
+        env.get(k, "").strip().lower() not in ("", "0", "false", "no") for k in ("GITLAB_CI", "CI")
+    )
 
 
 def section_name(text: str) -> str:

@@ -65,6 +65,7 @@ def test_detects_gitlab_ci() -> None:
     assert in_gitlab_ci({"GITLAB_CI": "true"})
     assert in_gitlab_ci({"CI": "true"})
     assert not in_gitlab_ci({})
+    assert not in_gitlab_ci({"GITLAB_CI": "false", "CI": ""})
 
 
 def test_section_name_is_sanitised() -> None:
