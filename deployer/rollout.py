@@ -164,6 +164,7 @@ class Rollout:
         wait_lock: float = 0.0,
         kind: str = "deploy",
         release_id: str | None = None,
+        auth_for: Callable[[str], RegistryAuth | None] | None = None,
         sleep: Callable[[float], None] = time.sleep,
         wall: Callable[[], float] = time.time,
     ) -> None:
@@ -178,6 +179,7 @@ class Rollout:
         self.sleep = sleep
         self.wall = wall
         self.release_id = release_id or new_release_id(context, wall())
+        self._auth_for = auth_for
         self.error: DeployerError | None = None
         self._log = log
         self._log_lock = threading.Lock()
@@ -233,6 +235,7 @@ class Rollout:
                 self.result.outcome = Outcome.NOTHING_TO_DO
                 return self.result
             self._pull_all()
+            self._infrastructure()
             self._tasks("before-deploy")
             self._roll_fleet()
             self._tasks("after-deploy")
@@ -298,6 +301,8 @@ class Rollout:
     # -- pulls ----------------------------------------------------------------------------
 
     def _auth(self, image: str) -> RegistryAuth | None:
+        if self._auth_for is not None:
+            return self._auth_for(image)
         registry = image.split("/", 1)[0] if "/" in image else "docker.io"
         for auth in self.manifest.registries:
             if auth.server.rstrip("/").split("://")[-1] == registry:
@@ -330,7 +335,7 @@ class Rollout:
                 self._done(rec, StepStatus.FAILED, e.message)
                 raise
             self._done(rec, detail=digest)
-            self.line(f"pulled {service} ({_short(digest)})", host)
+            self.line(f"{service}: image {_short(digest)} ready", host)
 
     def _parallel(self, hosts: Sequence[str], fn: Callable[[str], None]) -> None:
         """Run ``fn`` for each host in threads; failures land in each host's run."""
@@ -350,6 +355,17 @@ class Rollout:
         for t in threads:
             t.join()
 
+    def _infrastructure(self) -> None:
+        """The app's networks and named volumes, on every host (tasks need them too)."""
+        for host in self.order:
+            rec = self._step(host, "networks and volumes", "infrastructure")
+            try:
+                self.hosts[host].ensure_infrastructure(self.manifest)
+            except DeployerError as e:
+                self._done(rec, StepStatus.FAILED, e.message)
+                raise
+            self._done(rec)
+
     # -- tasks ----------------------------------------------------------------------------
 
     def _tasks(self, when: str) -> None:
@@ -368,15 +384,19 @@ class Rollout:
         labels = {**self._labels(svc, digest, 0), L.ROLE: L.ROLE_TASK}
         with self._log.section(f"task_{task.name}", f"Task {task.name} ({task.when})"):
             self.line(f"task {task.name}: {' '.join(task.command)}", host)
-            out = engine.run_task(
-                self.manifest,
-                svc,
-                digest,
-                task.command,
-                labels,
-                task.timeout,
-                lambda text: self.line(f"  | {text}", host),
-            )
+            try:
+                out = engine.run_task(
+                    self.manifest,
+                    svc,
+                    digest,
+                    task.command,
+                    labels,
+                    task.timeout,
+                    lambda text: self.line(f"  | {text}", host),
+                )
+            except DeployerError as e:
+                self._done(rec, StepStatus.FAILED, e.message)
+                raise
         if out.exit_code != 0:
             self._done(rec, StepStatus.FAILED, f"exit code {out.exit_code}")
             rec.log_excerpt = out.output[-4000:]
@@ -395,8 +415,6 @@ class Rollout:
         for i, group in enumerate(groups):
             if len(groups) > 1:
                 self.line(f"batch {i + 1}/{len(groups)}: {', '.join(group)}")
-            for host in group:
-                self.hosts[host].ensure_infrastructure(self.manifest)
             self._parallel(group, self._roll_host)
             failed = [(h, self.runs[h].failed) for h in group if self.runs[h].failed]
             if failed:

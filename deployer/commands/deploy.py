@@ -1,12 +1,195 @@
-"""`deployer deploy`."""
+"""`deployer deploy [-f FILE] [--env NAME] [--services a,b] [--wait-lock DURATION] [--force]`.
+
+Computes the plan with the same code as `deployer plan`, prints it, and applies exactly
+that plan (deployer/rollout.py): lock every host, pull, tasks, health-gated rollout,
+rollback of everything this run changed on failure. Writes the reports (JSON, dotenv,
+JUnit, Markdown) into ``--report-dir`` and a summary into the job log.
+
+Exit 0 deployed (or nothing to do) · 1 failed and rolled back · 2 invalid input ·
+3 a host or registry unreachable (nothing changed) · 4 blocked (lock, freeze, hold
+label) · 5 failed and the rollback failed too.
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
+import time
+from collections.abc import Callable, Mapping, Sequence
 from typing import TextIO
 
-from deployer.errors import NotImplementedYet
+from deployer.context import Context
+from deployer.errors import EXIT_OK, DeployerError, InvalidInput
+from deployer.manifest.model import Manifest, RegistryAuth
+from deployer.plan import Plan
+from deployer.report.log import JobLog
+from deployer.result import DeployResult, Outcome
 
 
-def run(args: argparse.Namespace, out: TextIO) -> int:
-    raise NotImplementedYet("`deployer deploy` is not available in this version yet")
+def duration_arg(value: str | None, flag: str) -> float:
+    if not value:
+        return 0.0
+    from deployer.manifest.parse import duration
+
+    try:
+        return duration(value)
+    except ValueError as e:
+        raise InvalidInput(f"{flag}: {e}", hint=f"for example {flag} 10m") from e
+
+
+def load(args: argparse.Namespace, environ: Mapping[str, str]) -> Manifest:
+    from deployer.manifest import load_manifest
+
+    return load_manifest(args.file, args.env, environ)
+
+
+def context_for(manifest: Manifest, environ: Mapping[str, str]) -> Context:
+    from deployer.gitlab.context import build_context
+
+    return build_context(environ, manifest.gitlab)
+
+
+def run(args: argparse.Namespace, out: TextIO, environ: Mapping[str, str] | None = None) -> int:
+    from deployer.commands.plan import services_arg
+    from deployer.report.plan import render
+    from deployer.targets import prepare
+
+    env = dict(os.environ if environ is None else environ)
+    wait_lock = duration_arg(getattr(args, "wait_lock", None), "--wait-lock")
+    only = services_arg(args.services)
+    manifest = load(args, env)
+    log = JobLog(out)
+    ctx = context_for(manifest, env)
+    gate_notes = gates(ctx, manifest, force=bool(getattr(args, "force", False)))
+    for note in [*ctx.notes, *gate_notes]:
+        log.line(note)
+    started = time.time()
+    try:
+        with log.section("plan", f"Plan: {manifest.app} → {manifest.environment.name}"):
+            prepared = prepare(manifest, env, only)
+    except DeployerError as e:
+        finish_early(e, manifest, ctx, env, args, log, started)
+        raise
+    with prepared:
+        log.text(render(prepared.plan, "text"))
+        return apply(
+            manifest,
+            prepared.plan,
+            prepared.hosts_by_name,
+            prepared.observed_by_name,
+            ctx,
+            env,
+            args,
+            log,
+            wait_lock=wait_lock,
+            kind="deploy",
+        )
+
+
+def gates(ctx: Context, manifest: Manifest, *, force: bool) -> list[str]:
+    from deployer.gitlab.gates import check
+
+    return check(ctx, manifest.gitlab, force=force)
+
+
+def auth_lookup(
+    manifest: Manifest, environ: Mapping[str, str]
+) -> Callable[[str], RegistryAuth | None]:
+    from deployer.docker.registry import auth_for
+
+    def lookup(image: str) -> RegistryAuth | None:
+        return auth_for(image, manifest.registries, environ)
+
+    return lookup
+
+
+def apply(
+    manifest: Manifest,
+    plan: Plan,
+    hosts: Mapping[str, object],
+    observed: Mapping[str, object],
+    ctx: Context,
+    environ: Mapping[str, str],
+    args: argparse.Namespace,
+    log: JobLog,
+    *,
+    wait_lock: float,
+    kind: str,
+) -> int:
+    """Run the rollout of ``plan``, write the summary and reports, exit like the result."""
+    from deployer.rollout import Rollout
+
+    rollout = Rollout(
+        manifest,
+        plan,
+        hosts,  # type: ignore[arg-type]
+        observed,  # type: ignore[arg-type]
+        ctx,
+        log,
+        wait_lock=wait_lock,
+        kind=kind,
+        auth_for=auth_lookup(manifest, environ),
+    )
+    result = rollout.run()
+    report(result, ctx, manifest, environ, args, log)
+    if rollout.error is not None:
+        raise rollout.error
+    return EXIT_OK
+
+
+def report(
+    result: DeployResult,
+    ctx: Context,
+    manifest: Manifest | None,
+    environ: Mapping[str, str],
+    args: argparse.Namespace,
+    log: JobLog,
+) -> None:
+    """The job-log summary, the report files and the MR note (never fails the deploy)."""
+    from deployer.gitlab.notes import post_note
+    from deployer.report.artifacts import write_reports
+    from deployer.report.markdown import result_markdown
+    from deployer.report.redact import secret_values
+    from deployer.report.summary import write_summary
+
+    write_summary(log, result)
+    secrets = secret_values(manifest, environ)
+    report_dir = getattr(args, "report_dir", None)
+    if report_dir:
+        try:
+            paths = write_reports(result, report_dir, context=ctx, secrets=secrets)
+            log.line("reports: " + ", ".join(str(p) for p in paths.values()))
+        except DeployerError as e:
+            log.line(f"reports not written: {e.message}")
+    if result.outcome is not Outcome.NOTHING_TO_DO and ctx.in_ci:
+        from deployer.report.redact import Redactor
+
+        body = Redactor(secrets)(result_markdown(result, ctx))
+        log.line(post_note(ctx, body, environ, what="deploy note"))
+
+
+def finish_early(
+    e: DeployerError,
+    manifest: Manifest,
+    ctx: Context,
+    environ: Mapping[str, str],
+    args: argparse.Namespace,
+    log: JobLog,
+    started: float,
+    hosts: Sequence[str] = (),
+) -> None:
+    """Reports for a run that stopped before the rollout (unreachable host, bad input)."""
+    outcome = {3: Outcome.UNREACHABLE, 4: Outcome.BLOCKED, 2: Outcome.INVALID}.get(
+        e.exit_code, Outcome.UNREACHABLE
+    )
+    result = DeployResult(
+        app=manifest.app,
+        environment=manifest.environment.name,
+        outcome=outcome,
+        started_at=started,
+        seconds=round(time.time() - started, 3),
+        error=e.message,
+        url=manifest.environment.url,
+        hosts=dict.fromkeys(hosts, "unchanged"),
+    )
+    report(result, ctx, manifest, environ, args, log)

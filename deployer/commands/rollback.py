@@ -1,12 +1,96 @@
-"""`deployer rollback`."""
+"""`deployer rollback [-f FILE] [--env NAME] [--to RELEASE] [--wait-lock DURATION]`.
+
+Redeploys the previous release (the one before the latest) or ``--to RELEASE`` with that
+release's exact image digests, through the same rollout as `deploy` (lock, pull,
+health-gated rollout, automatic rollback): the current manifest gives the configuration,
+the release gives the images. Tasks do not run on a rollback. The result is recorded as
+a new release, so rolling back twice returns to where you started.
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
+import time
+from collections.abc import Mapping
 from typing import TextIO
 
-from deployer.errors import NotImplementedYet
+from deployer.commands.deploy import apply, context_for, duration_arg, finish_early, load
+from deployer.engine import Release
+from deployer.errors import DeployerError, InvalidInput
+from deployer.report.log import JobLog
 
 
-def run(args: argparse.Namespace, out: TextIO) -> int:
-    raise NotImplementedYet("`deployer rollback` is not available in this version yet")
+def choose(releases: list[Release], to: str | None, where: str) -> Release:
+    """The release to go back to: ``to`` (an id or a unique prefix), else the previous one."""
+    if not releases:
+        raise InvalidInput(
+            f"no release of this app is recorded on {where}",
+            hint="deploy once with `deployer deploy` before rolling back",
+        )
+    ids = [r.id for r in releases]
+    if to:
+        found = [r for r in releases if r.id == to] or [r for r in releases if r.id.startswith(to)]
+        if len(found) != 1:
+            raise InvalidInput(
+                f"--to {to}: {'no' if not found else 'more than one'} release matches on {where}",
+                hint="the releases kept are: " + ", ".join(reversed(ids)),
+            )
+        return found[0]
+    if len(releases) < 2:
+        raise InvalidInput(
+            f"only one release ({ids[0]}) is recorded on {where}: nothing to roll back to",
+            hint="name a release with --to, or deploy the version you want",
+        )
+    return releases[-2]
+
+
+def run(args: argparse.Namespace, out: TextIO, environ: Mapping[str, str] | None = None) -> int:
+    from deployer.plan import make_plan
+    from deployer.report.plan import render
+    from deployer.targets import close_all, connect_hosts, observe_all
+
+    env = dict(os.environ if environ is None else environ)
+    wait_lock = duration_arg(getattr(args, "wait_lock", None), "--wait-lock")
+    manifest = load(args, env)
+    log = JobLog(out)
+    ctx = context_for(manifest, env)
+    started = time.time()
+    try:
+        hosts = connect_hosts(manifest, env)
+    except DeployerError as e:
+        finish_early(e, manifest, ctx, env, args, log, started)
+        raise
+    try:
+        by_name = {h.name: h for h in hosts}
+        first = by_name[sorted(by_name)[0]]
+        releases = list(first.releases(manifest.app, manifest.environment.name))
+        target = choose(releases, getattr(args, "to", None), first.name)
+        digests = {s: d for s, d in target.digests.items() if s in manifest.service_names}
+        if not digests:
+            raise InvalidInput(
+                f"release {target.id} has none of the services of {manifest.path}",
+                hint="choose another release with --to",
+            )
+        only = None if len(digests) == len(manifest.services) else sorted(digests)
+        observed = observe_all(manifest, hosts)
+        plan = make_plan(manifest, observed, digests, only)
+        log.line(
+            f"rolling back {manifest.app}/{manifest.environment.name} to release {target.id}"
+            + (f" (commit {target.commit[:12]})" if target.commit else "")
+        )
+        log.text(render(plan, "text"))
+        return apply(
+            manifest,
+            plan,
+            by_name,
+            {o.host: o for o in observed},
+            ctx,
+            env,
+            args,
+            log,
+            wait_lock=wait_lock,
+            kind="rollback",
+        )
+    finally:
+        close_all(hosts)

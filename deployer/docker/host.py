@@ -75,7 +75,7 @@ class DockerHost:
     ) -> None:
         """Pull ``repo@sha256:...`` (skipped when the host has it: digests are content)."""
         if _pull.has_image(self.client, self._name, ref):
-            progress(f"{ref.split('@', 1)[0]}: already on the host")
+            progress(f"{ref.split('@', 1)[0][:19]}: already on the host")
             return
         _pull.pull(self.client, self._name, ref, auth, progress)
 
