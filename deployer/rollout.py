@@ -453,10 +453,30 @@ class Rollout:
         return HostPlanView(hp.steps)
 
     def _roll_host(self, host: str) -> None:
+        """Waves in order; the services of a wave are independent and roll concurrently."""
         steps = self._host_plan(host).steps
         for wave in range(max((s.wave for s in steps), default=-1) + 1):
-            for step in [s for s in steps if s.wave == wave and s.changes]:
-                self._roll_service(host, step)
+            todo = [s for s in steps if s.wave == wave and s.changes]
+            if len(todo) <= 1:
+                for step in todo:
+                    self._roll_service(host, step)
+                continue
+            errors: list[DeployerError] = []
+            threads = [
+                threading.Thread(target=self._roll_guarded, args=(host, s, errors)) for s in todo
+            ]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            if errors:
+                raise errors[0]
+
+    def _roll_guarded(self, host: str, step: Step, errors: list[DeployerError]) -> None:
+        try:
+            self._roll_service(host, step)
+        except DeployerError as e:
+            errors.append(e)
 
     def _labels(self, svc: Service, digest: str, replica: int) -> dict[str, str]:
         ctx = self.context
