@@ -2,7 +2,8 @@
 
 ``$VAR``, ``${VAR}``, ``${VAR:-default}`` (unset or empty), ``${VAR-default}`` (unset),
 ``${VAR:?message}`` / ``${VAR?message}`` (error), ``${VAR:+alt}`` / ``${VAR+alt}``
-(alternative when set), and ``$$`` for a literal ``$``. Defaults may contain further
+(alternative when set), and ``$$`` for a literal ``$``; a ``$`` that starts no reference
+(``$(cmd)``, ``$1``, a final ``$``) stays as it is, as in compose v2. Defaults may contain further
 ``${...}``. One difference from compose, on purpose: a variable that is not set and has no
 default is an error (compose substitutes an empty string with a warning).
 """
@@ -56,24 +57,18 @@ class _Parser:
                 self.i += 1
                 continue
             self.i += 1
-            if self.i >= len(t):
-                raise InterpolationSyntaxError(
-                    "a `$` ends the string; write `$$` for a literal `$`"
-                )
-            c = t[self.i]
+            c = t[self.i] if self.i < len(t) else ""
             if c == "$":
                 out.append("$")
                 self.i += 1
             elif c == "{":
                 self.i += 1
                 out.append(self.braced(evaluate=evaluate))
-            elif c in _NAME_START:
+            elif c and c in _NAME_START:
                 var = self.name()
                 out.append(self.get(var, evaluate=evaluate))
             else:
-                raise InterpolationSyntaxError(
-                    f"`${c}` is not a variable reference; write `$$` for a literal `$`"
-                )
+                out.append("$")  # as compose: a `$` not starting a reference stays as it is
         if until_brace:
             raise InterpolationSyntaxError("a `${` is never closed with `}`")
         return "".join(out)

@@ -80,10 +80,12 @@ def select_environment(
 
 def _interpolate_tree(
     doc: Doc, data: Any, env_name: str, environ: Mapping[str, str]
-) -> tuple[set[Path], list[Problem], dict[str, str]]:
+) -> tuple[set[Path], list[Problem], dict[str, str], list[Path]]:
     """Interpolate ``data`` in place for ``env_name``; returns the interpolated paths, the
-    problems and the lookup (environ over the environment's variables)."""
+    problems, the lookup (environ over the environment's variables) and the paths whose
+    value is wrong because of an interpolation problem."""
     problems: list[Problem] = []
+    broken: list[Path] = []
     undefined: dict[str, list[Path]] = {}
     interpolated: set[Path] = set()
 
@@ -91,6 +93,7 @@ def _interpolate_tree(
         try:
             result = interpolate(text, lookup)
         except InterpolationSyntaxError as e:
+            broken.append(path)
             problems.append(
                 doc.problem(
                     path,
@@ -101,7 +104,9 @@ def _interpolate_tree(
             return text
         for var in result.undefined:
             undefined.setdefault(var, []).append(path)
+            broken.append(path)
         for var, message in result.required:
+            broken.append(path)
             detail = f": {message}" if message else ""
             problems.append(
                 doc.problem(
@@ -163,17 +168,18 @@ def _interpolate_tree(
                 f"environments.{env_name}.variables, or give a default: ${{{var}:-value}}",
             )
         )
-    return interpolated, problems, lookup
+    return interpolated, problems, lookup, broken
 
 
 def _check_env(
     doc: Doc, env_name: str, environ: Mapping[str, str]
 ) -> tuple[list[Problem], list[Problem], Manifest | None]:
     data = copy.deepcopy(doc.data)
-    interpolated, problems, lookup = _interpolate_tree(doc, data, env_name, environ)
+    interpolated, problems, lookup, broken = _interpolate_tree(doc, data, env_name, environ)
     schema_problems = validate(doc, data, interpolated)
-    skip = [_path_of(p, doc) for p in schema_problems + problems]
-    builder = Builder(doc=doc, lookup=lookup, skip=[s for s in skip if s is not None])
+    located = [_path_of(p, doc) for p in schema_problems + doc.problems]
+    skip = [s for s in located if s is not None] + broken
+    builder = Builder(doc=doc, lookup=lookup, skip=skip)
     manifest = builder.manifest(data, env_name, doc.file)
     problems += schema_problems + builder.problems
     if manifest is not None and doc.compose_project:

@@ -289,8 +289,9 @@ def _translate(doc: Doc, err: Any) -> list[Problem]:
     if kind == "type":
         want = _expected(err.validator_value)
         what = sub.get("description")
-        msg = f"expected {want}, got {_type_of(value)}"
-        return [doc.problem(path, msg, what)]
+        if what and path and len(what) < 90:
+            want += f" ({what})"
+        return [doc.problem(path, f"expected {want}, got {_type_of(value)}")]
     if kind == "enum":
         choices = [str(c) for c in err.validator_value]
         shown = "this value" if is_secret(path) else f'"{value}"'

@@ -81,10 +81,11 @@ class Doc:
         if key and p in self.keys:
             return self.keys[p]
         while True:
-            if p in self.values:
-                return self.values[p]
-            if p in self.keys:
-                return self.keys[p]
+            value, where = self.values.get(p), self.keys.get(p)
+            if value and where and value.line != where.line:
+                return where  # a block mapping or list: point at its key, not its first child
+            if value or where:
+                return value or where  # type: ignore[return-value]
             if not p:
                 return Pos(self.file, 1, 1)
             p = p[:-1]
@@ -233,7 +234,14 @@ def _syntax_problem(file: str, e: yaml.YAMLError, text: str) -> Problem:
         at = _mark_pos(file, e.problem_mark or e.context_mark)
         msg = e.problem or "invalid YAML"
         if e.context:
-            msg = f"{e.context}, {msg}"
+            where = ""
+            if (
+                e.context_mark is not None
+                and e.problem_mark is not None
+                and (e.context_mark.line != e.problem_mark.line)
+            ):
+                where = f" (started at line {e.context_mark.line + 1})"
+            msg = f"{e.context}{where}, {msg}"
         return Problem(
             at.file,
             at.line,
@@ -260,7 +268,11 @@ def _syntax_problem(file: str, e: yaml.YAMLError, text: str) -> Problem:
 def load_text(text: str, file: str) -> Doc:
     """Parse ``text`` (named ``file`` in messages). Never raises for bad content."""
     doc = Doc(file)
-    loader = _Loader(text)
+    try:
+        loader = _Loader(text)
+    except yaml.YAMLError as e:
+        doc.problems.append(_syntax_problem(file, e, text))
+        return doc
     try:
         try:
             node = loader.get_single_node()

@@ -1,0 +1,95 @@
+"""YAML with positions: lines and columns per key path, YAML 1.2 scalars, anchors,
+duplicate keys, and every YAML error turned into a located problem."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from deployer.manifest.yamlpos import Pos, load_file, load_text
+
+TEXT = """\
+app: shop
+services:
+  web:
+    image: a:1
+    ports:
+      - "80:80"
+      - 8080
+"""
+
+
+def test_positions_of_values_and_keys() -> None:
+    doc = load_text(TEXT, "deploy.yml")
+    assert not doc.problems
+    assert doc.pos(("services", "web", "image")) == Pos("deploy.yml", 4, 12)
+    assert doc.pos(("services", "web", "image"), key=True) == Pos("deploy.yml", 4, 5)
+    assert doc.pos(("services", "web", "ports", 1)) == Pos("deploy.yml", 7, 9)
+    # a block mapping points at its key, not its first child
+    assert doc.pos(("services", "web")) == Pos("deploy.yml", 3, 3)
+    # unknown paths fall back to the nearest ancestor
+    assert doc.pos(("services", "web", "ports", 5)) == Pos("deploy.yml", 5, 5)
+
+
+def test_yaml_12_scalars() -> None:
+    doc = load_text(
+        "a: [yes, no, on, true, False, 80:80, 0o17, 0x1f, 010, 1e3, .5, ~, null, '', 1_0]",
+        "f",
+    )
+    assert doc.data["a"] == [
+        "yes", "no", "on", True, False, "80:80", 15, 31, 10, 1000.0, 0.5, None, None, "",
+        "1_0",
+    ]
+
+
+def test_anchors_aliases_and_merge_keys() -> None:
+    doc = load_text("base: &b {x: 1, y: 2}\nuse:\n  <<: *b\n  y: 3\nsame: *b\n", "f")
+    assert not doc.problems
+    assert doc.data["use"] == {"x": 1, "y": 3}
+    assert doc.data["same"] == {"x": 1, "y": 2}
+    assert doc.pos(("use", "x")).line == 1  # merged values point at where they are written
+
+
+def test_duplicate_keys_are_all_reported() -> None:
+    doc = load_text("a: 1\nb: 2\na: 3\nb: 4\n", "f")
+    assert [(p.line, p.path) for p in doc.problems] == [(3, "a"), (4, "b")]
+    assert "first defined at line 1" in doc.problems[0].message
+
+
+def test_syntax_error_is_located() -> None:
+    doc = load_text("a: 1\nb: [1, 2\nc: 3\n", "f")
+    assert doc.data is None
+    (p,) = doc.problems
+    assert p.line >= 2 and "YAML syntax error" in p.message
+
+
+def test_several_documents_are_an_error() -> None:
+    doc = load_text("a: 1\n---\nb: 2\n", "f")
+    assert doc.problems and "single document" in doc.problems[0].message
+
+
+def test_alias_bombs_are_bounded() -> None:
+    lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    for i in range(1, 8):
+        prev = f"*a{i - 1}"
+        lines.append(f"a{i}: &a{i} [{', '.join([prev] * 10)}]")
+    doc = load_text("\n".join(lines), "f")
+    assert any("expands to more than" in p.message for p in doc.problems)
+
+
+def test_non_string_keys_and_bad_merge() -> None:
+    doc = load_text("? [a]\n: 1\nm:\n  <<: 5\n", "f")
+    messages = " ".join(p.message for p in doc.problems)
+    assert "plain string" in messages and "merge" in messages
+
+
+def test_file_errors(tmp_path: Path) -> None:
+    missing = load_file(str(tmp_path / "nope.yml"), "nope.yml")
+    assert missing.problems[0].message == "file not found"
+    bad = tmp_path / "bad.yml"
+    bad.write_bytes(b"app: shop\nx: \xff\xfe\n")
+    doc = load_file(str(bad), "bad.yml")
+    assert (doc.problems[0].line, doc.problems[0].column) == (2, 4)
+    ctrl = tmp_path / "ctrl.yml"
+    ctrl.write_bytes(b"app: shop\nx: a\x07b\n")
+    doc = load_file(str(ctrl), "ctrl.yml")
+    assert doc.problems[0].line == 2
