@@ -1,0 +1,285 @@
+"""The include template, run by gitlab-ci-local against the real local engine and
+registry: an example app repository includes it (local include with inputs); the merge
+request pipeline validates and plans; the manual deploy job deploys; re-running an
+older commit's deploy job puts that commit's images back (GitLab's "rollback
+environment"); the rollback job restores the previous release. The jobs run the
+deployer of this checkout (shell executor; `command` input), and every byte they wrote
+is scanned for the app's secret.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import shutil
+import subprocess
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import docker
+import pytest
+
+from deployer import labels as L
+from tests.testenv import TestEnv, repo_digest
+
+ROOT = Path(__file__).resolve().parents[2]
+TEMPLATE = ROOT / "ci-templates" / "deploy.gitlab-ci.yml"
+NODE_PREFIX = ROOT / ".testenv" / "node"
+GLCL_VERSION = "4.72.0"  # the newest that runs on Node 20
+SECRET = "ci-secret-5b1e0c7a9d"
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+def _sh(cmd: list[str], cwd: Path | None = None, timeout: float = 120) -> str:
+    proc = subprocess.run(
+        cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout, check=False
+    )
+    assert proc.returncode == 0, f"{cmd}: {proc.stdout}\n{proc.stderr}"
+    return proc.stdout
+
+
+@pytest.fixture(scope="session")
+def gitlab_ci_local() -> Path:
+    """gitlab-ci-local at a pinned version, installed with npm into .testenv/node."""
+    binary = NODE_PREFIX / "node_modules" / ".bin" / "gitlab-ci-local"
+    NODE_PREFIX.mkdir(parents=True, exist_ok=True)
+    with open(NODE_PREFIX / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        installed = NODE_PREFIX / "node_modules" / "gitlab-ci-local" / "package.json"
+        if not installed.is_file() or json.loads(installed.read_text())["version"] != GLCL_VERSION:
+            if shutil.which("npm") is None:
+                _sh(["apt-get", "install", "-y", "-qq", "nodejs", "npm"], timeout=600)
+            _sh(
+                [
+                    "npm",
+                    "install",
+                    "--prefix",
+                    str(NODE_PREFIX),
+                    "--no-audit",
+                    "--no-fund",
+                    f"gitlab-ci-local@{GLCL_VERSION}",
+                ],
+                timeout=600,
+            )
+        if shutil.which("rsync") is None:
+            _sh(["apt-get", "install", "-y", "-qq", "rsync"], timeout=600)
+    return binary
+
+
+MANIFEST = """\
+app: {app}
+environments:
+  production:
+    url: http://{app}.localhost/
+services:
+  web:
+    image: {registry}/testapp/web:{tag}
+    environment:
+      APP_SECRET: ${{APP_SECRET}}
+    healthcheck:
+      test: ["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:8080/version"]
+      interval: 1s
+      timeout: 2s
+      retries: 3
+rollout:
+  health_timeout: 30s
+  healthy_after: 1s
+  drain: 0s
+"""
+
+PIPELINE = """\
+stages: [build, test, deploy]
+
+include:
+  - local: ci/deploy.gitlab-ci.yml
+    inputs:
+      environment: production
+      command: {command}
+      resource_group: {app}
+"""
+
+
+@dataclass
+class AppRepo:
+    path: Path
+    binary: Path
+    app: str
+
+    def git(self, *args: str) -> str:
+        return _sh(
+            ["git", "-c", "user.name=Dev", "-c", "user.email=dev@example.com", *args],
+            cwd=self.path,
+        )
+
+    def commit(self, tag: str, registry: str) -> str:
+        (self.path / "deploy.yml").write_text(
+            MANIFEST.format(app=self.app, registry=registry, tag=tag)
+        )
+        self.git("add", "-A")
+        self.git("commit", "-q", "-m", f"web {tag}")
+        return self.git("rev-parse", "HEAD").strip()
+
+    def run(self, *args: str) -> subprocess.CompletedProcess[str]:
+        env = {
+            k: v for k, v in os.environ.items() if not k.startswith(("CI_", "GITLAB_", "DEPLOYER_"))
+        }
+        env["DOCKER_HOST"] = "unix:///var/run/docker.sock"
+        return subprocess.run(
+            [
+                str(self.binary),
+                "--force-shell-executor",
+                "--no-color",
+                "--variable",
+                f"APP_SECRET={SECRET}",
+                *args,
+            ],
+            cwd=self.path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+
+    def job_log(self, job: str) -> str:
+        return (self.path / ".gitlab-ci-local" / "output" / f"{job}.log").read_text()
+
+    def artifact(self, job: str, name: str) -> Path:
+        return self.path / ".gitlab-ci-local" / "artifacts" / job / "deploy-reports" / name
+
+
+@pytest.fixture
+def repo(tmp_path: Path, app: str, gitlab_ci_local: Path) -> Iterator[AppRepo]:
+    path = tmp_path / "app"
+    path.mkdir()
+    (path / "ci").mkdir()
+    shutil.copy2(TEMPLATE, path / "ci" / "deploy.gitlab-ci.yml")
+    (path / ".gitlab-ci.yml").write_text(
+        PIPELINE.format(command=ROOT / ".venv" / "bin" / "deployer", app=app)
+    )
+    (path / ".gitignore").write_text(".gitlab-ci-local/\ndeploy-reports/\n")
+    r = AppRepo(path, gitlab_ci_local, app)
+    r.git("init", "-q", "-b", "main")
+    r.git("remote", "add", "origin", f"https://gitlab.example.com/shop/{app}.git")
+    yield r
+
+
+def _running_digest(engine: docker.DockerClient, app: str) -> set[str]:
+    found = engine.containers.list(
+        filters={"label": [f"{L.APP}={app}", f"{L.SERVICE}=web", f"{L.ROLE}={L.ROLE_CURRENT}"]}
+    )
+    return {c.labels.get(L.DIGEST, "") for c in found}
+
+
+def _assert_no_secret(repo: AppRepo, *outputs: str) -> None:
+    for text in outputs:
+        assert SECRET not in text
+    for path in (repo.path / ".gitlab-ci-local").rglob("*"):
+        if path.is_file() and ("output" in path.parts or "artifacts" in path.parts):
+            assert SECRET.encode() not in path.read_bytes(), path
+
+
+def test_merge_request_pipeline_validates_and_plans(repo: AppRepo, testenv: TestEnv) -> None:
+    repo.commit("v1", testenv.registry)
+    proc = repo.run(
+        "--variable",
+        "CI_PIPELINE_SOURCE=merge_request_event",
+        "--variable",
+        "CI_MERGE_REQUEST_IID=7",
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "PASS  production-validate" in proc.stdout
+    assert "PASS  production-plan" in proc.stdout
+    # The manual deploy and rollback jobs did not run.
+    assert "production-deploy starting" not in proc.stdout
+    assert "production-rollback starting" not in proc.stdout
+    assert "valid for production" in repo.job_log("production-validate")
+    plan_log = repo.job_log("production-plan")
+    assert "web" in plan_log
+    assert "create" in plan_log
+    # The MR pipeline has no write token: the plan note is skipped, saying why.
+    _assert_no_secret(repo, proc.stdout, proc.stderr)
+
+
+def test_push_pipeline_has_no_merge_request_jobs(repo: AppRepo, testenv: TestEnv) -> None:
+    repo.commit("v1", testenv.registry)
+    proc = repo.run("--list")
+    assert proc.returncode == 0, proc.stderr
+    jobs = {line.split()[0] for line in proc.stdout.splitlines()[1:] if line.strip()}
+    assert {"production-deploy", "production-rollback"} <= jobs
+    assert "production-validate" not in jobs
+    frozen = repo.run("--list", "--variable", "CI_DEPLOY_FREEZE=true")
+    assert "production-deploy" not in frozen.stdout
+
+
+def _deploy_job(repo: AppRepo, job: str = "production-deploy") -> subprocess.CompletedProcess[str]:
+    proc = repo.run(job)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+    assert f"PASS  {job}" in proc.stdout
+    _assert_no_secret(repo, proc.stdout, proc.stderr)
+    return proc
+
+
+def test_manual_deploy_environment_rollback_and_rollback_job(
+    repo: AppRepo, testenv: TestEnv, engine: docker.DockerClient
+) -> None:
+    v1 = repo_digest(engine, testenv.image_v1)
+    v2 = repo_digest(engine, testenv.image_v2)
+    first = repo.commit("v1", testenv.registry)
+
+    # The manual deploy job on the default branch deploys v1.
+    _deploy_job(repo)
+    assert _running_digest(engine, repo.app) == {v1}
+    # The environment's URL comes from the dotenv report (gitlab-ci-local prints the URL
+    # before it reads the report, GitLab after).
+    env = dict(
+        line.split("=", 1)
+        for line in repo.artifact("production-deploy", "deploy.env").read_text().splitlines()
+    )
+    assert env["DEPLOY_URL"] == f"http://{repo.app}.localhost/"
+    assert env["DEPLOY_ENVIRONMENT"] == "production"
+    assert env["DEPLOY_OUTCOME"] == "deployed"
+    assert env["DEPLOY_COMMIT"] == first
+    release_v1 = env["DEPLOY_RELEASE"]
+    assert release_v1
+    report = json.loads(repo.artifact("production-deploy", "deploy-report.json").read_text())
+    assert report["outcome"] == "deployed"
+    assert report["digests"] == {"web": v1}
+    assert report["plan"]["hosts"][0]["steps"][0]["action"] == "create"
+    assert any(s["kind"] == "rollout" and s["status"] == "ok" for s in report["steps"])
+    suite = ET.parse(repo.artifact("production-deploy", "deploy-junit.xml")).getroot()
+    assert suite.get("failures") == "0"
+    cases = [c.get("name") or "" for c in suite.iter("testcase")]
+    assert any("web" in name for name in cases), cases
+    log = repo.job_log("production-deploy")
+    assert "deploy note not posted" in log or "not posted" in log
+
+    # A new commit with v2, deployed by its own deploy job.
+    repo.commit("v2", testenv.registry)
+    _deploy_job(repo)
+    assert _running_digest(engine, repo.app) == {v2}
+    env = dict(
+        line.split("=", 1)
+        for line in repo.artifact("production-deploy", "deploy.env").read_text().splitlines()
+    )
+    assert env["DEPLOY_PREVIOUS_RELEASE"] == release_v1
+
+    # GitLab's "rollback environment" re-runs the older commit's deploy job: its own
+    # manifest pins its own images, so v1 comes back.
+    second = repo.git("rev-parse", "HEAD").strip()
+    repo.git("checkout", "-q", "-B", "main", first)
+    _deploy_job(repo)
+    assert _running_digest(engine, repo.app) == {v1}
+
+    # Back on the newest commit, the manual rollback job restores the release before
+    # the current one (v2, recorded by the second deploy).
+    repo.git("checkout", "-q", "-B", "main", second)
+    _deploy_job(repo, "production-rollback")
+    assert _running_digest(engine, repo.app) == {v2}
+    rollback = json.loads(repo.artifact("production-rollback", "deploy-report.json").read_text())
+    assert rollback["outcome"] == "deployed"
+    assert rollback["digests"] == {"web": v2}
