@@ -46,6 +46,14 @@ wait_for() { # seconds, command...
   return 1
 }
 alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
+stop_pid() { # name pidfile
+  if alive "$2"; then
+    kill "$(cat "$2")" && say "$1" "stopped"
+    for _ in $(seq 1 100); do alive "$2" || break; sleep 0.1; done
+  fi
+  rm -f "$2"
+}
+
 [ "$(id -u)" = 0 ] || die "run as root (it starts dockerd, sshd and installs packages)"
 
 packages() {
@@ -100,21 +108,23 @@ registry() { # name port auth?
 
 sshd_up() {
   local d="$T/ssh"
-  mkdir -p "$d" && chmod 700 "$d"
+  mkdir -p "$d/keys.d" && chmod 700 "$d"
   [ -f "$d/host_ed25519" ] || ssh-keygen -q -t ed25519 -N '' -C testenv-host -f "$d/host_ed25519"
   [ -f "$d/client_ed25519" ] || ssh-keygen -q -t ed25519 -N '' -C testenv-client -f "$d/client_ed25519"
   cp "$d/client_ed25519.pub" "$d/authorized_keys"
   echo "[127.0.0.1]:$SSH_PORT $(cut -d' ' -f1,2 "$d/host_ed25519.pub")" >"$d/known_hosts"
-  if listening "$SSH_PORT" && alive "$d/pid"; then
-    say sshd "ssh://root@127.0.0.1:$SSH_PORT (running)"
-    return
-  fi
-  cat >"$d/sshd_config" <<EOF
+  # Tests may add their own public key as keys.d/<name>.pub (and remove it after): sshd's
+  # log names the key of each accepted connection, so a test can count its own.
+  printf '#!/bin/sh\ncat %s/keys.d/*.pub 2>/dev/null\nexit 0\n' "$d" >"$d/keys.sh"
+  chmod 755 "$d/keys.sh"
+  cat >"$d/sshd_config.new" <<EOF
 Port $SSH_PORT
 ListenAddress 127.0.0.1
 HostKey $d/host_ed25519
 PidFile $d/pid
 AuthorizedKeysFile $d/authorized_keys
+AuthorizedKeysCommand $d/keys.sh
+AuthorizedKeysCommandUser root
 PermitRootLogin prohibit-password
 PasswordAuthentication no
 KbdInteractiveAuthentication no
@@ -126,8 +136,15 @@ MaxStartups 100:30:200
 MaxSessions 100
 SetEnv DOCKER_HOST=unix://$ENGINE_SOCK
 EOF
+  if listening "$SSH_PORT" && alive "$d/pid" && cmp -s "$d/sshd_config.new" "$d/sshd_config"; then
+    rm -f "$d/sshd_config.new"
+    say sshd "ssh://root@127.0.0.1:$SSH_PORT (running)"
+    return
+  fi
+  stop_pid sshd "$d/pid" >/dev/null
+  mv "$d/sshd_config.new" "$d/sshd_config"
   mkdir -p /run/sshd
-  : >"$d/log"
+  touch "$d/log"
   "$(command -v sshd)" -f "$d/sshd_config" -E "$d/log"
   wait_for 10 listening "$SSH_PORT" || { cat "$d/log" >&2; die "sshd did not listen on $SSH_PORT"; }
   say sshd "ssh://root@127.0.0.1:$SSH_PORT (started; log $d/log)"
@@ -302,14 +319,6 @@ up() {
   images
   write_env
   say ready "in $(( SECONDS - t0 )) s"
-}
-
-stop_pid() { # name pidfile
-  if alive "$2"; then
-    kill "$(cat "$2")" && say "$1" "stopped"
-    for _ in $(seq 1 100); do alive "$2" || break; sleep 0.1; done
-  fi
-  rm -f "$2"
 }
 
 down() {

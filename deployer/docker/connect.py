@@ -24,6 +24,7 @@ Any CI variable above may also hold the path of a file with that content (GitLab
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import shutil
 import ssl
@@ -287,6 +288,10 @@ class _SSHAdapter(SSHHTTPAdapter):  # type: ignore[misc]
         super().__init__(base_url, timeout=timeout, shell_out=False)
 
     def _create_paramiko_client(self, base_url: str) -> None:
+        # paramiko logs a traceback from its thread when a handshake is cut short; our
+        # error says what happened, so keep its log out of the job log.
+        logging.getLogger("paramiko").addHandler(logging.NullHandler())
+        logging.getLogger("paramiko").propagate = False
         parts = urllib.parse.urlsplit(base_url)
         client = paramiko.SSHClient()
         client.get_host_keys().load(self._known_hosts)
@@ -359,8 +364,11 @@ def _ssh_api(
         ) from e
     except (paramiko.SSHException, OSError, EOFError) as e:
         shutil.rmtree(tempdir, ignore_errors=True)
+        why = _why(e)
+        if "banner" in why or "No existing session" in why or isinstance(e, TimeoutError):
+            why = f"no SSH server answered within {connect_timeout:g}s ({why})"
         raise Unreachable(
-            f"host {name}: SSH connection failed: {_why(e)}",
+            f"host {name}: SSH connection failed: {why}",
             hint=f"check that the host is up and sshd listens on port {port} (the port belongs "
             "in the URL: ssh://user@host:port)",
         ) from e

@@ -8,6 +8,9 @@ a test made, by label, on both engines.
 
 from __future__ import annotations
 
+import base64
+import contextlib
+import hashlib
 import json
 import secrets
 from collections.abc import Iterator, Mapping
@@ -17,6 +20,8 @@ from typing import Any
 
 import docker
 import docker.errors
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from deployer import labels as L
 
@@ -123,13 +128,47 @@ class TestEnv:
             env["DOCKER_TLS_VERIFY"] = "1"
         return env
 
-    def sshd_accepted(self) -> int:
-        """How many SSH connections sshd has accepted so far (all clients)."""
+    def sshd_accepted(self, fingerprint: str | None = None) -> int:
+        """How many SSH connections sshd has accepted so far (with that key, if given)."""
         try:
             text = self.sshd_log.read_text(errors="replace")
         except FileNotFoundError:
             return 0
-        return sum(1 for line in text.splitlines() if "Accepted publickey" in line)
+        return sum(
+            1
+            for line in text.splitlines()
+            if "Accepted publickey" in line and (fingerprint is None or fingerprint in line)
+        )
+
+    @contextlib.contextmanager
+    def ssh_identity(self, name: str) -> Iterator[SSHIdentity]:
+        """A fresh client key sshd accepts while the block runs (only this test uses it),
+        so ``sshd_accepted(identity.fingerprint)`` counts this test's connections only."""
+        key = ed25519.Ed25519PrivateKey.generate()
+        private = key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.OpenSSH,
+            serialization.NoEncryption(),
+        ).decode()
+        public = key.public_key().public_bytes(
+            serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH
+        ).decode()
+        blob = base64.b64decode(public.split()[1])
+        digest = base64.b64encode(hashlib.sha256(blob).digest()).decode().rstrip("=")
+        fingerprint = "SHA256:" + digest
+        path = self.ssh_key.parent / "keys.d" / f"{name}.pub"
+        path.write_text(f"{public} {name}\n")
+        try:
+            yield SSHIdentity(private, public, fingerprint)
+        finally:
+            path.unlink(missing_ok=True)
+
+
+@dataclass(frozen=True)
+class SSHIdentity:
+    private_key: str  # OpenSSH PEM text, as in an SSH_PRIVATE_KEY variable
+    public_key: str
+    fingerprint: str  # "SHA256:...", as sshd logs it
 
 
 def unique_app() -> str:

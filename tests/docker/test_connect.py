@@ -1,0 +1,243 @@
+"""Connecting over unix, tcp+TLS and ssh to the real test peers, and every refusal."""
+
+from __future__ import annotations
+
+import os
+import socket
+import stat
+import time
+from pathlib import Path
+
+import docker
+import pytest
+
+from deployer.docker.connect import LOCAL_SOCKET, connect, display_name, host_urls
+from deployer.docker.host import connect_host
+from deployer.errors import EXIT_UNREACHABLE, InvalidInput, Unreachable
+from deployer.manifest.model import Environment
+from tests.testenv import TestEnv
+
+# --- pure ------------------------------------------------------------------------------
+
+
+def test_host_urls_prefer_the_manifest_then_docker_host_then_the_socket() -> None:
+    assert host_urls(("ssh://a", "ssh://b"), {"DOCKER_HOST": "tcp://x:2376"}) == [
+        "ssh://a",
+        "ssh://b",
+    ]
+    assert host_urls((), {"DOCKER_HOST": "tcp://x:2376"}) == ["tcp://x:2376"]
+    assert host_urls((), {}) == [LOCAL_SOCKET]
+
+
+def test_display_name_drops_passwords_and_queries() -> None:
+    assert display_name("ssh://deploy:pw@host:22") == "ssh://deploy@host:22"
+    assert display_name("tcp://host:2376?x=1") == "tcp://host:2376"
+    assert display_name("unix:///var/run/docker.sock") == "unix:///var/run/docker.sock"
+
+
+def test_unknown_scheme_is_invalid_input() -> None:
+    with pytest.raises(InvalidInput, match="unsupported scheme http"):
+        connect("http://host:2375", {})
+
+
+def test_plain_tcp_is_refused_before_any_connection() -> None:
+    # 192.0.2.0/24 is TEST-NET: a connection attempt would hang, so the refusal must come first
+    with pytest.raises(InvalidInput, match="plain tcp without TLS is refused") as e:
+        connect("tcp://192.0.2.1:2375", {})
+    assert "allow_insecure_tcp" in (e.value.hint or "")
+
+
+def test_incomplete_tls_variables_are_invalid_input() -> None:
+    with pytest.raises(InvalidInput, match="DOCKER_TLS_KEY missing"):
+        connect("tcp://127.0.0.1:2376", {"DOCKER_TLS_CA_CERT": "x", "DOCKER_TLS_CERT": "y"})
+
+
+def test_bad_ssh_private_key_is_invalid_input() -> None:
+    with pytest.raises(InvalidInput, match="SSH_PRIVATE_KEY is not a usable private key"):
+        connect("ssh://root@127.0.0.1:2222", {"SSH_PRIVATE_KEY": "-----BEGIN nonsense"})
+
+
+# --- real peers ------------------------------------------------------------------------
+
+integration = pytest.mark.integration
+
+
+@integration
+def test_unix_socket(testenv: TestEnv) -> None:
+    with connect(testenv.engine_host, {}) as conn:
+        assert conn.name == testenv.engine_host
+        assert conn.client.ping()
+        # negotiated down to the engine's API (20.10: 1.41), never above the client's
+        assert conn.api_version == conn.client.version()["ApiVersion"]
+
+
+@integration
+@pytest.mark.parametrize("as_text", [False, True], ids=["cert-path", "pem-variables"])
+def test_tls_verified_and_temp_files_private_and_removed(
+    testenv: TestEnv, as_text: bool, engine2_root: str
+) -> None:
+    conn = connect(testenv.tls_host, testenv.tls_environ(as_text=as_text))
+    tempdir = conn._tempdir
+    try:
+        assert conn.client.info()["DockerRootDir"] == engine2_root
+        if as_text:
+            assert tempdir is not None
+            assert stat.S_IMODE(os.stat(tempdir).st_mode) == 0o700
+            for f in ("ca.pem", "cert.pem", "key.pem"):
+                assert stat.S_IMODE(os.stat(Path(tempdir) / f).st_mode) == 0o600
+        else:
+            assert tempdir is None
+    finally:
+        conn.close()
+    if tempdir:
+        assert not Path(tempdir).exists()
+
+
+@pytest.fixture(scope="module")
+def engine2_root(testenv: TestEnv) -> str:
+    dc = docker.DockerClient(base_url=testenv.engine2_host)
+    try:
+        return str(dc.info()["DockerRootDir"])
+    finally:
+        dc.close()
+
+
+@integration
+def test_tls_variables_may_be_file_paths(testenv: TestEnv) -> None:
+    env = {
+        "DOCKER_TLS_CA_CERT": str(testenv.tls_cert_path / "ca.pem"),
+        "DOCKER_TLS_CERT": str(testenv.tls_cert_path / "cert.pem"),
+        "DOCKER_TLS_KEY": str(testenv.tls_cert_path / "key.pem"),
+    }
+    with connect(testenv.tls_host, env) as conn:
+        assert conn.client.ping()
+
+
+@integration
+def test_tls_with_a_ca_bundle_in_the_environment_still_uses_the_hosts_ca(
+    testenv: TestEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(testenv.tls_wrong_ca))
+    with connect(testenv.tls_host, testenv.tls_environ()) as conn:
+        assert conn.client.ping()
+
+
+@integration
+def test_wrong_tls_ca_is_refused(testenv: TestEnv) -> None:
+    env = testenv.tls_environ(as_text=True)
+    env["DOCKER_TLS_CA_CERT"] = testenv.tls_wrong_ca.read_text()
+    with pytest.raises(Unreachable) as e:
+        connect(testenv.tls_host, env)
+    assert e.value.exit_code == EXIT_UNREACHABLE
+    assert "tcp://127.0.0.1:2376" in e.value.message
+    assert "TLS verification failed" in e.value.message
+    assert "CA" in (e.value.hint or "")
+
+
+@integration
+def test_ssh_with_variables(testenv: TestEnv) -> None:
+    with connect(testenv.ssh_host, testenv.ssh_environ()) as conn:
+        assert conn.name == testenv.ssh_host
+        local = docker.DockerClient(base_url=testenv.engine_host)
+        try:
+            # the sshd's docker talks to the main engine
+            assert conn.client.info()["DockerRootDir"] == local.info()["DockerRootDir"]
+        finally:
+            local.close()
+
+
+@integration
+def test_ssh_uses_one_connection_for_many_calls(testenv: TestEnv) -> None:
+    with testenv.ssh_identity("conn-count") as ident:
+        env = {
+            "SSH_PRIVATE_KEY": ident.private_key,
+            "SSH_KNOWN_HOSTS": testenv.ssh_known_hosts.read_text(),
+        }
+        before = testenv.sshd_accepted(ident.fingerprint)
+        host = connect_host(testenv.ssh_host, env)
+        try:
+            for _ in range(5):
+                host.client.containers.list(all=True)
+                host.resolve(testenv.image_v1, None)
+                host.observe("nothing", "here")
+        finally:
+            host.close()
+        assert testenv.sshd_accepted(ident.fingerprint) - before == 1
+
+
+@integration
+def test_unknown_ssh_host_key_is_refused_with_the_line_to_add(
+    testenv: TestEnv, tmp_path: Path
+) -> None:
+    env = {"SSH_PRIVATE_KEY": testenv.ssh_key.read_text(), "HOME": str(tmp_path)}
+    with pytest.raises(Unreachable) as e:
+        connect(testenv.ssh_host, env)
+    msg, hint = e.value.message, e.value.hint or ""
+    assert "ssh://root@127.0.0.1:2222" in msg and "is not in" in msg
+    assert "SSH_KNOWN_HOSTS" in hint and "ssh-keyscan -p 2222 127.0.0.1" in hint
+    host_key = testenv.ssh_known_hosts.read_text().split()
+    assert f"[127.0.0.1]:2222 {host_key[1]} {host_key[2]}" in hint
+
+
+@integration
+def test_changed_ssh_host_key_is_refused(testenv: TestEnv) -> None:
+    # Claim the host has the client's key as its host key: a mismatch, as after a MITM.
+    fake = testenv.ssh_key.with_suffix(".pub").read_text().split()
+    env = {
+        "SSH_PRIVATE_KEY": testenv.ssh_key.read_text(),
+        "SSH_KNOWN_HOSTS": f"[127.0.0.1]:2222 {fake[0]} {fake[1]}\n",
+    }
+    with pytest.raises(Unreachable, match="host key CHANGED"):
+        connect(testenv.ssh_host, env)
+
+
+@integration
+def test_ssh_key_not_accepted(testenv: TestEnv) -> None:
+    env = testenv.ssh_environ()
+    with pytest.raises(Unreachable, match="SSH authentication failed for user nobody"):
+        connect(testenv.ssh_host.replace("root@", "nobody@"), env)
+
+
+@integration
+@pytest.mark.parametrize(
+    "url",
+    ["tcp://127.0.0.1:1", "ssh://root@127.0.0.1:1", "unix:///nonexistent/docker.sock"],
+)
+def test_unreachable_host(testenv: TestEnv, url: str) -> None:
+    env = {**testenv.tls_environ(), **testenv.ssh_environ()}
+    with pytest.raises(Unreachable) as e:
+        connect(url, env)
+    assert display_name(url) in e.value.message
+    assert e.value.hint
+
+
+@integration
+@pytest.mark.parametrize("scheme", ["tcp", "ssh"])
+def test_a_host_that_never_answers_times_out(testenv: TestEnv, scheme: str) -> None:
+    # A listener that accepts TCP connections but never says a word (no TLS, no banner).
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        port = silent.getsockname()[1]
+        env = {**testenv.tls_environ(), **testenv.ssh_environ()}
+        url = f"tcp://127.0.0.1:{port}" if scheme == "tcp" else f"ssh://root@127.0.0.1:{port}"
+        t0 = time.monotonic()
+        with pytest.raises(Unreachable) as e:
+            connect(url, env, connect_timeout=1)
+        assert time.monotonic() - t0 < 10
+    assert f"127.0.0.1:{port}" in e.value.message
+
+
+@integration
+def test_insecure_tcp_only_when_the_environment_allows_it(testenv: TestEnv) -> None:
+    env = Environment("e", allow_insecure_tcp=True)
+    # Nothing listens on plain tcp here: allowed, it gets as far as connecting.
+    with pytest.raises(Unreachable, match="cannot connect"):
+        connect_host("tcp://127.0.0.1:1", {}, env)
+
+
+@integration
+def test_runner_proxy_config_is_never_injected(testenv: TestEnv) -> None:
+    with connect(testenv.engine_host, {}) as conn:
+        env = conn.api._proxy_configs.inject_proxy_environment(["A=1"])
+        assert env == ["A=1"]
