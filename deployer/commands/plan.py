@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from collections.abc import Mapping
 from typing import TextIO
 
@@ -44,6 +45,11 @@ def run(args: argparse.Namespace, out: TextIO, environ: Mapping[str, str] | None
         plan = prepared.plan
     out.write(render(plan, args.format))
     out.flush()
+    from deployer.gitlab.notes import share_plan
+
+    note = share_plan(plan, env)  # MR pipelines only; stderr keeps --format json clean
+    if note:
+        print(note, file=sys.stderr)
     if args.detailed_exitcode and plan.changes:
         return EXIT_CHANGES
     return EXIT_OK

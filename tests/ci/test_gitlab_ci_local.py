@@ -202,6 +202,7 @@ def test_merge_request_pipeline_validates_and_plans(repo: AppRepo, testenv: Test
     assert "web" in plan_log
     assert "create" in plan_log
     # The MR pipeline has no write token: the plan note is skipped, saying why.
+    assert "plan not posted on !7: set a masked DEPLOYER_GITLAB_TOKEN" in plan_log
     _assert_no_secret(repo, proc.stdout, proc.stderr)
 
 
