@@ -1,0 +1,390 @@
+"""Swarm service specs built from the manifest, as plain data (the Engine API's JSON).
+
+Pure: no docker import, so what a deploy would send to Swarm can be unit tested and
+compared. Names and labels follow ``docker stack deploy`` (services ``<app>_<service>``,
+networks ``<app>_<network>``, volumes ``<app>_<volume>``, label
+``com.docker.stack.namespace=<app>``) so that ``docker stack ps/services <app>`` show
+what the deployer runs.
+
+Durations in the API are nanoseconds.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from deployer import labels as L
+from deployer.errors import InvalidInput
+from deployer.manifest.model import Manifest, Service, UpdateConfig
+
+STACK_NAMESPACE = "com.docker.stack.namespace"
+DEFAULT_NETWORK = "default"
+
+Spec = dict[str, Any]
+
+
+def ns(seconds: float) -> int:
+    return round(seconds * 1_000_000_000)
+
+
+def service_name(app: str, service: str) -> str:
+    return f"{app}_{service}"
+
+
+def network_name(manifest: Manifest, name: str) -> str:
+    for net in manifest.networks:
+        if net.name == name and net.external:
+            return name
+    return f"{manifest.app}_{name}"
+
+
+def volume_name(manifest: Manifest, name: str) -> str:
+    for vol in manifest.volumes:
+        if vol.name == name and vol.external:
+            return name
+    return f"{manifest.app}_{name}"
+
+
+def networks_of(manifest: Manifest, service: Service) -> list[tuple[str, tuple[str, ...]]]:
+    """(Swarm network name, aliases) for every network the service joins."""
+    if not service.networks:
+        return [(network_name(manifest, DEFAULT_NETWORK), ())]
+    return [(network_name(manifest, n.name), n.aliases) for n in service.networks]
+
+
+def app_networks(manifest: Manifest) -> list[tuple[str, bool]]:
+    """(name, external) of every network the app's services join, in a stable order."""
+    seen: dict[str, bool] = {}
+    for svc in manifest.services:
+        for name, _ in networks_of(manifest, svc):
+            external = any(n.external and n.name == name for n in manifest.networks)
+            seen.setdefault(name, external)
+    return sorted(seen.items())
+
+
+def _refuse(manifest: Manifest, service: Service, key: str, why: str, fix: str) -> InvalidInput:
+    return InvalidInput(
+        f"{manifest.path}: services.{service.name}.{key}: {why} with "
+        f"environments.{manifest.environment.name}.engine: swarm",
+        hint=fix,
+    )
+
+
+def check_supported(manifest: Manifest, service: Service) -> None:
+    """Refuse keys Swarm services cannot honour, naming the key and the way out."""
+    if service.privileged:
+        raise _refuse(
+            manifest,
+            service,
+            "privileged",
+            "Swarm services cannot run privileged",
+            "remove privileged, or deploy this environment with engine: container",
+        )
+    for key, value in (
+        ("network_mode", service.network_mode),
+        ("pid", service.pid),
+        ("ipc", service.ipc),
+    ):
+        if value:
+            raise _refuse(
+                manifest,
+                service,
+                key,
+                f"{key} is not supported by Swarm services",
+                f"remove {key}, or deploy this environment with engine: container",
+            )
+    for port in service.ports:
+        if port.host_ip:
+            raise _refuse(
+                manifest,
+                service,
+                "ports",
+                f"a published port bound to {port.host_ip} ({port.host_ip}:"
+                f"{port.published}:{port.target}) is not possible",
+                "publish on all addresses (drop the IP) and firewall the port, or deploy "
+                "this environment with engine: container",
+            )
+
+
+def _healthcheck(service: Service) -> dict[str, Any] | None:
+    hc = service.healthcheck
+    if hc is None:
+        return None
+    if hc.disable:
+        return {"Test": ["NONE"]}
+    out: dict[str, Any] = {}
+    if hc.test is not None:
+        out["Test"] = list(hc.test)
+    for key, value in (
+        ("Interval", hc.interval),
+        ("Timeout", hc.timeout),
+        ("StartPeriod", hc.start_period),
+    ):
+        if value is not None:
+            out[key] = ns(value)
+    if hc.retries is not None:
+        out["Retries"] = hc.retries
+    return out or None
+
+
+def _restart_policy(service: Service) -> dict[str, Any]:
+    restart = (service.restart or "").strip()
+    if restart == "no":
+        return {"Condition": "none"}
+    if restart.startswith("on-failure"):
+        policy: dict[str, Any] = {"Condition": "on-failure"}
+        _, _, attempts = restart.partition(":")
+        if attempts.strip().isdigit():
+            policy["MaxAttempts"] = int(attempts)
+        return policy
+    return {"Condition": "any"}
+
+
+def _mounts(manifest: Manifest, service: Service) -> list[dict[str, Any]]:
+    mounts: list[dict[str, Any]] = []
+    for m in service.volumes:
+        mount: dict[str, Any] = {"Type": m.type, "Target": m.target, "ReadOnly": m.read_only}
+        if m.type == "volume" and m.source:
+            mount["Source"] = volume_name(manifest, m.source)
+            mount["VolumeOptions"] = {"Labels": {STACK_NAMESPACE: manifest.app}}
+        elif m.type == "bind" and m.source:
+            mount["Source"] = m.source
+        mounts.append(mount)
+    for entry in service.tmpfs:
+        target, _, _ = entry.partition(":")
+        mounts.append({"Type": "tmpfs", "Target": target})
+    return mounts
+
+
+def _hosts(service: Service) -> list[str]:
+    """Compose ``extra_hosts`` ("name:ip") → Swarm ``Hosts`` ("ip name")."""
+    out = []
+    for entry in service.extra_hosts:
+        name, _, ip = entry.partition(":")
+        if "=" in entry and not ip:
+            name, _, ip = entry.partition("=")
+        out.append(f"{ip} {name}")
+    return out
+
+
+def monitor_seconds(manifest: Manifest, service: Service) -> float:
+    """How long Swarm watches each new task for a failure.
+
+    The manifest's ``update_config.monitor``; when 0, the rollout's ``healthy_after``
+    (the time a container without a healthcheck must stay up in container mode), so a
+    task that crashes right after starting still fails the update.
+    """
+    if service.update_config.monitor > 0:
+        return service.update_config.monitor
+    return manifest.rollout.healthy_after
+
+
+def update_config(manifest: Manifest, service: Service) -> dict[str, Any]:
+    uc: UpdateConfig = service.update_config
+    return {
+        # Ours counts tasks at a time, 0 = all at once (Swarm reads 0 as unlimited too).
+        "Parallelism": max(0, uc.parallelism),
+        "Delay": ns(uc.delay),
+        "FailureAction": uc.failure_action,
+        "Monitor": ns(monitor_seconds(manifest, service)),
+        "MaxFailureRatio": 0,
+        "Order": service.order,
+    }
+
+
+def rollback_config(manifest: Manifest, service: Service) -> dict[str, Any]:
+    uc = update_config(manifest, service)
+    # A rollback that fails again stops where it is: a human must look.
+    uc["FailureAction"] = "pause"
+    return uc
+
+
+def service_labels(
+    manifest: Manifest, service: Service, digest: str, extra: Mapping[str, str]
+) -> dict[str, str]:
+    """Labels on the Swarm service itself: what ``observe`` reads back."""
+    out = {
+        STACK_NAMESPACE: manifest.app,
+        L.MANAGED: "true",
+        L.APP: manifest.app,
+        L.ENVIRONMENT: manifest.environment.name,
+        L.SERVICE: service.name,
+        L.ROLE: L.ROLE_CURRENT,
+        L.IMAGE: service.image,
+        L.DIGEST: digest,
+        L.CONFIG_HASH: service.config_hash(),
+        L.CONFIG_PARTS: json.dumps(service.config_parts(), sort_keys=True, separators=(",", ":")),
+    }
+    out.update(extra)
+    return out
+
+
+def container_labels(manifest: Manifest, service: Service) -> dict[str, str]:
+    """Labels on the task containers: the manifest's own and the stack namespace only.
+
+    Not ``io.deployer.app``: container-mode observation and pruning look for that label,
+    and must never mistake a Swarm task for a container they own.
+    """
+    out = dict(service.labels)
+    out[STACK_NAMESPACE] = manifest.app
+    return out
+
+
+def service_spec(
+    manifest: Manifest,
+    service: Service,
+    digest: str,
+    labels: Mapping[str, str] | None = None,
+    *,
+    replicas: int | None = None,
+    force_update: int = 0,
+) -> Spec:
+    """The full ServiceSpec for ``service`` running ``digest`` (``repo@sha256:...``)."""
+    check_supported(manifest, service)
+    container: dict[str, Any] = {
+        "Image": digest,
+        "Labels": container_labels(manifest, service),
+        "Env": [f"{k}={v}" for k, v in service.environment],
+    }
+    if service.entrypoint is not None:
+        container["Command"] = list(service.entrypoint)
+    if service.command is not None:
+        container["Args"] = list(service.command)
+    for key, value in (
+        ("User", service.user),
+        ("Dir", service.working_dir),
+        ("StopSignal", service.stop_signal),
+    ):
+        if value:
+            container[key] = value
+    if service.init is not None:
+        container["Init"] = service.init
+    if service.read_only:
+        container["ReadOnly"] = True
+    if service.stop_grace_period is not None:
+        container["StopGracePeriod"] = ns(service.stop_grace_period)
+    health = _healthcheck(service)
+    if health is not None:
+        container["Healthcheck"] = health
+    mounts = _mounts(manifest, service)
+    if mounts:
+        container["Mounts"] = mounts
+    hosts = _hosts(service)
+    if hosts:
+        container["Hosts"] = hosts
+    if service.cap_add:
+        container["CapabilityAdd"] = list(service.cap_add)
+
+    template: dict[str, Any] = {
+        "ContainerSpec": container,
+        "RestartPolicy": _restart_policy(service),
+        "Networks": [
+            {"Target": name, "Aliases": [service.name, *aliases]}
+            for name, aliases in networks_of(manifest, service)
+        ],
+        "ForceUpdate": force_update,
+    }
+    limits: dict[str, int] = {}
+    if service.cpus is not None:
+        limits["NanoCPUs"] = int(service.cpus * 1_000_000_000)
+    if service.memory is not None:
+        limits["MemoryBytes"] = service.memory
+    if limits:
+        template["Resources"] = {"Limits": limits}
+    if service.logging is not None and service.logging.driver:
+        template["LogDriver"] = {
+            "Name": service.logging.driver,
+            "Options": dict(service.logging.options),
+        }
+
+    endpoint: dict[str, Any] = {"Mode": "vip"}
+    if service.ports:
+        endpoint["Ports"] = [
+            {
+                "Protocol": p.protocol,
+                "TargetPort": p.target,
+                # Host mode: the ingress routing mesh is not used (and not needed).
+                "PublishMode": "host",
+                **({"PublishedPort": p.published} if p.published is not None else {}),
+            }
+            for p in service.ports
+        ]
+    return {
+        "Name": service_name(manifest.app, service.name),
+        "Labels": service_labels(manifest, service, digest, labels or {}),
+        "TaskTemplate": template,
+        "Mode": {"Replicated": {"Replicas": service.replicas if replicas is None else replicas}},
+        "UpdateConfig": update_config(manifest, service),
+        "RollbackConfig": rollback_config(manifest, service),
+        "EndpointSpec": endpoint,
+    }
+
+
+def job_spec(
+    manifest: Manifest,
+    service: Service,
+    digest: str,
+    name: str,
+    command: tuple[str, ...],
+    labels: Mapping[str, str],
+) -> Spec:
+    """A Swarm job (mode replicated-job, one completion) running ``command`` once."""
+    spec = service_spec(manifest, service, digest)
+    container = spec["TaskTemplate"]["ContainerSpec"]
+    container["Args"] = list(command)
+    container.pop("Healthcheck", None)
+    container["Labels"] = {**container["Labels"], L.ROLE: L.ROLE_TASK}
+    spec["TaskTemplate"]["RestartPolicy"] = {"Condition": "none"}
+    spec["Name"] = name
+    spec["Labels"] = {
+        STACK_NAMESPACE: manifest.app,
+        L.MANAGED: "true",
+        L.APP: manifest.app,
+        L.ENVIRONMENT: manifest.environment.name,
+        L.SERVICE: service.name,
+        L.ROLE: L.ROLE_TASK,
+        **labels,
+    }
+    spec["Mode"] = {"ReplicatedJob": {"MaxConcurrent": 1, "TotalCompletions": 1}}
+    spec["EndpointSpec"] = {"Mode": "vip"}  # a job publishes nothing
+    del spec["UpdateConfig"]
+    del spec["RollbackConfig"]
+    return spec
+
+
+def batches(service: Service, replicas: int) -> int:
+    """How many steps a rolling update of ``replicas`` tasks takes."""
+    parallelism = service.update_config.parallelism
+    if parallelism <= 0 or replicas <= 0:
+        return 1
+    return max(1, math.ceil(replicas / parallelism))
+
+
+def convergence_deadline(manifest: Manifest, service: Service, replicas: int) -> float:
+    """Seconds to wait for Swarm to finish one service's update (or its own rollback).
+
+    Each batch may take ``rollout.health_timeout`` to become healthy, then ``monitor``
+    and the update ``delay``; a failing update then rolls back the batches it changed,
+    which takes as long again.
+    """
+    per_batch = (
+        manifest.rollout.health_timeout
+        + monitor_seconds(manifest, service)
+        + service.update_config.delay
+    )
+    return 2 * batches(service, replicas) * per_batch + 10.0
+
+
+def pinned(ref: str) -> str:
+    """``repo:tag@sha256:x`` → ``repo@sha256:x`` (a digest reference names no tag)."""
+    if "@" not in ref:
+        return ref
+    repo, _, digest = ref.partition("@")
+    slash = repo.rfind("/")
+    colon = repo.rfind(":")
+    if colon > slash:
+        repo = repo[:colon]
+    return f"{repo}@{digest}"

@@ -1,0 +1,860 @@
+"""A Swarm environment (``engine: swarm``): observe, resolve, apply a plan, status.
+
+The environment's first host (or ``DOCKER_HOST``) is a Swarm manager. Each service of the
+manifest becomes the Swarm service ``<app>_<service>``, its image pinned to the digest
+resolved for this deploy, updated with Swarm's own rolling update (``update_config``
+from the manifest, ``failure_action: rollback``). The deployer then waits, with a
+deadline, until Swarm reports the update ``completed``; ``rollback_completed``,
+``rollback_paused`` and ``paused`` are failures. When one service fails, every service
+this run already changed is put back to its previous spec (created ones are removed),
+so the app never ends split between releases.
+
+``tasks:`` run as Swarm jobs (mode ``replicated-job``, one completion) on the app's
+network, their output copied to the job log. A Swarm config object named
+``<app>_<environment>_deploy-lock`` is the deploy lock: creating it is atomic across
+the swarm. CI secrets are passed as environment variables, as in container mode;
+Swarm secrets are not used.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import secrets
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import docker
+import docker.auth
+import docker.errors
+import requests.exceptions
+
+from deployer import labels as L
+from deployer.context import Context
+from deployer.docker import registry
+from deployer.errors import (
+    Blocked,
+    DeployerError,
+    DeployFailed,
+    InvalidInput,
+    RollbackFailed,
+    Unreachable,
+)
+from deployer.manifest.model import Manifest, RegistryAuth, Service, Task
+from deployer.plan import Action, Observed, Plan, Step, make_plan
+from deployer.result import DeployResult, Outcome, StepRecord, StepStatus
+from deployer.swarm import observe as obs
+from deployer.swarm import spec as S
+
+POLL = 0.5
+# A rolling update starts within milliseconds of the spec change; when none started after
+# this long, the change did not touch the tasks (labels only) and tasks are checked instead.
+NO_UPDATE_GRACE = 3.0
+_TASK_ID = re.compile(r"\btask ([a-z0-9]{25})\b")
+LOCK_SUFFIX = "deploy-lock"
+LOCK_HOLDER = L.PREFIX + "lock-holder"
+LOCK_EXPIRES = L.PREFIX + "lock-expires-at"
+
+Log = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Verdict:
+    ok: bool
+    state: str  # Swarm's UpdateStatus.State, "converged", or "timeout"
+    detail: str = ""
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class SwarmLease:
+    name: str
+    config_id: str
+    holder: str
+    expires_at: float
+
+
+@dataclass
+class _Undo:
+    service: str
+    service_id: str
+    previous: dict[str, Any] | None  # the spec before this run; None: this run created it
+
+
+def _why(e: BaseException) -> str:
+    if isinstance(e, docker.errors.APIError):
+        return str(e.explanation or e).splitlines()[0][:300]
+    return (str(e) or e.__class__.__name__).splitlines()[0][:300]
+
+
+class SwarmTarget:
+    """One Swarm (through one manager) for one app and environment."""
+
+    def __init__(
+        self,
+        manifest: Manifest,
+        client: docker.DockerClient,
+        host: str,
+        *,
+        context: Context | None = None,
+        environ: Mapping[str, str] | None = None,
+        on_close: Callable[[], None] | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.manifest = manifest
+        self.environ: Mapping[str, str] = environ if environ is not None else {}
+        self.client = client
+        self.api: Any = client.api
+        self.name = host
+        self.context = context or Context()
+        self._on_close = on_close
+        self._sleep = sleep
+
+    # -- connection ---------------------------------------------------------------------
+
+    @classmethod
+    def connect(
+        cls,
+        manifest: Manifest,
+        environ: Mapping[str, str] | None = None,
+        *,
+        context: Context | None = None,
+    ) -> SwarmTarget:
+        """Connect to the environment's Swarm manager (its first host, else DOCKER_HOST)."""
+        from deployer.docker import connect as C
+
+        environ = os.environ if environ is None else environ
+        url = C.host_urls(manifest.environment.hosts, environ)[0]
+        conn = C.connect(url, environ, allow_insecure_tcp=manifest.environment.allow_insecure_tcp)
+        target = cls(
+            manifest, conn.client, conn.name, context=context, environ=environ, on_close=conn.close
+        )
+        try:
+            target.check_manager()
+        except BaseException:
+            target.close()
+            raise
+        return target
+
+    def close(self) -> None:
+        if self._on_close is not None:
+            self._on_close()
+            self._on_close = None
+
+    def __enter__(self) -> SwarmTarget:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextlib.contextmanager
+    def _wrapped(self, what: str) -> Iterator[None]:
+        try:
+            yield
+        except DeployerError:
+            raise
+        except docker.errors.APIError as e:
+            raise Unreachable(
+                f"Swarm manager {self.name}: {what}: the engine refused: {_why(e)}",
+                hint="check the engine's log on the manager",
+            ) from e
+        except (requests.exceptions.RequestException, OSError) as e:
+            raise Unreachable(
+                f"Swarm manager {self.name}: {what}: {_why(e)}",
+                hint="check that the manager is up and reachable",
+            ) from e
+        except docker.errors.DockerException as e:
+            raise Unreachable(f"Swarm manager {self.name}: {what}: {_why(e)}") from e
+
+    def check_manager(self) -> None:
+        with self._wrapped("reading swarm state"):
+            info = self.api.info()
+        swarm = info.get("Swarm") or {}
+        if swarm.get("LocalNodeState") != "active":
+            raise InvalidInput(
+                f"environments.{self.manifest.environment.name}.engine is swarm, but the "
+                f"engine at {self.name} is not part of a swarm "
+                f"(state {swarm.get('LocalNodeState') or 'inactive'})",
+                hint="run `docker swarm init` there, or point the environment's hosts at a "
+                "Swarm manager",
+            )
+        if not swarm.get("ControlAvailable"):
+            raise InvalidInput(
+                f"the engine at {self.name} is a Swarm worker, not a manager: services can "
+                "only be deployed through a manager",
+                hint="put a manager first in the environment's hosts",
+            )
+
+    # -- reading ------------------------------------------------------------------------
+
+    def _services(self) -> list[dict[str, Any]]:
+        with self._wrapped("listing services"):
+            found: list[dict[str, Any]] = self.api.services(
+                filters={"label": f"{S.STACK_NAMESPACE}={self.manifest.app}"}
+            )
+        return found
+
+    def _tasks(self, service_ids: Sequence[str], *, running: bool = True) -> list[dict[str, Any]]:
+        if not service_ids:
+            return []
+        filters: dict[str, Any] = {"service": list(service_ids)}
+        if running:
+            filters["desired-state"] = "running"
+        with self._wrapped("listing tasks"):
+            found: list[dict[str, Any]] = self.api.tasks(filters=filters)
+        return found
+
+    def _inspect(self, service_id: str) -> dict[str, Any]:
+        with self._wrapped(f"inspecting service {service_id}"):
+            found: dict[str, Any] = self.api.inspect_service(service_id)
+        return found
+
+    def observe(self) -> Observed:
+        services = self._services()
+        tasks = self._tasks([s["ID"] for s in services])
+        m = self.manifest
+        return obs.observed(self.name, m.app, m.environment.name, services, tasks)
+
+    def status(self) -> list[obs.ServiceStatus]:
+        services = self._services()
+        return obs.status_rows(
+            self.manifest.app, services, self._tasks([s["ID"] for s in services])
+        )
+
+    def render_status(self) -> str:
+        m = self.manifest
+        return obs.render_status(self.name, m.app, m.environment.name, self.status())
+
+    # -- digests ------------------------------------------------------------------------
+
+    def auth_for(self, image: str) -> RegistryAuth | None:
+        """Credentials for the image's registry (manifest, DOCKER_AUTH_CONFIG, CI_*)."""
+        return registry.auth_for(image, self.manifest.registries, self.environ)
+
+    def resolve_image(self, service: Service) -> str:
+        """The image of ``service`` as ``repo@sha256:...`` (never a tag: Swarm must not
+        resolve tags itself, FACTS 14); its local ID for ``pull_policy: never``."""
+        if "@sha256:" in service.image:
+            return S.pinned(service.image)
+        auth = None if service.pull_policy == "never" else self.auth_for(service.image)
+        return registry.resolve(
+            self.api, self.name, service.image, auth, pull_policy=service.pull_policy
+        )
+
+    def resolve(self, only: Sequence[str] | None = None) -> dict[str, str]:
+        return {
+            s.name: self.resolve_image(s)
+            for s in self.manifest.services
+            if only is None or s.name in only
+        }
+
+    def plan(self, only: Sequence[str] | None = None) -> Plan:
+        return make_plan(self.manifest, [self.observe()], self.resolve(only), only)
+
+    # -- lock ---------------------------------------------------------------------------
+
+    def lock_name(self) -> str:
+        return f"{self.manifest.app}_{self.manifest.environment.name}_{LOCK_SUFFIX}"
+
+    def acquire_lock(self, holder: str, ttl: float, wait: float = 0.0) -> SwarmLease:
+        """Take the app's deploy lock on the swarm, waiting up to ``wait`` seconds."""
+        name = self.lock_name()
+        give_up = time.monotonic() + wait
+        while True:
+            expires = time.time() + ttl
+            labels = {
+                L.MANAGED: "true",
+                L.ROLE: L.ROLE_LOCK,
+                L.APP: self.manifest.app,
+                L.ENVIRONMENT: self.manifest.environment.name,
+                LOCK_HOLDER: holder,
+                LOCK_EXPIRES: f"{expires:.0f}",
+            }
+            try:
+                created = self.api.create_config(name, holder.encode(), labels=labels)
+                return SwarmLease(name, created["ID"], holder, expires)
+            except docker.errors.APIError as e:
+                if e.status_code != 409:
+                    with self._wrapped("taking the deploy lock"):
+                        raise
+            with self._wrapped("reading the deploy lock"):
+                found = self.api.configs(filters={"name": name})
+            current = next((c for c in found if c["Spec"]["Name"] == name), None)
+            if current is None:
+                continue  # released meanwhile
+            cur_labels = current["Spec"].get("Labels") or {}
+            their_expiry = float(cur_labels.get(LOCK_EXPIRES, "0") or 0)
+            if their_expiry < time.time():
+                with (
+                    self._wrapped("removing an expired deploy lock"),
+                    contextlib.suppress(docker.errors.NotFound),
+                ):
+                    self.api.remove_config(current["ID"])
+                continue
+            if time.monotonic() >= give_up:
+                until = time.strftime("%H:%M:%S UTC", time.gmtime(their_expiry))
+                raise Blocked(
+                    f"another deploy of {self.manifest.app}/{self.manifest.environment.name} "
+                    f"holds the Swarm lock on {self.name}: "
+                    f"{cur_labels.get(LOCK_HOLDER, 'unknown')}",
+                    hint=f"wait for it (--wait-lock 10m); if it died, the lock expires at {until}",
+                )
+            self._sleep(min(2.0, max(0.1, give_up - time.monotonic())))
+
+    def release_lock(self, lease: SwarmLease) -> None:
+        with (
+            self._wrapped("releasing the deploy lock"),
+            contextlib.suppress(docker.errors.NotFound),
+        ):
+            self.api.remove_config(lease.config_id)
+
+    # -- writing ------------------------------------------------------------------------
+
+    def _auth_header(self, image: str) -> dict[str, str]:
+        auth = self.auth_for(image)
+        if auth is None:
+            return {}
+        return {
+            "X-Registry-Auth": docker.auth.encode_header(
+                {
+                    "username": auth.username,
+                    "password": auth.password,
+                    "serveraddress": registry.registry_of(image),
+                }
+            )
+        }
+
+    def _post(self, path: str, spec: Mapping[str, Any], params: Mapping[str, Any]) -> Any:
+        image = spec["TaskTemplate"]["ContainerSpec"]["Image"]
+        resp = self.api._post_json(
+            self.api._url(path),
+            data=dict(spec),
+            params=dict(params),
+            headers=self._auth_header(image),
+        )
+        return self.api._result(resp, json=True)
+
+    def create_service(self, spec: Mapping[str, Any]) -> str:
+        with self._wrapped(f"creating service {spec['Name']}"):
+            created = self._post("/services/create", spec, {})
+        return str(created["ID"])
+
+    def update_service(self, service_id: str, spec: Mapping[str, Any]) -> None:
+        with self._wrapped(f"updating service {spec['Name']}"):
+            version = self.api.inspect_service(service_id)["Version"]["Index"]
+            self._post(f"/services/{service_id}/update", spec, {"version": version})
+
+    def remove_service(self, service_id: str, deadline: float = 30.0) -> None:
+        with (
+            self._wrapped(f"removing service {service_id}"),
+            contextlib.suppress(docker.errors.NotFound),
+        ):
+            self.api.remove_service(service_id)
+        # Its task containers stop asynchronously; wait (bounded) so its networks can go.
+        end = time.monotonic() + deadline
+        while time.monotonic() < end:
+            with self._wrapped("listing the service's containers"):
+                left = self.api.containers(
+                    all=True, filters={"label": f"com.docker.swarm.service.id={service_id}"}
+                )
+            if not left:
+                return
+            self._sleep(POLL)
+
+    def ensure_networks(self, log: Log) -> None:
+        m = self.manifest
+        for name, external in S.app_networks(m):
+            with self._wrapped(f"looking up network {name}"):
+                found = [n for n in self.api.networks(names=[name]) if n["Name"] == name]
+            if found:
+                continue
+            if external:
+                raise InvalidInput(
+                    f"{m.path}: networks.{name}: external network {name} does not exist on "
+                    f"the swarm of {self.name}",
+                    hint=f"create it (docker network create -d overlay --attachable {name})",
+                )
+            top = next((n for n in m.networks if S.network_name(m, n.name) == name), None)
+            with self._wrapped(f"creating network {name}"):
+                self.api.create_network(
+                    name,
+                    driver=(top.driver if top and top.driver else "overlay"),
+                    attachable=True,
+                    internal=bool(top and top.internal),
+                    labels={
+                        S.STACK_NAMESPACE: m.app,
+                        L.MANAGED: "true",
+                        L.APP: m.app,
+                        L.ENVIRONMENT: m.environment.name,
+                        **dict(top.labels if top else ()),
+                    },
+                )
+            log(f"network {name}: created (overlay, attachable)")
+
+    # -- convergence --------------------------------------------------------------------
+
+    def wait_converged(
+        self, service_id: str, *, rolling: bool, since: str | None, deadline: float
+    ) -> Verdict:
+        """Poll until Swarm finished with the service: an update's final state, or every
+        replica running the current spec. Never longer than ``deadline`` seconds."""
+        start = time.monotonic()
+        seen: list[str] = []  # Swarm's update messages, in order (the failure's reason)
+        while True:
+            elapsed = time.monotonic() - start
+            svc = self._inspect(service_id)
+            us = svc.get("UpdateStatus") or {}
+            new_update = bool(us) and us.get("StartedAt") != since
+            state = str(us.get("State", "")) if new_update else ""
+            message = str(us.get("Message", "")) if new_update else ""
+            if message and message not in seen:
+                seen.append(message)
+            if state in obs.FAILED_UPDATE_STATES:
+                return Verdict(False, state, self._why_failed(svc, seen), elapsed)
+            tasks = self._tasks([service_id])
+            running = len(obs.running_slots(svc, tasks))
+            converged = running >= obs.replicas_of(svc)
+            if converged and (
+                state == "completed"
+                or (not new_update and (not rolling or elapsed >= NO_UPDATE_GRACE))
+            ):
+                return Verdict(True, state or "converged", "", elapsed)
+            if elapsed >= deadline:
+                why = self._why_failed(svc, seen)
+                return Verdict(
+                    False,
+                    "timeout",
+                    f"not converged after {deadline:.0f} s (update state {state or 'none'}, "
+                    f"{running}/{obs.replicas_of(svc)} running)" + (f": {why}" if why else ""),
+                    elapsed,
+                )
+            self._sleep(POLL)
+
+    def _why_failed(self, svc: Mapping[str, Any], messages: Sequence[str]) -> str:
+        """Swarm's update messages and the errors of the tasks they name (or of the
+        service's latest failed tasks)."""
+        parts = list(messages)
+        named = {m.group(1) for msg in messages for m in _TASK_ID.finditer(msg)}
+        tasks: list[dict[str, Any]] = []
+        for task_id in sorted(named):
+            with contextlib.suppress(docker.errors.APIError):
+                tasks.append(self.api.inspect_task(task_id))
+        if not tasks:
+            tasks = [
+                t
+                for t in self._tasks([svc["ID"]], running=False)
+                if t.get("Status", {}).get("State") in ("failed", "rejected")
+            ]
+            tasks.sort(key=lambda t: str(t.get("UpdatedAt", "")), reverse=True)
+        for t in tasks[:3]:
+            st = t.get("Status", {})
+            code = (st.get("ContainerStatus") or {}).get("ExitCode")
+            err = st.get("Err") or st.get("Message") or st.get("State")
+            health = self._container_health((st.get("ContainerStatus") or {}).get("ContainerID"))
+            parts.append(
+                f"task {svc['Spec']['Name']}.{t.get('Slot', '?')} ({str(t['ID'])[:12]}): "
+                f"{st.get('State')}: {err}"
+                + (f" (exit {code})" if code else "")
+                + (f"; {health}" if health else "")
+            )
+        return "; ".join(parts)
+
+    def _container_health(self, container_id: str | None) -> str:
+        """The health of a task's container when it is on this node: why Swarm killed it."""
+        if not container_id:
+            return ""
+        try:
+            state = self.api.inspect_container(container_id).get("State") or {}
+        except (docker.errors.APIError, requests.exceptions.RequestException):
+            return ""
+        health = state.get("Health") or {}
+        if not health:
+            return ""
+        log = health.get("Log") or []
+        last = str(log[-1].get("Output", "")).strip()[:200] if log else ""
+        out = f"container health: {health.get('Status')}"
+        if log:
+            out += f" (last check exit {log[-1].get('ExitCode')}" + (f": {last})" if last else ")")
+        return out
+
+    # -- tasks --------------------------------------------------------------------------
+
+    def run_task(self, task: Task, digest: str, log: Log, extra: Mapping[str, str]) -> StepRecord:
+        m = self.manifest
+        service = m.service(task.service)
+        name = f"{m.app}_task-{task.name}-{secrets.token_hex(3)}"[:63]
+        spec = S.job_spec(m, service, digest, name, task.command, extra)
+        step = StepRecord(
+            host=self.name,
+            name=f"task {task.name}",
+            kind="task",
+            service=task.service,
+            started_at=time.time(),
+        )
+        start = time.monotonic()
+        sid = self.create_service(spec)
+        try:
+            state, code, err = "", None, ""
+            while True:
+                tasks = self._tasks([sid], running=False)
+                done = [
+                    t
+                    for t in tasks
+                    if t.get("Status", {}).get("State")
+                    in ("complete", "failed", "rejected", "shutdown", "orphaned")
+                ]
+                if done:
+                    st = done[0]["Status"]
+                    state = st["State"]
+                    code = (st.get("ContainerStatus") or {}).get("ExitCode")
+                    err = st.get("Err", "")
+                    break
+                if time.monotonic() - start > task.timeout:
+                    state = "timeout"
+                    break
+                self._sleep(POLL)
+            output = self._job_output(sid)
+        finally:
+            self.remove_service(sid)
+        step.seconds = time.monotonic() - start
+        for line in output.splitlines():
+            log(f"  {task.name} | {line}")
+        step.log_excerpt = "\n".join(output.splitlines()[-20:])
+        if state == "complete":
+            step.detail = f"exit 0 in {step.seconds:.1f} s"
+            return step
+        step.status = StepStatus.FAILED
+        if state == "timeout":
+            step.detail = f"did not finish within {task.timeout:.0f} s"
+        else:
+            step.detail = (
+                f"{state}"
+                + (f", exit {code}" if code is not None else "")
+                + (f": {err}" if err else "")
+            )
+        return step
+
+    def _job_output(self, service_id: str) -> str:
+        with contextlib.suppress(docker.errors.APIError, requests.exceptions.RequestException):
+            chunks = self.api.service_logs(
+                service_id, stdout=True, stderr=True, follow=False, timestamps=False
+            )
+            return b"".join(chunks).decode(errors="replace")
+        return ""
+
+    # -- apply --------------------------------------------------------------------------
+
+    def release_labels(self, release: str) -> dict[str, str]:
+        c = self.context
+        out = {L.RELEASE: release, L.TIME: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+        for key, value in (
+            (L.COMMIT, c.commit_sha),
+            (L.PIPELINE, c.pipeline_url),
+            (L.JOB, c.job_url),
+            (L.USER, c.user),
+            (L.PROJECT, c.project_path),
+            (L.MR, f"!{c.merge_request.iid} {c.merge_request.title}" if c.merge_request else ""),
+        ):
+            if value:
+                out[key] = value
+        return out
+
+    def new_release_id(self) -> str:
+        stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+        sha = self.context.commit_short_sha
+        return f"{stamp}-{sha}" if sha else stamp
+
+    def apply(
+        self,
+        plan: Plan,
+        log: Log,
+        *,
+        lock_wait: float = 0.0,
+        release: str | None = None,
+    ) -> DeployResult:
+        """Apply ``plan`` (made by ``self.plan()``), locked, and report what happened.
+
+        The result's outcome says how it ended: DEPLOYED, NOTHING_TO_DO, ROLLED_BACK (the
+        failed service rolled back by Swarm, every other change of this run undone) or
+        ROLLBACK_FAILED. ``raise_for_outcome`` turns the last two into exit 1 / exit 5.
+        """
+        m = self.manifest
+        result = DeployResult(
+            app=m.app,
+            environment=m.environment.name,
+            outcome=Outcome.NOTHING_TO_DO,
+            plan=plan,
+            release=release or self.new_release_id(),
+            digests=dict(plan.digests),
+            started_at=time.time(),
+            url=m.environment.url,
+        )
+        start = time.monotonic()
+        if len(plan.hosts) != 1:
+            raise InvalidInput(
+                f"a Swarm plan has one host (the manager), this one has {len(plan.hosts)}",
+            )
+        host_plan = plan.hosts[0]
+        if not host_plan.changes:
+            log("nothing to do: every service runs its planned image and configuration")
+            result.hosts[self.name] = Outcome.NOTHING_TO_DO.value
+            result.seconds = time.monotonic() - start
+            return result
+        lease = self.acquire_lock(self.context.holder, m.rollout.lock_ttl, lock_wait)
+        try:
+            self._apply_locked(plan, result, log)
+        finally:
+            self.release_lock(lease)
+        result.seconds = time.monotonic() - start
+        result.hosts[self.name] = result.outcome.value
+        return result
+
+    def _apply_locked(self, plan: Plan, result: DeployResult, log: Log) -> None:
+        m = self.manifest
+        assert result.release is not None
+        extra = self.release_labels(result.release)
+        host_plan = plan.hosts[0]
+        services = {s["Spec"]["Name"]: s for s in self._services()}
+        previous = sorted(
+            {(s["Spec"].get("Labels") or {}).get(L.RELEASE, "") for s in services.values()} - {""}
+        )
+        result.previous_release = previous[-1] if previous else None
+        self.ensure_networks(log)
+
+        def task_failed(rec: StepRecord) -> bool:
+            result.steps.append(rec)
+            return rec.status is StepStatus.FAILED
+
+        for task in m.tasks:
+            if task.when == "before-deploy" and task.service in plan.digests:
+                log(f"task {task.name} (before deploy, from {task.service}'s new image)")
+                rec = self.run_task(task, plan.digests[task.service], log, extra)
+                if task_failed(rec):
+                    result.outcome = Outcome.ROLLED_BACK
+                    result.error = f"task {task.name} failed ({rec.detail}); nothing was changed"
+                    return
+
+        undo: list[_Undo] = []
+        removals: list[Step] = []
+        for wave in plan.waves:
+            for name in wave:
+                step = host_plan.step(name)
+                if step.action is Action.UNCHANGED:
+                    continue
+                rec, ok = self._roll(step, plan.digests[name], services, extra, undo, log)
+                result.steps.append(rec)
+                if not ok:
+                    self._fail(result, f"{name}: {rec.detail}", undo, log)
+                    return
+        removals = [s for s in host_plan.steps if s.action is Action.REMOVE]
+
+        for task in m.tasks:
+            if task.when == "after-deploy" and task.service in plan.digests:
+                log(f"task {task.name} (after deploy)")
+                rec = self.run_task(task, plan.digests[task.service], log, extra)
+                if task_failed(rec):
+                    self._fail(result, f"task {task.name} failed ({rec.detail})", undo, log)
+                    return
+
+        for step in removals:
+            t0 = time.monotonic()
+            swarm_name = S.service_name(m.app, step.service)
+            svc = services.get(swarm_name)
+            if svc is not None:
+                self.remove_service(svc["ID"])
+            log(f"{step.service}: removed (no longer in the manifest)")
+            result.steps.append(
+                StepRecord(
+                    host=self.name,
+                    name=f"remove {step.service}",
+                    kind="prune",
+                    service=step.service,
+                    started_at=time.time(),
+                    seconds=time.monotonic() - t0,
+                    detail="no longer in the manifest",
+                )
+            )
+        result.outcome = Outcome.DEPLOYED
+
+    def _roll(
+        self,
+        step: Step,
+        digest: str,
+        services: Mapping[str, dict[str, Any]],
+        extra: Mapping[str, str],
+        undo: list[_Undo],
+        log: Log,
+    ) -> tuple[StepRecord, bool]:
+        m = self.manifest
+        service = m.service(step.service)
+        swarm_name = S.service_name(m.app, step.service)
+        rec = StepRecord(
+            host=self.name,
+            name=f"rollout {step.service}",
+            kind="rollout",
+            service=step.service,
+            started_at=time.time(),
+        )
+        t0 = time.monotonic()
+        deadline = S.convergence_deadline(m, service, max(step.replicas_after, 1))
+        current = services.get(swarm_name)
+        if current is None:
+            spec = S.service_spec(m, service, digest, extra)
+            log(f"{step.service}: create {swarm_name} ({step.replicas_after} x {digest})")
+            sid = self.create_service(spec)
+            undo.append(_Undo(step.service, sid, None))
+            verdict = self.wait_converged(sid, rolling=False, since=None, deadline=deadline)
+        else:
+            sid = current["ID"]
+            prev = current["Spec"]
+            prev_force = int(prev["TaskTemplate"].get("ForceUpdate", 0) or 0)
+            spec = S.service_spec(m, service, digest, extra, force_update=prev_force)
+            if step.action is Action.REPLACE and _same_tasks(prev, spec):
+                # Nothing in the task spec changed (stopped tasks, adopted service): force.
+                spec = S.service_spec(m, service, digest, extra, force_update=prev_force + 1)
+            rolling = not _same_tasks(prev, spec)
+            since = (current.get("UpdateStatus") or {}).get("StartedAt")
+            log(
+                f"{step.service}: {step.action.value} ({'; '.join(step.reasons)}) "
+                f"{step.strategy}, parallelism {service.update_config.parallelism}"
+            )
+            self.update_service(sid, spec)
+            undo.append(_Undo(step.service, sid, prev))
+            verdict = self.wait_converged(sid, rolling=rolling, since=since, deadline=deadline)
+        rec.seconds = time.monotonic() - t0
+        if verdict.ok:
+            rec.detail = f"{verdict.state} in {rec.seconds:.1f} s ({step.replicas_after} running)"
+            log(f"{step.service}: {rec.detail}")
+            return rec, True
+        rec.status = StepStatus.FAILED
+        rec.detail = f"{verdict.state}: {verdict.detail}" if verdict.detail else verdict.state
+        rec.log_excerpt = self._service_logs(sid)
+        log(f"{step.service}: FAILED: {rec.detail}")
+        return rec, False
+
+    def _service_logs(self, service_id: str, tail: int = 20) -> str:
+        with contextlib.suppress(docker.errors.APIError, requests.exceptions.RequestException):
+            chunks = self.api.service_logs(
+                service_id, stdout=True, stderr=True, follow=False, tail=tail
+            )
+            return b"".join(chunks).decode(errors="replace")[-4000:]
+        return ""
+
+    def _fail(self, result: DeployResult, why: str, undo: list[_Undo], log: Log) -> None:
+        """Put every service this run changed back to its previous spec, last first."""
+        result.error = why
+        problems = []
+        for item in reversed(undo):
+            t0 = time.monotonic()
+            rec = StepRecord(
+                host=self.name,
+                name=f"rollback {item.service}",
+                kind="rollback",
+                service=item.service,
+                started_at=time.time(),
+                status=StepStatus.ROLLED_BACK,
+            )
+            try:
+                verdict = self._restore(item)
+            except DeployerError as e:
+                verdict = Verdict(False, "error", e.message)
+            rec.seconds = time.monotonic() - t0
+            if verdict.ok:
+                rec.detail = (
+                    "removed (created by this run)"
+                    if item.previous is None
+                    else f"previous spec restored ({verdict.state})"
+                )
+            else:
+                rec.status = StepStatus.FAILED
+                rec.detail = f"restoring failed: {verdict.state}: {verdict.detail}"
+                problems.append(f"{item.service}: {rec.detail}")
+            log(f"{item.service}: rollback: {rec.detail}")
+            result.steps.append(rec)
+        for rec in result.steps:
+            if rec.kind == "rollout" and rec.status is StepStatus.OK:
+                rec.status = StepStatus.ROLLED_BACK
+        if problems:
+            result.outcome = Outcome.ROLLBACK_FAILED
+            result.error = f"{why}; and rolling back failed: {'; '.join(problems)}"
+        else:
+            result.outcome = Outcome.ROLLED_BACK
+
+    def _restore(self, item: _Undo) -> Verdict:
+        if item.previous is None:
+            self.remove_service(item.service_id)
+            return Verdict(True, "removed")
+        current = self._inspect(item.service_id)
+        service = self.manifest.service(item.service)
+        deadline = S.convergence_deadline(self.manifest, service, obs.replicas_of(current))
+        if _same_spec(current["Spec"], item.previous):
+            # Swarm already rolled it back (failure_action rollback): check it runs.
+            return self.wait_converged(
+                item.service_id,
+                rolling=False,
+                since=(current.get("UpdateStatus") or {}).get("StartedAt"),
+                deadline=deadline,
+            )
+        since = (current.get("UpdateStatus") or {}).get("StartedAt")
+        self.update_service(item.service_id, item.previous)
+        return self.wait_converged(
+            item.service_id,
+            rolling=not _same_tasks(current["Spec"], item.previous),
+            since=since,
+            deadline=deadline,
+        )
+
+    def remove_app(self) -> None:
+        """Remove every service, job and network of the app (tests and teardown)."""
+        for svc in self._services():
+            self.remove_service(svc["ID"])
+        with self._wrapped("listing networks"):
+            nets = self.api.networks(filters={"label": f"{S.STACK_NAMESPACE}={self.manifest.app}"})
+        for net in nets:
+            with self._wrapped("removing network"), contextlib.suppress(docker.errors.NotFound):
+                self.api.remove_network(net["Id"])
+
+
+def raise_for_outcome(result: DeployResult) -> None:
+    """Exit 1 for a deploy that failed and was rolled back, 5 when undoing failed too."""
+    if result.outcome is Outcome.ROLLED_BACK:
+        raise DeployFailed(
+            f"deploy of {result.app}/{result.environment} failed and was rolled back: "
+            f"{result.error}",
+            hint="see the failed step's log above; the previous release still runs",
+        )
+    if result.outcome is Outcome.ROLLBACK_FAILED:
+        raise RollbackFailed(
+            f"deploy of {result.app}/{result.environment} failed and rolling back failed: "
+            f"{result.error}",
+            hint="inspect `docker service ps` on the manager and fix by hand",
+        )
+
+
+def _same_tasks(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
+    """Whether two specs give the same tasks (so Swarm would start no rolling update)."""
+    ta, tb = a.get("TaskTemplate") or {}, b.get("TaskTemplate") or {}
+    ca, cb = ta.get("ContainerSpec") or {}, tb.get("ContainerSpec") or {}
+    keys = ("Image", "Env", "Args", "Command", "Healthcheck", "Mounts", "User", "Labels")
+    return bool(
+        all(_norm(ca.get(k)) == _norm(cb.get(k)) for k in keys)
+        and ta.get("ForceUpdate", 0) == tb.get("ForceUpdate", 0)
+        and _norm((a.get("EndpointSpec") or {}).get("Ports"))
+        == _norm((b.get("EndpointSpec") or {}).get("Ports"))
+    )
+
+
+def _same_spec(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
+    return bool(
+        _same_tasks(a, b)
+        and _norm(a.get("Labels")) == _norm(b.get("Labels"))
+        and _norm(a.get("Mode")) == _norm(b.get("Mode"))
+    )
+
+
+def _norm(value: object) -> str:
+    return json.dumps(value or None, sort_keys=True)

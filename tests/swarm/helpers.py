@@ -1,0 +1,104 @@
+"""Manifests for Swarm tests, and removal of everything a test put on the swarm."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from typing import Any
+
+import docker
+import docker.errors
+
+from deployer.manifest.model import (
+    Environment,
+    Manifest,
+    Port,
+    RolloutPolicy,
+    Service,
+    Task,
+    UpdateConfig,
+)
+
+STACK = "com.docker.stack.namespace"
+
+
+def web(
+    image: str,
+    *,
+    name: str = "web",
+    replicas: int = 1,
+    env: dict[str, str] | None = None,
+    order: str | None = "start-first",
+    ports: tuple[Port, ...] = (),
+    parallelism: int = 1,
+    monitor: float = 2.0,
+) -> Service:
+    return Service(
+        name=name,
+        image=image,
+        environment=tuple(sorted((env or {}).items())),
+        replicas=replicas,
+        ports=ports,
+        init=True,
+        stop_grace_period=2.0,
+        update_config=UpdateConfig(
+            order=order,  # type: ignore[arg-type]
+            parallelism=parallelism,
+            monitor=monitor,
+        ),
+    )
+
+
+def manifest(
+    app: str,
+    *services: Service,
+    tasks: tuple[Task, ...] = (),
+    health_timeout: float = 20.0,
+    environment: str = "production",
+) -> Manifest:
+    return Manifest(
+        path="deploy.yml",
+        app=app,
+        environment=Environment(name=environment, engine="swarm"),
+        services=services,
+        tasks=tasks,
+        rollout=RolloutPolicy(health_timeout=health_timeout, healthy_after=2.0, lock_ttl=600),
+    )
+
+
+def remove_from_swarm(client: docker.DockerClient, app: str, deadline: float = 60.0) -> None:
+    """Remove the app's services (and jobs), wait for their tasks, then its networks and
+    configs. Only what carries the app's stack namespace or name prefix."""
+    api: Any = client.api
+    services = [
+        s
+        for s in api.services()
+        if (s["Spec"].get("Labels") or {}).get(STACK) == app
+        or s["Spec"]["Name"].startswith(app + "_")
+    ]
+    for s in services:
+        with contextlib.suppress(docker.errors.NotFound):
+            api.remove_service(s["ID"])
+    end = time.monotonic() + deadline
+    for s in services:
+        label = f"com.docker.swarm.service.id={s['ID']}"
+        while time.monotonic() < end and api.containers(all=True, filters={"label": label}):
+            time.sleep(0.3)
+    # Task containers leave the network a little after the tasks are gone.
+    for net in api.networks():
+        if not net["Name"].startswith(app + "_"):
+            continue
+        while True:
+            try:
+                api.remove_network(net["Id"])
+                break
+            except docker.errors.NotFound:
+                break
+            except docker.errors.APIError:
+                if time.monotonic() > end:
+                    raise
+                time.sleep(0.5)
+    for cfg in api.configs():
+        if cfg["Spec"]["Name"].startswith(app + "_"):
+            with contextlib.suppress(docker.errors.NotFound):
+                api.remove_config(cfg["ID"])
