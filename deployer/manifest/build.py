@@ -315,6 +315,11 @@ class Builder:
         cap_add: list[Any] = raw["cap_add"] if isinstance(raw.get("cap_add"), list) else []
         command = raw.get("command")
         entrypoint = raw.get("entrypoint")
+        if command is not None:
+            command = self.parsed((*path, "command"), parse.command, command)
+        if entrypoint is not None:
+            entrypoint = self.parsed((*path, "entrypoint"), parse.command, entrypoint)
+        stop_grace = self.dur((*path, "stop_grace_period"), raw.get("stop_grace_period"))
         pull_policy = raw.get("pull_policy", "always")
         user = raw.get("user")
         if len(self.problems) != before or not isinstance(image, str):
@@ -323,12 +328,8 @@ class Builder:
             name=name,
             image=image,
             pull_policy=pull_policy if pull_policy in ("always", "missing", "never") else "always",
-            command=self.parsed((*path, "command"), parse.command, command)
-            if command is not None
-            else None,
-            entrypoint=self.parsed((*path, "entrypoint"), parse.command, entrypoint)
-            if entrypoint is not None
-            else None,
+            command=command,
+            entrypoint=entrypoint,
             environment=environment,
             ports=ports,
             expose=tuple(str(e) for e in raw.get("expose") or () if isinstance(e, str | int)),
@@ -342,7 +343,7 @@ class Builder:
             init=raw.get("init") if isinstance(raw.get("init"), bool) else None,
             working_dir=_str_or_none(raw.get("working_dir")),
             stop_signal=_str_or_none(stop_signal),
-            stop_grace_period=self.dur((*path, "stop_grace_period"), raw.get("stop_grace_period")),
+            stop_grace_period=stop_grace,
             read_only=raw.get("read_only") is True,
             tmpfs=tuple(t for t in tmpfs_list if isinstance(t, str)),
             extra_hosts=extra_hosts,

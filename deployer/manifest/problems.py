@@ -13,6 +13,14 @@ Path = tuple[str | int, ...]
 _PLAIN_KEY = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]*$")
 
 
+def printable(text: str) -> str:
+    """``text`` with control characters (line breaks included) escaped, so one problem is
+    always one line."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
+
+
 def format_path(path: Path) -> str:
     """``("services", "web", "ports", 0)`` -> ``services.web.ports[0]``."""
     out = ""
@@ -40,12 +48,12 @@ class Problem:
     severity: str = "error"
 
     def render(self) -> str:
-        where = f"{self.file}:{self.line}:{self.column}"
-        key = f" {self.path}:" if self.path else ""
+        where = f"{printable(self.file)}:{self.line}:{self.column}"
+        key = f" {printable(self.path)}:" if self.path else ""
         kind = " warning:" if self.severity == "warning" else ""
-        text = f"{where}:{key}{kind} {self.message}"
+        text = f"{where}:{key}{kind} {printable(self.message)}"
         if self.fix:
-            text += f" (fix: {self.fix})"
+            text += f" (fix: {printable(self.fix)})"
         return text
 
     def as_dict(self) -> dict[str, object]:

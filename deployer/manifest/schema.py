@@ -186,6 +186,9 @@ def _expected(types: object) -> str:
 
 
 def did_you_mean(word: str, choices: list[str]) -> str | None:
+    starts = [c for c in choices if word and c.lower().startswith(word.lower())]
+    if len(starts) == 1:
+        return starts[0]
     match = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
     return match[0] if match else None
 
@@ -240,9 +243,11 @@ def _errors(data: Any) -> Iterator[Any]:
 
 def validate(doc: Doc, data: Any, interpolated: set[Path]) -> list[Problem]:
     """Validate ``data`` (the interpolated tree); coerce interpolated strings in place."""
+    errors: list[Any] = []
     for _ in range(3):
         changed = False
-        for err in _errors(data):
+        errors = list(_errors(data))
+        for err in errors:
             path = tuple(err.absolute_path)
             if err.validator == "type" and path in interpolated and isinstance(err.instance, str):
                 types = (
@@ -257,7 +262,9 @@ def validate(doc: Doc, data: Any, interpolated: set[Path]) -> list[Problem]:
         if not changed:
             break
     problems: list[Problem] = []
-    for err in sorted(_errors(data), key=lambda e: [str(p) for p in e.absolute_path]):
+    if changed:
+        errors = list(_errors(data))
+    for err in sorted(errors, key=lambda e: [str(p) for p in e.absolute_path]):
         problems.extend(_translate(doc, err))
     return problems
 

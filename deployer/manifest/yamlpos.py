@@ -31,29 +31,40 @@ _SEQ = "tag:yaml.org,2002:seq"
 _MERGE = "tag:yaml.org,2002:merge"
 
 
-class _Loader(yaml.SafeLoader):
+class _PyLoader(yaml.SafeLoader):
     """SafeLoader resolving plain scalars with YAML 1.2 core schema rules."""
 
 
-_Loader.yaml_implicit_resolvers = {}
-_Loader.add_implicit_resolver(
-    _BOOL, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
-)
-_Loader.add_implicit_resolver(_NULL, re.compile(r"^(?:~|null|Null|NULL|)$"), ["~", "n", "N", ""])
-_Loader.add_implicit_resolver(
-    _INT,
-    re.compile(r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$"),
-    list("-+0123456789"),
-)
-_Loader.add_implicit_resolver(
-    _FLOAT,
-    re.compile(
-        r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?"
-        r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"
-    ),
-    list("-+0123456789."),
-)
-_Loader.add_implicit_resolver(_MERGE, re.compile(r"^(?:<<)$"), ["<"])
+# libyaml's parser when PyYAML was built with it (about 5x faster), with the same rules.
+_Loader: Any = _PyLoader
+if getattr(yaml, "__with_libyaml__", False):
+
+    class _CLoader(yaml.CSafeLoader):
+        """CSafeLoader resolving plain scalars with YAML 1.2 core schema rules."""
+
+    _Loader = _CLoader
+
+_cls: Any
+for _cls in (_PyLoader, _Loader):
+    _cls.yaml_implicit_resolvers = {}
+    _cls.add_implicit_resolver(
+        _BOOL, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+    )
+    _cls.add_implicit_resolver(_NULL, re.compile(r"^(?:~|null|Null|NULL|)$"), ["~", "n", "N", ""])
+    _cls.add_implicit_resolver(
+        _INT,
+        re.compile(r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$"),
+        list("-+0123456789"),
+    )
+    _cls.add_implicit_resolver(
+        _FLOAT,
+        re.compile(
+            r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?"
+            r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"
+        ),
+        list("-+0123456789."),
+    )
+    _cls.add_implicit_resolver(_MERGE, re.compile(r"^(?:<<)$"), ["<"])
 
 
 @dataclass(frozen=True)
@@ -110,7 +121,7 @@ def _mark_pos(file: str, mark: Any) -> Pos:
 
 
 class _Walker:
-    def __init__(self, loader: _Loader, doc: Doc) -> None:
+    def __init__(self, loader: Any, doc: Doc) -> None:
         self.loader = loader
         self.doc = doc
         self.count = 0

@@ -56,8 +56,11 @@ def test_default_is_not_evaluated_when_not_needed() -> None:
 
 @pytest.mark.parametrize(
     ("text", "var", "message"),
-    [("${UNSET:?set it}", "UNSET", "set it"), ("${EMPTY:?no empty}", "EMPTY", "no empty"),
-     ("${UNSET?}", "UNSET", "")],
+    [
+        ("${UNSET:?set it}", "UNSET", "set it"),
+        ("${EMPTY:?no empty}", "EMPTY", "no empty"),
+        ("${UNSET?}", "UNSET", ""),
+    ],
 )
 def test_required_variable(text: str, var: str, message: str) -> None:
     assert interpolate(text, ENV).required == [(var, message)]

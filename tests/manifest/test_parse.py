@@ -10,8 +10,17 @@ from deployer.manifest.model import Mount, Port
 
 @pytest.mark.parametrize(
     ("text", "seconds"),
-    [("30s", 30), ("1m30s", 90), ("500ms", 0.5), ("2h", 7200), ("1.5s", 1.5), ("0", 0),
-     (10, 10), (2.5, 2.5), ("100us", 0.0001)],
+    [
+        ("30s", 30),
+        ("1m30s", 90),
+        ("500ms", 0.5),
+        ("2h", 7200),
+        ("1.5s", 1.5),
+        ("0", 0),
+        (10, 10),
+        (2.5, 2.5),
+        ("100us", 0.0001),
+    ],
 )
 def test_duration(text: object, seconds: float) -> None:
     assert parse.duration(text) == pytest.approx(seconds)
@@ -25,8 +34,15 @@ def test_bad_duration(text: object) -> None:
 
 @pytest.mark.parametrize(
     ("text", "size"),
-    [("512m", 512 * 2**20), ("1g", 2**30), ("1GB", 2**30), ("100k", 102400), ("1024", 1024),
-     (2048, 2048), ("1.5g", int(1.5 * 2**30))],
+    [
+        ("512m", 512 * 2**20),
+        ("1g", 2**30),
+        ("1GB", 2**30),
+        ("100k", 102400),
+        ("1024", 1024),
+        (2048, 2048),
+        ("1.5g", int(1.5 * 2**30)),
+    ],
 )
 def test_size(text: object, size: int) -> None:
     assert parse.size(text) == size
@@ -58,11 +74,21 @@ def test_port_short(text: str | int, ports: list[Port]) -> None:
 
 @pytest.mark.parametrize(
     "text",
-    ["80:80:80", "70000:80", "0:80", "a:b", "80/sctp", "1:2:3:4", "8000-8002:80", "9-1:9-1",
-     "[::1]8080:80", ":80:80"],
+    [
+        "80:80:80",
+        "70000:80",
+        "0:80",
+        "a:b",
+        "80/sctp",
+        "1:2:3:4",
+        "8000-8002:80",
+        "9-1:9-1",
+        "[::1]8080:80",
+        ":80:80",
+    ],
 )
 def test_bad_port(text: str) -> None:
-    with pytest.raises(ValueError, match="not a port mapping|protocol"):
+    with pytest.raises(ValueError, match=r"not a port mapping|protocol"):
         parse.port_short(text)
 
 
@@ -81,9 +107,15 @@ def test_volume_short(text: str, mount: Mount) -> None:
 
 @pytest.mark.parametrize(
     ("text", "match"),
-    [("./data:/data", "relative"), ("~/data:/data", "relative"), ("data:rel", "absolute"),
-     ("cache", "not a mount"), ("a:/b:z", "not supported"), ("a:/b:ro:x", "too many"),
-     ("bad name!:/x", "not a volume name")],
+    [
+        ("./data:/data", "relative"),
+        ("~/data:/data", "relative"),
+        ("data:rel", "absolute"),
+        ("cache", "not a mount"),
+        ("a:/b:z", "not supported"),
+        ("a:/b:ro:x", "too many"),
+        ("bad name!:/x", "not a volume name"),
+    ],
 )
 def test_bad_volume(text: str, match: str) -> None:
     with pytest.raises(ValueError, match=match):
@@ -107,8 +139,15 @@ def test_image(ref: str, tag: str | None, digest: str | None) -> None:
 
 @pytest.mark.parametrize(
     ("ref", "hint"),
-    [("Shop/Web", "lowercase"), ("web:", "tag after"), ("", "empty"), ("a//b", ""),
-     ("x:" + "t" * 200, ""), ("web@sha256:short", ""), ("-web", "")],
+    [
+        ("Shop/Web", "lowercase"),
+        ("web:", "tag after"),
+        ("", "empty"),
+        ("a//b", ""),
+        ("x:" + "t" * 200, ""),
+        ("web@sha256:short", ""),
+        ("-web", ""),
+    ],
 )
 def test_bad_image(ref: str, hint: str) -> None:
     with pytest.raises(ValueError, match="not a valid image reference") as exc:

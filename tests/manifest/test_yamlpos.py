@@ -3,9 +3,22 @@ duplicate keys, and every YAML error turned into a located problem."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
+
+from deployer.manifest import yamlpos
 from deployer.manifest.yamlpos import Pos, load_file, load_text
+
+
+@pytest.fixture(autouse=True, params=["libyaml", "python"])
+def _loader(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Every test runs with libyaml's parser and with PyYAML's pure-Python one."""
+    if request.param == "python":
+        monkeypatch.setattr(yamlpos, "_Loader", yamlpos._PyLoader)
+    yield
+
 
 TEXT = """\
 app: shop
@@ -36,7 +49,20 @@ def test_yaml_12_scalars() -> None:
         "f",
     )
     assert doc.data["a"] == [
-        "yes", "no", "on", True, False, "80:80", 15, 31, 10, 1000.0, 0.5, None, None, "",
+        "yes",
+        "no",
+        "on",
+        True,
+        False,
+        "80:80",
+        15,
+        31,
+        10,
+        1000.0,
+        0.5,
+        None,
+        None,
+        "",
         "1_0",
     ]
 
