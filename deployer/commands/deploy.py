@@ -58,7 +58,9 @@ def run(args: argparse.Namespace, out: TextIO, environ: Mapping[str, str] | None
     wait_lock = duration_arg(getattr(args, "wait_lock", None), "--wait-lock")
     only = services_arg(args.services)
     manifest = load(args, env)
-    log = JobLog(out)
+    from deployer.report.redact import secret_values
+
+    log = JobLog(out, secrets=secret_values(manifest, env))  # container logs may quote them
     ctx = context_for(manifest, env)
     gate_notes = gates(ctx, manifest, force=bool(getattr(args, "force", False)))
     for note in [*ctx.notes, *gate_notes]:

@@ -53,7 +53,9 @@ def run(args: argparse.Namespace, out: TextIO, environ: Mapping[str, str] | None
     env = dict(os.environ if environ is None else environ)
     wait_lock = duration_arg(getattr(args, "wait_lock", None), "--wait-lock")
     manifest = load(args, env)
-    log = JobLog(out)
+    from deployer.report.redact import secret_values
+
+    log = JobLog(out, secrets=secret_values(manifest, env))  # container logs may quote them
     ctx = context_for(manifest, env)
     started = time.time()
     try:

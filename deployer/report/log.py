@@ -9,9 +9,11 @@ from __future__ import annotations
 import os
 import re
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import TextIO
+
+from deployer.report.redact import Redactor
 
 _ESC = "\x1b[0K"
 _NAME_OK = re.compile(r"[^a-z0-9_.-]")
@@ -40,7 +42,8 @@ class JobLog:
     """Writes progress to a text stream (the job log).
 
     ``gitlab`` forces section markers on or off; by default they are on in GitLab CI.
-    ``clock`` and ``wall`` are injectable for tests (monotonic and unix time).
+    ``secrets`` are masked in everything written (container logs quoted in the job log
+    may print their environment). ``clock`` and ``wall`` are injectable for tests.
     """
 
     def __init__(
@@ -50,8 +53,10 @@ class JobLog:
         gitlab: bool | None = None,
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
+        secrets: Iterable[str] = (),
     ) -> None:
         self.out = out
+        self._redact = Redactor(secrets)
         self.gitlab = in_gitlab_ci() if gitlab is None else gitlab
         self._clock = clock
         self._wall = wall
@@ -65,19 +70,21 @@ class JobLog:
     def line(self, text: str) -> None:
         """One line per step, prefixed with the time since the log started."""
         indent = "  " * self._depth if not self.gitlab else ""
-        for i, part in enumerate(text.splitlines() or [""]):
+        for i, part in enumerate(self._redact(text).splitlines() or [""]):
             prefix = f"[{_fmt_elapsed(self.elapsed)}] " if i == 0 else " " * 9
             self.out.write(f"{prefix}{indent}{part}\n")
         self.out.flush()
 
     def text(self, text: str) -> None:
-        """Raw text (a plan, a table), written as is."""
+        """Raw text (a plan, a table), written as is (secrets masked)."""
+        text = self._redact(text)
         self.out.write(text if text.endswith("\n") else text + "\n")
         self.out.flush()
 
     @contextmanager
     def section(self, name: str, header: str, collapsed: bool = True) -> Iterator[None]:
         sid = section_name(name)
+        header = self._redact(header)
         if self.gitlab:
             opts = "[collapsed=true]" if collapsed else ""
             self.out.write(f"{_ESC}section_start:{int(self._wall())}:{sid}{opts}\r{_ESC}{header}\n")

@@ -82,3 +82,15 @@ def test_table_aligns_columns() -> None:
         "web      deployed  1.5",
         "worker             12",
     ]
+
+
+def test_secrets_are_masked_in_lines_text_and_headers() -> None:
+    out = io.StringIO()
+    log = JobLog(out, gitlab=True, clock=Clock(), secrets=["hunter2-secret", "abc"])
+    with log.section("x", "header hunter2-secret"):
+        log.line("last log lines:\n| PASSWORD=hunter2-secret\n| abc stays (too short)")
+        log.text("table hunter2-secret")
+    text = out.getvalue()
+    assert "hunter2-secret" not in text
+    assert text.count("[MASKED]") == 3
+    assert "abc stays" in text
