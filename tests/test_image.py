@@ -25,6 +25,9 @@ import docker
 import docker.errors
 import pytest
 
+from deployer import labels as L
+from tests.testenv import TestEnv, repo_digest
+
 ROOT = Path(__file__).resolve().parents[1]
 STATE = ROOT / ".testenv"
 BASE_REPO = "deployer-test-base"
@@ -197,3 +200,61 @@ def test_image_runs_as_non_root_with_deployer_entrypoint(
         extra=("--entrypoint", "/opt/deployer/bin/python"),
     )
     assert uid.stdout.split() == ["10001", "10001"], uid.stderr
+
+
+MANIFEST = """\
+app: {app}
+environments:
+  production:
+    url: http://{app}.localhost/
+services:
+  web:
+    image: {image}
+    healthcheck:
+      test: ["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:8080/version"]
+      interval: 1s
+      timeout: 2s
+      retries: 3
+rollout:
+  health_timeout: 30s
+  healthy_after: 1s
+  drain: 0s
+"""
+
+
+def test_image_deploys_to_the_host_engine_over_its_socket(
+    image: str, app: str, testenv: TestEnv, engine: docker.DockerClient, tmp_path: Path
+) -> None:
+    work = tmp_path / "app"
+    work.mkdir()
+    (work / "deploy.yml").write_text(MANIFEST.format(app=app, image=testenv.image_v1))
+    work.chmod(0o777)  # the image's user (10001) writes the reports here
+    sock = testenv.engine_host.removeprefix("unix://")
+    extra = (
+        "--group-add",
+        str(os.stat(sock).st_gid),
+        "-v",
+        f"{sock}:/var/run/docker.sock",
+        "-v",
+        f"{work}:/app",
+        "-w",
+        "/app",
+        "-e",
+        "DOCKER_HOST=unix:///var/run/docker.sock",
+    )
+    proc = docker_run(image, "validate", extra=extra)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "valid for production" in proc.stdout
+
+    proc = docker_run(image, "plan", extra=extra)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "create" in proc.stdout
+
+    proc = docker_run(image, "deploy", "--report-dir", "reports", extra=extra)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    running = engine.containers.list(filters={"label": [f"{L.APP}={app}", f"{L.SERVICE}=web"]})
+    assert len(running) == 1
+    assert running[0].labels[L.DIGEST] == repo_digest(engine, testenv.image_v1)
+    report = json.loads((work / "reports" / "deploy-report.json").read_text())
+    assert report["outcome"] == "deployed"
+    assert (work / "reports" / "deploy-report.json").stat().st_uid == 10001
