@@ -94,7 +94,8 @@ def base_image(dc: docker.DockerClient) -> str:
         except docker.errors.ImageNotFound:
             pass
         if shutil.which("debootstrap") is None:
-            _run(["apt-get", "install", "-y", "-qq", "debootstrap"], 300)
+            _run(["apt-get", "update", "-qq"], 600)
+            _run(["apt-get", "install", "-y", "-qq", "debootstrap"], 600)
         with tempfile.TemporaryDirectory(prefix="deployer-base-") as tmp:
             root = Path(tmp) / "root"
             _run(

@@ -9,7 +9,6 @@ is scanned for the app's secret.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import shutil
@@ -27,8 +26,6 @@ from tests.testenv import TestEnv, repo_digest
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "ci-templates" / "deploy.gitlab-ci.yml"
-NODE_PREFIX = ROOT / ".testenv" / "node"
-GLCL_VERSION = "4.72.0"  # the newest that runs on Node 20
 SECRET = "ci-secret-5b1e0c7a9d"
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -40,34 +37,6 @@ def _sh(cmd: list[str], cwd: Path | None = None, timeout: float = 120) -> str:
     )
     assert proc.returncode == 0, f"{cmd}: {proc.stdout}\n{proc.stderr}"
     return proc.stdout
-
-
-@pytest.fixture(scope="session")
-def gitlab_ci_local() -> Path:
-    """gitlab-ci-local at a pinned version, installed with npm into .testenv/node."""
-    binary = NODE_PREFIX / "node_modules" / ".bin" / "gitlab-ci-local"
-    NODE_PREFIX.mkdir(parents=True, exist_ok=True)
-    with open(NODE_PREFIX / ".lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        installed = NODE_PREFIX / "node_modules" / "gitlab-ci-local" / "package.json"
-        if not installed.is_file() or json.loads(installed.read_text())["version"] != GLCL_VERSION:
-            if shutil.which("npm") is None:
-                _sh(["apt-get", "install", "-y", "-qq", "nodejs", "npm"], timeout=600)
-            _sh(
-                [
-                    "npm",
-                    "install",
-                    "--prefix",
-                    str(NODE_PREFIX),
-                    "--no-audit",
-                    "--no-fund",
-                    f"gitlab-ci-local@{GLCL_VERSION}",
-                ],
-                timeout=600,
-            )
-        if shutil.which("rsync") is None:
-            _sh(["apt-get", "install", "-y", "-qq", "rsync"], timeout=600)
-    return binary
 
 
 MANIFEST = """\
