@@ -24,22 +24,30 @@ Any CI variable above may also hold the path of a file with that content (GitLab
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 import shutil
 import ssl
+import sys
 import tempfile
 import urllib.parse
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+# docker imports paramiko (~100 ms with cryptography and invoke) for ssh:// support, even
+# when no host uses ssh. Import docker without it; deployer.docker.ssh imports it (and
+# docker's ssh transport) when an ssh:// host is connected.
+if "docker" not in sys.modules and "paramiko" not in sys.modules:
+    sys.modules["paramiko"] = None  # type: ignore[assignment]
+    try:
+        import docker
+    finally:
+        del sys.modules["paramiko"]
+
 import docker
 import docker.errors
 import docker.tls
-import paramiko
 import requests.exceptions
-from docker.transport.sshconn import SSHHTTPAdapter
 from docker.utils.proxy import ProxyConfig
 
 from deployer.errors import InvalidInput, Unreachable
@@ -139,7 +147,9 @@ def connect(
             tls, tempdir = _tls_config(name, environ, allow_insecure_tcp)
             api = _api(url, timeout=timeout, tls=tls)
         elif scheme == "ssh":
-            api, tempdir = _ssh_api(url, name, environ, timeout, connect_timeout)
+            from deployer.docker.ssh import ssh_api
+
+            api, tempdir = ssh_api(url, name, environ, timeout, connect_timeout)
         else:
             raise InvalidInput(
                 f"host {name}: unsupported scheme {scheme or '(none)'}",
@@ -250,188 +260,6 @@ def _tls(name: str, ca: str, cert: str, key: str, source: str) -> docker.tls.TLS
 # --- ssh -------------------------------------------------------------------------------
 
 
-class HostKeyUnknown(paramiko.SSHException):
-    def __init__(self, hostname: str, key: paramiko.PKey) -> None:
-        super().__init__(f"host key of {hostname} is not in known_hosts")
-        self.hostname = hostname
-        self.key = key
-
-
-class _Refuse(paramiko.MissingHostKeyPolicy):
-    """Never accept a host key that is not in known_hosts, and say what it was."""
-
-    def missing_host_key(
-        self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey
-    ) -> None:
-        raise HostKeyUnknown(hostname, key)
-
-
-class _SSHAdapter(SSHHTTPAdapter):  # type: ignore[misc]
-    """docker-py's paramiko adapter with our known_hosts, key and timeouts.
-
-    The adapter keeps ONE paramiko transport (one SSH connection); each HTTP connection
-    of its pool is a channel on it.
-    """
-
-    def __init__(
-        self,
-        base_url: str,
-        timeout: float,
-        *,
-        known_hosts: str,
-        pkey: paramiko.PKey | None,
-        connect_timeout: float,
-    ) -> None:
-        self._known_hosts = known_hosts
-        self._pkey = pkey
-        self._connect_timeout = connect_timeout
-        super().__init__(base_url, timeout=timeout, shell_out=False)
-
-    def _create_paramiko_client(self, base_url: str) -> None:
-        # paramiko logs a traceback from its thread when a handshake is cut short; our
-        # error says what happened, so keep its log out of the job log.
-        logging.getLogger("paramiko").addHandler(logging.NullHandler())
-        logging.getLogger("paramiko").propagate = False
-        parts = urllib.parse.urlsplit(base_url)
-        client = paramiko.SSHClient()
-        client.get_host_keys().load(self._known_hosts)
-        client.set_missing_host_key_policy(_Refuse())
-        self.ssh_client = client
-        params: dict[str, Any] = {
-            "hostname": parts.hostname,
-            "port": parts.port or 22,
-            "username": parts.username,
-            "timeout": self._connect_timeout,
-            "banner_timeout": self._connect_timeout,
-            "auth_timeout": self._connect_timeout,
-            "channel_timeout": self._connect_timeout,
-        }
-        if self._pkey is not None:
-            params.update(pkey=self._pkey, look_for_keys=False, allow_agent=False)
-        self.ssh_params = params
-
-    def _connect(self) -> None:
-        try:
-            super()._connect()
-        except BaseException:
-            self.ssh_client.close()  # no transport thread left behind
-            raise
-
-
-def _ssh_api(
-    url: str, name: str, environ: Mapping[str, str], timeout: float, connect_timeout: float
-) -> tuple[Any, str]:
-    parts = urllib.parse.urlsplit(url)
-    host, port = parts.hostname or "", parts.port or 22
-    tempdir = tempfile.mkdtemp(prefix="deployer-ssh-")
-    os.chmod(tempdir, 0o700)
-    known_hosts = os.path.join(tempdir, "known_hosts")
-    source = _write_known_hosts(known_hosts, environ)
-    pkey = _private_key(name, environ)
-    try:
-        adapter = _SSHAdapter(
-            url,
-            timeout,
-            known_hosts=known_hosts,
-            pkey=pkey,
-            connect_timeout=connect_timeout,
-        )
-    except HostKeyUnknown as e:
-        shutil.rmtree(tempdir, ignore_errors=True)
-        keyline = f"{_known_hosts_host(host, port)} {e.key.get_name()} {e.key.get_base64()}"
-        scan = f"ssh-keyscan -p {port} {host}" if port != 22 else f"ssh-keyscan {host}"
-        raise Unreachable(
-            f"host {name}: its SSH host key ({e.key.get_name()} "
-            f"{e.key.fingerprint}) is not in {source}; refusing to connect",
-            hint=f"check the key with the host's owner, then add its line to the SSH_KNOWN_HOSTS "
-            f"CI/CD variable (`{scan}` prints it), e.g.:\n    {keyline}",
-        ) from e
-    except paramiko.BadHostKeyException as e:
-        shutil.rmtree(tempdir, ignore_errors=True)
-        raise Unreachable(
-            f"host {name}: its SSH host key CHANGED: it offered {e.key.get_name()} "
-            f"{e.key.fingerprint}, {source} expects {e.expected_key.fingerprint}; refusing to "
-            "connect (this may be an attack, or the host was reinstalled)",
-            hint="if the host was really rebuilt, replace its line in SSH_KNOWN_HOSTS "
-            f"(`ssh-keyscan -p {port} {host}`)",
-        ) from e
-    except paramiko.AuthenticationException as e:
-        shutil.rmtree(tempdir, ignore_errors=True)
-        raise Unreachable(
-            f"host {name}: SSH authentication failed for user {parts.username or '(default)'}: {e}",
-            hint="put a private key the host accepts in the SSH_PRIVATE_KEY CI/CD variable "
-            "and its public key in that user's authorized_keys",
-        ) from e
-    except (paramiko.SSHException, OSError, EOFError) as e:
-        shutil.rmtree(tempdir, ignore_errors=True)
-        why = _why(e)
-        if "banner" in why or "No existing session" in why or isinstance(e, TimeoutError):
-            why = f"no SSH server answered within {connect_timeout:g}s ({why})"
-        raise Unreachable(
-            f"host {name}: SSH connection failed: {why}",
-            hint=f"check that the host is up and sshd listens on port {port} (the port belongs "
-            "in the URL: ssh://user@host:port)",
-        ) from e
-    with _wrapped_errors(name, "setting up the client"):
-        api = docker.APIClient(base_url="tcp://127.0.0.1:1", version=_CLIENT_API, timeout=timeout)
-    api.mount("http+docker://ssh", adapter)
-    api._custom_adapter = adapter
-    api._unmount("http://", "https://")
-    api.base_url = "http+docker://ssh"
-    api._proxy_configs = ProxyConfig()
-    return api, tempdir
-
-
-def _known_hosts_host(host: str, port: int) -> str:
-    return host if port == 22 else f"[{host}]:{port}"
-
-
-def _write_known_hosts(path: str, environ: Mapping[str, str]) -> str:
-    """Write the known_hosts to use to ``path``; returns where it came from, for messages."""
-    text = environ.get("SSH_KNOWN_HOSTS", "")
-    source = "SSH_KNOWN_HOSTS"
-    if text.strip():
-        text = _text_or_file(text)
-    else:
-        user_file = Path(environ.get("HOME") or Path.home()) / ".ssh" / "known_hosts"
-        source = f"{user_file} (SSH_KNOWN_HOSTS is not set)"
-        text = user_file.read_text() if user_file.is_file() else ""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(text.replace("\r\n", "\n").strip() + "\n")
-    return source
-
-
-def _private_key(name: str, environ: Mapping[str, str]) -> paramiko.PKey | None:
-    text = environ.get("SSH_PRIVATE_KEY", "")
-    if not text.strip():
-        return None  # paramiko tries ~/.ssh/id_* and the agent
-    text = _pem(_text_or_file(text))
-    errors: list[str] = []
-    for cls in (paramiko.Ed25519Key, paramiko.ECDSAKey, paramiko.RSAKey):
-        try:
-            return cls.from_private_key(_StringIO(text))
-        except (paramiko.SSHException, ValueError) as e:
-            errors.append(f"{cls.__name__}: {e}")
-    raise InvalidInput(
-        f"host {name}: SSH_PRIVATE_KEY is not a usable private key ({'; '.join(errors)})",
-        hint="paste the whole key, BEGIN and END lines included, without a passphrase",
-    )
-
-
-class _StringIO:
-    """The minimal file object paramiko's key readers need (readlines)."""
-
-    def __init__(self, text: str) -> None:
-        self._lines = text.splitlines(keepends=True)
-
-    def readlines(self) -> list[str]:
-        return list(self._lines)
-
-    def read(self) -> str:
-        return "".join(self._lines)
-
-
 # --- errors ----------------------------------------------------------------------------
 
 
@@ -442,6 +270,7 @@ def _why(e: BaseException) -> str:
 
 @contextlib.contextmanager
 def _wrapped_errors(name: str, what: str) -> Iterator[None]:
+    transport_errors: tuple[type[BaseException], ...] = (OSError, EOFError, *_ssh_errors())
     try:
         yield
     except (InvalidInput, Unreachable):
@@ -463,7 +292,7 @@ def _wrapped_errors(name: str, what: str) -> Iterator[None]:
             hint="check the host URL (DOCKER_HOST or the environment's hosts) and that the "
             "Docker engine runs there",
         ) from e
-    except (OSError, paramiko.SSHException, EOFError) as e:
+    except transport_errors as e:
         raise Unreachable(
             f"host {name}: {what}: the SSH connection failed ({_why(e)})",
             hint="check that `docker` is installed on the host and the SSH user may run it "
@@ -476,6 +305,12 @@ def _wrapped_errors(name: str, what: str) -> Iterator[None]:
         ) from e
     except docker.errors.DockerException as e:
         raise Unreachable(f"host {name}: {what}: {_why(e)}") from e
+
+
+def _ssh_errors() -> tuple[type[BaseException], ...]:
+    """paramiko's error root, when an ssh:// host made us import it."""
+    paramiko = sys.modules.get("paramiko")
+    return (paramiko.SSHException,) if paramiko is not None else ()
 
 
 def _root(e: BaseException) -> BaseException:
@@ -501,3 +336,6 @@ def _ssl_reason(e: BaseException) -> str:
 
 
 wrapped_errors = _wrapped_errors
+text_or_file = _text_or_file
+pem = _pem
+why = _why

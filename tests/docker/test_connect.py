@@ -157,7 +157,7 @@ def test_ssh_uses_one_connection_for_many_calls(testenv: TestEnv) -> None:
         host = connect_host(testenv.ssh_host, env)
         try:
             for _ in range(5):
-                host.client.containers.list(all=True)
+                host.api.containers(all=True)  # low level: no inspect races
                 host.resolve(testenv.image_v1, None)
                 host.observe("nothing", "here")
         finally:

@@ -1,0 +1,147 @@
+"""`deployer plan` vs `docker-compose up -d` (Debian's 1.29) on 10 unchanged services,
+and the number of SSH connections a plan over ssh opens.
+
+Needs the test environment (scripts/testenv.sh up). Run from the repository root:
+
+    .venv/bin/python bench/plan.py [--runs N]
+
+Both tools run as fresh processes on the same 10 services (same image, one engine on the
+local socket), after a first run that made everything current: the times are of the
+"nothing to do" check each tool makes. The SSH count comes from sshd's log, for a key
+made for this run only. Everything created is labelled with a unique name and removed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from deployer.manifest.loader import load_manifest  # noqa: E402
+from tests.testenv import (  # noqa: E402
+    TestEnv,
+    cleanup,
+    client,
+    repo_digest,
+    run_deployed,
+    unique_app,
+)
+
+SERVICES = 10
+ENV = "bench"
+
+
+def manifest_text(app: str, image: str, hosts: list[str] | None = None) -> str:
+    lines = [f"app: {app}", "environments:", f"  {ENV}:"]
+    if hosts:
+        lines.append(f"    hosts: [{', '.join(repr(h) for h in hosts)}]")
+    else:
+        lines[-1] += " {}"
+    lines.append("services:")
+    for i in range(SERVICES):
+        lines += [
+            f"  s{i}:",
+            f"    image: {image}",
+            "    init: true",
+            "    environment:",
+            f"      PORT: '{8080 + i}'",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def compose_text(image: str) -> str:
+    lines = ["version: '3.7'", "services:"]
+    for i in range(SERVICES):
+        lines += [
+            f"  s{i}:",
+            f"    image: {image}",
+            "    init: true",
+            "    environment:",
+            f"      PORT: '{8080 + i}'",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def timed(cmd: list[str], env: dict[str, str], cwd: Path) -> float:
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, env=env, cwd=cwd, capture_output=True, text=True, check=False)
+    elapsed = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stderr}")
+    return elapsed
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--runs", type=int, default=5)
+    args = ap.parse_args()
+    t = TestEnv.load()
+    dc = client(t.engine_host)
+    app = unique_app()
+    work = Path(tempfile.mkdtemp(prefix="bench-plan-"))
+    base_env = {k: v for k, v in os.environ.items() if not k.startswith(("DOCKER_", "SSH_"))}
+    base_env["DOCKER_HOST"] = t.engine_host
+    deployer = str(ROOT / ".venv" / "bin" / "deployer")
+    try:
+        # docker-compose: first `up -d` creates, then time its no-op check.
+        (work / "docker-compose.yml").write_text(compose_text(t.image_v1))
+        compose = ["docker-compose", "-p", app, "up", "-d"]
+        timed(compose, base_env, work)
+
+        # deployer: the same services, running as a deploy would have left them.
+        (work / "deploy.yml").write_text(manifest_text(app, t.image_v1))
+        m = load_manifest(work / "deploy.yml", ENV, {})
+        digest = repo_digest(dc, t.image_v1)
+        for svc in m.services:
+            run_deployed(dc, app=app, environment=ENV, service=svc.name, replica=1,
+                         digest=digest, config_hash=svc.config_hash(),
+                         config_parts=svc.config_parts())
+        plan = [deployer, "plan", "-f", "deploy.yml", "--detailed-exitcode"]
+        timed(plan, base_env, work)  # warm caches (and checks "no changes": exit 0)
+        compose_times: list[float] = []
+        plan_times: list[float] = []
+        for _ in range(args.runs):  # interleaved, so both see the same machine load
+            compose_times.append(timed(compose, base_env, work))
+            plan_times.append(timed(plan, base_env, work))
+
+        # SSH: one plan over ssh, with a key only this run uses; count sshd's accepts.
+        with t.ssh_identity(f"bench-{app}") as ident:
+            (work / "deploy-ssh.yml").write_text(manifest_text(app, t.image_v1, [t.ssh_host]))
+            ssh_env = dict(base_env)
+            ssh_env.pop("DOCKER_HOST")
+            ssh_env["SSH_PRIVATE_KEY"] = ident.private_key
+            ssh_env["SSH_KNOWN_HOSTS"] = t.ssh_known_hosts.read_text()
+            before = t.sshd_accepted(ident.fingerprint)
+            ssh_time = timed(
+                [deployer, "plan", "-f", "deploy-ssh.yml", "--detailed-exitcode"], ssh_env, work
+            )
+            time.sleep(0.2)  # let sshd flush its log
+            ssh_conns = t.sshd_accepted(ident.fingerprint) - before
+    finally:
+        subprocess.run(["docker-compose", "-p", app, "down", "-t", "1"], env=base_env,
+                       cwd=work, capture_output=True, check=False)
+        cleanup({"engine": dc}, app)
+        dc.close()
+
+    c_med, p_med = statistics.median(compose_times), statistics.median(plan_times)
+    print(f"{SERVICES} unchanged services, median of {args.runs} runs (fresh processes):")
+    print(f"  {'docker-compose up -d (no-op)':34} {c_med:7.3f} s   "
+          f"(min {min(compose_times):.3f}, max {max(compose_times):.3f})")
+    print(f"  {'deployer plan (no changes)':34} {p_med:7.3f} s   "
+          f"(min {min(plan_times):.3f}, max {max(plan_times):.3f})")
+    print(f"  ratio deployer / compose: {p_med / c_med:.2f}   (target <= 0.5)")
+    print(f"deployer plan over ssh ({SERVICES} services, 1 host): {ssh_time:.3f} s, "
+          f"{ssh_conns} SSH connection(s) accepted by sshd   (target: 1 per host)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
