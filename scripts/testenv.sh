@@ -211,7 +211,13 @@ engine2() {
 images() {
   local d="$T/images" stamp="$T/images/done-$IMAGES_VERSION"
   local R="127.0.0.1:$REG_PORT" A="127.0.0.1:$AUTH_REG_PORT"
+  local all=("$R/testapp/base:1" "$R/testapp/web:v1" "$R/testapp/web:v2" \
+    "$R/testapp/web:unhealthy" "$R/testapp/web:crash" "$R/testapp/task:v1")
   if [ -f "$stamp" ]; then
+    # Pushed already; the main engine must also have them locally (pull_policy: never tests).
+    if ! docker -H "unix://$ENGINE_SOCK" image inspect "${all[@]}" >/dev/null 2>&1; then
+      for img in "${all[@]}"; do docker -H "unix://$ENGINE_SOCK" pull -q "$img" >/dev/null; done
+    fi
     say images "$R/testapp/{web:v1,web:v2,web:unhealthy,web:crash,task:v1} (built)"
     return
   fi
