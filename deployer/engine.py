@@ -56,6 +56,19 @@ def volume_name(manifest: Manifest, name: str) -> str:
     return f"{manifest.app}-{manifest.environment.name}-{name}"
 
 
+def service_networks(manifest: Manifest, service: Service) -> list[tuple[str, list[str]]]:
+    """(engine network name, aliases) for each network the service joins, in order."""
+    if service.network_mode:
+        return []
+    if not service.networks:
+        return [(default_network(manifest.app, manifest.environment.name), [service.name])]
+    out = []
+    for att in service.networks:
+        aliases = [service.name, *[a for a in att.aliases if a != service.name]]
+        out.append((network_name(manifest, att.name), aliases))
+    return out
+
+
 def lock_key(app: str, environment: str) -> str:
     return f"{app}/{environment}"
 
@@ -135,7 +148,11 @@ class HostEngine(Protocol):
         labels: Mapping[str, str],
         name: str,
         anonymous_volumes_from: str | None = None,
-    ) -> str: ...
+        aliases: bool = True,
+    ) -> str:
+        """Create (not start). ``aliases`` False: on its networks without the service
+        aliases (start-first gives them once the container is healthy)."""
+        ...
 
     def start(self, container_id: str) -> None: ...
 

@@ -39,6 +39,7 @@ from deployer.engine import (
     kept_name,
     lock_key,
     next_name,
+    service_networks,
 )
 from deployer.errors import (
     Blocked,
@@ -560,7 +561,9 @@ class Rollout:
     def _do(self, host: str, what: str, undo: Callable[[], None]) -> None:
         self.runs[host].journal.append(_Undo(what, undo))
 
-    def _create(self, host: str, svc: Service, step: Step, item: _Item) -> str:
+    def _create(
+        self, host: str, svc: Service, step: Step, item: _Item, aliases: bool = True
+    ) -> str:
         engine = self.hosts[host]
         digest = step.new_digest or self.plan.digests[svc.name]
         cid = engine.create(
@@ -571,6 +574,7 @@ class Rollout:
             self._labels(svc, digest, item.replica),
             next_name(item.canonical, self.release_id),
             anonymous_volumes_from=item.old.id if item.old else None,
+            aliases=aliases,
         )
         self._do(host, f"remove new {item.canonical}", lambda: engine.remove(cid))
         self.runs[host].new_containers.append(cid)
@@ -596,12 +600,16 @@ class Rollout:
         engine = self.hosts[host]
         new: list[str] = []
         for item in group:
-            cid = self._create(host, svc, step, item)
+            # Not reachable by the service name until healthy: no request meets it starting.
+            cid = self._create(host, svc, step, item, aliases=False)
             engine.start(cid)
             new.append(cid)
             self.line(f"{item.canonical}: started the new container beside the old one", host)
+        names = {net: list(a) for net, a in service_networks(self.manifest, svc)}
         for item, cid in zip(group, new, strict=True):
             self._gate(host, svc, cid, item)
+            if names:
+                engine.attach_aliases(cid, names)
         olds = [(item, item.old) for item in group if item.old is not None]
         running = [(item, old) for item, old in olds if old.running]
         for _item, old in running:

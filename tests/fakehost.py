@@ -131,6 +131,7 @@ class FakeHost:
         labels: Mapping[str, str],
         name: str,
         anonymous_volumes_from: str | None = None,
+        aliases: bool = True,
     ) -> str:
         self._call("create", name, digest)
         if any(c.name == name for c in self.containers.values()):
@@ -143,7 +144,7 @@ class FakeHost:
             replica,
             digest,
             labels=dict(labels),
-            aliases={"net": [service.name]},
+            aliases={"net": [service.name] if aliases else []},
         )
         return cid
 

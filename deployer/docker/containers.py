@@ -20,10 +20,11 @@ from typing import Any
 
 import docker
 import docker.errors
+import docker.types
 import requests.exceptions
 
 from deployer import labels as L
-from deployer.engine import default_network, network_name, volume_name
+from deployer.engine import network_name, service_networks, volume_name
 from deployer.errors import DeployerError, DeployFailed, Unreachable
 from deployer.manifest.model import Healthcheck, Manifest, Service
 
@@ -47,19 +48,6 @@ def wrapped(what: str, host: str) -> Iterator[None]:
         ) from e
     except docker.errors.DockerException as e:
         raise DeployFailed(f"{host}: {what} failed: {e}") from e
-
-
-def service_networks(manifest: Manifest, service: Service) -> list[tuple[str, list[str]]]:
-    """(engine network name, aliases) for each network the service joins, in order."""
-    if service.network_mode:
-        return []
-    if not service.networks:
-        return [(default_network(manifest.app, manifest.environment.name), [service.name])]
-    out = []
-    for att in service.networks:
-        aliases = [service.name, *[a for a in att.aliases if a != service.name]]
-        out.append((network_name(manifest, att.name), aliases))
-    return out
 
 
 def healthcheck_config(hc: Healthcheck | None) -> dict[str, Any] | None:
@@ -159,8 +147,13 @@ def create_container(
     labels: Mapping[str, str],
     name: str,
     anonymous_volumes_from: str | None = None,
+    aliases: bool = True,
 ) -> str:
-    """Create (not start) one container of ``service`` running ``image``; returns its id."""
+    """Create (not start) one container of ``service`` running ``image``; returns its id.
+
+    ``aliases`` False joins the networks without the service aliases: a replacement is
+    not reachable by the service name until it is healthy.
+    """
     api: docker.APIClient = client.api
     with wrapped(f"create {name}", host):
         carried = anonymous_volumes(api, anonymous_volumes_from) if anonymous_volumes_from else {}
@@ -195,9 +188,9 @@ def create_container(
         nets = service_networks(manifest, service)
         networking = None
         if nets:
-            first, aliases = nets[0]
+            first, names = nets[0]
             networking = api.create_networking_config(
-                {first: api.create_endpoint_config(aliases=aliases)}
+                {first: api.create_endpoint_config(aliases=names if aliases else None)}
             )
             host_config["NetworkMode"] = first
         all_labels = {**dict(service.labels), **labels}
@@ -222,8 +215,8 @@ def create_container(
         )
         cid: str = created["Id"]
         try:
-            for net, aliases in nets[1:]:
-                api.connect_container_to_network(cid, net, aliases=aliases)
+            for net, names in nets[1:]:
+                api.connect_container_to_network(cid, net, aliases=names if aliases else None)
         except docker.errors.APIError:
             api.remove_container(cid, force=True)
             raise
@@ -263,13 +256,7 @@ def ensure_infrastructure(client: docker.DockerClient, host: str, manifest: Mani
                     hint=f"create it on the host (`docker network create {name}`) or drop "
                     "`external: true`",
                 )
-            try:
-                api.create_network(
-                    name, driver=driver or "bridge", internal=internal, labels=labels
-                )
-            except docker.errors.APIError as e:
-                if e.status_code != 409:
-                    raise
+            _create_network(api, name, driver or "bridge", internal, labels)
     volumes: set[str] = set()
     for svc in manifest.services:
         for m in svc.volumes:
@@ -297,6 +284,62 @@ def ensure_infrastructure(client: docker.DockerClient, host: str, manifest: Mani
             )
 
 
+def _create_network(
+    api: docker.APIClient, name: str, driver: str, internal: bool, labels: dict[str, str]
+) -> None:
+    """Create the network with an explicit subnet (the one the engine picks for it).
+
+    A bridge network only lets a container reconnect with a given IP address when its
+    subnet was configured explicitly; draining needs that (``detach_aliases``). So the
+    network is created once to learn a free subnet, then again with that subnet.
+    """
+    try:
+        if driver != "bridge":
+            api.create_network(name, driver=driver, internal=internal, labels=labels)
+            return
+        for _ in range(3):
+            probe = api.create_network(name, driver=driver, internal=internal, labels=labels)
+            config = (api.inspect_network(probe["Id"]).get("IPAM") or {}).get("Config") or []
+            api.remove_network(probe["Id"])
+            if not config or not config[0].get("Subnet"):
+                break
+            pool = docker.types.IPAMPool(
+                subnet=config[0]["Subnet"], gateway=config[0].get("Gateway")
+            )
+            try:
+                api.create_network(
+                    name,
+                    driver=driver,
+                    internal=internal,
+                    labels=labels,
+                    ipam=docker.types.IPAMConfig(pool_configs=[pool]),
+                )
+                return
+            except docker.errors.APIError as e:
+                if e.status_code == 409:
+                    return  # created meanwhile by a concurrent deploy
+                continue  # the subnet was taken meanwhile: try again
+        api.create_network(name, driver=driver, internal=internal, labels=labels)
+    except docker.errors.APIError as e:
+        if e.status_code != 409:
+            raise
+
+
+def _reconnect(
+    api: docker.APIClient, container_id: str, net: str, ip: str, aliases: list[str] | None
+) -> None:
+    """Reconnect keeping the container's IP address when the network allows it, so that
+    connections in flight to it survive the moment it is out of the network."""
+    if ip:
+        try:
+            api.connect_container_to_network(container_id, net, ipv4_address=ip, aliases=aliases)
+            return
+        except docker.errors.APIError as e:
+            if e.status_code == 404:
+                raise
+    api.connect_container_to_network(container_id, net, aliases=aliases)
+
+
 def detach_aliases(
     client: docker.DockerClient, host: str, container_id: str
 ) -> dict[str, list[str]]:
@@ -311,8 +354,9 @@ def detach_aliases(
             if not aliases or net in ("host", "none", "bridge"):
                 continue
             had[net] = aliases
+            ip = str(ep.get("IPAddress") or "")
             api.disconnect_container_from_network(container_id, net)
-            api.connect_container_to_network(container_id, net)
+            _reconnect(api, container_id, net, ip, None)
         return had
 
 
@@ -321,13 +365,15 @@ def attach_aliases(
 ) -> None:
     api: docker.APIClient = client.api
     with wrapped("give the container its network aliases back", host):
+        networks = api.inspect_container(container_id)["NetworkSettings"].get("Networks") or {}
         for net, names in aliases.items():
+            ip = str((networks.get(net) or {}).get("IPAddress") or "")
             try:
                 api.disconnect_container_from_network(container_id, net)
             except docker.errors.APIError as e:
                 if e.status_code not in (404, 500):
                     raise
-            api.connect_container_to_network(container_id, net, aliases=list(names))
+            _reconnect(api, container_id, net, ip, list(names))
 
 
 def stop(client: docker.DockerClient, host: str, container_id: str, timeout: float) -> None:

@@ -62,17 +62,13 @@ class DockerHost:
     def kept(self, app: str, environment: str) -> Sequence[ObservedContainer]:
         return _observe.kept(self.api, self._name, app, environment)
 
-    def resolve(
-        self, image: str, auth: RegistryAuth | None, *, pull_policy: str = "always"
-    ) -> str:
+    def resolve(self, image: str, auth: RegistryAuth | None, *, pull_policy: str = "always") -> str:
         """``repo@sha256:...`` from the registry (no pull); ``sha256:<id>`` for "never"."""
         return _registry.resolve(self.api, self._name, image, auth, pull_policy=pull_policy)
 
     # -- write side (deployer/docker/containers.py, health.py, pull.py, lock.py, releases.py)
 
-    def pull(
-        self, ref: str, auth: RegistryAuth | None, progress: Callable[[str], None]
-    ) -> None:
+    def pull(self, ref: str, auth: RegistryAuth | None, progress: Callable[[str], None]) -> None:
         """Pull ``repo@sha256:...`` (skipped when the host has it: digests are content)."""
         if _pull.has_image(self.client, self._name, ref):
             progress(f"{ref.split('@', 1)[0][:19]}: already on the host")
@@ -91,10 +87,18 @@ class DockerHost:
         labels: Mapping[str, str],
         name: str,
         anonymous_volumes_from: str | None = None,
+        aliases: bool = True,
     ) -> str:
         return _containers.create_container(
-            self.client, self._name, manifest, service, digest, labels, name,
+            self.client,
+            self._name,
+            manifest,
+            service,
+            digest,
+            labels,
+            name,
             anonymous_volumes_from,
+            aliases,
         )
 
     def start(self, container_id: str) -> None:
@@ -138,8 +142,16 @@ class DockerHost:
     ) -> TaskOutcome:
         name = f"{manifest.app}-{manifest.environment.name}-task-{secrets.token_hex(4)}"
         code, output, seconds = _containers.run_task(
-            self.client, self._name, manifest, service, digest, command, labels, name,
-            timeout, progress,
+            self.client,
+            self._name,
+            manifest,
+            service,
+            digest,
+            command,
+            labels,
+            name,
+            timeout,
+            progress,
         )
         return TaskOutcome(code, output, seconds)
 

@@ -1,0 +1,162 @@
+"""Downtime of one service update, side by side: failed requests and the longest gap.
+
+A probe (bench/rollout_probe.py) GETs the service every 10 ms during the update of a
+tiny web server (busybox httpd that exits at once on SIGTERM) from v1 to v2:
+
+  1. the deployer, start-first, the service reached through its network alias;
+  2. the deployer, stop-first, the service reached through a published host port;
+  3. docker-compose 1.29 `up -d` recreating the same service with a published port.
+
+The deployer's start-first gives the new container the service alias only once it is
+healthy, and takes the old one out of the alias by reconnecting it with the same IP
+address: a request that was opening a connection to the old one at that moment waits
+for one TCP retransmission (about 1 s, visible in "longest gap") but does not fail.
+
+Usage: .venv/bin/python bench/rollout_downtime.py [--rounds N]   (local engine, ~20 s a round)
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import docker
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.rollout_probe import (  # noqa: E402
+    ProbeResult,
+    deploy,
+    ensure_web,
+    remove_app,
+    start_probe,
+    stop_probe,
+    wait_serving,
+)
+from deployer.docker.host import connect_host  # noqa: E402
+from deployer.engine import default_network  # noqa: E402
+from deployer.manifest.model import (  # noqa: E402
+    Environment,
+    Healthcheck,
+    Manifest,
+    Port,
+    RolloutPolicy,
+    Service,
+    UpdateConfig,
+)
+
+ENV = "bench"
+HC = Healthcheck(
+    test=("CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:8080/version"),
+    interval=0.5,
+    timeout=2.0,
+    retries=3,
+)
+
+
+def manifest(app: str, image: str, port: int | None) -> Manifest:
+    order = "stop-first" if port else "start-first"
+    svc = Service(
+        "web",
+        image,
+        pull_policy="never",
+        healthcheck=HC,
+        ports=(Port(8080, port, "127.0.0.1"),) if port else (),
+        update_config=UpdateConfig(order=order),
+    )
+    return Manifest(
+        path="bench",
+        app=app,
+        environment=Environment(ENV),
+        services=(svc,),
+        rollout=RolloutPolicy(health_timeout=30, drain=1.0),
+    )
+
+
+def ours(client: docker.DockerClient, v1: str, v2: str, port: int | None) -> tuple[ProbeResult, float]:
+    app = "bench" + secrets.token_hex(4)
+    host = connect_host("unix:///var/run/docker.sock", {})
+    try:
+        deploy(host, manifest(app, v1, port))
+        if port:
+            url, net = f"http://127.0.0.1:{port}/version", None
+        else:
+            url, net = "http://web:8080/version", default_network(app, ENV)
+        wait_serving(client, url, net)
+        probe = start_probe(client, url, network=net, labels={"io.deployer.app": app})
+        time.sleep(1.0)
+        started = time.monotonic()
+        deploy(host, manifest(app, v2, port))
+        took = time.monotonic() - started
+        time.sleep(1.0)
+        return stop_probe(client, probe), took
+    finally:
+        remove_app(client, app)
+        host.close()
+
+
+def compose(client: docker.DockerClient, v1: str, v2: str, port: int) -> tuple[ProbeResult, float]:
+    exe = shutil.which("docker-compose")
+    if not exe:
+        raise SystemExit("docker-compose is missing: apt-get install docker-compose")
+    project = "bench" + secrets.token_hex(4)
+    with tempfile.TemporaryDirectory() as d:
+        f = Path(d) / "docker-compose.yml"
+        f.write_text(
+            "version: '3.7'\nservices:\n  web:\n    image: ${IMAGE}\n"
+            f"    ports: ['127.0.0.1:{port}:8080']\n"
+        )
+        env = {**os.environ, "IMAGE": v1}
+        run = ["docker-compose", "-p", project, "-f", str(f)]
+        probe = None
+        try:
+            subprocess.run([*run, "up", "-d"], env=env, check=True, capture_output=True)
+            url = f"http://127.0.0.1:{port}/version"
+            wait_serving(client, url, None)
+            probe = start_probe(client, url, labels={"com.docker.compose.project": project})
+            time.sleep(1.0)
+            started = time.monotonic()
+            env["IMAGE"] = v2
+            subprocess.run([*run, "up", "-d"], env=env, check=True, capture_output=True)
+            took = time.monotonic() - started
+            time.sleep(1.0)
+            result = stop_probe(client, probe)
+            probe = None
+            return result, took
+        finally:
+            if probe:
+                client.api.remove_container(probe, force=True)
+            subprocess.run([*run, "down", "-t", "10"], env=env, capture_output=True)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--rounds", type=int, default=1)
+    args = ap.parse_args()
+    client = docker.DockerClient(base_url="unix:///var/run/docker.sock")
+    v1, v2 = ensure_web(client, "v1"), ensure_web(client, "v2")
+    port = 21000 + secrets.randbelow(8000)
+    rows: list[tuple[str, ProbeResult, float]] = []
+    for _ in range(args.rounds):
+        r, t = ours(client, v1, v2, None)
+        rows.append(("deployer start-first (network alias)", r, t))
+        r, t = ours(client, v1, v2, port)
+        rows.append(("deployer stop-first (published port)", r, t))
+        r, t = compose(client, v1, v2, port + 1)
+        rows.append(("docker-compose 1.29 up -d (published port)", r, t))
+    print(f"{'update of one service v1 → v2':44} {'requests':>8} {'failed':>7} "
+          f"{'longest gap':>12} {'update took':>12}")
+    for name, r, t in rows:
+        print(f"{name:44} {r.requests:8d} {r.failed:7d} {r.longest_gap_ms:10d}ms {t:11.2f}s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
