@@ -31,7 +31,7 @@ import docker
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.rollout_probe import (  # noqa: E402
+from bench.rollout_probe import (
     ProbeResult,
     deploy,
     ensure_web,
@@ -40,9 +40,9 @@ from bench.rollout_probe import (  # noqa: E402
     stop_probe,
     wait_serving,
 )
-from deployer.docker.host import connect_host  # noqa: E402
-from deployer.engine import default_network  # noqa: E402
-from deployer.manifest.model import (  # noqa: E402
+from deployer.docker.host import connect_host
+from deployer.engine import default_network
+from deployer.manifest.model import (
     Environment,
     Healthcheck,
     Manifest,
@@ -80,7 +80,9 @@ def manifest(app: str, image: str, port: int | None) -> Manifest:
     )
 
 
-def ours(client: docker.DockerClient, v1: str, v2: str, port: int | None) -> tuple[ProbeResult, float]:
+def ours(
+    client: docker.DockerClient, v1: str, v2: str, port: int | None
+) -> tuple[ProbeResult, float]:
     app = "bench" + secrets.token_hex(4)
     host = connect_host("unix:///var/run/docker.sock", {})
     try:
@@ -133,7 +135,7 @@ def compose(client: docker.DockerClient, v1: str, v2: str, port: int) -> tuple[P
         finally:
             if probe:
                 client.api.remove_container(probe, force=True)
-            subprocess.run([*run, "down", "-t", "10"], env=env, capture_output=True)
+            subprocess.run([*run, "down", "-t", "10"], check=False, env=env, capture_output=True)
 
 
 def main() -> int:
@@ -151,8 +153,10 @@ def main() -> int:
         rows.append(("deployer stop-first (published port)", r, t))
         r, t = compose(client, v1, v2, port + 1)
         rows.append(("docker-compose 1.29 up -d (published port)", r, t))
-    print(f"{'update of one service v1 → v2':44} {'requests':>8} {'failed':>7} "
-          f"{'longest gap':>12} {'update took':>12}")
+    print(
+        f"{'update of one service v1 → v2':44} {'requests':>8} {'failed':>7} "
+        f"{'longest gap':>12} {'update took':>12}"
+    )
     for name, r, t in rows:
         print(f"{name:44} {r.requests:8d} {r.failed:7d} {r.longest_gap_ms:10d}ms {t:11.2f}s")
     return 0

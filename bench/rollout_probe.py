@@ -157,8 +157,9 @@ def stop_probe(client: docker.DockerClient, cid: str, timeout: float = 30) -> Pr
     return ProbeResult(int(m.group(1)), int(m.group(2)), int(m.group(3)) * 10)
 
 
-def wait_serving(client: docker.DockerClient, url: str, network: str | None, timeout: float = 20
-                 ) -> None:
+def wait_serving(
+    client: docker.DockerClient, url: str, network: str | None, timeout: float = 20
+) -> None:
     """Until one GET of ``url`` succeeds from a container on ``network`` (bounded)."""
     base = ensure_base(client)
     deadline = time.monotonic() + timeout
