@@ -66,6 +66,10 @@ def run(args: argparse.Namespace, out: TextIO, environ: Mapping[str, str] | None
     for note in [*ctx.notes, *gate_notes]:
         log.line(note)
     started = time.time()
+    if manifest.environment.engine == "swarm":
+        from deployer.swarm import commands as swarm
+
+        return swarm.deploy(manifest, env, only, ctx, args, log, started, wait_lock=wait_lock)
     try:
         with log.section("plan", f"Plan: {manifest.app} → {manifest.environment.name}"):
             prepared = prepare(manifest, env, only)

@@ -41,8 +41,13 @@ def run(args: argparse.Namespace, out: TextIO, environ: Mapping[str, str] | None
     env = dict(os.environ if environ is None else environ)
     only = services_arg(args.services)
     manifest = load_manifest(args.file, args.env, env)
-    with prepare(manifest, env, only) as prepared:
-        plan = prepared.plan
+    if manifest.environment.engine == "swarm":
+        from deployer.swarm import commands as swarm
+
+        plan = swarm.plan(manifest, env, only)
+    else:
+        with prepare(manifest, env, only) as prepared:
+            plan = prepared.plan
     out.write(render(plan, args.format))
     out.flush()
     from deployer.gitlab.notes import share_plan

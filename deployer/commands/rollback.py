@@ -58,6 +58,10 @@ def run(args: argparse.Namespace, out: TextIO, environ: Mapping[str, str] | None
     log = JobLog(out, secrets=secret_values(manifest, env))  # container logs may quote them
     ctx = context_for(manifest, env)
     started = time.time()
+    if manifest.environment.engine == "swarm":
+        from deployer.swarm import commands as swarm
+
+        return swarm.rollback(manifest, env, ctx, args, log, started, wait_lock=wait_lock)
     try:
         hosts = connect_hosts(manifest, env)
     except DeployerError as e:

@@ -143,6 +143,12 @@ def run(args: argparse.Namespace, out: TextIO, environ: Mapping[str, str] | None
 
     env = dict(os.environ if environ is None else environ)
     manifest = load_manifest(args.file, args.env, env)
+    if manifest.environment.engine == "swarm":
+        from deployer.swarm import commands as swarm
+
+        out.write(swarm.status(manifest, env, getattr(args, "format", "text")))
+        out.flush()
+        return EXIT_OK
     hosts = connect_hosts(manifest, env)
     try:
         data = collect(manifest, hosts)

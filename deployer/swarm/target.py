@@ -18,6 +18,7 @@ Swarm secrets are not used.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import os
@@ -36,6 +37,7 @@ import requests.exceptions
 from deployer import labels as L
 from deployer.context import Context
 from deployer.docker import registry
+from deployer.engine import Release
 from deployer.errors import (
     Blocked,
     DeployerError,
@@ -355,13 +357,19 @@ class SwarmTarget:
         ):
             self.api.remove_service(service_id)
         # Its task containers stop asynchronously; wait (bounded) so its networks can go.
+        # Swarm leaves the exited containers of finished job tasks behind: remove those.
+        label = f"com.docker.swarm.service.id={service_id}"
         end = time.monotonic() + deadline
         while time.monotonic() < end:
             with self._wrapped("listing the service's containers"):
-                left = self.api.containers(
-                    all=True, filters={"label": f"com.docker.swarm.service.id={service_id}"}
-                )
-            if not left:
+                left = self.api.containers(all=True, filters={"label": label})
+            if all(c.get("State") in ("exited", "dead", "created") for c in left):
+                for c in left:
+                    with (
+                        self._wrapped("removing a finished task's container"),
+                        contextlib.suppress(docker.errors.NotFound),
+                    ):
+                        self.api.remove_container(c["Id"], force=True)
                 return
             self._sleep(POLL)
 
@@ -564,9 +572,94 @@ class SwarmTarget:
         return out
 
     def new_release_id(self) -> str:
-        stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
-        sha = self.context.commit_short_sha
-        return f"{stamp}-{sha}" if sha else stamp
+        """Sortable by time, as in container mode: ``20261123T041502123Z-abc1234``."""
+        now = time.time()
+        stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(now)) + f"{int(now * 1000) % 1000:03d}Z"
+        c = self.context
+        return f"{stamp}-{c.commit_short_sha or c.commit_sha[:8] or 'local'}"
+
+    # -- release records (Swarm configs: readable from any manager) ---------------------
+
+    def _release_prefix(self) -> str:
+        return f"{self.manifest.app}_{self.manifest.environment.name}_release-"
+
+    def record_release(self, result: DeployResult) -> None:
+        m = self.manifest
+        assert result.release is not None
+        c = self.context
+        data = {
+            "id": result.release,
+            "digests": dict(result.digests),
+            "config_hashes": {s.name: s.config_hash() for s in m.services},
+            "replicas": {s.name: s.replicas for s in m.services},
+            "commit": c.commit_sha,
+            "pipeline_url": c.pipeline_url,
+            "job_url": c.job_url,
+            "merge_request": (
+                f"!{c.merge_request.iid} {c.merge_request.title}" if c.merge_request else ""
+            ),
+            "user": c.user,
+            "created_at": time.time(),
+        }
+        labels = {
+            L.MANAGED: "true",
+            L.ROLE: L.ROLE_RELEASE,
+            L.APP: m.app,
+            L.ENVIRONMENT: m.environment.name,
+            L.RELEASE: result.release,
+            S.STACK_NAMESPACE: m.app,
+        }
+        name = (self._release_prefix() + result.release)[:64]
+        with self._wrapped(f"recording release {result.release}"):
+            self.api.create_config(name, json.dumps(data).encode(), labels=labels)
+        self._prune_releases()
+
+    def releases(self) -> list[Release]:
+        """The recorded releases of the app and environment, oldest first."""
+        m = self.manifest
+        with self._wrapped("listing releases"):
+            found = self.api.configs(
+                filters={"label": [f"{L.ROLE}={L.ROLE_RELEASE}", f"{L.APP}={m.app}"]}
+            )
+        out = []
+        for cfg in found:
+            if (cfg["Spec"].get("Labels") or {}).get(L.ENVIRONMENT) != m.environment.name:
+                continue
+            try:
+                raw = json.loads(base64.b64decode(cfg["Spec"].get("Data", "")))
+            except ValueError:
+                continue
+            out.append(
+                Release(
+                    id=str(raw["id"]),
+                    app=m.app,
+                    environment=m.environment.name,
+                    digests=dict(raw.get("digests") or {}),
+                    config_hashes=dict(raw.get("config_hashes") or {}),
+                    replicas=dict(raw.get("replicas") or {}),
+                    commit=str(raw.get("commit", "")),
+                    pipeline_url=str(raw.get("pipeline_url", "")),
+                    job_url=str(raw.get("job_url", "")),
+                    merge_request=str(raw.get("merge_request", "")),
+                    user=str(raw.get("user", "")),
+                    created_at=float(raw.get("created_at", 0.0)),
+                )
+            )
+        return sorted(out, key=lambda r: r.id)
+
+    def _prune_releases(self) -> None:
+        keep = max(1, self.manifest.rollout.keep_releases) + 1  # the current one, and N back
+        prefix = self._release_prefix()
+        with self._wrapped("listing releases"):
+            found = [
+                c
+                for c in self.api.configs(filters={"name": prefix})
+                if c["Spec"]["Name"].startswith(prefix)
+            ]
+        found.sort(key=lambda c: c["Spec"]["Name"])
+        for cfg in found[:-keep]:
+            with self._wrapped("pruning old releases"), contextlib.suppress(docker.errors.NotFound):
+                self.api.remove_config(cfg["ID"])
 
     def apply(
         self,
@@ -575,6 +668,7 @@ class SwarmTarget:
         *,
         lock_wait: float = 0.0,
         release: str | None = None,
+        run_tasks: bool = True,
     ) -> DeployResult:
         """Apply ``plan`` (made by ``self.plan()``), locked, and report what happened.
 
@@ -606,30 +700,33 @@ class SwarmTarget:
             return result
         lease = self.acquire_lock(self.context.holder, m.rollout.lock_ttl, lock_wait)
         try:
-            self._apply_locked(plan, result, log)
+            self._apply_locked(plan, result, log, run_tasks=run_tasks)
+            if result.outcome is Outcome.DEPLOYED:
+                self.record_release(result)
         finally:
             self.release_lock(lease)
         result.seconds = time.monotonic() - start
         result.hosts[self.name] = result.outcome.value
         return result
 
-    def _apply_locked(self, plan: Plan, result: DeployResult, log: Log) -> None:
+    def _apply_locked(
+        self, plan: Plan, result: DeployResult, log: Log, *, run_tasks: bool = True
+    ) -> None:
         m = self.manifest
+        tasks = m.tasks if run_tasks else ()
         assert result.release is not None
         extra = self.release_labels(result.release)
         host_plan = plan.hosts[0]
         services = {s["Spec"]["Name"]: s for s in self._services()}
-        previous = sorted(
-            {(s["Spec"].get("Labels") or {}).get(L.RELEASE, "") for s in services.values()} - {""}
-        )
-        result.previous_release = previous[-1] if previous else None
+        recorded = self.releases()
+        result.previous_release = recorded[-1].id if recorded else None
         self.ensure_networks(log)
 
         def task_failed(rec: StepRecord) -> bool:
             result.steps.append(rec)
             return rec.status is StepStatus.FAILED
 
-        for task in m.tasks:
+        for task in tasks:
             if task.when == "before-deploy" and task.service in plan.digests:
                 log(f"task {task.name} (before deploy, from {task.service}'s new image)")
                 rec = self.run_task(task, plan.digests[task.service], log, extra)
@@ -652,7 +749,7 @@ class SwarmTarget:
                     return
         removals = [s for s in host_plan.steps if s.action is Action.REMOVE]
 
-        for task in m.tasks:
+        for task in tasks:
             if task.when == "after-deploy" and task.service in plan.digests:
                 log(f"task {task.name} (after deploy)")
                 rec = self.run_task(task, plan.digests[task.service], log, extra)

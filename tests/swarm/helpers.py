@@ -82,8 +82,19 @@ def remove_from_swarm(client: docker.DockerClient, app: str, deadline: float = 6
     end = time.monotonic() + deadline
     for s in services:
         label = f"com.docker.swarm.service.id={s['ID']}"
-        while time.monotonic() < end and api.containers(all=True, filters={"label": label}):
+        while time.monotonic() < end:
+            left = api.containers(all=True, filters={"label": label})
+            if all(c["State"] in ("exited", "dead", "created") for c in left):
+                for c in left:  # finished job tasks' containers stay behind
+                    with contextlib.suppress(docker.errors.NotFound):
+                        api.remove_container(c["Id"], force=True)
+                break
             time.sleep(0.3)
+    # Anything of the app's stack still on the engine (finished jobs' containers).
+    for c in api.containers(all=True, filters={"label": f"{STACK}={app}"}):
+        if c["State"] in ("exited", "dead", "created"):
+            with contextlib.suppress(docker.errors.NotFound):
+                api.remove_container(c["Id"], force=True)
     # Task containers leave the network a little after the tasks are gone.
     for net in api.networks():
         if not net["Name"].startswith(app + "_"):
