@@ -18,8 +18,8 @@ from deployer.manifest.schema import did_you_mean, validate
 from deployer.manifest.yamlpos import Doc
 
 
-def read(path: str | os.PathLike[str]) -> Doc:
-    """Load the manifest file (and, later, the compose files it names)."""
+def read(path: str | os.PathLike[str], environ: Mapping[str, str]) -> Doc:
+    """Load the manifest file and the compose files it names (merged into its services)."""
     shown = os.fspath(path)
     doc = yamlpos.load_file(shown, shown)
     if not doc.problems and doc.data is None:
@@ -36,7 +36,7 @@ def read(path: str | os.PathLike[str]) -> Doc:
     if isinstance(doc.data, dict) and "compose" in doc.data:
         from deployer.manifest.compose import merge_compose
 
-        merge_compose(doc)
+        merge_compose(doc, environ)
     return doc
 
 
@@ -203,7 +203,7 @@ def _finish(problems: list[Problem]) -> tuple[Problem, ...]:
 def load_manifest(
     path: str | os.PathLike[str], env: str | None, environ: Mapping[str, str]
 ) -> Manifest:
-    doc = read(path)
+    doc = read(path, environ)
     if doc.problems and doc.data is None:
         raise ManifestError(doc.file, _finish(doc.problems))
     env_name, problem = select_environment(doc, env, environ)
@@ -232,7 +232,7 @@ def check_manifest(
     With no environment chosen (no ``env``, no CI_ENVIRONMENT_NAME) and several defined,
     every environment is checked.
     """
-    doc = read(path)
+    doc = read(path, environ)
     compose_files = tuple(doc.compose_files)
     if doc.data is None:
         return CheckReport(doc.file, _finish(doc.problems), compose_files=compose_files)

@@ -6,8 +6,10 @@ from __future__ import annotations
 import io
 import os
 import re
+import shutil
 import tempfile
 from contextlib import redirect_stderr
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -153,3 +155,67 @@ def test_seeds_are_valid() -> None:
     assert len(SEEDS) >= 8
     for text in TEXTS:
         assert _run(text)[0] == 0
+
+
+COMPOSE_DIRS = [Path(__file__).parent / "compose" / n for n in ("voting", "shop")]
+
+
+@st.composite
+def mutated_compose(draw: st.DrawFn) -> tuple[Path, str, str]:
+    """A compose-based app with one of its YAML files mutated."""
+    d = draw(st.sampled_from(COMPOSE_DIRS))
+    files = sorted(p.name for p in d.iterdir() if p.suffix in (".yml", ".yaml"))
+    name = draw(st.sampled_from(files))
+    return d, name, draw(mutated_text((d / name).read_text()))
+
+
+@st.composite
+def mutated_text(draw: st.DrawFn, text: str) -> str:
+    if draw(st.booleans()):
+        for _ in range(draw(st.integers(1, 3))):
+            pos = draw(st.integers(0, len(text)))
+            cut = draw(st.integers(0, 6))
+            junk = draw(st.text(alphabet=" \t\n:-[]{}&*!|>'\"#$%@`,?abc019", max_size=6))
+            text = text[:pos] + junk + text[pos + cut :]
+        return text
+    data = yaml.safe_load(text)
+    for _ in range(draw(st.integers(1, 4))):
+        nodes = _containers(data, [])
+        if not nodes:
+            break
+        node = draw(st.sampled_from(nodes))
+        if isinstance(node, dict):
+            if not node or draw(st.booleans()):
+                node[draw(keys)] = draw(values)
+            else:
+                key = draw(st.sampled_from(sorted(node, key=str)))
+                node[key] = draw(st.one_of(values, st.just(None)))
+        elif isinstance(node, list):
+            node.insert(draw(st.integers(0, len(node))), draw(values))
+    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
+
+
+@settings(
+    max_examples=200,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(mutated_compose())
+def test_any_compose_mutation_exits_0_or_2_with_located_messages(
+    case: tuple[Path, str, str],
+) -> None:
+    src, name, text = case
+    with tempfile.TemporaryDirectory() as d:
+        app = Path(d) / "app"
+        shutil.copytree(src, app)
+        (app / name).write_text(text, encoding="utf-8")
+        out, err = io.StringIO(), io.StringIO()
+        with redirect_stderr(err):
+            code = main(["validate", "-f", str(app / "deploy.yml")], out=out)
+    assert "Traceback" not in err.getvalue(), err.getvalue()
+    assert code in (0, 2), (code, out.getvalue(), err.getvalue())
+    lines = out.getvalue().splitlines()
+    if code == 2:
+        assert lines[:-1]
+        for line in lines[:-1]:
+            assert LOCATED.match(line), line

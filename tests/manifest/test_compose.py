@@ -1,0 +1,124 @@
+"""Compose files as the service source: merged in order as compose merges them, extends,
+profiles, anchors and x- fields, the project name, and problems reported with the compose
+file's own line numbers."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from deployer.manifest import ManifestError, check_manifest, load_manifest
+from deployer.manifest.compose import project_name
+from deployer.manifest.model import Mount, Port
+
+HERE = Path(__file__).parent / "compose"
+INVALID = sorted(p for p in (HERE / "invalid").iterdir() if p.is_dir())
+MARK = re.compile(r"#\s*error:\s*(.+?)\s*$")
+ENV = {"POSTGRES_PASSWORD": "pg-SENTINEL-secret"}
+
+
+def markers(case: Path) -> set[tuple[str, int, str]]:
+    out = set()
+    for f in sorted(case.iterdir()):
+        for n, line in enumerate(f.read_text().splitlines(), 1):
+            m = MARK.search(line)
+            if m:
+                key = m.group(1)
+                out.add((f.name, n, "" if key == "-" else key))
+    return out
+
+
+@pytest.mark.parametrize("case", INVALID, ids=lambda p: p.name)
+def test_problems_point_into_the_file_that_has_them(case: Path) -> None:
+    expected = markers(case)
+    assert expected
+    report = check_manifest(case / "deploy.yml", None, {})
+    found = {(Path(p.file).name, p.line, p.path) for p in report.problems}
+    missing = expected - found
+    assert not missing, "\n".join(p.render() for p in report.problems)
+    with pytest.raises(ManifestError):
+        load_manifest(case / "deploy.yml", None, {})
+
+
+def test_compose_problem_messages() -> None:
+    report = check_manifest(HERE / "invalid" / "build_unsupported" / "deploy.yml", None, {})
+    text = "\n".join(p.render() for p in report.problems)
+    compose = HERE / "invalid" / "build_unsupported" / "docker-compose.yml"
+    assert (
+        f"{compose}:4:5: services.web.build: `build` is a Compose key that the deployer does "
+        "not support yet" in text
+    )
+    assert report.compose_files == (str(compose),)
+
+
+def test_voting_app_merged_like_compose() -> None:
+    m = load_manifest(HERE / "voting" / "deploy.yml", None, ENV)
+    assert m.compose_project == "voting"
+    assert m.service_names == ("vote", "result", "worker", "redis", "db")  # no "seed" profile
+    vote = m.service("vote")
+    assert vote.ports == (Port(80, 5000), Port(9000, 9000, "127.0.0.1"))  # appended
+    assert vote.env_dict == {"OPTION_A": "Cats", "OPTION_B": "Dogs"}
+    assert vote.labels == (("com.example.tier", "front"),)
+    assert vote.healthcheck is not None and vote.healthcheck.interval == 15.0
+    assert vote.depends_on == (("redis", "service_healthy"),)
+    assert [n.name for n in vote.networks] == ["front-tier", "back-tier"]
+    worker = m.service("worker")
+    assert worker.replicas == 2
+    # env_file relative to the compose file; the manifest's environment wins
+    assert worker.env_dict == {"QUEUE": "votes", "BATCH": "100"}
+    assert m.service("result").order == "stop-first"  # the manifest's override
+    db = m.service("db")
+    assert db.volumes == (Mount("volume", "/var/lib/postgresql/data", "db-data"),)  # by target
+    assert db.env_dict["POSTGRES_PASSWORD"] == ENV["POSTGRES_PASSWORD"]
+    assert [v.name for v in m.volumes] == ["db-data"]
+    assert [n.name for n in m.networks] == ["front-tier", "back-tier"]
+    assert [t.service for t in m.tasks] == ["worker"]
+
+
+def test_profiles_anchors_extends_and_name() -> None:
+    path = HERE / "shop" / "deploy.yml"
+    m = load_manifest(path, None, {"CI_COMMIT_SHORT_SHA": "abc1234"})
+    assert m.compose_project == "shop_front-end"  # `name:` normalised as compose does
+    assert m.service_names == ("web", "worker", "cache", "db")
+    web, worker = m.service("web"), m.service("worker")
+    assert web.image == worker.image == "registry.example.com/shop/app:abc1234"
+    assert web.restart == "unless-stopped" and web.env_dict["APP_ENV"] == "production"
+    assert worker.command == ("bin/worker",)
+    assert worker.healthcheck is not None and worker.healthcheck.disable
+    assert worker.depends_on == web.depends_on
+    m = load_manifest(path, None, {"COMPOSE_PROFILES": "debug,other"})
+    assert "adminer" in m.service_names
+
+
+def test_project_name_without_name_key(tmp_path: Path) -> None:
+    app = tmp_path / "My App.v2"
+    shutil.copytree(HERE / "voting", app)
+    m = load_manifest(app / "deploy.yml", None, ENV)
+    assert m.compose_project == "myappv2"
+    m = load_manifest(app / "deploy.yml", None, {**ENV, "COMPOSE_PROJECT_NAME": "Votes"})
+    assert m.compose_project == "votes"
+    assert project_name("__-Shop_1") == "shop_1"
+
+
+def test_compose_secrets_stay_hidden() -> None:
+    report = check_manifest(HERE / "shop" / "deploy.yml", None, {})
+    text = "\n".join(p.render() for p in report.problems + report.warnings)
+    assert "compose-secret-SENTINEL" not in text
+    m = load_manifest(HERE / "shop" / "deploy.yml", None, {})
+    assert "compose-secret-SENTINEL" not in repr(m)
+
+
+def test_validate_names_compose_files_in_json(capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from deployer.cli import main
+
+    case = HERE / "invalid" / "override_bad_port"
+    assert main(["validate", "-f", str(case / "deploy.yml"), "--format", "json"]) == 2
+    data = json.loads(capsys.readouterr().out)
+    files = {Path(p["file"]).name for p in data["problems"]}
+    assert files == {"docker-compose.override.yml"}
+    assert len(data["compose_files"]) == 2
