@@ -38,6 +38,31 @@ def project_name(text: str) -> str:
     return re.sub(r"[^a-z0-9_-]", "", text.lower()).lstrip("_-")
 
 
+def read_dotenv(path: str) -> dict[str, str]:
+    """The project's ``.env`` (KEY=value lines), which compose reads for interpolation.
+    A missing or unreadable file is no error: compose ignores it too."""
+    out: dict[str, str] = {}
+    try:
+        with open(path, encoding="utf-8") as f:
+            lines = f.read().splitlines()
+    except (OSError, UnicodeDecodeError):
+        return out
+    for line in lines:
+        text = line.strip()
+        if not text or text.startswith("#"):
+            continue
+        k, sep, v = text.removeprefix("export ").partition("=")
+        k, v = k.strip(), v.strip()
+        if not sep or not k:
+            continue
+        if len(v) >= 2 and v[0] == v[-1] and v[0] in "\"'":
+            v = v[1:-1]
+        elif " #" in v:
+            v = v.split(" #", 1)[0].rstrip()
+        out[k] = v
+    return out
+
+
 # -- positions --------------------------------------------------------------------------
 
 
@@ -364,11 +389,14 @@ def merge_compose(doc: Doc, environ: Mapping[str, str]) -> None:
                 key=True,
             )
         )
+    if first_dir is not None:
+        doc.compose_dotenv = read_dotenv(os.path.join(first_dir, ".env"))
+    lookup = {**doc.compose_dotenv, **environ}
     if name is not None and "$" in name:
         try:
-            name = interpolate(name, environ).value
+            name = interpolate(name, lookup).value
         except InterpolationSyntaxError:
             name = None
     if not name:
-        name = environ.get("COMPOSE_PROJECT_NAME") or os.path.basename(first_dir or "")
+        name = lookup.get("COMPOSE_PROJECT_NAME") or os.path.basename(first_dir or "")
     doc.compose_project = project_name(name) or None

@@ -153,7 +153,9 @@ def _interpolate_tree(
                 if isinstance(v, str)
                 else (("true" if v else "false") if isinstance(v, bool) else str(v))
             )
-    lookup = {**variables, **environ}
+    # precedence, as compose: CI/process variables > the environment's `variables` >
+    # the compose project's .env file
+    lookup = {**doc.compose_dotenv, **variables, **environ}
     walk(data, (), lookup)
     for var, paths in undefined.items():
         places = []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -90,9 +91,12 @@ class CheckReport:
             return f"{self.file}: {n} problem{'s' if n != 1 else ''}"
         envs = ", ".join(self.environments) or "-"
         n_svc, n_task, n_warn = len(self.services), len(self.tasks), len(self.warnings)
+        source = ""
+        if self.compose_files:
+            source = " from " + " + ".join(os.path.basename(f) for f in self.compose_files)
         text = (
-            f"{self.file}: valid for {envs} ({n_svc} service{'s' if n_svc != 1 else ''}, "
-            f"{n_task} task{'s' if n_task != 1 else ''}"
+            f"{self.file}: valid for {envs} ({n_svc} service{'s' if n_svc != 1 else ''}"
+            f"{source}, {n_task} task{'s' if n_task != 1 else ''}"
         )
         if n_warn:
             text += f", {n_warn} warning{'s' if n_warn != 1 else ''}"

@@ -85,6 +85,7 @@ class Doc:
     problems: list[Problem] = field(default_factory=list)
     compose_project: str | None = None  # set when services come from compose files
     compose_files: list[str] = field(default_factory=list)
+    compose_dotenv: dict[str, str] = field(default_factory=dict)  # the project's .env
 
     def pos(self, path: Path, *, key: bool = False) -> Pos:
         """Position of ``path`` (its key if ``key``), else of its nearest known ancestor."""

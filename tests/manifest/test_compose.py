@@ -122,3 +122,28 @@ def test_validate_names_compose_files_in_json(capsys: pytest.CaptureFixture[str]
     files = {Path(p["file"]).name for p in data["problems"]}
     assert files == {"docker-compose.override.yml"}
     assert len(data["compose_files"]) == 2
+
+
+def test_dotenv_of_the_compose_project(tmp_path: Path) -> None:
+    app = tmp_path / "voting"
+    shutil.copytree(HERE / "voting", app)
+    (app / ".env").write_text("TAG=2.0\nCOMPOSE_PROJECT_NAME=from-dotenv\n# comment\n")
+    m = load_manifest(app / "deploy.yml", None, ENV)
+    assert m.service("vote").image.endswith("/vote:2.0")
+    assert m.compose_project == "from-dotenv"
+    m = load_manifest(app / "deploy.yml", None, {**ENV, "TAG": "3.0"})  # CI variables win
+    assert m.service("vote").image.endswith("/vote:3.0")
+
+
+def test_summary_names_the_compose_files(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from deployer.cli import main
+
+    monkeypatch.setenv("POSTGRES_PASSWORD", "x")
+    monkeypatch.delenv("CI_ENVIRONMENT_NAME", raising=False)
+    assert main(["validate", "-f", str(HERE / "voting" / "deploy.yml")]) == 0
+    assert capsys.readouterr().out.endswith(
+        "valid for production (5 services from docker-compose.yml + docker-compose.prod.yml,"
+        " 1 task)\n"
+    )
