@@ -10,6 +10,7 @@ import urllib.request
 from typing import Any
 
 import docker
+import docker.errors
 import pytest
 
 from deployer.errors import EXIT_ROLLED_BACK, Blocked, DeployFailed
@@ -34,10 +35,12 @@ def deploy(swarm: docker.DockerClient, m: Any, lines: list[str] | None = None) -
 
 def running_images(swarm: docker.DockerClient, name: str) -> list[str]:
     api: Any = swarm.api
+    try:
+        tasks = api.tasks(filters={"service": name, "desired-state": "running"})
+    except docker.errors.NotFound:
+        return []  # no such service
     return sorted(
-        t["Spec"]["ContainerSpec"]["Image"]
-        for t in api.tasks(filters={"service": name, "desired-state": "running"})
-        if t["Status"]["State"] == "running"
+        t["Spec"]["ContainerSpec"]["Image"] for t in tasks if t["Status"]["State"] == "running"
     )
 
 
@@ -238,3 +241,36 @@ def test_the_lock_blocks_a_second_deploy_until_released_or_expired(
     taken = t.acquire_lock("job 4", ttl=60)  # the expired lease is taken over
     assert taken.holder == "job 4" and taken.config_id != short.config_id
     t.release_lock(taken)
+
+
+def test_a_paused_update_is_a_failure_and_the_previous_spec_is_restored(
+    swarm: docker.DockerClient, swarm_app: str, testenv: TestEnv
+) -> None:
+    from dataclasses import replace
+
+    def paused(image: str) -> Any:
+        svc = web(image)
+        return replace(svc, update_config=replace(svc.update_config, failure_action="pause"))
+
+    r1 = deploy(swarm, manifest(swarm_app, paused(testenv.image_v1)))
+    assert r1.outcome is Outcome.DEPLOYED, r1.error
+    lines: list[str] = []
+    r2 = deploy(swarm, manifest(swarm_app, paused(testenv.image_unhealthy)), lines)
+    assert r2.outcome is Outcome.ROLLED_BACK, lines
+    rollout, rollback = r2.steps
+    assert rollout.detail.startswith("paused"), rollout.detail
+    assert rollback.kind == "rollback" and rollback.status is StepStatus.ROLLED_BACK
+    assert running_images(swarm, f"{swarm_app}_web") == [r1.digests["web"]]
+
+
+def test_a_deploy_waits_for_the_lock_then_reports_blocked(
+    swarm: docker.DockerClient, swarm_app: str, testenv: TestEnv
+) -> None:
+    m = manifest(swarm_app, web(testenv.image_v1))
+    t = target(swarm, m)
+    lease = t.acquire_lock("https://gitlab.example/jobs/1", ttl=60)
+    with pytest.raises(Blocked) as e:
+        t.apply(t.plan(), lambda _: None, lock_wait=1.0)
+    assert e.value.exit_code == 4 and "jobs/1" in e.value.message
+    assert not running_images(swarm, f"{swarm_app}_web")  # nothing was created
+    t.release_lock(lease)
