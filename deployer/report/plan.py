@@ -21,7 +21,8 @@ JSON (``deployer plan --format json``), stable keys::
           "old_digest": str | null, "new_digest": str | null,
           "strategy": "start-first" | "stop-first",
           "replicas_before": int, "replicas_after": int,
-          "wave": int, "adopted": bool,
+          "wave": int,                      # 0-based index into "waves" (text shows it 1-based)
+          "adopted": bool,                  # replaces containers docker compose made
           "replace": [container id, ...], "remove": [container id, ...]
         }]
       }]
@@ -114,10 +115,7 @@ def rows(plan: Plan) -> list[list[str]]:
 
 def render_text(plan: Plan) -> str:
     hosts = len(plan.hosts)
-    head = (
-        f"Plan for {plan.app} → {plan.environment} "
-        f"({hosts} host{'s' if hosts != 1 else ''})\n\n"
-    )
+    head = f"Plan for {plan.app} → {plan.environment} ({hosts} host{'s' if hosts != 1 else ''})\n\n"
     waves = " → ".join("[" + ", ".join(w) + "]" for w in plan.waves)
     return head + format_table(rows(plan), HEADERS) + f"\nwaves: {waves}\n{summary_line(plan)}\n"
 

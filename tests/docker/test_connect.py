@@ -241,3 +241,14 @@ def test_runner_proxy_config_is_never_injected(testenv: TestEnv) -> None:
     with connect(testenv.engine_host, {}) as conn:
         env = conn.api._proxy_configs.inject_proxy_environment(["A=1"])
         assert env == ["A=1"]
+
+
+@integration
+def test_cert_path_without_tls_verify_still_verifies(testenv: TestEnv, tmp_path: Path) -> None:
+    # docker's own rule (FACTS 5): DOCKER_CERT_PATH without DOCKER_TLS_VERIFY encrypts but
+    # does not verify. Ours always verifies: a wrong CA is refused.
+    for name in ("cert.pem", "key.pem"):
+        (tmp_path / name).write_bytes((testenv.tls_cert_path / name).read_bytes())
+    (tmp_path / "ca.pem").write_bytes(testenv.tls_wrong_ca.read_bytes())
+    with pytest.raises(Unreachable, match="TLS verification failed"):
+        connect(testenv.tls_host, {"DOCKER_CERT_PATH": str(tmp_path)})
