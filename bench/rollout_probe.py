@@ -206,4 +206,11 @@ def remove_app(client: docker.DockerClient, app: str) -> None:
     for v in client.api.volumes(filters=flt).get("Volumes") or []:
         client.api.remove_volume(v["Name"], force=True)
     for n in client.api.networks(filters=flt):
-        client.api.remove_network(n["Id"])
+        for _ in range(20):  # endpoints of removed containers go away asynchronously
+            try:
+                client.api.remove_network(n["Id"])
+                break
+            except docker.errors.NotFound:
+                break
+            except docker.errors.APIError:
+                time.sleep(0.25)
