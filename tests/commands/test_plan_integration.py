@@ -306,3 +306,26 @@ def test_cli_services_filter(
     assert [s["service"] for s in json.loads(out.getvalue())["hosts"][0]["steps"]] == ["web"]
     assert main(["plan", "-f", str(path), "--services", "nope"], out=io.StringIO()) == 2
     assert "--services: nope not in" in capsys.readouterr().err
+
+
+def test_after_a_real_deploy_the_plan_has_no_changes(
+    testenv: TestEnv, app: str, tmp_path: Path, clean_environ: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # The contract between the rollout's labels and names and what observe reads back.
+    clean_environ.setenv("DOCKER_HOST", testenv.engine_host)
+    path = write_manifest(tmp_path, app, testenv.image_v1, replicas=2)
+    report_dir = tmp_path / "reports"
+    report_dir.mkdir()
+    code = main(["deploy", "-f", str(path), "--report-dir", str(report_dir)], out=io.StringIO())
+    assert code == EXIT_OK, capsys.readouterr().err
+    out = io.StringIO()
+    assert main(["plan", "-f", str(path), "--detailed-exitcode"], out=out) == EXIT_OK, (
+        out.getvalue()
+    )
+    path = write_manifest(tmp_path, app, testenv.image_v2, replicas=2)
+    out = io.StringIO()
+    assert main(["plan", "-f", str(path), "--format", "json"], out=out) == EXIT_OK
+    step = json.loads(out.getvalue())["hosts"][0]["steps"][0]
+    assert (step["action"], step["reasons"]) == ("replace", ["new image digest"])
+    assert len(step["replace"]) == 2
