@@ -112,7 +112,9 @@ class Connection:
         self._tempdir = tempdir
 
     def close(self) -> None:
-        with contextlib.suppress(Exception):  # closing must never fail a run
+        # closing must never fail a run (the host may be gone already)
+        with contextlib.suppress(OSError, EOFError, requests.exceptions.RequestException,
+                                 docker.errors.DockerException, *_ssh_errors()):
             self.client.close()
         if self._tempdir:
             shutil.rmtree(self._tempdir, ignore_errors=True)

@@ -7,6 +7,7 @@ HTTP connection of the pool being a channel running ``docker system dial-stdio``
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 import shutil
@@ -191,25 +192,10 @@ def _private_key(name: str, environ: Mapping[str, str]) -> paramiko.PKey | None:
     errors: list[str] = []
     for cls in (paramiko.Ed25519Key, paramiko.ECDSAKey, paramiko.RSAKey):
         try:
-            return cls.from_private_key(_StringIO(text))
+            return cls.from_private_key(io.StringIO(text))
         except (paramiko.SSHException, ValueError) as e:
             errors.append(f"{cls.__name__}: {e}")
     raise InvalidInput(
         f"host {name}: SSH_PRIVATE_KEY is not a usable private key ({'; '.join(errors)})",
         hint="paste the whole key, BEGIN and END lines included, without a passphrase",
     )
-
-
-class _StringIO:
-    """The minimal file object paramiko's key readers need (readlines)."""
-
-    def __init__(self, text: str) -> None:
-        self._lines = text.splitlines(keepends=True)
-
-    def readlines(self) -> list[str]:
-        return list(self._lines)
-
-    def read(self) -> str:
-        return "".join(self._lines)
-
-
