@@ -106,6 +106,7 @@ class SwarmTarget:
         environ: Mapping[str, str] | None = None,
         on_close: Callable[[], None] | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.manifest = manifest
         self.environ: Mapping[str, str] = environ if environ is not None else {}
@@ -115,6 +116,7 @@ class SwarmTarget:
         self.context = context or Context()
         self._on_close = on_close
         self._sleep = sleep
+        self._clock = clock
 
     # -- connection ---------------------------------------------------------------------
 
@@ -126,21 +128,43 @@ class SwarmTarget:
         *,
         context: Context | None = None,
     ) -> SwarmTarget:
-        """Connect to the environment's Swarm manager (its first host, else DOCKER_HOST)."""
+        """Connect to the environment's Swarm manager: the first of its hosts (else
+        DOCKER_HOST) that answers and is a manager; the others are fallbacks."""
         from deployer.docker import connect as C
 
         environ = os.environ if environ is None else environ
-        url = C.host_urls(manifest.environment.hosts, environ)[0]
-        conn = C.connect(url, environ, allow_insecure_tcp=manifest.environment.allow_insecure_tcp)
-        target = cls(
-            manifest, conn.client, conn.name, context=context, environ=environ, on_close=conn.close
-        )
-        try:
-            target.check_manager()
-        except BaseException:
-            target.close()
-            raise
-        return target
+        problems: list[DeployerError] = []
+        for url in C.host_urls(manifest.environment.hosts, environ):
+            try:
+                conn = C.connect(
+                    url, environ, allow_insecure_tcp=manifest.environment.allow_insecure_tcp
+                )
+            except Unreachable as e:
+                problems.append(e)
+                continue
+            target = cls(
+                manifest,
+                conn.client,
+                conn.name,
+                context=context,
+                environ=environ,
+                on_close=conn.close,
+            )
+            try:
+                target.check_manager()
+            except DeployerError as e:
+                target.close()
+                problems.append(e)
+                continue
+            except BaseException:
+                target.close()
+                raise
+            return target
+        if len(problems) == 1:
+            raise problems[0]
+        first = problems[0]
+        also = "\n".join(f"  also: {p.message}" for p in problems[1:])
+        raise type(first)(f"{first.message}\n{also}", hint=first.hint) from first
 
     def close(self) -> None:
         if self._on_close is not None:
@@ -410,10 +434,10 @@ class SwarmTarget:
     ) -> Verdict:
         """Poll until Swarm finished with the service: an update's final state, or every
         replica running the current spec. Never longer than ``deadline`` seconds."""
-        start = time.monotonic()
+        start = self._clock()
         seen: list[str] = []  # Swarm's update messages, in order (the failure's reason)
         while True:
-            elapsed = time.monotonic() - start
+            elapsed = self._clock() - start
             svc = self._inspect(service_id)
             us = svc.get("UpdateStatus") or {}
             new_update = bool(us) and us.get("StartedAt") != since
@@ -503,7 +527,7 @@ class SwarmTarget:
             service=task.service,
             started_at=time.time(),
         )
-        start = time.monotonic()
+        start = self._clock()
         sid = self.create_service(spec)
         try:
             state, code, err = "", None, ""
@@ -521,14 +545,14 @@ class SwarmTarget:
                     code = (st.get("ContainerStatus") or {}).get("ExitCode")
                     err = st.get("Err", "")
                     break
-                if time.monotonic() - start > task.timeout:
+                if self._clock() - start > task.timeout:
                     state = "timeout"
                     break
                 self._sleep(POLL)
             output = self._job_output(sid)
         finally:
             self.remove_service(sid)
-        step.seconds = time.monotonic() - start
+        step.seconds = self._clock() - start
         for line in output.splitlines():
             log(f"  {task.name} | {line}")
         step.log_excerpt = "\n".join(output.splitlines()[-20:])
