@@ -71,7 +71,8 @@ class DockerHost:
     def pull(self, ref: str, auth: RegistryAuth | None, progress: Callable[[str], None]) -> None:
         """Pull ``repo@sha256:...`` (skipped when the host has it: digests are content)."""
         if _pull.has_image(self.client, self._name, ref):
-            progress(f"{ref.split('@', 1)[0][:19]}: already on the host")
+            shown = ref.split("@", 1)[0].rsplit("/", 1)[-1] if "@" in ref else ref[:19]
+            progress(f"{shown}: already on the host")
             return
         _pull.pull(self.client, self._name, ref, auth, progress)
 
