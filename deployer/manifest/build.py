@@ -42,6 +42,7 @@ SERVICE_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
 _RESTART = re.compile(r"^(no|always|unless-stopped|on-failure(:\d+)?)$")
 _SIGNAL = re.compile(r"^(SIG[A-Z0-9+-]+|[0-9]+)$")
 _ENV_KEY = re.compile(r"^[^=\s]+$")
+_EXPOSE = re.compile(r"^\d{1,5}(-\d{1,5})?(/(tcp|udp))?$")
 
 POLICY_NAMES = (
     "privileged",
@@ -320,6 +321,21 @@ class Builder:
         if entrypoint is not None:
             entrypoint = self.parsed((*path, "entrypoint"), parse.command, entrypoint)
         stop_grace = self.dur((*path, "stop_grace_period"), raw.get("stop_grace_period"))
+        expose: list[Any] = raw["expose"] if isinstance(raw.get("expose"), list) else []
+        for i, e in enumerate(expose):
+            if isinstance(e, str | int) and not isinstance(e, bool) and not _EXPOSE.match(str(e)):
+                self.err(
+                    (*path, "expose", i),
+                    f'"{e}" is not a port to expose; expected e.g. "8080", "8080/udp" or '
+                    '"8000-8010"',
+                )
+        working_dir = raw.get("working_dir")
+        if isinstance(working_dir, str) and not working_dir.startswith("/"):
+            self.err(
+                (*path, "working_dir"),
+                f'"{working_dir}" is not an absolute path',
+                "start it with / (a path inside the container)",
+            )
         pull_policy = raw.get("pull_policy", "always")
         user = raw.get("user")
         if len(self.problems) != before or not isinstance(image, str):
@@ -332,7 +348,7 @@ class Builder:
             entrypoint=entrypoint,
             environment=environment,
             ports=ports,
-            expose=tuple(str(e) for e in raw.get("expose") or () if isinstance(e, str | int)),
+            expose=tuple(str(e) for e in expose if isinstance(e, str | int)),
             volumes=volumes,
             networks=networks,
             healthcheck=healthcheck,
@@ -674,6 +690,13 @@ class Builder:
                 if not host or not sep or not ip:
                     self.err((*path, i), f'"{item}" is not an extra host; expected "HOST:IP"')
                     continue
+                if ip != "host-gateway" and not _is_ip(ip):
+                    self.err(
+                        (*path, i),
+                        f'"{ip}" in "{item}" is not an IP address',
+                        'write "HOST:IP" with an IPv4/IPv6 address, or "HOST:host-gateway"',
+                    )
+                    continue
                 out.append(f"{host}:{ip}")
         return tuple(out)
 
@@ -942,6 +965,16 @@ def _cycles(graph: dict[str, list[str]]) -> list[list[str]]:
         if node not in state:
             visit(node, [])
     return found
+
+
+def _is_ip(text: str) -> bool:
+    import ipaddress
+
+    try:
+        ipaddress.ip_address(text.strip("[]"))
+    except ValueError:
+        return False
+    return True
 
 
 def _port_int(value: Any) -> int:
