@@ -279,6 +279,8 @@ class SwarmTarget:
         }
 
     def plan(self, only: Sequence[str] | None = None) -> Plan:
+        for service in self.manifest.services:
+            S.check_supported(self.manifest, service)  # refuse before anything changes
         return make_plan(self.manifest, [self.observe()], self.resolve(only), only)
 
     # -- lock ---------------------------------------------------------------------------
@@ -766,7 +768,23 @@ class SwarmTarget:
                 step = host_plan.step(name)
                 if step.action is Action.UNCHANGED:
                     continue
-                rec, ok = self._roll(step, plan.digests[name], services, extra, undo, log)
+                try:
+                    rec, ok = self._roll(step, plan.digests[name], services, extra, undo, log)
+                except DeployerError as e:
+                    # The engine refused the change (or went away): undo what this run did.
+                    rec, ok = (
+                        StepRecord(
+                            host=self.name,
+                            name=f"rollout {name}",
+                            kind="rollout",
+                            service=name,
+                            status=StepStatus.FAILED,
+                            started_at=time.time(),
+                            detail=e.message,
+                        ),
+                        False,
+                    )
+                    log(f"{name}: FAILED: {e.message}")
                 result.steps.append(rec)
                 if not ok:
                     self._fail(result, f"{name}: {rec.detail}", undo, log)
