@@ -169,3 +169,9 @@ def test_mr_jobs_and_rollback_rules() -> None:
 @pytest.mark.parametrize("path", [COMPONENT])
 def test_catalog_component_is_the_same_template(path: Path) -> None:
     assert path.read_text() == TEMPLATE.read_text()
+
+
+def test_default_image_version_is_this_release() -> None:
+    from deployer import __version__
+
+    assert _inputs()["version"]["default"] == __version__
