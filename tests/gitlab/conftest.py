@@ -1,21 +1,16 @@
-from __future__ import annotations
+"""CI variables of the pipelines the GitLab tests fake (payloads: fixtures/*.json, shaped
+as GitLab's API documentation shows). Test modules repeat the constants they need:
+conftest is not importable under pytest's importlib mode."""
 
-import json
-from pathlib import Path
-from typing import Any
+from __future__ import annotations
 
 import pytest
 
-FIXTURES = Path(__file__).parent / "fixtures"
 SERVER = "https://gitlab.example.com"
 API = f"{SERVER}/api/v4"
 MERGE_SHA = "7b5c3cc8be40ee161ae89a06bba6229da1032a0c"
 JOB_TOKEN = "job-token-value-9f2c"
 WRITE_TOKEN = "glpat-write-token-value-77aa"
-
-
-def load(name: str) -> Any:
-    return json.loads((FIXTURES / name).read_text())
 
 
 @pytest.fixture
