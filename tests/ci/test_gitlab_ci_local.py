@@ -253,3 +253,28 @@ def test_manual_deploy_environment_rollback_and_rollback_job(
     rollback = json.loads(repo.artifact("production-rollback", "deploy-report.json").read_text())
     assert rollback["outcome"] == "deployed"
     assert rollback["digests"] == {"web": v2}
+
+
+def test_failed_deploy_job_reports_the_failure(
+    repo: AppRepo, testenv: TestEnv, engine: docker.DockerClient
+) -> None:
+    repo.commit("crash", testenv.registry)
+    proc = repo.run("production-deploy")
+    assert proc.returncode != 0, proc.stdout
+    assert "FAIL  production-deploy" in proc.stdout
+    _assert_no_secret(repo, proc.stdout, proc.stderr)
+    assert _running_digest(engine, repo.app) == set()  # rolled back: nothing left running
+
+    # artifacts: when: always — the reports of the failed run are there.
+    env = dict(
+        line.split("=", 1)
+        for line in repo.artifact("production-deploy", "deploy.env").read_text().splitlines()
+    )
+    assert env["DEPLOY_OUTCOME"] == "rolled-back"
+    report = json.loads(repo.artifact("production-deploy", "deploy-report.json").read_text())
+    assert report["failed"] is True
+    assert report["error"]
+    suite = ET.parse(repo.artifact("production-deploy", "deploy-junit.xml")).getroot()
+    assert suite.get("failures") == "1"
+    (failure,) = suite.iter("failure")
+    assert failure.text  # the failed container's log excerpt
