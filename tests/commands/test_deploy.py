@@ -41,7 +41,7 @@ services:
 rollout:
   health_timeout: 20s
   healthy_after: 1s
-  drain: 500ms
+  drain: 1500ms  # > the 1 s TCP SYN retransmission: a connection opened as it left is answered
   keep_releases: 3
 """
 

@@ -6,6 +6,8 @@ engines, also when the test fails.
 
 from __future__ import annotations
 
+import io
+import tarfile
 import threading
 import time
 from collections.abc import Iterator
@@ -36,6 +38,7 @@ from deployer.manifest.model import (
 from deployer.plan import Observed, make_plan
 from deployer.result import Outcome
 from deployer.rollout import PrintLog, Rollout
+from tests.conftest import Cleanup
 from tests.testenv import TestEnv
 
 pytestmark = pytest.mark.integration
@@ -273,12 +276,42 @@ def test_wait_lock_waits_for_the_holder(app: str, h1: DockerHost) -> None:
     h1.release_lock(second)
 
 
+def _own_image(engine: docker.DockerClient, testenv: TestEnv, app: str, cleanup: Cleanup) -> str:
+    """An image only this test uses, in the registry and not on the engine (tag removed)."""
+    repo = f"{testenv.registry}/{app}/web"
+    dockerfile = f"FROM {testenv.image_v1}\nLABEL test.app={app}\n".encode()
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        info = tarfile.TarInfo("Dockerfile")
+        info.size = len(dockerfile)
+        tar.addfile(info, io.BytesIO(dockerfile))
+    buf.seek(0)
+    list(engine.api.build(fileobj=buf, custom_context=True, tag=f"{repo}:old", rm=True))
+    image_id = engine.api.inspect_image(f"{repo}:old")["Id"]
+    cleanup.later(
+        lambda: engine.api.remove_image(image_id, force=True) if _exists(engine, image_id) else None
+    )
+    for msg in engine.api.push(repo, tag="old", stream=True, decode=True):
+        assert "error" not in msg, msg
+    engine.api.remove_image(f"{repo}:old")
+    return f"{repo}:old"
+
+
+def _exists(engine: docker.DockerClient, ref: str) -> bool:
+    try:
+        engine.api.inspect_image(ref)
+        return True
+    except docker.errors.ImageNotFound:
+        return False
+
+
 def test_volume_data_survives_a_replace_and_retention_keeps_what_releases_need(
-    app: str, h1: DockerHost, engine: docker.DockerClient, testenv: TestEnv
+    app: str, h1: DockerHost, engine: docker.DockerClient, testenv: TestEnv, cleanup: Cleanup
 ) -> None:
     vols = (Mount("volume", "/named", "data"), Mount("volume", "/anon"))
     cmd = ("sh", "-c", "trap 'exit 0' TERM; httpd -f -p 8080 -h /www & wait")
-    images = [testenv.image_v1, testenv.image_v2, testenv.image_v1, testenv.image_v2]
+    own = _own_image(engine, testenv, app, cleanup)
+    images = [own, testenv.image_v1, testenv.image_v2, testenv.image_v1, testenv.image_v2]
     results = []
     for i, image in enumerate(images):
         svc = web(image, volumes=vols, command=cmd if i else None)
@@ -296,13 +329,16 @@ def test_volume_data_survives_a_replace_and_retention_keeps_what_releases_need(
     out = engine.api.exec_start(engine.api.exec_create(cid, ["cat", "/named/f", "/anon/f"]))
     assert out.decode().split() == ["keep", "anon"]
     rels = h1.releases(app, ENV)
-    assert [x.id for x in rels] == [results[2].release_id, results[3].release_id]
+    assert [x.id for x in rels] == [results[3].release_id, results[4].release_id]
     kept = h1.kept(app, ENV)
     assert {k.release for k in kept} <= {x.id for x in rels}
-    # images both kept releases need are still there
+    # images both kept releases need are still there; the first release's image is gone
     for rel in rels:
         for digest in rel.digests.values():
             engine.api.inspect_image(digest)
+    first = results[0].plan.digests["web"]
+    assert first.startswith(f"{testenv.registry}/{app}/web@")
+    assert not _exists(engine, first)
 
 
 def test_fleet_batches_in_order_and_second_batch_failure_rolls_back_first(
