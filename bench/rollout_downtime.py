@@ -76,7 +76,7 @@ def manifest(app: str, image: str, port: int | None) -> Manifest:
         app=app,
         environment=Environment(ENV),
         services=(svc,),
-        rollout=RolloutPolicy(health_timeout=30, drain=1.0),
+        rollout=RolloutPolicy(health_timeout=30, drain=1.5),  # > the 1 s TCP SYN retransmission
     )
 
 
