@@ -211,3 +211,14 @@ def test_markdown_without_context() -> None:
     md = result_markdown(_result(Outcome.NOTHING_TO_DO))
     assert md.startswith("<!-- deployer:result shop production -->")
     assert "already up to date" in md
+
+
+def test_dotenv_stays_small_with_a_large_fleet(tmp_path: Path) -> None:
+    result = _result()
+    result.hosts = {f"ssh://deploy@host-{i:04d}.example.com:22": "deployed" for i in range(500)}
+    paths = write_reports(result, tmp_path)
+    text = paths["dotenv"].read_text()
+    assert len(text.encode()) < 5000
+    hosts = dict(line.split("=", 1) for line in text.splitlines())["DEPLOY_HOSTS"]
+    assert hosts.endswith(",... (500 in all)")
+    assert hosts.startswith("ssh://deploy@host-0000.example.com:22,")
