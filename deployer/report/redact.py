@@ -7,6 +7,7 @@ which may print their environment: every report passes through ``Redactor``.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 
 from deployer.manifest.model import Manifest
@@ -24,6 +25,19 @@ SECRET_VARIABLES = (
 )
 
 
+_NOT_SECRET = re.compile(r"\d{1,3}(\.\d{1,3}){3}(:\d+)?")  # an IPv4 address[:port]
+
+
+def _public(manifest: Manifest) -> set[str]:
+    """Strings the deployer prints anyway: masking an environment value equal to one of
+    them (``APP_ENV: production``) would only garble the output."""
+    env = manifest.environment
+    out = {manifest.app, env.name, env.url or "", *env.hosts}
+    for svc in manifest.services:
+        out.update((svc.name, svc.image))
+    return out
+
+
 def secret_values(
     manifest: Manifest | None = None, environ: Mapping[str, str] | None = None
 ) -> set[str]:
@@ -31,10 +45,13 @@ def secret_values(
     registry passwords and the GitLab/registry tokens in the job's variables."""
     out: set[str] = set()
     if manifest is not None:
+        values: set[str] = set()
         for svc in manifest.services:
-            out.update(v for _, v in svc.environment)
-        out.update(r.password for r in manifest.registries)
-        out.update(v for _, v in manifest.environment.variables)
+            values.update(v for _, v in svc.environment)
+        values.update(v for _, v in manifest.environment.variables)
+        public = _public(manifest)
+        out.update(v for v in values if v not in public and not _NOT_SECRET.fullmatch(v))
+        out.update(r.password for r in manifest.registries)  # always, whatever they look like
     if environ is not None:
         out.update(environ.get(k, "") for k in SECRET_VARIABLES)
     return {v for v in out if len(v) >= MIN_LENGTH}
