@@ -175,3 +175,10 @@ def test_default_image_version_is_this_release() -> None:
     from deployer import __version__
 
     assert _inputs()["version"]["default"] == __version__
+
+
+def test_deploys_are_never_interrupted() -> None:
+    body = render()
+    assert body["production-deploy"]["interruptible"] is False
+    assert body["production-rollback"]["interruptible"] is False
+    assert body["production-plan"]["interruptible"] is True
