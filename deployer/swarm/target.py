@@ -57,6 +57,7 @@ POLL = 0.5
 # this long, the change did not touch the tasks (labels only) and tasks are checked instead.
 NO_UPDATE_GRACE = 3.0
 _TASK_ID = re.compile(r"\btask ([a-z0-9]{25})\b")
+REJECTED_LIMIT = 3  # tasks of the current spec rejected this often: give up early
 LOCK_SUFFIX = "deploy-lock"
 LOCK_HOLDER = L.PREFIX + "lock-holder"
 LOCK_EXPIRES = L.PREFIX + "lock-expires-at"
@@ -457,6 +458,17 @@ class SwarmTarget:
                 or (not new_update and (not rolling or elapsed >= NO_UPDATE_GRACE))
             ):
                 return Verdict(True, state or "converged", "", elapsed)
+            if not rolling and not new_update and not converged:
+                # A create or scale has no update to fail: tasks Swarm keeps rejecting
+                # (an image it cannot pull, a mount it cannot make) will not get better.
+                history = self._tasks([service_id], running=False)
+                rejected = [
+                    t
+                    for t in history
+                    if t.get("Status", {}).get("State") == "rejected" and obs.is_current(t, svc)
+                ]
+                if len(rejected) >= REJECTED_LIMIT:
+                    return Verdict(False, "rejected", self._why_failed(svc, seen), elapsed)
             if elapsed >= deadline:
                 why = self._why_failed(svc, seen)
                 return Verdict(

@@ -5,6 +5,7 @@ Ports are published in host mode (the routing mesh does not work on these machin
 
 from __future__ import annotations
 
+import contextlib
 import time
 import urllib.request
 from typing import Any
@@ -274,3 +275,53 @@ def test_a_deploy_waits_for_the_lock_then_reports_blocked(
     assert e.value.exit_code == 4 and "jobs/1" in e.value.message
     assert not running_images(swarm, f"{swarm_app}_web")  # nothing was created
     t.release_lock(lease)
+
+
+def test_an_image_from_a_registry_with_auth_is_pulled_by_swarm_with_the_manifest_credentials(
+    swarm: docker.DockerClient, swarm_app: str, testenv: TestEnv
+) -> None:
+    from dataclasses import replace
+
+    from deployer.manifest.model import RegistryAuth
+
+    api: Any = swarm.api
+    repo = f"{testenv.auth_registry}/{swarm_app}/web"
+    auth = {"username": testenv.auth_user, "password": testenv.auth_password}
+    api.tag(testenv.image_v1, repo, "v1")
+    try:
+        for chunk in api.push(repo, "v1", auth_config=auth, stream=True, decode=True):
+            assert "error" not in chunk, chunk
+        # Forget the image under this name: Swarm must pull it, with our credentials.
+        digest = next(
+            d for d in api.inspect_image(f"{repo}:v1")["RepoDigests"] if d.startswith(repo)
+        )
+        api.remove_image(f"{repo}:v1")
+        with contextlib.suppress(docker.errors.APIError):
+            api.remove_image(digest)
+        # Digest lookups go through the manager with the credentials, the pull by the
+        # tasks needs them too: without them, every task is rejected and the deploy
+        # fails early (not at the deadline), removing the service it created.
+        creds = RegistryAuth(testenv.auth_registry, testenv.auth_user, testenv.auth_password)
+        m = replace(manifest(swarm_app, web(f"{repo}:v1")), registries=(creds,))
+        t = target(swarm, m)
+        plan = t.plan()
+        t.auth_for = lambda image: None  # type: ignore[method-assign]
+        denied = t.apply(plan, lambda _: None)
+        assert denied.outcome is Outcome.ROLLED_BACK
+        # "rejected", not "timeout": it gave up on the rejections, not at the deadline.
+        assert denied.steps[0].detail.startswith("rejected"), denied.steps[0].detail
+        assert "No such image" in denied.steps[0].detail
+        assert denied.steps[-1].kind == "rollback"
+        assert running_images(swarm, f"{swarm_app}_web") == []
+
+        r = deploy(swarm, m)
+        assert r.outcome is Outcome.DEPLOYED, r.error
+        assert r.digests["web"] == digest
+        assert running_images(swarm, f"{swarm_app}_web") == [digest]
+    finally:
+        for ref in (
+            f"{repo}:v1",
+            *(d for img in api.images(name=repo) for d in (img.get("RepoDigests") or [])),
+        ):
+            with contextlib.suppress(docker.errors.APIError):
+                api.remove_image(ref)
