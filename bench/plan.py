@@ -137,7 +137,9 @@ def main() -> int:
           f"(min {min(compose_times):.3f}, max {max(compose_times):.3f})")
     print(f"  {'deployer plan (no changes)':34} {p_med:7.3f} s   "
           f"(min {min(plan_times):.3f}, max {max(plan_times):.3f})")
-    print(f"  ratio deployer / compose: {p_med / c_med:.2f}   (target <= 0.5)")
+    print(f"  ratio deployer / compose: median {p_med / c_med:.2f}, best "
+          f"{min(plan_times) / min(compose_times):.2f}   (target <= 0.5; the machine is shared: "
+          "best-of-N is the least noisy)")
     print(f"deployer plan over ssh ({SERVICES} services, 1 host): {ssh_time:.3f} s, "
           f"{ssh_conns} SSH connection(s) accepted by sshd   (target: 1 per host)")
     return 0

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import subprocess
+from pathlib import Path
+
 import docker
 import pytest
 
 from deployer import labels as L
-from tests.testenv import TestEnv, cleanup, repo_digest, run_deployed
+from tests.testenv import TestEnv, TestEnvNotUp, cleanup, repo_digest, run_deployed
 
-pytestmark = pytest.mark.integration
+integration = pytest.mark.integration
 
 
+@integration
 def test_both_engines_answer_and_are_distinct(
     engine: docker.DockerClient, engine2: docker.DockerClient
 ) -> None:
@@ -18,6 +22,7 @@ def test_both_engines_answer_and_are_distinct(
     assert engine.info()["DockerRootDir"] != engine2.info()["DockerRootDir"]
 
 
+@integration
 def test_images_have_distinct_digests_in_both_registries(
     testenv: TestEnv, engine: docker.DockerClient
 ) -> None:
@@ -31,6 +36,7 @@ def test_images_have_distinct_digests_in_both_registries(
     assert on_auth.id == v1.split("@")[1]
 
 
+@integration
 def test_cleanup_removes_only_the_apps_containers(
     testenv: TestEnv, engine: docker.DockerClient, engine2: docker.DockerClient, app: str
 ) -> None:
@@ -50,3 +56,20 @@ def test_cleanup_removes_only_the_apps_containers(
         assert keep.status == "running"
     finally:
         cleanup({"a": engine}, other)
+
+
+def test_missing_env_file_says_how_to_start_it(tmp_path: Path) -> None:
+    with pytest.raises(TestEnvNotUp, match=r"run scripts/testenv\.sh up"):
+        TestEnv.load(tmp_path / "env")
+    (tmp_path / "env").write_text("DEPLOYER_TEST_ROOT=/x\n")
+    with pytest.raises(TestEnvNotUp, match="has no DEPLOYER_TEST_ENGINE_HOST"):
+        TestEnv.load(tmp_path / "env")
+
+
+@pytest.mark.integration
+def test_env_file_is_sourceable_by_a_shell(testenv: TestEnv) -> None:
+    out = subprocess.run(
+        ["bash", "-c", f"set -a; . {testenv.root / 'env'}; echo $DEPLOYER_TEST_SSH_HOST"],
+        capture_output=True, text=True, check=True,
+    ).stdout.strip()
+    assert out == testenv.ssh_host
