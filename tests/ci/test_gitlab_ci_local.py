@@ -69,6 +69,7 @@ include:
       environment: production
       command: {command}
       resource_group: {app}
+      options: --wait-lock 30s
 """
 
 

@@ -182,3 +182,9 @@ def test_deploys_are_never_interrupted() -> None:
     assert body["production-deploy"]["interruptible"] is False
     assert body["production-rollback"]["interruptible"] is False
     assert body["production-plan"]["interruptible"] is True
+
+
+def test_options_reach_deploy_and_rollback() -> None:
+    body = render({"options": "--wait-lock 10m"})
+    assert body["production-deploy"]["script"][0].endswith(' "deploy-reports" --wait-lock 10m')
+    assert body["production-rollback"]["script"][0].endswith(" --wait-lock 10m")
