@@ -45,9 +45,12 @@ def image_of(service: Mapping[str, Any]) -> str:
 
 
 def digest_of(service: Mapping[str, Any]) -> str | None:
-    """``repo@sha256:...`` the service runs, or None when its image is not pinned."""
+    """``repo@sha256:...`` the service runs (``sha256:<id>`` for a local image), or None
+    when its image is not pinned."""
     image = image_of(service)
     labelled = _labels(service).get(L.DIGEST)
+    if image.startswith("sha256:"):
+        return image  # a local image ID (pull_policy: never)
     if "@" not in image:
         return None
     if labelled and labelled.partition("@")[2] == image.partition("@")[2]:

@@ -325,3 +325,19 @@ def test_an_image_from_a_registry_with_auth_is_pulled_by_swarm_with_the_manifest
         ):
             with contextlib.suppress(docker.errors.APIError):
                 api.remove_image(ref)
+
+
+def test_pull_policy_never_runs_the_local_image_by_id_and_plans_unchanged_after(
+    swarm: docker.DockerClient, swarm_app: str, testenv: TestEnv
+) -> None:
+    from dataclasses import replace
+
+    api: Any = swarm.api
+    local_id = api.inspect_image(testenv.image_v1)["Id"]
+    m = manifest(swarm_app, replace(web(testenv.image_v1), pull_policy="never"))
+    r = deploy(swarm, m)
+    assert r.outcome is Outcome.DEPLOYED, r.error
+    assert r.digests["web"] == local_id
+    assert running_images(swarm, f"{swarm_app}_web") == [local_id]
+    step = target(swarm, m).plan().hosts[0].step("web")
+    assert step.action is Action.UNCHANGED and step.old_digest == local_id
