@@ -9,9 +9,6 @@ from __future__ import annotations
 
 import io
 import logging
-import os
-import shutil
-import tempfile
 import urllib.parse
 from collections.abc import Mapping
 from pathlib import Path
@@ -19,6 +16,7 @@ from typing import Any
 
 import docker
 import paramiko
+import paramiko.hostkeys
 from docker.transport.sshconn import SSHHTTPAdapter
 from docker.utils.proxy import ProxyConfig
 
@@ -54,11 +52,11 @@ class _SSHAdapter(SSHHTTPAdapter):  # type: ignore[misc]
         base_url: str,
         timeout: float,
         *,
-        known_hosts: str,
+        host_keys: list[paramiko.hostkeys.HostKeyEntry],
         pkey: paramiko.PKey | None,
         connect_timeout: float,
     ) -> None:
-        self._known_hosts = known_hosts
+        self._host_keys = host_keys
         self._pkey = pkey
         self._connect_timeout = connect_timeout
         super().__init__(base_url, timeout=timeout, shell_out=False)
@@ -70,7 +68,10 @@ class _SSHAdapter(SSHHTTPAdapter):  # type: ignore[misc]
         logging.getLogger("paramiko").propagate = False
         parts = urllib.parse.urlsplit(base_url)
         client = paramiko.SSHClient()
-        client.get_host_keys().load(self._known_hosts)
+        known = client.get_host_keys()
+        for entry in self._host_keys:
+            for hostname in entry.hostnames:
+                known.add(hostname, entry.key.get_name(), entry.key)
         client.set_missing_host_key_policy(_Refuse())
         self.ssh_client = client
         params: dict[str, Any] = {
@@ -102,26 +103,46 @@ class _SSHAdapter(SSHHTTPAdapter):  # type: ignore[misc]
 
 def ssh_api(
     url: str, name: str, environ: Mapping[str, str], timeout: float, connect_timeout: float
-) -> tuple[Any, str]:
+) -> tuple[Any, None]:
+    """An APIClient whose requests all go over one SSH connection (nothing written to disk:
+    the key and known_hosts stay in memory). The second value is no temp dir (None)."""
+    host_keys, source = _known_hosts(name, environ)
+    pkey = _private_key(name, environ)
+    adapter = _connect_adapter(url, name, timeout, connect_timeout, host_keys, source, pkey)
+    try:
+        with wrapped_errors(name, "setting up the client"):
+            api = docker.APIClient(
+                base_url="tcp://127.0.0.1:1", version=_CLIENT_API, timeout=timeout
+            )
+    except BaseException:
+        adapter.close()
+        raise
+    api.mount("http+docker://ssh", adapter)
+    api._custom_adapter = adapter
+    api._unmount("http://", "https://")
+    api.base_url = "http+docker://ssh"
+    api._proxy_configs = ProxyConfig()
+    return api, None
+
+
+def _connect_adapter(
+    url: str,
+    name: str,
+    timeout: float,
+    connect_timeout: float,
+    host_keys: list[paramiko.hostkeys.HostKeyEntry],
+    source: str,
+    pkey: paramiko.PKey | None,
+) -> _SSHAdapter:
     parts = urllib.parse.urlsplit(url)
     host, port = parts.hostname or "", parts.port or 22
-    tempdir = tempfile.mkdtemp(prefix="deployer-ssh-")
-    os.chmod(tempdir, 0o700)
-    known_hosts = os.path.join(tempdir, "known_hosts")
-    source = _write_known_hosts(known_hosts, environ)
-    pkey = _private_key(name, environ)
+    scan = f"ssh-keyscan -p {port} {host}" if port != 22 else f"ssh-keyscan {host}"
     try:
-        adapter = _SSHAdapter(
-            url,
-            timeout,
-            known_hosts=known_hosts,
-            pkey=pkey,
-            connect_timeout=connect_timeout,
+        return _SSHAdapter(
+            url, timeout, host_keys=host_keys, pkey=pkey, connect_timeout=connect_timeout
         )
     except HostKeyUnknown as e:
-        shutil.rmtree(tempdir, ignore_errors=True)
         keyline = f"{_known_hosts_host(host, port)} {e.key.get_name()} {e.key.get_base64()}"
-        scan = f"ssh-keyscan -p {port} {host}" if port != 22 else f"ssh-keyscan {host}"
         raise Unreachable(
             f"host {name}: its SSH host key ({e.key.get_name()} "
             f"{e.key.fingerprint}) is not in {source}; refusing to connect",
@@ -129,23 +150,19 @@ def ssh_api(
             f"CI/CD variable (`{scan}` prints it), e.g.:\n    {keyline}",
         ) from e
     except paramiko.BadHostKeyException as e:
-        shutil.rmtree(tempdir, ignore_errors=True)
         raise Unreachable(
             f"host {name}: its SSH host key CHANGED: it offered {e.key.get_name()} "
             f"{e.key.fingerprint}, {source} expects {e.expected_key.fingerprint}; refusing to "
             "connect (this may be an attack, or the host was reinstalled)",
-            hint="if the host was really rebuilt, replace its line in SSH_KNOWN_HOSTS "
-            f"(`ssh-keyscan -p {port} {host}`)",
+            hint=f"if the host was really rebuilt, replace its line in SSH_KNOWN_HOSTS (`{scan}`)",
         ) from e
     except paramiko.AuthenticationException as e:
-        shutil.rmtree(tempdir, ignore_errors=True)
         raise Unreachable(
             f"host {name}: SSH authentication failed for user {parts.username or '(default)'}: {e}",
             hint="put a private key the host accepts in the SSH_PRIVATE_KEY CI/CD variable "
             "and its public key in that user's authorized_keys",
         ) from e
     except (paramiko.SSHException, OSError, EOFError) as e:
-        shutil.rmtree(tempdir, ignore_errors=True)
         reason = why(e)
         if "banner" in reason or "No existing session" in reason or isinstance(e, TimeoutError):
             reason = f"no SSH server answered within {connect_timeout:g}s ({reason})"
@@ -154,22 +171,21 @@ def ssh_api(
             hint=f"check that the host is up and sshd listens on port {port} (the port belongs "
             "in the URL: ssh://user@host:port)",
         ) from e
-    with wrapped_errors(name, "setting up the client"):
-        api = docker.APIClient(base_url="tcp://127.0.0.1:1", version=_CLIENT_API, timeout=timeout)
-    api.mount("http+docker://ssh", adapter)
-    api._custom_adapter = adapter
-    api._unmount("http://", "https://")
-    api.base_url = "http+docker://ssh"
-    api._proxy_configs = ProxyConfig()
-    return api, tempdir
 
 
 def _known_hosts_host(host: str, port: int) -> str:
     return host if port == 22 else f"[{host}]:{port}"
 
 
-def _write_known_hosts(path: str, environ: Mapping[str, str]) -> str:
-    """Write the known_hosts to use to ``path``; returns where it came from, for messages."""
+def _known_hosts(
+    name: str, environ: Mapping[str, str]
+) -> tuple[list[paramiko.hostkeys.HostKeyEntry], str]:
+    """The trusted host keys, and where they came from (for messages).
+
+    paramiko reads plain and hashed entries but not markers: ``@revoked`` keys are taken
+    out of the plain entries (never trusted), ``@cert-authority`` lines are skipped (host
+    certificates are not supported: list the host keys themselves).
+    """
     text = environ.get("SSH_KNOWN_HOSTS", "")
     source = "SSH_KNOWN_HOSTS"
     if text.strip():
@@ -178,10 +194,30 @@ def _write_known_hosts(path: str, environ: Mapping[str, str]) -> str:
         user_file = Path(environ.get("HOME") or Path.home()) / ".ssh" / "known_hosts"
         source = f"{user_file} (SSH_KNOWN_HOSTS is not set)"
         text = user_file.read_text() if user_file.is_file() else ""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(text.replace("\r\n", "\n").strip() + "\n")
-    return source
+    revoked: set[str] = set()
+    entries: list[paramiko.hostkeys.HostKeyEntry] = []
+    for lineno, raw in enumerate(text.replace("\r\n", "\n").splitlines(), start=1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("@revoked"):
+            fields = line.split()
+            if len(fields) >= 4:
+                revoked.add(fields[3])
+            continue
+        if line.startswith("@"):
+            continue
+        try:
+            entry = paramiko.hostkeys.HostKeyEntry.from_line(line, lineno)
+        except (paramiko.hostkeys.InvalidHostKey, paramiko.SSHException, ValueError) as e:
+            raise InvalidInput(
+                f"host {name}: line {lineno} of {source} is not a known_hosts entry",
+                hint="each line is `host[,host...] key-type base64-key` "
+                "(`ssh-keyscan -p PORT HOST` prints them)",
+            ) from e
+        if entry is not None:
+            entries.append(entry)
+    return [e for e in entries if e.key.get_base64() not in revoked], source
 
 
 def _private_key(name: str, environ: Mapping[str, str]) -> paramiko.PKey | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import socket
 import stat
+import subprocess
 import time
 from pathlib import Path
 
@@ -252,3 +253,28 @@ def test_cert_path_without_tls_verify_still_verifies(testenv: TestEnv, tmp_path:
     (tmp_path / "ca.pem").write_bytes(testenv.tls_wrong_ca.read_bytes())
     with pytest.raises(Unreachable, match="TLS verification failed"):
         connect(testenv.tls_host, {"DOCKER_CERT_PATH": str(tmp_path)})
+
+
+@integration
+def test_known_hosts_hashed_markers_comments(testenv: TestEnv, tmp_path: Path) -> None:
+    plain = testenv.ssh_known_hosts.read_text().strip()
+    key = plain.split()[2]
+    hashed_file = tmp_path / "kh"
+    hashed_file.write_text(plain + "\n")
+    subprocess.run(["ssh-keygen", "-H", "-f", str(hashed_file)], capture_output=True, check=True)
+    hashed = hashed_file.read_text().strip()
+    assert hashed.startswith("|1|")
+    base = {"SSH_PRIVATE_KEY": testenv.ssh_key.read_text()}
+    text = f"# our hosts\n\n@cert-authority *.example.com ssh-ed25519 {key}\n{hashed}\r\n"
+    with connect(testenv.ssh_host, {**base, "SSH_KNOWN_HOSTS": text}) as conn:
+        assert conn.client.ping()
+    # a revoked key is never trusted, even when also listed
+    revoked = f"{plain}\n@revoked * ssh-ed25519 {key}\n"
+    with pytest.raises(Unreachable, match="is not in SSH_KNOWN_HOSTS"):
+        connect(testenv.ssh_host, {**base, "SSH_KNOWN_HOSTS": revoked})
+
+
+def test_broken_known_hosts_line_is_invalid_input() -> None:
+    env = {"SSH_KNOWN_HOSTS": "host1 ssh-ed25519 AAAA\n", "SSH_PRIVATE_KEY": ""}
+    with pytest.raises(InvalidInput, match="line 1 of SSH_KNOWN_HOSTS is not a known_hosts"):
+        connect("ssh://root@127.0.0.1:2222", env)
