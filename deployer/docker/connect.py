@@ -23,6 +23,7 @@ Any CI variable above may also hold the path of a file with that content (GitLab
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import shutil
@@ -217,6 +218,7 @@ def _tls_config(
             )
         tempdir = tempfile.mkdtemp(prefix="deployer-tls-")
         os.chmod(tempdir, 0o700)
+        atexit.register(shutil.rmtree, tempdir, True)  # also when a caller never closes
         paths = {}
         for var, fname in zip(pem_vars, ("ca.pem", "cert.pem", "key.pem"), strict=True):
             path = os.path.join(tempdir, fname)
