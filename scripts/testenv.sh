@@ -62,6 +62,11 @@ packages() {
   for p in "${PACKAGES[@]}"; do
     grep -q "^$p install ok installed$" <<<"$status" || missing+=("$p")
   done
+  # The engine too, in the same apt run (scripts/engine.sh would otherwise update again).
+  if ! command -v dockerd >/dev/null 2>&1 && ! DOCKER_HOST="unix://$ENGINE_SOCK" \
+      timeout 5 docker version >/dev/null 2>&1; then
+    missing+=(docker.io iptables)
+  fi
   if [ ${#missing[@]} -eq 0 ]; then
     say packages "installed"
     return
