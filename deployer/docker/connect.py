@@ -334,6 +334,8 @@ def _root(e: BaseException) -> BaseException:
 
 def _ssl_reason(e: BaseException) -> str:
     root = _root(e)
+    if isinstance(root, ssl.SSLCertVerificationError) and root.verify_message:
+        return f"{root.verify_message} ({root.reason})"
     if isinstance(root, ssl.SSLError):
         return str(root.reason or root)
     return _why(root)

@@ -278,3 +278,11 @@ def test_broken_known_hosts_line_is_invalid_input() -> None:
     env = {"SSH_KNOWN_HOSTS": "host1 ssh-ed25519 AAAA\n", "SSH_PRIVATE_KEY": ""}
     with pytest.raises(InvalidInput, match="line 1 of SSH_KNOWN_HOSTS is not a known_hosts"):
         connect("ssh://root@127.0.0.1:2222", env)
+
+
+@integration
+def test_tls_name_must_be_in_the_certificate(testenv: TestEnv) -> None:
+    # The same listener under a name its certificate does not carry (SAN: 127.0.0.1, localhost)
+    url = testenv.tls_host.replace("127.0.0.1", "[::ffff:127.0.0.1]")
+    with pytest.raises(Unreachable, match="TLS verification failed: IP address mismatch"):
+        connect(url, testenv.tls_environ())
