@@ -149,7 +149,13 @@ def _mounts(manifest: Manifest, service: Service) -> list[dict[str, Any]]:
         mount: dict[str, Any] = {"Type": m.type, "Target": m.target, "ReadOnly": m.read_only}
         if m.type == "volume" and m.source:
             mount["Source"] = volume_name(manifest, m.source)
-            mount["VolumeOptions"] = {"Labels": {STACK_NAMESPACE: manifest.app}}
+            top = next((v for v in manifest.volumes if v.name == m.source), None)
+            options: dict[str, Any] = {
+                "Labels": {**dict(top.labels if top else ()), STACK_NAMESPACE: manifest.app}
+            }
+            if top is not None and top.driver:
+                options["DriverConfig"] = {"Name": top.driver}
+            mount["VolumeOptions"] = options
         elif m.type == "bind" and m.source:
             mount["Source"] = m.source
         mounts.append(mount)

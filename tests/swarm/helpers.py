@@ -109,6 +109,9 @@ def remove_from_swarm(client: docker.DockerClient, app: str, deadline: float = 6
                 if time.monotonic() > end:
                     raise
                 time.sleep(0.5)
+    for vol in api.volumes(filters={"label": f"{STACK}={app}"}).get("Volumes") or []:
+        with contextlib.suppress(docker.errors.NotFound):
+            api.remove_volume(vol["Name"], force=True)
     for cfg in api.configs():
         if cfg["Spec"]["Name"].startswith(app + "_"):
             with contextlib.suppress(docker.errors.NotFound):

@@ -210,3 +210,16 @@ def test_convergence_deadline_grows_with_batches() -> None:
     assert S.convergence_deadline(m, one, 3) == 2 * 3 * (10 + 2 + 1) + 10
     allatonce = svc(update_config=UpdateConfig(parallelism=0, monitor=2))
     assert S.convergence_deadline(m, allatonce, 3) == 2 * (10 + 2) + 10
+
+
+def test_named_volumes_carry_the_top_level_driver_and_labels() -> None:
+    s = svc(volumes=(Mount("volume", "/data", "data"),))
+    m = replace(
+        manifest("shop", s), volumes=(TopVolume("data", driver="local", labels=(("k", "v"),)),)
+    )
+    (mount,) = S.service_spec(m, m.services[0], DIGEST)["TaskTemplate"]["ContainerSpec"]["Mounts"]
+    assert mount["Source"] == "shop_data"
+    assert mount["VolumeOptions"] == {
+        "Labels": {"k": "v", S.STACK_NAMESPACE: "shop"},
+        "DriverConfig": {"Name": "local"},
+    }

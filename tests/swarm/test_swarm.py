@@ -341,3 +341,27 @@ def test_pull_policy_never_runs_the_local_image_by_id_and_plans_unchanged_after(
     assert running_images(swarm, f"{swarm_app}_web") == [local_id]
     step = target(swarm, m).plan().hosts[0].step("web")
     assert step.action is Action.UNCHANGED and step.old_digest == local_id
+
+
+def test_named_volumes_outlive_an_update_and_are_shared_with_tasks(
+    swarm: docker.DockerClient, swarm_app: str, testenv: TestEnv
+) -> None:
+    from dataclasses import replace
+
+    from deployer.manifest.model import Mount, TopVolume
+
+    def app_manifest(image: str, *tasks: Task) -> Any:
+        svc = replace(web(image), volumes=(Mount("volume", "/data", "data"),))
+        return replace(manifest(swarm_app, svc, tasks=tasks), volumes=(TopVolume("data"),))
+
+    write = Task("seed", "web", ("/bin/sh", "-c", "echo seeded-by-v1 > /data/note"), timeout=60)
+    r1 = deploy(swarm, app_manifest(testenv.image_v1, write))
+    assert r1.outcome is Outcome.DEPLOYED, r1.error
+    read = Task("read", "web", ("/bin/sh", "-c", "cat /data/note"), when="after-deploy", timeout=60)
+    lines: list[str] = []
+    r2 = deploy(swarm, app_manifest(testenv.image_v2, read), lines)
+    assert r2.outcome is Outcome.DEPLOYED, r2.error
+    assert any("read | seeded-by-v1" in line for line in lines), lines
+    api: Any = swarm.api
+    vols = api.volumes(filters={"label": f"com.docker.stack.namespace={swarm_app}"})["Volumes"]
+    assert [v["Name"] for v in vols] == [f"{swarm_app}_data"]
