@@ -280,8 +280,15 @@ def _wrapped_errors(name: str, what: str) -> Iterator[None]:
     except (InvalidInput, Unreachable):
         raise
     except requests.exceptions.SSLError as e:
+        reason = _ssl_reason(e)
+        if "ALERT" in reason:  # the server's side of the handshake refused us
+            raise Unreachable(
+                f"host {name}: {what}: the host refused our TLS client certificate: {reason}",
+                hint="DOCKER_TLS_CERT / DOCKER_TLS_KEY (or cert.pem / key.pem) must be a client "
+                "certificate signed by the CA the host's dockerd trusts (its --tlscacert)",
+            ) from e
         raise Unreachable(
-            f"host {name}: {what}: TLS verification failed: {_ssl_reason(e)}",
+            f"host {name}: {what}: TLS verification failed: {reason}",
             hint="the server's certificate must be signed by the CA in DOCKER_TLS_CA_CERT / "
             "DOCKER_CERT_PATH/ca.pem and name the host you connect to (SAN)",
         ) from e

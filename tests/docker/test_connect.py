@@ -286,3 +286,16 @@ def test_tls_name_must_be_in_the_certificate(testenv: TestEnv) -> None:
     url = testenv.tls_host.replace("127.0.0.1", "[::ffff:127.0.0.1]")
     with pytest.raises(Unreachable, match="TLS verification failed: IP address mismatch"):
         connect(url, testenv.tls_environ())
+
+
+@integration
+def test_client_certificate_the_host_does_not_trust(testenv: TestEnv) -> None:
+    tls = testenv.root / "tls"
+    env = {
+        "DOCKER_TLS_CA_CERT": (tls / "ca.pem").read_text(),
+        "DOCKER_TLS_CERT": (tls / "wrong-ca.pem").read_text(),  # not signed by the host's CA
+        "DOCKER_TLS_KEY": (tls / "wrong-ca-key.pem").read_text(),
+    }
+    with pytest.raises(Unreachable, match="refused our TLS client certificate") as e:
+        connect(testenv.tls_host, env)
+    assert "--tlscacert" in (e.value.hint or "")
