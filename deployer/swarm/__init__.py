@@ -7,7 +7,7 @@
     services:
       web:
         image: registry.example.com/shop/web:${CI_COMMIT_SHORT_SHA}
-        ports: ["8080:8080"]          # published in host mode on the nodes running a task
+        ports: ["8080"]               # host mode: each task gets a port on its node
         deploy:
           replicas: 3
           update_config: {parallelism: 1, delay: 2s, order: start-first, monitor: 10s}
@@ -19,7 +19,8 @@ What it does:
   ``<app>_default`` (attachable) or the manifest's networks; named volumes are
   ``<app>_<volume>``. The image is pinned to the digest resolved for this deploy.
 - Updates are Swarm's rolling updates: ``update_config`` maps to Swarm's (parallelism 0 =
-  all at once, delay, order, monitor — 0 means ``rollout.healthy_after`` —, failure
+  all at once, delay, order — stop-first when a fixed host port is published —, monitor
+  — 0 means ``rollout.healthy_after`` —, failure
   action rollback by default). The deployer waits for Swarm, with a deadline of
   ``2 * batches * (health_timeout + monitor + delay) + 10 s``: ``completed`` is success;
   ``rollback_completed``, ``rollback_paused``, ``paused``, a timeout, or tasks rejected
