@@ -298,6 +298,14 @@ def _wrapped_errors(name: str, what: str) -> Iterator[None]:
             hint="check that the host is up and that a firewall lets you reach it",
         ) from e
     except requests.exceptions.ConnectionError as e:
+        if name.startswith("ssh://"):
+            raise Unreachable(
+                f"host {name}: {what}: logged in over SSH, but the Docker engine did not answer "
+                f"through it ({_why(_root(e))})",
+                hint="on that host, `docker system dial-stdio` must work for the SSH user: "
+                "docker installed and on its PATH, the user allowed to use the engine "
+                "(root or the docker group), dockerd running",
+            ) from e
         raise Unreachable(
             f"host {name}: {what}: cannot connect ({_why(_root(e))})",
             hint="check the host URL (DOCKER_HOST or the environment's hosts) and that the "

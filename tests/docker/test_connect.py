@@ -299,3 +299,14 @@ def test_client_certificate_the_host_does_not_trust(testenv: TestEnv) -> None:
     with pytest.raises(Unreachable, match="refused our TLS client certificate") as e:
         connect(testenv.tls_host, env)
     assert "--tlscacert" in (e.value.hint or "")
+
+
+@integration
+def test_ssh_login_works_but_docker_does_not(testenv: TestEnv) -> None:
+    no_docker = 'command="echo docker: command not found >&2; exit 127"'
+    with testenv.ssh_identity("no-docker", options=no_docker) as ident:
+        env = {"SSH_PRIVATE_KEY": ident.private_key,
+               "SSH_KNOWN_HOSTS": testenv.ssh_known_hosts.read_text()}
+        with pytest.raises(Unreachable, match="logged in over SSH, but the Docker engine") as e:
+            connect(testenv.ssh_host, env, connect_timeout=5)
+    assert "docker system dial-stdio" in (e.value.hint or "")

@@ -141,9 +141,10 @@ class TestEnv:
         )
 
     @contextlib.contextmanager
-    def ssh_identity(self, name: str) -> Iterator[SSHIdentity]:
+    def ssh_identity(self, name: str, options: str = "") -> Iterator[SSHIdentity]:
         """A fresh client key sshd accepts while the block runs (only this test uses it),
-        so ``sshd_accepted(identity.fingerprint)`` counts this test's connections only."""
+        so ``sshd_accepted(identity.fingerprint)`` counts this test's connections only.
+        ``options``: authorized_keys options for it, e.g. ``command="exit 1"``."""
         key = ed25519.Ed25519PrivateKey.generate()
         private = key.private_bytes(
             serialization.Encoding.PEM,
@@ -157,7 +158,8 @@ class TestEnv:
         digest = base64.b64encode(hashlib.sha256(blob).digest()).decode().rstrip("=")
         fingerprint = "SHA256:" + digest
         path = self.ssh_key.parent / "keys.d" / f"{name}.pub"
-        path.write_text(f"{public} {name}\n")
+        prefix = f"{options} " if options else ""
+        path.write_text(f"{prefix}{public} {name}\n")
         try:
             yield SSHIdentity(private, public, fingerprint)
         finally:
