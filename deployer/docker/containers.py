@@ -380,13 +380,8 @@ def stop(client: docker.DockerClient, host: str, container_id: str, timeout: flo
     """Stop with the container's stop signal, then SIGKILL after ``timeout`` seconds."""
     api: docker.APIClient = client.api
     with wrapped(f"stop {container_id[:12]}", host):
-        # The HTTP read must outlast the grace period.
-        saved = api.timeout
-        api.timeout = max(float(saved or 60), timeout + 30)
-        try:
-            api.stop(container_id, timeout=int(max(timeout, 0)))
-        finally:
-            api.timeout = saved
+        # docker-py extends the HTTP read timeout by the grace period itself.
+        api.stop(container_id, timeout=int(max(timeout, 0)))
 
 
 def remove(client: docker.DockerClient, host: str, container_id: str) -> None:
