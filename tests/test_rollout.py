@@ -276,3 +276,50 @@ def test_release_ids_sort_by_time() -> None:
     ids = [new_release_id(ctx, t) for t in (1_700_000_000.0, 1_700_000_000.5, 1_700_000_100.0)]
     assert ids == sorted(ids)
     assert ids[0].endswith("-abc123")
+
+
+def test_stop_first_failure_restarts_the_old_container_after_stopping_the_new() -> None:
+    svc = Service("web", "reg/shop/web:bad", ports=(Port(8080, 18080),))
+    h = host(unhealthy={BAD})
+    r = run(manifest((svc,)), [h], digest=BAD)
+    assert isinstance(r.error, DeployFailed)
+    assert h.serving("web") == [("shop-prod-web-1", OLD)]
+    undo = [c for c in h.calls if c[0] in ("stop", "start", "remove")]
+    # the new one is stopped (its port freed) before the old one starts again
+    assert undo[-3:] == [
+        ("stop", "shop-prod-web-1--next-" + r.release_id),
+        ("start", "shop-prod-web-1"),
+        ("remove", "shop-prod-web-1--next-" + r.release_id),
+    ]
+
+
+def test_scale_down_keeps_the_extra_replicas_stopped_and_a_rollback_restores_them() -> None:
+    h = host(replicas=3, task_exit={"smoke": 1})
+    m = manifest(
+        (Service("web", "reg/shop/web:v2", replicas=1),),
+        tasks=(Task("smoke", "web", ("smoke",), "after-deploy"),),
+    )
+    r = run(m, [h])
+    assert isinstance(r.error, DeployFailed)  # the after-deploy task fails: all undone
+    assert h.serving("web") == [(f"shop-prod-web-{i}", OLD) for i in (1, 2, 3)]
+
+    h2 = host(replicas=3)
+    r = run(manifest((Service("web", "reg/shop/web:v2", replicas=1),)), [h2])
+    assert r.error is None
+    assert h2.serving("web") == [("shop-prod-web-1", NEW)]
+    kept = sorted(c.name for c in h2.containers.values() if "--" in c.name)
+    assert kept == [f"shop-prod-web-{i}--r0" for i in (1, 2, 3)]
+
+
+def test_a_service_removed_from_the_manifest_is_stopped_and_kept() -> None:
+    h = host()
+    h.seed(APP, ENV, "cron", OLD)
+    for c in h.containers.values():
+        if c.service == "web":
+            c.labels[L.CONFIG_HASH] = Service("web", "reg/shop/web:v2").config_hash()
+    r = run(manifest(), [h], digest=OLD)
+    assert r.error is None
+    assert h.serving("cron") == []
+    assert [c.name for c in h.containers.values() if c.service == "cron"] == [
+        "shop-prod-cron-1--r0"
+    ]
