@@ -59,11 +59,11 @@ def _busybox() -> str:
     return path
 
 
-def ensure_base(client: docker.DockerClient) -> str:
+def ensure_base(client: docker.DockerClient, ref: str = BASE) -> str:
     """A base image with every busybox applet (imported, never pulled)."""
     try:
-        client.api.inspect_image(BASE)
-        return BASE
+        client.api.inspect_image(ref)
+        return ref
     except docker.errors.ImageNotFound:
         pass
     bb = _busybox()
@@ -83,11 +83,11 @@ def ensure_base(client: docker.DockerClient) -> str:
             link.type = tarfile.SYMTYPE
             link.linkname = "busybox"
             tar.addfile(link)
-    repo, tag = BASE.split(":")
+    repo, tag = ref.rsplit(":", 1)
     client.api.import_image_from_data(
         buf.getvalue(), repository=repo, tag=tag, changes=['CMD ["sh"]', "ENV PATH=/bin"]
     )
-    return BASE
+    return ref
 
 
 def ensure_web(client: docker.DockerClient, version: str, prefix: str = "deployer-bench") -> str:
@@ -127,9 +127,10 @@ def start_probe(
     network: str | None = None,
     labels: dict[str, str] | None = None,
     max_requests: int = 6000,
+    image: str = BASE,
 ) -> str:
     """Start the probe against ``url``; on ``network`` (a service alias) or the host's."""
-    base = ensure_base(client)
+    base = ensure_base(client, image)
     script = PROBE.replace("{max}", str(max_requests)).replace("{url}", url)
     created = client.api.create_container(
         base,
@@ -158,10 +159,14 @@ def stop_probe(client: docker.DockerClient, cid: str, timeout: float = 30) -> Pr
 
 
 def wait_serving(
-    client: docker.DockerClient, url: str, network: str | None, timeout: float = 20
+    client: docker.DockerClient,
+    url: str,
+    network: str | None,
+    timeout: float = 20,
+    image: str = BASE,
 ) -> None:
     """Until one GET of ``url`` succeeds from a container on ``network`` (bounded)."""
-    base = ensure_base(client)
+    base = ensure_base(client, image)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:

@@ -13,12 +13,13 @@ from pathlib import Path
 import docker
 import pytest
 
-from bench.rollout_probe import start_probe, stop_probe, wait_serving
+from bench.rollout_probe import ensure_base, start_probe, stop_probe, wait_serving
 from deployer import labels as L
 from deployer.cli import main
 from deployer.docker.host import connect_host
 from deployer.docker.lock import lock_name
 from deployer.engine import default_network
+from tests.conftest import Cleanup
 from tests.testenv import TestEnv
 
 pytestmark = pytest.mark.integration
@@ -86,6 +87,7 @@ def serving(client: docker.DockerClient, app: str) -> set[str]:
 
 def test_deploy_update_under_load_status_and_rollback(
     app: str,
+    cleanup: Cleanup,
     project: Path,
     testenv: TestEnv,
     engine: docker.DockerClient,
@@ -100,8 +102,12 @@ def test_deploy_update_under_load_status_and_rollback(
     assert len(v1) == 1
 
     url, net = "http://web:8080/version", default_network(app, "test")
-    wait_serving(engine, url, net)
-    probe = start_probe(engine, url, network=net, labels={L.APP: app}, max_requests=3000)
+    probe_image = ensure_base(engine, f"deployer-test-probe/{app}:1")  # removed afterwards
+    cleanup.later(lambda: engine.api.remove_image(probe_image, force=True))
+    wait_serving(engine, url, net, image=probe_image)
+    probe = start_probe(
+        engine, url, network=net, labels={L.APP: app}, max_requests=3000, image=probe_image
+    )
     try:
         code, out = deploy(project, testenv.image_v2, monkeypatch)
     finally:
