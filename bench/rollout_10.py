@@ -41,16 +41,16 @@ from deployer.manifest.model import (
 )
 
 N = 10
-HC = Healthcheck(
-    test=("CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:8080/version"),
-    interval=float(os.environ.get("BENCH_HC_INTERVAL", "0.5")),
-    timeout=2.0,
-    retries=3,
-)
 
 
-def manifest(app: str, image: str, drain: float) -> Manifest:
-    services = tuple(Service(f"s{i}", image, pull_policy="never", healthcheck=HC) for i in range(N))
+def manifest(app: str, image: str, drain: float, interval: float = 0.5) -> Manifest:
+    hc = Healthcheck(
+        test=("CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:8080/version"),
+        interval=interval,
+        timeout=2.0,
+        retries=3,
+    )
+    services = tuple(Service(f"s{i}", image, pull_policy="never", healthcheck=hc) for i in range(N))
     return Manifest(
         path="bench",
         app=app,
