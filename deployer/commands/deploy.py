@@ -62,10 +62,14 @@ def run(args: argparse.Namespace, out: TextIO, environ: Mapping[str, str] | None
 
     log = JobLog(out, secrets=secret_values(manifest, env))  # container logs may quote them
     ctx = context_for(manifest, env)
-    gate_notes = gates(ctx, manifest, force=bool(getattr(args, "force", False)))
+    started = time.time()
+    try:
+        gate_notes = gates(ctx, manifest, force=bool(getattr(args, "force", False)))
+    except DeployerError as e:  # a freeze or a hold label: reports say so, nothing changed
+        finish_early(e, manifest, ctx, env, args, log, started)
+        raise
     for note in [*ctx.notes, *gate_notes]:
         log.line(note)
-    started = time.time()
     if manifest.environment.engine == "swarm":
         from deployer.swarm import commands as swarm
 
