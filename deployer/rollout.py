@@ -705,7 +705,16 @@ class Rollout:
         )
         self.result.previous_release = previous.id if previous else None
         for host in self.order:
-            self.hosts[host].record_release(release)
+            rec = self._step(host, f"record release {release.id}", "release")
+            try:
+                self.hosts[host].record_release(release)
+            except DeployerError as e:  # the new version runs and is healthy: keep it
+                self._done(rec, StepStatus.FAILED, e.message)
+                self.line(
+                    f"could not record the release (rollback will not list it): {e.message}", host
+                )
+                continue
+            self._done(rec)
         self.result.release = release.id
         self.result.outcome = Outcome.DEPLOYED
         self.line(f"release {release.id} recorded on {len(self.order)} host(s)")
