@@ -27,7 +27,7 @@ import docker
 import docker.errors
 
 BASE = "deployer-bench/base:1"
-WEB_VERSION = 2  # bump when the web image changes
+WEB_VERSION = 3  # bump when the web image changes
 WEB_CMD = ["sh", "-c", "trap 'exit 0' TERM; httpd -f -p 8080 -h /www & wait"]
 
 PROBE = r"""
@@ -91,7 +91,8 @@ def ensure_base(client: docker.DockerClient, ref: str = BASE) -> str:
 
 
 def ensure_web(client: docker.DockerClient, version: str, prefix: str = "deployer-bench") -> str:
-    """``<prefix>/web:<version>``: httpd on 8080 serving /version; exits on SIGTERM."""
+    """``<prefix>/web:<version>``: httpd on 8080 serving /version, exits on SIGTERM, with a
+    HEALTHCHECK every 0.5 s (so compose's containers run the same probes as ours)."""
     ref = f"{prefix}/web:{version}"
     try:
         labels = client.api.inspect_image(ref)["Config"].get("Labels") or {}
@@ -105,6 +106,8 @@ def ensure_web(client: docker.DockerClient, version: str, prefix: str = "deploye
         f"RUN echo {version} > /www/version\n"
         "EXPOSE 8080\n"
         f"LABEL deployer-bench.version={WEB_VERSION}\n"
+        "HEALTHCHECK --interval=500ms --timeout=2s --retries=3 "
+        "CMD wget -q -O /dev/null http://127.0.0.1:8080/version\n"
         f"CMD {json.dumps(WEB_CMD)}\n"
     )
     buf = io.BytesIO()
