@@ -101,16 +101,9 @@ def main() -> int:
         m = load_manifest(work / "deploy.yml", ENV, {})
         digest = repo_digest(dc, t.image_v1)
         for svc in m.services:
-            run_deployed(
-                dc,
-                app=app,
-                environment=ENV,
-                service=svc.name,
-                replica=1,
-                digest=digest,
-                config_hash=svc.config_hash(),
-                config_parts=svc.config_parts(),
-            )
+            run_deployed(dc, app=app, environment=ENV, service=svc.name, replica=1,
+                         digest=digest, config_hash=svc.config_hash(),
+                         config_parts=svc.config_parts())
         plan = [deployer, "plan", "-f", "deploy.yml", "--detailed-exitcode"]
         timed(plan, base_env, work)  # warm caches (and checks "no changes": exit 0)
         compose_times: list[float] = []
@@ -141,36 +134,23 @@ def main() -> int:
                 time.sleep(0.3)  # let sshd write its log
                 ssh_runs.append((len(hosts), elapsed, t.sshd_accepted(ident.fingerprint) - before))
     finally:
-        subprocess.run(
-            ["docker-compose", "-p", app, "down", "-t", "1"],
-            env=base_env,
-            cwd=work,
-            capture_output=True,
-            check=False,
-        )
+        subprocess.run(["docker-compose", "-p", app, "down", "-t", "1"], env=base_env,
+                       cwd=work, capture_output=True, check=False)
         cleanup({"engine": dc}, app)
         dc.close()
 
     c_med, p_med = statistics.median(compose_times), statistics.median(plan_times)
     print(f"{SERVICES} unchanged services, median of {args.runs} runs (fresh processes):")
-    print(
-        f"  {'docker-compose up -d (no-op)':34} {c_med:7.3f} s   "
-        f"(min {min(compose_times):.3f}, max {max(compose_times):.3f})"
-    )
-    print(
-        f"  {'deployer plan (no changes)':34} {p_med:7.3f} s   "
-        f"(min {min(plan_times):.3f}, max {max(plan_times):.3f})"
-    )
-    print(
-        f"  ratio deployer / compose: median {p_med / c_med:.2f}, best "
-        f"{min(plan_times) / min(compose_times):.2f}   (target <= 0.5; the machine is shared: "
-        "best-of-N is the least noisy)"
-    )
+    print(f"  {'docker-compose up -d (no-op)':34} {c_med:7.3f} s   "
+          f"(min {min(compose_times):.3f}, max {max(compose_times):.3f})")
+    print(f"  {'deployer plan (no changes)':34} {p_med:7.3f} s   "
+          f"(min {min(plan_times):.3f}, max {max(plan_times):.3f})")
+    print(f"  ratio deployer / compose: median {p_med / c_med:.2f}, best "
+          f"{min(plan_times) / min(compose_times):.2f}   (target <= 0.5; the machine is shared: "
+          "best-of-N is the least noisy)")
     for hosts, elapsed, conns in ssh_runs:
-        print(
-            f"deployer plan over ssh ({SERVICES} services, {hosts} host(s)): {elapsed:.3f} s, "
-            f"{conns} SSH connection(s) accepted by sshd   (target: {hosts}, one per host)"
-        )
+        print(f"deployer plan over ssh ({SERVICES} services, {hosts} host(s)): {elapsed:.3f} s, "
+              f"{conns} SSH connection(s) accepted by sshd   (target: {hosts}, one per host)")
     return 0
 
 
