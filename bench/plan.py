@@ -81,7 +81,7 @@ def timed(cmd: list[str], env: dict[str, str], cwd: Path) -> float:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--runs", type=int, default=15)
     args = ap.parse_args()
     t = TestEnv.load()
     dc = client(t.engine_host)
