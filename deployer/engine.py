@@ -39,10 +39,17 @@ def default_network(app: str, environment: str) -> str:
 
 
 def network_name(manifest: Manifest, name: str) -> str:
-    """The engine's name of a network of the manifest (external ones keep their name)."""
+    """The engine's name of a network of the manifest (external ones keep their name).
+
+    An app whose services come from compose files (``compose_project``) keeps compose's
+    names, ``<project>_<name>``, so replacing what compose started stays on the same
+    networks and volumes (their data included).
+    """
     for net in manifest.networks:
         if net.name == name and net.external:
             return name
+    if manifest.compose_project:
+        return f"{manifest.compose_project}_{name}"
     if name == "default":
         return default_network(manifest.app, manifest.environment.name)
     return f"{manifest.app}-{manifest.environment.name}-{name}"
@@ -53,6 +60,8 @@ def volume_name(manifest: Manifest, name: str) -> str:
     for vol in manifest.volumes:
         if vol.name == name and vol.external:
             return name
+    if manifest.compose_project:
+        return f"{manifest.compose_project}_{name}"
     return f"{manifest.app}-{manifest.environment.name}-{name}"
 
 
@@ -61,7 +70,7 @@ def service_networks(manifest: Manifest, service: Service) -> list[tuple[str, li
     if service.network_mode:
         return []
     if not service.networks:
-        return [(default_network(manifest.app, manifest.environment.name), [service.name])]
+        return [(network_name(manifest, "default"), [service.name])]
     out = []
     for att in service.networks:
         aliases = [service.name, *[a for a in att.aliases if a != service.name]]

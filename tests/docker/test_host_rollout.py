@@ -7,11 +7,13 @@ engines, also when the test fails.
 from __future__ import annotations
 
 import io
+import subprocess
 import tarfile
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import replace
+from pathlib import Path
 
 import docker
 import docker.errors
@@ -430,3 +432,39 @@ def test_concurrent_deploys_of_two_apps_sharing_hosts_do_not_deadlock(
         from tests.testenv import cleanup
 
         cleanup({"engine": engine, "engine2": engine2}, other)
+
+
+def test_adopting_a_compose_app_keeps_its_network_and_volume_data(
+    app: str, h1: DockerHost, engine: docker.DockerClient, testenv: TestEnv, tmp_path: Path
+) -> None:
+    compose_file = tmp_path / "docker-compose.yml"
+    compose_file.write_text(
+        "version: '3.7'\nservices:\n  web:\n"
+        f"    image: {testenv.image_v1}\n    volumes: ['data:/data']\n"
+        "volumes:\n  data: {}\n"
+    )
+    subprocess.run(
+        ["docker-compose", "-p", app, "-f", str(compose_file), "up", "-d"],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    old = engine.api.containers(filters={"label": f"{L.COMPOSE_PROJECT}={app}"})[0]
+    engine.api.exec_start(engine.api.exec_create(old["Id"], ["sh", "-c", "echo kept > /data/f"]))
+
+    svc = web(testenv.image_v2, volumes=(Mount("volume", "/data", "data"),))
+    m = replace(manifest(app, svc), compose_project=app)
+    observed = {h1.name: h1.observe(app, ENV, compose_project=app, services=m.services)}
+    assert [c.adopted_from for c in observed[h1.name].containers] == ["compose"]
+    plan = make_plan(m, list(observed.values()), {"web": h1.resolve(testenv.image_v2, None)})
+    r = Rollout(m, plan, {h1.name: h1}, observed, Context(), PrintLog(lambda s: None))
+    r.run()
+    assert r.error is None, r.result.error
+
+    new = engine.api.containers(filters={"name": f"^/{app}-{ENV}-web-1$"})[0]
+    assert list(new["NetworkSettings"]["Networks"]) == [f"{app}_default"]
+    out = engine.api.exec_start(engine.api.exec_create(new["Id"], ["cat", "/data/f"]))
+    assert out.decode().strip() == "kept"
+    # the compose container is kept, stopped, for rollback
+    gone = engine.api.inspect_container(old["Id"])
+    assert not gone["State"]["Running"] and "--" in gone["Name"]
