@@ -375,6 +375,9 @@ class Rollout:
             return
         host = self.order[0]
         for task in tasks:
+            if task.service not in self.plan.digests:
+                self.line(f"task {task.name} skipped: its service {task.service} is not deployed")
+                continue
             self._run_task(host, task)
 
     def _run_task(self, host: str, task: Task) -> None:

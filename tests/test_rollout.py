@@ -323,3 +323,21 @@ def test_a_service_removed_from_the_manifest_is_stopped_and_kept() -> None:
     assert [c.name for c in h.containers.values() if c.service == "cron"] == [
         "shop-prod-cron-1--r0"
     ]
+
+
+def test_tasks_of_services_outside_the_deploy_are_skipped() -> None:
+    h = host()
+    h.seed(APP, ENV, "worker", OLD)
+    m = manifest(
+        (Service("web", "reg/shop/web:v2"), Service("worker", "reg/shop/worker:v2")),
+        tasks=(Task("migrate", "worker", ("migrate",), "before-deploy"),),
+    )
+    observed = {h.host: h.observe(APP, ENV)}
+    plan = make_plan(m, list(observed.values()), {"web": NEW}, only=["web"])
+    lines: list[str] = []
+    r = Rollout(m, plan, {h.host: h}, observed, Context(), PrintLog(lines.append))
+    r.run()
+    assert r.error is None
+    assert ops(h, "run_task") == []
+    assert any("task migrate skipped" in line for line in lines)
+    assert h.serving("worker") == [("shop-prod-worker-1", OLD)]
