@@ -137,7 +137,7 @@ class _HostRun:
     engine: HostEngine
     journal: list[_Undo] = field(default_factory=list)
     new_containers: list[str] = field(default_factory=list)
-    failed: StepFailure | DeployerError | None = None
+    failed: BaseException | None = None  # a DeployerError, or a bug raised in its thread
     switched: bool = False
 
 
@@ -252,6 +252,12 @@ class Rollout:
             self._fail_early(e, Outcome.INVALID)
         except DeployerError as e:
             self._rollback_all(e)
+        except BaseException as e:
+            # A bug or an interrupt in the middle: undo what this run changed, then let it
+            # propagate (the CLI reports a bug with its traceback).
+            if self._touched():
+                self._rollback_all(DeployFailed(f"internal error: {e!r}"))
+            raise
         finally:
             self._unlock_all(leases)
             self.result.seconds = round(self.wall() - self.result.started_at, 3)
@@ -344,7 +350,7 @@ class Rollout:
         def guarded(host: str) -> None:
             try:
                 fn(host)
-            except DeployerError as e:
+            except BaseException as e:  # noqa: BLE001 - re-raised by the main thread
                 self.runs[host].failed = e
 
         if len(hosts) == 1:
@@ -465,7 +471,7 @@ class Rollout:
                 for step in todo:
                     self._roll_service(host, step)
                 continue
-            errors: list[DeployerError] = []
+            errors: list[BaseException] = []
             threads = [
                 threading.Thread(target=self._roll_guarded, args=(host, s, errors)) for s in todo
             ]
@@ -476,10 +482,10 @@ class Rollout:
             if errors:
                 raise errors[0]
 
-    def _roll_guarded(self, host: str, step: Step, errors: list[DeployerError]) -> None:
+    def _roll_guarded(self, host: str, step: Step, errors: list[BaseException]) -> None:
         try:
             self._roll_service(host, step)
-        except DeployerError as e:
+        except BaseException as e:  # noqa: BLE001 - re-raised by the host's thread
             errors.append(e)
 
     def _labels(self, svc: Service, digest: str, replica: int) -> dict[str, str]:

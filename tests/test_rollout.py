@@ -341,3 +341,21 @@ def test_tasks_of_services_outside_the_deploy_are_skipped() -> None:
     assert ops(h, "run_task") == []
     assert any("task migrate skipped" in line for line in lines)
     assert h.serving("worker") == [("shop-prod-worker-1", OLD)]
+
+
+def test_a_bug_in_one_hosts_thread_rolls_back_the_fleet_and_propagates() -> None:
+    a, b = host("a"), host("b")
+
+    def broken(*args: object, **kw: object) -> str:
+        raise KeyError("bug")
+
+    b.create = broken  # type: ignore[method-assign]
+    m = manifest(batch="100%")
+    observed = {h.host: h.observe(APP, ENV) for h in (a, b)}
+    plan = make_plan(m, list(observed.values()), {"web": NEW})
+    r = Rollout(m, plan, {"a": a, "b": b}, observed, Context(), PrintLog(lambda s: None))
+    with pytest.raises(KeyError):
+        r.run()
+    assert a.serving("web") == [("shop-prod-web-1", OLD)]
+    assert r.result.outcome is Outcome.ROLLED_BACK
+    assert a.lock_log == ["acquire", "release"] and b.lock_log == ["acquire", "release"]
