@@ -186,6 +186,9 @@ class Rollout:
         self._log_lock = threading.Lock()
         self._result_lock = threading.Lock()
         self.runs = {name: _HostRun(self.hosts[name]) for name in self.order}
+        # Set from outside (a SIGTERM when the job is cancelled): the rollout stops at the
+        # next step and rolls back what it changed.
+        self.cancelled = threading.Event()
         self.result = DeployResult(
             app=manifest.app,
             environment=manifest.environment.name,
@@ -236,10 +239,12 @@ class Rollout:
                 self.result.outcome = Outcome.NOTHING_TO_DO
                 return self.result
             self._pull_all()
+            self._check_cancel()
             self._infrastructure()
             self._tasks("before-deploy")
             self._roll_fleet()
             self._tasks("after-deploy")
+            self._check_cancel()
             self._finish()
         except Blocked as e:
             self._fail_early(e, Outcome.BLOCKED)
@@ -262,6 +267,10 @@ class Rollout:
             self._unlock_all(leases)
             self.result.seconds = round(self.wall() - self.result.started_at, 3)
         return self.result
+
+    def _check_cancel(self) -> None:
+        if self.cancelled.is_set():
+            raise StepFailure("the deploy was cancelled")
 
     def _touched(self) -> bool:
         return any(r.journal for r in self.runs.values())
@@ -423,6 +432,7 @@ class Rollout:
         changed = [h for h in self.order if self._host_plan(h).changes]
         groups = batches(changed, pol.batch, pol.canary is not None and len(changed) > 1)
         for i, group in enumerate(groups):
+            self._check_cancel()
             if len(groups) > 1:
                 self.line(f"batch {i + 1}/{len(groups)}: {', '.join(group)}")
             self._parallel(group, self._roll_host)
@@ -546,6 +556,7 @@ class Rollout:
                 host,
             )
             for g in range(0, len(items), par):
+                self._check_cancel()
                 if g and svc.update_config.delay > 0:
                     self.sleep(svc.update_config.delay)
                 group = items[g : g + par]

@@ -12,6 +12,7 @@ import pytest
 
 from deployer import labels as L
 from deployer.context import Context
+from deployer.engine import HealthOutcome
 from deployer.errors import Blocked, DeployFailed, InvalidInput, RollbackFailed
 from deployer.manifest.model import (
     Environment,
@@ -359,3 +360,22 @@ def test_a_bug_in_one_hosts_thread_rolls_back_the_fleet_and_propagates() -> None
     assert a.serving("web") == [("shop-prod-web-1", OLD)]
     assert r.result.outcome is Outcome.ROLLED_BACK
     assert a.lock_log == ["acquire", "release"] and b.lock_log == ["acquire", "release"]
+
+
+def test_cancel_stops_at_the_next_step_and_rolls_back() -> None:
+    h = host(replicas=2)
+    m = manifest((Service("web", "reg/shop/web:v2", replicas=2),))
+    observed = {h.host: h.observe(APP, ENV)}
+    plan = make_plan(m, list(observed.values()), {"web": NEW})
+    r = Rollout(m, plan, {h.host: h}, observed, Context(), PrintLog(lambda s: None))
+    real_wait = h.wait_healthy
+
+    def wait_then_cancel(cid: str, timeout: float, stable: float) -> HealthOutcome:
+        r.cancelled.set()  # the job is cancelled while the first replica comes up
+        return real_wait(cid, timeout, stable)
+
+    h.wait_healthy = wait_then_cancel  # type: ignore[method-assign]
+    r.run()
+    assert isinstance(r.error, DeployFailed) and "cancelled" in r.error.message
+    assert len(ops(h, "create")) == 1  # the second replica never started
+    assert h.serving("web") == [("shop-prod-web-1", OLD), ("shop-prod-web-2", OLD)]

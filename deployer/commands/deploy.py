@@ -13,9 +13,12 @@ label) · 5 failed and the rollback failed too.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import signal
+import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TextIO
 
 from deployer.context import Context
@@ -140,11 +143,30 @@ def apply(
         kind=kind,
         auth_for=auth_lookup(manifest, environ),
     )
-    result = rollout.run()
+    with cancel_on_sigterm(rollout.cancelled, log):
+        result = rollout.run()
     report(result, ctx, manifest, environ, args, log)
     if rollout.error is not None:
         raise rollout.error
     return EXIT_OK
+
+
+@contextlib.contextmanager
+def cancel_on_sigterm(event: threading.Event, log: JobLog) -> Iterator[None]:
+    """A cancelled job (SIGTERM) stops the rollout at its next step and rolls back."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def on_term(signum: int, frame: object) -> None:
+        log.line("SIGTERM: stopping the deploy at the next step and rolling back")
+        event.set()
+
+    previous = signal.signal(signal.SIGTERM, on_term)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def report(
