@@ -1,16 +1,11 @@
 """CI variables of the pipelines the GitLab tests fake (payloads: fixtures/*.json, shaped
-as GitLab's API documentation shows). Test modules repeat the constants they need:
-conftest is not importable under pytest's importlib mode."""
+as GitLab's API documentation shows; shared constants: helpers.py)."""
 
 from __future__ import annotations
 
 import pytest
 
-SERVER = "https://gitlab.example.com"
-API = f"{SERVER}/api/v4"
-MERGE_SHA = "7b5c3cc8be40ee161ae89a06bba6229da1032a0c"
-JOB_TOKEN = "job-token-value-9f2c"
-WRITE_TOKEN = "glpat-write-token-value-77aa"
+from tests.gitlab.helpers import JOB_TOKEN, MERGE_SHA, SERVER
 
 
 @pytest.fixture

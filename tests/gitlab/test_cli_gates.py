@@ -6,20 +6,15 @@ contacted; --force passes them (and then meets the unreachable host: exit 3);
 from __future__ import annotations
 
 import io
-import json
 import os
 from pathlib import Path
-from typing import Any
 
 import pytest
 import requests
 import responses
 
 from deployer.cli import main
-
-API = "https://gitlab.example.com/api/v4"
-MERGE_SHA = "7b5c3cc8be40ee161ae89a06bba6229da1032a0c"
-COMMIT_MRS = f"{API}/projects/35/repository/commits/{MERGE_SHA}/merge_requests"
+from tests.gitlab.helpers import COMMIT_MRS, fixture
 
 MANIFEST = """\
 app: shop
@@ -31,10 +26,6 @@ services:
   web:
     image: 127.0.0.1:5000/testapp/web:v1
 {gitlab}"""
-
-
-def fixture(name: str) -> Any:
-    return json.loads((Path(__file__).parent / "fixtures" / name).read_text())
 
 
 def _deploy(

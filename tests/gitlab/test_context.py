@@ -3,10 +3,6 @@ the HTTP layer with payloads shaped as GitLab's API documentation shows."""
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-from typing import Any
-
 import pytest
 import requests
 import responses
@@ -15,19 +11,7 @@ from deployer import labels
 from deployer.errors import EXIT_UNREACHABLE, Unreachable
 from deployer.gitlab.context import build_context, context_labels, from_variables
 from deployer.manifest.model import GitlabPolicy
-
-SERVER = "https://gitlab.example.com"  # as in conftest's ci_env
-API = f"{SERVER}/api/v4"
-MERGE_SHA = "7b5c3cc8be40ee161ae89a06bba6229da1032a0c"
-JOB_TOKEN = "job-token-value-9f2c"
-WRITE_TOKEN = "glpat-write-token-value-77aa"
-
-
-def fixture(name: str) -> Any:
-    return json.loads((Path(__file__).parent / "fixtures" / name).read_text())
-
-
-COMMIT_MRS = f"{API}/projects/35/repository/commits/{MERGE_SHA}/merge_requests"
+from tests.gitlab.helpers import API, COMMIT_MRS, JOB_TOKEN, MERGE_SHA, SERVER, WRITE_TOKEN, fixture
 
 
 @responses.activate

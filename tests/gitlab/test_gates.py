@@ -1,9 +1,5 @@
 from __future__ import annotations
 
-import json
-from pathlib import Path
-from typing import Any
-
 import pytest
 import responses
 
@@ -12,16 +8,7 @@ from deployer.errors import EXIT_BLOCKED, Blocked
 from deployer.gitlab.context import build_context
 from deployer.gitlab.gates import check
 from deployer.manifest.model import GitlabPolicy
-
-SERVER = "https://gitlab.example.com"  # as in conftest's ci_env
-API = f"{SERVER}/api/v4"
-MERGE_SHA = "7b5c3cc8be40ee161ae89a06bba6229da1032a0c"
-JOB_TOKEN = "job-token-value-9f2c"
-WRITE_TOKEN = "glpat-write-token-value-77aa"
-
-
-def fixture(name: str) -> Any:
-    return json.loads((Path(__file__).parent / "fixtures" / name).read_text())
+from tests.gitlab.helpers import API, MERGE_SHA, fixture
 
 
 @responses.activate

@@ -1,8 +1,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
-from typing import Any
 
 import requests
 import responses
@@ -10,17 +8,7 @@ import responses
 from deployer.gitlab.context import from_variables
 from deployer.gitlab.notes import post_note, share_plan
 from deployer.plan import Action, HostPlan, Plan, Step
-
-SERVER = "https://gitlab.example.com"  # as in conftest's ci_env
-API = f"{SERVER}/api/v4"
-MERGE_SHA = "7b5c3cc8be40ee161ae89a06bba6229da1032a0c"
-JOB_TOKEN = "job-token-value-9f2c"
-WRITE_TOKEN = "glpat-write-token-value-77aa"
-
-
-def fixture(name: str) -> Any:
-    return json.loads((Path(__file__).parent / "fixtures" / name).read_text())
-
+from tests.gitlab.helpers import API, WRITE_TOKEN, fixture
 
 NOTES = f"{API}/projects/35/merge_requests/13/notes"
 
