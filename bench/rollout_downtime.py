@@ -24,7 +24,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import docker
@@ -32,19 +31,17 @@ import docker
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.rollout_probe import (
+    WEB_HEALTHCHECK,
     ProbeResult,
     deploy,
     ensure_web,
+    probe_update,
     remove_app,
-    start_probe,
-    stop_probe,
-    wait_serving,
 )
 from deployer.docker.host import connect_host
 from deployer.engine import default_network
 from deployer.manifest.model import (
     Environment,
-    Healthcheck,
     Manifest,
     Port,
     RolloutPolicy,
@@ -53,12 +50,6 @@ from deployer.manifest.model import (
 )
 
 ENV = "bench"
-HC = Healthcheck(
-    test=("CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:8080/version"),
-    interval=0.5,
-    timeout=2.0,
-    retries=3,
-)
 
 
 def manifest(app: str, image: str, port: int | None) -> Manifest:
@@ -67,7 +58,7 @@ def manifest(app: str, image: str, port: int | None) -> Manifest:
         "web",
         image,
         pull_policy="never",
-        healthcheck=HC,
+        healthcheck=WEB_HEALTHCHECK,
         ports=(Port(8080, port, "127.0.0.1"),) if port else (),
         update_config=UpdateConfig(order=order),
     )
@@ -91,14 +82,13 @@ def ours(
             url, net = f"http://127.0.0.1:{port}/version", None
         else:
             url, net = "http://web:8080/version", default_network(app, ENV)
-        wait_serving(client, url, net)
-        probe = start_probe(client, url, network=net, labels={"io.deployer.app": app})
-        time.sleep(1.0)
-        started = time.monotonic()
-        deploy(host, manifest(app, v2, port))
-        took = time.monotonic() - started
-        time.sleep(1.0)
-        return stop_probe(client, probe), took
+        return probe_update(
+            client,
+            url,
+            net,
+            {"io.deployer.app": app},
+            lambda: deploy(host, manifest(app, v2, port)),
+        )
     finally:
         remove_app(client, app)
         host.close()
@@ -117,24 +107,16 @@ def compose(client: docker.DockerClient, v1: str, v2: str, port: int) -> tuple[P
         )
         env = {**os.environ, "IMAGE": v1}
         run = ["docker-compose", "-p", project, "-f", str(f)]
-        probe = None
         try:
             subprocess.run([*run, "up", "-d"], env=env, check=True, capture_output=True)
+
+            def update() -> None:
+                env["IMAGE"] = v2
+                subprocess.run([*run, "up", "-d"], env=env, check=True, capture_output=True)
+
             url = f"http://127.0.0.1:{port}/version"
-            wait_serving(client, url, None)
-            probe = start_probe(client, url, labels={"com.docker.compose.project": project})
-            time.sleep(1.0)
-            started = time.monotonic()
-            env["IMAGE"] = v2
-            subprocess.run([*run, "up", "-d"], env=env, check=True, capture_output=True)
-            took = time.monotonic() - started
-            time.sleep(1.0)
-            result = stop_probe(client, probe)
-            probe = None
-            return result, took
+            return probe_update(client, url, None, {"com.docker.compose.project": project}, update)
         finally:
-            if probe:
-                client.api.remove_container(probe, force=True)
             subprocess.run([*run, "down", "-t", "10"], check=False, env=env, capture_output=True)
 
 

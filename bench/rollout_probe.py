@@ -21,12 +21,21 @@ import shutil
 import subprocess
 import tarfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import docker
 import docker.errors
 
+from deployer.manifest.model import Healthcheck
+
 BASE = "deployer-bench/base:1"
+# The web image's own HEALTHCHECK, and the same check as a manifest healthcheck.
+_HC_CMD = ("wget", "-q", "-O", "/dev/null", "http://127.0.0.1:8080/version")
+_HC_INTERVAL, _HC_TIMEOUT, _HC_RETRIES = 0.5, 2.0, 3
+WEB_HEALTHCHECK = Healthcheck(
+    test=("CMD", *_HC_CMD), interval=_HC_INTERVAL, timeout=_HC_TIMEOUT, retries=_HC_RETRIES
+)
 WEB_VERSION = 3  # bump when the web image changes
 WEB_CMD = ["sh", "-c", "trap 'exit 0' TERM; httpd -f -p 8080 -h /www & wait"]
 
@@ -106,8 +115,8 @@ def ensure_web(client: docker.DockerClient, version: str, prefix: str = "deploye
         f"RUN echo {version} > /www/version\n"
         "EXPOSE 8080\n"
         f"LABEL deployer-bench.version={WEB_VERSION}\n"
-        "HEALTHCHECK --interval=500ms --timeout=2s --retries=3 "
-        "CMD wget -q -O /dev/null http://127.0.0.1:8080/version\n"
+        f"HEALTHCHECK --interval={_HC_INTERVAL * 1000:g}ms --timeout={_HC_TIMEOUT:g}s"
+        f" --retries={_HC_RETRIES} CMD {' '.join(_HC_CMD)}\n"
         f"CMD {json.dumps(WEB_CMD)}\n"
     )
     buf = io.BytesIO()
@@ -183,6 +192,34 @@ def wait_serving(
         except docker.errors.ContainerError:
             time.sleep(0.2)
     raise RuntimeError(f"{url} did not answer within {timeout:g}s")
+
+
+def probe_update(
+    client: docker.DockerClient,
+    url: str,
+    network: str | None,
+    labels: dict[str, str],
+    update: Callable[[], object],
+) -> tuple[ProbeResult, float]:
+    """Once ``url`` serves, run ``update`` under the probe (1 s of load before and after).
+
+    Returns the probe's figures and the wall time ``update`` took; the probe container is
+    removed even when ``update`` fails.
+    """
+    wait_serving(client, url, network)
+    probe = start_probe(client, url, network=network, labels=labels)
+    stopping = False
+    try:
+        time.sleep(1.0)
+        started = time.monotonic()
+        update()
+        took = time.monotonic() - started
+        time.sleep(1.0)
+        stopping = True  # stop_probe removes the probe whatever happens
+        return stop_probe(client, probe), took
+    finally:
+        if not stopping:
+            client.api.remove_container(probe, force=True)
 
 
 def deploy(host: object, manifest: object, quiet: bool = True) -> object:

@@ -32,7 +32,6 @@ import secrets
 import statistics
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -42,19 +41,17 @@ import docker.errors
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.rollout_probe import (
+    WEB_HEALTHCHECK,
     ProbeResult,
     deploy,
     ensure_web,
+    probe_update,
     remove_app,
-    start_probe,
-    stop_probe,
-    wait_serving,
 )
 from deployer.docker.host import connect_host
 from deployer.engine import default_network
 from deployer.manifest.model import (
     Environment,
-    Healthcheck,
     Manifest,
     RolloutPolicy,
     Service,
@@ -64,12 +61,6 @@ from deployer.swarm import SwarmTarget
 from deployer.swarm.spec import service_name
 
 ENV = "bench"
-HC = Healthcheck(
-    test=("CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:8080/version"),
-    interval=0.5,
-    timeout=2.0,
-    retries=3,
-)
 SOCKET = "unix:///var/run/docker.sock"
 
 
@@ -77,7 +68,7 @@ def manifest(app: str, image: str, engine: str) -> Manifest:
     svc = Service(
         "web",
         image,
-        healthcheck=HC,
+        healthcheck=WEB_HEALTHCHECK,
         init=False,
         stop_grace_period=5.0,
         update_config=UpdateConfig(order="start-first", parallelism=1, monitor=1.0),
@@ -124,14 +115,13 @@ def container_mode(client: docker.DockerClient, v1: str, v2: str) -> tuple[Probe
     try:
         deploy(host, manifest(app, v1, "container"))
         url, net = "http://web:8080/version", default_network(app, ENV)
-        wait_serving(client, url, net)
-        probe = start_probe(client, url, network=net, labels={"io.deployer.app": app})
-        time.sleep(1.0)
-        started = time.monotonic()
-        deploy(host, manifest(app, v2, "container"))
-        took = time.monotonic() - started
-        time.sleep(1.0)
-        return stop_probe(client, probe), took
+        return probe_update(
+            client,
+            url,
+            net,
+            {"io.deployer.app": app},
+            lambda: deploy(host, manifest(app, v2, "container")),
+        )
     finally:
         remove_app(client, app)
         host.close()
@@ -144,53 +134,50 @@ def _swarm_deploy(client: docker.DockerClient, m: Manifest) -> None:
         raise RuntimeError(f"swarm deploy failed: {result.error}")
 
 
+def _raw_update(client: docker.DockerClient, app: str, image: str) -> None:
+    """``docker service update`` start-first to ``image``, without the deployer."""
+    target = SwarmTarget(manifest(app, image, "swarm"), client, SOCKET)
+    digest = target.resolve()["web"]
+    subprocess.run(
+        [
+            "docker",
+            "service",
+            "update",
+            "--detach=false",
+            "--quiet",
+            "--update-order",
+            "start-first",
+            "--update-monitor",
+            "1s",
+            "--update-failure-action",
+            "rollback",
+            "--image",
+            digest,
+            service_name(app, "web"),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+
+
 def swarm_mode(
     client: docker.DockerClient, v1: str, v2: str, *, raw: bool
 ) -> tuple[ProbeResult, float]:
     app = "bench" + secrets.token_hex(4)
-    probe = None
     try:
         _swarm_deploy(client, manifest(app, v1, "swarm"))
         net = f"{app}_default"
         url = f"http://tasks.{service_name(app, 'web')}:8080/version"
-        wait_serving(client, url, net)
-        probe = start_probe(client, url, network=net, labels={"com.docker.stack.namespace": app})
-        time.sleep(1.0)
-        started = time.monotonic()
-        if raw:
-            target = SwarmTarget(manifest(app, v2, "swarm"), client, SOCKET)
-            digest = target.resolve()["web"]
-            subprocess.run(
-                [
-                    "docker",
-                    "service",
-                    "update",
-                    "--detach=false",
-                    "--quiet",
-                    "--update-order",
-                    "start-first",
-                    "--update-monitor",
-                    "1s",
-                    "--update-failure-action",
-                    "rollback",
-                    "--image",
-                    digest,
-                    service_name(app, "web"),
-                ],
-                check=True,
-                capture_output=True,
-                timeout=120,
-            )
-        else:
-            _swarm_deploy(client, manifest(app, v2, "swarm"))
-        took = time.monotonic() - started
-        time.sleep(1.0)
-        result = stop_probe(client, probe)
-        probe = None
-        return result, took
+
+        def update() -> None:
+            if raw:
+                _raw_update(client, app, v2)
+            else:
+                _swarm_deploy(client, manifest(app, v2, "swarm"))
+
+        return probe_update(client, url, net, {"com.docker.stack.namespace": app}, update)
     finally:
-        if probe:
-            client.api.remove_container(probe, force=True)
         remove_swarm_app(client, app)
 
 
