@@ -18,6 +18,7 @@ from typing import TextIO
 from deployer.commands.deploy import apply, context_for, duration_arg, finish_early, load
 from deployer.engine import Release
 from deployer.errors import DeployerError, InvalidInput
+from deployer.manifest.model import Manifest
 from deployer.report.log import JobLog
 
 
@@ -43,6 +44,21 @@ def choose(releases: list[Release], to: str | None, where: str) -> Release:
             hint="name a release with --to, or deploy the version you want",
         )
     return releases[-2]
+
+
+def release_digests(
+    release: Release, manifest: Manifest
+) -> tuple[dict[str, str], list[str] | None]:
+    """The digests ``release`` recorded for the services ``manifest`` still has, and the
+    services to limit the plan to (None: all of them)."""
+    digests = {s: d for s, d in release.digests.items() if s in manifest.service_names}
+    if not digests:
+        raise InvalidInput(
+            f"release {release.id} has none of the services of {manifest.path}",
+            hint="choose another release with --to",
+        )
+    only = None if len(digests) == len(manifest.services) else sorted(digests)
+    return digests, only
 
 
 def run(args: argparse.Namespace, out: TextIO, environ: Mapping[str, str] | None = None) -> int:
@@ -72,13 +88,7 @@ def run(args: argparse.Namespace, out: TextIO, environ: Mapping[str, str] | None
         first = by_name[sorted(by_name)[0]]
         releases = list(first.releases(manifest.app, manifest.environment.name))
         target = choose(releases, getattr(args, "to", None), first.name)
-        digests = {s: d for s, d in target.digests.items() if s in manifest.service_names}
-        if not digests:
-            raise InvalidInput(
-                f"release {target.id} has none of the services of {manifest.path}",
-                hint="choose another release with --to",
-            )
-        only = None if len(digests) == len(manifest.services) else sorted(digests)
+        digests, only = release_digests(target, manifest)
         observed = observe_all(manifest, hosts)
         plan = make_plan(manifest, observed, digests, only)
         log.line(

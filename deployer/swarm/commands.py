@@ -112,7 +112,7 @@ def rollback(
 ) -> int:
     """`deployer rollback` for a swarm: the chosen release's digests, today's manifest."""
     from deployer.commands.deploy import finish_early
-    from deployer.commands.rollback import choose
+    from deployer.commands.rollback import choose, release_digests
     from deployer.report.plan import render
 
     try:
@@ -122,13 +122,7 @@ def rollback(
         raise
     with target:
         chosen = choose(target.releases(), getattr(args, "to", None), target.name)
-        digests = {s: d for s, d in chosen.digests.items() if s in manifest.service_names}
-        if not digests:
-            raise InvalidInput(
-                f"release {chosen.id} has none of the services of {manifest.path}",
-                hint="choose another release with --to",
-            )
-        only = None if len(digests) == len(manifest.services) else sorted(digests)
+        digests, only = release_digests(chosen, manifest)
         the_plan = make_plan(manifest, [target.observe()], digests, only)
         log.line(f"rolling back to release {chosen.id} ({chosen.commit[:8] or 'no commit'})")
         log.text(render(the_plan, "text"))
