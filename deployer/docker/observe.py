@@ -9,7 +9,9 @@ service containers.
 
 Containers that docker compose created for the manifest's ``compose_project`` are
 adopted: they count as the current containers of their service, with the digest taken
-from their image's ``RepoDigests`` entry for the service's repository (FACTS 7).
+from their image's ``RepoDigests`` entry for the service's repository (FACTS 7), and
+config parts from comparing their inspect with the service (deployer/docker/adopt.py),
+so an unchanged service stays as compose left it.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import docker
 import docker.errors
 
 from deployer import labels as L
+from deployer.docker import adopt
 from deployer.docker.connect import wrapped_errors
 from deployer.engine import KEPT_SEP, NEXT_MARK, canonical_name
 from deployer.manifest.model import Service
@@ -135,27 +138,41 @@ def _compose(
         )
     out: list[ObservedContainer] = []
     images: dict[str, dict[str, Any]] = {}
+    log_driver: list[str | None] = []
     for s in summaries:
         labels = s.get("Labels") or {}
         if labels.get(L.APP) or labels.get(L.COMPOSE_ONEOFF, "False").lower() == "true":
-            continue  # ours already (we keep compose labels off), or `compose run`
+            continue  # ours already (they carry compose's labels too), or `compose run`
         service = labels.get(L.COMPOSE_SERVICE, "")
         if not service or service in taken:
             continue
         image_id = str(s.get("ImageID", ""))
         svc = services.get(service)
+        if image_id not in images:
+            with wrapped_errors(host, f"inspecting image {image_id[:19]}"):
+                try:
+                    images[image_id] = api.inspect_image(image_id)
+                except docker.errors.ImageNotFound:
+                    images[image_id] = {}
         digest: str | None
         if svc is not None and svc.pull_policy == "never":
             digest = image_id or None
         else:
-            if image_id not in images:
-                with wrapped_errors(host, f"inspecting image {image_id[:19]}"):
-                    try:
-                        images[image_id] = api.inspect_image(image_id)
-                    except docker.errors.ImageNotFound:
-                        images[image_id] = {}
             repo = repository(svc.image if svc else str(s.get("Image", "")))
             digest = _repo_digest(images[image_id].get("RepoDigests") or [], repo)
+        parts: dict[str, str] = {}
+        config_hash: str | None = None  # not in the manifest: nothing to compare with
+        if svc is not None:
+            if not log_driver:
+                with wrapped_errors(host, "reading the engine's default logging driver"):
+                    log_driver.append(str(api.info().get("LoggingDriver") or "") or None)
+            with wrapped_errors(host, f"inspecting container {_name(s)}"):
+                try:
+                    inspect = api.inspect_container(s["Id"])
+                except docker.errors.NotFound:
+                    continue  # removed meanwhile
+            parts = adopt.config_parts(svc, inspect, images[image_id], project, log_driver[0])
+            config_hash = adopt.config_hash(parts, svc)
         out.append(
             ObservedContainer(
                 id=str(s["Id"]),
@@ -164,7 +181,8 @@ def _compose(
                 replica=_int(labels.get(L.COMPOSE_NUMBER)) or 1,
                 running=s.get("State") == "running",
                 image_digest=digest,
-                config_hash=None,  # compose's hash is not ours: adopting means replacing
+                config_hash=config_hash,
+                config_parts=parts,
                 health=_health(s),
                 adopted_from="compose",
                 created=str(s.get("Created", "")),

@@ -1,0 +1,390 @@
+"""Does a container docker compose started already run what the manifest describes?
+
+The deployer's own containers carry per-key config hashes (``io.deployer.config-parts``);
+compose's do not, so adoption compares the container's inspect with what our create
+(deployer/docker/containers.py) would produce for the desired ``Service``, key by key,
+normalising the defaults the engine fills in at create (it merges the image's Env, Cmd,
+Entrypoint, User, WorkingDir, StopSignal, Labels, ExposedPorts, Volumes and Healthcheck
+into the container's config).
+
+``config_parts`` returns, for each key of ``Service.config_parts()``, the desired part's
+hash when the container matches it and ``DIFFERS`` when it does not, so the pure plan
+(deployer/plan.py) diffs an adopted container exactly like one of ours and names the keys
+that changed. When a key cannot be shown to match, it differs: a needless replace is safe,
+a missed change is not.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from deployer.docker.containers import NS, healthcheck_config
+from deployer.manifest.model import Service
+
+DIFFERS = "differs"
+EXTRA = "settings outside the manifest"  # a part only a container can have
+
+_ANONYMOUS = re.compile(r"^[0-9a-f]{64}$")
+_HC_KEYS = ("Interval", "Timeout", "StartPeriod", "Retries")
+_COMPOSE_LABEL = "com.docker.compose."
+
+
+class Inspect:
+    """The parts of a container's and its image's inspect the comparisons read."""
+
+    def __init__(
+        self,
+        container: Mapping[str, Any],
+        image: Mapping[str, Any],
+        project: str,
+        default_log_driver: str | None,
+    ) -> None:
+        self.id = str(container.get("Id", ""))
+        self.name = str(container.get("Name", "")).lstrip("/")
+        self.config: Mapping[str, Any] = container.get("Config") or {}
+        self.host: Mapping[str, Any] = container.get("HostConfig") or {}
+        self.mounts: list[Mapping[str, Any]] = list(container.get("Mounts") or [])
+        settings = container.get("NetworkSettings") or {}
+        self.networks: Mapping[str, Any] = settings.get("Networks") or {}
+        self.image: Mapping[str, Any] = image.get("Config") or {}
+        self.project = project
+        self.default_log_driver = default_log_driver
+
+    def names(self, name: str) -> set[str]:
+        """Engine names a network or volume ``name`` of the compose project may have."""
+        return {f"{self.project}_{name}", name}
+
+
+def _env(entries: Any) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for e in entries or []:
+        k, _, v = str(e).partition("=")
+        out[k] = v
+    return out
+
+
+def _list(value: Any) -> list[str] | None:
+    return [str(v) for v in value] if value else None
+
+
+def _command(svc: Service, i: Inspect) -> bool:
+    return _list(i.config.get("Cmd")) == _expected_cmd_entrypoint(svc, i)[0]
+
+
+def _entrypoint(svc: Service, i: Inspect) -> bool:
+    return _list(i.config.get("Entrypoint")) == _expected_cmd_entrypoint(svc, i)[1]
+
+
+def _expected_cmd_entrypoint(svc: Service, i: Inspect) -> tuple[list[str] | None, list[str] | None]:
+    """(Cmd, Entrypoint) as the engine stores them: with no entrypoint given the image's
+    Cmd (when no command) and Entrypoint apply; a given entrypoint drops the image's Cmd."""
+    if not svc.entrypoint:
+        cmd = list(svc.command) if svc.command else _list(i.image.get("Cmd"))
+        ep = (
+            _list(i.image.get("Entrypoint"))
+            if svc.entrypoint is None
+            else list(svc.entrypoint) or None
+        )
+        return cmd, ep
+    return (list(svc.command) or None if svc.command is not None else None), list(svc.entrypoint)
+
+
+def _environment(svc: Service, i: Inspect) -> bool:
+    want = {**_env(i.image.get("Env")), **dict(svc.environment)}
+    return _env(i.config.get("Env")) == want
+
+
+def _ports(svc: Service, i: Inspect) -> bool:
+    want = sorted(
+        (
+            f"{p.target}/{p.protocol}",
+            p.host_ip or "",
+            str(p.published) if p.published is not None else "",
+        )
+        for p in svc.ports
+    )
+    have = sorted(
+        (str(key), str(b.get("HostIp") or ""), str(b.get("HostPort") or ""))
+        for key, bindings in (i.host.get("PortBindings") or {}).items()
+        for b in bindings or []
+    )
+    return have == want
+
+
+def _port_key(text: str) -> str | None:
+    port, _, proto = text.partition("/")
+    if not port.isdigit():
+        return None  # a range: not compared
+    return f"{int(port)}/{proto or 'tcp'}"
+
+
+def _expose(svc: Service, i: Inspect) -> bool:
+    want = set((i.image.get("ExposedPorts") or {}).keys())
+    want |= {f"{p.target}/{p.protocol}" for p in svc.ports}
+    for e in svc.expose:
+        key = _port_key(e)
+        if key is None:
+            return False
+        want.add(key)
+    return set((i.config.get("ExposedPorts") or {}).keys()) == want
+
+
+def _volumes(svc: Service, i: Inspect) -> bool:
+    unmatched = list(i.mounts)
+    for m in svc.volumes:
+        found = None
+        for h in unmatched:
+            if h.get("Destination") != m.target or bool(h.get("RW", True)) == m.read_only:
+                continue
+            kind, name = h.get("Type"), str(h.get("Name") or "")
+            if m.type == "volume" and kind == "volume":
+                ok = (name in i.names(m.source)) if m.source else bool(_ANONYMOUS.match(name))
+            elif m.type == "bind" and kind == "bind":
+                ok = h.get("Source") == m.source
+            else:
+                ok = m.type == "tmpfs" and kind == "tmpfs"
+            if ok:
+                found = h
+                break
+        if found is None:
+            return False
+        unmatched.remove(found)
+    image_volumes = set((i.image.get("Volumes") or {}).keys())
+    # Anonymous volumes the image declares are carried over by our create as well.
+    return all(
+        h.get("Type") == "volume"
+        and _ANONYMOUS.match(str(h.get("Name") or ""))
+        and h.get("Destination") in image_volumes
+        for h in unmatched
+    )
+
+
+def _networks(svc: Service, i: Inspect) -> bool:
+    if svc.network_mode:
+        return not svc.networks  # our create joins no network then
+    attachments = svc.networks or ()
+    wanted = (
+        [(i.names(a.name), {svc.name, *a.aliases}) for a in attachments]
+        if attachments
+        else [(i.names("default"), {svc.name})]
+    )
+    if len(i.networks) != len(wanted):
+        return False
+    ignore = {i.id[:12], i.id, i.name}
+    for names, aliases in wanted:
+        hit = [n for n in i.networks if n in names]
+        if len(hit) != 1:
+            return False
+        have = {str(a) for a in (i.networks[hit[0]] or {}).get("Aliases") or []} - ignore
+        if have != aliases:
+            return False
+    return True
+
+
+def _network_mode(svc: Service, i: Inspect) -> bool:
+    mode = str(i.host.get("NetworkMode") or "")
+    if svc.network_mode:
+        return mode == svc.network_mode
+    return mode not in ("", "host", "none", "default", "bridge") and not mode.startswith(
+        "container:"
+    )
+
+
+def _hc_norm(hc: Mapping[str, Any] | None) -> tuple[Any, ...] | None:
+    if not hc or not hc.get("Test"):
+        return None
+    test = [str(t) for t in hc["Test"]]
+    if test == ["NONE"]:
+        return ("NONE",)
+    return (tuple(test), *(int(hc.get(k) or 0) for k in _HC_KEYS))
+
+
+def _healthcheck(svc: Service, i: Inspect) -> bool:
+    image_hc: Mapping[str, Any] = i.image.get("Healthcheck") or {}
+    desired = healthcheck_config(svc.healthcheck)
+    if desired is None:
+        want: Mapping[str, Any] | None = image_hc
+    else:
+        merged = dict(desired)
+        if image_hc:  # the engine fills what is not given from the image's
+            if not merged.get("Test"):
+                merged["Test"] = image_hc.get("Test")
+            for k in _HC_KEYS:
+                if not merged.get(k):
+                    merged[k] = image_hc.get(k)
+        want = merged
+    return _hc_norm(i.config.get("Healthcheck")) == _hc_norm(want)
+
+
+def _labels(svc: Service, i: Inspect) -> bool:
+    want = {**(i.image.get("Labels") or {}), **dict(svc.labels)}
+    have = {
+        k: v for k, v in (i.config.get("Labels") or {}).items() if not k.startswith(_COMPOSE_LABEL)
+    }
+    want = {k: v for k, v in want.items() if not k.startswith(_COMPOSE_LABEL)}
+    return dict(have) == want
+
+
+def _restart(svc: Service, i: Inspect) -> bool:
+    policy = i.host.get("RestartPolicy") or {}
+    name = str(policy.get("Name") or "no")
+    count = int(policy.get("MaximumRetryCount") or 0)
+    want = svc.restart or "no"
+    if want.startswith("on-failure"):
+        _, _, n = want.partition(":")
+        return name == "on-failure" and count == int(n or 0)
+    return name == want
+
+
+def _simple(get: Callable[[Inspect], Any], want: Callable[[Service, Inspect], Any]) -> Any:
+    return lambda svc, i: get(i) == want(svc, i)
+
+
+def _logging(svc: Service, i: Inspect) -> bool:
+    log = i.host.get("LogConfig") or {}
+    kind, options = log.get("Type"), dict(log.get("Config") or {})
+    if svc.logging is None or not svc.logging.driver:
+        return i.default_log_driver is not None and kind == i.default_log_driver and not options
+    return kind == svc.logging.driver and options == dict(svc.logging.options)
+
+
+def _tmpfs(svc: Service, i: Inspect) -> bool:
+    want: dict[str, str] = {}
+    for t in svc.tmpfs:
+        path, _, opts = t.partition(":")
+        want[path] = opts
+    return dict(i.host.get("Tmpfs") or {}) == want
+
+
+def _stop_grace(svc: Service, i: Inspect) -> bool:
+    have = i.config.get("StopTimeout")
+    if svc.stop_grace_period is None:
+        return have is None
+    return have is not None and int(have) == int(svc.stop_grace_period)
+
+
+def _ipc(svc: Service, i: Inspect) -> bool:
+    mode = str(i.host.get("IpcMode") or "")
+    if svc.ipc is None:
+        return mode in ("", "private", "shareable")
+    return mode == svc.ipc
+
+
+_COMPARE: dict[str, Callable[[Service, Inspect], bool]] = {
+    "command": _command,
+    "entrypoint": _entrypoint,
+    "environment": _environment,
+    "ports": _ports,
+    "expose": _expose,
+    "volumes": _volumes,
+    "networks": _networks,
+    "network_mode": _network_mode,
+    "healthcheck": _healthcheck,
+    "depends_on": lambda svc, i: True,  # an order of the rollout, not a container setting
+    "labels": _labels,
+    "restart": _restart,
+    "user": _simple(
+        lambda i: str(i.config.get("User") or ""),
+        lambda svc, i: svc.user or str(i.image.get("User") or ""),
+    ),
+    "working_dir": _simple(
+        lambda i: str(i.config.get("WorkingDir") or ""),
+        lambda svc, i: svc.working_dir or str(i.image.get("WorkingDir") or ""),
+    ),
+    "init": _simple(lambda i: i.host.get("Init"), lambda svc, i: svc.init),
+    "stop_signal": _simple(
+        lambda i: str(i.config.get("StopSignal") or ""),
+        lambda svc, i: svc.stop_signal or str(i.image.get("StopSignal") or ""),
+    ),
+    "stop_grace_period": _stop_grace,
+    "read_only": _simple(lambda i: bool(i.host.get("ReadonlyRootfs")), lambda s, i: s.read_only),
+    "tmpfs": _tmpfs,
+    "extra_hosts": _simple(
+        lambda i: sorted(i.host.get("ExtraHosts") or []), lambda s, i: sorted(s.extra_hosts)
+    ),
+    "logging": _logging,
+    "cpus": _simple(
+        lambda i: int(i.host.get("NanoCpus") or 0),
+        lambda s, i: int(s.cpus * NS) if s.cpus else 0,
+    ),
+    "memory": _simple(lambda i: int(i.host.get("Memory") or 0), lambda s, i: s.memory or 0),
+    "privileged": _simple(lambda i: bool(i.host.get("Privileged")), lambda s, i: s.privileged),
+    "pid": _simple(lambda i: str(i.host.get("PidMode") or ""), lambda s, i: s.pid or ""),
+    "ipc": _ipc,
+    "cap_add": _simple(
+        lambda i: sorted(i.host.get("CapAdd") or []), lambda s, i: sorted(s.cap_add)
+    ),
+}
+
+# Container settings the manifest cannot express: set on the container, they differ.
+_UNMODELLED_HOST = (
+    "CapDrop",
+    "Devices",
+    "Dns",
+    "DnsSearch",
+    "DnsOptions",
+    "SecurityOpt",
+    "Sysctls",
+    "Ulimits",
+    "GroupAdd",
+    "Links",
+    "VolumesFrom",
+    "DeviceRequests",
+    "MemoryReservation",
+    "MemorySwap",
+    "CpuShares",
+    "CpusetCpus",
+    "PidsLimit",
+    "OomKillDisable",
+)
+
+
+def _extra_settings(i: Inspect) -> list[str]:
+    found = [k for k in _UNMODELLED_HOST if i.host.get(k) not in (None, [], {}, 0, "", False)]
+    if i.config.get("Tty") or i.config.get("OpenStdin"):
+        found.append("Tty/OpenStdin")
+    hostname = str(i.config.get("Hostname") or "")
+    if hostname and hostname != i.id[:12]:
+        found.append("Hostname")
+    if i.config.get("Domainname"):
+        found.append("Domainname")
+    shm = int(i.host.get("ShmSize") or 0)
+    if shm not in (0, 64 * 1024 * 1024):
+        found.append("ShmSize")
+    return found
+
+
+def config_parts(
+    service: Service,
+    container: Mapping[str, Any],
+    image: Mapping[str, Any],
+    project: str,
+    default_log_driver: str | None,
+) -> dict[str, str]:
+    """Per-key parts for a compose container: the desired hash where it matches, else DIFFERS.
+
+    ``container``/``image``: the engine's inspect of the container and of its image;
+    ``project``: the compose project (its networks and volumes are ``<project>_<name>``);
+    ``default_log_driver``: the engine's (``docker info``), what no ``logging`` means.
+    """
+    i = Inspect(container, image, project, default_log_driver)
+    parts: dict[str, str] = {}
+    for key, value in service.config_parts().items():
+        compare = _COMPARE.get(key)
+        parts[key] = value if compare is not None and compare(service, i) else DIFFERS
+    if _extra_settings(i):
+        parts[EXTRA] = DIFFERS
+    return parts
+
+
+def differing(parts: Mapping[str, str], service: Service) -> list[str]:
+    """The keys of ``parts`` that do not match ``service`` (empty: unchanged)."""
+    want = service.config_parts()
+    return sorted(k for k in set(parts) | set(want) if parts.get(k) != want.get(k))
+
+
+def config_hash(parts: Mapping[str, str], service: Service) -> str:
+    """``service.config_hash()`` when every part matches, else a hash that never does."""
+    return service.config_hash() if not differing(parts, service) else f"compose-{DIFFERS}"
