@@ -23,8 +23,8 @@ import json
 import math
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Protocol
@@ -183,7 +183,9 @@ class Rollout:
         self._auth_for = auth_for
         self.error: DeployerError | None = None
         self._log = log
-        self._log_lock = threading.Lock()
+        self._log_lock = threading.RLock()
+        self._buffer = threading.local()  # .lines: a concurrent service's section
+        self._hosts_in_parallel = False  # the hosts of the current batch roll at once
         self._result_lock = threading.Lock()
         self.runs = {name: _HostRun(self.hosts[name]) for name in self.order}
         # Set from outside (a SIGTERM when the job is cancelled): the rollout stops at the
@@ -205,8 +207,38 @@ class Rollout:
 
     def line(self, text: str, host: str | None = None) -> None:
         prefix = f"{host}: " if host and len(self.order) > 1 else ""
+        buffered: list[str] | None = getattr(self._buffer, "lines", None)
+        if buffered is not None:  # a service rolling beside others: its section comes whole
+            buffered.append(prefix + text)
+            return
         with self._log_lock:
             self._log.line(prefix + text)
+
+    @contextmanager
+    def _service_section(self, host: str, service: str) -> Iterator[None]:
+        """One collapsible section per service rollout (per host).
+
+        Services of a wave, and hosts of a batch, roll concurrently: their lines are kept
+        and each section is written whole when its service is done, so concurrent
+        sections never interleave. A service rolling alone writes its lines as they come.
+        """
+        verb = "rollback" if self.kind == "rollback" else "rollout"
+        name = f"{verb}_{self.order.index(host) + 1}_{service}"
+        where = f" on {host}" if len(self.order) > 1 else ""
+        header = f"{verb.capitalize()} of {service}{where}"
+        if not (self._hosts_in_parallel or getattr(self._buffer, "concurrent", False)):
+            with self._log.section(name, header):
+                yield
+            return
+        lines: list[str] = []
+        self._buffer.lines = lines
+        try:
+            yield
+        finally:
+            self._buffer.lines = None
+            with self._log_lock, self._log.section(name, header):
+                for text in lines:
+                    self._log.line(text)
 
     def _host_line(self, host: str, text: str) -> None:
         self.line(text, host)
@@ -435,7 +467,11 @@ class Rollout:
             self._check_cancel()
             if len(groups) > 1:
                 self.line(f"batch {i + 1}/{len(groups)}: {', '.join(group)}")
-            self._parallel(group, self._roll_host)
+            self._hosts_in_parallel = len(group) > 1
+            try:
+                self._parallel(group, self._roll_host)
+            finally:
+                self._hosts_in_parallel = False
             failed = [(h, self.runs[h].failed) for h in group if self.runs[h].failed]
             if failed:
                 host, err = failed[0]
@@ -493,6 +529,7 @@ class Rollout:
                 raise errors[0]
 
     def _roll_guarded(self, host: str, step: Step, errors: list[BaseException]) -> None:
+        self._buffer.concurrent = True  # this thread's service rolls beside others
         try:
             self._roll_service(host, step)
         except BaseException as e:  # noqa: BLE001 - re-raised by the host's thread
@@ -523,6 +560,10 @@ class Rollout:
         }
 
     def _roll_service(self, host: str, step: Step) -> None:
+        with self._service_section(host, step.service):
+            self._roll_service_steps(host, step)
+
+    def _roll_service_steps(self, host: str, step: Step) -> None:
         run = self.runs[host]
         name = step.service
         rec = self._step(
@@ -586,12 +627,18 @@ class Rollout:
     ) -> str:
         engine = self.hosts[host]
         digest = step.new_digest or self.plan.digests[svc.name]
+        labels = self._labels(svc, digest, item.replica)
+        if self.manifest.compose_project:  # `docker compose ps` still lists it: teams can go back
+            labels[L.COMPOSE_PROJECT] = self.manifest.compose_project
+            labels[L.COMPOSE_SERVICE] = svc.name
+            labels[L.COMPOSE_NUMBER] = str(item.replica)
+            labels[L.COMPOSE_ONEOFF] = "False"
         cid = engine.create(
             self.manifest,
             svc,
             digest,
             item.replica,
-            self._labels(svc, digest, item.replica),
+            labels,
             next_name(item.canonical, self.release_id),
             anonymous_volumes_from=item.old.id if item.old else None,
             aliases=aliases,

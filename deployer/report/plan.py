@@ -22,7 +22,7 @@ JSON (``deployer plan --format json``), stable keys::
           "strategy": "start-first" | "stop-first",
           "replicas_before": int, "replicas_after": int,
           "wave": int,                      # 0-based index into "waves" (text shows it 1-based)
-          "adopted": bool,                  # replaces containers docker compose made
+          "adopted": bool,                  # its containers were started by docker compose
           "replace": [container id, ...], "remove": [container id, ...]
         }]
       }]
@@ -78,7 +78,7 @@ def action_text(step: Step) -> str:
     elif step.action is Action.CREATE and step.replicas_after != 1:
         text += f" (x{step.replicas_after})"
     if step.adopted:
-        text += " [adopt]"
+        text += " (adopted from compose)"
     return text
 
 
