@@ -155,11 +155,18 @@ def prepare(
     only: Sequence[str] | None = None,
     *,
     timeout: float = DEFAULT_TIMEOUT,
+    connected: Sequence[DockerHost] | None = None,
 ) -> Prepared:
-    """Connect, resolve, observe and plan. The caller must ``close()`` the result."""
-    scope = check_only(manifest, only)
-    hosts = connect_hosts(manifest, environ, timeout=timeout)
+    """Connect, resolve, observe and plan. The caller must ``close()`` the result.
+
+    ``connected``: hosts the caller already connected with ``connect_hosts`` (to show the
+    connection as its own step); they are closed too when preparing fails.
+    """
+    hosts = list(connected) if connected is not None else []
     try:
+        scope = check_only(manifest, only)
+        if connected is None:
+            hosts = connect_hosts(manifest, environ, timeout=timeout)
         if not hosts:
             raise Unreachable(f"environment {manifest.environment.name} has no hosts")
         digests = resolve_digests(manifest, hosts[0], environ, scope)

@@ -379,3 +379,82 @@ def test_cancel_stops_at_the_next_step_and_rolls_back() -> None:
     assert isinstance(r.error, DeployFailed) and "cancelled" in r.error.message
     assert len(ops(h, "create")) == 1  # the second replica never started
     assert h.serving("web") == [("shop-prod-web-1", OLD), ("shop-prod-web-2", OLD)]
+
+
+def _sections(text: str) -> list[tuple[str, list[str]]]:
+    """(name, lines) of each GitLab section, checking starts and ends pair up, no nesting."""
+    out: list[tuple[str, list[str]]] = []
+    current: tuple[str, list[str]] | None = None
+    for raw in text.split("\n"):  # not splitlines(): a marker line holds a "\r"
+        if "section_start:" in raw:
+            assert current is None, f"section {raw!r} starts inside {current and current[0]}"
+            name = raw.split("section_start:", 1)[1].split(":", 1)[1]
+            current = (name.split("\r")[0].split("[")[0], [])
+        elif "section_end:" in raw:
+            name = raw.split("section_end:", 1)[1].split(":", 1)[1].split("\r")[0]
+            assert current is not None and current[0] == name, f"unbalanced end of {name}"
+            out.append(current)
+            current = None
+        elif current is not None:
+            current[1].append(raw)
+    assert current is None, f"section {current and current[0]} never ends"
+    return out
+
+
+def test_each_service_rollout_is_one_whole_section_also_when_hosts_and_services_run_at_once() -> (
+    None
+):
+    import io
+    import time as real_time
+
+    from deployer.report.log import JobLog
+
+    services = (Service("web", "reg/shop/web:v2"), Service("api", "reg/shop/web:v2"))
+    m = manifest(services, batch="2", drain=0.02)  # a real drain: the threads interleave
+    hosts = [host(n) for n in ("a", "b")]
+    for h in hosts:
+        h.seed(APP, ENV, "api", OLD, 1)
+    observed = {h.host: h.observe(APP, ENV) for h in hosts}
+    plan = make_plan(m, list(observed.values()), {"web": NEW, "api": NEW})
+    out = io.StringIO()
+    log = JobLog(out, gitlab=True)
+    r = Rollout(
+        m,
+        plan,
+        {h.host: h for h in hosts},
+        observed,
+        Context(user="ana"),
+        log,
+        sleep=real_time.sleep,
+    )
+    r.run()
+    assert r.error is None
+    sections = _sections(out.getvalue())
+    names = [n for n, _ in sections]
+    assert len(names) == len(set(names)), names
+    rollouts = {n: lines for n, lines in sections if n.startswith("rollout_")}
+    assert sorted(rollouts) == ["rollout_1_api", "rollout_1_web", "rollout_2_api", "rollout_2_web"]
+    for name, lines in rollouts.items():
+        host_name = "a" if name.startswith("rollout_1") else "b"
+        service, other = ("web", "api") if name.endswith("web") else ("api", "web")
+        assert lines and all(f"] {host_name}: " in line for line in lines), (name, lines)
+        assert any(f"shop-prod-{service}-1: switched" in line for line in lines), (name, lines)
+        assert not any(f"shop-prod-{other}-" in line for line in lines), (name, lines)
+    assert "pull" in names
+
+
+def test_a_service_rolling_alone_streams_its_section() -> None:
+    import io
+
+    from deployer.report.log import JobLog
+
+    h = host()
+    m = manifest()
+    observed = {h.host: h.observe(APP, ENV)}
+    plan = make_plan(m, list(observed.values()), {"web": NEW})
+    out = io.StringIO()
+    r = Rollout(m, plan, {h.host: h}, observed, Context(user="ana"), JobLog(out, gitlab=True))
+    r.run()
+    assert r.error is None
+    sections = dict(_sections(out.getvalue()))
+    assert any("shop-prod-web-1: switched" in line for line in sections["rollout_1_web"])

@@ -55,7 +55,7 @@ def context_for(manifest: Manifest, environ: Mapping[str, str]) -> Context:
 def run(args: argparse.Namespace, out: TextIO, environ: Mapping[str, str] | None = None) -> int:
     from deployer.commands.plan import services_arg
     from deployer.report.plan import render
-    from deployer.targets import prepare
+    from deployer.targets import check_only, connect_hosts, prepare
 
     env = dict(os.environ if environ is None else environ)
     wait_lock = duration_arg(getattr(args, "wait_lock", None), "--wait-lock")
@@ -78,8 +78,13 @@ def run(args: argparse.Namespace, out: TextIO, environ: Mapping[str, str] | None
 
         return swarm.deploy(manifest, env, only, ctx, args, log, started, wait_lock=wait_lock)
     try:
+        check_only(manifest, only)  # a bad --services fails before connecting
+        with log.section("connect", f"Connecting to {manifest.environment.name}'s host(s)"):
+            hosts = connect_hosts(manifest, env)
+            for h in hosts:
+                log.line(f"{h.name}: connected")
         with log.section("plan", f"Plan: {manifest.app} → {manifest.environment.name}"):
-            prepared = prepare(manifest, env, only)
+            prepared = prepare(manifest, env, only, connected=hosts)
     except DeployerError as e:
         finish_early(e, manifest, ctx, env, args, log, started)
         raise

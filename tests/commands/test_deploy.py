@@ -96,6 +96,9 @@ def test_deploy_update_under_load_status_and_rollback(
     code, out = deploy(project, testenv.image_v1, monkeypatch)
     assert code == 0, out
     assert "Plan:" in out and "outcome: deployed" in out
+    # job-log sections (plain headers outside GitLab CI): connect, pull, each service
+    for header in ("== Connecting to test's host(s)", "== Pulling images", "== Rollout of web"):
+        assert header in out, out
     report = (project.parent / "reports" / "deploy-report.json").read_text()
     assert '"deployed"' in report
     v1 = serving(engine, app)
