@@ -1,0 +1,226 @@
+"""Adopting an app Debian's docker-compose (1.29) started, on the real engine.
+
+The compose files in compose_fixtures/ have the shapes of public examples (web + db +
+cache + worker; the voting app) with healthchecks, env files, named volumes and custom
+networks. Each test copies one, starts it with `docker-compose up -d` under a unique
+project name, then plans and deploys it with the deployer: nothing changed recreates
+nothing, a changed image replaces only its service (volume data kept), and
+`docker-compose ps` still lists every service afterwards.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import docker
+import pytest
+
+from deployer import labels as L
+from deployer.context import Context
+from deployer.docker.host import DockerHost, connect_host
+from deployer.manifest import load_manifest
+from deployer.manifest.model import Manifest
+from deployer.plan import Action, Observed, Plan, make_plan
+from deployer.report.plan import action_text
+from deployer.rollout import PrintLog, Rollout
+from tests.testenv import TestEnv
+
+pytestmark = pytest.mark.integration
+
+FIXTURES = Path(__file__).parent / "compose_fixtures"
+ENV = "test"
+
+
+@dataclass
+class ComposeApp:
+    """A copy of a fixture directory, run by docker-compose as project ``project``."""
+
+    project: str
+    path: Path
+    files: tuple[str, ...]
+    env: dict[str, str]
+
+    def write_env(self, **changes: str) -> None:
+        self.env.update(changes)
+        text = "".join(f"{k}={v}\n" for k, v in sorted(self.env.items()))
+        (self.path / ".env").write_text(text)
+
+    def compose(self, *args: str) -> str:
+        cmd = ["docker-compose", "-p", self.project, "--project-directory", str(self.path)]
+        for f in self.files:
+            cmd += ["-f", str(self.path / f)]
+        done = subprocess.run(
+            [*cmd, *args], check=False, capture_output=True, text=True, timeout=180, cwd=self.path
+        )
+        assert done.returncode == 0, f"docker-compose {' '.join(args)}: {done.stderr}"
+        return done.stdout
+
+    def manifest(self) -> Manifest:
+        return load_manifest(self.path / "deploy.yml", ENV, {})
+
+    def ids(self, engine: docker.DockerClient) -> dict[str, str]:
+        """service → id of its running container(s) in the project (compose's or ours)."""
+        out: dict[str, str] = {}
+        for c in engine.api.containers(filters={"label": f"{L.COMPOSE_PROJECT}={self.project}"}):
+            service = c["Labels"][L.COMPOSE_SERVICE]
+            assert service not in out, f"two running containers for {service}"
+            out[service] = c["Id"]
+        return out
+
+
+@pytest.fixture
+def h1(testenv: TestEnv) -> Iterator[DockerHost]:
+    h = connect_host(testenv.engine_host, {})
+    yield h
+    h.close()
+
+
+def start(
+    app: str, testenv: TestEnv, tmp_path: Path, fixture: str, files: tuple[str, ...]
+) -> Iterator[ComposeApp]:
+    path = tmp_path / fixture
+    shutil.copytree(FIXTURES / fixture, path)
+    (path / "deploy.yml").write_text(
+        f"app: {app}\n"
+        f"compose: [{', '.join(files)}]\n"
+        f"environments:\n  {ENV}: {{}}\n"
+        "rollout:\n  health_timeout: 30s\n  healthy_after: 1s\n  drain: 0.2s\n"
+    )
+    ca = ComposeApp(app, path, files, {})
+    ca.write_env(
+        COMPOSE_PROJECT_NAME=app,
+        WEB_IMAGE=testenv.image_v1,
+        BASE_IMAGE=testenv.image_base,
+    )
+    try:
+        ca.compose("up", "-d")
+        yield ca
+    finally:
+        # what compose made (containers, networks, volumes); the app fixture removes the rest
+        ca.compose("down", "-v", "--timeout", "1")
+
+
+@pytest.fixture
+def shop(app: str, testenv: TestEnv, tmp_path: Path) -> Iterator[ComposeApp]:
+    yield from start(app, testenv, tmp_path, "shop", ("docker-compose.yml",))
+
+
+@pytest.fixture
+def voting(app: str, testenv: TestEnv, tmp_path: Path) -> Iterator[ComposeApp]:
+    yield from start(
+        app, testenv, tmp_path, "voting", ("docker-compose.yml", "docker-compose.prod.yml")
+    )
+
+
+def plan_of(h: DockerHost, m: Manifest) -> tuple[Plan, dict[str, Observed]]:
+    obs = h.observe(m.app, ENV, compose_project=m.compose_project, services=m.services)
+    digests = {s.name: h.resolve(s.image, None, pull_policy=s.pull_policy) for s in m.services}
+    return make_plan(m, [obs], digests), {h.name: obs}
+
+
+def deploy(h: DockerHost, m: Manifest) -> Plan:
+    plan, observed = plan_of(h, m)
+    r = Rollout(m, plan, {h.name: h}, observed, Context(), PrintLog(lambda s: None))
+    r.run()
+    assert r.error is None, r.result.error
+    return plan
+
+
+def actions(plan: Plan) -> dict[str, tuple[str, tuple[str, ...]]]:
+    return {s.service: (str(s.action), s.reasons) for s in plan.hosts[0].steps}
+
+
+def exec_out(engine: docker.DockerClient, cid: str, *cmd: str) -> str:
+    res = engine.containers.get(cid).exec_run(list(cmd))
+    assert res.exit_code == 0, res.output
+    return bytes(res.output).decode().strip()
+
+
+def test_an_unchanged_compose_app_is_adopted_without_recreating_anything(
+    shop: ComposeApp, h1: DockerHost, engine: docker.DockerClient
+) -> None:
+    before = shop.ids(engine)
+    assert sorted(before) == ["cache", "db", "web", "worker"]
+    m = shop.manifest()
+    assert m.compose_project == shop.project
+
+    plan = deploy(h1, m)
+
+    assert actions(plan) == {
+        name: ("unchanged", ("up to date",)) for name in ("cache", "db", "web", "worker")
+    }
+    step = plan.hosts[0].step("web")
+    assert step.adopted and action_text(step) == "unchanged (adopted from compose)"
+    assert shop.ids(engine) == before  # nothing recreated
+
+
+def test_a_changed_image_replaces_only_its_service_and_keeps_volume_data(
+    shop: ComposeApp, h1: DockerHost, engine: docker.DockerClient, testenv: TestEnv
+) -> None:
+    before = shop.ids(engine)
+    exec_out(engine, before["worker"], "sh", "-c", "echo kept > /uploads/f")
+    shop.write_env(WEB_IMAGE=testenv.image_v2)
+
+    plan = deploy(h1, shop.manifest())
+
+    got = actions(plan)
+    assert got["web"] == ("replace", ("new image digest",))
+    assert {k: v[0] for k, v in got.items() if k != "web"} == dict.fromkeys(
+        ("cache", "db", "worker"), "unchanged"
+    )
+    after = shop.ids(engine)
+    assert {k: after[k] == before[k] for k in before} == {
+        "cache": True,
+        "db": True,
+        "web": False,
+        "worker": True,
+    }
+    new = after["web"]
+    assert exec_out(engine, new, "wget", "-q", "-O", "-", "http://127.0.0.1:8080/version") == "v2"
+    assert exec_out(engine, new, "cat", "/srv/uploads/f") == "kept"  # same named volume
+    nets = engine.api.inspect_container(new)["NetworkSettings"]["Networks"]
+    assert sorted(nets) == [f"{shop.project}_back", f"{shop.project}_front"]  # compose's
+
+    # docker-compose still lists every service, running, the new web among them
+    listed = set(shop.compose("ps", "-q").split())
+    assert set(after.values()) <= listed
+    running = shop.compose("ps", "--services", "--filter", "status=running").split()
+    assert sorted(running) == ["cache", "db", "web", "worker"]
+
+    # and the next plan sees nothing to do
+    plan, _ = plan_of(h1, shop.manifest())
+    assert not plan.changes, actions(plan)
+
+
+def test_a_changed_setting_in_the_compose_file_replaces_that_service_naming_the_key(
+    shop: ComposeApp, h1: DockerHost, engine: docker.DockerClient
+) -> None:
+    before = shop.ids(engine)
+    env_file = shop.path / "worker.env"
+    env_file.write_text(env_file.read_text() + "CONCURRENCY=4\n")
+
+    plan, _ = plan_of(h1, shop.manifest())
+
+    got = actions(plan)
+    assert got["worker"] == ("replace", ("config changed: environment",))
+    assert {k: v[0] for k, v in got.items() if k != "worker"} == dict.fromkeys(
+        ("cache", "db", "web"), "unchanged"
+    )
+    assert shop.ids(engine) == before
+
+
+def test_the_voting_app_with_an_override_file_is_adopted_unchanged(
+    voting: ComposeApp, h1: DockerHost, engine: docker.DockerClient
+) -> None:
+    before = voting.ids(engine)
+    m = voting.manifest()
+
+    plan = deploy(h1, m)
+
+    assert {k: v[0] for k, v in actions(plan).items()} == dict.fromkeys(sorted(before), "unchanged")
+    assert voting.ids(engine) == before
+    assert Action.UNCHANGED in {s.action for s in plan.hosts[0].steps}
