@@ -13,17 +13,27 @@ from __future__ import annotations
 import shutil
 import subprocess
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import docker
 import pytest
 
 from deployer import labels as L
 from deployer.context import Context
+from deployer.docker import adopt
 from deployer.docker.host import DockerHost, connect_host
 from deployer.manifest import load_manifest
-from deployer.manifest.model import Manifest
+from deployer.manifest.model import (
+    Healthcheck,
+    Logging,
+    Manifest,
+    Mount,
+    NetworkAttachment,
+    Port,
+    Service,
+)
 from deployer.plan import Action, Observed, Plan, make_plan
 from deployer.report.plan import action_text
 from deployer.rollout import PrintLog, Rollout
@@ -224,3 +234,61 @@ def test_the_voting_app_with_an_override_file_is_adopted_unchanged(
     assert {k: v[0] for k, v in actions(plan).items()} == dict.fromkeys(sorted(before), "unchanged")
     assert voting.ids(engine) == before
     assert Action.UNCHANGED in {s.action for s in plan.hosts[0].steps}
+
+
+def test_each_changed_key_of_a_service_is_named_against_compose_s_container(
+    shop: ComposeApp, h1: DockerHost, engine: docker.DockerClient
+) -> None:
+    m = shop.manifest()
+    ids = shop.ids(engine)
+    info = engine.api.info()
+    for name in ("web", "db", "worker", "cache"):
+        svc = m.service(name)
+        container = engine.api.inspect_container(ids[name])
+        image = engine.api.inspect_image(container["Image"])
+
+        def diff(
+            changed: Service, c: dict[str, Any] = container, i: dict[str, Any] = image
+        ) -> list[str]:
+            parts = adopt.config_parts(changed, c, i, shop.project, info["LoggingDriver"])
+            return adopt.differing(parts, changed)
+
+        assert diff(svc) == [], name
+        assert (
+            adopt.config_hash(
+                adopt.config_parts(svc, container, image, shop.project, "json-file"), svc
+            )
+            == svc.config_hash()
+        )
+        assert diff(replace(svc, command=("sleep", "1"))) == ["command"]
+        assert diff(replace(svc, environment=(*svc.environment, ("NEW", "1")))) == ["environment"]
+        assert diff(replace(svc, ports=(*svc.ports, Port(9999)))) == ["expose", "ports"]
+        assert diff(replace(svc, volumes=(*svc.volumes, Mount("volume", "/x", "extra")))) == [
+            "volumes"
+        ]
+        att = svc.networks[0]
+        nets = (replace(att, aliases=(*att.aliases, "other")), *svc.networks[1:])
+        assert diff(replace(svc, networks=nets)) == ["networks"]
+        assert diff(replace(svc, networks=(*svc.networks[:1], NetworkAttachment("x")))) == [
+            "networks"
+        ]
+        assert diff(replace(svc, healthcheck=Healthcheck(test=("CMD", "false")))) == ["healthcheck"]
+        assert diff(replace(svc, labels=(*svc.labels, ("a", "b")))) == ["labels"]
+        assert diff(replace(svc, restart="always" if svc.restart != "always" else "no")) == [
+            "restart"
+        ]
+        assert diff(replace(svc, user="nobody")) == ["user"]
+        assert diff(replace(svc, working_dir="/elsewhere")) == ["working_dir"]
+        assert diff(replace(svc, init=True)) == ["init"]
+        assert diff(replace(svc, read_only=True)) == ["read_only"]
+        assert diff(replace(svc, tmpfs=("/run",))) == ["tmpfs"]
+        assert diff(replace(svc, extra_hosts=("h:10.0.0.1",))) == ["extra_hosts"]
+        assert diff(replace(svc, stop_signal="SIGINT")) == ["stop_signal"]
+        assert diff(replace(svc, stop_grace_period=7.0)) == ["stop_grace_period"]
+        assert diff(replace(svc, logging=Logging("none"))) == ["logging"]
+        assert diff(replace(svc, cpus=0.5)) == ["cpus"]
+        assert diff(replace(svc, memory=64 * 1024 * 1024)) == ["memory"]
+        assert diff(replace(svc, cap_add=("NET_ADMIN",))) == ["cap_add"]
+        # a setting the manifest cannot express makes the container differ
+        tty = {**container, "Config": {**container["Config"], "Tty": True}}
+        assert diff(svc, tty) == [adopt.EXTRA]
