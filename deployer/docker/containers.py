@@ -23,13 +23,17 @@ import docker.errors
 import docker.types
 import requests.exceptions
 
+from deployer import apispec
 from deployer import labels as L
 from deployer.engine import network_name, service_networks, volume_name
 from deployer.errors import DeployerError, DeployFailed, Unreachable
 from deployer.manifest.model import Healthcheck, Manifest, Service
 
-NS = 1_000_000_000
 _ANONYMOUS = re.compile(r"^[0-9a-f]{64}$")
+
+# Shared with Swarm mode: nanoseconds, and the API's Healthcheck (None keeps the image's).
+NS = apispec.NS
+healthcheck_config = apispec.healthcheck
 
 
 @contextmanager
@@ -48,30 +52,6 @@ def wrapped(what: str, host: str) -> Iterator[None]:
         ) from e
     except docker.errors.DockerException as e:
         raise DeployFailed(f"{host}: {what} failed: {e}") from e
-
-
-def healthcheck_config(hc: Healthcheck | None) -> dict[str, Any] | None:
-    """The API's healthcheck (durations in nanoseconds, FACTS 13); None keeps the image's."""
-    if hc is None:
-        return None
-    if hc.disable:
-        return {"Test": ["NONE"]}
-    out: dict[str, Any] = {}
-    if hc.test is not None:
-        test = list(hc.test)
-        if test and test[0] not in ("CMD", "CMD-SHELL", "NONE"):
-            test = ["CMD-SHELL", " ".join(test)]
-        out["Test"] = test
-    for key, value in (
-        ("Interval", hc.interval),
-        ("Timeout", hc.timeout),
-        ("StartPeriod", hc.start_period),
-    ):
-        if value is not None:
-            out[key] = int(value * NS)
-    if hc.retries is not None:
-        out["Retries"] = hc.retries
-    return out or None
 
 
 def _mounts(

@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from deployer import labels as L
+from deployer.apispec import healthcheck, ns
 from deployer.errors import InvalidInput
 from deployer.manifest.model import Manifest, Service, UpdateConfig
 
@@ -24,10 +25,6 @@ STACK_NAMESPACE = "com.docker.stack.namespace"
 DEFAULT_NETWORK = "default"
 
 Spec = dict[str, Any]
-
-
-def ns(seconds: float) -> int:
-    return round(seconds * 1_000_000_000)
 
 
 def service_name(app: str, service: str) -> str:
@@ -107,27 +104,6 @@ def check_supported(manifest: Manifest, service: Service) -> None:
                 "publish on all addresses (drop the IP) and firewall the port, or deploy "
                 "this environment with engine: container",
             )
-
-
-def _healthcheck(service: Service) -> dict[str, Any] | None:
-    hc = service.healthcheck
-    if hc is None:
-        return None
-    if hc.disable:
-        return {"Test": ["NONE"]}
-    out: dict[str, Any] = {}
-    if hc.test is not None:
-        out["Test"] = list(hc.test)
-    for key, value in (
-        ("Interval", hc.interval),
-        ("Timeout", hc.timeout),
-        ("StartPeriod", hc.start_period),
-    ):
-        if value is not None:
-            out[key] = ns(value)
-    if hc.retries is not None:
-        out["Retries"] = hc.retries
-    return out or None
 
 
 def _restart_policy(service: Service) -> dict[str, Any]:
@@ -272,7 +248,7 @@ def service_spec(
         container["ReadOnly"] = True
     if service.stop_grace_period is not None:
         container["StopGracePeriod"] = ns(service.stop_grace_period)
-    health = _healthcheck(service)
+    health = healthcheck(service.healthcheck)
     if health is not None:
         container["Healthcheck"] = health
     mounts = _mounts(manifest, service)

@@ -1,0 +1,42 @@
+"""Docker Engine API fields built from the manifest model, shared by container mode
+(``deployer/docker/containers.py``) and Swarm mode (``deployer/swarm/spec.py``).
+
+Pure: plain data, no docker import. Durations in the API are nanoseconds (FACTS 13).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from deployer.manifest.model import Healthcheck
+
+NS = 1_000_000_000
+
+
+def ns(seconds: float) -> int:
+    """``seconds`` in nanoseconds, rounded (1.001 s is 1001000000, not 1000999999)."""
+    return round(seconds * NS)
+
+
+def healthcheck(hc: Healthcheck | None) -> dict[str, Any] | None:
+    """The API's Healthcheck; None keeps the image's own."""
+    if hc is None:
+        return None
+    if hc.disable:
+        return {"Test": ["NONE"]}
+    out: dict[str, Any] = {}
+    if hc.test is not None:
+        test = list(hc.test)
+        if test and test[0] not in ("CMD", "CMD-SHELL", "NONE"):
+            test = ["CMD-SHELL", " ".join(test)]
+        out["Test"] = test
+    for key, value in (
+        ("Interval", hc.interval),
+        ("Timeout", hc.timeout),
+        ("StartPeriod", hc.start_period),
+    ):
+        if value is not None:
+            out[key] = ns(value)
+    if hc.retries is not None:
+        out["Retries"] = hc.retries
+    return out or None
