@@ -11,7 +11,7 @@ import argparse
 import json
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, TextIO
 
@@ -99,13 +99,24 @@ def collect(manifest: Manifest, hosts: list[Any], now: float | None = None) -> d
     return out
 
 
-def render_text(data: Mapping[str, Any]) -> str:
+def host_heading(where: str, data: Mapping[str, Any], host: Mapping[str, Any]) -> str:
+    """``<where>: <app>/<environment> · release <id>`` (or ``· no release``)."""
+    head = f"{where}: {data['app']}/{data['environment']}"
+    latest = host["latest_release"]
+    return head + (f" · release {latest}" if latest else " · no release")
+
+
+def host_table(rows: Sequence[Sequence[object]], headers: Sequence[str]) -> str:
+    """The host's table, or a line saying that nothing of the app runs there."""
     from deployer.report.log import format_table
 
+    return format_table(rows, headers) if rows else "  (nothing of this app runs here)\n"
+
+
+def render_text(data: Mapping[str, Any]) -> str:
     parts = []
     for h in data["hosts"]:
-        head = f"{h['host']}: {data['app']}/{data['environment']}"
-        head += f" · release {h['latest_release']}" if h["latest_release"] else " · no release"
+        head = host_heading(h["host"], data, h)
         head += f" · {len(h['releases'])} release(s) kept for rollback"
         rows = [
             [
@@ -132,8 +143,7 @@ def render_text(data: Mapping[str, Any]) -> str:
             "deployed by",
             "deployed at",
         ]
-        body = format_table(rows, headers) if rows else "  (nothing of this app runs here)\n"
-        parts.append(head + "\n" + body)
+        parts.append(head + "\n" + host_table(rows, headers))
     return "\n".join(parts)
 
 

@@ -164,12 +164,11 @@ def status(manifest: Manifest, environ: Mapping[str, str], fmt: str) -> str:
     data = status_data(manifest, environ)
     if fmt == "json":
         return json.dumps(data, indent=2, sort_keys=True) + "\n"
-    from deployer.report.log import format_table
+    from deployer.commands.status import host_heading, host_table
 
     parts = []
     for h in data["hosts"]:
-        head = f"{h['host']} (Swarm manager): {data['app']}/{data['environment']}"
-        head += f" · release {h['latest_release']}" if h["latest_release"] else " · no release"
+        head = host_heading(f"{h['host']} (Swarm manager)", data, h)
         rows = [
             [
                 r["swarm_service"],
@@ -193,7 +192,7 @@ def status(manifest: Manifest, environ: Mapping[str, str], fmt: str) -> str:
             "deployed by",
             "deployed at",
         ]
-        body = format_table(rows, headers) if rows else "  (nothing of this app runs here)\n"
+        body = host_table(rows, headers)
         failed = [
             f"  {r['service']}: {r['update_state']}: {r['update_message']}"
             for r in h["services"]
