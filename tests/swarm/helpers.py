@@ -1,14 +1,18 @@
-"""Manifests for Swarm tests, and removal of everything a test put on the swarm."""
+"""Manifests for Swarm tests, the CLI run in-process, and removal of everything a test put
+on the swarm."""
 
 from __future__ import annotations
 
 import contextlib
+import io
 import time
 from typing import Any
 
 import docker
 import docker.errors
+import pytest
 
+from deployer.cli import main
 from deployer.manifest.model import (
     Environment,
     Manifest,
@@ -64,6 +68,18 @@ def manifest(
         tasks=tasks,
         rollout=RolloutPolicy(health_timeout=health_timeout, healthy_after=2.0, lock_ttl=600),
     )
+
+
+def cli(*argv: str, env: dict[str, str]) -> tuple[int, str]:
+    """``deployer <argv>`` in-process with ``env`` set and no CI variables: (exit code, output)."""
+    out = io.StringIO()
+    with pytest.MonkeyPatch.context() as mp:
+        for k in ("CI", "GITLAB_CI", "CI_JOB_URL", "CI_ENVIRONMENT_NAME"):
+            mp.delenv(k, raising=False)
+        for k, v in env.items():
+            mp.setenv(k, v)
+        code = main(list(argv), out)
+    return code, out.getvalue()
 
 
 def remove_from_swarm(client: docker.DockerClient, app: str, deadline: float = 60.0) -> None:

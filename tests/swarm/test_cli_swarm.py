@@ -3,7 +3,6 @@ through the CLI (manifest file, job log, reports, exit codes) on the single-node
 
 from __future__ import annotations
 
-import io
 import json
 from pathlib import Path
 from typing import Any
@@ -11,7 +10,7 @@ from typing import Any
 import docker
 import pytest
 
-from deployer.cli import main
+from tests.swarm.helpers import cli
 from tests.testenv import TestEnv
 
 pytestmark = pytest.mark.integration
@@ -49,17 +48,6 @@ def write(tmp: Path, app: str, image: str, replicas: int = 1) -> str:
     path = tmp / "deploy.yml"
     path.write_text(MANIFEST.format(app=app, image=image, replicas=replicas))
     return str(path)
-
-
-def cli(*argv: str, env: dict[str, str]) -> tuple[int, str]:
-    out = io.StringIO()
-    with pytest.MonkeyPatch.context() as mp:
-        for k in ("CI", "GITLAB_CI", "CI_JOB_URL", "CI_ENVIRONMENT_NAME"):
-            mp.delenv(k, raising=False)
-        for k, v in env.items():
-            mp.setenv(k, v)
-        code = main(list(argv), out)
-    return code, out.getvalue()
 
 
 def test_plan_deploy_status_rollback_through_the_cli(

@@ -5,7 +5,6 @@ and ``engine: swarm``, then changed the same way, give the same steps in
 
 from __future__ import annotations
 
-import io
 import json
 from pathlib import Path
 from typing import Any
@@ -13,7 +12,7 @@ from typing import Any
 import docker
 import pytest
 
-from deployer.cli import main
+from tests.swarm.helpers import cli
 from tests.testenv import TestEnv
 
 pytestmark = pytest.mark.integration
@@ -72,17 +71,6 @@ COMPARED = (
     "replicas_after",
     "wave",
 )
-
-
-def cli(*argv: str, env: dict[str, str]) -> tuple[int, str]:
-    out = io.StringIO()
-    with pytest.MonkeyPatch.context() as mp:
-        for k in ("CI", "GITLAB_CI", "CI_JOB_URL", "CI_ENVIRONMENT_NAME"):
-            mp.delenv(k, raising=False)
-        for k, v in env.items():
-            mp.setenv(k, v)
-        code = main(list(argv), out)
-    return code, out.getvalue()
 
 
 def steps(plan: dict[str, Any]) -> list[dict[str, Any]]:
