@@ -46,19 +46,17 @@ def manifest_text(app: str, image: str, hosts: list[str] | None = None) -> str:
     else:
         lines[-1] += " {}"
     lines.append("services:")
-    for i in range(SERVICES):
-        lines += [
-            f"  s{i}:",
-            f"    image: {image}",
-            "    init: true",
-            "    environment:",
-            f"      PORT: '{8080 + i}'",
-        ]
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + services_lines(image)) + "\n"
 
 
 def compose_text(image: str) -> str:
     lines = ["version: '3.7'", "services:"]
+    return "\n".join(lines + services_lines(image)) + "\n"
+
+
+def services_lines(image: str) -> list[str]:
+    """The services, the same in the manifest and the compose file."""
+    lines: list[str] = []
     for i in range(SERVICES):
         lines += [
             f"  s{i}:",
@@ -67,7 +65,7 @@ def compose_text(image: str) -> str:
             "    environment:",
             f"      PORT: '{8080 + i}'",
         ]
-    return "\n".join(lines) + "\n"
+    return lines
 
 
 def timed(cmd: list[str], env: dict[str, str], cwd: Path) -> float:
