@@ -90,7 +90,12 @@ def h1(testenv: TestEnv) -> Iterator[DockerHost]:
 
 
 def start(
-    app: str, testenv: TestEnv, tmp_path: Path, fixture: str, files: tuple[str, ...]
+    app: str,
+    testenv: TestEnv,
+    tmp_path: Path,
+    fixture: str,
+    files: tuple[str, ...],
+    **env: str,
 ) -> Iterator[ComposeApp]:
     path = tmp_path / fixture
     shutil.copytree(FIXTURES / fixture, path)
@@ -105,6 +110,7 @@ def start(
         COMPOSE_PROJECT_NAME=app,
         WEB_IMAGE=testenv.image_v1,
         BASE_IMAGE=testenv.image_base,
+        **env,
     )
     try:
         ca.compose("up", "-d")
@@ -292,3 +298,26 @@ def test_each_changed_key_of_a_service_is_named_against_compose_s_container(
         # a setting the manifest cannot express makes the container differ
         tty = {**container, "Config": {**container["Config"], "Tty": True}}
         assert diff(svc, tty) == [adopt.EXTRA]
+
+
+@pytest.fixture
+def blog(app: str, testenv: TestEnv, tmp_path: Path) -> Iterator[ComposeApp]:
+    content = str(tmp_path / "blog" / "content")  # a bind mount needs an absolute path
+    yield from start(app, testenv, tmp_path, "blog", ("docker-compose.yml",), CONTENT_DIR=content)
+
+
+def test_a_service_with_most_container_settings_is_adopted_unchanged(
+    blog: ComposeApp, h1: DockerHost, engine: docker.DockerClient
+) -> None:
+    before = blog.ids(engine)
+    m = blog.manifest()
+    plan, observed = plan_of(h1, m)
+    (got,) = [c for c in observed[h1.name].containers if c.service == "app"]
+    assert got.adopted_from == "compose" and got.config_parts == m.service("app").config_parts()
+    inspect = engine.api.inspect_container(before["app"])
+    assert inspect["HostConfig"]["ReadonlyRootfs"] and inspect["Config"]["User"] == "1000:1000"
+    assert actions(plan) == {
+        "app": ("unchanged", ("up to date",)),
+        "static": ("unchanged", ("up to date",)),
+    }
+    assert blog.ids(engine) == before
