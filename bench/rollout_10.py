@@ -97,7 +97,12 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=1)
     ap.add_argument("--drain", type=float, default=1.0, help="the deployer's drain (default 1)")
     ap.add_argument("--interval", type=float, help="healthcheck interval (default: the image's)")
+    ap.add_argument("--poll", type=float, help="the deployer's health polling period (A/B runs)")
     args = ap.parse_args()
+    if args.poll:
+        from deployer.docker import health
+
+        health.POLL = args.poll
     client = docker.DockerClient(base_url="unix:///var/run/docker.sock")
     v1, v2 = ensure_web(client, "v1"), ensure_web(client, "v2")
     print(

@@ -13,6 +13,7 @@ address: a request that was opening a connection to the old one at that moment w
 for one TCP retransmission (about 1 s, visible in "longest gap") but does not fail.
 
 Usage: .venv/bin/python bench/rollout_downtime.py [--rounds N]   (local engine, ~20 s a round)
+       .venv/bin/python bench/rollout_downtime.py --rounds 5 --drain 0.5 --drain 1 --drain 1.5
 """
 
 from __future__ import annotations
@@ -52,7 +53,10 @@ from deployer.manifest.model import (
 ENV = "bench"
 
 
-def manifest(app: str, image: str, port: int | None) -> Manifest:
+DRAIN = 1.5  # > the 1 s TCP SYN retransmission
+
+
+def manifest(app: str, image: str, port: int | None, drain: float = DRAIN) -> Manifest:
     order = "stop-first" if port else "start-first"
     svc = Service(
         "web",
@@ -67,17 +71,17 @@ def manifest(app: str, image: str, port: int | None) -> Manifest:
         app=app,
         environment=Environment(ENV),
         services=(svc,),
-        rollout=RolloutPolicy(health_timeout=30, drain=1.5),  # > the 1 s TCP SYN retransmission
+        rollout=RolloutPolicy(health_timeout=30, drain=drain),
     )
 
 
 def ours(
-    client: docker.DockerClient, v1: str, v2: str, port: int | None
+    client: docker.DockerClient, v1: str, v2: str, port: int | None, drain: float = DRAIN
 ) -> tuple[ProbeResult, float]:
     app = "bench" + secrets.token_hex(4)
     host = connect_host("unix:///var/run/docker.sock", {})
     try:
-        deploy(host, manifest(app, v1, port))
+        deploy(host, manifest(app, v1, port, drain))
         if port:
             url, net = f"http://127.0.0.1:{port}/version", None
         else:
@@ -87,7 +91,7 @@ def ours(
             url,
             net,
             {"io.deployer.app": app},
-            lambda: deploy(host, manifest(app, v2, port)),
+            lambda: deploy(host, manifest(app, v2, port, drain)),
         )
     finally:
         remove_app(client, app)
@@ -123,12 +127,23 @@ def compose(client: docker.DockerClient, v1: str, v2: str, port: int) -> tuple[P
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--rounds", type=int, default=1)
+    ap.add_argument(
+        "--drain",
+        type=float,
+        action="append",
+        help="start-first only, once per drain given (repeatable): how long a drain must be",
+    )
     args = ap.parse_args()
     client = docker.DockerClient(base_url="unix:///var/run/docker.sock")
     v1, v2 = ensure_web(client, "v1"), ensure_web(client, "v2")
     port = 21000 + secrets.randbelow(8000)
     rows: list[tuple[str, ProbeResult, float]] = []
     for _ in range(args.rounds):
+        if args.drain:
+            for drain in args.drain:
+                r, t = ours(client, v1, v2, None, drain)
+                rows.append((f"deployer start-first, drain {drain:g}s", r, t))
+            continue
         r, t = ours(client, v1, v2, None)
         rows.append(("deployer start-first (network alias)", r, t))
         r, t = ours(client, v1, v2, port)

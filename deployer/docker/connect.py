@@ -172,7 +172,11 @@ def connect(
 def _api(url: str, *, timeout: float, tls: docker.tls.TLSConfig | bool = False) -> Any:
     # An explicit version: the constructor makes no request; _negotiate picks the real one.
     with _wrapped_errors(display_name(url), "setting up the client"):
-        api = docker.APIClient(base_url=url, version=_CLIENT_API, timeout=timeout, tls=tls)
+        # A pool per host as large as the concurrent calls of a rollout (the services of a
+        # wave roll in parallel; the SDK's default 10 would open and drop connections).
+        api = docker.APIClient(
+            base_url=url, version=_CLIENT_API, timeout=timeout, tls=tls, max_pool_size=32
+        )
     api._proxy_configs = ProxyConfig()  # never inject the runner's proxy settings
     # REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE in the environment would replace the host's CA
     # (requests merges them over the session's ``verify``): the host's CA must win.
