@@ -211,6 +211,13 @@ def test_a_changed_image_replaces_only_its_service_and_keeps_volume_data(
     plan, _ = plan_of(h1, shop.manifest())
     assert not plan.changes, actions(plan)
 
+    # a team can go back: compose takes the services over again
+    shop.compose("up", "-d")
+    running = shop.compose("ps", "--services", "--filter", "status=running").split()
+    assert sorted(running) == ["cache", "db", "web", "worker"]
+    web_now = shop.ids(engine)["web"]
+    assert exec_out(engine, web_now, "cat", "/srv/uploads/f") == "kept"
+
 
 def test_a_changed_setting_in_the_compose_file_replaces_that_service_naming_the_key(
     shop: ComposeApp, h1: DockerHost, engine: docker.DockerClient
