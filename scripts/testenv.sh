@@ -120,15 +120,19 @@ sshd_up() {
   echo "[127.0.0.1]:$SSH_PORT $(cut -d' ' -f1,2 "$d/host_ed25519.pub")" >"$d/known_hosts"
   # Tests may add their own public key as keys.d/<name>.pub (and remove it after): sshd's
   # log names the key of each accepted connection, so a test can count its own.
-  printf '#!/bin/sh\ncat %s/keys.d/*.pub 2>/dev/null\nexit 0\n' "$d" >"$d/keys.sh"
-  chmod 755 "$d/keys.sh"
+  # sshd refuses an AuthorizedKeysCommand below a group- or world-writable directory (a
+  # clone under /tmp), whatever StrictModes says: the script lives under root-owned $RUN.
+  local keys_cmd="$RUN/ssh-keys.sh"
+  mkdir -p "$RUN" && chmod 755 "$RUN"
+  printf '#!/bin/sh\ncat %s/keys.d/*.pub 2>/dev/null\nexit 0\n' "$d" >"$keys_cmd"
+  chmod 755 "$keys_cmd"
   cat >"$d/sshd_config.new" <<EOF
 Port $SSH_PORT
 ListenAddress 127.0.0.1
 HostKey $d/host_ed25519
 PidFile $d/pid
 AuthorizedKeysFile $d/authorized_keys
-AuthorizedKeysCommand $d/keys.sh
+AuthorizedKeysCommand $keys_cmd
 AuthorizedKeysCommandUser root
 PermitRootLogin prohibit-password
 PasswordAuthentication no
