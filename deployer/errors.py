@@ -62,8 +62,3 @@ class RollbackFailed(DeployerError):
 
     exit_code = EXIT_ROLLBACK_FAILED
 
-
-class NotImplementedYet(DeployerError):
-    """A subcommand that this version does not provide yet."""
-
-    exit_code = EXIT_INVALID
