@@ -79,7 +79,10 @@ def run(args: argparse.Namespace, out: TextIO, environ: Mapping[str, str] | None
 
         return swarm.rollback(manifest, env, ctx, args, log, started, wait_lock=wait_lock)
     try:
-        hosts = connect_hosts(manifest, env)
+        with log.section("connect", f"Connecting to {manifest.environment.name}'s host(s)"):
+            hosts = connect_hosts(manifest, env)
+            for h in hosts:
+                log.line(f"{h.name}: connected")
     except DeployerError as e:
         finish_early(e, manifest, ctx, env, args, log, started)
         raise
