@@ -33,6 +33,9 @@ class ObservedContainer:
     replica: int
     running: bool
     image_digest: str | None = None  # "repo@sha256:..." of the image it runs, when known
+    # Every digest of the repository the running image is known by: an image pushed or
+    # pulled more than once (another registry, a re-push) lists several in RepoDigests.
+    image_digests: tuple[str, ...] = ()
     config_hash: str | None = None
     config_parts: Mapping[str, str] = field(default_factory=dict)
     release: str | None = None
@@ -138,8 +141,18 @@ def waves(services: Sequence[Service]) -> tuple[tuple[str, ...], ...]:
     return tuple(out)
 
 
-def _digest_of(containers: Iterable[ObservedContainer]) -> str | None:
-    digests = sorted({c.image_digest or "unknown" for c in containers})
+def _runs(container: ObservedContainer, digest: str) -> bool:
+    """Whether the container runs the image of ``digest``, by any digest it is known by."""
+    return container.image_digest == digest or digest in container.image_digests
+
+
+def _digest_of(containers: Iterable[ObservedContainer], desired: str | None = None) -> str | None:
+    digests = sorted(
+        {
+            desired if desired and _runs(c, desired) else c.image_digest or "unknown"
+            for c in containers
+        }
+    )
     return digests[0] if len(digests) == 1 else ", ".join(digests)
 
 
@@ -171,8 +184,7 @@ def _service_step(desired: Desired, current: list[ObservedContainer], wave: int)
     kept = current[:want]
     extra = current[want:]
     reasons: list[str] = []
-    digests = {c.image_digest for c in kept}
-    if digests != {desired.digest}:
+    if not all(_runs(c, desired.digest) for c in kept):
         reasons.append("new image digest")
     changed: set[str] = set()
     for c in kept:
@@ -186,16 +198,14 @@ def _service_step(desired: Desired, current: list[ObservedContainer], wave: int)
     if have != want:
         reasons.append(f"scale {have} → {want}")
 
-    old = _digest_of(current)
+    old = _digest_of(current, desired.digest)
     scale_only = reasons == [f"scale {have} → {want}"]
     if reasons and not scale_only:
         # Replace every kept container that differs; scale on top.
         to_replace = tuple(
             c.id
             for c in kept
-            if c.image_digest != desired.digest
-            or c.config_hash != svc.config_hash()
-            or not c.running
+            if not _runs(c, desired.digest) or c.config_hash != svc.config_hash() or not c.running
         )
         return replace(
             base,

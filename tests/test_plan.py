@@ -91,6 +91,20 @@ def test_new_digest_same_tag_replaces() -> None:
     assert step.replace == (running(web).id,)
 
 
+def test_an_image_known_by_several_digests_is_unchanged_when_one_is_desired() -> None:
+    # An image pushed to two registries (or re-pushed) lists several RepoDigests for one
+    # repository; the first one observe sees need not be the one the registry resolves now.
+    web = svc("web")
+    c = running(web, digest=D1, image_digests=(D1, D2))
+    step = plan1(manifest(web), c, digests={"web": D2}).hosts[0].step("web")
+    assert step.action is Action.UNCHANGED
+    assert step.old_digest == D2
+    other = "127.0.0.1:5000/shop/web@sha256:" + "9" * 64
+    step = plan1(manifest(web), c, digests={"web": other}).hosts[0].step("web")
+    assert step.action is Action.REPLACE
+    assert step.reasons == ("new image digest",)
+
+
 def test_config_change_names_the_keys_never_the_values() -> None:
     old = svc("web", environment=(("DB_PASSWORD", "hunter2"),))
     new = svc("web", environment=(("DB_PASSWORD", "s3cret-new"),), ports=(Port(8080),))

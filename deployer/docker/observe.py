@@ -92,9 +92,7 @@ def _ours(summary: Mapping[str, Any]) -> ObservedContainer:
     )
 
 
-def list_app(
-    api: docker.APIClient, host: str, app: str, environment: str
-) -> list[dict[str, Any]]:
+def list_app(api: docker.APIClient, host: str, app: str, environment: str) -> list[dict[str, Any]]:
     """Every container labelled for this app and environment (one API call)."""
     with wrapped_errors(host, f"listing the containers of {app}/{environment}"):
         found: list[dict[str, Any]] = api.containers(
@@ -155,11 +153,13 @@ def _compose(
                 except docker.errors.ImageNotFound:
                     images[image_id] = {}
         digest: str | None
+        known: list[str] = []
         if svc is not None and svc.pull_policy == "never":
             digest = image_id or None
         else:
             repo = repository(svc.image if svc else str(s.get("Image", "")))
-            digest = _repo_digest(images[image_id].get("RepoDigests") or [], repo)
+            known = _repo_digests(images[image_id].get("RepoDigests") or [], repo)
+            digest = known[0] if known else None
         parts: dict[str, str] = {}
         config_hash: str | None = None  # not in the manifest: nothing to compare with
         if svc is not None:
@@ -181,6 +181,7 @@ def _compose(
                 replica=_int(labels.get(L.COMPOSE_NUMBER)) or 1,
                 running=s.get("State") == "running",
                 image_digest=digest,
+                image_digests=tuple(known),
                 config_hash=config_hash,
                 config_parts=parts,
                 health=_health(s),
@@ -191,18 +192,21 @@ def _compose(
     return out
 
 
-def _repo_digest(repo_digests: Sequence[str], repo: str) -> str | None:
-    """The entry of the (unordered) RepoDigests list for ``repo`` (FACTS 7)."""
-    for entry in repo_digests:
-        if entry.split("@", 1)[0] == repo:
-            return entry
+def _repo_digests(repo_digests: Sequence[str], repo: str) -> list[str]:
+    """The entries of the (unordered) RepoDigests list for ``repo`` (FACTS 7), sorted.
+
+    An image pushed or pulled more than once lists several for one repository.
+    """
+    found = sorted(e for e in repo_digests if e.split("@", 1)[0] == repo)
+    if found:
+        return found
     # Docker Hub official images are listed with or without the "docker.io/library/" prefix.
     short = repo.removeprefix("docker.io/").removeprefix("library/")
-    for entry in repo_digests:
-        name = entry.split("@", 1)[0].removeprefix("docker.io/").removeprefix("library/")
-        if name == short:
-            return entry
-    return None
+    return sorted(
+        e
+        for e in repo_digests
+        if e.split("@", 1)[0].removeprefix("docker.io/").removeprefix("library/") == short
+    )
 
 
 def observe(
