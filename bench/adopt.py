@@ -21,12 +21,12 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.plan import timed  # noqa: E402
 from tests.testenv import TestEnv, cleanup, client, unique_app  # noqa: E402
 
 ENV = "bench"
@@ -35,15 +35,6 @@ FILES = {
     "voting": ["docker-compose.yml", "docker-compose.prod.yml"],
     "blog": ["docker-compose.yml"],
 }
-
-
-def timed(cmd: list[str], env: dict[str, str], cwd: Path) -> float:
-    t0 = time.perf_counter()
-    proc = subprocess.run(cmd, env=env, cwd=cwd, capture_output=True, text=True, check=False)
-    elapsed = time.perf_counter() - t0
-    if proc.returncode != 0:
-        raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout}{proc.stderr}")
-    return elapsed
 
 
 def main() -> int:
