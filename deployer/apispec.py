@@ -34,6 +34,8 @@ def healthcheck(hc: Healthcheck | None) -> dict[str, Any] | None:
         ("Interval", hc.interval),
         ("Timeout", hc.timeout),
         ("StartPeriod", hc.start_period),
+        # API >= 1.44; older engines ignore it and the deployer probes itself (docker/health.py)
+        ("StartInterval", hc.start_interval),
     ):
         if value is not None:
             out[key] = ns(value)

@@ -186,7 +186,12 @@ class HostEngine(Protocol):
         """One look: running, not restarting, and healthy when it has a healthcheck."""
         ...
 
-    def wait_healthy(self, container_id: str, timeout: float, stable: float) -> HealthOutcome: ...
+    def wait_healthy(
+        self, container_id: str, timeout: float, stable: float, start_interval: float | None = None
+    ) -> HealthOutcome:
+        """Until healthy (or ``stable`` seconds running without a healthcheck), failed, or
+        ``timeout``; while it starts, its healthcheck is also run every ``start_interval``."""
+        ...
 
     def logs(self, container_id: str, tail: int) -> str: ...
 

@@ -651,7 +651,9 @@ class Rollout:
         engine = self.hosts[host]
         pol = self.manifest.rollout
         self.line(f"{item.canonical}: waiting until healthy (up to {pol.health_timeout:g}s)", host)
-        out = engine.wait_healthy(cid, pol.health_timeout, pol.healthy_after)
+        hc = svc.healthcheck
+        start_interval = hc.start_interval if hc is not None else None
+        out = engine.wait_healthy(cid, pol.health_timeout, pol.healthy_after, start_interval)
         if not out.healthy:
             detail = out.detail.strip()
             self.line(f"{item.canonical}: new container is {out.status}", host)

@@ -183,7 +183,9 @@ class FakeHost:
         ok = c.running and c.digest not in self.unhealthy
         return HealthOutcome(ok, "healthy" if ok else "unhealthy")
 
-    def wait_healthy(self, container_id: str, timeout: float, stable: float) -> HealthOutcome:
+    def wait_healthy(
+        self, container_id: str, timeout: float, stable: float, start_interval: float | None = None
+    ) -> HealthOutcome:
         c = self.containers[container_id]
         self._call("wait_healthy", c.name)
         if c.digest in self.unhealthy:

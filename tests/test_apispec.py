@@ -25,12 +25,14 @@ def test_every_field_in_api_units() -> None:
         timeout=2.0,
         retries=3,
         start_period=10.0,
+        start_interval=0.5,
     )
     assert healthcheck(hc) == {
         "Test": ["CMD", "wget", "-q", "http://127.0.0.1/"],
         "Interval": 1_500_000_000,
         "Timeout": 2_000_000_000,
         "StartPeriod": 10_000_000_000,
+        "StartInterval": 500_000_000,
         "Retries": 3,
     }
 

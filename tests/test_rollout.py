@@ -370,9 +370,11 @@ def test_cancel_stops_at_the_next_step_and_rolls_back() -> None:
     r = Rollout(m, plan, {h.host: h}, observed, Context(), PrintLog(lambda s: None))
     real_wait = h.wait_healthy
 
-    def wait_then_cancel(cid: str, timeout: float, stable: float) -> HealthOutcome:
+    def wait_then_cancel(
+        cid: str, timeout: float, stable: float, start_interval: float | None = None
+    ) -> HealthOutcome:
         r.cancelled.set()  # the job is cancelled while the first replica comes up
-        return real_wait(cid, timeout, stable)
+        return real_wait(cid, timeout, stable, start_interval)
 
     h.wait_healthy = wait_then_cancel  # type: ignore[method-assign]
     r.run()

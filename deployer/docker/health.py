@@ -3,6 +3,14 @@
 With a healthcheck (the image's or the manifest's), a container is healthy when Docker
 says so. Without one, it is healthy once it has been running, not restarted, for
 ``stable`` seconds. An exit, a restart or an ``unhealthy`` verdict fails at once.
+
+Docker runs a container's first check one ``interval`` after it starts (30 s by default);
+only engines with API >= 1.44 know ``start_interval``, the faster checks while a container
+starts. So while Docker still says ``starting``, the deployer runs the same check itself
+(an exec of the healthcheck's test, as Docker runs it, bounded by its timeout) every
+``start_interval`` (default 1 s), and takes a pass as healthy. A failed check of its own
+fails nothing: Docker's verdict decides ``unhealthy``. An engine that does the start
+checks itself (the container has ``StartInterval`` and ``StartPeriod``) is left to it.
 """
 
 from __future__ import annotations
@@ -12,11 +20,13 @@ from collections.abc import Callable
 from typing import Any
 
 import docker
+import docker.errors
 
 from deployer.docker.containers import logs, wrapped
 from deployer.engine import HealthOutcome
 
 POLL = 0.25
+START_INTERVAL = 1.0  # the deployer's own checks while a container starts (see above)
 
 
 def _health_log(state: dict[str, Any], last: int = 3) -> str:
@@ -47,6 +57,44 @@ def health_now(client: docker.DockerClient, host: str, container_id: str) -> Hea
         return snapshot(client.api.inspect_container(container_id))
 
 
+def start_check(info: dict[str, Any]) -> tuple[list[str], float] | None:
+    """The command and timeout of the check the deployer runs while the container starts;
+    None without a healthcheck, or when the engine runs start checks itself."""
+    hc = (info.get("Config") or {}).get("Healthcheck") or {}
+    test = list(hc.get("Test") or [])
+    if hc.get("StartInterval") and hc.get("StartPeriod"):
+        return None  # API >= 1.44 keeps StartInterval only when it uses it
+    if len(test) >= 2 and test[0] == "CMD":
+        command = test[1:]
+    elif len(test) == 2 and test[0] == "CMD-SHELL":
+        command = ["/bin/sh", "-c", test[1]]
+    else:
+        return None  # none, NONE, or a shape Docker would not run either
+    return command, (hc.get("Timeout") or 30 * 1_000_000_000) / 1_000_000_000
+
+
+def run_check(
+    api: docker.APIClient,
+    container_id: str,
+    command: list[str],
+    timeout: float,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> bool:
+    """Run ``command`` once in the container as Docker runs a healthcheck (an exec, as the
+    container's user, with its environment); True when it exits 0 within ``timeout``."""
+    ex = api.exec_create(container_id, command, stdout=False, stderr=False)
+    api.exec_start(ex["Id"], detach=True)
+    end = clock() + timeout
+    while True:
+        info = api.exec_inspect(ex["Id"])
+        if not info.get("Running") and info.get("ExitCode") is not None:
+            return bool(info["ExitCode"] == 0)
+        if clock() >= end:
+            return False  # left to finish on its own: the API cannot kill an exec
+        sleep(0.05)
+
+
 def wait_healthy(
     client: docker.DockerClient,
     host: str,
@@ -55,11 +103,15 @@ def wait_healthy(
     stable: float,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
+    start_interval: float | None = None,
 ) -> HealthOutcome:
     """Poll until healthy, failed, or ``timeout`` seconds passed."""
     api: docker.APIClient = client.api
     start = clock()
     deadline = start + timeout
+    every = start_interval or START_INTERVAL
+    check: tuple[list[str], float] | None = None
+    next_check = start
     first_started: str | None = None
     first_restarts: int | None = None
     running_since: float | None = None
@@ -73,6 +125,7 @@ def wait_healthy(
         if first_restarts is None:
             first_restarts = restarts
             first_started = state.get("StartedAt")
+            check = start_check(info)
         look = snapshot(info)
         restarted = restarts != first_restarts or state.get("StartedAt") != first_started
         if restarted or look.status == "restarting":
@@ -84,6 +137,22 @@ def wait_healthy(
                 return HealthOutcome(True, "healthy", look.detail, elapsed)
             if look.status == "unhealthy":
                 return _failed(client, host, container_id, "unhealthy", look.detail, elapsed)
+            if check is not None and now >= next_check:
+                try:
+                    passed = run_check(
+                        api,
+                        container_id,
+                        check[0],
+                        min(check[1], max(deadline - now, 0.1)),
+                        clock,
+                        sleep,
+                    )
+                except (docker.errors.DockerException, OSError):
+                    passed, check = False, None  # exec refused (stopped, no shell): Docker decides
+                if passed:
+                    detail = "its healthcheck passed (run by the deployer while it started)"
+                    return HealthOutcome(True, "healthy", detail, clock() - start)
+                next_check = clock() + every
         else:
             running_since = running_since if running_since is not None else now
             if now - running_since >= stable:
@@ -97,7 +166,10 @@ def wait_healthy(
                 look.detail,
                 elapsed,
             )
-        sleep(min(POLL, max(deadline - now, 0.01)))
+        pause = min(POLL, max(deadline - now, 0.01))
+        if check is not None and state.get("Health"):
+            pause = min(pause, max(next_check - now, 0.01))
+        sleep(pause)
 
 
 def _failed(

@@ -125,8 +125,12 @@ class DockerHost:
     def health_now(self, container_id: str) -> HealthOutcome:
         return _health.health_now(self.client, self._name, container_id)
 
-    def wait_healthy(self, container_id: str, timeout: float, stable: float) -> HealthOutcome:
-        return _health.wait_healthy(self.client, self._name, container_id, timeout, stable)
+    def wait_healthy(
+        self, container_id: str, timeout: float, stable: float, start_interval: float | None = None
+    ) -> HealthOutcome:
+        return _health.wait_healthy(
+            self.client, self._name, container_id, timeout, stable, start_interval=start_interval
+        )
 
     def logs(self, container_id: str, tail: int) -> str:
         return _containers.logs(self.client, self._name, container_id, tail)
