@@ -17,11 +17,14 @@ them, so `deployer --version` and `deployer validate` stay fast.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
+import io
+import os
 import sys
 import traceback
 from collections.abc import Sequence
-from typing import TextIO
+from typing import TextIO, cast
 
 from deployer import __version__
 from deployer.errors import EXIT_INTERNAL, EXIT_INVALID, DeployerError
@@ -105,8 +108,42 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _KeepGoing(io.TextIOBase):
+    """The job log's stream, which a closed reader (``deployer deploy | head``) must not
+    turn into a deploy abandoned halfway: after a broken pipe, writes are dropped (once
+    said on stderr) and the run goes on; the reports still record everything."""
+
+    def __init__(self, out: TextIO) -> None:
+        self._out = out
+        self._broken = False
+
+    def write(self, s: str) -> int:
+        if not self._broken:
+            try:
+                self._out.write(s)
+            except BrokenPipeError:
+                self._lost()
+        return len(s)
+
+    def flush(self) -> None:
+        if not self._broken:
+            try:
+                self._out.flush()
+            except BrokenPipeError:
+                self._lost()
+
+    def _lost(self) -> None:
+        self._broken = True
+        with contextlib.suppress(OSError, ValueError):
+            # Python's own flush at exit must not fail on the dead pipe either
+            os.dup2(os.open(os.devnull, os.O_WRONLY), self._out.fileno())
+        with contextlib.suppress(OSError):
+            print("note: standard output was closed; the run goes on without it", file=sys.stderr)
+
+
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
-    out = out or sys.stdout
+    if out is None:
+        out = cast(TextIO, _KeepGoing(sys.stdout))
     try:
         args = build_parser().parse_args(argv)
         if args.command is None:

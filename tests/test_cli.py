@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -132,3 +133,21 @@ def test_version_does_not_import_docker_or_gitlab() -> None:
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert "IMPORTED:\n" in proc.stdout
+
+
+def test_a_closed_stdout_does_not_stop_the_run_or_print_a_traceback() -> None:
+    # `deployer deploy | head`: the reader goes away; a deploy must not stop halfway
+    root = Path(__file__).resolve().parents[1]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "deployer", "validate", "-f", "examples/shop/deploy.yml"],
+        cwd=root,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()  # before the interpreter has written anything
+    err = proc.stderr.read()
+    assert proc.wait(timeout=60) == 0, err
+    assert "standard output was closed" in err
+    assert "Traceback" not in err and "Exception ignored" not in err
