@@ -264,8 +264,10 @@ class Rollout:
     def run(self) -> DeployResult:
         """Apply the plan. The result says what happened; ``self.error`` what to exit with."""
         leases: list[Lease] = []
+        keeper: Callable[[], None] | None = None
         try:
             leases = self._lock_all()
+            keeper = self._keep_leases(leases)
             if not self.plan.changes:
                 self.line("nothing to do: every service already runs what the manifest says")
                 self.result.outcome = Outcome.NOTHING_TO_DO
@@ -296,6 +298,8 @@ class Rollout:
                 self._rollback_all(DeployFailed(f"internal error: {e!r}"))
             raise
         finally:
+            if keeper is not None:
+                keeper()
             self._unlock_all(leases)
             self.result.seconds = round(self.wall() - self.result.started_at, 3)
         return self.result
@@ -335,6 +339,29 @@ class Rollout:
             self._unlock_all(leases)
             raise
         return leases
+
+    def _keep_leases(self, leases: list[Lease]) -> Callable[[], None]:
+        """Renew the leases every third of ``lock_ttl`` while this deploy runs, so a long
+        one (big pulls, slow health, a canary) never loses its lock; returns the stop."""
+        ttl = self.manifest.rollout.lock_ttl
+        stop = threading.Event()
+
+        def renew_all() -> None:
+            while not stop.wait(ttl / 3):
+                for i, lease in enumerate(leases):
+                    try:
+                        leases[i] = self.hosts[lease.host].renew_lock(lease, ttl)
+                    except DeployerError as e:
+                        self.line(f"could not renew the deploy lock: {e.message}", lease.host)
+
+        keeper = threading.Thread(target=renew_all, name="lock-renewal", daemon=True)
+        keeper.start()
+
+        def done() -> None:
+            stop.set()
+            keeper.join(timeout=60)
+
+        return done
 
     def _unlock_all(self, leases: list[Lease]) -> None:
         for lease in reversed(leases):

@@ -221,6 +221,10 @@ class FakeHost:
         self.lock_log.append("acquire")
         return Lease(self.host, key, holder, 0.0, "lease")
 
+    def renew_lock(self, lease: Lease, ttl: float) -> Lease:
+        self.lock_log.append("renew")
+        return lease
+
     def release_lock(self, lease: Lease) -> None:
         if self.shared_log is not None:
             self.shared_log.append(f"unlock {self.host}")

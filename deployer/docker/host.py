@@ -163,6 +163,9 @@ class DockerHost:
     def acquire_lock(self, key: str, holder: str, ttl: float, wait: float = 0.0) -> Lease:
         return _lock.acquire(self.client, self._name, key, holder, ttl, wait)
 
+    def renew_lock(self, lease: Lease, ttl: float) -> Lease:
+        return _lock.renew(self.client, self._name, lease, ttl)
+
     def release_lock(self, lease: Lease) -> None:
         _lock.release(self.client, self._name, lease)
 

@@ -5,15 +5,22 @@ the lock container ``deployer-lock-<app>-<env>`` is the lease. Its labels name t
 holder and the expiry; an expired lease is removed by its id (not its name, so a lease
 someone else just took is never removed) and taken again. The container runs nothing:
 its image is an empty one the deployer imports itself, so no registry is needed.
+
+A deploy longer than the lease renews it: labels cannot change, so each renewal is a
+second never-started container naming the lease (by id) and a later expiry; the lease
+holds until the latest of them. A renewal is created before the previous one is removed,
+so there is no moment without one; an expired lease is removed with its renewals.
 """
 
 from __future__ import annotations
 
 import contextlib
 import io
+import secrets
 import tarfile
 import time
 from collections.abc import Callable
+from typing import Any
 
 import docker
 import docker.errors
@@ -28,6 +35,7 @@ HOLDER = L.PREFIX + "lock-holder"
 EXPIRES = L.PREFIX + "lock-expires"
 KEY = L.PREFIX + "lock-key"
 SINCE = L.PREFIX + "lock-since"
+LEASE = L.PREFIX + "lock-lease"  # on a renewal: the id of the lease container it extends
 
 
 def lock_name(key: str) -> str:
@@ -96,13 +104,14 @@ def acquire(
             except docker.errors.NotFound:
                 continue  # released between our create and inspect: try again
         theirs = info["Config"].get("Labels") or {}
-        expires = float(theirs.get(EXPIRES) or 0)
+        with wrapped(f"read the deploy lock {key}", host):
+            renewals = _renewals(api, key, info["Id"])
+        expires = max([float(theirs.get(EXPIRES) or 0)] + [_expiry(r) for r in renewals])
         if expires <= now:
-            with (
-                wrapped(f"remove the expired deploy lock {key}", host),
-                contextlib.suppress(docker.errors.NotFound),
-            ):
-                api.remove_container(info["Id"], force=True)
+            with wrapped(f"remove the expired deploy lock {key}", host):
+                for c in [info, *renewals]:
+                    with contextlib.suppress(docker.errors.NotFound):
+                        api.remove_container(c["Id"], force=True)
             continue
         if clock() >= give_up:
             since = float(theirs.get(SINCE) or 0)
@@ -115,10 +124,63 @@ def acquire(
         sleep(min(1.0, max(give_up - clock(), 0.05)))
 
 
-def release(client: docker.DockerClient, host: str, lease: Lease) -> None:
-    """Give the lease back (only ours: removed by the id we created)."""
-    with wrapped(f"release the deploy lock {lease.key}", host):
+def renew(
+    client: docker.DockerClient,
+    host: str,
+    lease: Lease,
+    ttl: float,
+    clock: Callable[[], float] = time.time,
+) -> Lease:
+    """Extend our lease to ``ttl`` seconds from now; raise ``Blocked`` when it is gone
+    (it expired and another deploy removed it)."""
+    api: docker.APIClient = client.api
+    app, _, env = lease.key.partition("/")
+    expires = clock() + ttl
+    with wrapped(f"renew the deploy lock {lease.key}", host):
         try:
-            client.api.remove_container(lease.token, force=True)
+            api.inspect_container(lease.token)
         except docker.errors.NotFound:
-            return
+            raise Blocked(
+                f"{host}: the deploy lock {lease.key} expired and was taken away",
+                hint="raise rollout.lock_ttl above the longest a deploy may take",
+            ) from None
+        previous = _renewals(api, lease.key, lease.token)
+        api.create_container(
+            LOCK_IMAGE,
+            name=f"{lock_name(lease.key)}--renewed-{secrets.token_hex(4)}",
+            labels={
+                L.MANAGED: "true",
+                L.ROLE: L.ROLE_LOCK,
+                L.APP: app,
+                L.ENVIRONMENT: env,
+                KEY: lease.key,
+                LEASE: lease.token,
+                HOLDER: lease.holder,
+                EXPIRES: f"{expires:.3f}",
+            },
+            network_disabled=True,
+        )
+        for c in previous:
+            with contextlib.suppress(docker.errors.NotFound):
+                api.remove_container(c["Id"], force=True)
+    return Lease(lease.host, lease.key, lease.holder, expires, lease.token)
+
+
+def release(client: docker.DockerClient, host: str, lease: Lease) -> None:
+    """Give the lease back (only ours: removed by the id we created), with its renewals."""
+    api: docker.APIClient = client.api
+    with wrapped(f"release the deploy lock {lease.key}", host):
+        for c in [{"Id": lease.token}, *_renewals(api, lease.key, lease.token)]:
+            with contextlib.suppress(docker.errors.NotFound):
+                api.remove_container(c["Id"], force=True)
+
+
+def _renewals(api: docker.APIClient, key: str, token: str) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = api.containers(
+        all=True, filters={"label": [f"{KEY}={key}", f"{LEASE}={token}"]}
+    )
+    return found
+
+
+def _expiry(container: dict[str, Any]) -> float:
+    return float((container.get("Labels") or {}).get(EXPIRES) or 0)

@@ -268,6 +268,29 @@ def test_lock_blocks_a_second_deploy_and_an_expired_lock_is_retaken(
         engine.api.inspect_container(lock_name(key))
 
 
+def test_a_deploy_longer_than_lock_ttl_keeps_its_lock(
+    app: str, h1: DockerHost, engine: docker.DockerClient, testenv: TestEnv
+) -> None:
+    slow = web(testenv.image_v1, healthcheck=Healthcheck(disable=True))  # healthy_after: 4 s
+    m = manifest(app, slow, lock_ttl=1.5, healthy_after=4.0)
+    seen: list[BaseException | None] = []
+
+    def second_deploy() -> None:
+        try:
+            h1.release_lock(h1.acquire_lock(f"{app}/{ENV}", "second deploy", ttl=60))
+            seen.append(None)
+        except Blocked as e:
+            seen.append(e)
+
+    probe = threading.Timer(3.0, second_deploy)  # twice the ttl into the deploy
+    probe.start()
+    r = deploy(m, [h1], holder="long deploy")
+    probe.join()
+    assert r.error is None, r.lines  # type: ignore[attr-defined]
+    assert isinstance(seen[0], Blocked) and "long deploy" in str(seen[0]), seen
+    assert engine.api.containers(all=True, filters={"name": lock_name(f"{app}/{ENV}")}) == []
+
+
 def test_wait_lock_waits_for_the_holder(app: str, h1: DockerHost) -> None:
     key = f"{app}/{ENV}"
     lease = h1.acquire_lock(key, "first", ttl=60)
