@@ -18,6 +18,11 @@ def ns(seconds: float) -> int:
     return round(seconds * NS)
 
 
+def nano_cpus(cpus: float) -> int:
+    """``deploy.resources.limits.cpus`` as the API's NanoCPUs (0.5 is 500000000)."""
+    return round(cpus * NS)
+
+
 def healthcheck(hc: Healthcheck | None) -> dict[str, Any] | None:
     """The API's Healthcheck; None keeps the image's own."""
     if hc is None:

@@ -20,7 +20,8 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from deployer.docker.containers import NS, healthcheck_config
+from deployer.apispec import nano_cpus
+from deployer.docker.containers import healthcheck_config
 from deployer.manifest.model import Service
 
 DIFFERS = "differs"
@@ -307,7 +308,7 @@ _COMPARE: dict[str, Callable[[Service, Inspect], bool]] = {
     "logging": _logging,
     "cpus": _simple(
         lambda i: int(i.host.get("NanoCpus") or 0),
-        lambda s, i: int(s.cpus * NS) if s.cpus else 0,
+        lambda s, i: nano_cpus(s.cpus) if s.cpus else 0,
     ),
     "memory": _simple(lambda i: int(i.host.get("Memory") or 0), lambda s, i: s.memory or 0),
     "privileged": _simple(lambda i: bool(i.host.get("Privileged")), lambda s, i: s.privileged),

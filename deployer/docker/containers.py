@@ -32,7 +32,6 @@ from deployer.manifest.model import Healthcheck, Manifest, Service
 _ANONYMOUS = re.compile(r"^[0-9a-f]{64}$")
 
 # Shared with Swarm mode: nanoseconds, and the API's Healthcheck (None keeps the image's).
-NS = apispec.NS
 healthcheck_config = apispec.healthcheck
 
 
@@ -157,7 +156,7 @@ def create_container(
             tmpfs=list(service.tmpfs) or None,
             extra_hosts=list(service.extra_hosts) or None,
             log_config=log_config,
-            nano_cpus=int(service.cpus * NS) if service.cpus else None,
+            nano_cpus=apispec.nano_cpus(service.cpus) if service.cpus else None,
             mem_limit=service.memory,
             privileged=service.privileged or None,
             network_mode=service.network_mode or None,

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from deployer import labels as L
-from deployer.apispec import healthcheck, ns
+from deployer.apispec import healthcheck, nano_cpus, ns
 from deployer.errors import InvalidInput
 from deployer.manifest.model import Manifest, Service, UpdateConfig
 
@@ -270,8 +270,8 @@ def service_spec(
         "ForceUpdate": force_update,
     }
     limits: dict[str, int] = {}
-    if service.cpus is not None:
-        limits["NanoCPUs"] = int(service.cpus * 1_000_000_000)
+    if service.cpus:
+        limits["NanoCPUs"] = nano_cpus(service.cpus)
     if service.memory is not None:
         limits["MemoryBytes"] = service.memory
     if limits:
