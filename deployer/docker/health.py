@@ -10,7 +10,9 @@ starts. So while Docker still says ``starting``, the deployer runs the same chec
 (an exec of the healthcheck's test, as Docker runs it, bounded by its timeout) every
 ``start_interval`` (default 1 s), and takes a pass as healthy. A failed check of its own
 fails nothing: Docker's verdict decides ``unhealthy``. An engine that does the start
-checks itself (the container has ``StartInterval`` and ``StartPeriod``) is left to it.
+checks itself (the container has ``StartInterval`` and ``StartPeriod``) is left to it; so
+is a healthcheck whose ``interval`` is no longer than ``start_interval`` after the
+deployer's first check (each check is a process started in the container).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from typing import Any
 import docker
 import docker.errors
 
+from deployer.apispec import NS
 from deployer.docker.containers import logs, wrapped
 from deployer.engine import HealthOutcome
 
@@ -57,9 +60,10 @@ def health_now(client: docker.DockerClient, host: str, container_id: str) -> Hea
         return snapshot(client.api.inspect_container(container_id))
 
 
-def start_check(info: dict[str, Any]) -> tuple[list[str], float] | None:
-    """The command and timeout of the check the deployer runs while the container starts;
-    None without a healthcheck, or when the engine runs start checks itself."""
+def start_check(info: dict[str, Any]) -> tuple[list[str], float, float] | None:
+    """The command, timeout and Docker's interval of the check the deployer runs while the
+    container starts; None without a healthcheck, or when the engine runs start checks
+    itself."""
     hc = (info.get("Config") or {}).get("Healthcheck") or {}
     test = list(hc.get("Test") or [])
     if hc.get("StartInterval") and hc.get("StartPeriod"):
@@ -70,7 +74,7 @@ def start_check(info: dict[str, Any]) -> tuple[list[str], float] | None:
         command = ["/bin/sh", "-c", test[1]]
     else:
         return None  # none, NONE, or a shape Docker would not run either
-    return command, (hc.get("Timeout") or 30 * 1_000_000_000) / 1_000_000_000
+    return command, (hc.get("Timeout") or 30 * NS) / NS, (hc.get("Interval") or 30 * NS) / NS
 
 
 def run_check(
@@ -110,7 +114,7 @@ def wait_healthy(
     start = clock()
     deadline = start + timeout
     every = start_interval or START_INTERVAL
-    check: tuple[list[str], float] | None = None
+    check: tuple[list[str], float, float] | None = None
     next_check = start
     first_started: str | None = None
     first_restarts: int | None = None
@@ -153,6 +157,8 @@ def wait_healthy(
                     detail = "its healthcheck passed (run by the deployer while it started)"
                     return HealthOutcome(True, "healthy", detail, clock() - start)
                 next_check = clock() + every
+                if check is not None and check[2] <= every:
+                    check = None  # Docker checks as often from now on: no second process
         else:
             running_since = running_since if running_since is not None else now
             if now - running_since >= stable:

@@ -62,9 +62,9 @@ def test_a_check_slower_than_its_timeout_is_a_failed_check_not_a_hang(
     slow = Healthcheck(test=("CMD-SHELL", "sleep 30"), interval=60.0, timeout=0.5)
     cid = started(h1, app, testenv.image_v1, slow)
     check = health.start_check(h1.api.inspect_container(cid))
-    assert check == (["/bin/sh", "-c", "sleep 30"], 0.5)
+    assert check == (["/bin/sh", "-c", "sleep 30"], 0.5, 60.0)
     began = time.monotonic()
-    assert health.run_check(h1.api, cid, *check) is False
+    assert health.run_check(h1.api, cid, check[0], check[1]) is False
     assert time.monotonic() - began < 25  # bounded by the check's timeout, not the sleep
 
 
@@ -74,11 +74,9 @@ def test_the_start_check_follows_docker_s_test_shapes() -> None:
 
     assert health.start_check({"Config": {}}) is None
     assert health.start_check(info(Test=["NONE"])) is None
-    assert health.start_check(info(Test=["CMD", "true"])) == (["true"], 30.0)
-    assert health.start_check(info(Test=["CMD-SHELL", "exit 0"], Timeout=2_000_000_000)) == (
-        ["/bin/sh", "-c", "exit 0"],
-        2.0,
-    )
+    assert health.start_check(info(Test=["CMD", "true"])) == (["true"], 30.0, 30.0)
+    shell = info(Test=["CMD-SHELL", "exit 0"], Timeout=2_000_000_000, Interval=500_000_000)
+    assert health.start_check(shell) == (["/bin/sh", "-c", "exit 0"], 2.0, 0.5)
     # an engine with API >= 1.44 keeps StartInterval and runs the start checks itself
     native = info(Test=["CMD", "true"], StartInterval=500_000_000, StartPeriod=10_000_000_000)
     assert health.start_check(native) is None
