@@ -6,6 +6,7 @@ implementation of it; the real one is ``deployer.docker.host.DockerHost``.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -106,6 +107,25 @@ class Lease:
     holder: str
     expires_at: float
     token: str  # identifies our lease (the lock container's id)
+
+
+def keep_renewing(renew: Callable[[], None], ttl: float) -> Callable[[], None]:
+    """Call ``renew`` every third of ``ttl`` in a background thread until the returned
+    stop is called, so a deploy longer than its lock's ttl never loses the lock."""
+    stop = threading.Event()
+
+    def loop() -> None:
+        while not stop.wait(ttl / 3):
+            renew()
+
+    keeper = threading.Thread(target=loop, name="lock-renewal", daemon=True)
+    keeper.start()
+
+    def done() -> None:
+        stop.set()
+        keeper.join(timeout=60)
+
+    return done
 
 
 @dataclass(frozen=True)

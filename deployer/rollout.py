@@ -36,6 +36,7 @@ from deployer.engine import (
     Lease,
     Release,
     canonical_name,
+    keep_renewing,
     kept_name,
     lock_key,
     next_name,
@@ -341,27 +342,18 @@ class Rollout:
         return leases
 
     def _keep_leases(self, leases: list[Lease]) -> Callable[[], None]:
-        """Renew the leases every third of ``lock_ttl`` while this deploy runs, so a long
-        one (big pulls, slow health, a canary) never loses its lock; returns the stop."""
+        """Renew the leases while this deploy runs (big pulls, slow health, a canary can
+        outlast ``lock_ttl``); returns the stop."""
         ttl = self.manifest.rollout.lock_ttl
-        stop = threading.Event()
 
         def renew_all() -> None:
-            while not stop.wait(ttl / 3):
-                for i, lease in enumerate(leases):
-                    try:
-                        leases[i] = self.hosts[lease.host].renew_lock(lease, ttl)
-                    except DeployerError as e:
-                        self.line(f"could not renew the deploy lock: {e.message}", lease.host)
+            for i, lease in enumerate(leases):
+                try:
+                    leases[i] = self.hosts[lease.host].renew_lock(lease, ttl)
+                except DeployerError as e:
+                    self.line(f"could not renew the deploy lock: {e.message}", lease.host)
 
-        keeper = threading.Thread(target=renew_all, name="lock-renewal", daemon=True)
-        keeper.start()
-
-        def done() -> None:
-            stop.set()
-            keeper.join(timeout=60)
-
-        return done
+        return keep_renewing(renew_all, ttl)
 
     def _unlock_all(self, leases: list[Lease]) -> None:
         for lease in reversed(leases):

@@ -37,7 +37,7 @@ import requests.exceptions
 from deployer import labels as L
 from deployer.context import Context
 from deployer.docker import registry
-from deployer.engine import Release
+from deployer.engine import Release, keep_renewing
 from deployer.errors import (
     Blocked,
     DeployerError,
@@ -333,6 +333,28 @@ class SwarmTarget:
                     hint=f"wait for it (--wait-lock 10m); if it died, the lock expires at {until}",
                 )
             self._sleep(min(2.0, max(0.1, give_up - time.monotonic())))
+
+    def renew_lock(self, lease: SwarmLease, ttl: float) -> SwarmLease:
+        """Push the lease's expiry to ``ttl`` seconds from now: a Swarm config's labels are
+        the one thing an update may change (at its version, so no write is lost)."""
+        expires = time.time() + ttl
+        with self._wrapped("renewing the deploy lock"):
+            try:
+                info = self.api.inspect_config(lease.config_id)
+            except docker.errors.NotFound:
+                info = None
+            if info is not None:
+                spec = dict(info["Spec"])
+                spec["Labels"] = {**(spec.get("Labels") or {}), LOCK_EXPIRES: f"{expires:.0f}"}
+                url = self.api._url("/configs/{0}/update", lease.config_id)
+                params = {"version": info["Version"]["Index"]}
+                self.api._raise_for_status(self.api._post_json(url, data=spec, params=params))
+        if info is None:
+            raise Blocked(
+                f"the Swarm lock {lease.name} on {self.name} expired and was taken away",
+                hint="raise rollout.lock_ttl above the longest a deploy may take",
+            )
+        return SwarmLease(lease.name, lease.config_id, lease.holder, expires)
 
     def release_lock(self, lease: SwarmLease) -> None:
         with (
@@ -737,11 +759,21 @@ class SwarmTarget:
             result.seconds = time.monotonic() - start
             return result
         lease = self.acquire_lock(self.context.holder, m.rollout.lock_ttl, lock_wait)
+        held = [lease]
+
+        def renew() -> None:
+            try:
+                held[0] = self.renew_lock(held[0], m.rollout.lock_ttl)
+            except DeployerError as e:
+                log(f"could not renew the deploy lock: {e.message}")
+
+        stop_renewing = keep_renewing(renew, m.rollout.lock_ttl)
         try:
             self._apply_locked(plan, result, log, run_tasks=run_tasks)
             if result.outcome is Outcome.DEPLOYED:
                 self.record_release(result)
         finally:
+            stop_renewing()
             self.release_lock(lease)
         result.seconds = time.monotonic() - start
         result.hosts[self.name] = result.outcome.value

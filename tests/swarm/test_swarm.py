@@ -6,8 +6,10 @@ Ports are published in host mode (the routing mesh does not work on these machin
 from __future__ import annotations
 
 import contextlib
+import threading
 import time
 import urllib.request
+from dataclasses import replace
 from typing import Any
 
 import docker
@@ -242,6 +244,50 @@ def test_the_lock_blocks_a_second_deploy_until_released_or_expired(
     taken = t.acquire_lock("job 4", ttl=60)  # the expired lease is taken over
     assert taken.holder == "job 4" and taken.config_id != short.config_id
     t.release_lock(taken)
+
+
+def test_a_renewed_lock_outlives_its_first_expiry_and_a_lost_one_is_said(
+    swarm: docker.DockerClient, swarm_app: str, testenv: TestEnv
+) -> None:
+    t = target(swarm, manifest(swarm_app, web(testenv.image_v1)))
+    lease = t.renew_lock(t.acquire_lock("long deploy", ttl=1), 60)
+    assert lease.expires_at > time.time() + 50
+    time.sleep(1.5)  # past the first expiry: the renewal holds it
+    with pytest.raises(Blocked, match="long deploy"):
+        t.acquire_lock("second deploy", ttl=60)
+    t.release_lock(lease)
+    stale = t.acquire_lock("killed deploy", ttl=1)
+    time.sleep(1.5)
+    taken = t.acquire_lock("next deploy", ttl=60)
+    with pytest.raises(Blocked, match="taken away") as e:
+        t.renew_lock(stale, 60)
+    assert e.value.exit_code == 4
+    t.release_lock(taken)
+
+
+def test_a_deploy_longer_than_lock_ttl_keeps_its_swarm_lock(
+    swarm: docker.DockerClient, swarm_app: str, testenv: TestEnv
+) -> None:
+    slow = Task("wait", "web", ("sleep", "4"), timeout=60)  # the deploy outlasts the ttl
+    m = manifest(swarm_app, web(testenv.image_v1), tasks=(slow,))
+    m = replace(m, rollout=replace(m.rollout, lock_ttl=1.5))
+    t = target(swarm, m)
+    seen: list[BaseException | None] = []
+
+    def second_deploy() -> None:
+        try:
+            target(swarm, m).acquire_lock("second deploy", ttl=60)
+            seen.append(None)
+        except Blocked as e:
+            seen.append(e)
+
+    probe = threading.Timer(3.0, second_deploy)  # twice the ttl into the deploy
+    probe.start()
+    r = t.apply(t.plan(), lambda _: None)
+    probe.join()
+    assert r.error is None, r.error
+    assert r.seconds > 3.5, "the deploy ended before the probe: no test"
+    assert isinstance(seen[0], Blocked), seen
 
 
 def test_a_paused_update_is_a_failure_and_the_previous_spec_is_restored(
