@@ -1,26 +1,39 @@
-"""Wall time to update 10 services to a new image: the deployer vs docker-compose up -d.
+"""Wall time to update 10 services to a new image: `deployer deploy` vs `docker-compose up -d`.
 
 Ten services of a tiny web server (busybox httpd, exits at once on SIGTERM), all moved
-from v1 to v2. The image has a HEALTHCHECK (every 0.5 s), so both tools run the same
-containers. The deployer rolls them start-first, health-gated (each new container must
-pass its healthcheck before the old one leaves the alias and stops),
-the ten services in parallel (one wave: no depends_on). docker-compose 1.29 `up -d`
-recreates them (stop old, start new) and waits for nothing. Target: ours <= 1.0x.
+from v1 to v2, one engine on the local socket, every tool run as a fresh process (the
+deployer's CLI with a manifest, Debian's docker-compose 1.29 with a compose file). The
+image has a HEALTHCHECK (every 0.5 s), so every tool runs the same containers. Columns:
 
-Where our time goes (10 services on 2 cores, one engine): besides what compose does, each
-service waits for its healthcheck, moves the service alias with two network reconnects
-(the new container gets it once healthy; the old one leaves it keeping its IP), and
-drains the old one before stopping it. Those are what make the update lose no request.
-Per-call timings of one update (2 cores, the 10 services at once): the 10 starts take
-0.7-2.6 s each (compose pays the same), the healthcheck's first probe comes 0.5 s after
-start (0.9 s under that load), the 40 network reconnects are mostly serialised by the
-engine (about 0.08 s each: 2-3 s from the first to the last), then the 1 s drain and
-the stop. Polling health every 0.1 s instead of 0.25 s changes nothing measurable
-(--poll); a larger client pool neither (10 concurrent calls fit the SDK's default).
-The drain is chosen with bench/rollout_downtime.py --drain: 0.5 s lost a request in 3 of
-4 rounds, 1 s none in 12.
+- deployer start-first: the default for services without a fixed host port. Each new
+  container starts beside the old one, must pass its healthcheck, takes over the
+  service alias (the old one leaves it keeping its IP), the old one drains 1 s, then
+  stops. No request is lost (bench/rollout_downtime.py).
+- deployer stop-first: compose's order (stop old, start new), health-gated.
+- compose up -d: stops old, starts new, waits for nothing.
+- compose + healthy: the same, then polling `inspect` every 0.1 s until every new
+  container is healthy: what a script must add to know the update works (compose 1.29
+  has no `--wait`).
 
-Usage: .venv/bin/python bench/rollout_10.py [--rounds N] [--drain S] [--interval S] [--poll S]
+The deployer waits for no full healthcheck interval: while a container starts, it runs the
+container's healthcheck itself (deployer/docker/health.py), as `start_interval` does on
+engines with API >= 1.44.
+
+Where start-first's time goes (one traced run, 2 cores, 7.7 s in all): 0.5 s to start
+the CLI and connect; the 10 starts end at 4.0 s (each start takes 1-4 s beside the 10
+running old containers and their healthchecks); all new containers are healthy at 4.3 s;
+the 40 network reconnects that move the service aliases (two per container: the new one
+gets the alias once healthy, the old one leaves it keeping its IP, so requests in flight
+to it survive) run from 2.4 s to 6.2 s: the engine serialises them, about 0.1 s each
+under that load (0.05 s for a disconnect, 0.03 s for a connect on an idle engine;
+serialising them ourselves made it slower); then the 1 s drain, the stops and retention.
+bench/rollout_downtime.py --drain chose that drain: 0.5 s lost a request in 3 of 4
+rounds. No Engine API version changes an endpoint's aliases in place.
+
+Measured here (5 rounds, medians, 2026-11-23): start-first 7.6-8.3 s (2.2x compose up -d),
+stop-first 3.9-4.5 s (1.1-1.2x), compose up -d 3.5-3.9 s, compose + healthy 4.1-4.4 s.
+
+Usage: .venv/bin/python bench/rollout_10.py [--rounds N] [--drain S]
 """
 
 from __future__ import annotations
@@ -29,58 +42,61 @@ import argparse
 import os
 import secrets
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import docker
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 
-from bench.rollout_probe import deploy, ensure_web, remove_app
-from deployer.docker.host import connect_host
-from deployer.manifest.model import (
-    Environment,
-    Healthcheck,
-    Manifest,
-    RolloutPolicy,
-    Service,
-)
+from bench.plan import timed  # noqa: E402
+from bench.rollout_probe import ensure_web, remove_app  # noqa: E402
 
 N = 10
+ENGINE = "unix:///var/run/docker.sock"
+DEPLOYER = str(Path(sys.executable).with_name("deployer"))
 
 
-def manifest(app: str, image: str, drain: float, interval: float | None = None) -> Manifest:
-    # None: the image's own HEALTHCHECK (every 0.5 s), which compose's containers run too
-    hc = None if interval is None else Healthcheck(interval=interval)
-    services = tuple(Service(f"s{i}", image, pull_policy="never", healthcheck=hc) for i in range(N))
-    return Manifest(
-        path="bench",
-        app=app,
-        environment=Environment("bench"),
-        services=services,
-        rollout=RolloutPolicy(health_timeout=60, drain=drain),
+def manifest_text(app: str, order: str, drain: float) -> str:
+    services = "".join(
+        f"  s{i}:\n    image: ${{IMAGE}}\n    pull_policy: never\n"
+        f"    deploy:\n      update_config:\n        order: {order}\n"
+        for i in range(N)
+    )
+    return (
+        f"app: {app}\nenvironments:\n  bench: {{}}\n"
+        f"rollout:\n  drain: {drain}s\n  health_timeout: 60s\nservices:\n{services}"
     )
 
 
-def ours(v1: str, v2: str, drain: float, interval: float, client: docker.DockerClient) -> float:
+def ours(v1: str, v2: str, order: str, drain: float, client: docker.DockerClient) -> float:
     app = "bench" + secrets.token_hex(4)
-    host = connect_host("unix:///var/run/docker.sock", {})
-    try:
-        deploy(host, manifest(app, v1, drain, interval))
-        started = time.monotonic()
-        deploy(host, manifest(app, v2, drain, interval))
-        return time.monotonic() - started
-    finally:
-        remove_app(client, app)
-        host.close()
+    with tempfile.TemporaryDirectory() as d:
+        Path(d, "deploy.yml").write_text(manifest_text(app, order, drain))
+        env = {**os.environ, "DOCKER_HOST": ENGINE, "IMAGE": v1}
+        cmd = [DEPLOYER, "deploy", "--env", "bench", "--report-dir", str(Path(d, "reports"))]
+        try:
+            timed(cmd, env, Path(d))
+            return timed(cmd, {**env, "IMAGE": v2}, Path(d))
+        finally:
+            remove_app(client, app)
 
 
-def compose(v1: str, v2: str) -> float:
-    if not shutil.which("docker-compose"):
-        raise SystemExit("docker-compose is missing: apt-get install docker-compose")
+def all_healthy(client: docker.DockerClient, project: str, image: str) -> bool:
+    flt = {"label": [f"com.docker.compose.project={project}"]}
+    found = client.api.containers(filters=flt)
+    if len(found) != N or any(c["Image"] != image for c in found):
+        return False
+    return all("(healthy)" in c["Status"] for c in found)
+
+
+def compose(v1: str, v2: str, client: docker.DockerClient, wait: bool) -> float:
     project = "bench" + secrets.token_hex(4)
     with tempfile.TemporaryDirectory() as d:
         f = Path(d) / "docker-compose.yml"
@@ -95,6 +111,10 @@ def compose(v1: str, v2: str) -> float:
             env["IMAGE"] = v2
             started = time.monotonic()
             subprocess.run([*run, "up", "-d"], env=env, check=True, capture_output=True)
+            while wait and not all_healthy(client, project, v2):
+                if time.monotonic() - started > 60:
+                    raise SystemExit("compose's containers were not healthy after 60 s")
+                time.sleep(0.1)
             return time.monotonic() - started
         finally:
             subprocess.run([*run, "down", "-t", "10"], check=False, env=env, capture_output=True)
@@ -102,24 +122,30 @@ def compose(v1: str, v2: str) -> float:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--rounds", type=int, default=1)
+    ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--drain", type=float, default=1.0, help="the deployer's drain (default 1)")
-    ap.add_argument("--interval", type=float, help="healthcheck interval (default: the image's)")
-    ap.add_argument("--poll", type=float, help="the deployer's health polling period (A/B runs)")
     args = ap.parse_args()
-    if args.poll:
-        from deployer.docker import health
-
-        health.POLL = args.poll
-    client = docker.DockerClient(base_url="unix:///var/run/docker.sock")
+    if not shutil.which("docker-compose"):
+        raise SystemExit("docker-compose is missing: apt-get install docker-compose")
+    client = docker.DockerClient(base_url=ENGINE)
     v1, v2 = ensure_web(client, "v1"), ensure_web(client, "v2")
-    print(
-        f"update {N} services v1 → v2        deployer (health-gated)   docker-compose up -d   ratio"
-    )
-    for _ in range(args.rounds):
-        ours_s = ours(v1, v2, args.drain, args.interval, client)
-        comp_s = compose(v1, v2)
-        print(f"{'':33}{ours_s:18.2f}s {comp_s:21.2f}s {ours_s / comp_s:7.2f}x")
+    runs: dict[str, Callable[[], float]] = {
+        "deployer start-first": lambda: ours(v1, v2, "start-first", args.drain, client),
+        "deployer stop-first": lambda: ours(v1, v2, "stop-first", args.drain, client),
+        "compose up -d": lambda: compose(v1, v2, client, wait=False),
+        "compose + healthy": lambda: compose(v1, v2, client, wait=True),
+    }
+    times: dict[str, list[float]] = {k: [] for k in runs}
+    print(f"update {N} services v1 → v2 (wall time, s)")
+    print(f"{'round':16}" + "".join(f"{k:>22}" for k in runs))
+    for r in range(args.rounds):
+        for name, fn in runs.items():  # interleaved: the machine's noise hits every column
+            times[name].append(fn())
+        print(f"{r + 1:<16}" + "".join(f"{times[k][-1]:22.2f}" for k in runs))
+    med = {k: statistics.median(v) for k, v in times.items()}
+    print(f"{'median':16}" + "".join(f"{med[k]:22.2f}" for k in runs))
+    base = med["compose up -d"]
+    print(f"{'vs compose up -d':16}" + "".join(f"{med[k] / base:21.2f}x" for k in runs))
     return 0
 
 
