@@ -512,7 +512,9 @@ class Rollout:
         while True:
             for cid in self.runs[host].new_containers:
                 look = engine.health_now(cid)
-                if not look.healthy:
+                # "starting": Docker has no verdict yet (its first check is still due); the
+                # container passed the deployer's own run of that check to get here
+                if not look.healthy and look.status != "starting":
                     self._done(rec, StepStatus.FAILED, look.status)
                     raise StepFailure(
                         f"{host}: canary container {cid[:12]} became {look.status}",

@@ -36,6 +36,8 @@ class FakeContainer:
 class FakeHost:
     host: str
     unhealthy: set[str] = field(default_factory=set)  # digests whose containers fail health
+    # digests whose containers passed the deployer's own check, Docker's first still due
+    no_verdict: set[str] = field(default_factory=set)
     missing: set[str] = field(default_factory=set)  # digests whose pull fails
     task_exit: dict[str, int] = field(default_factory=dict)  # command[0] -> exit code
     down: bool = False
@@ -180,6 +182,8 @@ class FakeHost:
 
     def health_now(self, container_id: str) -> HealthOutcome:
         c = self.containers[container_id]
+        if c.running and c.digest in self.no_verdict:
+            return HealthOutcome(False, "starting")
         ok = c.running and c.digest not in self.unhealthy
         return HealthOutcome(ok, "healthy" if ok else "unhealthy")
 

@@ -262,6 +262,15 @@ def test_canary_first_batch_is_one_host_and_failure_rolls_back_everything() -> N
         assert h.serving("web") == [("shop-prod-web-1", OLD)]
 
 
+def test_a_canary_docker_has_not_checked_yet_is_not_a_failure() -> None:
+    # the deployer's own check made it healthy; Docker's first check is still due
+    hosts = [host(n, no_verdict={NEW}) for n in ("a", "b")]
+    r = run(manifest(batch="100%", canary=2.0), hosts)
+    assert r.error is None, r.lines  # type: ignore[attr-defined]
+    for h in hosts:
+        assert h.serving("web") == [("shop-prod-web-1", NEW)]
+
+
 def test_batches() -> None:
     hosts = ["a", "b", "c", "d", "e"]
     assert batches(hosts, "2", canary=False) == [["a", "b"], ["c", "d"], ["e"]]
