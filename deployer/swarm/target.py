@@ -197,6 +197,12 @@ class SwarmTarget:
         except docker.errors.DockerException as e:
             raise Unreachable(f"Swarm manager {self.name}: {what}: {_why(e)}") from e
 
+    def _record(self, kind: str, name: str, service: str, **fields: Any) -> StepRecord:
+        """A step of this run on the manager, started now."""
+        return StepRecord(
+            host=self.name, name=name, kind=kind, service=service, started_at=time.time(), **fields
+        )
+
     def check_manager(self) -> None:
         with self._wrapped("reading swarm state"):
             info = self.api.info()
@@ -556,13 +562,7 @@ class SwarmTarget:
         service = m.service(task.service)
         name = f"{m.app}_task-{task.name}-{secrets.token_hex(3)}"[:63]
         spec = S.job_spec(m, service, digest, name, task.command, extra)
-        step = StepRecord(
-            host=self.name,
-            name=f"task {task.name}",
-            kind="task",
-            service=task.service,
-            started_at=time.time(),
-        )
+        step = self._record("task", f"task {task.name}", task.service)
         start = self._clock()
         sid = self.create_service(spec)
         try:
@@ -817,13 +817,11 @@ class SwarmTarget:
                 except DeployerError as e:
                     # The engine refused the change (or went away): undo what this run did.
                     rec, ok = (
-                        StepRecord(
-                            host=self.name,
-                            name=f"rollout {name}",
-                            kind="rollout",
-                            service=name,
+                        self._record(
+                            "rollout",
+                            f"rollout {name}",
+                            name,
                             status=StepStatus.FAILED,
-                            started_at=time.time(),
                             detail=e.message,
                         ),
                         False,
@@ -851,12 +849,10 @@ class SwarmTarget:
                 self.remove_service(svc["ID"])
             log(f"{step.service}: removed (no longer in the manifest)")
             result.steps.append(
-                StepRecord(
-                    host=self.name,
-                    name=f"remove {step.service}",
-                    kind="prune",
-                    service=step.service,
-                    started_at=time.time(),
+                self._record(
+                    "prune",
+                    f"remove {step.service}",
+                    step.service,
                     seconds=time.monotonic() - t0,
                     detail="no longer in the manifest",
                 )
@@ -875,13 +871,7 @@ class SwarmTarget:
         m = self.manifest
         service = m.service(step.service)
         swarm_name = S.service_name(m.app, step.service)
-        rec = StepRecord(
-            host=self.name,
-            name=f"rollout {step.service}",
-            kind="rollout",
-            service=step.service,
-            started_at=time.time(),
-        )
+        rec = self._record("rollout", f"rollout {step.service}", step.service)
         t0 = time.monotonic()
         deadline = S.convergence_deadline(m, service, max(step.replicas_after, 1))
         current = services.get(swarm_name)
@@ -933,13 +923,8 @@ class SwarmTarget:
         problems = []
         for item in reversed(undo):
             t0 = time.monotonic()
-            rec = StepRecord(
-                host=self.name,
-                name=f"rollback {item.service}",
-                kind="rollback",
-                service=item.service,
-                started_at=time.time(),
-                status=StepStatus.ROLLED_BACK,
+            rec = self._record(
+                "rollback", f"rollback {item.service}", item.service, status=StepStatus.ROLLED_BACK
             )
             try:
                 verdict = self._restore(item)
