@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+import time
 from pathlib import Path
 
 import docker
@@ -121,10 +122,16 @@ def test_deploy_update_under_load_status_and_rollback(
     v2 = serving(engine, app)
     assert v2 != v1 and len(v2) == 1
 
-    code, out = cli("status", "-f", str(project), "--env", "test", "--format", "json")
-    assert code == 0, out
-    data = json.loads(out)
-    rows = data["hosts"][0]["services"]
+    deadline = time.monotonic() + 15
+    while True:  # right after the deploy, Docker's own first check may still be due
+        code, out = cli("status", "-f", str(project), "--env", "test", "--format", "json")
+        assert code == 0, out
+        data = json.loads(out)
+        rows = data["hosts"][0]["services"]
+        assert all(r["health"] in ("healthy", "starting") for r in rows), rows
+        if all(r["health"] == "healthy" for r in rows) or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
     assert [r["container"] for r in rows] == [f"{app}-test-web-1", f"{app}-test-web-2"]
     assert {r["digest"] for r in rows} == v2
     assert all(r["health"] == "healthy" for r in rows)
