@@ -196,6 +196,10 @@ engine2() {
     return
   fi
   mkdir -p "$d/data" "$RUN/engine2"
+  # A network store left by an earlier run makes this dockerd delete the host's docker0
+  # when it restarts (the main engine's default bridge: builds then fail with "could not
+  # find bridge docker0"). Its networks are the tests' own and die with them: start clean.
+  rm -rf "$d/data/network"
   if ! ip link show "$E2_BRIDGE" >/dev/null 2>&1; then
     ip link add name "$E2_BRIDGE" type bridge
     ip addr add "$E2_BIP" dev "$E2_BRIDGE"
