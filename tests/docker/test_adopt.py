@@ -23,7 +23,7 @@ import pytest
 from deployer import labels as L
 from deployer.context import Context
 from deployer.docker import adopt
-from deployer.docker.host import DockerHost, connect_host
+from deployer.docker.host import DockerHost
 from deployer.manifest import load_manifest
 from deployer.manifest.model import (
     Healthcheck,
@@ -80,13 +80,6 @@ class ComposeApp:
             assert service not in out, f"two running containers for {service}"
             out[service] = c["Id"]
         return out
-
-
-@pytest.fixture
-def h1(testenv: TestEnv) -> Iterator[DockerHost]:
-    h = connect_host(testenv.engine_host, {})
-    yield h
-    h.close()
 
 
 def start(

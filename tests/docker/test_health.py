@@ -4,27 +4,19 @@ while a container starts, which engines below API 1.44 do not run (``start_inter
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 
 import docker
 import pytest
 
 from deployer import labels as L
 from deployer.docker import health
-from deployer.docker.host import DockerHost, connect_host
+from deployer.docker.host import DockerHost
 from deployer.manifest.model import Environment, Healthcheck, Manifest, Service
 from tests.testenv import TestEnv
 
 pytestmark = pytest.mark.integration
 
 MINUTE = Healthcheck(interval=60.0)  # the image's test; Docker's first check a minute away
-
-
-@pytest.fixture
-def h1(testenv: TestEnv) -> Iterator[DockerHost]:
-    h = connect_host(testenv.engine_host, {})
-    yield h
-    h.close()
 
 
 def started(h: DockerHost, app: str, image: str, hc: Healthcheck) -> str:

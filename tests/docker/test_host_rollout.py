@@ -11,7 +11,6 @@ import subprocess
 import tarfile
 import threading
 import time
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -22,7 +21,7 @@ import pytest
 from deployer import labels as L
 from deployer.context import Context
 from deployer.docker.connect import Connection
-from deployer.docker.host import DockerHost, connect_host
+from deployer.docker.host import DockerHost
 from deployer.docker.lock import lock_name
 from deployer.engine import HostEngine, default_network
 from deployer.errors import Blocked, DeployFailed
@@ -47,20 +46,6 @@ pytestmark = pytest.mark.integration
 
 ENV = "test"
 FAST = Healthcheck(interval=0.5, timeout=2.0, retries=2)
-
-
-@pytest.fixture
-def h1(testenv: TestEnv) -> Iterator[DockerHost]:
-    h = connect_host(testenv.engine_host, {})
-    yield h
-    h.close()
-
-
-@pytest.fixture
-def h2(testenv: TestEnv) -> Iterator[DockerHost]:
-    h = connect_host(testenv.engine2_host, {})
-    yield h
-    h.close()
 
 
 def web(image: str, **kw: object) -> Service:

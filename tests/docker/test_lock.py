@@ -4,24 +4,15 @@ deploy's lock, an expired lease goes with its renewals, a lost lease is said."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 
 import docker
 import pytest
 
 from deployer.docker import lock
-from deployer.docker.host import DockerHost, connect_host
+from deployer.docker.host import DockerHost
 from deployer.errors import Blocked
-from tests.testenv import TestEnv
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def h1(testenv: TestEnv) -> Iterator[DockerHost]:
-    h = connect_host(testenv.engine_host, {})
-    yield h
-    h.close()
 
 
 def lock_containers(engine: docker.DockerClient, key: str) -> list[str]:
