@@ -12,7 +12,7 @@ import enum
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
-from deployer.manifest.model import Manifest, Order, Service
+from deployer.manifest.model import Manifest, Order, Service, differing_parts
 
 
 class Action(enum.StrEnum):
@@ -37,7 +37,8 @@ class ObservedContainer:
     # pulled more than once (another registry, a re-push) lists several in RepoDigests.
     image_digests: tuple[str, ...] = ()
     config_hash: str | None = None
-    config_parts: Mapping[str, str] = field(default_factory=dict)
+    # None: the container carries no per-key label (not written by the deployer).
+    config_parts: Mapping[str, str] | None = None
     release: str | None = None
     health: str = "none"  # healthy, unhealthy, starting, none
     adopted_from: str | None = None  # "compose" when compose created it, None when we did
@@ -157,11 +158,17 @@ def _digest_of(containers: Iterable[ObservedContainer], desired: str | None = No
 
 
 def _changed_keys(desired: Service, container: ObservedContainer) -> list[str]:
-    if not container.config_parts:
+    if container.config_parts is None:
         return ["definition"]
-    want = desired.config_parts()
-    keys = set(want) | set(container.config_parts)
-    return sorted(k for k in keys if want.get(k) != container.config_parts.get(k))
+    keys = differing_parts(desired.config_parts(), container.config_parts)
+    return keys or (["definition"] if container.config_hash is None else [])
+
+
+def _config_differs(desired: Service, container: ObservedContainer) -> bool:
+    """The container's configuration is not the manifest's (labels of any release)."""
+    return container.config_hash != desired.config_hash() and bool(
+        _changed_keys(desired, container)
+    )
 
 
 def _service_step(desired: Desired, current: list[ObservedContainer], wave: int) -> Step:
@@ -188,7 +195,7 @@ def _service_step(desired: Desired, current: list[ObservedContainer], wave: int)
         reasons.append("new image digest")
     changed: set[str] = set()
     for c in kept:
-        if c.config_hash != svc.config_hash():
+        if _config_differs(svc, c):
             changed.update(_changed_keys(svc, c))
     if changed:
         reasons.append("config changed: " + ", ".join(sorted(changed)))
@@ -205,7 +212,7 @@ def _service_step(desired: Desired, current: list[ObservedContainer], wave: int)
         to_replace = tuple(
             c.id
             for c in kept
-            if not _runs(c, desired.digest) or c.config_hash != svc.config_hash() or not c.running
+            if not _runs(c, desired.digest) or _config_differs(svc, c) or not c.running
         )
         return replace(
             base,

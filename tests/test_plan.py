@@ -117,7 +117,7 @@ def test_config_change_names_the_keys_never_the_values() -> None:
 
 def test_container_without_config_parts_reports_definition_changed() -> None:
     web = svc("web")
-    c = running(web, config_hash="old", config_parts={})
+    c = running(web, config_hash="old", config_parts=None)
     step = plan1(manifest(web), c).hosts[0].step("web")
     assert step.action is Action.REPLACE
     assert step.reasons == ("config changed: definition",)

@@ -22,7 +22,7 @@ from typing import Any
 
 from deployer.apispec import nano_cpus
 from deployer.docker.containers import healthcheck_config
-from deployer.manifest.model import Service
+from deployer.manifest.model import Service, differing_parts
 
 DIFFERS = "differs"
 EXTRA = "settings outside the manifest"  # a part only a container can have
@@ -372,7 +372,7 @@ def config_parts(
     """
     i = Inspect(container, image, project, default_log_driver)
     parts: dict[str, str] = {}
-    for key, value in service.config_parts().items():
+    for key, value in service.full_config_parts().items():
         compare = _COMPARE.get(key)
         parts[key] = value if compare is not None and compare(service, i) else DIFFERS
     if _extra_settings(i):
@@ -382,8 +382,7 @@ def config_parts(
 
 def differing(parts: Mapping[str, str], service: Service) -> list[str]:
     """The keys of ``parts`` that do not match ``service`` (empty: unchanged)."""
-    want = service.config_parts()
-    return sorted(k for k in set(parts) | set(want) if parts.get(k) != want.get(k))
+    return differing_parts(service.config_parts(), parts)
 
 
 def config_hash(parts: Mapping[str, str], service: Service) -> str:

@@ -56,15 +56,16 @@ def _name(summary: Mapping[str, Any]) -> str:
     return str(names[0]).lstrip("/")
 
 
-def _parts(labels: Mapping[str, str]) -> dict[str, str]:
+def _parts(labels: Mapping[str, str]) -> dict[str, str] | None:
+    """The per-key parts label; None when there is none or it cannot be read."""
     raw = labels.get(L.CONFIG_PARTS)
-    if not raw:
-        return {}
+    if raw is None:
+        return None
     try:
         data = json.loads(raw)
     except ValueError:
-        return {}
-    return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
+        return None
+    return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else None
 
 
 def _int(value: str | None) -> int:

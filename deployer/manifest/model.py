@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Literal
 
@@ -127,27 +128,59 @@ class Service:
             return self.update_config.order
         return "stop-first" if self.fixed_host_ports else "start-first"
 
-    def config_parts(self) -> dict[str, str]:
+    def full_config_parts(self) -> dict[str, str]:
         """A short hash per key of everything that defines the container, except the image,
-        the replica count and the update policy.
+        the replica count and the update policy; every key, defaults included.
 
         The image is compared by digest and the replica count by scaling, so neither
         forces a replace on its own. Per-key hashes let a plan say *which* keys changed
         ("environment", "ports") without ever showing a value: environment values are
-        secrets.
+        secrets. Adoption compares every key of a container compose started.
         """
         data = asdict(self)
         parts: dict[str, str] = {}
         for key, value in sorted(data.items()):
-            if key in ("name", "image", "pull_policy", "replicas", "update_config"):
+            if key in _NOT_CONFIG:
                 continue
             blob = json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
             parts[key] = hashlib.sha256(blob.encode()).hexdigest()[:12]
         return parts
 
+    def config_parts(self) -> dict[str, str]:
+        """The parts of the keys whose value is not the default: what the labels record.
+
+        A key at its default is left out, so a release of the deployer that adds a field
+        (at its default for every manifest that does not use it) changes neither the parts
+        nor the hash of any running container: no fleet-wide replace after an upgrade.
+        """
+        defaults = default_parts()
+        return {k: v for k, v in self.full_config_parts().items() if defaults.get(k) != v}
+
     def config_hash(self) -> str:
         blob = json.dumps(self.config_parts(), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+_NOT_CONFIG = frozenset({"name", "image", "pull_policy", "replicas", "update_config"})
+_DEFAULT_PARTS: dict[str, str] = {}
+
+
+def default_parts() -> dict[str, str]:
+    """The part of every config key at its default value."""
+    if not _DEFAULT_PARTS:
+        _DEFAULT_PARTS.update(Service(name="", image="").full_config_parts())
+    return _DEFAULT_PARTS
+
+
+def differing_parts(want: Mapping[str, str], have: Mapping[str, str]) -> list[str]:
+    """The keys whose parts differ, a key missing on either side counting as its default.
+
+    Labels written by an older release hold every key, defaults included; labels written
+    now hold only the keys a manifest sets. Both compare equal for the same service.
+    """
+    defaults = default_parts()
+    keys = set(want) | set(have)
+    return sorted(k for k in keys if want.get(k, defaults.get(k)) != have.get(k, defaults.get(k)))
 
 
 @dataclass(frozen=True)

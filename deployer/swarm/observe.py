@@ -116,12 +116,12 @@ def observed(
             continue  # one-off jobs and global services are not part of the plan
         check_environment(svc, app, environment, host)
         name = service_of(svc, app)
-        parts: dict[str, str] = {}
-        if labels.get(L.CONFIG_PARTS):
+        parts: dict[str, str] | None = None
+        if labels.get(L.CONFIG_PARTS) is not None:
             try:
                 parts = dict(json.loads(labels[L.CONFIG_PARTS]))
             except (ValueError, TypeError):
-                parts = {}
+                parts = None
         running = running_slots(svc, tasks)
         adopted = None if labels.get(L.MANAGED) == "true" else "stack"
         for slot in range(1, replicas_of(svc) + 1):
