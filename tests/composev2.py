@@ -44,7 +44,8 @@ def run(
         check=False,
     )
     if check and proc.returncode != 0:
+        command = " ".join(args)
         raise AssertionError(
-            f"docker compose {' '.join(args)} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}"
+            f"docker compose {command} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}"
         )
     return proc
