@@ -7,14 +7,13 @@ the schema and is skipped here, so every problem is reported once and nothing cr
 from __future__ import annotations
 
 import os
-import posixpath
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from deployer.labels import PREFIX
-from deployer.manifest import parse
+from deployer.manifest import parse, policy
 from deployer.manifest.model import (
     Environment,
     GitlabPolicy,
@@ -52,22 +51,6 @@ POLICY_NAMES = (
     "docker-socket",
     "system-bind",
     "cap_add",
-)
-SYSTEM_PATHS = (
-    "/etc",
-    "/proc",
-    "/sys",
-    "/dev",
-    "/boot",
-    "/root",
-    "/usr",
-    "/bin",
-    "/sbin",
-    "/lib",
-    "/lib64",
-    "/var/lib/docker",
-    "/run",
-    "/var/run",
 )
 
 T = TypeVar("T")
@@ -536,6 +519,8 @@ class Builder:
                 mount = self.mount_long(p, item)
             if mount is None:
                 continue
+            if mount.type == "bind" and mount.source is not None:
+                self.bind_policy(p, item, mount)
             if (
                 mount.type == "volume"
                 and mount.source
@@ -549,6 +534,36 @@ class Builder:
                 )
             out.append(mount)
         return tuple(out)
+
+    def bind_policy(self, p: Path, item: Any, mount: Mount) -> None:
+        """Refuse a bind of a protected host path, whatever its spelling; the problem is
+        on the volume's own line and names the `policy.allow` entries that accept it."""
+        assert mount.source is not None
+        missing = [
+            (name, why)
+            for name, why in policy.needs(mount.source, read_only=mount.read_only)
+            if name not in self.allow
+        ]
+        if not missing:
+            return
+        written = self.written((*p, "source") if isinstance(item, dict) else p)
+        if not isinstance(item, dict) and isinstance(written, str) and "$" not in written:
+            written = written.split(":")[0]
+        shown = written if isinstance(written, str) else mount.source
+        message, fix = policy.refusal(shown, mount.source, missing)
+        self.err(p, message, fix)
+
+    def written(self, path: Path) -> Any:
+        """The value at ``path`` as the manifest writes it (before interpolation)."""
+        node: Any = self.doc.data
+        for part in path:
+            found = (isinstance(node, dict) and part in node) or (
+                isinstance(node, list) and isinstance(part, int) and part < len(node)
+            )
+            if not found:
+                return None
+            node = node[part]
+        return node
 
     def mount_long(self, p: Path, item: dict[str, Any]) -> Mount | None:
         kind, target, source = item.get("type"), item.get("target"), item.get("source")
@@ -565,7 +580,7 @@ class Builder:
                     "use an absolute path on the host",
                 )
                 return None
-            source = posixpath.normpath(source)
+            source = policy.canonical(source)
         elif kind == "tmpfs":
             if source is not None:
                 self.err((*p, "source"), "a tmpfs mount has no source", "remove `source`")
@@ -742,19 +757,6 @@ class Builder:
                 )
         if isinstance(raw.get("cap_add"), list) and raw["cap_add"]:
             refuse((*path, "cap_add"), "cap_add", "cap_add")
-        for i, m in enumerate(volumes):
-            if m.type != "bind" or m.source is None:
-                continue
-            p = (*path, "volumes", i) if len(volumes) == len(raw.get("volumes") or ()) else path
-            src = m.source
-            if src.endswith("docker.sock"):
-                refuse(
-                    p,
-                    f'binding the Docker socket ("{src}") gives full control of the host; it',
-                    "docker-socket",
-                )
-            elif src == "/" or any(src == s or src.startswith(s + "/") for s in SYSTEM_PATHS):
-                refuse(p, f'the bind mount of the system path "{src}"', "system-bind")
 
     # -- tasks, rollout, registry, gitlab -------------------------------------------------
     def tasks(self, raw: Any, raw_services: Any) -> tuple[Task, ...]:

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import ipaddress
 import math
-import posixpath
 import re
 import shlex
 
+from deployer.manifest import policy
 from deployer.manifest.model import Mount, Port
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
@@ -193,7 +193,7 @@ def volume_short(text: str) -> Mount:
         raise ValueError(f'"{text}": the container path must be absolute (start with /)')
     if source.startswith("/"):
         return Mount(
-            type="bind", source=posixpath.normpath(source), target=target, read_only=read_only
+            type="bind", source=policy.canonical(source), target=target, read_only=read_only
         )
     if source.startswith((".", "~")):
         raise ValueError(

@@ -1,0 +1,110 @@
+"""The safety policy for bind mounts, on canonical paths.
+
+A bind source is compared after it is made canonical the way the kernel reads it: runs of
+``/`` collapsed (``//var/run`` is ``/var/run``; POSIX's ``normpath`` keeps a leading ``//``),
+``.`` and ``..`` resolved, a trailing ``/`` dropped. A source is refused when it is, is under,
+or is a parent of a protected path: a parent exposes everything below it (``/var`` holds
+``/var/lib/docker`` and ``/var/run/docker.sock``). Symbolic links on the target host are
+resolved separately, through the engine, before anything changes (``deployer.docker.symlinks``);
+the same :func:`needs` then judges the resolved path.
+
+Pure: no SDK, no file system access.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+
+DOCKER_SOCKET = "docker-socket"
+SYSTEM_BIND = "system-bind"
+
+# Sockets that give control of the host's containers (the engine's and containerd's).
+SOCKETS = (
+    "/var/run/docker.sock",
+    "/run/docker.sock",
+    "/run/containerd/containerd.sock",
+    "/var/run/containerd/containerd.sock",
+    "/run/docker/containerd/containerd.sock",
+)
+SOCKET_NAMES = ("docker.sock", "containerd.sock", "docker.sock.raw", "dockershim.sock")
+# Directories whose content belongs to the host or to the engine.
+SYSTEM_PATHS = (
+    "/etc",
+    "/proc",
+    "/sys",
+    "/dev",
+    "/boot",
+    "/root",
+    "/usr",
+    "/bin",
+    "/sbin",
+    "/lib",
+    "/lib32",
+    "/lib64",
+    "/libx32",
+    "/run",
+    "/var/run",
+    "/var/lib/docker",
+    "/var/lib/containerd",
+)
+# Files a container may read from the host without an allow entry.
+READ_ONLY_ALLOWED = ("/etc/localtime", "/etc/timezone")
+
+_SLASHES = re.compile(r"/{2,}")
+
+
+def canonical(path: str) -> str:
+    """The path as the kernel reads it (absolute ``path`` assumed; symlinks aside)."""
+    text = _SLASHES.sub("/", path)
+    text = posixpath.normpath(text)
+    if text.startswith("//"):  # normpath keeps exactly two leading slashes
+        text = "/" + text.lstrip("/")
+    return text
+
+
+def _under(path: str, base: str) -> bool:
+    return base in (path, "/") or path.startswith(base + "/")
+
+
+def needs(source: str, *, read_only: bool = False) -> tuple[tuple[str, str], ...]:
+    """The policy entries a bind of the host path ``source`` needs, each with the reason.
+
+    Empty when the bind is harmless. ``source`` may be written in any spelling.
+    """
+    path = canonical(source)
+    out: dict[str, str] = {}
+    name = posixpath.basename(path)
+    if name in SOCKET_NAMES or path.endswith("docker.sock") or path in SOCKETS:
+        out[DOCKER_SOCKET] = f"it is the socket {path}"
+    else:
+        below = [s for s in SOCKETS if _under(s, path)]
+        if below:
+            out[DOCKER_SOCKET] = f"it holds the socket {below[0]}"
+    if read_only and path in READ_ONLY_ALLOWED:
+        return tuple(out.items())
+    for base in SYSTEM_PATHS:
+        if _under(path, base):
+            out[SYSTEM_BIND] = f"it is the system path {base}" + (
+                "" if path == base else " or below it"
+            )
+            break
+    else:
+        below = [s for s in SYSTEM_PATHS if _under(s, path)]
+        if below:
+            shown = ", ".join(below[:3]) + (", ..." if len(below) > 3 else "")
+            out[SYSTEM_BIND] = f"it holds the system paths {shown}"
+    return tuple(out.items())
+
+
+def refusal(written: str, source: str, missing: list[tuple[str, str]]) -> tuple[str, str]:
+    """(message, fix) for a bind refused for the entries ``missing`` (name, reason)."""
+    path = canonical(source)
+    spelled = f'"{written}"' + (f" (the host path {path})" if path != written else "")
+    reasons = "; ".join(reason for _, reason in missing)
+    names = " and ".join(f'"{name}"' for name, _ in missing)
+    message = f"the bind mount of {spelled} is refused by the safety policy: {reasons}"
+    fix = (
+        f"remove it, or add {names} to `policy: {{allow: [...]}}` if this app really needs it"
+    )
+    return message, fix

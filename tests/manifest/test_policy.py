@@ -1,0 +1,199 @@
+"""The safety policy judges canonical paths: every spelling of a protected bind source is
+refused, in short and long syntax, read-only or not, on the volume's own line, naming the
+`policy.allow` entry that would accept it; harmless binds pass."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from deployer.manifest import check_manifest
+from deployer.manifest.policy import canonical, needs
+
+SOCK = "docker-socket"
+SYS = "system-bind"
+
+# (written host path, the allow entries that must be named)
+BYPASSES: list[tuple[str, set[str]]] = [
+    # the root of the host
+    ("/", {SYS, SOCK}),
+    ("//", {SYS, SOCK}),
+    ("///", {SYS, SOCK}),
+    ("/.", {SYS, SOCK}),
+    ("/..", {SYS, SOCK}),
+    ("/./", {SYS, SOCK}),
+    ("/../../..", {SYS, SOCK}),
+    ("/srv/..", {SYS, SOCK}),
+    ("/tmp/../", {SYS, SOCK}),
+    # the Docker socket and its directory
+    ("/var/run/docker.sock", {SOCK, SYS}),
+    ("//var/run/docker.sock", {SOCK, SYS}),
+    ("/var//run/docker.sock", {SOCK, SYS}),
+    ("/var/run//docker.sock", {SOCK, SYS}),
+    ("/var/./run/docker.sock", {SOCK, SYS}),
+    ("/var/run/./docker.sock", {SOCK, SYS}),
+    ("/var/run/../run/docker.sock", {SOCK, SYS}),
+    ("/srv/../var/run/docker.sock", {SOCK, SYS}),
+    ("/var/run/docker.sock/", {SOCK, SYS}),
+    ("/var/run/docker.sock/.", {SOCK, SYS}),
+    ("/run/docker.sock", {SOCK, SYS}),
+    ("//run//docker.sock", {SOCK, SYS}),
+    ("/run/user/1000/docker.sock", {SOCK, SYS}),
+    ("/home/ci/.docker/run/docker.sock", {SOCK}),
+    ("/srv/app/docker.sock", {SOCK}),
+    ("//var/run", {SOCK, SYS}),
+    ("/var/run/", {SOCK, SYS}),
+    ("/var/run/.", {SOCK, SYS}),
+    ("/run", {SOCK, SYS}),
+    ("//run/", {SOCK, SYS}),
+    # containerd's socket and state
+    ("/run/containerd/containerd.sock", {SOCK, SYS}),
+    ("/run/containerd", {SOCK, SYS}),
+    ("//run/containerd/", {SOCK, SYS}),
+    ("/var/run/containerd/containerd.sock", {SOCK, SYS}),
+    ("/var/lib/containerd", {SYS}),
+    ("/opt/containerd.sock", {SOCK}),
+    # parents of protected paths
+    ("/var", {SOCK, SYS}),
+    ("//var", {SOCK, SYS}),
+    ("/var/", {SOCK, SYS}),
+    ("/var/lib", {SYS}),
+    ("/var/lib/", {SYS}),
+    ("/var/log/../lib", {SYS}),
+    ("/var/lib/docker", {SYS}),
+    ("/var/lib/docker/volumes", {SYS}),
+    ("/var/lib//docker", {SYS}),
+    ("/var/lib/docker/../docker/containers", {SYS}),
+    # system paths
+    ("/etc", {SYS}),
+    ("//etc/shadow", {SYS}),
+    ("/etc/./shadow", {SYS}),
+    ("/srv/../etc/passwd", {SYS}),
+    ("/etc/localtime", {SYS}),  # allowed read-only only
+    ("/proc", {SYS}),
+    ("/proc/1/root", {SYS}),
+    ("/proc/self/root/", {SYS}),
+    ("/sys/fs/cgroup", {SYS}),
+    ("/dev", {SYS}),
+    ("/dev/sda", {SYS}),
+    ("/boot/", {SYS}),
+    ("/root/.ssh", {SYS}),
+    ("/usr/bin", {SYS}),
+    ("/bin", {SYS}),
+    ("/sbin", {SYS}),
+    ("/lib/modules", {SYS}),
+    ("/lib64", {SYS}),
+]
+
+HARMLESS = [
+    "/srv/data",
+    "/srv//data/",
+    "/var/lib/app",
+    "/var/log/app",
+    "/home/app",
+    "/opt/shop/conf",
+    "/data/../srv/data",
+    "/etcetera",
+    "/variable",
+    "/running",
+    "/tmp/docker.socket-notes",
+]
+
+READ_ONLY_OK = ["/etc/localtime", "/etc/timezone", "//etc/localtime", "/etc/./timezone"]
+
+
+def test_the_table_is_big_enough() -> None:
+    assert len(BYPASSES) >= 50
+    assert len({b for b, _ in BYPASSES}) == len(BYPASSES)
+
+
+@pytest.mark.parametrize(
+    ("written", "expected"),
+    [
+        ("//", "/"),
+        ("//var/run", "/var/run"),
+        ("///var//run/./docker.sock/", "/var/run/docker.sock"),
+        ("/a/b/../../..", "/"),
+        ("/srv/data", "/srv/data"),
+    ],
+)
+def test_canonical(written: str, expected: str) -> None:
+    assert canonical(written) == expected
+
+
+@pytest.mark.parametrize(("written", "entries"), BYPASSES, ids=[b for b, _ in BYPASSES])
+def test_needs_names_every_entry(written: str, entries: set[str]) -> None:
+    got = {name for name, _ in needs(written)}
+    assert got == entries
+
+
+def _manifest(tmp_path: Path, volume: str, allow: list[str] | None = None) -> Path:
+    lines = [
+        "app: shop",
+        "environments:",
+        "  production: {}",
+    ]
+    lines.append(f"policy: {{allow: {json.dumps(allow or [])}}}")
+    lines += [
+        "services:",
+        "  web:",
+        '    image: "registry.example.com/shop/web:1"',
+        "    volumes:",
+        '      - "/srv/ok:/ok"',
+        volume,
+    ]
+    path = tmp_path / "deploy.yml"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def _forms(written: str) -> list[tuple[str, str, bool]]:
+    """(form, the volume's YAML line, read-only) for the short, short :ro and long syntax."""
+    q = json.dumps(written)
+    return [
+        ("short", f'      - "{written}:/host"', False),
+        ("short-ro", f'      - "{written}:/host:ro"', True),
+        ("long", f"      - {{type: bind, source: {q}, target: /host}}", False),
+        ("long-ro", f"      - {{type: bind, source: {q}, target: /host, read_only: true}}", True),
+    ]
+
+
+@pytest.mark.parametrize(("written", "entries"), BYPASSES, ids=[b for b, _ in BYPASSES])
+def test_every_spelling_is_refused_in_every_form(
+    tmp_path: Path, written: str, entries: set[str]
+) -> None:
+    for form, line, read_only in _forms(written):
+        if read_only and canonical(written) in ("/etc/localtime", "/etc/timezone"):
+            continue
+        report = check_manifest(_manifest(tmp_path, line), None, {})
+        assert not report.ok, (form, written)
+        (problem,) = report.problems
+        assert problem.line == 10, (form, problem.render())  # the volume's own line
+        assert problem.path == "services.web.volumes[1]", (form, problem.render())
+        assert f'"{written}"' in problem.message, problem.render()
+        assert problem.fix is not None
+        for entry in entries:
+            assert f'"{entry}"' in problem.fix, (form, problem.render())
+        # the entries it names are exactly what accepts it
+        allowed = check_manifest(_manifest(tmp_path, line, sorted(entries)), None, {})
+        assert allowed.ok, (form, [p.render() for p in allowed.problems])
+        if len(entries) > 1:
+            partial = check_manifest(_manifest(tmp_path, line, sorted(entries)[:1]), None, {})
+            assert not partial.ok, form
+
+
+@pytest.mark.parametrize("written", HARMLESS)
+def test_harmless_binds_pass(tmp_path: Path, written: str) -> None:
+    for form, line, _ in _forms(written):
+        report = check_manifest(_manifest(tmp_path, line), None, {})
+        assert report.ok, (form, [p.render() for p in report.problems])
+
+
+@pytest.mark.parametrize("written", READ_ONLY_OK)
+def test_time_zone_files_read_only(tmp_path: Path, written: str) -> None:
+    forms = _forms(written)
+    for form, line, read_only in forms:
+        report = check_manifest(_manifest(tmp_path, line), None, {})
+        assert report.ok is read_only, (form, [p.render() for p in report.problems])
