@@ -25,7 +25,7 @@ from deployer import labels as L
 from tests.testenv import TestEnv, repo_digest
 
 ROOT = Path(__file__).resolve().parents[2]
-TEMPLATE = ROOT / "ci-templates" / "deploy.gitlab-ci.yml"
+TEMPLATE = ROOT / "templates" / "deploy.yml"
 SECRET = "ci-secret-5b1e0c7a9d"
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

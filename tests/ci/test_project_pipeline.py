@@ -64,6 +64,7 @@ def test_selftest_jobs_are_the_template_plus_an_engine(
     repo.mkdir()
     shutil.copy2(ROOT / ".gitlab-ci.yml", repo / ".gitlab-ci.yml")
     shutil.copytree(ROOT / "ci-templates", repo / "ci-templates")
+    shutil.copytree(ROOT / "templates", repo / "templates")
     git = ["git", "-c", "user.name=Dev", "-c", "user.email=dev@example.com"]
     for args in (
         ["init", "-q", "-b", "main"],

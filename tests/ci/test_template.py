@@ -1,5 +1,6 @@
 """The include template: a valid ``spec:inputs`` header, a body that passes GitLab's CI
-JSON schema once its inputs are filled in, and no global keywords."""
+JSON schema once its inputs are filled in, no global keywords, one source file, and
+one version scheme shared by the release tags, the image, the template and the docs."""
 
 from __future__ import annotations
 
@@ -11,12 +12,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
-TEMPLATE = ROOT / "ci-templates" / "deploy.gitlab-ci.yml"
-COMPONENT = ROOT / "templates" / "deploy.yml"
+TEMPLATE = ROOT / "templates" / "deploy.yml"
 INPUT_RE = re.compile(r"\$\[\[\s*inputs\.([a-z_]+)\s*\]\]")
 GLOBAL_KEYWORDS = {
     "default",
@@ -129,6 +128,8 @@ def test_no_global_keywords() -> None:
 
 
 def test_deploy_job_shape() -> None:
+    from deployer import __version__
+
     job = render({"job_prefix": "prod", "environment": "live"})["prod-deploy"]
     assert job["rules"][0] == {"if": "$CI_DEPLOY_FREEZE", "when": "never"}
     assert job["rules"][1] == {
@@ -141,13 +142,16 @@ def test_deploy_job_shape() -> None:
         "deployment_tier": "production",
         "action": "start",
     }
-    assert job["resource_group"] == "production"
+    assert job["resource_group"] == "$CI_ENVIRONMENT_NAME"
     assert job["artifacts"]["when"] == "always"
     assert job["artifacts"]["reports"] == {
         "dotenv": "deploy-reports/deploy.env",
         "junit": "deploy-reports/deploy-junit.xml",
     }
-    assert job["image"] == {"name": "gitlab-docker-deployer:0.1.0", "entrypoint": [""]}
+    assert job["image"] == {
+        "name": f"$CI_REGISTRY/gitlab-docker-deployer/gitlab-docker-deployer:{__version__}",
+        "entrypoint": [""],
+    }
     (line,) = job["script"]
     assert line.split()[:2] == ["deployer", "deploy"]
     assert '--env "live"' in line
@@ -158,17 +162,80 @@ def test_mr_jobs_and_rollback_rules() -> None:
     body = render()
     mr_rule = {"if": '$CI_PIPELINE_SOURCE == "merge_request_event"'}
     assert body["production-validate"]["rules"] == [mr_rule]
-    assert body["production-plan"]["rules"] == [mr_rule]
-    assert body["production-plan"]["environment"]["action"] == "prepare"
+    plan = body["production-plan"]
+    assert plan["rules"] == [mr_rule]
     rollback = body["production-rollback"]
     assert rollback["rules"][0]["when"] == "manual"
-    assert rollback["environment"]["action"] == "access"
+    # A rollback is a deployment of the environment: GitLab shows the release it restored.
+    assert rollback["environment"] == {
+        "name": "production",
+        "url": "$DEPLOY_URL",
+        "deployment_tier": "production",
+        "action": "start",
+    }
     assert rollback["resource_group"] == body["production-deploy"]["resource_group"]
 
 
-@pytest.mark.parametrize("path", [COMPONENT])
-def test_catalog_component_is_the_same_template(path: Path) -> None:
-    assert path.read_text() == TEMPLATE.read_text()
+def test_resource_group_is_one_per_environment() -> None:
+    staging = render({"job_prefix": "staging", "environment": "staging"})
+    # The input default, expanded by GitLab per job to the job's environment name.
+    assert staging["staging-deploy"]["resource_group"] == "$CI_ENVIRONMENT_NAME"
+    assert staging["staging-rollback"]["resource_group"] == "$CI_ENVIRONMENT_NAME"
+    assert staging["staging-deploy"]["environment"]["name"] == "staging"
+
+
+def test_the_template_has_one_source() -> None:
+    """templates/deploy.yml is the only copy: no other tracked YAML file carries its
+    jobs, so nothing can drift from it."""
+    files = subprocess.run(
+        ["git", "ls-files", "*.yml", "*.yaml"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout.split()
+    marker = "$[[ inputs.job_prefix ]]-deploy:"
+    carriers = sorted(f for f in files if marker in (ROOT / f).read_text())
+    assert carriers == ["templates/deploy.yml"]
+    pipeline = yaml.safe_load((ROOT / ".gitlab-ci.yml").read_text())
+    assert pipeline["include"][0]["local"] == "templates/deploy.yml"
+
+
+def _release_tag_pattern() -> re.Pattern[str]:
+    pipeline = yaml.safe_load((ROOT / ".gitlab-ci.yml").read_text())
+    rules = {str(r["if"]) for job in ("release", "release-image") for r in pipeline[job]["rules"]}
+    (rule,) = rules
+    m = re.fullmatch(r"\$CI_COMMIT_TAG =~ /(.+)/", rule)
+    assert m, rule
+    return re.compile(m.group(1))
+
+
+def test_release_tags_are_semantic_versions() -> None:
+    from deployer import __version__
+
+    pattern = _release_tag_pattern()
+    assert pattern.fullmatch(__version__)
+    assert not pattern.fullmatch(f"v{__version__}")
+    release = yaml.safe_load((ROOT / ".gitlab-ci.yml").read_text())["release"]
+    assert "release-cli" not in release["image"]
+    assert any("glab release create" in line for line in release["script"])
+    assert any("--publish-to-catalog" in line for line in release["script"])
+
+
+def test_docs_reference_the_released_version() -> None:
+    """Every version the README and docs/gitlab.md tell users to include is this release,
+    written as the tag is (no "v")."""
+    from deployer import __version__
+
+    found = []
+    for doc in ("README.md", "docs/gitlab.md"):
+        text = (ROOT / doc).read_text()
+        found += re.findall(r"gitlab-docker-deployer/deploy@([^\s`]+)", text)
+        found += re.findall(r"\bref: ([^\s`,]+)", text)
+        assert "ci-templates/deploy.gitlab-ci.yml" not in text, doc
+    assert found, "the docs show no include"
+    assert set(found) == {__version__}
 
 
 def test_default_image_version_is_this_release() -> None:
