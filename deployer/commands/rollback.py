@@ -15,50 +15,11 @@ import time
 from collections.abc import Mapping
 from typing import TextIO
 
-from deployer.commands.deploy import apply, context_for, duration_arg, finish_early, load
-from deployer.engine import Release
-from deployer.errors import DeployerError, InvalidInput
-from deployer.manifest.model import Manifest
+from deployer.commands.deploy import apply, context_for, duration_arg, load
+from deployer.commands.finish import finish_early
+from deployer.errors import DeployerError
+from deployer.releases import choose, release_digests
 from deployer.report.log import JobLog
-
-
-def choose(releases: list[Release], to: str | None, where: str) -> Release:
-    """The release to go back to: ``to`` (an id or a unique prefix), else the previous one."""
-    if not releases:
-        raise InvalidInput(
-            f"no release of this app is recorded on {where}",
-            hint="deploy once with `deployer deploy` before rolling back",
-        )
-    ids = [r.id for r in releases]
-    if to:
-        found = [r for r in releases if r.id == to] or [r for r in releases if r.id.startswith(to)]
-        if len(found) != 1:
-            raise InvalidInput(
-                f"--to {to}: {'no' if not found else 'more than one'} release matches on {where}",
-                hint="the releases kept are: " + ", ".join(reversed(ids)),
-            )
-        return found[0]
-    if len(releases) < 2:
-        raise InvalidInput(
-            f"only one release ({ids[0]}) is recorded on {where}: nothing to roll back to",
-            hint="name a release with --to, or deploy the version you want",
-        )
-    return releases[-2]
-
-
-def release_digests(
-    release: Release, manifest: Manifest
-) -> tuple[dict[str, str], list[str] | None]:
-    """The digests ``release`` recorded for the services ``manifest`` still has, and the
-    services to limit the plan to (None: all of them)."""
-    digests = {s: d for s, d in release.digests.items() if s in manifest.service_names}
-    if not digests:
-        raise InvalidInput(
-            f"release {release.id} has none of the services of {manifest.path}",
-            hint="choose another release with --to",
-        )
-    only = None if len(digests) == len(manifest.services) else sorted(digests)
-    return digests, only
 
 
 def run(args: argparse.Namespace, out: TextIO, environ: Mapping[str, str] | None = None) -> int:

@@ -11,13 +11,14 @@ import argparse
 import json
 import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, TextIO
 
 from deployer import labels as L
 from deployer.errors import EXIT_OK
 from deployer.manifest.model import Manifest
+from deployer.report.status import host_heading, host_table
 
 
 def _started(info: Mapping[str, Any]) -> float | None:
@@ -97,20 +98,6 @@ def collect(manifest: Manifest, hosts: list[Any], now: float | None = None) -> d
             }
         )
     return out
-
-
-def host_heading(where: str, data: Mapping[str, Any], host: Mapping[str, Any]) -> str:
-    """``<where>: <app>/<environment> · release <id>`` (or ``· no release``)."""
-    head = f"{where}: {data['app']}/{data['environment']}"
-    latest = host["latest_release"]
-    return head + (f" · release {latest}" if latest else " · no release")
-
-
-def host_table(rows: Sequence[Sequence[object]], headers: Sequence[str]) -> str:
-    """The host's table, or a line saying that nothing of the app runs there."""
-    from deployer.report.log import format_table
-
-    return format_table(rows, headers) if rows else "  (nothing of this app runs here)\n"
 
 
 def render_text(data: Mapping[str, Any]) -> str:

@@ -27,23 +27,10 @@ import atexit
 import contextlib
 import os
 import shutil
-import ssl
-import sys
 import tempfile
 import urllib.parse
-from collections.abc import Iterator, Mapping
-from pathlib import Path
+from collections.abc import Mapping
 from typing import Any
-
-# docker imports paramiko (~100 ms with cryptography and invoke) for ssh:// support, even
-# when no host uses ssh. Import docker without it; deployer.docker.ssh imports it (and
-# docker's ssh transport) when an ssh:// host is connected.
-if "docker" not in sys.modules and "paramiko" not in sys.modules:
-    sys.modules["paramiko"] = None  # type: ignore[assignment]
-    try:
-        import docker
-    finally:
-        del sys.modules["paramiko"]
 
 import docker
 import docker.errors
@@ -51,13 +38,17 @@ import docker.tls
 import requests.exceptions
 from docker.utils.proxy import ProxyConfig
 
-from deployer.errors import InvalidInput, Unreachable
+from deployer.docker.transport import CLIENT_API as _CLIENT_API
+from deployer.docker.transport import pem as _pem
+from deployer.docker.transport import ssh_errors as _ssh_errors
+from deployer.docker.transport import text_or_file as _text_or_file
+from deployer.docker.transport import wrapped_errors as _wrapped_errors
+from deployer.errors import InvalidInput
 
 LOCAL_SOCKET = "unix:///var/run/docker.sock"
 DEFAULT_TIMEOUT = 60.0
 CONNECT_TIMEOUT = 15.0
 # The newest API this client speaks; older engines get their own version.
-_CLIENT_API = docker.constants.DEFAULT_DOCKER_API_VERSION
 
 
 def host_urls(manifest_hosts: tuple[str, ...] | list[str], environ: Mapping[str, str]) -> list[str]:
@@ -79,17 +70,6 @@ def display_name(url: str) -> str:
         user, _, hostport = netloc.rpartition("@")
         netloc = f"{user.split(':', 1)[0]}@{hostport}"
     return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, "", ""))
-
-
-def _text_or_file(value: str) -> str:
-    """A CI variable's content: the text itself, or the file a "file" variable points at."""
-    stripped = value.strip()
-    if stripped and "\n" not in stripped and not stripped.startswith("-----"):
-        path = Path(stripped)
-        with contextlib.suppress(OSError):
-            if path.is_file():
-                return path.read_text()
-    return value
 
 
 class Connection:
@@ -253,114 +233,8 @@ def _tls_config(
     )
 
 
-def _pem(text: str) -> str:
-    text = text.replace("\r\n", "\n").strip()
-    return text + "\n"
-
-
 def _tls(name: str, ca: str, cert: str, key: str, source: str) -> docker.tls.TLSConfig:
     try:
         return docker.tls.TLSConfig(client_cert=(cert, key), ca_cert=ca, verify=True)
     except docker.errors.TLSParameterError as e:
         raise InvalidInput(f"host {name}: bad TLS files from {source}: {e}") from e
-
-
-# --- ssh -------------------------------------------------------------------------------
-
-
-# --- errors ----------------------------------------------------------------------------
-
-
-def _why(e: BaseException) -> str:
-    text = str(e) or e.__class__.__name__
-    return text.splitlines()[0][:300]
-
-
-@contextlib.contextmanager
-def _wrapped_errors(name: str, what: str) -> Iterator[None]:
-    transport_errors: tuple[type[BaseException], ...] = (OSError, EOFError, *_ssh_errors())
-    try:
-        yield
-    except (InvalidInput, Unreachable):
-        raise
-    except requests.exceptions.SSLError as e:
-        reason = _ssl_reason(e)
-        if "ALERT" in reason:  # the server's side of the handshake refused us
-            raise Unreachable(
-                f"host {name}: {what}: the host refused our TLS client certificate: {reason}",
-                hint="DOCKER_TLS_CERT / DOCKER_TLS_KEY (or cert.pem / key.pem) must be a client "
-                "certificate signed by the CA the host's dockerd trusts (its --tlscacert)",
-            ) from e
-        raise Unreachable(
-            f"host {name}: {what}: TLS verification failed: {reason}",
-            hint="the server's certificate must be signed by the CA in DOCKER_TLS_CA_CERT / "
-            "DOCKER_CERT_PATH/ca.pem and name the host you connect to (SAN)",
-        ) from e
-    except requests.exceptions.Timeout as e:
-        raise Unreachable(
-            f"host {name}: {what}: no answer in time ({_why(e)})",
-            hint="check that the host is up and that a firewall lets you reach it",
-        ) from e
-    except requests.exceptions.ConnectionError as e:
-        if name.startswith("ssh://"):
-            raise Unreachable(
-                f"host {name}: {what}: logged in over SSH, but the Docker engine did not answer "
-                f"through it ({_why(_root(e))})",
-                hint="on that host, `docker system dial-stdio` must work for the SSH user: "
-                "docker installed and on its PATH, the user allowed to use the engine "
-                "(root or the docker group), dockerd running",
-            ) from e
-        raise Unreachable(
-            f"host {name}: {what}: cannot connect ({_why(_root(e))})",
-            hint="check the host URL (DOCKER_HOST or the environment's hosts) and that the "
-            "Docker engine runs there",
-        ) from e
-    except transport_errors as e:
-        raise Unreachable(
-            f"host {name}: {what}: the SSH connection failed ({_why(e)})",
-            hint="check that `docker` is installed on the host and the SSH user may run it "
-            "(`docker system dial-stdio`)",
-        ) from e
-    except docker.errors.APIError as e:
-        raise Unreachable(
-            f"host {name}: {what}: the engine refused: {e.explanation or e}",
-            hint="check the engine's log on that host",
-        ) from e
-    except docker.errors.DockerException as e:
-        raise Unreachable(f"host {name}: {what}: {_why(e)}") from e
-
-
-def _ssh_errors() -> tuple[type[BaseException], ...]:
-    """paramiko's error root, when an ssh:// host made us import it."""
-    paramiko = sys.modules.get("paramiko")
-    return (paramiko.SSHException,) if paramiko is not None else ()
-
-
-def _root(e: BaseException) -> BaseException:
-    """The innermost cause (requests -> urllib3 MaxRetryError -> OSError)."""
-    for _ in range(10):
-        reason = getattr(e, "reason", None)
-        if isinstance(reason, BaseException):
-            e = reason
-        elif e.args and isinstance(e.args[0], BaseException):
-            e = e.args[0]
-        elif e.__cause__ is not None:
-            e = e.__cause__
-        else:
-            break
-    return e
-
-
-def _ssl_reason(e: BaseException) -> str:
-    root = _root(e)
-    if isinstance(root, ssl.SSLCertVerificationError) and root.verify_message:
-        return f"{root.verify_message} ({root.reason})"
-    if isinstance(root, ssl.SSLError):
-        return str(root.reason or root)
-    return _why(root)
-
-
-wrapped_errors = _wrapped_errors
-text_or_file = _text_or_file
-pem = _pem
-why = _why

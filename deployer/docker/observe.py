@@ -25,7 +25,7 @@ import docker.errors
 
 from deployer import labels as L
 from deployer.docker import adopt
-from deployer.docker.connect import wrapped_errors
+from deployer.docker.transport import wrapped_errors
 from deployer.engine import KEPT_SEP, NEXT_MARK, canonical_name
 from deployer.manifest.model import Service
 from deployer.plan import Observed, ObservedContainer

@@ -25,8 +25,8 @@ from collections.abc import Mapping, Sequence
 import docker
 import docker.errors
 
-from deployer.docker.connect import wrapped_errors
 from deployer.docker.observe import repository
+from deployer.docker.transport import wrapped_errors
 from deployer.errors import InvalidInput, Unreachable
 from deployer.manifest.model import RegistryAuth
 

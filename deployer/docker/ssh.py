@@ -20,7 +20,8 @@ import paramiko.hostkeys
 from docker.transport.sshconn import SSHHTTPAdapter
 from docker.utils.proxy import ProxyConfig
 
-from deployer.docker.connect import _CLIENT_API, pem, text_or_file, why, wrapped_errors
+from deployer.docker.transport import CLIENT_API as _CLIENT_API
+from deployer.docker.transport import pem, text_or_file, why, wrapped_errors
 from deployer.errors import InvalidInput, Unreachable
 
 

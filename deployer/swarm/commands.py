@@ -53,7 +53,7 @@ def deploy(
     wait_lock: float,
 ) -> int:
     """`deployer deploy` for a swarm: plan, print, apply, report, exit like the result."""
-    from deployer.commands.deploy import finish_early
+    from deployer.commands.finish import finish_early
     from deployer.report.plan import render
 
     scope = _only(manifest, only)
@@ -85,7 +85,7 @@ def _apply(
     wait_lock: float,
     run_tasks: bool = True,
 ) -> int:
-    from deployer.commands.deploy import finish_early, report
+    from deployer.commands.finish import finish_early, report
 
     manifest = target.manifest
     try:
@@ -111,8 +111,8 @@ def rollback(
     wait_lock: float,
 ) -> int:
     """`deployer rollback` for a swarm: the chosen release's digests, today's manifest."""
-    from deployer.commands.deploy import finish_early
-    from deployer.commands.rollback import choose, release_digests
+    from deployer.commands.finish import finish_early
+    from deployer.releases import choose, release_digests
     from deployer.report.plan import render
 
     try:
@@ -164,7 +164,7 @@ def status(manifest: Manifest, environ: Mapping[str, str], fmt: str) -> str:
     data = status_data(manifest, environ)
     if fmt == "json":
         return json.dumps(data, indent=2, sort_keys=True) + "\n"
-    from deployer.commands.status import host_heading, host_table
+    from deployer.report.status import host_heading, host_table
 
     parts = []
     for h in data["hosts"]:

@@ -13,9 +13,9 @@ import pytest
 
 from deployer import labels as L
 from deployer.cli import main
-from deployer.commands.rollback import choose
 from deployer.engine import Release
 from deployer.errors import InvalidInput
+from deployer.releases import choose
 from tests.testenv import TestEnv
 
 MANIFEST = """\

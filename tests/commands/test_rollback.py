@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from deployer.commands.rollback import release_digests
 from deployer.engine import Release
 from deployer.errors import InvalidInput
 from deployer.manifest.model import Environment, Manifest, Service
+from deployer.releases import release_digests
 
 WEB = "r/web@sha256:" + "1" * 64
 WORKER = "r/worker@sha256:" + "2" * 64

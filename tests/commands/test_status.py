@@ -3,7 +3,7 @@ environments alike."""
 
 from __future__ import annotations
 
-from deployer.commands.status import host_heading, host_table
+from deployer.report.status import host_heading, host_table
 
 DATA = {"app": "shop", "environment": "production"}
 
