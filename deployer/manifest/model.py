@@ -153,7 +153,7 @@ class Service:
         (at its default for every manifest that does not use it) changes neither the parts
         nor the hash of any running container: no fleet-wide replace after an upgrade.
         """
-        defaults = default_parts()
+        defaults = default_parts(type(self))
         return {k: v for k, v in self.full_config_parts().items() if defaults.get(k) != v}
 
     def config_hash(self) -> str:
@@ -162,14 +162,15 @@ class Service:
 
 
 _NOT_CONFIG = frozenset({"name", "image", "pull_policy", "replicas", "update_config"})
-_DEFAULT_PARTS: dict[str, str] = {}
+_DEFAULT_PARTS: dict[type[Service], dict[str, str]] = {}
 
 
-def default_parts() -> dict[str, str]:
-    """The part of every config key at its default value."""
-    if not _DEFAULT_PARTS:
-        _DEFAULT_PARTS.update(Service(name="", image="").full_config_parts())
-    return _DEFAULT_PARTS
+def default_parts(model: type[Service] | None = None) -> dict[str, str]:
+    """The part of every config key at its default value (of ``model``, default Service)."""
+    model = model or Service
+    if model not in _DEFAULT_PARTS:
+        _DEFAULT_PARTS[model] = model(name="", image="").full_config_parts()
+    return _DEFAULT_PARTS[model]
 
 
 def differing_parts(want: Mapping[str, str], have: Mapping[str, str]) -> list[str]:
