@@ -150,7 +150,7 @@ def apply(
     )
     with cancel_on_sigterm(rollout.cancelled, log):
         result = rollout.run()
-    report(result, ctx, manifest, environ, args, log)
+    report(result, ctx, manifest, environ, args, log, kind=kind)
     if rollout.error is not None:
         raise rollout.error
     return EXIT_OK

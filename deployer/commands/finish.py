@@ -1,4 +1,5 @@
-"""How a deploy, rollback or restart ends: the job-log summary, the report files, the MR note.
+"""How a deploy, rollback or restart ends: the job-log summary, the report files, the MR note,
+the webhook notifications.
 
 Shared by both engines' commands, so it depends on no command module.
 """
@@ -23,8 +24,12 @@ def report(
     environ: Mapping[str, str],
     args: argparse.Namespace,
     log: JobLog,
+    *,
+    kind: str | None = None,
 ) -> None:
-    """The job-log summary, the report files and the MR note (never fails the deploy)."""
+    """The job-log summary, the report files, the MR note and the webhook notifications
+    (none of them ever fails the deploy). ``kind`` names the command (deploy, rollback,
+    restart, down); by default the CLI's command."""
     from deployer.gitlab.notes import post_note
     from deployer.report.artifacts import write_reports
     from deployer.report.markdown import result_markdown
@@ -45,6 +50,18 @@ def report(
 
         body = Redactor(secrets)(result_markdown(result, ctx))
         log.line(post_note(ctx, body, environ, what="deploy note"))
+    if manifest is not None and manifest.notify.webhooks:
+        from deployer.notify import send
+        from deployer.report.redact import Redactor
+
+        send(
+            manifest.notify,
+            result,
+            ctx,
+            kind or getattr(args, "command", None) or "deploy",
+            redact=Redactor(secrets),
+            log=log.line,
+        )
 
 
 def finish_early(

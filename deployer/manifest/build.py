@@ -22,6 +22,7 @@ from deployer.manifest.model import (
     Manifest,
     Mount,
     NetworkAttachment,
+    NotifyPolicy,
     Port,
     RegistryAuth,
     RolloutPolicy,
@@ -31,12 +32,14 @@ from deployer.manifest.model import (
     TopVolume,
     UpdateConfig,
     Warning_,
+    Webhook,
 )
 from deployer.manifest.problems import Path, Problem
 from deployer.manifest.schema import is_secret
 from deployer.manifest.yamlpos import Doc
 
 APP_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
+MAX_NOTIFY_TIMEOUT = 30.0
 SERVICE_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
 _RESTART = re.compile(r"^(no|always|unless-stopped|on-failure(:\d+)?)$")
 _SIGNAL = re.compile(r"^(SIG[A-Z0-9+-]+|[0-9]+)$")
@@ -123,6 +126,7 @@ class Builder:
         rollout = self.rollout(data.get("rollout"))
         registries = self.registries(data.get("registry"))
         gitlab = self.gitlab(data.get("gitlab"))
+        notify = self.notify(data.get("notify"))
         if self.problems or environment is None or not isinstance(app, str):
             return None
         return Manifest(
@@ -136,6 +140,7 @@ class Builder:
             networks=networks,
             registries=registries,
             gitlab=gitlab,
+            notify=notify,
             policy_allow=tuple(sorted(self.allow)),
             warnings=tuple(self.warnings),
         )
@@ -869,6 +874,48 @@ class Builder:
             hold_label=hold if isinstance(hold, str) else GitlabPolicy.hold_label,
             require_api=raw.get("require_api") is True,
         )
+
+    def notify(self, raw: Any) -> NotifyPolicy:
+        if not isinstance(raw, dict):
+            return NotifyPolicy()
+        timeout = NotifyPolicy.timeout
+        if raw.get("timeout") is not None:
+            value = self.dur(("notify", "timeout"), raw["timeout"])
+            if value is not None:
+                if not 0 < value <= MAX_NOTIFY_TIMEOUT:
+                    self.err(
+                        ("notify", "timeout"),
+                        "must be more than 0 and at most 30s",
+                        "a webhook that slow would hold up the job: use 5s or 10s",
+                    )
+                else:
+                    timeout = value
+        hooks: list[Webhook] = []
+        raw_hooks = raw.get("webhooks")
+        for i, hook in enumerate(raw_hooks if isinstance(raw_hooks, list) else []):
+            if not isinstance(hook, dict) or not isinstance(hook.get("url"), str):
+                continue  # the schema check names it
+            url = hook["url"].strip()
+            if not url:
+                continue  # ${SLACK_WEBHOOK_URL:-} unset in this pipeline: no webhook
+            if not re.match(r"^https?://[^/\s]+", url):
+                # Never quote the URL: it is a secret.
+                self.err(
+                    ("notify", "webhooks", i, "url"),
+                    "is not an http:// or https:// URL",
+                    "set the CI variable to the webhook's full URL",
+                )
+                continue
+            fmt = hook.get("format", "json")
+            on = hook.get("on")
+            hooks.append(
+                Webhook(
+                    url=url,
+                    format=fmt if isinstance(fmt, str) else "json",
+                    on=tuple(on) if isinstance(on, list) else Webhook.on,
+                )
+            )
+        return NotifyPolicy(timeout=timeout, webhooks=tuple(hooks))
 
     # -- checks across services -----------------------------------------------------------
     def cross_checks(self, services: list[Service], raw_services: Any) -> None:

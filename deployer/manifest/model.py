@@ -231,6 +231,21 @@ class GitlabPolicy:
 
 
 @dataclass(frozen=True)
+class Webhook:
+    """One notification target. The URL is a secret (it carries the webhook's token)."""
+
+    url: str = field(repr=False)
+    format: str = "json"  # "slack", "teams", "json"
+    on: tuple[str, ...] = ("success", "failure", "blocked")
+
+
+@dataclass(frozen=True)
+class NotifyPolicy:
+    timeout: float = 5.0  # per webhook
+    webhooks: tuple[Webhook, ...] = ()
+
+
+@dataclass(frozen=True)
 class TopVolume:
     name: str
     external: bool = False
@@ -270,6 +285,7 @@ class Manifest:
     networks: tuple[TopNetwork, ...] = ()
     registries: tuple[RegistryAuth, ...] = ()
     gitlab: GitlabPolicy = field(default_factory=GitlabPolicy)
+    notify: NotifyPolicy = field(default_factory=NotifyPolicy)
     policy_allow: tuple[str, ...] = ()
     compose_project: str | None = None  # set when services came from compose files
     warnings: tuple[Warning_, ...] = ()

@@ -147,6 +147,8 @@ def is_secret(path: Path) -> bool:
         return True
     if path and path[0] == "registry":
         return True
+    if len(path) >= 4 and path[0] == "notify" and path[3] == "url":  # carries its token
+        return True
     return len(path) >= 3 and path[0] == "environments" and path[2] == "variables"
 
 

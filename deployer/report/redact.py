@@ -52,6 +52,7 @@ def secret_values(
         public = _public(manifest)
         out.update(v for v in values if v not in public and not _NOT_SECRET.fullmatch(v))
         out.update(r.password for r in manifest.registries)  # always, whatever they look like
+        out.update(w.url for w in manifest.notify.webhooks)  # a webhook URL is its token
     if environ is not None:
         out.update(environ.get(k, "") for k in SECRET_VARIABLES)
     return {v for v in out if len(v) >= MIN_LENGTH}
