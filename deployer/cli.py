@@ -35,6 +35,9 @@ COMMANDS = {
     "deploy": "apply the plan: pull, run tasks, roll out health-gated, roll back on failure",
     "rollback": "redeploy the previous (or a named) release's exact image digests",
     "status": "show what runs where: release, digest, commit, MR, health, uptime",
+    "logs": "every replica's logs on every host, merged in time order",
+    "down": "remove an environment of the app from its hosts (volumes only with --volumes)",
+    "unlock": "break the deploy lock of a deploy that is gone (asks GitLab about its job)",
 }
 
 
@@ -105,6 +108,32 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("status", help=COMMANDS["status"], description=COMMANDS["status"])
     _common(p)
     p.add_argument("--format", choices=["text", "json"], default="text")
+
+    p = sub.add_parser("logs", help=COMMANDS["logs"], description=COMMANDS["logs"])
+    _common(p)
+    p.add_argument("services", nargs="*", metavar="SERVICE", help="only these (default: all)")
+    p.add_argument("--since", metavar="DURATION|TIME", help="e.g. 10m, 1h, or an ISO time")
+    p.add_argument("--until", metavar="DURATION|TIME", help="e.g. 5m (ago), or an ISO time")
+    p.add_argument("--tail", metavar="N", type=int, help="the last N lines of each replica")
+    p.add_argument("--follow", action="store_true", help="keep printing new lines (Ctrl-C ends)")
+    p.add_argument("--grep", metavar="TEXT", help="only lines containing TEXT")
+    p.add_argument(
+        "--color",
+        choices=["auto", "always", "never"],
+        default="auto",
+        help="colour the prefixes (auto: on a terminal, never in CI)",
+    )
+
+    p = sub.add_parser("down", help=COMMANDS["down"], description=COMMANDS["down"])
+    _common(p)
+    p.add_argument("--volumes", action="store_true", help="also delete the named volumes (data)")
+    p.add_argument("--yes", action="store_true", help="confirm --volumes without asking")
+
+    p = sub.add_parser("unlock", help=COMMANDS["unlock"], description=COMMANDS["unlock"])
+    _common(p)
+    p.add_argument(
+        "--force", action="store_true", help="break the lock without asking GitLab about its job"
+    )
     return parser
 
 

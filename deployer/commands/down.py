@@ -1,0 +1,69 @@
+"""`deployer down [-f FILE] [--env NAME] [--volumes] [--yes]`.
+
+Removes an environment of the app from its hosts (or its Swarm): containers (current,
+kept for rollback, finished tasks), networks, release records and the deploy lock.
+Named volumes (the data) stay unless ``--volumes`` is given and confirmed (``--yes``, or
+typing the environment's name on a terminal). Runs under the deploy lock: refused
+(exit 4) while another deploy holds it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Mapping
+from typing import TextIO
+
+from deployer.errors import EXIT_OK, InvalidInput
+
+
+def confirm_volumes(env_name: str, yes: bool, stdin: TextIO | None = None) -> None:
+    """``--volumes`` deletes data: only with ``--yes`` or the environment's name typed."""
+    if yes:
+        return
+    stdin = sys.stdin if stdin is None else stdin
+    if not stdin.isatty():
+        raise InvalidInput(
+            "--volumes deletes the environment's data and needs a confirmation",
+            hint="add --yes (in CI), or run it on a terminal and type the environment's name",
+        )
+    print(
+        f"This deletes the volumes (the data) of environment {env_name!r}. "
+        "Type its name to confirm: ",
+        end="",
+        file=sys.stderr,
+        flush=True,
+    )
+    if stdin.readline().strip() != env_name:
+        raise InvalidInput("--volumes not confirmed: nothing was removed")
+
+
+def run(args: argparse.Namespace, out: TextIO, environ: Mapping[str, str] | None = None) -> int:
+    from deployer.commands.deploy import context_for, load
+    from deployer.ops import open_environment
+    from deployer.report.log import JobLog
+
+    env = dict(os.environ if environ is None else environ)
+    manifest = load(args, env)
+    if args.volumes:
+        confirm_volumes(manifest.environment.name, args.yes)
+    log = JobLog(out)
+    ctx = context_for(manifest, env)
+    ops = open_environment(manifest, env)
+    try:
+        log.line(f"removing {manifest.app}/{manifest.environment.name} from {ops.where}")
+        removed = ops.down(
+            holder=ctx.holder,
+            ttl=manifest.rollout.lock_ttl,
+            volumes=args.volumes,
+            say=log.line,
+        )
+    finally:
+        ops.close()
+    log.line(
+        f"{manifest.app}/{manifest.environment.name} is down ({len(removed)} removed)"
+        if removed
+        else f"nothing of {manifest.app}/{manifest.environment.name} was there"
+    )
+    return EXIT_OK

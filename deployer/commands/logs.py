@@ -1,0 +1,169 @@
+"""`deployer logs [SERVICE...] [--since 10m] [--until T] [--tail N] [--follow] [--grep TEXT]`.
+
+Every replica of the services on every host of the environment (or its Swarm), merged in
+time order, each line prefixed ``<host> <service>.<replica> |``; colour on a terminal
+only; secrets masked as in every other output. Each read is one bounded request (no
+open stream: an SSH stream cannot be cancelled). ``--follow`` reads short windows again
+and again, finds a replaced container by its labels, and ends cleanly (exit 0) on
+Ctrl-C or SIGTERM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import TextIO
+
+from deployer.errors import EXIT_OK, InvalidInput
+from deployer.ops import LogLine, Operations
+
+FOLLOW_POLL = 1.0
+# A line's engine timestamp may trail the moment we read (clock of the container's
+# writes): each follow window reaches back this far and drops lines already printed.
+OVERLAP_NS = 2_000_000_000
+_COLOURS = ("36", "33", "35", "32", "34", "31")
+
+
+def time_arg(value: str | None, flag: str, now: float) -> float | None:
+    """``10m`` (that long ago), or an ISO 8601 time (UTC unless it says otherwise)."""
+    if not value:
+        return None
+    from deployer.manifest.parse import duration
+
+    try:
+        return now - duration(value)
+    except ValueError:
+        pass
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise InvalidInput(
+            f"{flag} {value}: neither a duration nor a time",
+            hint=f"for example {flag} 10m, or {flag} 2026-11-29T14:00:00Z",
+        ) from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.timestamp()
+
+
+class Printer:
+    def __init__(self, out: TextIO, secrets: set[str], colour: bool, grep: str | None) -> None:
+        from deployer.report.redact import Redactor
+
+        self.out = out
+        self.redact = Redactor(secrets)
+        self.colour = colour
+        self.grep = grep
+        self._colour_of: dict[str, str] = {}
+
+    def prefix(self, line: LogLine) -> str:
+        text = f"{line.host} {line.service}.{line.replica}"
+        if not self.colour:
+            return text
+        code = self._colour_of.setdefault(
+            line.service, _COLOURS[len(self._colour_of) % len(_COLOURS)]
+        )
+        return f"\x1b[{code}m{text}\x1b[0m"
+
+    def write(self, lines: Sequence[LogLine]) -> None:
+        chunk = []
+        for line in lines:
+            text = self.redact(line.text)
+            if self.grep and self.grep not in text:
+                continue
+            chunk.append(f"{self.prefix(line)} | {line.stamp} {text}\n")
+        if chunk:
+            self.out.write("".join(chunk))
+            self.out.flush()
+
+
+@contextmanager
+def stop_on_signals(stop: threading.Event) -> Iterator[None]:
+    """SIGTERM and SIGINT end ``--follow`` cleanly (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: object) -> None:
+        stop.set()
+
+    old = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
+def follow(
+    ops: Operations,
+    services: Sequence[str],
+    printer: Printer,
+    since_ns: int,
+    stop: threading.Event,
+    printed: Sequence[LogLine] = (),
+    poll: float = FOLLOW_POLL,
+) -> None:
+    """Print new lines until ``stop`` is set: short bounded reads, never a stream."""
+    seen = {(line.source, line.time_ns, line.text) for line in printed}
+    last = since_ns
+    while not stop.wait(poll):
+        window = max(last - OVERLAP_NS, since_ns)
+        lines = ops.logs(services, since=window / 1e9, until=None, tail=None)
+        fresh = [
+            line
+            for line in lines
+            if line.time_ns >= window and (line.source, line.time_ns, line.text) not in seen
+        ]
+        printer.write(fresh)
+        for line in fresh:
+            seen.add((line.source, line.time_ns, line.text))
+            last = max(last, line.time_ns)
+        seen = {k for k in seen if k[1] >= last - OVERLAP_NS}
+
+
+def run(args: argparse.Namespace, out: TextIO, environ: Mapping[str, str] | None = None) -> int:
+    from deployer.commands.deploy import load
+    from deployer.ops import open_environment
+    from deployer.report.log import in_gitlab_ci
+    from deployer.report.redact import secret_values
+
+    env = dict(os.environ if environ is None else environ)
+    now = time.time()
+    since = time_arg(args.since, "--since", now)
+    until = time_arg(args.until, "--until", now)
+    if args.tail is not None and args.tail < 0:
+        raise InvalidInput(f"--tail {args.tail}: must be 0 or more")
+    if args.follow and until is not None:
+        raise InvalidInput("--follow and --until cannot go together", hint="drop one of them")
+    manifest = load(args, env)
+    unknown = [s for s in args.services if s not in manifest.service_names]
+    if unknown:
+        raise InvalidInput(
+            f"{', '.join(unknown)}: not a service of {manifest.path} "
+            f"(environment {manifest.environment.name})",
+            hint=f"the services are: {', '.join(manifest.service_names)}",
+        )
+    colour = args.color == "always" or (
+        args.color == "auto" and not in_gitlab_ci(env) and sys.stdout.isatty()
+    )
+    printer = Printer(out, secret_values(manifest, env), colour, args.grep)
+    ops = open_environment(manifest, env)
+    try:
+        lines = ops.logs(args.services, since=since, until=until, tail=args.tail)
+        printer.write(lines)
+        if args.follow:
+            stop = threading.Event()
+            start_ns = max([int(now * 1e9)] + [line.time_ns for line in lines])
+            with stop_on_signals(stop):
+                follow(ops, args.services, printer, start_ns, stop, lines)
+    finally:
+        ops.close()
+    return EXIT_OK

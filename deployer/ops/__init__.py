@@ -1,0 +1,115 @@
+"""Day-2 operations on a deployed environment: one interface, two engines.
+
+The commands (`down`, `unlock`, `logs`, ...) take the app's names and talk only to an
+``Operations``; ``open_environment`` chooses the implementation once from the manifest
+(containers on every host of the environment, or the environment's Swarm), so no
+command has an engine branch. Every call is bounded: logs are read as finite requests
+(never an open stream, which cannot be cancelled over SSH).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC
+from typing import Protocol
+
+from deployer.manifest.model import Manifest
+
+
+@dataclass(frozen=True)
+class LockState:
+    """The deploy lock of the app and environment, as one host (or the swarm) holds it."""
+
+    where: str
+    holder: str
+    since: float  # unix time, 0 when unknown
+    expires: float  # unix time
+    ids: tuple[str, ...] = ()  # what holds it (lock containers, or the Swarm config)
+
+
+@dataclass(frozen=True)
+class LogLine:
+    """One line of a replica's output; ``time`` is the engine's timestamp (unix, ns)."""
+
+    time_ns: int
+    stamp: str  # the engine's RFC 3339 timestamp as printed
+    host: str
+    service: str
+    replica: int
+    text: str
+    source: str  # container id: lines of one container keep their order
+
+
+class Operations(Protocol):
+    """What the day-2 commands need of an environment, whatever the engine."""
+
+    @property
+    def where(self) -> str:
+        """The hosts (or the swarm manager) as shown to people."""
+        ...
+
+    def services(self) -> Sequence[str]:
+        """The services of the manifest, in order."""
+        ...
+
+    def lock_states(self) -> Sequence[LockState]:
+        """The deploy lock wherever it is held (empty: nobody holds it)."""
+        ...
+
+    def break_lock(self, states: Sequence[LockState]) -> list[str]:
+        """Remove the locks ``states`` saw (only those: a lock taken since stays)."""
+        ...
+
+    def down(
+        self, *, holder: str, ttl: float, volumes: bool, say: Callable[[str], None]
+    ) -> list[str]:
+        """Under the deploy lock (``Blocked`` while another holds it): remove the app's
+        containers, networks, release records and lock; named volumes only with
+        ``volumes``. Returns what was removed."""
+        ...
+
+    def logs(
+        self,
+        services: Sequence[str],
+        *,
+        since: float | None,
+        until: float | None,
+        tail: int | None,
+    ) -> list[LogLine]:
+        """Every replica's lines of ``services`` (all when empty), one bounded read each,
+        merged in time order."""
+        ...
+
+    def close(self) -> None: ...
+
+
+def open_environment(manifest: Manifest, environ: Mapping[str, str]) -> Operations:
+    """Connect to the manifest's environment: its Swarm, or every one of its hosts."""
+    if manifest.environment.engine == "swarm":
+        from deployer.ops.swarm import SwarmOperations
+
+        return SwarmOperations.open(manifest, environ)
+    from deployer.ops.containers import ContainerOperations
+
+    return ContainerOperations.open(manifest, environ)
+
+
+def merge(lines: Sequence[LogLine]) -> list[LogLine]:
+    """Time order across replicas; a container's own lines keep their order on ties."""
+    indexed = sorted(enumerate(lines), key=lambda p: (p[1].time_ns, p[1].source, p[0]))
+    return [line for _, line in indexed]
+
+
+def parse_stamped(raw: str) -> tuple[int, str, str]:
+    """``2026-11-29T16:01:26.123456789Z text`` → (unix ns, stamp, text)."""
+    from datetime import datetime
+
+    stamp, _, text = raw.partition(" ")
+    main, _, frac = stamp.rstrip("Z").partition(".")
+    try:
+        base = datetime.fromisoformat(main).replace(tzinfo=UTC)
+    except ValueError:
+        return 0, "", raw
+    ns = int(base.timestamp()) * 1_000_000_000 + int((frac + "000000000")[:9] or 0)
+    return ns, stamp, text

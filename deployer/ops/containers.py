@@ -1,0 +1,248 @@
+"""``Operations`` on container environments: every host of the environment, one
+connection each (as a deploy), the app found by its labels."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import docker
+import docker.errors
+
+from deployer import labels as L
+from deployer.docker import lock as _lock
+from deployer.docker.containers import wrapped
+from deployer.docker.host import DockerHost
+from deployer.engine import lock_key
+from deployer.errors import DeployerError
+from deployer.manifest.model import Manifest
+from deployer.ops import LockState, LogLine, merge, parse_stamped
+from deployer.targets import _parallel, _raise_first, close_all, connect_hosts
+
+# What `down` removes the containers of: everything of the app's environment but the lock.
+_NOT_LOCK = L.ROLE_LOCK
+
+
+def _ours(app: str, env: str) -> dict[str, list[str]]:
+    return {"label": [f"{L.APP}={app}", f"{L.ENVIRONMENT}={env}"]}
+
+
+class ContainerOperations:
+    def __init__(self, manifest: Manifest, hosts: Sequence[DockerHost]) -> None:
+        self.manifest = manifest
+        self.hosts = sorted(hosts, key=lambda h: h.name)
+        self.app = manifest.app
+        self.env = manifest.environment.name
+        self.key = lock_key(self.app, self.env)
+
+    @classmethod
+    def open(cls, manifest: Manifest, environ: Mapping[str, str]) -> ContainerOperations:
+        return cls(manifest, connect_hosts(manifest, environ))
+
+    @property
+    def where(self) -> str:
+        return ", ".join(h.name for h in self.hosts)
+
+    def services(self) -> Sequence[str]:
+        return self.manifest.service_names
+
+    def close(self) -> None:
+        close_all(self.hosts)
+
+    # -- lock ---------------------------------------------------------------------------
+
+    def _lock_containers(self, host: DockerHost) -> list[dict[str, Any]]:
+        with wrapped(f"read the deploy lock {self.key}", host.name):
+            found: list[dict[str, Any]] = host.api.containers(
+                all=True, filters={"label": [f"{_lock.KEY}={self.key}"]}
+            )
+        return found
+
+    def lock_states(self) -> Sequence[LockState]:
+        out = []
+        for host in self.hosts:
+            found = self._lock_containers(host)
+            main = [c for c in found if _lock.LEASE not in (c.get("Labels") or {})]
+            if not main:
+                continue
+            labels = main[0].get("Labels") or {}
+            expires = max(float((c.get("Labels") or {}).get(_lock.EXPIRES) or 0) for c in found)
+            out.append(
+                LockState(
+                    host.name,
+                    labels.get(_lock.HOLDER, "?"),
+                    float(labels.get(_lock.SINCE) or 0),
+                    expires,
+                    tuple(c["Id"] for c in found),
+                )
+            )
+        return out
+
+    def break_lock(self, states: Sequence[LockState]) -> list[str]:
+        removed = []
+        by_name = {h.name: h for h in self.hosts}
+        for state in states:
+            host = by_name[state.where]
+            with wrapped(f"remove the deploy lock {self.key}", host.name):
+                for cid in state.ids:
+                    with contextlib.suppress(docker.errors.NotFound):
+                        host.api.remove_container(cid, force=True)
+            removed.append(f"{host.name}: deploy lock {self.key}")
+        return removed
+
+    # -- down ---------------------------------------------------------------------------
+
+    def down(
+        self, *, holder: str, ttl: float, volumes: bool, say: Callable[[str], None]
+    ) -> list[str]:
+        leases = []
+        try:
+            for host in self.hosts:  # every lock first: refuse before anything is removed
+                leases.append((host, host.acquire_lock(self.key, holder, ttl, 0.0)))
+            results = _parallel(lambda h: self._down_host(h, volumes, say), self.hosts)
+            _raise_first([r for r in results if isinstance(r, DeployerError)])
+            return [item for r in results if isinstance(r, list) for item in r]
+        finally:
+            for host, lease in leases:
+                with contextlib.suppress(DeployerError):
+                    host.release_lock(lease)
+
+    def _down_host(self, host: DockerHost, volumes: bool, say: Callable[[str], None]) -> list[str]:
+        api: docker.APIClient = host.api
+        removed: list[str] = []
+
+        def gone(what: str) -> None:
+            removed.append(f"{host.name}: {what}")
+            say(f"{host.name}: removed {what}")
+
+        with wrapped(f"remove {self.app}/{self.env}", host.name):
+            for c in api.containers(all=True, filters=_ours(self.app, self.env)):
+                if (c.get("Labels") or {}).get(L.ROLE) == _NOT_LOCK:
+                    continue
+                name = (c.get("Names") or ["/?"])[0].lstrip("/")
+                try:  # anonymous volumes go with their container only when volumes go too
+                    api.remove_container(c["Id"], force=True, v=volumes)
+                except docker.errors.NotFound:
+                    continue
+                gone(f"container {name}")
+            for net in api.networks(filters=_ours(self.app, self.env)):
+                if _remove_network(api, net["Id"]):
+                    gone(f"network {net['Name']}")
+            for vol in api.volumes(filters=_ours(self.app, self.env)).get("Volumes") or []:
+                labels = vol.get("Labels") or {}
+                if labels.get(L.ROLE) == L.ROLE_RELEASE:
+                    what = f"release {labels.get(L.RELEASE, vol['Name'])}"
+                elif volumes:
+                    what = f"volume {vol['Name']}"
+                else:
+                    continue
+                with contextlib.suppress(docker.errors.NotFound):
+                    api.remove_volume(vol["Name"])
+                    gone(what)
+        if not volumes:
+            kept = [
+                v["Name"]
+                for v in api.volumes(filters=_ours(self.app, self.env)).get("Volumes") or []
+            ]
+            if kept:
+                say(f"{host.name}: kept volume(s) {', '.join(kept)} (remove with --volumes)")
+        return removed
+
+    # -- logs ---------------------------------------------------------------------------
+
+    def _replicas(self, host: DockerHost, services: Sequence[str]) -> list[dict[str, Any]]:
+        """The containers of ``services`` that run (or ran) as the current replicas."""
+        with wrapped("list containers", host.name):
+            found: list[dict[str, Any]] = host.api.containers(
+                all=True, filters=_ours(self.app, self.env)
+            )
+        out = []
+        for c in found:
+            labels = c.get("Labels") or {}
+            if labels.get(L.ROLE) in (L.ROLE_LOCK, L.ROLE_TASK, L.ROLE_RELEASE):
+                continue
+            if not labels.get(L.SERVICE) or (services and labels[L.SERVICE] not in services):
+                continue
+            name = (c.get("Names") or ["/"])[0].lstrip("/")
+            if "--" in name:  # a kept or starting container, not a current replica
+                continue
+            out.append(c)
+        return out
+
+    def logs(
+        self,
+        services: Sequence[str],
+        *,
+        since: float | None,
+        until: float | None,
+        tail: int | None,
+    ) -> list[LogLine]:
+        def one(host: DockerHost) -> list[LogLine]:
+            lines: list[LogLine] = []
+            for c in self._replicas(host, services):
+                labels = c.get("Labels") or {}
+                lines.extend(
+                    container_logs(
+                        host.api,
+                        host.name,
+                        c["Id"],
+                        labels[L.SERVICE],
+                        int(labels.get(L.REPLICA) or 0),
+                        since=since,
+                        until=until,
+                        tail=tail,
+                    )
+                )
+            return lines
+
+        results = _parallel(one, self.hosts)
+        _raise_first([r for r in results if isinstance(r, DeployerError)])
+        return merge([line for r in results if isinstance(r, list) for line in r])
+
+
+def container_logs(
+    api: docker.APIClient,
+    host: str,
+    container_id: str,
+    service: str,
+    replica: int,
+    *,
+    since: float | None,
+    until: float | None,
+    tail: int | None,
+) -> list[LogLine]:
+    """One container's lines in one bounded request (no stream), stdout and stderr."""
+    kwargs: dict[str, Any] = {"stdout": True, "stderr": True, "timestamps": True}
+    if since is not None:
+        kwargs["since"] = since
+    if until is not None:
+        kwargs["until"] = until
+    kwargs["tail"] = "all" if tail is None else tail
+    with wrapped(f"read the logs of {service}.{replica}", host):
+        try:
+            raw: bytes = api.logs(container_id, stream=False, **kwargs)
+        except docker.errors.NotFound:
+            return []  # replaced meanwhile: the new one is read next time
+    out = []
+    for text in raw.decode("utf-8", errors="replace").splitlines():
+        ns, stamp, body = parse_stamped(text)
+        out.append(LogLine(ns, stamp, host, service, replica, body, container_id))
+    return out
+
+
+def _remove_network(api: docker.APIClient, net_id: str, deadline: float = 30.0) -> bool:
+    """Remove a network; a container the engine is still taking out of it makes it
+    refuse for a moment (409), so retry within ``deadline``."""
+    give_up = time.monotonic() + deadline
+    while True:
+        try:
+            api.remove_network(net_id)
+            return True
+        except docker.errors.NotFound:
+            return False
+        except docker.errors.APIError as e:
+            if e.status_code != 409 or time.monotonic() > give_up:
+                raise
+        time.sleep(0.5)

@@ -1,0 +1,214 @@
+"""``Operations`` on Swarm environments, through one manager (``SwarmTarget``).
+
+Logs are read from the task containers on the manager's own node (the engine API of one
+node reaches only its own containers); a task on another node is named, not read.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import docker
+import docker.errors
+
+from deployer import labels as L
+from deployer.errors import Blocked
+from deployer.manifest.model import Manifest
+from deployer.ops import LockState, LogLine, merge
+from deployer.ops.containers import container_logs
+from deployer.swarm import spec as S
+from deployer.swarm.target import LOCK_EXPIRES, LOCK_HOLDER, SwarmTarget
+
+
+class SwarmOperations:
+    def __init__(self, target: SwarmTarget) -> None:
+        self.target = target
+        self.manifest = target.manifest
+        self.api: Any = target.api
+
+    @classmethod
+    def open(cls, manifest: Manifest, environ: Mapping[str, str]) -> SwarmOperations:
+        return cls(SwarmTarget.connect(manifest, environ))
+
+    @property
+    def where(self) -> str:
+        return f"Swarm manager {self.target.name}"
+
+    def services(self) -> Sequence[str]:
+        return self.manifest.service_names
+
+    def close(self) -> None:
+        self.target.close()
+
+    # -- lock ---------------------------------------------------------------------------
+
+    def _lock_config(self) -> dict[str, Any] | None:
+        name = self.target.lock_name()
+        with self.target._wrapped("reading the deploy lock"):
+            found = self.api.configs(filters={"name": name})
+        return next((c for c in found if c["Spec"]["Name"] == name), None)
+
+    def lock_states(self) -> Sequence[LockState]:
+        cfg = self._lock_config()
+        if cfg is None:
+            return []
+        labels = cfg["Spec"].get("Labels") or {}
+        since = 0.0
+        with contextlib.suppress(ValueError, TypeError):
+            since = _parse_time(str(cfg.get("CreatedAt") or ""))
+        return [
+            LockState(
+                self.where,
+                labels.get(LOCK_HOLDER) or base64.b64decode(cfg["Spec"].get("Data", "")).decode(),
+                since,
+                float(labels.get(LOCK_EXPIRES) or 0),
+                (cfg["ID"],),
+            )
+        ]
+
+    def break_lock(self, states: Sequence[LockState]) -> list[str]:
+        removed = []
+        for state in states:
+            for config_id in state.ids:
+                with (
+                    self.target._wrapped("removing the deploy lock"),
+                    contextlib.suppress(docker.errors.NotFound),
+                ):
+                    self.api.remove_config(config_id)
+            removed.append(f"{self.where}: deploy lock {self.target.lock_name()}")
+        return removed
+
+    # -- down ---------------------------------------------------------------------------
+
+    def _env_services(self) -> list[dict[str, Any]]:
+        env = self.manifest.environment.name
+        return [
+            s
+            for s in self.target._services()
+            if ((s.get("Spec") or {}).get("Labels") or {}).get(L.ENVIRONMENT, env) == env
+        ]
+
+    def down(
+        self, *, holder: str, ttl: float, volumes: bool, say: Callable[[str], None]
+    ) -> list[str]:
+        t = self.target
+        m = self.manifest
+        removed: list[str] = []
+
+        def gone(what: str) -> None:
+            removed.append(f"{self.where}: {what}")
+            say(f"{self.where}: removed {what}")
+
+        lease = t.acquire_lock(holder, ttl, 0.0)
+        try:
+            for svc in self._env_services():
+                t.remove_service(svc["ID"])
+                gone(f"service {svc['Spec']['Name']}")
+            with t._wrapped("listing networks"):
+                nets = self.api.networks(filters={"label": f"{S.STACK_NAMESPACE}={m.app}"})
+            for net in nets:
+                if _remove(self.api.remove_network, net["Id"]):
+                    gone(f"network {net['Name']}")
+            with t._wrapped("listing releases"):
+                configs = self.api.configs(
+                    filters={"label": [f"{L.ROLE}={L.ROLE_RELEASE}", f"{L.APP}={m.app}"]}
+                )
+            for cfg in configs:
+                labels = cfg["Spec"].get("Labels") or {}
+                if labels.get(L.ENVIRONMENT) != m.environment.name:
+                    continue
+                with t._wrapped("removing a release"), contextlib.suppress(docker.errors.NotFound):
+                    self.api.remove_config(cfg["ID"])
+                    gone(f"release {labels.get(L.RELEASE, cfg['Spec']['Name'])}")
+            with t._wrapped("listing volumes"):
+                vols = (
+                    self.api.volumes(filters={"label": f"{S.STACK_NAMESPACE}={m.app}"}).get(
+                        "Volumes"
+                    )
+                    or []
+                )
+            if volumes:
+                for vol in vols:
+                    if _remove(self.api.remove_volume, vol["Name"]):
+                        gone(f"volume {vol['Name']}")
+            elif vols:
+                say(
+                    f"{self.where}: kept volume(s) {', '.join(v['Name'] for v in vols)} "
+                    "(remove with --volumes)"
+                )
+        finally:
+            with contextlib.suppress(Blocked):
+                t.release_lock(lease)
+        return removed
+
+    # -- logs ---------------------------------------------------------------------------
+
+    def logs(
+        self,
+        services: Sequence[str],
+        *,
+        since: float | None,
+        until: float | None,
+        tail: int | None,
+    ) -> list[LogLine]:
+        t = self.target
+        with t._wrapped("reading the manager's node"):
+            node = (self.api.info().get("Swarm") or {}).get("NodeID", "")
+        svcs = {
+            s["ID"]: (s["Spec"].get("Labels") or {}).get(L.SERVICE, "")
+            for s in self._env_services()
+        }
+        lines: list[LogLine] = []
+        for task in t._tasks(list(svcs)):
+            service = svcs.get(task.get("ServiceID", ""), "")
+            if services and service not in services:
+                continue
+            cid = ((task.get("Status") or {}).get("ContainerStatus") or {}).get("ContainerID")
+            if not cid:
+                continue
+            if task.get("NodeID") != node:
+                raise Blocked(
+                    f"{service}.{task.get('Slot', 0)} runs on another node of the swarm; "
+                    f"{self.where} reaches only its own node's containers",
+                    hint="read it with `docker service logs` on a manager",
+                )
+            with t._wrapped("reading logs"):
+                lines.extend(
+                    container_logs(
+                        self.api,
+                        t.name,
+                        cid,
+                        service,
+                        int(task.get("Slot") or 0),
+                        since=since,
+                        until=until,
+                        tail=tail,
+                    )
+                )
+        return merge(lines)
+
+
+def _remove(call: Callable[[str], object], what: str, deadline: float = 30.0) -> bool:
+    """Remove something a container the engine is still taking away may hold (409)."""
+    give_up = time.monotonic() + deadline
+    while True:
+        try:
+            call(what)
+            return True
+        except docker.errors.NotFound:
+            return False
+        except docker.errors.APIError as e:
+            if e.status_code != 409 or time.monotonic() > give_up:
+                raise
+        time.sleep(0.5)
+
+
+def _parse_time(raw: str) -> float:
+    from deployer.ops import parse_stamped
+
+    ns, _, _ = parse_stamped(raw + " ")
+    return ns / 1e9
