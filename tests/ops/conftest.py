@@ -27,7 +27,13 @@ volumes:
 services:
   api:
     image: {base}
-    command: ["sh", "-c", "i=0; while [ $$i -lt {lines} ]; do echo \\"api $$HOSTNAME line $$i token=$$API_TOKEN\\"; i=$$((i+1)); sleep {pause}; done; exec sleep 86400"]
+    command:
+      - sh
+      - -c
+      - >-
+        i=0; while [ $$i -lt {lines} ]; do
+        echo "api $$HOSTNAME line $$i token=$$API_TOKEN";
+        i=$$((i+1)); sleep {pause}; done; exec sleep 86400
     environment:
       API_TOKEN: s3cr3t-token-value-{app}
       MARK: "{mark}"
@@ -41,7 +47,13 @@ services:
       retries: 3
   worker:
     image: {base}
-    command: ["sh", "-c", "i=0; while [ $$i -lt {lines} ]; do echo \\"worker $$HOSTNAME line $$i\\"; i=$$((i+1)); sleep {pause}; done; exec sleep 86400"]
+    command:
+      - sh
+      - -c
+      - >-
+        i=0; while [ $$i -lt {lines} ]; do
+        echo "worker $$HOSTNAME line $$i";
+        i=$$((i+1)); sleep {pause}; done; exec sleep 86400
     environment:
       MARK: "{mark}"
     init: true
