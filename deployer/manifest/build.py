@@ -10,11 +10,12 @@ import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from deployer.labels import PREFIX
 from deployer.manifest import parse, policy
 from deployer.manifest.model import (
+    EdgeProxy,
     Environment,
     GitlabPolicy,
     Healthcheck,
@@ -26,6 +27,7 @@ from deployer.manifest.model import (
     Port,
     RegistryAuth,
     RolloutPolicy,
+    Route,
     Service,
     Task,
     TopNetwork,
@@ -123,6 +125,8 @@ class Builder:
                     services.append(svc)
         tasks = self.tasks(data.get("tasks"), raw_services)
         self.cross_checks(services, raw_services)
+        if environment is not None:
+            self.proxy_checks(environment, services, env_name)
         rollout = self.rollout(data.get("rollout"))
         registries = self.registries(data.get("registry"))
         gitlab = self.gitlab(data.get("gitlab"))
@@ -213,6 +217,7 @@ class Builder:
         if isinstance(variables, dict):
             var_pairs = tuple((k, _scalar_text(v)) for k, v in variables.items())
         engine = raw.get("engine", "container")
+        proxy = self.edge_proxy((*path, "proxy"), raw.get("proxy"))
         return Environment(
             name=env_name,
             hosts=tuple(hosts),
@@ -220,7 +225,149 @@ class Builder:
             variables=var_pairs,
             engine=engine if engine in ("container", "swarm") else "container",
             allow_insecure_tcp=raw.get("allow_insecure_tcp") is True,
+            proxy=proxy,
         )
+
+    def edge_proxy(self, path: Path, raw: Any) -> EdgeProxy | None:
+        """``environments.<env>.proxy``: the edge proxy's listeners, image and timeouts."""
+        if not isinstance(raw, dict):
+            return None
+        base = EdgeProxy()
+        http = raw.get("http", base.http)
+        https = raw.get("https", base.https)
+        for key, value in (("http", http), ("https", https)):
+            if key == "https" and value in (None, False, ""):
+                continue
+            if not isinstance(value, str) or _listen_problem(value):
+                self.err(
+                    (*path, key),
+                    f'"{value}" is not a listen address',
+                    'write "IP:PORT", e.g. "0.0.0.0:80"'
+                    + (" (or false for no TLS listener)" if key == "https" else ""),
+                )
+        if isinstance(http, str) and isinstance(https, str) and http == https:
+            self.err((*path, "https"), f'"{https}" is the http address too', "use another port")
+        image = raw.get("image", base.image)
+        name = raw.get("name", base.name)
+        if isinstance(name, str) and not SERVICE_NAME.match(name):
+            self.err((*path, "name"), f'"{name}" is not a valid container name')
+        drain = self.dur((*path, "drain_timeout"), raw.get("drain_timeout"))
+        acme: dict[str, Any] = raw["acme"] if isinstance(raw.get("acme"), dict) else {}
+        directory = acme.get("directory")
+        if isinstance(directory, str) and not directory.startswith("https://"):
+            self.err(
+                (*path, "acme", "directory"),
+                f'"{directory}" is not an https URL',
+                "ACME directories are served over https",
+            )
+        return EdgeProxy(
+            http=http if isinstance(http, str) else base.http,
+            https=https if isinstance(https, str) and https else None,
+            image=image if isinstance(image, str) else base.image,
+            name=name if isinstance(name, str) else base.name,
+            drain_timeout=drain if drain is not None else base.drain_timeout,
+            acme_directory=_str_or_none(directory),
+            acme_email=_str_or_none(acme.get("email")),
+            acme_ca_root=_str_or_none(acme.get("ca_root")),
+        )
+
+    def route(self, path: Path, raw: dict[str, Any]) -> Route | None:
+        """A service's ``proxy:`` (or compose's ``x-deployer-proxy:``)."""
+        key = "proxy"
+        if "x-deployer-proxy" in raw:
+            if "proxy" in raw:
+                self.err(
+                    (*path, "x-deployer-proxy"),
+                    "both `proxy` and `x-deployer-proxy` are set",
+                    "keep one of them",
+                    key=True,
+                )
+                return None
+            key = "x-deployer-proxy"
+        spec = raw.get(key)
+        if spec is None:
+            return None
+        p = (*path, key)
+        if not isinstance(spec, dict):
+            self.err(p, "must be a mapping", "write {host: shop.example.com, port: 8080}")
+            return None
+        host, port = spec.get("host"), spec.get("port")
+        if host is None:
+            self.err(p, "missing required key `host`", "add `host: shop.example.com`")
+        elif not isinstance(host, str) or not _HOSTNAME.match(host):
+            self.err((*p, "host"), f'"{host}" is not a host name', "e.g. shop.example.com")
+        if port is None:
+            self.err(p, "missing required key `port`", "add the container port, e.g. `port: 8080`")
+        else:
+            try:
+                port = _port_int(port)
+            except ValueError:
+                self.err((*p, "port"), f'"{port}" is not a port number (1-65535)')
+                port = None
+        prefix = spec.get("path_prefix", "/")
+        if not isinstance(prefix, str) or not prefix.startswith("/"):
+            self.err((*p, "path_prefix"), f'"{prefix}" is not a path', "start it with /")
+        check = spec.get("healthcheck")
+        if check is not None and (not isinstance(check, str) or not check.startswith("/")):
+            self.err((*p, "healthcheck"), f'"{check}" is not an HTTP path', "e.g. /up")
+        tls = spec.get("tls", "none")
+        mode: Literal["none", "auto", "file"] = "none"
+        cert = key_file = None
+        if tls is True or tls == "auto":
+            mode = "auto"
+        elif isinstance(tls, dict):
+            mode = "file"
+            cert, key_file = tls.get("certificate"), tls.get("key")
+            for name, value in (("certificate", cert), ("key", key_file)):
+                if not isinstance(value, str) or not value:
+                    self.err(
+                        (*p, "tls"),
+                        f"missing `{name}`",
+                        f"set `{name}:` to a PEM file, e.g. a File-type CI/CD variable",
+                    )
+        elif tls not in ("none", False, None):
+            self.err(
+                (*p, "tls"), f'"{tls}" is not a TLS mode', "use auto, none or {certificate, key}"
+            )
+        if not isinstance(host, str) or not isinstance(port, int) or not isinstance(prefix, str):
+            return None
+        return Route(
+            host=host.lower(),
+            port=port,
+            path_prefix=prefix,
+            healthcheck=check if isinstance(check, str) else None,
+            tls=mode,
+            certificate=cert if isinstance(cert, str) else None,
+            key=key_file if isinstance(key_file, str) else None,
+        )
+
+    def proxy_checks(self, env: Environment, services: list[Service], env_name: str) -> None:
+        public = [s for s in services if s.proxy is not None]
+        if env.engine == "swarm" and (public or env.proxy is not None):
+            where: Path = (
+                ("environments", env_name, "proxy")
+                if env.proxy is not None
+                else ("services", public[0].name, "proxy")
+            )
+            self.err(
+                where,
+                "the edge proxy runs in container mode only: Swarm routes public ports through "
+                "its own ingress",
+                "remove `proxy:` for this environment, or use engine: container",
+                key=True,
+            )
+        seen: dict[tuple[str, str], str] = {}
+        for svc in public:
+            assert svc.proxy is not None
+            slot = (svc.proxy.host, svc.proxy.path_prefix)
+            if slot in seen:
+                self.err(
+                    ("services", svc.name, "proxy", "host"),
+                    f"{svc.proxy.host}{svc.proxy.path_prefix} is routed to service "
+                    f'"{seen[slot]}" already',
+                    "give each public service its own host name or path_prefix",
+                )
+            seen[slot] = svc.name
 
     # -- services -------------------------------------------------------------------------
     def service(self, name: str, raw: Any) -> Service | None:
@@ -301,6 +448,7 @@ class Builder:
                     "rename the label",
                 )
         self.safety(path, raw, volumes)
+        route = self.route(path, raw)
         cap_add: list[Any] = raw["cap_add"] if isinstance(raw.get("cap_add"), list) else []
         command = raw.get("command")
         entrypoint = raw.get("entrypoint")
@@ -361,6 +509,7 @@ class Builder:
             pid=_str_or_none(raw.get("pid")),
             ipc=_str_or_none(raw.get("ipc")),
             cap_add=tuple(c for c in cap_add if isinstance(c, str)),
+            proxy=route,
         )
 
     def pairs(self, path: Path, raw: Any) -> tuple[tuple[str, str], ...]:
@@ -1024,6 +1173,20 @@ def _is_ip(text: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+_HOSTNAME = re.compile(
+    r"^(\*\.)?([a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?\.)*[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}"
+    r"[a-zA-Z0-9])?$"
+)
+
+
+def _listen_problem(text: str) -> bool:
+    """True when ``text`` is not "IP:PORT" (IPv6 in brackets)."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+        return True
+    return not _is_ip(host.strip("[]"))
 
 
 def _port_int(value: Any) -> int:

@@ -74,6 +74,33 @@ class Logging:
 
 
 @dataclass(frozen=True)
+class Route:
+    """How the edge proxy reaches a public service: ``proxy:`` (or ``x-deployer-proxy``)."""
+
+    host: str  # the public host name the proxy routes by
+    port: int  # the container port the proxy sends requests to
+    path_prefix: str = "/"
+    healthcheck: str | None = None  # an HTTP path the proxy checks before a switch
+    tls: Literal["none", "auto", "file"] = "none"
+    certificate: str | None = None  # tls: file - PEM paths on the runner (File variables)
+    key: str | None = None
+
+
+@dataclass(frozen=True)
+class EdgeProxy:
+    """The environment's edge proxy: where it listens on each host and what it runs."""
+
+    http: str = "0.0.0.0:80"
+    https: str | None = "0.0.0.0:443"  # None: no TLS listener
+    image: str = "caddy:2.11"
+    name: str = "deployer-proxy"  # the proxy container's name (one per host)
+    drain_timeout: float = 30.0  # how long old containers may finish requests after a switch
+    acme_directory: str | None = None  # None: Let's Encrypt
+    acme_email: str | None = None
+    acme_ca_root: str | None = None  # PEM path: the ACME server's own TLS root (test servers)
+
+
+@dataclass(frozen=True)
 class Service:
     name: str
     image: str
@@ -112,6 +139,9 @@ class Service:
     pid: str | None = None
     ipc: str | None = None
     cap_add: tuple[str, ...] = ()
+    # The edge proxy's route to this service; not container config (a route change
+    # never replaces a container).
+    proxy: Route | None = None
 
     @property
     def env_dict(self) -> dict[str, str]:
@@ -161,7 +191,7 @@ class Service:
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-_NOT_CONFIG = frozenset({"name", "image", "pull_policy", "replicas", "update_config"})
+_NOT_CONFIG = frozenset({"name", "image", "pull_policy", "replicas", "update_config", "proxy"})
 _DEFAULT_PARTS: dict[type[Service], dict[str, str]] = {}
 
 
@@ -203,6 +233,7 @@ class Environment:
     variables: tuple[tuple[str, str], ...] = ()
     engine: Engine = "container"
     allow_insecure_tcp: bool = False
+    proxy: EdgeProxy | None = None  # the edge proxy; set when the environment has `proxy:`
 
 
 @dataclass(frozen=True)
@@ -299,3 +330,16 @@ class Manifest:
     @property
     def service_names(self) -> tuple[str, ...]:
         return tuple(s.name for s in self.services)
+
+    @property
+    def public_services(self) -> tuple[Service, ...]:
+        """The services the edge proxy routes to."""
+        return tuple(s for s in self.services if s.proxy is not None)
+
+    @property
+    def edge(self) -> EdgeProxy | None:
+        """The edge proxy of this deploy: the environment's, or the default when only
+        services name routes; None when no service is public."""
+        if not self.public_services:
+            return None
+        return self.environment.proxy or EdgeProxy()
