@@ -52,6 +52,7 @@ from deployer.errors import (
 )
 from deployer.manifest.model import Manifest, RegistryAuth, Service, Task
 from deployer.plan import Action, Observed, ObservedContainer, Plan, Step
+from deployer.proxy.switch import EdgeSwitch, public_urls
 from deployer.result import DeployResult, Outcome, StepRecord, StepStatus
 
 DEFAULT_GRACE = 10.0
@@ -200,9 +201,11 @@ class Rollout:
             release=None,
             digests=dict(plan.digests),
             started_at=wall(),
-            url=manifest.environment.url,
+            url=manifest.environment.url or next(iter(public_urls(manifest)), None),
             hosts=dict.fromkeys(self.order, "unchanged"),
         )
+        # The edge proxy, when services are public: routes switch inside start-first.
+        self.edge = EdgeSwitch.for_rollout(manifest, self.hosts, self.line, context.holder)
 
     # -- output -------------------------------------------------------------------------
 
@@ -269,13 +272,19 @@ class Rollout:
         try:
             leases = self._lock_all()
             keeper = self._keep_leases(leases)
+            if self.edge is not None:
+                self.edge.claim()
             if not self.plan.changes:
+                if self.edge is not None:
+                    self.edge.prepare(self.observed)
                 self.line("nothing to do: every service already runs what the manifest says")
                 self.result.outcome = Outcome.NOTHING_TO_DO
                 return self.result
             self._pull_all()
             self._check_cancel()
             self._infrastructure()
+            if self.edge is not None:
+                self.edge.prepare(self.observed)
             self._tasks("before-deploy")
             self._roll_fleet()
             self._tasks("after-deploy")
@@ -702,10 +711,11 @@ class Rollout:
                 engine.attach_aliases(cid, names)
         olds = [(item, item.old) for item in group if item.old is not None]
         running = [(item, old) for item, old in olds if old.running]
+        drained = self._edge_switch(host, svc, group, new, drain=True)
         for _item, old in running:
             had = engine.detach_aliases(old.id)
             self._do(host, f"aliases of {old.name}", partial(engine.attach_aliases, old.id, had))
-        if running and self.manifest.rollout.drain > 0:
+        if running and self.manifest.rollout.drain > 0 and not drained:
             self.line(f"draining the old container(s) for {self.manifest.rollout.drain:g}s", host)
             self.sleep(self.manifest.rollout.drain)
         self._switch(host, svc, group, new, stop_old=True)
@@ -724,7 +734,30 @@ class Rollout:
             self.line(f"{item.canonical}: stopped the old container, started the new one", host)
         for item, cid in zip(group, new, strict=True):
             self._gate(host, svc, cid, item)
+        self._edge_switch(host, svc, group, new, drain=False)
         self._switch(host, svc, group, new, stop_old=False)
+
+    def _edge_switch(
+        self, host: str, svc: Service, group: list[_Item], new: list[str], drain: bool
+    ) -> bool:
+        """A public service: its route moves to the new containers (each one must answer on
+        the route's port first), then the old ones drain. False when not proxied."""
+        if self.edge is None or svc.proxy is None:
+            return False
+        moves = [
+            (item.replica, cid, item.old.id if item.old else None)
+            for item, cid in zip(group, new, strict=True)
+        ]
+        olds = self.edge.switch(
+            host,
+            svc,
+            moves,
+            self._do,
+            self.manifest.rollout.health_timeout,
+        )
+        if drain:
+            self.edge.drain(host, olds)
+        return True
 
     def _grace_of(self, svc: Service) -> float:
         return svc.stop_grace_period if svc.stop_grace_period is not None else DEFAULT_GRACE

@@ -1,0 +1,283 @@
+"""The edge proxy container on one Docker host, and Caddy's admin API inside it.
+
+The admin API listens on 127.0.0.1:2019 inside the container only; every call is a
+``docker exec`` of a few lines of shell (busybox ``nc``, present in the upstream caddy image
+and in the one scripts/build-proxy-image builds), so it works the same over unix, TCP+TLS
+and SSH, and the admin API is never exposed on the network.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from typing import Any
+
+import docker
+import docker.errors
+
+from deployer import labels as L
+from deployer.docker.containers import wrapped
+from deployer.manifest.model import EdgeProxy
+from deployer.proxy import routes as R
+from deployer.proxy.routes import EdgeError
+
+ROLE_EDGE = "edge-proxy"
+EDGE_IMAGE = L.PREFIX + "edge-image"
+EDGE_LISTEN = L.PREFIX + "edge-listen"
+
+# proxy-admin METHOD PATH [BODY]: prints the status code, a newline, the response body
+_ADMIN = r"""
+m="$1"; p="$2"; b="${3:-}"
+n=$(printf '%s' "$b" | wc -c)
+h='Host: 127.0.0.1:2019\r\nContent-Type: application/json'
+printf '%s %s HTTP/1.0\r\n%b\r\nContent-Length: %s\r\n\r\n%s' "$m" "$p" "$h" "$n" "$b" \
+  | nc 127.0.0.1 2019 | sed -e '1s/^HTTP\/[0-9.]* \([0-9]*\).*/\1/' -e '2,/^\r*$/d'
+"""
+_WRITE = 'mkdir -p "$(dirname "$1")" && printf "%s" "$2" > "$1.tmp" && mv -f "$1.tmp" "$1"'
+
+
+class CaddyHost:
+    """The edge proxy of ``edge`` on one host (``host`` names it in messages)."""
+
+    def __init__(self, client: docker.DockerClient, host: str, edge: EdgeProxy) -> None:
+        self.client = client
+        self.host = host
+        self.edge = edge
+
+    # -- the container ----------------------------------------------------------------
+
+    def _container(self) -> Any | None:
+        try:
+            return self.client.containers.get(self.edge.name)
+        except docker.errors.NotFound:
+            return None
+
+    def _listen(self) -> str:
+        return f"{self.edge.http} {self.edge.https or '-'}"
+
+    def ensure(self, log: Callable[[str], None]) -> None:
+        """Run the proxy container as the manifest says: create it, start it, or replace
+        it when its image or listen addresses changed (its config and certificates live
+        in volumes and survive). Then wait until its admin API answers."""
+        with wrapped(f"run the edge proxy {self.edge.name}", self.host):
+            c = self._container()
+            if c is not None:
+                labels = c.labels or {}
+                if labels.get(EDGE_IMAGE) != self.edge.image or labels.get(
+                    EDGE_LISTEN
+                ) != self._listen():
+                    log(f"edge proxy {self.edge.name}: upgrading to {self.edge.image}")
+                    c.stop(timeout=max(1, int(self.edge.drain_timeout)))
+                    c.remove()
+                    c = None
+            if c is None:
+                c = self._create()
+                log(f"edge proxy {self.edge.name}: started ({self.edge.image}, {self._listen()})")
+            elif c.status != "running":
+                c.start()
+                log(f"edge proxy {self.edge.name}: started again")
+        self._wait_admin()
+        self._ensure_base()
+
+    def _create(self) -> Any:
+        ports: dict[str, tuple[str, int]] = {}
+        for inner, addr in (("80/tcp", self.edge.http), ("443/tcp", self.edge.https)):
+            if addr:
+                ip, _, port = addr.rpartition(":")
+                ports[inner] = (ip.strip("[]"), int(port))
+        name = self.edge.name
+        return self.client.containers.run(
+            self.edge.image,
+            ["caddy", "run", "--resume"],
+            name=name,
+            detach=True,
+            ports=ports,
+            environment={"XDG_CONFIG_HOME": "/config", "XDG_DATA_HOME": "/data"},
+            volumes={
+                f"{name}-config": {"bind": "/config", "mode": "rw"},
+                f"{name}-data": {"bind": "/data", "mode": "rw"},
+            },
+            labels={
+                L.MANAGED: "true",
+                L.ROLE: ROLE_EDGE,
+                EDGE_IMAGE: self.edge.image,
+                EDGE_LISTEN: self._listen(),
+            },
+            restart_policy={"Name": "unless-stopped"},
+            healthcheck={
+                "test": ["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:2019/config/"],
+                "interval": 5_000_000_000,
+                "timeout": 3_000_000_000,
+                "retries": 3,
+            },
+        )
+
+    def _wait_admin(self, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        last = ""
+        while time.monotonic() < deadline:
+            try:
+                status, body = self.admin("GET", "/config/")
+            except EdgeError as e:
+                status, body = 0, e.message
+            if status == 200:
+                return
+            last = body.strip()[-300:]
+            time.sleep(0.3)
+        raise EdgeError(
+            f"{self.host}: the edge proxy {self.edge.name} did not answer on its admin API "
+            f"within {timeout:g}s: {last}",
+            hint=f"look at `docker logs {self.edge.name}` on the host",
+        )
+
+    def _ensure_base(self) -> None:
+        status, body = self.admin("GET", f"/config/apps/http/servers/{R.SERVER}")
+        if status == 200 and body.strip() not in ("", "null"):
+            if self.edge.https:
+                status, body = self.admin("GET", f"/config/apps/http/servers/{R.TLS_SERVER}")
+                if status == 200 and body.strip() not in ("", "null"):
+                    return
+                server = R.base_config(self.edge)["apps"]["http"]["servers"][R.TLS_SERVER]
+                self._ok("PUT", f"/config/apps/http/servers/{R.TLS_SERVER}", server)
+            return
+        self._ok("POST", "/load", R.base_config(self.edge))
+
+    # -- admin API ----------------------------------------------------------------------
+
+    def exec(self, cmd: list[str]) -> tuple[int, str]:
+        with wrapped(f"exec in the edge proxy {self.edge.name}", self.host):
+            c = self._container()
+            if c is None:
+                raise EdgeError(f"{self.host}: the edge proxy {self.edge.name} is not there")
+            code, out = c.exec_run(cmd, demux=False)
+        text = out.decode("utf-8", "replace") if isinstance(out, bytes) else str(out or "")
+        return int(code if code is not None else -1), text
+
+    def admin(self, method: str, path: str, body: Any = None) -> tuple[int, str]:
+        payload = "" if body is None else json.dumps(body, separators=(",", ":"))
+        code, out = self.exec(["sh", "-c", _ADMIN, "proxy-admin", method, path, payload])
+        first, _, rest = out.partition("\n")
+        if code != 0 or not first.strip().isdigit():
+            return 0, out
+        return int(first.strip()), rest
+
+    def _ok(self, method: str, path: str, body: Any = None) -> str:
+        status, text = self.admin(method, path, body)
+        if status != 200:
+            raise EdgeError(
+                f"{self.host}: the edge proxy refused {method} {path}: "
+                f"{status} {text.strip()[:300]}"
+            )
+        return text
+
+    def get(self, path: str) -> Any:
+        status, text = self.admin("GET", path)
+        if status != 200 or not text.strip():
+            return None
+        return json.loads(text)
+
+    # -- routes -------------------------------------------------------------------------
+
+    def routes(self, server: str = R.SERVER) -> list[dict[str, Any]]:
+        got = self.get(f"/config/apps/http/servers/{server}/routes")
+        return list(got) if isinstance(got, list) else []
+
+    def all_routes(self) -> list[dict[str, Any]]:
+        return self.routes(R.SERVER) + (self.routes(R.TLS_SERVER) if self.edge.https else [])
+
+    def put_route(self, route: dict[str, Any], server: str = R.SERVER) -> bool:
+        """Create or replace one route (by its @id); True when the config changed.
+
+        An unchanged route is not sent: every config change is a reload of Caddy, which
+        closes its idle client connections, so a deploy never reloads for nothing."""
+        rid = route["@id"]
+        current = self.routes(server)
+        others = [r for r in current if r.get("@id") != rid]
+        mine = [r for r in current if r.get("@id") == rid]
+        if mine and _same(mine[0], route) and _ordered(current):
+            return False
+        wanted = sorted([*others, route], key=R.route_order_key)
+        self._ok("PATCH", f"/config/apps/http/servers/{server}/routes", wanted)
+        return True
+
+    def delete_route(self, rid: str) -> bool:
+        status, _ = self.admin("DELETE", f"/id/{rid}")
+        return status == 200
+
+    def write_upstream(self, path: str, address: str) -> None:
+        code, out = self.exec(["sh", "-c", _WRITE, "write", path, address])
+        if code != 0:
+            raise EdgeError(f"{self.host}: could not write the upstream {path}: {out.strip()}")
+
+    def read_upstream(self, path: str) -> str:
+        code, out = self.exec(["cat", path])
+        return out.strip() if code == 0 else ""
+
+    def connections_to(self, address: str) -> int:
+        """Open TCP connections from the proxy to ``ip:port`` (in-flight or idle)."""
+        ip, _, port = address.rpartition(":")
+        try:
+            want = _hex_addr(ip, int(port))
+        except ValueError:
+            return 0
+        code, out = self.exec(["cat", "/proc/net/tcp"])
+        if code != 0:
+            return 0
+        n = 0
+        for line in out.splitlines()[1:]:
+            cols = line.split()
+            # remote address, state: 01 ESTABLISHED ... 0B CLOSING (not 06 TIME_WAIT, 07 CLOSE)
+            if len(cols) > 3 and cols[2].upper() == want and cols[3] not in ("06", "07", "0A"):
+                n += 1
+        return n
+
+    def reachable(self, address: str, path: str | None, timeout: float = 5.0) -> str | None:
+        """None when ``address`` answers (HTTP 2xx/3xx on ``path``, or a TCP connect)."""
+        t = str(max(1, int(timeout)))
+        if path:  # (busybox wget -T crashes in some static builds: bound it with timeout)
+            cmd = ["sh", "-c", 'busybox timeout "$1" busybox wget -q -O /dev/null "$2"', "check"]
+            cmd += [t, f"http://{address}{path}"]
+        else:
+            ip, _, port = address.rpartition(":")
+            cmd = ["sh", "-c", 'busybox nc -w "$1" "$2" "$3" </dev/null', "check", t, ip, port]
+        code, out = self.exec(cmd)
+        return None if code == 0 else (out.strip() or f"exit {code}")
+
+    def connect(self, network: str) -> None:
+        with wrapped(f"connect the edge proxy to {network}", self.host):
+            c = self._container()
+            if c is None:
+                raise EdgeError(f"{self.host}: the edge proxy {self.edge.name} is not there")
+            c.reload()
+            if network in (c.attrs.get("NetworkSettings", {}).get("Networks") or {}):
+                return
+            try:
+                self.client.networks.get(network).connect(c)
+            except docker.errors.APIError as e:
+                if "already exists" not in str(e):
+                    raise
+
+    def container_ip(self, container_id: str, network: str) -> str:
+        with wrapped(f"inspect {container_id[:12]}", self.host):
+            info = self.client.api.inspect_container(container_id)
+        nets = info.get("NetworkSettings", {}).get("Networks") or {}
+        ip = (nets.get(network) or {}).get("IPAddress") or ""
+        if not ip:
+            raise EdgeError(f"{self.host}: {container_id[:12]} has no address on {network}")
+        return str(ip)
+
+
+def _hex_addr(ip: str, port: int) -> str:
+    parts = [int(p) for p in ip.split(".")]
+    if len(parts) != 4:
+        raise ValueError(ip)
+    return "".join(f"{b:02X}" for b in reversed(parts)) + f":{port:04X}"
+
+
+def _same(a: Any, b: Any) -> bool:
+    return json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
+
+
+def _ordered(routes: list[dict[str, Any]]) -> bool:
+    return routes == sorted(routes, key=R.route_order_key)

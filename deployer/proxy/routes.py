@@ -1,0 +1,154 @@
+"""Caddy JSON for the edge proxy (pure: no Docker, no I/O).
+
+A route's ``@id`` is ``deployer:<app>:<environment>:<service>``: an app reads and changes
+only the objects whose id carries its own app and environment. Upstream addresses live in
+files, one per replica, under ``UPSTREAMS``; the route names them with ``{file.<path>}``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from deployer.errors import DeployFailed
+from deployer.manifest.model import EdgeProxy, Route
+
+
+class EdgeError(DeployFailed):
+    """The edge proxy could not be run, configured or switched (the rollout rolls back)."""
+
+
+SERVER = "deployer"
+TLS_SERVER = "deployer-tls"
+UPSTREAMS = "/config/deployer/upstreams"
+ID_PREFIX = "deployer:"
+
+
+def route_id(app: str, environment: str, service: str) -> str:
+    return f"{ID_PREFIX}{app}:{environment}:{service}"
+
+
+def owner_of(rid: str) -> tuple[str, str, str] | None:
+    """(app, environment, service) of a route id the deployer wrote, else None."""
+    if not rid.startswith(ID_PREFIX):
+        return None
+    parts = rid[len(ID_PREFIX) :].split(":")
+    if len(parts) != 3:
+        return None
+    return parts[0], parts[1], parts[2]
+
+
+def upstream_file(rid: str, replica: int) -> str:
+    safe = rid[len(ID_PREFIX) :].replace(":", "--")
+    return f"{UPSTREAMS}/{safe}/{replica}"
+
+
+def listen_port(address: str) -> str:
+    return address.rpartition(":")[2]
+
+
+def base_config(edge: EdgeProxy) -> dict[str, Any]:
+    """The proxy's config with no route: admin inside the container, the listeners."""
+    servers: dict[str, Any] = {
+        SERVER: {
+            "listen": [":80"],
+            "automatic_https": {"disable": True},
+            "routes": [],
+        }
+    }
+    if edge.https:
+        servers[TLS_SERVER] = {
+            "listen": [":443"],
+            "routes": [],
+            "tls_connection_policies": [{}],
+            "automatic_https": {"disable_redirects": True},
+        }
+    return {
+        "admin": {"listen": "127.0.0.1:2019"},
+        "apps": {
+            "http": {
+                "grace_period": f"{max(1.0, edge.drain_timeout):g}s",
+                "servers": servers,
+            }
+        },
+    }
+
+
+def route_json(rid: str, route: Route, replicas: int) -> dict[str, Any]:
+    """One service's route: match host (and path prefix), proxy to its replicas' files."""
+    match: dict[str, Any] = {"host": [route.host]}
+    if route.path_prefix not in ("", "/"):
+        prefix = route.path_prefix.rstrip("/")
+        match["path"] = [prefix, prefix + "/*"]
+    return {
+        "@id": rid,
+        "match": [match],
+        "handle": [
+            {
+                "handler": "reverse_proxy",
+                "upstreams": [
+                    {"dial": "{file." + upstream_file(rid, n) + "}"}
+                    for n in range(1, max(1, replicas) + 1)
+                ],
+                # a replica slot whose file is empty (scaling up) or an upstream that just
+                # went away is retried on the next one, within the same request
+                "load_balancing": {
+                    "selection_policy": {"policy": "round_robin"},
+                    "try_duration": "5s",
+                    "try_interval": "50ms",
+                },
+                # an idle connection to an old container closes soon after its last
+                # request, so a drain sees only requests still in flight
+                "transport": {"protocol": "http", "keep_alive": {"idle_timeout": "1s"}},
+            }
+        ],
+        "terminal": True,
+    }
+
+
+def route_order_key(route: Mapping[str, Any]) -> tuple[int, str]:
+    """Longer path prefixes first, so /api/* of a host wins over its /."""
+    paths: list[str] = []
+    for m in route.get("match", []):
+        paths.extend(m.get("path", []))
+    longest = max((len(p) for p in paths), default=0)
+    return (-longest, str(route.get("@id", "")))
+
+
+@dataclass(frozen=True)
+class Claim:
+    host: str
+    path_prefix: str
+    owner: str  # "<app>/<environment>"
+
+
+def claims_of(routes: Iterable[Mapping[str, Any]]) -> list[Claim]:
+    out = []
+    for r in routes:
+        owner = owner_of(str(r.get("@id", "")))
+        if owner is None:
+            continue
+        for m in r.get("match", []):
+            paths = m.get("path", [])
+            prefix = paths[0] if paths else "/"
+            for h in m.get("host", []):
+                out.append(Claim(h, prefix, f"{owner[0]}/{owner[1]}"))
+    return out
+
+
+def conflicts(
+    existing: Iterable[Mapping[str, Any]], app: str, environment: str, wanted: Sequence[Route]
+) -> list[str]:
+    """Messages for each host name of ``wanted`` that another app (or environment) owns."""
+    me = f"{app}/{environment}"
+    taken: dict[str, str] = {}
+    for c in claims_of(existing):
+        if c.owner != me:
+            taken.setdefault(c.host, c.owner)
+    out = []
+    for r in wanted:
+        other = taken.get(r.host)
+        if other:
+            out.append(f'the host name {r.host} is routed to {other} already, not to {me}')
+    return out

@@ -1,0 +1,272 @@
+"""What a rollout asks of the edge proxy: claim routes, switch them, drain, undo.
+
+Per host: the proxy's own config (its container, its route list) is changed only under
+the host's proxy lock, so two deploys never edit it at once; within it, each app changes
+only the routes whose id carries its own app and environment. A switch writes the
+upstream file of each replica the group replaces (one atomic rename each): the next
+request goes to the new container, requests in flight on the old one finish.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from functools import partial
+from typing import TYPE_CHECKING, Any
+
+from deployer.engine import HostEngine, service_networks
+from deployer.errors import InvalidInput
+from deployer.manifest.model import EdgeProxy, Manifest, Route, Service
+from deployer.plan import Observed
+from deployer.proxy import routes as R
+from deployer.proxy.routes import EdgeError
+
+if TYPE_CHECKING:
+    from deployer.proxy.caddy import CaddyHost
+
+Line = Callable[[str, "str | None"], None]
+Journal = Callable[[str, str, Callable[[], None]], None]  # host, what, undo
+
+PROXY_LOCK_TTL = 300.0
+
+
+def public_urls(manifest: Manifest) -> list[str]:
+    """The public URL of each routed service, in the manifest's order."""
+    edge = manifest.edge
+    out = []
+    for svc in manifest.public_services:
+        route = svc.proxy
+        assert route is not None and edge is not None
+        tls = route.tls != "none" and edge.https
+        scheme = "https" if tls else "http"
+        listen = edge.https if tls else edge.http
+        port = R.listen_port(listen or "")
+        default = "443" if tls else "80"
+        suffix = "" if port == default else f":{port}"
+        prefix = "" if route.path_prefix in ("", "/") else route.path_prefix
+        out.append(f"{scheme}://{route.host}{suffix}{prefix}")
+    return out
+
+
+class EdgeSwitch:
+    """The edge proxy of one deploy, on each of its hosts."""
+
+    def __init__(
+        self,
+        manifest: Manifest,
+        edge: EdgeProxy,
+        proxies: Mapping[str, CaddyHost],
+        engines: Mapping[str, HostEngine],
+        line: Line,
+        *,
+        holder: str,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.manifest = manifest
+        self.edge = edge
+        self.proxies = dict(proxies)
+        self.engines = dict(engines)
+        self.line = line
+        self.holder = holder
+        self.sleep = sleep
+
+    @classmethod
+    def for_rollout(
+        cls, manifest: Manifest, engines: Mapping[str, HostEngine], line: Line, holder: str
+    ) -> EdgeSwitch | None:
+        """None when no service is public (or the hosts are not Docker hosts: unit fakes)."""
+        edge = manifest.edge
+        if edge is None:
+            return None
+        from deployer.proxy.caddy import CaddyHost  # the Docker SDK, only when needed
+
+        proxies: dict[str, CaddyHost] = {}
+        for name, engine in engines.items():
+            client = getattr(engine, "client", None)
+            if client is None:
+                return None
+            proxies[name] = CaddyHost(client, name, edge)
+        return cls(manifest, edge, proxies, engines, line, holder=holder)
+
+    # -- names ------------------------------------------------------------------------
+
+    def rid(self, svc: Service) -> str:
+        return R.route_id(self.manifest.app, self.manifest.environment.name, svc.name)
+
+    def network(self, svc: Service) -> str:
+        nets = service_networks(self.manifest, svc)
+        if not nets:
+            raise InvalidInput(
+                f"service {svc.name} has a proxy route but no network the proxy can join",
+                hint="remove network_mode, or the route",
+            )
+        return nets[0][0]
+
+    def route(self, svc: Service) -> Route:
+        assert svc.proxy is not None
+        return svc.proxy
+
+    # -- before the rollout -------------------------------------------------------------
+
+    def claim(self) -> None:
+        """Refuse (nothing touched) when another app or environment owns a host name."""
+        wanted = [self.route(s) for s in self.manifest.public_services]
+        for host, proxy in self.proxies.items():
+            if proxy._container() is None:
+                continue
+            found = R.conflicts(
+                proxy.all_routes(), self.manifest.app, self.manifest.environment.name, wanted
+            )
+            if found:
+                raise InvalidInput(
+                    f"{host}: " + "; ".join(found),
+                    hint="give this app's route another host name (or remove the other app's "
+                    "route with its own deploy)",
+                )
+
+    def prepare(self, observed: Mapping[str, Observed]) -> None:
+        """Per host, under the proxy lock: the proxy runs, joins the app's networks, and
+        holds this app's routes; a replica slot with no upstream yet gets the container
+        running now (a service made public without a new image)."""
+        for host in sorted(self.proxies):
+            proxy = self.proxies[host]
+            engine = self.engines[host]
+            lease = engine.acquire_lock(
+                f"edge/{self.edge.name}", self.holder, PROXY_LOCK_TTL, PROXY_LOCK_TTL
+            )
+            try:
+                proxy.ensure(partial(self._host_line, host))
+                self.claim_one(host, proxy)
+                for svc in self.manifest.public_services:
+                    net = self.network(svc)
+                    proxy.connect(net)
+                    server = R.TLS_SERVER if self.route(svc).tls != "none" else R.SERVER
+                    body = R.route_json(self.rid(svc), self.route(svc), svc.replicas)
+                    if proxy.put_route(body, server):
+                        self.line(f"edge proxy: route {self._shown(svc)} set", host)
+                    obs = observed.get(host)
+                    for c in obs.of_service(svc.name) if obs else []:
+                        if not c.running or c.replica > svc.replicas:
+                            continue
+                        path = R.upstream_file(self.rid(svc), c.replica)
+                        if not proxy.read_upstream(path):
+                            addr = f"{proxy.container_ip(c.id, net)}:{self.route(svc).port}"
+                            proxy.write_upstream(path, addr)
+            finally:
+                engine.release_lock(lease)
+
+    def _host_line(self, host: str, text: str) -> None:
+        self.line(text, host)
+
+    def claim_one(self, host: str, proxy: CaddyHost) -> None:
+        wanted = [self.route(s) for s in self.manifest.public_services]
+        found = R.conflicts(
+            proxy.all_routes(), self.manifest.app, self.manifest.environment.name, wanted
+        )
+        if found:
+            raise InvalidInput(f"{host}: " + "; ".join(found))
+
+    def _shown(self, svc: Service) -> str:
+        r = self.route(svc)
+        return f"{r.host}{'' if r.path_prefix == '/' else r.path_prefix} → {svc.name}:{r.port}"
+
+    # -- during the rollout -------------------------------------------------------------
+
+    def switch(
+        self,
+        host: str,
+        svc: Service,
+        moves: Sequence[tuple[int, str, str | None]],  # (replica, new id, old id or None)
+        journal: Journal,
+        timeout: float,
+    ) -> list[str]:
+        """Move each replica's slot to its new container, once every new one answers on
+        the route's port; returns the old addresses (to drain). Each move is journalled
+        with its undo (back to the old container, wherever it runs by then)."""
+        proxy = self.proxies[host]
+        route = self.route(svc)
+        net = self.network(svc)
+        news = [
+            (rep, f"{proxy.container_ip(new, net)}:{route.port}", old) for rep, new, old in moves
+        ]
+        for _rep, addr, _old in news:
+            self._wait_reachable(host, proxy, svc, addr, timeout)
+        olds: list[str] = []
+        for rep, addr, old in news:
+            path = R.upstream_file(self.rid(svc), rep)
+            before = proxy.read_upstream(path)
+            proxy.write_upstream(path, addr)
+            if before and before != addr:
+                olds.append(before)
+            undo = self._undo(proxy, path, before, old, net, route.port)
+            journal(host, f"route of {svc.name} replica {rep}", undo)
+            self.line(f"edge proxy: {self._shown(svc)} replica {rep} now {addr}", host)
+        return olds
+
+    def _undo(
+        self, proxy: CaddyHost, path: str, before: str, old: str | None, net: str, port: int
+    ) -> Callable[[], None]:
+        def undo() -> None:
+            addr = before
+            if old is not None:
+                try:
+                    addr = f"{proxy.container_ip(old, net)}:{port}"
+                except EdgeError:
+                    addr = before
+            proxy.write_upstream(path, addr)
+
+        return undo
+
+    def _wait_reachable(
+        self, host: str, proxy: CaddyHost, svc: Service, addr: str, timeout: float
+    ) -> None:
+        route = self.route(svc)
+        deadline = time.monotonic() + max(5.0, timeout)
+        problem: str | None = "not checked"
+        while time.monotonic() < deadline:
+            problem = proxy.reachable(addr, route.healthcheck)
+            if problem is None:
+                return
+            self.sleep(0.5)
+        what = (
+            f"GET {route.healthcheck}"
+            if route.healthcheck
+            else f"a connection to port {route.port}"
+        )
+        raise EdgeError(
+            f"{host}: {svc.name}: the new container does not answer {what} from the edge "
+            f"proxy ({addr}): {problem}",
+            hint=f"check that the container listens on port {route.port} (proxy.port)",
+        )
+
+    def drain(self, host: str, olds: Sequence[str]) -> None:
+        """Wait until the proxy holds no connection to the old containers (requests in
+        flight finished, idle ones closed), at most ``drain_timeout``."""
+        if not olds:
+            return
+        proxy = self.proxies[host]
+        t0 = time.monotonic()
+        deadline = t0 + self.edge.drain_timeout
+        busy = 0
+        while True:
+            busy = sum(proxy.connections_to(a) for a in olds)
+            if busy == 0 or time.monotonic() >= deadline:
+                break
+            self.sleep(0.2)
+        took = time.monotonic() - t0
+        if busy:
+            self.line(
+                f"edge proxy: drain timeout ({self.edge.drain_timeout:g}s): {busy} connection(s) "
+                "to the old container(s) still open; stopping them",
+                host,
+            )
+        else:
+            self.line(f"edge proxy: old container(s) drained in {took:.1f}s", host)
+
+
+def describe(routes: list[dict[str, Any]]) -> list[str]:
+    """One line per route the deployer wrote: host, path, owner."""
+    out = []
+    for c in R.claims_of(routes):
+        out.append(f"{c.host}{'' if c.path_prefix == '/' else c.path_prefix} ({c.owner})")
+    return out
