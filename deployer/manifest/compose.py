@@ -23,12 +23,12 @@ from typing import Any
 
 from deployer.manifest import yamlpos
 from deployer.manifest.interpolate import InterpolationSyntaxError, interpolate
-from deployer.manifest.problems import Path
+from deployer.manifest.problems import Path, Problem
 from deployer.manifest.schema import COMPOSE_UNSUPPORTED, did_you_mean
 from deployer.manifest.yamlpos import Doc
 
 SECTIONS = ("services", "volumes", "networks")
-_TOP_KEYS = ("services", "volumes", "networks", "name", "version")
+_TOP_KEYS = ("services", "volumes", "networks", "name", "version", "include")
 _MAP_KEYS = ("environment", "labels", "networks", "depends_on")  # list or map: merge as maps
 _LIST_KEYS = ("ports", "expose", "cap_add", "tmpfs", "env_file", "extra_hosts", "dns")
 
@@ -38,29 +38,99 @@ def project_name(text: str) -> str:
     return re.sub(r"[^a-z0-9_-]", "", text.lower()).lstrip("_-")
 
 
-def read_dotenv(path: str) -> dict[str, str]:
-    """The project's ``.env`` (KEY=value lines), which compose reads for interpolation.
-    A missing or unreadable file is no error: compose ignores it too."""
+def parse_dotenv(text: str, lookup: Mapping[str, str]) -> dict[str, str]:
+    """KEY=value lines as docker compose v2 reads ``.env`` and ``env_file``: ``export``
+    prefixes, ``#`` comments (after whitespace, when unquoted), single quotes literal,
+    double quotes with ``\\n``-style escapes, both possibly spanning lines, and ``${VAR}``
+    expanded in unquoted and double-quoted values (from ``lookup``, then the lines above).
+    A bare ``KEY`` takes its value from ``lookup``. Malformed lines are skipped."""
     out: dict[str, str] = {}
-    try:
-        with open(path, encoding="utf-8") as f:
-            lines = f.read().splitlines()
-    except (OSError, UnicodeDecodeError):
-        return out
-    for line in lines:
-        text = line.strip()
-        if not text or text.startswith("#"):
+
+    def expand(value: str) -> str:
+        if "$" not in value:
+            return value
+        try:
+            return interpolate(value, {**out, **lookup}).value
+        except InterpolationSyntaxError:
+            return value
+
+    text = text.replace("\r\n", "\n")
+    i, n = 0, len(text)
+    while i < n:
+        end = text.find("\n", i)
+        end = n if end < 0 else end
+        line = text[i:end]
+        at = i + len(line) - len(line.lstrip())
+        i = end + 1
+        line = line.strip()
+        if not line or line.startswith("#"):
             continue
-        k, sep, v = text.removeprefix("export ").partition("=")
-        k, v = k.strip(), v.strip()
-        if not sep or not k:
+        if line.startswith(("export ", "export\t")):
+            rest = line[7:].lstrip()
+            at += len(line) - len(rest)
+            line = rest
+        seps = [k for k in (line.find("="), line.find(":")) if k >= 0]
+        if not seps:
+            key = line.split("#", 1)[0].strip()
+            if key in lookup:
+                out[key] = lookup[key]
             continue
-        if len(v) >= 2 and v[0] == v[-1] and v[0] in "\"'":
-            v = v[1:-1]
-        elif " #" in v:
-            v = v.split(" #", 1)[0].rstrip()
-        out[k] = v
+        sep = min(seps)
+        key = line[:sep].strip()
+        if not key or any(c.isspace() for c in key):
+            continue
+        v = at + sep + 1
+        while v < end and text[v] in " \t":
+            v += 1
+        if v < end and text[v] in "'\"":
+            quote = text[v]
+            j = v + 1
+            while j < n and text[j] != quote:
+                j += 2 if quote == '"' and text[j] == "\\" else 1
+            if j >= n:  # never closed: compose refuses the file; keep it as written
+                out[key] = text[v:end]
+                continue
+            raw = text[v + 1 : j]
+            nl = text.find("\n", j)
+            i = n if nl < 0 else nl + 1
+            out[key] = raw if quote == "'" else expand(_unescape(raw))
+            continue
+        value = text[v:end]
+        for k in range(len(value)):
+            if value[k] == "#" and (k == 0 or value[k - 1] in " \t"):
+                value = value[:k]
+                break
+        out[key] = expand(value.strip())
     return out
+
+
+_ESCAPES = {"n": "\n", "r": "\r", "t": "\t", "\\": "\\", '"': '"', "$": "$"}
+
+
+def _unescape(raw: str) -> str:
+    out: list[str] = []
+    k = 0
+    while k < len(raw):
+        c = raw[k]
+        if c == "\\" and k + 1 < len(raw) and raw[k + 1] in _ESCAPES:
+            nxt = raw[k + 1]
+            out.append("$$" if nxt == "$" else _ESCAPES[nxt])
+            k += 2
+            continue
+        out.append(c)
+        k += 1
+    return "".join(out)
+
+
+def read_dotenv(path: str, lookup: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The project's ``.env``, which compose reads for interpolation and for its own
+    COMPOSE_* settings. A missing or unreadable file is no error: compose ignores it too."""
+    try:
+        with open(path, encoding="utf-8-sig") as f:
+            text = f.read()
+    except (OSError, UnicodeDecodeError):
+        return {}
+    return parse_dotenv(text, lookup or {})
 
 
 # -- positions --------------------------------------------------------------------------
@@ -97,6 +167,21 @@ def _place(dst: Doc, dpath: Path, src: Doc, spath: Path) -> None:
     _copy_positions(src, spath, dst, dpath)
     if spath in src.keys:
         dst.keys[dpath] = src.keys[spath]
+    n = len(spath)
+    for p in sorted((p for p, t in src.tags.items() if t == "!reset" and p[:n] == spath), key=len):
+        _remove(dst, (*dpath, *p[n:]))
+
+
+def _remove(doc: Doc, path: Path) -> None:
+    """Delete doc[path] (a ``!reset``), if it is there."""
+    try:
+        parent = _get(doc.data, path[:-1])
+    except (KeyError, IndexError, TypeError):
+        return
+    if isinstance(parent, dict) and path[-1] in parent:
+        del parent[path[-1]]
+        _drop_positions(doc, path)
+        doc.keys.pop(path, None)
 
 
 # -- list-or-map values -----------------------------------------------------------------
@@ -142,11 +227,19 @@ def _volume_target(item: Any) -> Any:
 
 
 def merge(dst: Doc, dpath: Path, src: Doc, spath: Path, *, depth: int = 0) -> None:
-    """Merge src[spath] into dst[dpath] as compose merges an override file."""
+    """Merge src[spath] into dst[dpath] as compose merges an override file: ``!reset``
+    removes the value, ``!override`` replaces it instead of merging."""
+    tag = src.tags.get(spath)
+    if tag == "!reset":
+        _remove(dst, dpath)
+        return
     s = _get(src.data, spath)
     try:
         d = _get(dst.data, dpath)
     except (KeyError, IndexError, TypeError):
+        _place(dst, dpath, src, spath)
+        return
+    if tag == "!override":
         _place(dst, dpath, src, spath)
         return
     if spath in src.keys:
@@ -184,7 +277,7 @@ def merge(dst: Doc, dpath: Path, src: Doc, spath: Path, *, depth: int = 0) -> No
         return
     if isinstance(d, dict) and isinstance(s, dict) and depth < 50:
         for k in s:
-            if k in d:
+            if k in d or src.tags.get((*spath, k)) == "!reset":
                 merge(dst, (*dpath, k), src, (*spath, k), depth=depth + 1)
             else:
                 d[k] = None
@@ -196,11 +289,36 @@ def merge(dst: Doc, dpath: Path, src: Doc, spath: Path, *, depth: int = 0) -> No
 # -- one compose file -------------------------------------------------------------------
 
 
-def _resolve_extends(doc: Doc) -> None:
+def _resolve_extends(doc: Doc, chain: tuple[str, ...] = ()) -> None:
+    """Resolve ``extends`` (a service of this file, or ``{file, service}`` of another file,
+    whose own relative paths stay relative to that file, as compose resolves them)."""
     services = doc.data.get("services") if isinstance(doc.data, dict) else None
     if not isinstance(services, dict):
         return
     done: set[str] = set()
+    chain = (*chain, os.path.abspath(doc.file))
+
+    def other_file(path: Path, rel: str) -> Doc | None:
+        full = os.path.normpath(os.path.join(os.path.dirname(doc.file), rel))
+        if os.path.abspath(full) in chain:
+            doc.problems.append(doc.problem(path, f'`extends` forms a cycle through "{rel}"'))
+            return None
+        other = yamlpos.load_file(full, full)
+        if other.data is None:
+            if any(p.message == "file not found" for p in other.problems):
+                doc.problems.append(
+                    doc.problem(
+                        path,
+                        f'`extends` names the file "{rel}", which is not there (looked at {full})',
+                        "fix the path: it is relative to this file",
+                    )
+                )
+            else:
+                doc.problems.extend(other.problems)
+            return None
+        _resolve_extends(other, chain)
+        doc.problems.extend(other.problems)
+        return other
 
     def resolve(name: str, stack: tuple[str, ...]) -> None:
         if name in done:
@@ -212,36 +330,43 @@ def _resolve_extends(doc: Doc) -> None:
         path: Path = ("services", name, "extends")
         ext = raw.pop("extends")  # reported below when it cannot be resolved
         base = ext.get("service") if isinstance(ext, dict) else ext
-        if isinstance(ext, dict) and ext.get("file") not in (None, os.path.basename(doc.file)):
-            doc.problems.append(
-                doc.problem(
-                    (*path, "file"),
-                    "`extends` from another file is not supported yet",
-                    "extend a service of the same file, or merge the files with "
-                    "`compose: [base.yml, this.yml]`",
-                )
-            )
-        elif not isinstance(base, str) or base not in services:
-            guess = did_you_mean(str(base), [s for s in services if s != name])
+        rel = ext.get("file") if isinstance(ext, dict) else None
+        source: Doc | None = doc
+        if rel is not None and not isinstance(rel, str):
+            doc.problems.append(doc.problem((*path, "file"), "expected a file path"))
+            source = None
+        elif isinstance(rel, str) and os.path.abspath(
+            os.path.join(os.path.dirname(doc.file), rel)
+        ) != os.path.abspath(doc.file):
+            source = other_file((*path, "file"), rel)
+        if source is None:
+            pass
+        elif not isinstance(base, str) or base not in (source.data.get("services") or {}):
+            names = list(source.data.get("services") or {})
+            guess = did_you_mean(str(base), [s for s in names if s != name or source is not doc])
+            where = "this file" if source is doc else f'"{rel}"'
             doc.problems.append(
                 doc.problem(
                     path,
-                    f'`extends` names the unknown service "{base}"',
-                    f"did you mean `{guess}`?" if guess else "name a service of this file",
+                    f'`extends` names the unknown service "{base}"'
+                    + ("" if source is doc else f" of {where}"),
+                    f"did you mean `{guess}`?" if guess else f"name a service of {where}",
                 )
             )
-        elif base in stack or base == name:
+        elif source is doc and (base in stack or base == name):
             doc.problems.append(
                 doc.problem(path, "`extends` forms a cycle: " + " -> ".join([*stack, base]))
             )
         else:
-            resolve(base, (*stack, base))
+            if source is doc:
+                resolve(base, (*stack, base))
             scratch = Doc(doc.file, {"services": {}})
             scratch.data["services"][name] = None
-            _place(scratch, ("services", name), doc, ("services", base))
+            _place(scratch, ("services", name), source, ("services", base))
             scratch.keys.pop(("services", name), None)
             own = copy.deepcopy(raw)
             holder = Doc(doc.file, {"services": {name: own}}, doc.values, doc.keys)
+            holder.tags = doc.tags
             merge(scratch, ("services", name), holder, ("services", name))
             merged = scratch.data["services"][name]
             if isinstance(merged, dict):
@@ -255,6 +380,88 @@ def _resolve_extends(doc: Doc) -> None:
 
     for name in list(services):
         resolve(name, (name,))
+
+
+def _include(compose: Doc, merged: Doc, chain: tuple[str, ...]) -> None:
+    """Top-level ``include:``: each entry's files (merged in order) are loaded as their own
+    project, relative to the including file, and their resources added to the project; a
+    resource the including file defines as well is an error, as in compose."""
+    entries = compose.data.pop("include", None)
+    if entries is None:
+        return
+    if not isinstance(entries, list):
+        compose.problems.append(compose.problem(("include",), "expected a list of files"))
+        return
+    here = os.path.dirname(compose.file)
+    chain = (*chain, os.path.abspath(compose.file))
+    for i, item in enumerate(entries):
+        at: Path = ("include", i)
+        paths = item.get("path") if isinstance(item, dict) else item
+        if isinstance(paths, str):
+            paths = [paths]
+        if not isinstance(paths, list) or not paths or not all(isinstance(p, str) for p in paths):
+            compose.problems.append(
+                compose.problem(at, "expected a file path, or a mapping with `path:`")
+            )
+            continue
+        if isinstance(item, dict):
+            for key in item:
+                if key != "path":
+                    compose.problems.append(
+                        compose.problem(
+                            (*at, key),
+                            f"`include.{key}` is not supported yet",
+                            "remove it: included files are read relative to their own "
+                            "directory, with the project's variables",
+                            key=True,
+                        )
+                    )
+        part = Doc(compose.file, {s: {} for s in SECTIONS})
+        for j, rel in enumerate(paths):
+            full = os.path.normpath(os.path.join(here, rel))
+            where: Path = at if isinstance(item, str) else (*at, "path")
+            if isinstance(item, dict) and isinstance(item.get("path"), list):
+                where = (*at, "path", j)
+            if os.path.abspath(full) in chain:
+                compose.problems.append(
+                    compose.problem(where, f'`include` of "{rel}" forms a cycle')
+                )
+                continue
+            sub = yamlpos.load_file(full, full)
+            if sub.data is None:
+                if any(p.message == "file not found" for p in sub.problems):
+                    compose.problems.append(
+                        compose.problem(
+                            where,
+                            f'included file "{rel}" not found (looked at {full})',
+                            "fix the path: it is relative to this file",
+                        )
+                    )
+                else:
+                    compose.problems.extend(sub.problems)
+                continue
+            _check_top(sub)
+            if isinstance(sub.data, dict):
+                _include(sub, part, chain)
+                _resolve_extends(sub)
+                for section in SECTIONS:
+                    if isinstance(sub.data.get(section), dict):
+                        merge(part, (section,), sub, (section,))
+            compose.problems.extend(sub.problems)
+        for section in SECTIONS:
+            own = compose.data.get(section)
+            for key in list(part.data[section]):
+                if isinstance(own, dict) and key in own:
+                    compose.problems.append(
+                        compose.problem(
+                            (section, key),
+                            f"{section}.{key} conflicts with the one the included file defines",
+                            "rename one of them, or change it in the included file",
+                            key=True,
+                        )
+                    )
+            if part.data[section]:
+                merge(merged, (section,), part, (section,))
 
 
 def _apply_profiles(doc: Doc, profiles: set[str]) -> None:
@@ -287,7 +494,7 @@ def _check_top(doc: Doc) -> None:
         if key in _TOP_KEYS or key.startswith("x-"):
             continue
         path: Path = (key,)
-        if key in COMPOSE_UNSUPPORTED or key in ("secrets", "configs", "include", "models"):
+        if key in COMPOSE_UNSUPPORTED or key in ("secrets", "configs", "models"):
             doc.problems.append(
                 doc.problem(
                     path,
@@ -316,9 +523,49 @@ def _check_top(doc: Doc) -> None:
             del doc.data[section]
 
 
+DEFAULT_FILES = ("compose.yaml", "compose.yml", "docker-compose.yml", "docker-compose.yaml")
+OVERRIDE_FILES = (
+    "compose.override.yaml",
+    "compose.override.yml",
+    "docker-compose.override.yml",
+    "docker-compose.override.yaml",
+)
+
+
+def _project_files(
+    doc: Doc, path: Path, project_dir: str, cenv: Mapping[str, str]
+) -> list[tuple[Path, str, str]]:
+    """The files of ``compose: <directory>``, as ``docker compose`` run in that directory
+    finds them: COMPOSE_FILE (split on COMPOSE_PATH_SEPARATOR), else the first default
+    name and its override file."""
+    listed = cenv.get("COMPOSE_FILE", "")
+    if listed:
+        sep = cenv.get("COMPOSE_PATH_SEPARATOR") or os.pathsep
+        return [(path, f, os.path.join(project_dir, f)) for f in listed.split(sep) if f]
+    out = []
+    for group in (DEFAULT_FILES, OVERRIDE_FILES):
+        found = next((f for f in group if os.path.isfile(os.path.join(project_dir, f))), None)
+        if found:
+            out.append((path, found, os.path.join(project_dir, found)))
+    if not out:
+        doc.problems.append(
+            doc.problem(
+                path,
+                f"no compose file in the directory {project_dir}",
+                "add compose.yaml there, name the files, or set COMPOSE_FILE in its .env",
+            )
+        )
+    return out
+
+
 def merge_compose(doc: Doc, environ: Mapping[str, str]) -> None:
     """Replace the manifest's services, volumes and networks by the merge of its compose
-    files and its own entries; record the compose project name and the files read."""
+    files and its own entries; record the compose project name and the files read.
+
+    As ``docker compose`` does: the project directory is the first file's directory (or
+    the directory named by ``compose: <dir>``); its ``.env`` is read first, and its
+    COMPOSE_PROFILES, COMPOSE_PROJECT_NAME, COMPOSE_FILE and COMPOSE_PATH_SEPARATOR apply
+    unless the environment sets them; profiles select services after the files are merged."""
     data = doc.data
     files = data.get("compose")
     entries: list[tuple[Path, Any]] = (
@@ -328,17 +575,24 @@ def merge_compose(doc: Doc, environ: Mapping[str, str]) -> None:
         if isinstance(files, list)
         else []
     )
+    entries = [(p, e) for p, e in entries if isinstance(e, str)]
     if not entries:
         return  # the schema reports a wrong type or an empty list
     base = os.path.dirname(doc.file)
+    first = os.path.normpath(os.path.join(base, entries[0][1]))
+    is_dir = len(entries) == 1 and os.path.isdir(first)
+    project_dir = os.path.abspath(first if is_dir else os.path.dirname(first))
+    doc.compose_dotenv = read_dotenv(os.path.join(project_dir, ".env"), environ)
+    cenv = {**doc.compose_dotenv, **environ}
+    if is_dir:
+        found = _project_files(doc, entries[0][0], project_dir, cenv)
+    else:
+        found = [(p, e, os.path.normpath(os.path.join(base, e))) for p, e in entries]
     merged = Doc(doc.file, {s: {} for s in SECTIONS})
-    profiles = {p.strip() for p in environ.get("COMPOSE_PROFILES", "").split(",") if p.strip()}
+    profiles = {p.strip() for p in cenv.get("COMPOSE_PROFILES", "").split(",") if p.strip()}
     name: str | None = None
-    first_dir: str | None = None
-    for path, entry in entries:
-        if not isinstance(entry, str):
-            continue
-        shown = os.path.normpath(os.path.join(base, entry))
+    name_at: Problem | None = None
+    for path, entry, shown in found:
         compose = yamlpos.load_file(shown, shown)
         if compose.problems and compose.data is None:
             for p in compose.problems:
@@ -347,25 +601,28 @@ def merge_compose(doc: Doc, environ: Mapping[str, str]) -> None:
                         doc.problem(
                             path,
                             f'compose file "{entry}" not found (looked at {shown})',
-                            "fix the path: it is relative to the manifest",
+                            "fix the path: it is relative to the "
+                            + ("project directory" if is_dir else "manifest"),
                         )
                     )
                 else:
                     doc.problems.append(p)
             continue
         doc.compose_files.append(shown)
-        if first_dir is None:
-            first_dir = os.path.dirname(os.path.abspath(shown))
         _check_top(compose)
         if isinstance(compose.data, dict):
+            _include(compose, merged, ())
             _resolve_extends(compose)
-            _apply_profiles(compose, profiles)
+            _rebase(compose, os.path.dirname(os.path.abspath(shown)), project_dir)
             if isinstance(compose.data.get("name"), str):
                 name = compose.data["name"]
+                name_at = compose.problem(("name",), "")
             for section in SECTIONS:
                 if isinstance(compose.data.get(section), dict):
                     merge(merged, (section,), compose, (section,))
         doc.problems.extend(compose.problems)
+    _apply_profiles(merged, profiles)
+    doc.problems.extend(merged.problems)
     for section in SECTIONS:
         if isinstance(data.get(section), dict):
             merge(merged, (section,), doc, (section,))
@@ -389,14 +646,62 @@ def merge_compose(doc: Doc, environ: Mapping[str, str]) -> None:
                 key=True,
             )
         )
-    if first_dir is not None:
-        doc.compose_dotenv = read_dotenv(os.path.join(first_dir, ".env"))
-    lookup = {**doc.compose_dotenv, **environ}
     if name is not None and "$" in name:
         try:
-            name = interpolate(name, lookup).value
+            name = interpolate(name, cenv).value
         except InterpolationSyntaxError:
             name = None
     if not name:
-        name = lookup.get("COMPOSE_PROJECT_NAME") or os.path.basename(first_dir or "")
-    doc.compose_project = project_name(name) or None
+        name, name_at = cenv.get("COMPOSE_PROJECT_NAME"), None
+    source = "COMPOSE_PROJECT_NAME" + ("" if "COMPOSE_PROJECT_NAME" in environ else " in .env")
+    if name and name_at is None and project_name(name) != name:
+        # compose normalises `name:` and the directory's name, and refuses any other name
+        at = doc.problem(("compose",), "", key=True)
+        doc.problems.append(
+            Problem(
+                at.file,
+                at.line,
+                at.column,
+                at.path,
+                f'invalid project name "{name}" ({source}): it must consist only of lowercase '
+                "letters, digits, hyphens and underscores, and start with a letter or digit",
+                "write it in lowercase, as docker compose requires",
+            )
+        )
+    doc.compose_project = project_name(name or os.path.basename(project_dir)) or None
+
+
+def _rebase(doc: Doc, file_dir: str, project_dir: str) -> None:
+    """Relative paths of an override file in another directory are relative to the project
+    directory, as compose resolves them: rewrite them relative to the file's own directory,
+    where the rest of the pipeline resolves a value's path."""
+    if file_dir == project_dir:
+        return
+    services = doc.data.get("services")
+    if not isinstance(services, dict):
+        return
+
+    def moved(rel: str) -> str:
+        if os.path.isabs(rel) or rel.startswith("~"):
+            return rel
+        return os.path.relpath(os.path.join(project_dir, rel), file_dir)
+
+    for raw in services.values():
+        if not isinstance(raw, dict):
+            continue
+        env_file = raw.get("env_file")
+        if isinstance(env_file, str):
+            raw["env_file"] = moved(env_file)
+        elif isinstance(env_file, list):
+            for i, item in enumerate(env_file):
+                if isinstance(item, str):
+                    env_file[i] = moved(item)
+                elif isinstance(item, dict) and isinstance(item.get("path"), str):
+                    item["path"] = moved(item["path"])
+        volumes = raw.get("volumes")
+        for i, item in enumerate(volumes if isinstance(volumes, list) else []):
+            if isinstance(item, str) and item.startswith("."):
+                src, sep, rest = item.partition(":")
+                volumes[i] = moved(src) + sep + rest  # type: ignore[index]
+            elif isinstance(item, dict) and str(item.get("source", "")).startswith("."):
+                item["source"] = moved(item["source"])

@@ -104,7 +104,5 @@ def refusal(written: str, source: str, missing: list[tuple[str, str]]) -> tuple[
     reasons = "; ".join(reason for _, reason in missing)
     names = " and ".join(f'"{name}"' for name, _ in missing)
     message = f"the bind mount of {spelled} is refused by the safety policy: {reasons}"
-    fix = (
-        f"remove it, or add {names} to `policy: {{allow: [...]}}` if this app really needs it"
-    )
+    fix = f"remove it, or add {names} to `policy: {{allow: [...]}}` if this app really needs it"
     return message, fix

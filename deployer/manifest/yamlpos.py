@@ -86,6 +86,7 @@ class Doc:
     compose_project: str | None = None  # set when services come from compose files
     compose_files: list[str] = field(default_factory=list)
     compose_dotenv: dict[str, str] = field(default_factory=dict)  # the project's .env
+    tags: dict[Path, str] = field(default_factory=dict)  # values tagged !reset / !override
 
     def pos(self, path: Path, *, key: bool = False) -> Pos:
         """Position of ``path`` (its key if ``key``), else of its nearest known ancestor."""
@@ -121,6 +122,21 @@ def _mark_pos(file: str, mark: Any) -> Pos:
     return Pos(file, int(mark.line) + 1, int(mark.column) + 1)
 
 
+MERGE_TAGS = ("!reset", "!override")  # compose's merge tags for override files
+
+
+def _untagged(loader: Any, node: Node) -> Node:
+    """The node as if it had no tag (its value then resolves as usual)."""
+    if isinstance(node, ScalarNode):
+        tag = loader.resolve(ScalarNode, node.value, (not node.style, False))
+        return ScalarNode(tag, node.value, node.start_mark, node.end_mark, node.style)
+    if isinstance(node, SequenceNode):
+        return SequenceNode(_SEQ, node.value, node.start_mark, node.end_mark, node.flow_style)
+    if isinstance(node, MappingNode):
+        return MappingNode(_MAP, node.value, node.start_mark, node.end_mark, node.flow_style)
+    return node  # pragma: no cover - the composer makes only these three kinds
+
+
 class _Walker:
     def __init__(self, loader: Any, doc: Doc) -> None:
         self.loader = loader
@@ -152,6 +168,9 @@ class _Walker:
                 )
             return None
         self.doc.values[path] = self.pos(node)
+        if node.tag in MERGE_TAGS:
+            self.doc.tags[path] = node.tag
+            node = _untagged(self.loader, node)
         if isinstance(node, ScalarNode):
             return self.scalar(node, path)
         if id(node) in self.stack:

@@ -98,8 +98,10 @@ def test_project_name_without_name_key(tmp_path: Path) -> None:
     shutil.copytree(HERE / "voting", app)
     m = load_manifest(app / "deploy.yml", None, ENV)
     assert m.compose_project == "myappv2"
-    m = load_manifest(app / "deploy.yml", None, {**ENV, "COMPOSE_PROJECT_NAME": "Votes"})
+    m = load_manifest(app / "deploy.yml", None, {**ENV, "COMPOSE_PROJECT_NAME": "votes"})
     assert m.compose_project == "votes"
+    with pytest.raises(ManifestError, match='invalid project name "Votes"'):
+        load_manifest(app / "deploy.yml", None, {**ENV, "COMPOSE_PROJECT_NAME": "Votes"})
     assert project_name("__-Shop_1") == "shop_1"
 
 

@@ -1,0 +1,444 @@
+"""Compose semantics as Docker Compose v2 applies them, each compared with the real
+``docker compose config``: the project's ``.env`` (parsing, COMPOSE_PROFILES,
+COMPOSE_PROJECT_NAME, COMPOSE_FILE, COMPOSE_PATH_SEPARATOR), default file names for
+``compose: <dir>``, profiles applied after merging, override paths relative to the project
+directory, ``!reset`` / ``!override``, ``extends: {file, service}`` and ``include:``."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from deployer.manifest import ManifestError, check_manifest, load_manifest
+from deployer.manifest.compose import parse_dotenv
+from deployer.manifest.model import Manifest
+from tests import composev2
+from tests.manifest.test_compose_corpus import compare
+
+
+def write(root: Path, files: dict[str, str]) -> None:
+    for name, text in files.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text))
+
+
+def compose_config(
+    project: Path, files: list[str], env: dict[str, str], home: Path
+) -> dict[str, Any]:
+    args = [str(composev2.binary())]
+    for f in files:
+        args += ["-f", f]
+    proc = subprocess.run(
+        [*args, "config", "--format", "json"],
+        cwd=project,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(home), **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    data: dict[str, Any] = json.loads(proc.stdout)
+    return data
+
+
+def deployer(tmp: Path, compose: str, env: dict[str, str]) -> Manifest:
+    manifest = tmp / "deploy.yml"
+    manifest.write_text(
+        f"app: demo\ncompose: {compose}\nenvironments:\n  production:\n"
+        "    hosts: [ssh://deploy@host.example.com]\n"
+    )
+    return load_manifest(manifest, "production", env)
+
+
+def same(m: Manifest, theirs: dict[str, Any]) -> None:
+    assert set(m.service_names) == set(theirs["services"])
+    diffs: list[str] = []
+    for s in m.services:
+        spec = theirs["services"][s.name]
+        env = spec.get("environment") or {}
+        spec = {**spec, "environment": {k: unescape(v) for k, v in env.items()}}
+        diffs += compare(s, spec)
+    assert not diffs, "\n".join(diffs)
+
+
+def unescape(value: str | None) -> str | None:
+    return None if value is None else value.replace("$$", "$")  # config output escapes $
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    h = tmp_path / "home"
+    h.mkdir()
+    return h
+
+
+DOTENV = """\
+# comment
+PLAIN=value
+SPACED = spaced value
+COMMENT=abc # a comment
+HASH=abc#def
+SQ='single ${PLAIN} # not comment'
+DQ="double ${PLAIN} \\n \\t \\" \\$PLAIN"
+export EXPORTED=yes
+EMPTY=
+REF=${PLAIN}-x
+DEF=${NOPE:-fallback}
+MULTI="line1
+line2"
+YAMLSTYLE: colon
+AFTER="quoted" # comment
+FROMENV
+CRLF=dos\r
+"""
+DOTENV_KEYS = [
+    "PLAIN", "SPACED", "COMMENT", "HASH", "SQ", "DQ", "EXPORTED", "EMPTY", "REF", "DEF",
+    "MULTI", "YAMLSTYLE", "AFTER", "FROMENV", "CRLF",
+]  # fmt: skip
+
+
+def test_dotenv_parsed_as_compose_parses_it(tmp_path: Path, home: Path) -> None:
+    project = tmp_path / "app"
+    project.mkdir()
+    (project / ".env").write_text(DOTENV)
+    env_lines = "".join(f"      {k}: ${{{k}-unset}}\n" for k in DOTENV_KEYS)
+    write(project, {"compose.yaml": "services:\n  s:\n    image: busybox:1\n"
+                    "    environment:\n" + env_lines})  # fmt: skip
+    environ = {"FROMENV": "from-the-environment"}
+    theirs = compose_config(project, [], environ, home)
+    same(deployer(tmp_path, "app/compose.yaml", environ), theirs)
+    parsed = parse_dotenv(DOTENV, environ)
+    assert parsed["SQ"] == "single ${PLAIN} # not comment"  # single quotes: literal
+    assert parsed["MULTI"] == "line1\nline2"
+
+
+def test_compose_settings_from_the_project_dotenv(tmp_path: Path, home: Path) -> None:
+    """COMPOSE_PROFILES and COMPOSE_PROJECT_NAME from .env; the environment wins over it."""
+    project = tmp_path / "app"
+    write(
+        project,
+        {
+            ".env": "COMPOSE_PROFILES=workers,debug\nCOMPOSE_PROJECT_NAME=shop_prod\n",
+            "compose.yaml": """\
+            services:
+              web: {image: "web:1"}
+              worker: {image: "worker:1", profiles: [workers]}
+              tools: {image: "tools:1", profiles: [tools]}
+              debug: {image: "debug:1", profiles: [debug]}
+            """,
+        },
+    )
+    theirs = compose_config(project, [], {}, home)
+    mine = deployer(tmp_path, "app/compose.yaml", {})
+    same(mine, theirs)
+    assert set(mine.service_names) == {"web", "worker", "debug"}
+    assert mine.compose_project == theirs["name"] == "shop_prod"
+    env = {"COMPOSE_PROFILES": "tools", "COMPOSE_PROJECT_NAME": "other"}
+    theirs = compose_config(project, [], env, home)
+    mine = deployer(tmp_path, "app/compose.yaml", env)
+    same(mine, theirs)
+    assert set(mine.service_names) == {"web", "tools"}
+    assert mine.compose_project == theirs["name"] == "other"
+
+
+def test_invalid_project_name_refused_as_compose_refuses_it(tmp_path: Path, home: Path) -> None:
+    project = tmp_path / "app"
+    write(
+        project,
+        {".env": "COMPOSE_PROJECT_NAME=Shop\n", "compose.yaml": "services:\n  a: {image: 'a:1'}\n"},
+    )
+    proc = subprocess.run(
+        [str(composev2.binary()), "config"],
+        cwd=project,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(home)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode != 0 and "invalid project name" in proc.stderr
+    with pytest.raises(ManifestError) as exc:
+        deployer(tmp_path, "app/compose.yaml", {})
+    (p,) = exc.value.problems
+    assert (p.line, p.path) == (2, "compose")
+    assert 'invalid project name "Shop" (COMPOSE_PROJECT_NAME in .env)' in p.message
+
+
+def test_compose_directory_uses_compose_file_from_dotenv(tmp_path: Path, home: Path) -> None:
+    project = tmp_path / "app"
+    write(
+        project,
+        {
+            ".env": "COMPOSE_FILE=base.yml;ops/prod.yml\nCOMPOSE_PATH_SEPARATOR=;\n",
+            "base.yml": "services:\n  web: {image: 'web:1', ports: ['8080:80']}\n",
+            "ops/prod.yml": """\
+            services:
+              web: {image: "web:2", env_file: [ops/web.env]}
+              cache: {image: "redis:7"}
+            """,
+            "ops/web.env": "LEVEL=prod\n",
+            "compose.yaml": "services:\n  unused: {image: 'x:1'}\n",
+        },
+    )
+    theirs = compose_config(project, [], {}, home)
+    mine = deployer(tmp_path, "app", {})
+    same(mine, theirs)
+    assert mine.service("web").image == "web:2"
+    assert mine.service("web").env_dict == {"LEVEL": "prod"}  # relative to the project
+
+
+def test_compose_directory_default_names_and_override(tmp_path: Path, home: Path) -> None:
+    project = tmp_path / "app"
+    write(
+        project,
+        {
+            "docker-compose.yml": "services:\n  web: {image: 'web:1', environment: [A=1]}\n",
+            "docker-compose.override.yml": "services:\n  web: {environment: [B=2]}\n",
+        },
+    )
+    theirs = compose_config(project, [], {}, home)
+    mine = deployer(tmp_path, "app", {})
+    same(mine, theirs)
+    assert mine.service("web").env_dict == {"A": "1", "B": "2"}
+
+
+def test_compose_directory_without_compose_file_is_located(tmp_path: Path) -> None:
+    (tmp_path / "app").mkdir()
+    with pytest.raises(ManifestError) as exc:
+        deployer(tmp_path, "app", {})
+    (p,) = exc.value.problems
+    assert (p.line, p.path) == (2, "compose")
+    assert "no compose file in the directory" in p.message
+
+
+def test_profiles_apply_after_merging(tmp_path: Path, home: Path) -> None:
+    """An override may give a base service a profile (then it is off) or add settings to
+    a service whose profile is off in the base file."""
+    project = tmp_path / "app"
+    write(
+        project,
+        {
+            "compose.yaml": """\
+            services:
+              web: {image: "web:1"}
+              admin: {image: "admin:1"}
+              seed: {image: "seed:1", profiles: [seed]}
+            """,
+            "compose.prod.yml": """\
+            services:
+              admin: {profiles: [ops]}
+              seed: {environment: {ROWS: "10"}}
+            """,
+        },
+    )
+    for env in ({}, {"COMPOSE_PROFILES": "seed"}):
+        theirs = compose_config(project, ["compose.yaml", "compose.prod.yml"], env, home)
+        same(deployer(tmp_path, "[app/compose.yaml, app/compose.prod.yml]", env), theirs)
+
+
+def test_override_in_another_directory_resolves_paths_from_the_project(
+    tmp_path: Path, home: Path
+) -> None:
+    project = tmp_path / "app"
+    write(
+        project,
+        {
+            "compose.yaml": "services:\n  web: {image: 'web:1'}\n",
+            "proxy/compose.proxy.yml": "services:\n  web: {env_file: [web.env]}\n",
+            "web.env": "FROM=project-dir\n",
+        },
+    )
+    theirs = compose_config(project, ["compose.yaml", "proxy/compose.proxy.yml"], {}, home)
+    mine = deployer(tmp_path, "[app/compose.yaml, app/proxy/compose.proxy.yml]", {})
+    same(mine, theirs)
+    assert mine.service("web").env_dict == {"FROM": "project-dir"}
+
+
+def test_reset_and_override_tags(tmp_path: Path, home: Path) -> None:
+    project = tmp_path / "app"
+    write(
+        project,
+        {
+            "compose.yaml": """\
+            services:
+              web:
+                image: web:1
+                command: [serve, --debug]
+                ports: ["8080:80", "9090:90"]
+                environment: {A: "1", B: "2"}
+                depends_on: [db]
+              db: {image: "postgres:16"}
+            """,
+            "compose.prod.yml": """\
+            services:
+              web:
+                command: !reset null
+                ports: !override ["80:80"]
+                environment: !override {C: "3"}
+                depends_on: !reset []
+            """,
+        },
+    )
+    files = ["compose.yaml", "compose.prod.yml"]
+    theirs = compose_config(project, files, {}, home)
+    mine = deployer(tmp_path, "[app/compose.yaml, app/compose.prod.yml]", {})
+    same(mine, theirs)
+    web = mine.service("web")
+    assert web.command is None and web.depends_on == () and web.env_dict == {"C": "3"}
+
+
+def test_override_tag_keeps_the_override_files_positions(tmp_path: Path) -> None:
+    project = tmp_path / "app"
+    write(
+        project,
+        {
+            "compose.yaml": "services:\n  web:\n    image: web:1\n    ports: ['8080:80']\n",
+            "compose.prod.yml": "services:\n  web:\n    ports: !override\n      - 80:80:80\n",
+        },
+    )
+    manifest = tmp_path / "deploy.yml"
+    manifest.write_text(
+        "app: demo\ncompose: [app/compose.yaml, app/compose.prod.yml]\n"
+        "environments: {production: {hosts: [ssh://deploy@host.example.com]}}\n"
+    )
+    report = check_manifest(manifest, "production", {})
+    assert [(Path(p.file).name, p.line, p.path) for p in report.problems] == [
+        ("compose.prod.yml", 4, "services.web.ports[0]")
+    ]
+
+
+def test_extends_a_service_of_another_file(tmp_path: Path, home: Path) -> None:
+    project = tmp_path / "app"
+    write(
+        project,
+        {
+            "compose.yaml": """\
+            services:
+              web:
+                extends: {file: common/base.yml, service: app}
+                command: [serve]
+                environment: {ROLE: web}
+              worker:
+                extends: {file: common/base.yml, service: app}
+                environment: {ROLE: worker}
+            """,
+            "common/base.yml": """\
+            services:
+              base:
+                image: app:1
+                environment: {LEVEL: info}
+              app:
+                extends: base
+                user: "1000"
+                env_file: [app.env]
+                ports: ["8080"]
+            """,
+            "common/app.env": "FROM_FILE=common\n",
+        },
+    )
+    theirs = compose_config(project, [], {}, home)
+    mine = deployer(tmp_path, "app/compose.yaml", {})
+    same(mine, theirs)
+    assert mine.service("worker").env_dict == {
+        "LEVEL": "info",
+        "ROLE": "worker",
+        "FROM_FILE": "common",  # relative to the extended file, as compose resolves it
+    }
+
+
+def test_extends_problems_in_another_file_are_located(tmp_path: Path) -> None:
+    project = tmp_path / "app"
+    write(
+        project,
+        {
+            "compose.yaml": """\
+            services:
+              web:
+                extends: {file: base.yml, service: ap}
+              api:
+                extends: {file: missing.yml, service: app}
+              job:
+                extends: {file: base.yml, service: app}
+            """,
+            "base.yml": "services:\n  app:\n    image: app:1\n    ports: ['80:80:80']\n",
+        },
+    )
+    manifest = tmp_path / "deploy.yml"
+    manifest.write_text(
+        "app: demo\ncompose: app/compose.yaml\n"
+        "environments: {production: {hosts: [ssh://deploy@host.example.com]}}\n"
+    )
+    report = check_manifest(manifest, "production", {})
+    found = {(Path(p.file).name, p.line, p.path) for p in report.problems}
+    assert ("compose.yaml", 3, "services.web.extends") in found  # unknown service
+    assert ("compose.yaml", 5, "services.api.extends.file") in found  # missing file
+    assert ("base.yml", 4, "services.job.ports[0]") in found  # the extended file's own line
+    text = "\n".join(p.render() for p in report.problems)
+    assert "did you mean `app`?" in text and "missing.yml" in text
+
+
+def test_include(tmp_path: Path, home: Path) -> None:
+    project = tmp_path / "app"
+    write(
+        project,
+        {
+            "compose.yaml": """\
+            include:
+              - db/compose.yaml
+              - path: [cache/compose.yaml, cache/override.yml]
+            services:
+              web:
+                image: web:1
+                depends_on: [db, cache]
+            """,
+            "db/compose.yaml": """\
+            services:
+              db:
+                image: postgres:16
+                env_file: [db.env]
+                volumes: [data:/var/lib/postgresql/data]
+            volumes:
+              data: {}
+            """,
+            "db/db.env": "POSTGRES_DB=app\n",
+            "cache/compose.yaml": "services:\n  cache: {image: 'redis:7'}\n",
+            "cache/override.yml": "services:\n  cache: {command: [redis-server, --save, '']}\n",
+        },
+    )
+    theirs = compose_config(project, [], {}, home)
+    mine = deployer(tmp_path, "app/compose.yaml", {})
+    same(mine, theirs)
+    assert mine.service("db").env_dict == {"POSTGRES_DB": "app"}
+    assert [v.name for v in mine.volumes] == ["data"]
+
+
+def test_include_conflict_refused_as_compose_refuses_it(tmp_path: Path, home: Path) -> None:
+    project = tmp_path / "app"
+    write(
+        project,
+        {
+            "compose.yaml": "include: [db.yml]\nservices:\n  db: {image: 'postgres:15'}\n",
+            "db.yml": "services:\n  db: {image: 'postgres:16'}\n",
+        },
+    )
+    proc = subprocess.run(
+        [str(composev2.binary()), "config"],
+        cwd=project,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(home)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode != 0, proc.stdout
+    with pytest.raises(ManifestError) as exc:
+        deployer(tmp_path, "app/compose.yaml", {})
+    (p,) = exc.value.problems
+    assert (Path(p.file).name, p.line, p.path) == ("compose.yaml", 3, "services.db")
