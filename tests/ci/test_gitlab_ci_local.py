@@ -279,3 +279,31 @@ def test_failed_deploy_job_reports_the_failure(
     assert suite.get("failures") == "1"
     (failure,) = suite.iter("failure")
     assert failure.text  # the failed container's log excerpt
+
+
+def test_logs_and_stop_jobs_against_the_engine(
+    repo: AppRepo, testenv: TestEnv, engine: docker.DockerClient
+) -> None:
+    manifest = MANIFEST.format(app=repo.app, registry=testenv.registry, tag="v1").replace(
+        "    environment:\n      APP_SECRET",
+        '    command: ["sh", "-c", "echo web says hello; exec /web.sh"]\n'
+        "    environment:\n      APP_SECRET",
+    )
+    (repo.path / "deploy.yml").write_text(manifest)
+    repo.git("add", "-A")
+    repo.git("commit", "-q", "-m", "web v1")
+    _deploy_job(repo)
+    assert _running_digest(engine, repo.app)
+
+    # The logs button: the job log shows every replica's lines, kept as an artifact.
+    proc = _deploy_job(repo, "production-logs")
+    log = repo.job_log("production-logs")
+    assert "unix:///var/run/docker.sock web.1 | " in log and "web says hello" in log, log
+    saved = repo.path / ".gitlab-ci-local" / "artifacts" / "production-logs"
+    text = (saved / "deploy-reports" / "logs.txt").read_text()
+    assert "web says hello" in text and "\x1b[" not in text
+    _assert_no_secret(repo, proc.stdout)
+
+    # The environment's stop button takes the app off the host; its data would stay.
+    _deploy_job(repo, "production-stop")
+    assert not engine.containers.list(all=True, filters={"label": f"{L.APP}={repo.app}"})

@@ -121,8 +121,10 @@ def test_no_global_keywords() -> None:
     assert all(not name.startswith(".") for name in body), "hidden jobs leak into the app"
     assert sorted(body) == [
         "production-deploy",
+        "production-logs",
         "production-plan",
         "production-rollback",
+        "production-stop",
         "production-validate",
     ]
 
@@ -141,6 +143,7 @@ def test_deploy_job_shape() -> None:
         "url": "$DEPLOY_URL",
         "deployment_tier": "production",
         "action": "start",
+        "on_stop": "prod-stop",
     }
     assert job["resource_group"] == "$CI_ENVIRONMENT_NAME"
     assert job["artifacts"]["when"] == "always"
@@ -255,3 +258,25 @@ def test_options_reach_deploy_and_rollback() -> None:
     body = render({"options": "--wait-lock 10m"})
     assert body["production-deploy"]["script"][0].endswith(' "deploy-reports" --wait-lock 10m')
     assert body["production-rollback"]["script"][0].endswith(" --wait-lock 10m")
+
+
+def test_stop_is_the_environments_on_stop_and_never_deletes_data() -> None:
+    body = render({"job_prefix": "review", "environment": "review"})
+    assert body["review-deploy"]["environment"]["on_stop"] == "review-stop"
+    stop = body["review-stop"]
+    assert stop["environment"] == {
+        "name": "review",
+        "deployment_tier": "production",
+        "action": "stop",
+    }
+    assert stop["stage"] == body["review-deploy"]["stage"]
+    assert stop["script"] == ['deployer down --file "deploy.yml" --env "review"']
+    assert "--volumes" not in str(stop)
+
+
+def test_logs_job_keeps_the_log_as_an_artifact() -> None:
+    job = render()["production-logs"]
+    assert job["rules"][0]["when"] == "manual"
+    assert job["environment"]["action"] == "access"
+    assert "--since \"$DEPLOYER_LOGS_SINCE\"" in job["script"][1]
+    assert job["artifacts"]["paths"] == ["deploy-reports/logs.txt"]
