@@ -278,5 +278,5 @@ def test_logs_job_keeps_the_log_as_an_artifact() -> None:
     job = render()["production-logs"]
     assert job["rules"][0]["when"] == "manual"
     assert job["environment"]["action"] == "access"
-    assert "--since \"$DEPLOYER_LOGS_SINCE\"" in job["script"][1]
+    assert '--since "$DEPLOYER_LOGS_SINCE"' in job["script"][1]
     assert job["artifacts"]["paths"] == ["deploy-reports/logs.txt"]
