@@ -51,6 +51,7 @@ from deployer.plan import Action, Observed, Plan, Step, make_plan
 from deployer.result import DeployResult, Outcome, StepRecord, StepStatus
 from deployer.swarm import observe as obs
 from deployer.swarm import spec as S
+from deployer.swarm.engine import DockerSwarmEngine, SwarmEngine
 
 POLL = 0.5
 # A rolling update starts within milliseconds of the spec change; when none started after
@@ -100,7 +101,7 @@ class SwarmTarget:
     def __init__(
         self,
         manifest: Manifest,
-        client: docker.DockerClient,
+        engine: SwarmEngine | docker.DockerClient,
         host: str,
         *,
         context: Context | None = None,
@@ -111,8 +112,11 @@ class SwarmTarget:
     ) -> None:
         self.manifest = manifest
         self.environ: Mapping[str, str] = environ if environ is not None else {}
-        self.client = client
-        self.api: Any = client.api
+        # The raw calls go through ``SwarmEngine`` (real or fake); a docker client is
+        # wrapped in the real one.
+        self.api: SwarmEngine = (
+            DockerSwarmEngine(engine.api) if isinstance(engine, docker.DockerClient) else engine
+        )
         self.name = host
         self.context = context or Context()
         self._on_close = on_close
@@ -145,7 +149,7 @@ class SwarmTarget:
                 continue
             target = cls(
                 manifest,
-                conn.client,
+                DockerSwarmEngine(conn.client.api),
                 conn.name,
                 context=context,
                 environ=environ,
@@ -352,9 +356,7 @@ class SwarmTarget:
             if info is not None:
                 spec = dict(info["Spec"])
                 spec["Labels"] = {**(spec.get("Labels") or {}), LOCK_EXPIRES: f"{expires:.0f}"}
-                url = self.api._url("/configs/{0}/update", lease.config_id)
-                params = {"version": info["Version"]["Index"]}
-                self.api._raise_for_status(self.api._post_json(url, data=spec, params=params))
+                self.api.update_config(lease.config_id, info["Version"]["Index"], spec)
         if info is None:
             raise Blocked(
                 f"the Swarm lock {lease.name} on {self.name} expired and was taken away",
@@ -385,25 +387,17 @@ class SwarmTarget:
             )
         }
 
-    def _post(self, path: str, spec: Mapping[str, Any], params: Mapping[str, Any]) -> Any:
-        image = spec["TaskTemplate"]["ContainerSpec"]["Image"]
-        resp = self.api._post_json(
-            self.api._url(path),
-            data=dict(spec),
-            params=dict(params),
-            headers=self._auth_header(image),
-        )
-        return self.api._result(resp, json=True)
-
     def create_service(self, spec: Mapping[str, Any]) -> str:
+        headers = self._auth_header(spec["TaskTemplate"]["ContainerSpec"]["Image"])
         with self._wrapped(f"creating service {spec['Name']}"):
-            created = self._post("/services/create", spec, {})
+            created = self.api.create_service(spec, headers)
         return str(created["ID"])
 
     def update_service(self, service_id: str, spec: Mapping[str, Any]) -> None:
+        headers = self._auth_header(spec["TaskTemplate"]["ContainerSpec"]["Image"])
         with self._wrapped(f"updating service {spec['Name']}"):
             version = self.api.inspect_service(service_id)["Version"]["Index"]
-            self._post(f"/services/{service_id}/update", spec, {"version": version})
+            self.api.update_service(service_id, version, spec, headers)
 
     def remove_service(self, service_id: str, deadline: float = 30.0) -> None:
         with (

@@ -12,6 +12,7 @@ from typing import Any
 
 import docker.errors
 
+from deployer.swarm.engine import DockerSwarmEngine
 from deployer.swarm.target import SwarmTarget
 from tests.swarm.helpers import manifest, web
 
@@ -75,11 +76,6 @@ class FakeAPI:
         raise docker.errors.NotFound("gone")
 
 
-class FakeClient:
-    def __init__(self, api: FakeAPI) -> None:
-        self.api = api
-
-
 def target(api: FakeAPI) -> tuple[SwarmTarget, list[float]]:
     now = [0.0]
 
@@ -88,7 +84,7 @@ def target(api: FakeAPI) -> tuple[SwarmTarget, list[float]]:
 
     t = SwarmTarget(
         manifest("shop", web("reg/web:v2")),
-        FakeClient(api),  # type: ignore[arg-type]
+        DockerSwarmEngine(api),
         "mgr",
         sleep=sleep,
         clock=lambda: now[0],
