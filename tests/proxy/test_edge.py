@@ -1,0 +1,228 @@
+"""The edge proxy against the real engine: zero failed requests through a public port
+during updates, a bad route rolled back, two apps behind one proxy, host names refused.
+
+Each test runs its own proxy container (its own name and port) and removes it, with its
+volumes, afterwards. The probe (bench/proxy_probe.py) sends a GET every 10 ms through the
+proxy on one keep-alive connection: a request the proxy closes or refuses, or an answer
+other than 200, counts as failed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import docker
+import pytest
+
+from bench.proxy_probe import ProxyProbe, get
+from deployer.errors import EXIT_INVALID, EXIT_OK, EXIT_ROLLED_BACK
+from deployer.proxy import routes as R
+from tests.conftest import Cleanup
+from tests.proxy.conftest import Edge, make_edge
+from tests.testenv import TestEnv, unique_app
+from tests.testenv import cleanup as remove_app
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+
+MANIFEST = """\
+app: {app}
+environments:
+  test:
+    hosts: ["{host}"]
+    proxy: {edge}
+services:
+  web:
+    image: ${{WEB_IMAGE}}
+    init: true
+    healthcheck:
+      test: ["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:8080/version"]
+      interval: 500ms
+      timeout: 5s
+      retries: 3
+    proxy: {{host: {public}, port: "${{WEB_PORT:-8080}}", healthcheck: /version}}
+    deploy: {{replicas: {replicas}}}
+rollout:
+  health_timeout: 30s
+  healthy_after: 1s
+"""
+
+
+def write_manifest(
+    path: Path, app: str, testenv: TestEnv, edge: Edge, public: str, replicas: int = 2
+) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    f = path / "deploy.yml"
+    f.write_text(
+        MANIFEST.format(
+            app=app,
+            host=testenv.engine_host,
+            edge=edge.yaml(),
+            public=public,
+            replicas=replicas,
+        )
+    )
+    return f
+
+
+def deploy(manifest: Path, image: str, **env: str) -> tuple[int, str]:
+    """`deployer deploy` as its own process (deploys of two apps run at once)."""
+    full = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("GITLAB_CI", "CI", "CI_ENVIRONMENT_NAME", "DOCKER_HOST")
+    }
+    full.update({"WEB_IMAGE": image, **env})
+    proc = subprocess.run(
+        [sys.executable, "-m", "deployer", "deploy", "-f", str(manifest), "--env", "test",
+         "--report-dir", str(manifest.parent / "reports")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=full,
+        cwd=ROOT,
+        check=False,
+    )
+    return proc.returncode, proc.stdout + proc.stderr
+
+
+def wait_body(edge: Edge, host: str, want: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    got: tuple[int, str] = (0, "")
+    while time.monotonic() < deadline:
+        got = get(edge.address, host)
+        if got == (200, want):
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"{host} through {edge.address}: wanted {want!r}, got {got!r}")
+
+
+def route_of(engine: docker.DockerClient, edge: Edge, rid: str) -> object:
+    code, out = engine.containers.get(edge.name).exec_run(
+        ["wget", "-q", "-O", "-", f"http://127.0.0.1:2019/id/{rid}"]
+    )
+    assert code == 0, out
+    return json.loads(out)
+
+
+def test_updates_through_the_proxy_fail_no_request(
+    app: str, edge: Edge, testenv: TestEnv, tmp_path: Path, engine: docker.DockerClient
+) -> None:
+    public = f"{app}.example.test"
+    manifest = write_manifest(tmp_path, app, testenv, edge, public)
+    code, out = deploy(manifest, testenv.image_v1)
+    assert code == EXIT_OK, out
+    assert f"http://{public}:{edge.address.rpartition(':')[2]}" in out  # the environment URL
+    wait_body(edge, public, "v1")
+    images = [testenv.image_v2, testenv.image_v1] * 3
+    for n, image in enumerate(images[:5]):
+        probe = ProxyProbe(edge.address, public).start()
+        try:
+            code, out = deploy(manifest, image)
+        finally:
+            probe.stop()
+        want = "v2" if image == testenv.image_v2 else "v1"
+        assert code == EXIT_OK, out
+        assert "drained" in out, out
+        assert probe.failed == 0, f"round {n + 1}: {probe.summary()}"
+        assert probe.requests > 20, probe.summary()
+        assert probe.bodies.get(want, 0) > 0, probe.bodies
+        assert get(edge.address, public) == (200, want)
+
+
+def test_a_route_to_a_port_nothing_listens_on_rolls_back(
+    app: str, edge: Edge, testenv: TestEnv, tmp_path: Path
+) -> None:
+    public = f"{app}.example.test"
+    manifest = write_manifest(tmp_path, app, testenv, edge, public, replicas=1)
+    code, out = deploy(manifest, testenv.image_v1)
+    assert code == EXIT_OK, out
+    wait_body(edge, public, "v1")
+    probe = ProxyProbe(edge.address, public).start()
+    try:
+        code, out = deploy(manifest, testenv.image_v2, WEB_PORT="8081")
+    finally:
+        probe.stop()
+    assert code == EXIT_ROLLED_BACK, out
+    assert "does not answer GET /version" in out and "8081" in out, out
+    assert probe.failed == 0, probe.summary()
+    assert get(edge.address, public) == (200, "v1")
+
+
+def test_two_apps_behind_one_proxy_deploy_at_once(
+    app: str,
+    testenv: TestEnv,
+    tmp_path: Path,
+    engine: docker.DockerClient,
+    engine2: docker.DockerClient,
+    cleanup: Cleanup,
+    proxy_image: str,
+) -> None:
+    other = unique_app()
+    cleanup.later(lambda: remove_app({"engine": engine, "engine2": engine2}, other))
+    edge = make_edge(engine, cleanup, app, 18354, proxy_image)
+    apps = {app: f"{app}.example.test", other: f"{other}.example.test"}
+    manifests = {a: write_manifest(tmp_path / a, a, testenv, edge, h) for a, h in apps.items()}
+    for a, m in manifests.items():
+        code, out = deploy(m, testenv.image_v1)
+        assert code == EXIT_OK, out
+        wait_body(edge, apps[a], "v1")
+    rids = {a: R.route_id(a, "test", "web") for a in apps}
+    before = {a: route_of(engine, edge, rid) for a, rid in rids.items()}
+    probes = {a: ProxyProbe(edge.address, h).start() for a, h in apps.items()}
+    try:
+        procs = {
+            a: subprocess.Popen(
+                [sys.executable, "-m", "deployer", "deploy", "-f", str(m), "--env", "test"],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+                cwd=ROOT,
+                env={
+                    **{k: v for k, v in os.environ.items() if k != "DOCKER_HOST"},
+                    "WEB_IMAGE": testenv.image_v2,
+                },
+            )
+            for a, m in manifests.items()
+        }
+        outs = {a: p.communicate(timeout=300) for a, p in procs.items()}
+    finally:
+        for p in probes.values():
+            p.stop()
+    for a, p in procs.items():
+        assert p.returncode == EXIT_OK, outs[a][0]
+    for a, probe in probes.items():
+        assert probe.failed == 0, f"{a}: {probe.summary()}"
+        assert probe.bodies.get("v2", 0) > 0, probe.bodies
+        assert get(edge.address, apps[a]) == (200, "v2")
+    # neither deploy touched the other's route object (only upstream files change)
+    assert {a: route_of(engine, edge, rid) for a, rid in rids.items()} == before
+
+
+def test_a_host_name_of_another_app_is_refused_naming_both(
+    app: str,
+    edge: Edge,
+    testenv: TestEnv,
+    tmp_path: Path,
+    engine: docker.DockerClient,
+    engine2: docker.DockerClient,
+    cleanup: Cleanup,
+) -> None:
+    public = f"{app}.example.test"
+    code, out = deploy(write_manifest(tmp_path / "a", app, testenv, edge, public), testenv.image_v1)
+    assert code == EXIT_OK, out
+    other = unique_app()
+    cleanup.later(lambda: remove_app({"engine": engine, "engine2": engine2}, other))
+    code, out = deploy(
+        write_manifest(tmp_path / "b", other, testenv, edge, public), testenv.image_v2
+    )
+    assert code == EXIT_INVALID, out
+    assert f"{app}/test" in out and f"{other}/test" in out and public in out, out
+    assert not engine.containers.list(all=True, filters={"label": f"io.deployer.app={other}"})
+    assert get(edge.address, public) == (200, "v1")
