@@ -6,12 +6,13 @@ implementation of it; the real one is ``deployer.docker.host.DockerHost``.
 
 from __future__ import annotations
 
+import math
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from deployer.manifest.model import Manifest, RegistryAuth, Service
+from deployer.manifest.model import Manifest, RegistryAuth, Service, host_form
 from deployer.plan import Observed, ObservedContainer
 
 # Names of what the deployer creates on a host. Labels are immutable, so a container's
@@ -23,7 +24,7 @@ NEXT_MARK = "--next-"
 
 
 def canonical_name(app: str, environment: str, service: str, replica: int) -> str:
-    return f"{app}-{environment}-{service}-{replica}"
+    return f"{app}-{host_form(environment)}-{service}-{replica}"
 
 
 def kept_name(canonical: str, release: str | None, container_id: str) -> str:
@@ -36,7 +37,7 @@ def next_name(canonical: str, release: str) -> str:
 
 def default_network(app: str, environment: str) -> str:
     """The network of services that list none."""
-    return f"{app}-{environment}"
+    return f"{app}-{host_form(environment)}"
 
 
 def network_name(manifest: Manifest, name: str) -> str:
@@ -53,7 +54,7 @@ def network_name(manifest: Manifest, name: str) -> str:
         return f"{manifest.compose_project}_{name}"
     if name == "default":
         return default_network(manifest.app, manifest.environment.name)
-    return f"{manifest.app}-{manifest.environment.name}-{name}"
+    return f"{manifest.app}-{host_form(manifest.environment.name)}-{name}"
 
 
 def volume_name(manifest: Manifest, name: str) -> str:
@@ -63,7 +64,7 @@ def volume_name(manifest: Manifest, name: str) -> str:
             return name
     if manifest.compose_project:
         return f"{manifest.compose_project}_{name}"
-    return f"{manifest.app}-{manifest.environment.name}-{name}"
+    return f"{manifest.app}-{host_form(manifest.environment.name)}-{name}"
 
 
 def service_networks(manifest: Manifest, service: Service) -> list[tuple[str, list[str]]]:
@@ -111,12 +112,20 @@ class Lease:
 
 def keep_renewing(renew: Callable[[], None], ttl: float) -> Callable[[], None]:
     """Call ``renew`` every third of ``ttl`` in a background thread until the returned
-    stop is called, so a deploy longer than its lock's ttl never loses the lock."""
+    stop is called, so a deploy longer than its lock's ttl never loses the lock.
+
+    The interval is kept between 1 s and 10 min whatever ``ttl`` is (a huge ttl would
+    overflow the wait; a tiny one would renew in a busy loop), and an error of one
+    renewal does not end the thread: the next one tries again."""
     stop = threading.Event()
+    interval = 600.0 if math.isnan(ttl) else min(max(ttl / 3, 1.0), 600.0)
 
     def loop() -> None:
-        while not stop.wait(ttl / 3):
-            renew()
+        while not stop.wait(interval):
+            try:
+                renew()
+            except Exception:  # noqa: BLE001 - the renewal reports its own trouble
+                continue
 
     keeper = threading.Thread(target=loop, name="lock-renewal", daemon=True)
     keeper.start()

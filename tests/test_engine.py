@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from dataclasses import replace
+
+import pytest
 
 from deployer.engine import (
     canonical_name,
+    default_network,
+    keep_renewing,
     kept_name,
     network_name,
     next_name,
@@ -57,3 +63,31 @@ def test_an_app_adopted_from_compose_keeps_compose_names() -> None:
     assert network_name(m, "front") == "shop_front"
     assert volume_name(m, "data") == "shop_data"
     assert network_name(m, "edge") == "edge"
+
+
+@pytest.mark.parametrize("ttl", [1e300, float("inf"), float("nan"), 0.0, 1e-9])
+def test_the_lock_renewal_thread_survives_any_ttl_and_failing_renewals(ttl: float) -> None:
+    """A huge ttl once overflowed the wait and ended the thread (the deploy went on with no
+    renewal); a zero one renewed in a busy loop; one failing renewal ended the thread."""
+    calls: list[float] = []
+
+    def renew() -> None:
+        calls.append(time.monotonic())
+        if len(calls) == 1:
+            raise RuntimeError("engine hiccup")
+
+    stop = keep_renewing(renew, ttl)
+    threads = [t for t in threading.enumerate() if t.name == "lock-renewal"]
+    assert threads and all(t.is_alive() for t in threads)
+    time.sleep(3.5)
+    assert any(t.is_alive() for t in threading.enumerate() if t.name == "lock-renewal")
+    stop()
+    if ttl <= 3:
+        assert 2 <= len(calls) <= 4  # renewing after a failed renewal, at most once a second
+    else:
+        assert calls == []  # the first renewal is due in 10 minutes at most
+
+
+def test_a_review_environment_is_written_with_a_dash_in_names_on_hosts() -> None:
+    assert canonical_name("shop", "review/feat-x", "web", 1) == "shop-review-feat-x-web-1"
+    assert default_network("shop", "review/feat-x") == "shop-review-feat-x"

@@ -19,7 +19,7 @@ from deployer.docker import registry as _registry
 from deployer.docker import releases as _releases
 from deployer.docker.connect import DEFAULT_TIMEOUT, Connection, connect
 from deployer.engine import HealthOutcome, Lease, Release, TaskOutcome
-from deployer.manifest.model import Environment, Manifest, RegistryAuth, Service
+from deployer.manifest.model import Environment, Manifest, RegistryAuth, Service, host_form
 from deployer.plan import Observed, ObservedContainer
 
 
@@ -145,7 +145,7 @@ class DockerHost:
         timeout: float,
         progress: Callable[[str], None] | None = None,
     ) -> TaskOutcome:
-        name = f"{manifest.app}-{manifest.environment.name}-task-{secrets.token_hex(4)}"
+        name = f"{manifest.app}-{host_form(manifest.environment.name)}-task-{secrets.token_hex(4)}"
         code, output, seconds = _containers.run_task(
             self.client,
             self._name,

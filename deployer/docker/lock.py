@@ -110,8 +110,8 @@ def acquire(
         if expires <= now:
             with wrapped(f"remove the expired deploy lock {key}", host):
                 for c in [info, *renewals]:
-                    with contextlib.suppress(docker.errors.NotFound):
-                        api.remove_container(c["Id"], force=True)
+                    if not _remove_raced(api, c["Id"]):
+                        sleep(0.2)  # another deploy is removing it: look again
             continue
         if clock() >= give_up:
             since = float(theirs.get(SINCE) or 0)
@@ -173,6 +173,21 @@ def release(client: docker.DockerClient, host: str, lease: Lease) -> None:
         for c in [{"Id": lease.token}, *_renewals(api, lease.key, lease.token)]:
             with contextlib.suppress(docker.errors.NotFound):
                 api.remove_container(c["Id"], force=True)
+
+
+def _remove_raced(api: docker.APIClient, container_id: str) -> bool:
+    """Remove a lock container that another deploy may be removing at the same moment;
+    False when the engine says its removal is already in progress (409). Any other error
+    is raised."""
+    try:
+        api.remove_container(container_id, force=True)
+    except docker.errors.NotFound:
+        return True
+    except docker.errors.APIError as e:
+        if e.status_code == 409:
+            return False
+        raise
+    return True
 
 
 def _renewals(api: docker.APIClient, key: str, token: str) -> list[dict[str, Any]]:

@@ -20,12 +20,13 @@ import docker.errors
 from deployer import labels as L
 from deployer.docker.containers import wrapped
 from deployer.engine import KEPT_SEP, Release
+from deployer.manifest.model import host_form
 
 RECORD = L.PREFIX + "release-record"
 
 
 def record_name(app: str, environment: str, release_id: str) -> str:
-    return f"deployer-release-{app}-{environment}-{release_id}"
+    return f"deployer-release-{app}-{host_form(environment)}-{release_id}"
 
 
 def record(client: docker.DockerClient, host: str, release: Release) -> None:

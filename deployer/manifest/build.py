@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
 from deployer.labels import PREFIX
-from deployer.manifest import parse, policy
+from deployer.manifest import files, parse, policy
 from deployer.manifest.model import (
     EdgeProxy,
     Environment,
@@ -35,6 +35,7 @@ from deployer.manifest.model import (
     UpdateConfig,
     Warning_,
     Webhook,
+    host_form,
 )
 from deployer.manifest.problems import Path, Problem
 from deployer.manifest.schema import is_secret
@@ -47,6 +48,15 @@ _RESTART = re.compile(r"^(no|always|unless-stopped|on-failure(:\d+)?)$")
 _SIGNAL = re.compile(r"^(SIG[A-Z0-9+-]+|[0-9]+)$")
 _ENV_KEY = re.compile(r"^[^=\s]+$")
 _EXPOSE = re.compile(r"^\d{1,5}(-\d{1,5})?(/(tcp|udp))?$")
+# An environment's name becomes part of names on hosts (containers, networks, volumes):
+# names the engine accepts, and GitLab's review apps (`review/<slug>`, written review-<slug>).
+ENV_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*(/[A-Za-z0-9][A-Za-z0-9_.-]*)?$")
+ENV_NAME_MAX = 64
+
+# Bounds: values past these are mistakes, and some would hang or crash a deploy.
+MAX_REPLICAS = 100
+MAX_DURATION = 24 * 3600.0
+MIN_LOCK_TTL = 10.0
 
 POLICY_NAMES = (
     "privileged",
@@ -98,7 +108,11 @@ class Builder:
     def dur(self, path: Path, value: Any) -> float | None:
         if value is None:
             return None
-        return self.parsed(path, parse.duration, value)
+        seconds = self.parsed(path, parse.duration, value)
+        if seconds is not None and seconds > MAX_DURATION:
+            self.err(path, "is longer than 24h, the longest duration accepted", "shorten it")
+            return None
+        return seconds
 
     # -- top level ------------------------------------------------------------------------
     def manifest(self, data: dict[str, Any], env_name: str, file: str) -> Manifest | None:
@@ -199,6 +213,29 @@ class Builder:
             return None
         raw = envs[env_name]
         path: Path = ("environments", env_name)
+        if not ENV_NAME.match(env_name) or len(env_name) > ENV_NAME_MAX:
+            self.err(
+                path,
+                f'"{env_name}" is not a valid environment name: it becomes part of container, '
+                "network and volume names on the hosts",
+                f"use letters, digits and _ . - (at most {ENV_NAME_MAX}), optionally one "
+                "`/` as in review/<slug>"
+                + (f', e.g. "{_slug(env_name)}"' if _slug(env_name) else ""),
+                key=True,
+            )
+        for other in envs:
+            if (
+                other != env_name
+                and isinstance(other, str)
+                and (host_form(other).lower() == host_form(env_name).lower())
+            ):
+                self.err(
+                    path,
+                    f'environments "{env_name}" and "{other}" would share one name on the '
+                    f'hosts ("{host_form(env_name)}")',
+                    "rename one of them",
+                    key=True,
+                )
         hosts: list[str] = []
         if isinstance(raw.get("hosts"), list):
             for i, host in enumerate(raw["hosts"]):
@@ -578,8 +615,15 @@ class Builder:
         base = os.path.dirname(self.doc.pos(path).file)
         full = os.path.join(base, name)
         try:
-            with open(full, encoding="utf-8") as f:
-                lines = f.read().splitlines()
+            lines = files.read_limited(full, files.ENV_FILE_LIMIT).decode("utf-8").splitlines()
+        except files.FileRefused as e:
+            self.err(
+                path,
+                f'env_file "{name}" {e}; it is not read',
+                "point to a regular KEY=value file of at most "
+                f"{files.ENV_FILE_LIMIT // files.MIB} MiB",
+            )
+            return {}
         except FileNotFoundError:
             if required:
                 self.err(
@@ -776,6 +820,13 @@ class Builder:
     ) -> tuple[int, float | None, int | None, UpdateConfig]:
         replicas = raw.get("replicas", 1)
         replicas = replicas if isinstance(replicas, int) and not isinstance(replicas, bool) else 1
+        if replicas > MAX_REPLICAS:
+            self.err(
+                (*path, "replicas"),
+                f"{replicas} replicas per host is more than the {MAX_REPLICAS} accepted",
+                f"use at most {MAX_REPLICAS}, or spread the service over more hosts",
+            )
+            replicas = 1
         cpus = memory = None
         res = raw.get("resources")
         limits = res.get("limits") if isinstance(res, dict) else None
@@ -966,6 +1017,13 @@ class Builder:
             kw["canary"] = self.dur(("rollout", "canary"), raw["canary"])
         if kw.get("health_timeout") == 0:
             self.err(("rollout", "health_timeout"), "must be more than 0")
+        if "lock_ttl" in kw and kw["lock_ttl"] < MIN_LOCK_TTL:
+            self.err(
+                ("rollout", "lock_ttl"),
+                f"must be at least {MIN_LOCK_TTL:.0f}s: a shorter lease expires while it is "
+                "being renewed, and two deploys could both hold it",
+                'e.g. lock_ttl: "30m" (a running deploy renews it)',
+            )
         keep = raw.get("keep_releases")
         if isinstance(keep, int) and not isinstance(keep, bool):
             kw["keep_releases"] = keep
@@ -1101,6 +1159,22 @@ class Builder:
                 "depends_on forms a cycle: " + " -> ".join([*cycle, cycle[0]]),
                 "remove one of these dependencies",
             )
+        # names: one DNS name on the networks, so `web` and `WEB` would split the traffic
+        by_dns: dict[str, str] = {}
+        for name in names:
+            if not isinstance(name, str):
+                continue
+            dns = name.lower().rstrip(".")
+            if dns in by_dns:
+                self.err(
+                    ("services", name),
+                    f'service "{name}" has the same DNS name as service "{by_dns[dns]}" '
+                    "(names are not case-sensitive on the network)",
+                    "rename one of them",
+                    key=True,
+                )
+            else:
+                by_dns[dns] = name
         # host ports: every service runs on every host of the environment
         taken: dict[tuple[int, str], tuple[str, str]] = {}
         for svc in services:
@@ -1208,6 +1282,8 @@ def _host_problem(host: str) -> tuple[str, str] | None:
         name, _, port = hostport.rpartition(":") if ":" in hostport else (hostport, "", "")
         if not name or (port and not port.isdigit()) or "/" in hostport:
             return f'"{host}" is not a Docker host URL', fix
+        if port and not 0 < int(port) <= 65535:
+            return f'"{host}": the port {port} is not a port number (1-65535)', fix
     return None
 
 

@@ -22,6 +22,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from deployer.manifest import yamlpos
+from deployer.manifest.files import ENV_FILE_LIMIT, MIB, FileRefused, read_limited
 from deployer.manifest.interpolate import InterpolationSyntaxError, interpolate
 from deployer.manifest.problems import Path, Problem
 from deployer.manifest.schema import COMPOSE_UNSUPPORTED, did_you_mean
@@ -124,10 +125,11 @@ def _unescape(raw: str) -> str:
 
 def read_dotenv(path: str, lookup: Mapping[str, str] | None = None) -> dict[str, str]:
     """The project's ``.env``, which compose reads for interpolation and for its own
-    COMPOSE_* settings. A missing or unreadable file is no error: compose ignores it too."""
+    COMPOSE_* settings. A missing or unreadable file is no error: compose ignores it too.
+    One that is not a regular file or is over the env file limit raises FileRefused
+    (reading it could hang or never end)."""
     try:
-        with open(path, encoding="utf-8-sig") as f:
-            text = f.read()
+        text = read_limited(path, ENV_FILE_LIMIT).decode("utf-8-sig")
     except (OSError, UnicodeDecodeError):
         return {}
     return parse_dotenv(text, lookup or {})
@@ -582,7 +584,18 @@ def merge_compose(doc: Doc, environ: Mapping[str, str]) -> None:
     first = os.path.normpath(os.path.join(base, entries[0][1]))
     is_dir = len(entries) == 1 and os.path.isdir(first)
     project_dir = os.path.abspath(first if is_dir else os.path.dirname(first))
-    doc.compose_dotenv = read_dotenv(os.path.join(project_dir, ".env"), environ)
+    dotenv = os.path.join(project_dir, ".env")
+    try:
+        doc.compose_dotenv = read_dotenv(dotenv, environ)
+    except FileRefused as e:
+        doc.problems.append(
+            doc.problem(
+                entries[0][0],
+                f"the compose project's .env file ({dotenv}) {e}; it is not read",
+                "replace it by a regular KEY=value file of at most "
+                f"{ENV_FILE_LIMIT // MIB} MiB, or remove it",
+            )
+        )
     cenv = {**doc.compose_dotenv, **environ}
     if is_dir:
         found = _project_files(doc, entries[0][0], project_dir, cenv)
@@ -604,6 +617,10 @@ def merge_compose(doc: Doc, environ: Mapping[str, str]) -> None:
                             "fix the path: it is relative to the "
                             + ("project directory" if is_dir else "manifest"),
                         )
+                    )
+                elif p.line == 0:  # the file as a whole: report it where it is named
+                    doc.problems.append(
+                        doc.problem(path, f'compose file "{entry}": {p.message}', p.fix)
                     )
                 else:
                     doc.problems.append(p)

@@ -225,6 +225,13 @@ class Task:
     timeout: float = 600.0
 
 
+def host_form(environment: str) -> str:
+    """An environment's name as written in names on hosts (containers, networks, volumes,
+    locks): `review/<slug>`, GitLab's review apps, becomes `review-<slug>`. Labels keep the
+    name as written."""
+    return environment.replace("/", "-")
+
+
 @dataclass(frozen=True)
 class Environment:
     name: str

@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
+from deployer.manifest import files
 from deployer.manifest.problems import Path, Problem, format_path
 
 MAX_NODES = 200_000  # after alias expansion: stops "billion laughs" documents
@@ -333,7 +334,20 @@ def load_text(text: str, file: str) -> Doc:
 def load_file(path: str, shown: str) -> Doc:
     """Read and parse a file; ``shown`` is how messages name it."""
     try:
-        raw = open(path, "rb").read()  # noqa: SIM115 - closed by refcount
+        raw = files.read_limited(path, files.MANIFEST_LIMIT)
+    except files.FileRefused as e:
+        doc = Doc(shown)
+        doc.problems.append(
+            Problem(
+                shown,
+                0,
+                0,
+                "",
+                f"the file {e}; it is not read",
+                f"point to a regular YAML file of at most {files.MANIFEST_LIMIT // files.MIB} MiB",
+            )
+        )
+        return doc
     except FileNotFoundError:
         doc = Doc(shown)
         doc.problems.append(

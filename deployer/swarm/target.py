@@ -46,7 +46,7 @@ from deployer.errors import (
     RollbackFailed,
     Unreachable,
 )
-from deployer.manifest.model import Manifest, RegistryAuth, Service, Task
+from deployer.manifest.model import Manifest, RegistryAuth, Service, Task, host_form
 from deployer.plan import Action, Observed, Plan, Step, make_plan
 from deployer.result import DeployResult, Outcome, StepRecord, StepStatus
 from deployer.swarm import observe as obs
@@ -297,7 +297,7 @@ class SwarmTarget:
     # -- lock ---------------------------------------------------------------------------
 
     def lock_name(self) -> str:
-        return f"{self.manifest.app}_{self.manifest.environment.name}_{LOCK_SUFFIX}"
+        return f"{self.manifest.app}_{host_form(self.manifest.environment.name)}_{LOCK_SUFFIX}"
 
     def acquire_lock(self, holder: str, ttl: float, wait: float = 0.0) -> SwarmLease:
         """Take the app's deploy lock on the swarm, waiting up to ``wait`` seconds."""
@@ -635,7 +635,7 @@ class SwarmTarget:
     # -- release records (Swarm configs: readable from any manager) ---------------------
 
     def _release_prefix(self) -> str:
-        return f"{self.manifest.app}_{self.manifest.environment.name}_release-"
+        return f"{self.manifest.app}_{host_form(self.manifest.environment.name)}_release-"
 
     def record_release(self, result: DeployResult) -> None:
         m = self.manifest

@@ -3,14 +3,18 @@ deploy's lock, an expired lease goes with its renewals, a lost lease is said."""
 
 from __future__ import annotations
 
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import docker
 import pytest
 
 from deployer.docker import lock
-from deployer.docker.host import DockerHost
-from deployer.errors import Blocked
+from deployer.docker.host import DockerHost, connect_host
+from deployer.engine import Lease
+from deployer.errors import Blocked, DeployerError
+from tests.testenv import TestEnv
 
 pytestmark = pytest.mark.integration
 
@@ -50,3 +54,43 @@ def test_an_expired_renewal_frees_the_lock_and_a_lost_lease_is_said(
     assert e.value.exit_code == 4
     h1.release_lock(second)
     assert lock_containers(engine, key) == []
+
+
+def _take(h: DockerHost, n: int, key: str, start: threading.Barrier) -> Lease | DeployerError:
+    start.wait()
+    try:
+        return h.acquire_lock(key, f"deploy {n}", ttl=60)
+    except DeployerError as e:
+        return e
+
+
+def test_concurrent_deploys_racing_to_remove_an_expired_lease_exit_4(
+    app: str, testenv: TestEnv, engine: docker.DockerClient
+) -> None:
+    """8 deploys find the same expired lease at once and all remove it: exactly one takes
+    the lock, every other one is Blocked (exit 4), none fails on the removal race."""
+    hosts = [connect_host(testenv.engine_host, {}) for _ in range(8)]
+    try:
+        for round_ in range(4):
+            key = f"{app}/race{round_}"
+            hosts[0].renew_lock(hosts[0].acquire_lock(key, "killed deploy", ttl=1), 1)
+            time.sleep(1.2)
+            start = threading.Barrier(len(hosts), timeout=60)
+            with ThreadPoolExecutor(len(hosts)) as pool:
+                outcomes = list(
+                    pool.map(
+                        lambda h, n: _take(h, n, key, start),  # noqa: B023
+                        hosts,
+                        range(len(hosts)),
+                        timeout=120,
+                    )
+                )
+            leases = [o for o in outcomes if isinstance(o, Lease)]
+            errors = [o for o in outcomes if not isinstance(o, Lease)]
+            assert len(leases) == 1, [str(e) for e in errors]
+            assert all(e.exit_code == 4 for e in errors), [(e.exit_code, str(e)) for e in errors]
+            hosts[0].release_lock(leases[0])
+            assert lock_containers(engine, key) == []
+    finally:
+        for h in hosts:
+            h.close()

@@ -17,7 +17,7 @@ ENVIRON = {
 }
 
 _INLINE = re.compile(r"#\s*error:\s*(.+?)\s*$")
-_HEADER = re.compile(r"^#\s*(expect|env|warnings):\s*(.*?)\s*$")
+_HEADER = re.compile(r"^#\s*(expect|env|warnings|message):\s*(.*?)\s*$")
 
 
 @dataclass(frozen=True)
@@ -26,12 +26,14 @@ class Case:
     expected: tuple[tuple[int, str], ...]  # (line, key path); "" for no key path
     env: str | None
     warnings: int | None
+    messages: tuple[str, ...] = ()  # `# message: TEXT`: a problem's message contains it
 
 
 def case(path: Path) -> Case:
     expected: list[tuple[int, str]] = []
     env = None
     warnings = None
+    messages: list[str] = []
     for n, line in enumerate(path.read_text().splitlines(), 1):
         m = _HEADER.match(line)
         if m:
@@ -39,6 +41,8 @@ def case(path: Path) -> Case:
             if kind == "expect":
                 num, key = value.split(maxsplit=1)
                 expected.append((int(num), "" if key == "-" else key))
+            elif kind == "message":
+                messages.append(value)
             elif kind == "env":
                 env = value
             else:
@@ -48,7 +52,7 @@ def case(path: Path) -> Case:
         if m:
             key = m.group(1)
             expected.append((n, "" if key == "-" else key))
-    return Case(path, tuple(expected), env, warnings)
+    return Case(path, tuple(expected), env, warnings, tuple(messages))
 
 
 def cases(kind: str) -> list[Case]:

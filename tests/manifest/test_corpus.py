@@ -28,6 +28,11 @@ def test_invalid_manifest_reports_path_and_line(c: Case) -> None:
             f"expected a problem at line {line} for {path!r}; got:\n"
             + "\n".join(p.render() for p in report.problems)
         )
+    for text in c.messages:
+        assert any(text in p.message for p in report.problems), (
+            f"expected a problem saying {text!r}; got:\n"
+            + "\n".join(p.render() for p in report.problems)
+        )
     for p in report.problems:
         assert p.file.endswith(c.path.name) or p.file.endswith(".env")
         assert p.line >= 1 and p.column >= 1
