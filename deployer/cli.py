@@ -91,6 +91,19 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="exit 0 when nothing would change, 10 when something would",
     )
+    p.add_argument(
+        "--against",
+        choices=["hosts", "last-deployment"],
+        default="hosts",
+        help="compare with what runs on the hosts (default) or with the state the last "
+        "successful deployment's report recorded (GitLab API, job token; no host contact)",
+    )
+    p.add_argument(
+        "--artifact",
+        metavar="PATH",
+        default="deploy-reports/deploy-report.json",
+        help="--against last-deployment: the report's path in the deploy job's artifacts",
+    )
 
     p = sub.add_parser("deploy", help=COMMANDS["deploy"], description=COMMANDS["deploy"])
     _common(p)

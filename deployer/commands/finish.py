@@ -41,7 +41,9 @@ def report(
     report_dir = getattr(args, "report_dir", None)
     if report_dir:
         try:
-            paths = write_reports(result, report_dir, context=ctx, secrets=secrets)
+            paths = write_reports(
+                result, report_dir, context=ctx, secrets=secrets, manifest=manifest
+            )
             log.line("reports: " + ", ".join(str(p) for p in paths.values()))
         except DeployerError as e:
             log.line(f"reports not written: {e.message}")

@@ -4,11 +4,17 @@ Loads the manifest for the environment, connects to its hosts, resolves every im
 a digest (no pull), observes what runs and prints the plan as a table (text), JSON or
 Markdown. Exit 0; with ``--detailed-exitcode`` 0 when nothing would change, 10 when
 something would (like terraform). Connection and registry failures exit 3.
+
+``--against last-deployment`` (merge request pipelines) contacts no host: it compares
+the manifest with the state recorded in the report of the environment's last successful
+deployment, read through GitLab's API with the job token. When that report cannot be
+read, the plan is validate-only and says why in one line (exit 0).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from collections.abc import Mapping
@@ -41,6 +47,8 @@ def run(args: argparse.Namespace, out: TextIO, environ: Mapping[str, str] | None
     env = dict(os.environ if environ is None else environ)
     only = services_arg(args.services)
     manifest = load_manifest(args.file, args.env, env)
+    if getattr(args, "against", "hosts") == "last-deployment":
+        return run_against_last_deployment(args, manifest, env, out)
     if manifest.environment.engine == "swarm":
         from deployer.swarm import commands as swarm
 
@@ -56,5 +64,47 @@ def run(args: argparse.Namespace, out: TextIO, environ: Mapping[str, str] | None
     if note:
         print(note, file=sys.stderr)
     if args.detailed_exitcode and plan.changes:
+        return EXIT_CHANGES
+    return EXIT_OK
+
+
+def run_against_last_deployment(
+    args: argparse.Namespace, manifest: Manifest, env: Mapping[str, str], out: TextIO
+) -> int:
+    """The manifest against the last successful deployment's recorded state; validate-only
+    (with the reason) when it cannot be read. No host is contacted."""
+    from deployer import baseline
+    from deployer.gitlab.deployments import Unavailable, last_deployment_report
+
+    name = manifest.environment.name
+    try:
+        report, source = last_deployment_report(env, name, args.artifact, app=manifest.app)
+        plan = baseline.compare(manifest, report, source)
+    except (Unavailable, baseline.NotAState) as e:
+        reason = str(e) if isinstance(e, Unavailable) else f"the recorded report: {e}"
+        if args.format == "json":
+            json.dump({"against": "last-deployment", "validate_only": reason}, out)
+            out.write("\n")
+        else:
+            out.write(f"validate only: {reason}\n")
+            out.write(f"{manifest.path}: valid for {name} ({len(manifest.services)} services)\n")
+        out.flush()
+        return EXIT_OK
+    if args.format == "json":
+        json.dump(baseline.as_dict(plan), out, indent=2)
+        out.write("\n")
+    elif args.format == "markdown":
+        out.write(baseline.render_markdown(plan))
+    else:
+        out.write(baseline.render_text(plan))
+    out.flush()
+    if env.get("CI_MERGE_REQUEST_IID"):
+        from deployer.gitlab.context import from_variables
+        from deployer.gitlab.notes import PLAN_MARKER, post_note
+
+        body = PLAN_MARKER.format(app=plan.app, env=plan.environment) + "\n\n"
+        body += baseline.render_markdown(plan)
+        print(post_note(from_variables(env), body, env, what="plan"), file=sys.stderr)
+    if args.detailed_exitcode and plan.changed:
         return EXIT_CHANGES
     return EXIT_OK

@@ -15,6 +15,7 @@ from typing import Any
 
 from deployer.context import Context
 from deployer.errors import InvalidInput
+from deployer.manifest.model import Manifest
 from deployer.report.data import result_data
 from deployer.report.dotenv import dotenv_vars, render_dotenv
 from deployer.report.junit import render_junit
@@ -50,13 +51,14 @@ def write_reports(
     *,
     context: Context | None = None,
     secrets: Iterable[str] = (),
+    manifest: Manifest | None = None,
 ) -> dict[str, Path]:
     """Write the four reports; returns their paths by kind (json, dotenv, junit, markdown)."""
     redact = Redactor(secrets)
     out = Path(directory)
     try:
         out.mkdir(parents=True, exist_ok=True)
-        data = _redact_data(result_data(result, context), redact)
+        data = _redact_data(result_data(result, context, manifest), redact)
         paths = {
             "json": out / JSON_NAME,
             "dotenv": out / DOTENV_NAME,

@@ -8,6 +8,7 @@ from typing import Any
 
 from deployer import __version__
 from deployer.context import Context
+from deployer.manifest.model import Manifest
 from deployer.plan import Plan
 from deployer.result import DeployResult
 
@@ -60,7 +61,30 @@ def context_data(ctx: Context) -> dict[str, Any]:
     return data
 
 
-def result_data(result: DeployResult, context: Context | None = None) -> dict[str, Any]:
+def state_data(manifest: Manifest, result: DeployResult) -> dict[str, Any]:
+    """What the environment runs after this run, as the manifest describes it: per service
+    the image as written, the digest, the replica count and the configuration's hashes
+    (per key, never a value). A later merge request plan compares its manifest with it
+    without contacting any host (``deployer plan --against last-deployment``)."""
+    digests = {**(result.plan.digests if result.plan else {}), **result.digests}
+    return {
+        "engine": manifest.environment.engine,
+        "services": {
+            svc.name: {
+                "image": svc.image,
+                "digest": digests.get(svc.name),
+                "replicas": svc.replicas,
+                "config_hash": svc.config_hash(),
+                "config_parts": svc.config_parts(),
+            }
+            for svc in manifest.services
+        },
+    }
+
+
+def result_data(
+    result: DeployResult, context: Context | None = None, manifest: Manifest | None = None
+) -> dict[str, Any]:
     return {
         "schema_version": SCHEMA_VERSION,
         "deployer_version": __version__,
@@ -93,4 +117,5 @@ def result_data(result: DeployResult, context: Context | None = None) -> dict[st
         ],
         "plan": plan_data(result.plan) if result.plan else None,
         "context": context_data(context) if context else None,
+        "state": state_data(manifest, result) if manifest is not None else None,
     }

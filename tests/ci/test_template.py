@@ -167,6 +167,13 @@ def test_mr_jobs_and_rollback_rules() -> None:
     assert body["production-validate"]["rules"] == [mr_rule]
     plan = body["production-plan"]
     assert plan["rules"] == [mr_rule]
+    # No environment (so no protected environment or environment-scoped credentials are
+    # needed) and not allowed to fail: the plan reads the last deployment's report.
+    assert "environment" not in plan
+    assert "allow_failure" not in plan
+    assert plan["script"][0].endswith(
+        "--against last-deployment --artifact \"deploy-reports/deploy-report.json\""
+    )
     rollback = body["production-rollback"]
     assert rollback["rules"][0]["when"] == "manual"
     # A rollback is a deployment of the environment: GitLab shows the release it restored.
