@@ -35,3 +35,4 @@ COMPOSE_PROJECT = "com.docker.compose.project"
 COMPOSE_SERVICE = "com.docker.compose.service"
 COMPOSE_NUMBER = "com.docker.compose.container-number"
 COMPOSE_ONEOFF = "com.docker.compose.oneoff"
+COMPOSE_CONFIG_HASH = "com.docker.compose.config-hash"  # compose v2 lists only containers with one

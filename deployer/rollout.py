@@ -663,6 +663,9 @@ class Rollout:
             labels[L.COMPOSE_SERVICE] = svc.name
             labels[L.COMPOSE_NUMBER] = str(item.replica)
             labels[L.COMPOSE_ONEOFF] = "False"
+            # the deployer's own hash: compose v2's `ps` lists the container, and its `up -d`
+            # (whose hash differs) recreates it when a team takes the app back
+            labels[L.COMPOSE_CONFIG_HASH] = svc.config_hash()
         cid = engine.create(
             self.manifest,
             svc,

@@ -122,14 +122,15 @@ def _port_key(text: str) -> str | None:
 
 
 def _expose(svc: Service, i: Inspect) -> bool:
-    want = set((i.image.get("ExposedPorts") or {}).keys())
+    # Compose v2 writes an exposed port without its protocol ("8081"): the engine means tcp
+    want = {_port_key(k) or k for k in (i.image.get("ExposedPorts") or {})}
     want |= {f"{p.target}/{p.protocol}" for p in svc.ports}
     for e in svc.expose:
         key = _port_key(e)
         if key is None:
             return False
         want.add(key)
-    return set((i.config.get("ExposedPorts") or {}).keys()) == want
+    return {_port_key(k) or k for k in (i.config.get("ExposedPorts") or {})} == want
 
 
 def _volumes(svc: Service, i: Inspect) -> bool:
