@@ -36,6 +36,8 @@ COMMANDS = {
     "rollback": "redeploy the previous (or a named) release's exact image digests",
     "status": "show what runs where: release, digest, commit, MR, health, uptime",
     "logs": "every replica's logs on every host, merged in time order",
+    "exec": "run a command in a running replica of a service; exits with its exit code",
+    "stats": "CPU, memory, network and restarts of every replica on every host",
     "down": "remove an environment of the app from its hosts (volumes only with --volumes)",
     "unlock": "break the deploy lock of a deploy that is gone (asks GitLab about its job)",
 }
@@ -136,6 +138,18 @@ def build_parser() -> argparse.ArgumentParser:
         default="auto",
         help="colour the prefixes (auto: on a terminal, never in CI)",
     )
+
+    p = sub.add_parser("exec", help=COMMANDS["exec"], description=COMMANDS["exec"])
+    _common(p)
+    p.add_argument("--replica", metavar="N", type=int, help="which replica (default: the first)")
+    p.add_argument("--host", metavar="HOST", help="a replica on this host (its URL or a part)")
+    p.add_argument("service", metavar="SERVICE")
+    p.add_argument("argv", nargs=argparse.REMAINDER, metavar="-- CMD...")
+
+    p = sub.add_parser("stats", help=COMMANDS["stats"], description=COMMANDS["stats"])
+    _common(p)
+    p.add_argument("--watch", action="store_true", help="print it again every 5 s until Ctrl-C")
+    p.add_argument("--format", choices=["text", "json"], default="text")
 
     p = sub.add_parser("down", help=COMMANDS["down"], description=COMMANDS["down"])
     _common(p)

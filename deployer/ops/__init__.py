@@ -41,6 +41,30 @@ class LogLine:
     source: str  # container id: lines of one container keep their order
 
 
+@dataclass(frozen=True)
+class Replica:
+    """One running replica of a service: where it runs and its container."""
+
+    where: str
+    service: str
+    replica: int
+    container_id: str
+
+
+@dataclass(frozen=True)
+class StatRow:
+    where: str
+    service: str
+    replica: int
+    cpu_percent: float | None
+    memory: int  # bytes
+    memory_limit: int  # bytes (the host's memory when the container has no limit)
+    net_rx: int  # bytes
+    net_tx: int
+    restarts: int
+    state: str
+
+
 class Operations(Protocol):
     """What the day-2 commands need of an environment, whatever the engine."""
 
@@ -81,7 +105,62 @@ class Operations(Protocol):
         merged in time order."""
         ...
 
+    def replicas(self, services: Sequence[str] = ()) -> list[Replica]:
+        """The running replicas of ``services`` (all when empty), by host, service, replica."""
+        ...
+
+    def exec(
+        self,
+        replica: Replica,
+        command: Sequence[str],
+        out: Callable[[bytes], None],
+        err: Callable[[bytes], None],
+        *,
+        tty: bool = False,
+    ) -> int:
+        """Run ``command`` in the replica's container; its exit code."""
+        ...
+
+    def stats(self) -> list[StatRow]:
+        """One sample of every running replica."""
+        ...
+
     def close(self) -> None: ...
+
+
+def stat_row(replica: Replica, sample: dict[str, object], info: dict[str, object]) -> StatRow:
+    """A ``StatRow`` from the engine's stats sample and the container's inspect data."""
+    from typing import Any
+
+    s: dict[str, Any] = sample
+    cpu = s.get("cpu_stats") or {}
+    pre = s.get("precpu_stats") or {}
+    percent = None
+    try:
+        delta = cpu["cpu_usage"]["total_usage"] - pre["cpu_usage"]["total_usage"]
+        system = cpu["system_cpu_usage"] - pre["system_cpu_usage"]
+        cpus = cpu.get("online_cpus") or len(cpu["cpu_usage"].get("percpu_usage") or [1])
+        if system > 0:
+            percent = round(delta / system * cpus * 100.0, 1)
+    except (KeyError, TypeError):
+        pass
+    mem = s.get("memory_stats") or {}
+    usage = int(mem.get("usage") or 0) - int((mem.get("stats") or {}).get("inactive_file") or 0)
+    nets = (s.get("networks") or {}).values()
+    state: Any = info.get("State") or {}
+    health = (state.get("Health") or {}).get("Status")
+    return StatRow(
+        replica.where,
+        replica.service,
+        replica.replica,
+        percent,
+        max(usage, 0),
+        int(mem.get("limit") or 0),
+        sum(int(n.get("rx_bytes") or 0) for n in nets),
+        sum(int(n.get("tx_bytes") or 0) for n in nets),
+        int(info.get("RestartCount") or 0),  # type: ignore[call-overload]
+        str(health or state.get("Status") or "?"),
+    )
 
 
 def open_environment(manifest: Manifest, environ: Mapping[str, str]) -> Operations:

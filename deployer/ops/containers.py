@@ -14,11 +14,12 @@ import docker.errors
 from deployer import labels as L
 from deployer.docker import lock as _lock
 from deployer.docker.containers import wrapped
+from deployer.docker.execute import exec_in
 from deployer.docker.host import DockerHost
 from deployer.engine import lock_key
 from deployer.errors import DeployerError
 from deployer.manifest.model import Manifest
-from deployer.ops import LockState, LogLine, merge, parse_stamped
+from deployer.ops import LockState, LogLine, Replica, StatRow, merge, parse_stamped, stat_row
 from deployer.targets import _parallel, _raise_first, close_all, connect_hosts
 
 # What `down` removes the containers of: everything of the app's environment but the lock.
@@ -149,6 +150,54 @@ class ContainerOperations:
             if kept:
                 say(f"{host.name}: kept volume(s) {', '.join(kept)} (remove with --volumes)")
         return removed
+
+    # -- replicas, exec, stats ------------------------------------------------------------
+
+    def replicas(self, services: Sequence[str] = ()) -> list[Replica]:
+        out = []
+        for host in self.hosts:
+            for c in self._replicas(host, services):
+                if c.get("State") != "running":
+                    continue
+                labels = c.get("Labels") or {}
+                out.append(
+                    Replica(host.name, labels[L.SERVICE], int(labels.get(L.REPLICA) or 0), c["Id"])
+                )
+        return sorted(out, key=lambda r: (r.where, r.service, r.replica))
+
+    def _host(self, name: str) -> DockerHost:
+        return next(h for h in self.hosts if h.name == name)
+
+    def exec(
+        self,
+        replica: Replica,
+        command: Sequence[str],
+        out: Callable[[bytes], None],
+        err: Callable[[bytes], None],
+        *,
+        tty: bool = False,
+    ) -> int:
+        host = self._host(replica.where)
+        return exec_in(host.api, host.name, replica.container_id, command, out, err, tty=tty)
+
+    def stats(self) -> list[StatRow]:
+        def one(host: DockerHost) -> list[StatRow]:
+            rows = []
+            for r in self.replicas():
+                if r.where != host.name:
+                    continue
+                with wrapped(f"read the stats of {r.service}.{r.replica}", host.name):
+                    try:
+                        sample = host.api.stats(r.container_id, stream=False)
+                        info = host.api.inspect_container(r.container_id)
+                    except docker.errors.NotFound:
+                        continue
+                rows.append(stat_row(r, sample, info))
+            return rows
+
+        results = _parallel(one, self.hosts)
+        _raise_first([r for r in results if isinstance(r, DeployerError)])
+        return [row for r in results if isinstance(r, list) for row in r]
 
     # -- logs ---------------------------------------------------------------------------
 

@@ -16,9 +16,10 @@ import docker
 import docker.errors
 
 from deployer import labels as L
+from deployer.docker.execute import exec_in
 from deployer.errors import Blocked
 from deployer.manifest.model import Manifest
-from deployer.ops import LockState, LogLine, merge
+from deployer.ops import LockState, LogLine, Replica, StatRow, merge, stat_row
 from deployer.ops.containers import container_logs
 from deployer.swarm import spec as S
 from deployer.swarm.target import LOCK_EXPIRES, LOCK_HOLDER, SwarmTarget
@@ -147,6 +148,57 @@ class SwarmOperations:
 
     # -- logs ---------------------------------------------------------------------------
 
+    def replicas(self, services: Sequence[str] = ()) -> list[Replica]:
+        """The running tasks of ``services``; a task on another node is refused (the
+        manager's engine API reaches only its own node's containers)."""
+        t = self.target
+        with t._wrapped("reading the manager's node"):
+            node = (self.api.info().get("Swarm") or {}).get("NodeID", "")
+        svcs = {
+            s["ID"]: (s["Spec"].get("Labels") or {}).get(L.SERVICE, "")
+            for s in self._env_services()
+        }
+        out = []
+        for task in t._tasks(list(svcs)):
+            service = svcs.get(task.get("ServiceID", ""), "")
+            if services and service not in services:
+                continue
+            status = task.get("Status") or {}
+            cid = (status.get("ContainerStatus") or {}).get("ContainerID")
+            if not cid or status.get("State") != "running":
+                continue
+            if task.get("NodeID") != node:
+                raise Blocked(
+                    f"{service}.{task.get('Slot', 0)} runs on another node of the swarm; "
+                    f"{self.where} reaches only its own node's containers",
+                    hint="run it on a manager of that node, or with `docker service logs`",
+                )
+            out.append(Replica(self.where, service, int(task.get("Slot") or 0), cid))
+        return sorted(out, key=lambda r: (r.service, r.replica))
+
+    def exec(
+        self,
+        replica: Replica,
+        command: Sequence[str],
+        out: Callable[[bytes], None],
+        err: Callable[[bytes], None],
+        *,
+        tty: bool = False,
+    ) -> int:
+        return exec_in(self.api, self.target.name, replica.container_id, command, out, err, tty=tty)
+
+    def stats(self) -> list[StatRow]:
+        rows = []
+        for r in self.replicas():
+            with self.target._wrapped(f"reading the stats of {r.service}.{r.replica}"):
+                try:
+                    sample = self.api.stats(r.container_id, stream=False)
+                    info = self.api.inspect_container(r.container_id)
+                except docker.errors.NotFound:
+                    continue
+            rows.append(stat_row(r, sample, info))
+        return rows
+
     def logs(
         self,
         services: Sequence[str],
@@ -155,35 +207,16 @@ class SwarmOperations:
         until: float | None,
         tail: int | None,
     ) -> list[LogLine]:
-        t = self.target
-        with t._wrapped("reading the manager's node"):
-            node = (self.api.info().get("Swarm") or {}).get("NodeID", "")
-        svcs = {
-            s["ID"]: (s["Spec"].get("Labels") or {}).get(L.SERVICE, "")
-            for s in self._env_services()
-        }
         lines: list[LogLine] = []
-        for task in t._tasks(list(svcs)):
-            service = svcs.get(task.get("ServiceID", ""), "")
-            if services and service not in services:
-                continue
-            cid = ((task.get("Status") or {}).get("ContainerStatus") or {}).get("ContainerID")
-            if not cid:
-                continue
-            if task.get("NodeID") != node:
-                raise Blocked(
-                    f"{service}.{task.get('Slot', 0)} runs on another node of the swarm; "
-                    f"{self.where} reaches only its own node's containers",
-                    hint="read it with `docker service logs` on a manager",
-                )
-            with t._wrapped("reading logs"):
+        for r in self.replicas(services):
+            with self.target._wrapped("reading logs"):
                 lines.extend(
                     container_logs(
                         self.api,
-                        t.name,
-                        cid,
-                        service,
-                        int(task.get("Slot") or 0),
+                        self.target.name,
+                        r.container_id,
+                        r.service,
+                        r.replica,
                         since=since,
                         until=until,
                         tail=tail,
