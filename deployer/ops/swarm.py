@@ -30,6 +30,9 @@ class SwarmOperations:
         self.target = target
         self.manifest = target.manifest
         self.api: Any = target.api
+        # The SDK client under the Swarm calls, for what they do not cover (logs, exec,
+        # stats, volumes of the manager's node).
+        self.raw: Any = getattr(target.api, "raw", target.api)
 
     @classmethod
     def open(cls, manifest: Manifest, environ: Mapping[str, str]) -> SwarmOperations:
@@ -127,14 +130,14 @@ class SwarmOperations:
                     gone(f"release {labels.get(L.RELEASE, cfg['Spec']['Name'])}")
             with t._wrapped("listing volumes"):
                 vols = (
-                    self.api.volumes(filters={"label": f"{S.STACK_NAMESPACE}={m.app}"}).get(
+                    self.raw.volumes(filters={"label": f"{S.STACK_NAMESPACE}={m.app}"}).get(
                         "Volumes"
                     )
                     or []
                 )
             if volumes:
                 for vol in vols:
-                    if _remove(self.api.remove_volume, vol["Name"]):
+                    if _remove(self.raw.remove_volume, vol["Name"]):
                         gone(f"volume {vol['Name']}")
             elif vols:
                 say(
@@ -173,7 +176,7 @@ class SwarmOperations:
                     f"{self.where} reaches only its own node's containers",
                     hint="run it on a manager of that node, or with `docker service logs`",
                 )
-            out.append(Replica(self.where, service, int(task.get("Slot") or 0), cid))
+            out.append(Replica(t.name, service, int(task.get("Slot") or 0), cid))
         return sorted(out, key=lambda r: (r.service, r.replica))
 
     def exec(
@@ -185,14 +188,14 @@ class SwarmOperations:
         *,
         tty: bool = False,
     ) -> int:
-        return exec_in(self.api, self.target.name, replica.container_id, command, out, err, tty=tty)
+        return exec_in(self.raw, self.target.name, replica.container_id, command, out, err, tty=tty)
 
     def stats(self) -> list[StatRow]:
         rows = []
         for r in self.replicas():
             with self.target._wrapped(f"reading the stats of {r.service}.{r.replica}"):
                 try:
-                    sample = self.api.stats(r.container_id, stream=False)
+                    sample = self.raw.stats(r.container_id, stream=False)
                     info = self.api.inspect_container(r.container_id)
                 except docker.errors.NotFound:
                     continue
@@ -212,7 +215,7 @@ class SwarmOperations:
             with self.target._wrapped("reading logs"):
                 lines.extend(
                     container_logs(
-                        self.api,
+                        self.raw,
                         self.target.name,
                         r.container_id,
                         r.service,

@@ -1,0 +1,120 @@
+"""The day-2 commands on an ``engine: swarm`` environment (the single-node swarm):
+logs, exec, stats, unlock (GitLab faked at the HTTP layer) and down."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from pathlib import Path
+
+import docker
+import pytest
+import responses
+
+from deployer import labels as L
+from deployer.swarm.target import SwarmTarget
+from tests.gitlab.helpers import API, JOB_TOKEN, SERVER, fixture
+from tests.swarm.helpers import cli
+from tests.testenv import TestEnv
+
+pytestmark = pytest.mark.integration
+
+MANIFEST = """\
+app: {app}
+environments:
+  production:
+    engine: swarm
+volumes:
+  data: {{}}
+services:
+  api:
+    image: {image}
+    init: true
+    stop_grace_period: 2s
+    command:
+      - sh
+      - -c
+      - >-
+        i=0; while [ $$i -lt 5 ]; do echo "api line $$i token=$$API_TOKEN";
+        i=$$((i+1)); sleep 0.2; done; exec sleep 86400
+    environment:
+      API_TOKEN: swarm-s3cr3t-{app}
+    volumes: ["data:/data"]
+    deploy:
+      replicas: 2
+rollout:
+  health_timeout: 30s
+  healthy_after: 1s
+"""
+LINE = re.compile(r"^(?P<host>\S+) api\.(?P<n>\d) \| (?P<stamp>\S+) api line \d token=(?P<t>\S+)$")
+HOLDER = f"{SERVER}/shop/checkout/-/jobs/76001"
+ENGINES = re.compile(r"^(http\+unix|http\+docker|https?://(127\.0\.0\.1|localhost))")
+
+
+@responses.activate
+def test_day2_commands_on_a_swarm(
+    swarm: docker.DockerClient, swarm_app: str, testenv: TestEnv, tmp_path: Path
+) -> None:
+    responses.add_passthru(ENGINES)
+    env = {"DOCKER_HOST": testenv.engine_host}
+    path = tmp_path / "deploy.yml"
+    path.write_text(MANIFEST.format(app=swarm_app, image=testenv.image_base))
+    f = ["-f", str(path)]
+    code, out = cli("deploy", *f, "--report-dir", str(tmp_path), env=env)
+    assert code == 0, out
+
+    deadline = time.monotonic() + 60
+    while True:
+        code, out = cli("logs", *f, env=env)
+        assert code == 0, out
+        if len(out.splitlines()) >= 10 or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    lines = [LINE.match(line) for line in out.splitlines()]
+    assert len(lines) == 10 and all(lines), out
+    assert {m["n"] for m in lines if m} == {"1", "2"}
+    assert {m["t"] for m in lines if m} == {"[MASKED]"}
+    stamps = [m["stamp"] for m in lines if m]
+    assert stamps == sorted(stamps)
+
+    code, out = cli("exec", *f, "--replica", "2", "api", "--", "sh", "-c", "exit 3", env=env)
+    assert code == 3, out
+
+    code, out = cli("stats", *f, "--format", "json", env=env)
+    assert code == 0, out
+    assert sorted(r["replica"] for r in json.loads(out)) == [1, 2]
+
+    # A lock left by a job GitLab reports as failed: unlock breaks it.
+    with _target(path, env) as target:
+        target.acquire_lock(HOLDER, 1800)
+    job = responses.get(
+        f"{API}/projects/shop%2Fcheckout/jobs/76001", json=fixture("job_failed.json")
+    )
+    ci = {**env, "CI_SERVER_URL": SERVER, "CI_JOB_TOKEN": JOB_TOKEN}
+    code, out = cli("down", *f, env=env)
+    assert code == 4, out  # the stale lock blocks down until it is broken
+    code, out = cli("unlock", *f, env=ci)
+    assert code == 0, out
+    assert job.call_count == 1 and "is failed" in out
+
+    code, out = cli("down", *f, env=env)
+    assert code == 0, out
+    api = swarm.api
+    assert not [s for s in api.services() if s["Spec"]["Name"].startswith(swarm_app + "_")]
+    assert not [n for n in api.networks() if n["Name"].startswith(swarm_app + "_")]
+    configs = api.configs(filters={"label": f"{L.APP}={swarm_app}"})
+    assert configs == [], configs
+    vols = api.volumes(filters={"label": f"com.docker.stack.namespace={swarm_app}"})["Volumes"]
+    assert [v["Name"] for v in vols or []] == [f"{swarm_app}_data"]
+
+    code, out = cli("down", *f, "--volumes", "--yes", env=env)
+    assert code == 0, out
+    vols = api.volumes(filters={"label": f"com.docker.stack.namespace={swarm_app}"})["Volumes"]
+    assert not vols
+
+
+def _target(path: Path, env: dict[str, str]) -> SwarmTarget:
+    from deployer.manifest import load_manifest
+
+    return SwarmTarget.connect(load_manifest(str(path), None, env), env)
