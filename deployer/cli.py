@@ -37,6 +37,7 @@ COMMANDS = {
     "status": "show what runs where: release, digest, commit, MR, health, uptime",
     "logs": "every replica's logs on every host, merged in time order",
     "exec": "run a command in a running replica of a service; exits with its exit code",
+    "run": "a one-off container of the deployed release (a task, or --service S -- CMD)",
     "stats": "CPU, memory, network and restarts of every replica on every host",
     "down": "remove an environment of the app from its hosts (volumes only with --volumes)",
     "unlock": "break the deploy lock of a deploy that is gone (asks GitLab about its job)",
@@ -144,6 +145,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--replica", metavar="N", type=int, help="which replica (default: the first)")
     p.add_argument("--host", metavar="HOST", help="a replica on this host (its URL or a part)")
     p.add_argument("service", metavar="SERVICE")
+    p.add_argument("argv", nargs=argparse.REMAINDER, metavar="-- CMD...")
+
+    p = sub.add_parser("run", help=COMMANDS["run"], description=COMMANDS["run"])
+    _common(p)
+    p.add_argument("--service", metavar="S", help="run CMD (after --) as this service")
+    p.add_argument("task", nargs="?", metavar="TASK", help="a task of the manifest")
     p.add_argument("argv", nargs=argparse.REMAINDER, metavar="-- CMD...")
 
     p = sub.add_parser("stats", help=COMMANDS["stats"], description=COMMANDS["stats"])

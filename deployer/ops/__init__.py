@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC
 from typing import Protocol
 
-from deployer.manifest.model import Manifest
+from deployer.manifest.model import Manifest, Task
 
 
 @dataclass(frozen=True)
@@ -125,6 +125,11 @@ class Operations(Protocol):
         """One sample of every running replica."""
         ...
 
+    def run(self, task: Task, say: Callable[[str], None]) -> int:
+        """Run ``task`` as a one-off container of the deployed release's image (its digest)
+        and the service's configuration, removed afterwards; its exit code."""
+        ...
+
     def close(self) -> None: ...
 
 
@@ -192,3 +197,17 @@ def parse_stamped(raw: str) -> tuple[int, str, str]:
         return 0, "", raw
     ns = int(base.timestamp()) * 1_000_000_000 + int((frac + "000000000")[:9] or 0)
     return ns, stamp, text
+
+
+def release_digest(releases: Sequence[object], service: str, where: str) -> str:
+    """The digest the newest recorded release deployed for ``service``."""
+    from deployer.errors import InvalidInput
+
+    for rel in reversed(list(releases)):
+        digest = getattr(rel, "digests", {}).get(service)
+        if digest:
+            return str(digest)
+    raise InvalidInput(
+        f"no release of {service} is recorded on {where}",
+        hint="deploy once with `deployer deploy` first",
+    )

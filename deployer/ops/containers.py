@@ -18,8 +18,17 @@ from deployer.docker.execute import exec_in
 from deployer.docker.host import DockerHost
 from deployer.engine import lock_key
 from deployer.errors import DeployerError
-from deployer.manifest.model import Manifest
-from deployer.ops import LockState, LogLine, Replica, StatRow, merge, parse_stamped, stat_row
+from deployer.manifest.model import Manifest, Task
+from deployer.ops import (
+    LockState,
+    LogLine,
+    Replica,
+    StatRow,
+    merge,
+    parse_stamped,
+    release_digest,
+    stat_row,
+)
 from deployer.targets import _parallel, _raise_first, close_all, connect_hosts
 
 # What `down` removes the containers of: everything of the app's environment but the lock.
@@ -198,6 +207,29 @@ class ContainerOperations:
         results = _parallel(one, self.hosts)
         _raise_first([r for r in results if isinstance(r, DeployerError)])
         return [row for r in results if isinstance(r, list) for row in r]
+
+    def run(self, task: Task, say: Callable[[str], None]) -> int:
+        host = self.hosts[0]  # one run, on the environment's first host
+        digest = release_digest(host.releases(self.app, self.env), task.service, host.name)
+        labels = {
+            L.MANAGED: "true",
+            L.APP: self.app,
+            L.ENVIRONMENT: self.env,
+            L.SERVICE: task.service,
+            L.DIGEST: digest,
+            L.ROLE: L.ROLE_TASK,
+        }
+        say(f"{host.name}: running {task.name} from {digest}")
+        out = host.run_task(
+            self.manifest,
+            self.manifest.service(task.service),
+            digest,
+            task.command,
+            labels,
+            task.timeout,
+            say,
+        )
+        return out.exit_code
 
     # -- logs ---------------------------------------------------------------------------
 

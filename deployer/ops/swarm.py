@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -18,8 +19,8 @@ import docker.errors
 from deployer import labels as L
 from deployer.docker.execute import exec_in
 from deployer.errors import Blocked
-from deployer.manifest.model import Manifest
-from deployer.ops import LockState, LogLine, Replica, StatRow, merge, stat_row
+from deployer.manifest.model import Manifest, Task
+from deployer.ops import LockState, LogLine, Replica, StatRow, merge, release_digest, stat_row
 from deployer.ops.containers import container_logs
 from deployer.swarm import spec as S
 from deployer.swarm.target import LOCK_EXPIRES, LOCK_HOLDER, SwarmTarget
@@ -201,6 +202,16 @@ class SwarmOperations:
                     continue
             rows.append(stat_row(r, sample, info))
         return rows
+
+    def run(self, task: Task, say: Callable[[str], None]) -> int:
+        digest = release_digest(self.target.releases(), task.service, self.where)
+        say(f"{self.where}: running {task.name} from {digest}")
+        step = self.target.run_task(task, digest, say, {L.ROLE: L.ROLE_TASK})
+        if step.status.value == "ok":
+            return 0
+        found = re.search(r"exit (\d+)", step.detail or "")
+        say(f"{task.name}: {step.detail}")
+        return int(found.group(1)) if found else 1
 
     def logs(
         self,

@@ -122,13 +122,15 @@ def fleet(
     hosts = [first, testenv.tls_host]
     path = tmp_path / "deploy.yml"
 
-    def write(lines: int = 5, pause: str = "0.2", mark: str = "1") -> None:
+    def write(
+        lines: int = 5, pause: str = "0.2", mark: str = "1", image: str | None = None
+    ) -> None:
         path.write_text(
             MANIFEST.format(
                 app=app,
                 h1=hosts[0],
                 h2=hosts[1],
-                base=testenv.image_base,
+                base=image or testenv.image_base,
                 lines=lines,
                 pause=pause,
                 mark=mark,

@@ -1,0 +1,63 @@
+"""`deployer run TASK` or `deployer run --service S -- CMD...`.
+
+A one-off container from the deployed release's image (its exact digest, even when the
+tag has moved since) with the service's configuration, the same path as the manifest's
+tasks; removed afterwards. Exits with the command's exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Mapping
+from typing import TextIO
+
+from deployer.errors import InvalidInput
+from deployer.manifest.model import Manifest, Task
+
+DEFAULT_TIMEOUT = 600.0
+
+
+def choose_task(manifest: Manifest, name: str | None, service: str | None, argv: list[str]) -> Task:
+    from deployer.commands.exec import command_arg
+
+    if name and not service:
+        found = [t for t in manifest.tasks if t.name == name]
+        if not found:
+            names = ", ".join(t.name for t in manifest.tasks) or "none"
+            raise InvalidInput(
+                f"{name}: not a task of {manifest.path}",
+                hint=f"the tasks are: {names}; or run a command with --service S -- CMD",
+            )
+        return found[0]
+    if not service:
+        raise InvalidInput(
+            "nothing to run", hint="deployer run TASK, or deployer run --service web -- CMD"
+        )
+    if service not in manifest.service_names:
+        raise InvalidInput(
+            f"--service {service}: not a service of {manifest.path}",
+            hint=f"the services are: {', '.join(manifest.service_names)}",
+        )
+    # After `--` argparse gives the command's first word as TASK: it belongs to CMD.
+    command = command_arg(([name] if name else []) + argv)
+    return Task("run", service, tuple(command), "before-deploy", DEFAULT_TIMEOUT)
+
+
+def run(args: argparse.Namespace, out: TextIO, environ: Mapping[str, str] | None = None) -> int:
+    from deployer.commands.deploy import load
+    from deployer.ops import open_environment
+    from deployer.report.log import JobLog
+    from deployer.report.redact import secret_values
+
+    env = dict(os.environ if environ is None else environ)
+    manifest = load(args, env)
+    task = choose_task(manifest, args.task, args.service, list(args.argv))
+    log = JobLog(out, secrets=secret_values(manifest, env))
+    ops = open_environment(manifest, env)
+    try:
+        code = ops.run(task, log.line)
+    finally:
+        ops.close()
+    log.line(f"{task.name} exited with code {code}")
+    return code
