@@ -906,7 +906,10 @@ class Builder:
             for i, item in enumerate(raw):
                 if not isinstance(item, str):
                     continue
-                host, sep, ip = item.replace("=", ":", 1).partition(":")
+                cut = re.search(r"[:=]", item)  # the pieces stay pieces of the item as written
+                host, sep, ip = (
+                    (item[: cut.start()], cut.group(), item[cut.end() :]) if cut else (item, "", "")
+                )
                 if not host or not sep or not ip:
                     self.err((*path, i), f'"{item}" is not an extra host; expected "HOST:IP"')
                     continue

@@ -15,6 +15,7 @@ from deployer.manifest.interpolate import InterpolationSyntaxError, interpolate
 from deployer.manifest.model import Manifest
 from deployer.manifest.problems import CheckReport, ManifestError, Path, Problem, format_path
 from deployer.manifest.schema import did_you_mean, validate
+from deployer.manifest.scrub import Scrubber
 from deployer.manifest.yamlpos import Doc
 
 
@@ -186,7 +187,12 @@ def _check_env(
     problems += schema_problems + builder.problems
     if manifest is not None and doc.compose_project:
         manifest = replace(manifest, compose_project=doc.compose_project)
-    return problems, builder.warning_problems, manifest
+    # quote the manifest as written: an interpolated value may be a secret
+    scrubber = Scrubber(doc.data, data, interpolated, lookup)
+    if manifest is not None and manifest.warnings:
+        warnings = tuple(replace(w, message=scrubber.text(w.message)) for w in manifest.warnings)
+        manifest = replace(manifest, warnings=warnings)
+    return scrubber.problems(problems), scrubber.problems(builder.warning_problems), manifest
 
 
 def _path_of(problem: Problem, doc: Doc) -> Path | None:

@@ -1,0 +1,116 @@
+"""Problems quote the manifest as written, never an interpolated value.
+
+A value that came from a variable may be a secret (``ports: ["${DATABASE_URL}"]``), and
+the checks that find it wrong quote what they checked. Before a problem leaves the loader,
+every interpolated value in its message and fix is put back as the manifest writes it
+(``"${DATABASE_URL}" is not a port mapping``), a quoted piece of such a value is named
+instead of shown, and any variable's value still left in the text is replaced by the
+variable's name. The values are judged whatever their length: a quoted value or piece is
+recognised by its quotes; a bare value of at least :data:`BARE_MIN` characters anywhere, a
+shorter one as a whole word.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import replace
+from typing import Any
+
+from deployer.manifest.problems import Path, Problem
+
+_VAR = re.compile(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)")
+_QUOTED = re.compile(r'"([^"]*)"|\'([^\']*)\'|`([^`]*)`')
+BARE_MIN = 4  # shorter values are too likely to be ordinary words of the message
+
+
+def _at(data: Any, path: Path) -> Any:
+    node = data
+    for part in path:
+        try:
+            node = node[part]
+        except (KeyError, IndexError, TypeError):
+            return None
+    return node
+
+
+def _text(value: Any) -> str | None:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str | int | float):
+        return str(value)
+    return None
+
+
+def _bare(text: str, value: str, shown: str) -> str:
+    """``value`` replaced by ``shown`` where it stands in ``text`` unquoted: anywhere when it
+    is long, as a whole word when short (a number alone is left: too likely the message's
+    own)."""
+    if value not in text:
+        return text
+    if len(value) >= BARE_MIN:
+        return text.replace(value, shown)
+    if value.isdigit():
+        return text
+    return re.sub(rf"(?<!\w){re.escape(value)}(?!\w)", lambda _: shown, text)
+
+
+class Scrubber:
+    """Built once per environment from the written tree, the interpolated tree, the paths
+    that were interpolated and the variables they could read."""
+
+    def __init__(
+        self,
+        written: Any,
+        data: Any,
+        interpolated: Iterable[Path],
+        lookup: Mapping[str, str],
+    ) -> None:
+        pairs: dict[str, str] = {}  # interpolated value -> as written
+        names: dict[str, str] = {}  # variable value -> ${NAME}
+        for path in interpolated:
+            raw = _at(written, path)
+            value = _text(_at(data, path))
+            if not isinstance(raw, str) or value is None or value == raw:
+                continue
+            pairs.setdefault(value, raw)
+            for name in _VAR.findall(raw):
+                v = lookup.get(name)
+                if v:
+                    names.setdefault(v, "${" + name + "}")
+        self.pairs = sorted(pairs.items(), key=lambda kv: -len(kv[0]))
+        self.names = sorted(names.items(), key=lambda kv: -len(kv[0]))
+
+    def text(self, text: str) -> str:
+        if not self.pairs and not self.names:
+            return text
+
+        def quoted(m: re.Match[str]) -> str:
+            seg = next(g for g in m.groups() if g is not None)
+            for value, raw in self.pairs:
+                if seg == value:
+                    return f'"{raw}"'
+            for value, raw in self.pairs:
+                if seg and seg in value and seg not in raw:
+                    return f'(a part of "{raw}")'
+            for value, name in self.names:
+                if seg and seg in value and seg not in name:
+                    return f"(a part of {name})"
+            return m.group(0)
+
+        out = _QUOTED.sub(quoted, text)
+        for value, raw in self.pairs:
+            out = _bare(out, value, raw)
+        for value, name in self.names:
+            out = _bare(out, value, name)
+        return out
+
+    def problem(self, p: Problem) -> Problem:
+        message = self.text(p.message)
+        fix = self.text(p.fix) if p.fix else p.fix
+        if message == p.message and fix == p.fix:
+            return p
+        return replace(p, message=message, fix=fix)
+
+    def problems(self, problems: Iterable[Problem]) -> list[Problem]:
+        return [self.problem(p) for p in problems]

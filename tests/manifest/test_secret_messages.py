@@ -1,0 +1,172 @@
+"""No secret in any message: a problem quotes the manifest as written (`${DATABASE_URL}`),
+never the interpolated value, whatever its length, in validate's text and JSON and in the
+output of plan and deploy (which refuse the manifest before touching a host).
+
+The secrets are written with letters the messages never use (Cyrillic), so a leak of any
+piece of a secret, down to one character, is seen."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+import tempfile
+from contextlib import redirect_stderr
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from deployer.cli import main
+from deployer.manifest import check_manifest
+
+SECRET_CHARS = re.compile("[\u0400-\u04ff]")  # Cyrillic
+
+SECRETS = {
+    "one": "Ж",
+    "three": "ЖЯЖ",
+    "long": "ЖзЯ-sЁcrЮt-ЮжЯ-ЩШЭЫЮ",  # 21 characters
+    "url": "postgres://shop:пароль-Ж7@db.internal:5432/shop",
+}
+
+# key -> the service lines (or top-level lines starting at column 0) with ${S} in them
+TEMPLATES = {
+    "ports_short": '    ports: ["${S}"]',
+    "ports_in_mapping": '    ports: ["80:${S}"]',
+    "ports_long_target": '    ports: [{target: "${S}"}]',
+    "ports_long_published": '    ports: [{target: 80, published: "${S}"}]',
+    "ports_host_ip": '    ports: [{target: 80, host_ip: "${S}"}]',
+    "expose": '    expose: ["${S}"]',
+    "stop_grace_period": '    stop_grace_period: "${S}"',
+    "restart": '    restart: "${S}"',
+    "stop_signal": '    stop_signal: "${S}"',
+    "working_dir": '    working_dir: "${S}"',
+    "image": None,  # services.web.image
+    "tmpfs": '    tmpfs: ["${S}"]',
+    "volume_short": '    volumes: ["${S}"]',
+    "volume_option": '    volumes: ["/srv:/x:${S}"]',
+    "volume_long_target": '    volumes: [{type: bind, source: /srv, target: "${S}"}]',
+    "extra_hosts": '    extra_hosts: ["db:${S}"]',
+    "memory": '    deploy: {resources: {limits: {memory: "${S}"}}}',
+    "cpus": '    deploy: {resources: {limits: {cpus: "${S}"}}}',
+    "replicas": '    deploy: {replicas: "${S}"}',
+    "update_order": '    deploy: {update_config: {order: "${S}"}}',
+    "healthcheck_interval": '    healthcheck: {test: ["CMD", "true"], interval: "${S}"}',
+    "pull_policy": '    pull_policy: "${S}"',
+    "network_mode": '    network_mode: "${S}"',
+    "ipc": '    ipc: "${S}"',
+    "depends_on": '    depends_on: ["${S}"]',
+    "env_file": '    env_file: "${S}"',
+    "command": "    command: \"sh -c '${S}\"",
+    "rollout_lock_ttl": 'rollout: {lock_ttl: "${S}"}',
+    "rollout_batch": 'rollout: {batch: "${S}"}',
+    "host_url": None,  # environments.production.hosts
+    "env_url": None,  # environments.production.url
+}
+
+
+def manifest(key: str) -> str:
+    env = "  production: {}"
+    if key == "host_url":
+        env = '  production: {hosts: ["tcp://docker1:${S}"]}'
+    elif key == "env_url":
+        env = '  production: {url: "${S}"}'
+    line = TEMPLATES[key] or ""
+    service = [line] if line.startswith("    ") else []
+    top = [line] if line and not line.startswith("    ") else []
+    if key == "image":
+        service = ['    image: "${S}"']
+    return "\n".join(
+        [
+            "app: shop",
+            "environments:",
+            env,
+            "services:",
+            "  web:",
+            *([] if key == "image" else ["    image: registry.example.com/shop/web:1.0"]),
+            *service,
+            *top,
+            "",
+        ]
+    )
+
+
+def run(args: list[str], text: str, secret: str) -> tuple[int, str]:
+    with tempfile.TemporaryDirectory() as d:
+        path = os.path.join(d, "deploy.yml")
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(text)
+        out, err = io.StringIO(), io.StringIO()
+        old = os.environ.get("S")
+        os.environ["S"] = secret
+        try:
+            with redirect_stderr(err):
+                code = main([*args, "-f", path], out=out)
+        finally:
+            if old is None:
+                del os.environ["S"]
+            else:
+                os.environ["S"] = old
+        return code, out.getvalue() + err.getvalue()
+
+
+@pytest.fixture(autouse=True)
+def _no_ci(monkeypatch: pytest.MonkeyPatch) -> None:
+    for k in ("CI_ENVIRONMENT_NAME", "DOCKER_HOST"):
+        monkeypatch.delenv(k, raising=False)
+
+
+@pytest.mark.parametrize("secret", sorted(SECRETS), ids=str)
+@pytest.mark.parametrize("key", sorted(TEMPLATES), ids=str)
+def test_validate_never_shows_a_secret(key: str, secret: str) -> None:
+    value = SECRETS[secret]
+    text = manifest(key)
+    code, out = run(["validate"], text, value)
+    assert code == 2, out
+    assert not SECRET_CHARS.search(out), out
+    code, out = run(["validate", "--format", "json"], text, value)
+    assert code == 2, out
+    assert not SECRET_CHARS.search(out), out
+    problems = json.loads(out)["problems"]
+    assert any("${S}" in p["message"] or "not shown" in p["message"] for p in problems) or (
+        key in ("replicas", "update_order", "pull_policy", "network_mode", "ipc", "command")
+    ), problems
+
+
+@pytest.mark.parametrize("command", ["plan", "deploy"])
+@pytest.mark.parametrize("key", ["ports_short", "stop_grace_period", "volume_option"])
+def test_plan_and_deploy_refuse_without_showing_a_secret(command: str, key: str) -> None:
+    for value in SECRETS.values():
+        code, out = run([command], manifest(key), value)
+        assert code == 2, out
+        assert not SECRET_CHARS.search(out), out
+        assert "${S}" in out, out
+
+
+def test_the_message_quotes_the_manifest_as_written() -> None:
+    code, out = run(["validate"], manifest("ports_short"), "supersecret-value")
+    assert code == 2
+    assert '"${S}" is not a port mapping' in out, out
+
+
+@settings(
+    max_examples=150,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    st.sampled_from(sorted(TEMPLATES)),
+    st.text(alphabet="ЖЯЮЁжя:/@-._ 0123456789,=abc", min_size=1, max_size=30).filter(
+        lambda s: SECRET_CHARS.search(s) is not None
+    ),
+)
+def test_property_no_piece_of_a_secret_in_any_problem(key: str, secret: str) -> None:
+    with tempfile.TemporaryDirectory() as d:
+        path = os.path.join(d, "deploy.yml")
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(manifest(key))
+        report = check_manifest(path, None, {"S": secret})
+    for p in [*report.problems, *report.warnings]:
+        text = p.render() + json.dumps(p.as_dict(), ensure_ascii=False)
+        assert not SECRET_CHARS.search(text), (secret, text)
