@@ -1,15 +1,16 @@
-"""Adopting a compose app: `deployer plan` vs `docker-compose up -d` (Debian's 1.29), both
-deciding that the app docker-compose started is up to date.
+"""Adopting a compose app: `deployer plan` vs `docker compose up -d` (Compose v2; Debian's
+docker-compose 1.29 as a second column), both deciding that the app compose started is up to
+date.
 
 Needs the test environment (scripts/testenv.sh up). Run from the repository root:
 
     .venv/bin/python bench/adopt.py [--runs N] [--fixture shop|voting|blog]
 
-docker-compose starts a fixture app (tests/docker/compose_fixtures/) under a unique
-project name; then, interleaved, fresh processes of `docker-compose up -d` (its no-op
+For each compose (v2, then 1.29): it starts a fixture app (tests/docker/compose_fixtures/)
+under a unique project name; then, interleaved, fresh processes of its `up -d` (its no-op
 check) and `deployer plan --detailed-exitcode` on the manifest that reads the same compose
 files (exit 0 is required: every adopted service must come out unchanged). Everything is
-removed afterwards (`docker-compose down -v`, then anything left labelled for the project).
+removed afterwards (`down -v`, then anything left labelled for the project).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.plan import timed  # noqa: E402
+from bench.plan import compose_v2, timed  # noqa: E402
 from tests.testenv import TestEnv, cleanup, client, unique_app  # noqa: E402
 
 ENV = "bench"
@@ -37,17 +38,13 @@ FILES = {
 }
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--runs", type=int, default=9)
-    ap.add_argument("--fixture", choices=sorted(FILES), default="shop")
-    args = ap.parse_args()
-    t = TestEnv.load()
+def one(peer: str, fixture: str, runs: int, t: TestEnv) -> tuple[list[float], list[float]]:
+    """(compose's no-op times, deployer plan's times) for an app ``peer`` started."""
     dc = client(t.engine_host)
     app = unique_app()
-    work = Path(tempfile.mkdtemp(prefix="bench-adopt-")) / args.fixture
-    shutil.copytree(ROOT / "tests" / "docker" / "compose_fixtures" / args.fixture, work)
-    files = FILES[args.fixture]
+    work = Path(tempfile.mkdtemp(prefix="bench-adopt-")) / fixture
+    shutil.copytree(ROOT / "tests" / "docker" / "compose_fixtures" / fixture, work)
+    files = FILES[fixture]
     (work / ".env").write_text(
         f"COMPOSE_PROJECT_NAME={app}\nWEB_IMAGE={t.image_v1}\nBASE_IMAGE={t.image_base}\n"
         f"CONTENT_DIR={work / 'content'}\n"
@@ -57,7 +54,8 @@ def main() -> int:
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DOCKER_", "SSH_"))}
     env["DOCKER_HOST"] = t.engine_host
-    compose = ["docker-compose", "-p", app] + [a for f in files for a in ("-f", f)]
+    exe = compose_v2() if peer == "v2" else ["docker-compose"]
+    compose = [*exe, "-p", app] + [a for f in files for a in ("-f", f)]
     deployer = str(ROOT / ".venv" / "bin" / "deployer")
     plan = [deployer, "plan", "-f", "deploy.yml", "--env", ENV, "--detailed-exitcode"]
     compose_times: list[float] = []
@@ -65,7 +63,7 @@ def main() -> int:
     try:
         timed([*compose, "up", "-d"], env, work)
         timed(plan, env, work)  # warm caches; exit 0: nothing to do
-        for _ in range(args.runs):  # interleaved, so both see the same machine load
+        for _ in range(runs):  # interleaved, so both see the same machine load
             compose_times.append(timed([*compose, "up", "-d"], env, work))
             plan_times.append(timed(plan, env, work))
     finally:
@@ -75,16 +73,26 @@ def main() -> int:
         cleanup({"engine": dc}, app)
         dc.close()
         shutil.rmtree(work.parent, ignore_errors=True)
+    return compose_times, plan_times
 
-    c_med, p_med = statistics.median(compose_times), statistics.median(plan_times)
-    print(f"{args.fixture}: {len(files)} compose file(s), app started by docker-compose, "
-          f"unchanged; median of {args.runs} runs (fresh processes):")
-    print(f"  {'docker-compose up -d (no-op)':36} {c_med:7.3f} s   "
-          f"(min {min(compose_times):.3f}, max {max(compose_times):.3f})")
-    print(f"  {'deployer plan (adopted, no changes)':36} {p_med:7.3f} s   "
-          f"(min {min(plan_times):.3f}, max {max(plan_times):.3f})")
-    print(f"  ratio deployer / compose: median {p_med / c_med:.2f}, best "
-          f"{min(plan_times) / min(compose_times):.2f}")
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--runs", type=int, default=9)
+    ap.add_argument("--fixture", choices=sorted(FILES), default="shop")
+    args = ap.parse_args()
+    t = TestEnv.load()
+    files = FILES[args.fixture]
+    print(f"{args.fixture}: {len(files)} compose file(s), app started by compose, unchanged; "
+          f"median of {args.runs} runs (fresh processes):")
+    for peer, label in (("v2", "docker compose v2"), ("1.29", "docker-compose 1.29")):
+        compose_times, plan_times = one(peer, args.fixture, args.runs, t)
+        c_med, p_med = statistics.median(compose_times), statistics.median(plan_times)
+        print(f"  {label + ' up -d (no-op)':40} {c_med:7.3f} s   "
+              f"(min {min(compose_times):.3f}, max {max(compose_times):.3f})")
+        print(f"  {'deployer plan (adopted from ' + peer + ')':40} {p_med:7.3f} s   "
+              f"(min {min(plan_times):.3f}, max {max(plan_times):.3f})   ratio "
+              f"{p_med / c_med:.2f}")
     return 0
 
 

