@@ -153,6 +153,8 @@ class Release:
     merge_request: str = ""  # "!12 Title" when known
     user: str = ""
     created_at: float = 0.0
+    # service -> the files it mounted (FileMount.record(): digests, never content)
+    files: Mapping[str, Sequence[Mapping[str, object]]] = field(default_factory=dict)
 
 
 class HostEngine(Protocol):

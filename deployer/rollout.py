@@ -440,7 +440,10 @@ class Rollout:
             except DeployerError as e:
                 self._done(rec, StepStatus.FAILED, e.message)
                 raise
-            self._done(rec)
+            shipped: list[str] = getattr(self.hosts[host], "shipped", [])
+            self._done(rec, detail=f"shipped {', '.join(shipped)}" if shipped else "")
+            if shipped:
+                self.line(f"shipped {', '.join(shipped)}", host)
 
     # -- tasks ----------------------------------------------------------------------------
 
@@ -810,10 +813,13 @@ class Rollout:
         digests.update(self.plan.digests)
         replicas = dict(previous.replicas) if previous else {}
         hashes = dict(previous.config_hashes) if previous else {}
+        files = dict(previous.files) if previous else {}
         for svc in self.manifest.services:
             if svc.name in self.plan.digests:
                 replicas[svc.name] = svc.replicas
                 hashes[svc.name] = svc.config_hash()
+                files[svc.name] = [f.record() for f in svc.files]
+        files = {k: v for k, v in files.items() if v}
         mr = self.context.merge_request
         release = Release(
             id=self.release_id,
@@ -828,6 +834,7 @@ class Rollout:
             merge_request=f"!{mr.iid} {mr.title}" if mr else "",
             user=self.context.user,
             created_at=self.wall(),
+            files=files,
         )
         self.result.previous_release = previous.id if previous else None
         for host in self.order:

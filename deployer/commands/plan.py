@@ -57,6 +57,14 @@ def run(args: argparse.Namespace, out: TextIO, environ: Mapping[str, str] | None
         with prepare(manifest, env, only) as prepared:
             plan = prepared.plan
     out.write(render(plan, args.format))
+    notes = [
+        f"{s.name}: `build:` is not used at deploy time; the deploy runs the image {s.image}"
+        + (" (the name `deployer build --push` pushes to)" if s.build.image_defaulted else "")
+        for s in manifest.services
+        if s.build is not None and (only is None or s.name in only)
+    ]
+    if notes:
+        print("\n".join(notes), file=out if args.format == "text" else sys.stderr)
     out.flush()
     from deployer.gitlab.notes import share_plan
 

@@ -17,9 +17,30 @@ from typing import TextIO
 
 from deployer.commands.deploy import apply, context_for, duration_arg, load
 from deployer.commands.finish import finish_early
+from deployer.engine import Release
 from deployer.errors import DeployerError
+from deployer.manifest.model import Manifest
 from deployer.releases import choose, release_digests
 from deployer.report.log import JobLog
+
+
+def with_release_files(manifest: Manifest, release: Release) -> Manifest:
+    """The manifest with the files ``release`` mounted: a rollback mounts the copies of
+    that release (still on the hosts: retention keeps them with the release), not the
+    checkout's."""
+    from dataclasses import replace
+
+    from deployer.manifest.model import FileMount
+
+    services = []
+    for svc in manifest.services:
+        recs = release.files.get(svc.name)
+        if svc.name in release.digests and (recs or svc.files):
+            files = tuple(FileMount(**rec) for rec in recs or ())  # type: ignore[arg-type]
+            services.append(replace(svc, files=files))
+        else:
+            services.append(svc)
+    return replace(manifest, services=tuple(services))
 
 
 def run(args: argparse.Namespace, out: TextIO, environ: Mapping[str, str] | None = None) -> int:
@@ -53,6 +74,7 @@ def run(args: argparse.Namespace, out: TextIO, environ: Mapping[str, str] | None
         releases = list(first.releases(manifest.app, manifest.environment.name))
         target = choose(releases, getattr(args, "to", None), first.name)
         digests, only = release_digests(target, manifest)
+        manifest = with_release_files(manifest, target)
         observed = observe_all(manifest, hosts)
         plan = make_plan(manifest, observed, digests, only)
         log.line(

@@ -86,6 +86,12 @@ def _mounts(
             )
         else:
             mounts.append({"Type": "volume", "Target": m.target, "ReadOnly": m.read_only})
+    if service.files:  # files from the repository, configs, secrets: read-only
+        from deployer.docker import files as repo_files
+
+        for fm_mount in repo_files.mounts(api, manifest, service.files):
+            targets.add(fm_mount["Target"])
+            mounts.append(fm_mount)
     # Anonymous volumes the image declares (VOLUME) keep their data too.
     for target, name in sorted(carried.items()):
         if target not in targets:
@@ -173,6 +179,10 @@ def create_container(
             )
             host_config["NetworkMode"] = first
         all_labels = {**dict(service.labels), **labels}
+        if service.files:
+            from deployer.docker import files as repo_files
+
+            all_labels[repo_files.USED] = repo_files.used_label(service.files)
         created = api.create_container(
             image,
             command=list(service.command) if service.command is not None else None,

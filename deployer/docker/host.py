@@ -31,6 +31,7 @@ class DockerHost:
         self.client = conn.client
         self.api = conn.api
         self._name = conn.name
+        self.shipped: list[str] = []  # files written by the last ensure_infrastructure
 
     @property
     def name(self) -> str:
@@ -78,6 +79,10 @@ class DockerHost:
 
     def ensure_infrastructure(self, manifest: Manifest) -> None:
         _containers.ensure_infrastructure(self.client, self._name, manifest)
+        if any(s.files for s in manifest.services):
+            from deployer.docker import files as repo_files
+
+            self.shipped = repo_files.ship(self.client, self._name, manifest)
 
     def create(
         self,

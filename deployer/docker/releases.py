@@ -123,6 +123,13 @@ def prune(
             except docker.errors.APIError as e:
                 if e.status_code not in (404, 409):
                     raise
+        from deployer.docker import files as repo_files
+
+        kept_files: dict[str, list[dict[str, object]]] = {}
+        for r in keep:
+            for svc, recs in r.files.items():
+                kept_files.setdefault(f"{r.id}/{svc}", []).extend(dict(x) for x in recs)
+        removed += repo_files.prune(api, app, env, kept_files)
     return removed
 
 

@@ -14,9 +14,11 @@ from typing import Any, Literal, TypeVar
 
 from deployer.labels import PREFIX
 from deployer.manifest import files, parse, policy
+from deployer.manifest import repofiles as R
 from deployer.manifest.model import (
     EdgeProxy,
     Environment,
+    FileMount,
     GitlabPolicy,
     Healthcheck,
     Logging,
@@ -82,6 +84,8 @@ class Builder:
     volumes_declared: set[str] = field(default_factory=set)
     networks_declared: set[str] = field(default_factory=set)
     allow: set[str] = field(default_factory=set)
+    repo: R.RepoFiles | None = None
+    service_files: list[FileMount] = field(default_factory=list)
 
     # -- reporting ------------------------------------------------------------------------
     def err(self, path: Path, message: str, fix: str | None = None, *, key: bool = False) -> None:
@@ -125,6 +129,7 @@ class Builder:
                 f'use "{_slug(app)}"' if _slug(app) else None,
             )
         self.allow = self.policy(data.get("policy"))
+        self.repo = R.RepoFiles.read(self, data)
         volumes = self.top_volumes(data.get("volumes"))
         networks = self.top_networks(data.get("networks"))
         environment = self.environment(data, env_name)
@@ -137,6 +142,20 @@ class Builder:
                 svc = self.service(name, raw)
                 if svc is not None:
                     services.append(svc)
+        volumes += tuple(
+            v for n, v in self.repo.data_volumes.items() if n not in {x.name for x in volumes}
+        )
+        if environment is not None and environment.engine == "swarm":
+            for svc in services:
+                if svc.files:
+                    self.err(
+                        ("services", svc.name),
+                        f"service `{svc.name}` mounts {svc.files[0].label}: files from the "
+                        "repository, configs and secrets are not supported in Swarm mode yet",
+                        "use engine: container for this environment, or bake the file into "
+                        "the image",
+                        key=True,
+                    )
         tasks = self.tasks(data.get("tasks"), raw_services)
         self.cross_checks(services, raw_services)
         if environment is not None:
@@ -421,9 +440,13 @@ class Builder:
             return None
         before = len(self.problems)
         image = raw.get("image")
-        if image is None:
+        repo = self.repo or R.RepoFiles(base=os.path.dirname(os.path.abspath(self.doc.file)))
+        build, built_image = R.build_section(self, path, name, raw, repo.base)
+        if image is None and built_image is not None:
+            image = built_image
+        elif image is None and build is None and len(self.problems) == before:
             self.err(path, "missing required key `image`", "add `image: registry/repo:tag`")
-        elif isinstance(image, str):
+        elif isinstance(image, str) and not (build is not None and build.image_defaulted):
             parsed = self.parsed((*path, "image"), parse.image, image)
             if parsed is not None:
                 tag, digest = parsed
@@ -443,7 +466,11 @@ class Builder:
                     )
         environment = self.service_environment(path, raw)
         ports = self.ports((*path, "ports"), raw.get("ports"))
+        self.service_files = []
         volumes = self.mounts((*path, "volumes"), raw.get("volumes"))
+        files = list(self.service_files)
+        files += repo.refs(self, (*path, "configs"), "config", raw.get("configs"))
+        files += repo.refs(self, (*path, "secrets"), "secret", raw.get("secrets"))
         networks = self.networks((*path, "networks"), raw.get("networks"))
         deploy: dict[str, Any] = raw["deploy"] if isinstance(raw.get("deploy"), dict) else {}
         replicas, cpus, memory, update = self.deploy((*path, "deploy"), deploy)
@@ -547,6 +574,8 @@ class Builder:
             ipc=_str_or_none(raw.get("ipc")),
             cap_add=tuple(c for c in cap_add if isinstance(c, str)),
             proxy=route,
+            files=tuple(files),
+            build=build,
         )
 
     def pairs(self, path: Path, raw: Any) -> tuple[tuple[str, str], ...]:
@@ -710,11 +739,31 @@ class Builder:
             return ()
         for i, item in enumerate(raw):
             p = (*path, i)
-            mount: Mount | None = None
-            if isinstance(item, str):
+            mount: Mount | FileMount | None = None
+            if isinstance(item, str) and R.is_relative_source(item.partition(":")[0]):
+                mount = self.repo.short_bind(self, p, item) if self.repo else None
+            elif isinstance(item, str):
                 mount = self.parsed(p, parse.volume_short, item)
+            elif (
+                isinstance(item, dict)
+                and item.get("type") == "bind"
+                and isinstance(item.get("source"), str)
+                and R.is_relative_source(item["source"])
+                and isinstance(item.get("target"), str)
+                and item["target"].startswith("/")
+            ):
+                mount = (
+                    self.repo.bind(
+                        self, p, item["source"], item["target"], item.get("read_only") is True
+                    )
+                    if self.repo
+                    else None
+                )
             elif isinstance(item, dict):
                 mount = self.mount_long(p, item)
+            if isinstance(mount, FileMount):
+                self.service_files.append(mount)
+                continue
             if mount is None:
                 continue
             if mount.type == "bind" and mount.source is not None:

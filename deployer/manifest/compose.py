@@ -28,8 +28,8 @@ from deployer.manifest.problems import Path, Problem
 from deployer.manifest.schema import COMPOSE_UNSUPPORTED, did_you_mean
 from deployer.manifest.yamlpos import Doc
 
-SECTIONS = ("services", "volumes", "networks")
-_TOP_KEYS = ("services", "volumes", "networks", "name", "version", "include")
+SECTIONS = ("services", "volumes", "networks", "configs", "secrets")
+_TOP_KEYS = ("services", "volumes", "networks", "configs", "secrets", "name", "version", "include")
 _MAP_KEYS = ("environment", "labels", "networks", "depends_on")  # list or map: merge as maps
 _LIST_KEYS = ("ports", "expose", "cap_add", "tmpfs", "env_file", "extra_hosts", "dns")
 
@@ -496,14 +496,12 @@ def _check_top(doc: Doc) -> None:
         if key in _TOP_KEYS or key.startswith("x-"):
             continue
         path: Path = (key,)
-        if key in COMPOSE_UNSUPPORTED or key in ("secrets", "configs", "models"):
+        if key in COMPOSE_UNSUPPORTED or key in ("models",):
             doc.problems.append(
                 doc.problem(
                     path,
                     f"`{key}` is a Compose key that the deployer does not support yet",
-                    "remove it"
-                    if key != "secrets"
-                    else "pass secrets as masked CI/CD variables through `environment`",
+                    "remove it",
                     key=True,
                 )
             )

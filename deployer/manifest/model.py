@@ -20,6 +20,18 @@ Engine = Literal["container", "swarm"]
 
 
 @dataclass(frozen=True)
+class Build:
+    """A service's compose `build:` section: what `deployer build` builds and pushes."""
+
+    context: str  # a path on the CI machine
+    dockerfile: str | None = None
+    args: tuple[tuple[str, str], ...] = field(default=(), repr=False)
+    target: str | None = None
+    labels: tuple[tuple[str, str], ...] = ()
+    image_defaulted: bool = False  # no `image:`: the name comes from the CI variables
+
+
+@dataclass(frozen=True)
 class Port:
     """A published port. ``published`` None means the engine picks a free host port."""
 
@@ -37,6 +49,51 @@ class Mount:
     target: str
     source: str | None = None  # None for anonymous volumes and tmpfs
     read_only: bool = False
+
+
+FileKind = Literal["file", "config", "secret"]
+
+
+@dataclass(frozen=True)
+class FileMount:
+    """A file or directory shipped from the CI checkout (a relative bind mount, a compose
+    config or secret) and mounted read-only from a content-addressed volume on the host.
+
+    ``digest`` names the packed content (bytes, tree, mode and owner): what the config
+    hash, the release record and the volume name hold. ``source``/``env``/``content`` say
+    where the bytes come from at deploy time; they are not configuration (a checkout
+    lives at another path in every job) and a release recorded without them can still
+    mount its copies, which stay on the host until retention removes them.
+    """
+
+    kind: FileKind
+    name: str  # what the plan shows: "./nginx.conf", or the config's or secret's name
+    target: str
+    digest: str
+    directory: bool = False
+    mode: int | None = None  # None: the checkout's modes (a bind mount)
+    uid: int = 0
+    gid: int = 0
+    source: str | None = field(default=None, compare=False)  # a path on the CI machine
+    env: str | None = field(default=None, compare=False)  # a variable holding the content
+    content: str | None = field(default=None, compare=False, repr=False)  # may be a secret
+
+    @property
+    def label(self) -> str:
+        return f"{self.kind} {self.name}"
+
+    def record(self) -> dict[str, object]:
+        """What a release and a container label keep (never the content)."""
+        return {
+            "kind": self.kind,
+            "name": self.name,
+            "target": self.target,
+            "digest": self.digest,
+            "directory": self.directory,
+            "mode": self.mode,
+            "uid": self.uid,
+            "gid": self.gid,
+        }
 
 
 @dataclass(frozen=True)
@@ -142,6 +199,10 @@ class Service:
     # The edge proxy's route to this service; not container config (a route change
     # never replaces a container).
     proxy: Route | None = None
+    # Files from the repository, configs and secrets (mounted read-only; see FileMount).
+    files: tuple[FileMount, ...] = ()
+    # `build:` is for `deployer build`; the deploy runs `image`.
+    build: Build | None = None
 
     @property
     def env_dict(self) -> dict[str, str]:
@@ -172,8 +233,17 @@ class Service:
         for key, value in sorted(data.items()):
             if key in _NOT_CONFIG:
                 continue
-            blob = json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+            # files: one part per file below, so a plan names the file
+            blob = json.dumps(
+                [] if key == "files" else value, sort_keys=True, separators=(",", ":"), default=str
+            )
             parts[key] = hashlib.sha256(blob.encode()).hexdigest()[:12]
+        by_label: dict[str, list[dict[str, object]]] = {}
+        for f in self.files:
+            by_label.setdefault(f.label, []).append(f.record())
+        for label, records in sorted(by_label.items()):
+            blob = json.dumps(sorted(records, key=str), sort_keys=True, separators=(",", ":"))
+            parts[label] = hashlib.sha256(blob.encode()).hexdigest()[:12]
         return parts
 
     def config_parts(self) -> dict[str, str]:
@@ -191,7 +261,9 @@ class Service:
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-_NOT_CONFIG = frozenset({"name", "image", "pull_policy", "replicas", "update_config", "proxy"})
+_NOT_CONFIG = frozenset(
+    {"name", "image", "pull_policy", "replicas", "update_config", "proxy", "build"}
+)
 _DEFAULT_PARTS: dict[type[Service], dict[str, str]] = {}
 
 

@@ -27,11 +27,9 @@ COMPOSE_UNSUPPORTED = frozenset(
         "annotations",
         "attach",
         "blkio_config",
-        "build",
         "cgroup",
         "cgroup_parent",
         "cap_drop",
-        "configs",
         "container_name",
         "cpu_count",
         "cpu_percent",
@@ -73,7 +71,6 @@ COMPOSE_UNSUPPORTED = frozenset(
         "provider",
         "runtime",
         "scale",
-        "secrets",
         "security_opt",
         "shm_size",
         "stdin_open",
@@ -115,14 +112,12 @@ COMPOSE_UNSUPPORTED = frozenset(
 )
 
 _WHY = {
-    "build": "build the image in an earlier CI job, push it, and reference it with `image`",
     "container_name": "the deployer names containers itself (<app>-<service>-N) so it can "
     "replace them without downtime; remove it",
     "scale": "use deploy.replicas",
     "mem_limit": "use deploy.resources.limits.memory",
     "cpus": "use deploy.resources.limits.cpus",
     "version": "remove it (it is obsolete in compose too)",
-    "secrets": "pass secrets as masked CI/CD variables through `environment`",
     "extends": "write the service in full, or use YAML anchors (x-common: &common, <<: *common)",
 }
 

@@ -53,9 +53,30 @@ def secret_values(
         out.update(v for v in values if v not in public and not _NOT_SECRET.fullmatch(v))
         out.update(r.password for r in manifest.registries)  # always, whatever they look like
         out.update(w.url for w in manifest.notify.webhooks)  # a webhook URL is its token
+        out.update(_secret_files(manifest))
     if environ is not None:
         out.update(environ.get(k, "") for k in SECRET_VARIABLES)
     return {v for v in out if len(v) >= MIN_LENGTH}
+
+
+def _secret_files(manifest: Manifest) -> set[str]:
+    """The content of every compose secret (a variable's value, or a small file's text)."""
+    out: set[str] = set()
+    for svc in manifest.services:
+        for fm in svc.files:
+            if fm.kind != "secret":
+                continue
+            text = fm.content
+            if text is None and fm.source is not None:
+                try:
+                    with open(fm.source, encoding="utf-8") as f:
+                        text = f.read(65536)
+                except (OSError, UnicodeDecodeError):
+                    text = None
+            if text:
+                out.add(text)
+                out.add(text.strip())
+    return out
 
 
 class Redactor:

@@ -1,0 +1,339 @@
+"""Relative bind mounts, compose ``configs:``/``secrets:`` and ``build:`` turned into the
+model: what the Builder calls for them (kept apart so the Builder stays readable).
+
+Configuration or data: a relative bind of a *file*, of a directory mounted ``:ro``, of a
+directory mounted at a configuration place (under ``/etc/``, or a path with a component
+containing "conf"), or of a directory listed in ``files: {config: [...]}`` is
+configuration: shipped from the checkout and mounted read-only. A directory listed in
+``files: {data: [...]}`` is data: a named volume created empty. Any other relative bind
+(a writable directory, or a path the checkout does not have) is refused at its line with
+these ways out.
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from deployer.manifest import pack as F
+from deployer.manifest import parse
+from deployer.manifest.model import Build, FileKind, FileMount, Mount, TopVolume
+from deployer.manifest.problems import Path
+
+if TYPE_CHECKING:
+    from deployer.manifest.build import Builder
+
+DEFAULT_MODE = 0o444
+_CONFIG_PLACES = ("/etc/", "/docker-entrypoint-initdb.d")
+_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
+
+
+def is_relative_source(source: str) -> bool:
+    return source == "." or source.startswith(("./", "../")) or source == ".."
+
+
+def data_volume_name(rel: str) -> str:
+    """The named volume of a data directory: ``./data/db`` -> ``data_db``."""
+    slug = re.sub(r"[^a-zA-Z0-9_.-]+", "_", rel.removeprefix("./")).strip("_.-")
+    return slug or "data"
+
+
+def config_place(target: str) -> bool:
+    t = target.rstrip("/") + "/"
+    if any(t.startswith(p) or t.rstrip("/") == p.rstrip("/") for p in _CONFIG_PLACES):
+        return True
+    return any("conf" in part for part in target.split("/"))
+
+
+@dataclass
+class RepoFiles:
+    """Per manifest: where relative paths start, the `files:` lists, the top-level
+    configs and secrets, and the data volumes made from `files.data`."""
+
+    base: str  # the project directory (of the first compose file, else of the manifest)
+    data_dirs: dict[str, Path] = field(default_factory=dict)  # normalised abs path -> where
+    config_dirs: set[str] = field(default_factory=set)
+    configs: dict[str, Any] = field(default_factory=dict)
+    secrets: dict[str, Any] = field(default_factory=dict)
+    data_volumes: dict[str, TopVolume] = field(default_factory=dict)
+    used_data: set[str] = field(default_factory=set)
+
+    @classmethod
+    def read(cls, b: Builder, data: Mapping[str, Any]) -> RepoFiles:
+        doc = b.doc
+        first = doc.compose_files[0] if doc.compose_files else doc.file
+        out = cls(base=os.path.dirname(os.path.abspath(first)))
+        spec = data.get("files")
+        if isinstance(spec, dict):
+            for key in ("data", "config"):
+                items = spec.get(key)
+                for i, item in enumerate(items if isinstance(items, list) else []):
+                    if not isinstance(item, str):
+                        continue
+                    if not is_relative_source(item):
+                        b.err(
+                            ("files", key, i),
+                            f'"{item}" is not a relative path',
+                            "write it as in the compose file, e.g. ./data",
+                        )
+                        continue
+                    full = out.abs(item)
+                    if key == "data":
+                        out.data_dirs[full] = ("files", key, i)
+                    else:
+                        out.config_dirs.add(full)
+        for key in ("configs", "secrets"):
+            raw = data.get(key)
+            if isinstance(raw, dict):
+                getattr(out, key).update(raw)
+        return out
+
+    def abs(self, rel: str) -> str:
+        return os.path.normpath(os.path.join(self.base, rel))
+
+    def rel(self, full: str) -> str:
+        r = os.path.relpath(full, self.base)
+        return r if r.startswith("..") else "./" + r if r != "." else "."
+
+    # -- relative bind mounts -------------------------------------------------------------
+    def bind(
+        self, b: Builder, p: Path, source: str, target: str, read_only: bool
+    ) -> Mount | FileMount | None:
+        full = self.abs(source)
+        shown = self.rel(full)
+        if full in self.data_dirs:
+            if os.path.isfile(full):
+                b.err(p, f'"{shown}" is a file; `files.data` lists directories')
+                return None
+            name = data_volume_name(shown)
+            self.used_data.add(full)
+            self.data_volumes[name] = TopVolume(name=name)
+            b.volumes_declared.add(name)
+            return Mount(type="volume", source=name, target=target, read_only=read_only)
+        vol = data_volume_name(shown)
+        ways = (
+            "if the container writes data there, use a named volume "
+            f"(`volumes: {{{vol}: {{}}}}` and `{vol}:{target}`) or list it in "
+            f"`files: {{data: [{shown}]}}` "
+            f"(a named volume created empty); if it is configuration, mount it `:ro` or list "
+            f"it in `files: {{config: [{shown}]}}`"
+        )
+        if not os.path.exists(full):
+            b.err(p, f'"{shown}" does not exist in the checkout ({source} -> {target})', ways)
+            return None
+        directory = os.path.isdir(full)
+        if directory and not (read_only or full in self.config_dirs or config_place(target)):
+            b.err(
+                p,
+                f'"{shown}" is a directory mounted writable at {target}: data, not '
+                "configuration, cannot come from the repository",
+                ways,
+            )
+            return None
+        try:
+            archive = F.pack_path(full)
+        except F.PackError as e:
+            b.err(p, f'"{shown}" cannot be shipped: {e}')
+            return None
+        return FileMount(
+            kind="file",
+            name=shown,
+            target=target,
+            digest=F.digest(archive),
+            directory=directory,
+            source=full,
+        )
+
+    def short_bind(self, b: Builder, p: Path, text: str) -> Mount | FileMount | None:
+        source, _, rest = text.partition(":")
+        try:
+            parsed = parse.volume_short("/relative:" + rest)  # target and options
+        except ValueError as e:
+            b.err(p, str(e).replace('"/relative:', f'"{source}:'))
+            return None
+        return self.bind(b, p, source, parsed.target, parsed.read_only)
+
+    # -- configs and secrets --------------------------------------------------------------
+    def refs(self, b: Builder, path: Path, kind: FileKind, raw: Any) -> list[FileMount]:
+        out: list[FileMount] = []
+        table = self.configs if kind == "config" else self.secrets
+        top = "configs" if kind == "config" else "secrets"
+        for i, item in enumerate(raw if isinstance(raw, list) else []):
+            p = (*path, i)
+            spec: dict[str, Any] = item if isinstance(item, dict) else {"source": item}
+            name = spec.get("source")
+            if not isinstance(name, str):
+                continue
+            if name not in table:
+                b.err(
+                    p,
+                    f'{kind} "{name}" is not declared in the top-level `{top}:`',
+                    f"add `{top}: {{{name}: {{file: ./{name}}}}}` at the top level",
+                )
+                continue
+            target = spec.get("target")
+            if not isinstance(target, str) or not target:
+                target = f"/run/secrets/{name}" if kind == "secret" else f"/{name}"
+            elif not target.startswith("/"):
+                target = f"/run/secrets/{target}" if kind == "secret" else "/" + target
+            target = posixpath.normpath(target)
+            mode = _mode(b, (*p, "mode"), spec.get("mode"))
+            uid = _id(b, (*p, "uid"), spec.get("uid"))
+            gid = _id(b, (*p, "gid"), spec.get("gid"))
+            if mode is None or uid is None or gid is None:
+                continue
+            fm = self.define(b, (top, name), kind, name, target, mode, uid, gid)
+            if fm is not None:
+                out.append(fm)
+        return out
+
+    def define(
+        self,
+        b: Builder,
+        where: Path,
+        kind: FileKind,
+        name: str,
+        target: str,
+        mode: int,
+        uid: int,
+        gid: int,
+    ) -> FileMount | None:
+        table = self.configs if kind == "config" else self.secrets
+        spec = table.get(name)
+        if not isinstance(spec, dict):
+            b.err(where, f"{kind} `{name}` needs `file:`, `content:` or `environment:`")
+            return None
+        if spec.get("external") is True:
+            b.err(
+                (*where, "external"),
+                f"an external {kind} is not supported in container mode (the deployer ships "
+                "the content itself)",
+                "use `file:` or `environment:`",
+            )
+            return None
+        common = {
+            "kind": kind,
+            "name": name,
+            "target": target,
+            "mode": mode,
+            "uid": uid,
+            "gid": gid,
+        }
+        if isinstance(spec.get("file"), str):
+            full = self.abs(spec["file"])
+            try:
+                if os.path.isdir(full):
+                    if kind == "secret":
+                        raise F.PackError("it is a directory; a secret is one file")
+                    archive = F.pack_path(full, None, uid, gid)
+                else:
+                    archive = F.pack_path(full, mode, uid, gid)
+            except F.PackError as e:
+                b.err((*where, "file"), f'{kind} `{name}`: "{spec["file"]}" cannot be read: {e}')
+                return None
+            return FileMount(
+                **common,  # type: ignore[arg-type]
+                digest=F.digest(archive),
+                directory=os.path.isdir(full),
+                source=full,
+            )
+        content: str | None = None
+        env: str | None = None
+        if isinstance(spec.get("content"), str):
+            if kind == "secret":
+                b.err(
+                    (*where, "content"),
+                    "a secret cannot be written in the file",
+                    "use `environment:` or `file:`",
+                )
+                return None
+            content = spec["content"]
+        elif isinstance(spec.get("environment"), str):
+            env = spec["environment"]
+            content = b.lookup.get(env)
+            if content is None:
+                b.err(
+                    (*where, "environment"),
+                    f"{kind} `{name}` comes from the variable {env}, which is not set",
+                    f"set {env} as a CI/CD variable (masked for a secret)",
+                )
+                return None
+        else:
+            b.err(where, f"{kind} `{name}` needs `file:`, `content:` or `environment:`")
+            return None
+        archive = F.pack_bytes(content.encode(), mode, uid, gid)
+        return FileMount(**common, digest=F.digest(archive), env=env, content=content)  # type: ignore[arg-type]
+
+
+def _mode(b: Builder, p: Path, raw: Any) -> int | None:
+    if raw is None:
+        return DEFAULT_MODE
+    if isinstance(raw, int) and not isinstance(raw, bool):
+        # `mode: 0440` is octal for compose; YAML 1.2 reads it as 440: octal digits are octal
+        text = str(raw)
+        value = int(text, 8) if re.fullmatch(r"[0-7]{3,4}", text) else raw
+    elif isinstance(raw, str) and re.fullmatch(r"0?[0-7]{3,4}", raw.strip()):
+        value = int(raw.strip(), 8)
+    else:
+        b.err(p, f'"{raw}" is not a file mode', 'write it in octal, e.g. 0440 or "0440"')
+        return None
+    if not 0 <= value <= 0o7777:
+        b.err(p, f"{raw} is not a file mode", "e.g. 0440")
+        return None
+    return value
+
+
+def _id(b: Builder, p: Path, raw: Any) -> int | None:
+    if raw is None:
+        return 0
+    if isinstance(raw, int) and not isinstance(raw, bool) and raw >= 0:
+        return raw
+    if isinstance(raw, str) and raw.isdigit():
+        return int(raw)
+    b.err(p, f'"{raw}" is not a numeric user or group id', 'e.g. "1000"')
+    return None
+
+
+def build_section(
+    b: Builder, path: Path, name: str, raw: dict[str, Any], base: str
+) -> tuple[Build | None, str | None]:
+    """The service's `build:` and the image to deploy (``image:``, else the convention)."""
+    spec = raw.get("build")
+    if isinstance(spec, str):
+        spec = {"context": spec}
+    if not isinstance(spec, dict):
+        return None, None
+    context = spec.get("context", ".")
+    context = os.path.normpath(os.path.join(base, context)) if isinstance(context, str) else base
+    image = raw.get("image")
+    defaulted = not isinstance(image, str)
+    if defaulted:
+        missing = [v for v in ("CI_REGISTRY_IMAGE", "CI_COMMIT_SHA") if not b.lookup.get(v)]
+        if missing:
+            b.err(
+                (*path, "build"),
+                f"service `{name}` has `build:` and no `image:`, so it deploys "
+                f"$CI_REGISTRY_IMAGE/{name}:$CI_COMMIT_SHA; "
+                + " and ".join(missing)
+                + (" is" if len(missing) == 1 else " are")
+                + " not set",
+                "set " + " and ".join(missing) + " (GitLab sets both in every pipeline job), "
+                "or add `image:` to the service",
+                key=True,
+            )
+            return None, None
+        registry_image = b.lookup["CI_REGISTRY_IMAGE"].rstrip("/")
+        image = f"{registry_image}/{name.lower()}:{b.lookup['CI_COMMIT_SHA']}"
+    build = Build(
+        context=context,
+        dockerfile=spec.get("dockerfile") if isinstance(spec.get("dockerfile"), str) else None,
+        args=b.pairs((*path, "build", "args"), spec.get("args")),
+        target=spec.get("target") if isinstance(spec.get("target"), str) else None,
+        labels=b.pairs((*path, "build", "labels"), spec.get("labels")),
+        image_defaulted=defaulted,
+    )
+    return build, image if isinstance(image, str) else None
