@@ -89,7 +89,8 @@ class CheckReport:
         if self.problems:
             n = len(self.problems)
             return f"{self.file}: {n} problem{'s' if n != 1 else ''}"
-        envs = ", ".join(self.environments) or "-"
+        # a name with a line break (YAML "\N") stays on the summary's one line
+        envs = ", ".join(n if n.isprintable() else repr(n) for n in self.environments) or "-"
         n_svc, n_task, n_warn = len(self.services), len(self.tasks), len(self.warnings)
         source = ""
         if self.compose_files:

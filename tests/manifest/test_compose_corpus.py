@@ -195,7 +195,10 @@ def compare(service: Service, spec: dict[str, Any]) -> list[str]:
         for p in spec.get("ports") or []
     )
     check("ports", mine_ports, theirs_ports)
-    mine_targets = sorted(m.target.rstrip("/") or "/" for m in service.volumes)
+    mine_targets = sorted(
+        [m.target.rstrip("/") or "/" for m in service.volumes]
+        + [f.target.rstrip("/") or "/" for f in service.files if f.kind == "file"]
+    )
     theirs_targets = sorted(
         str(v["target"]).rstrip("/") or "/"
         for v in spec.get("volumes") or []
