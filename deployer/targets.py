@@ -59,8 +59,11 @@ def close_all(hosts: Sequence[DockerHost]) -> None:
         h.close()
 
 
-def _parallel(fn: Callable[[T], R], items: Sequence[T]) -> list[R | DeployerError]:
-    """``fn`` over ``items`` in threads; DeployerErrors are returned in place, in order."""
+def _parallel(
+    fn: Callable[[T], R], items: Sequence[T], *, limit: int = MAX_PARALLEL
+) -> list[R | DeployerError]:
+    """``fn`` over ``items`` in (at most ``limit``) threads; DeployerErrors are returned
+    in place, in order."""
 
     def call(item: T) -> R | DeployerError:
         try:
@@ -70,7 +73,7 @@ def _parallel(fn: Callable[[T], R], items: Sequence[T]) -> list[R | DeployerErro
 
     if len(items) <= 1:
         return [call(i) for i in items]
-    with ThreadPoolExecutor(max_workers=min(MAX_PARALLEL, len(items))) as pool:
+    with ThreadPoolExecutor(max_workers=min(limit, len(items))) as pool:
         return list(pool.map(call, items))
 
 

@@ -185,18 +185,29 @@ def merge(lines: Sequence[LogLine]) -> list[LogLine]:
     return [line for _, line in indexed]
 
 
+_SECONDS: dict[str, int] = {}  # "YYYY-MM-DDTHH:MM:SS" -> unix seconds (lines share them)
+
+
 def parse_stamped(raw: str) -> tuple[int, str, str]:
-    """``2026-11-29T16:01:26.123456789Z text`` → (unix ns, stamp, text)."""
+    """``2026-11-29T16:01:26.123456789Z text`` → (unix ns, stamp, text). The engine
+    writes UTC with up to nine fraction digits (trailing zeros dropped)."""
     from datetime import datetime
 
     stamp, _, text = raw.partition(" ")
-    main, _, frac = stamp.rstrip("Z").partition(".")
-    try:
-        base = datetime.fromisoformat(main).replace(tzinfo=UTC)
-    except ValueError:
+    head = stamp[:19]
+    base = _SECONDS.get(head)
+    if base is None:
+        try:
+            base = int(datetime.fromisoformat(head).replace(tzinfo=UTC).timestamp())
+        except ValueError:
+            return 0, "", raw
+        if len(_SECONDS) > 100_000:
+            _SECONDS.clear()
+        _SECONDS[head] = base
+    frac = stamp[20:].rstrip("Z") if stamp[19:20] == "." else ""
+    if not frac.isdigit() and frac:
         return 0, "", raw
-    ns = int(base.timestamp()) * 1_000_000_000 + int((frac + "000000000")[:9] or 0)
-    return ns, stamp, text
+    return base * 1_000_000_000 + int((frac + "000000000")[:9]), stamp, text
 
 
 def release_digest(releases: Sequence[object], service: str, where: str) -> str:

@@ -33,6 +33,7 @@ from deployer.targets import _parallel, _raise_first, close_all, connect_hosts
 
 # What `down` removes the containers of: everything of the app's environment but the lock.
 _NOT_LOCK = L.ROLE_LOCK
+READERS = 4  # log reads in flight per host
 
 
 def _ours(app: str, env: str) -> dict[str, list[str]]:
@@ -261,22 +262,24 @@ class ContainerOperations:
         tail: int | None,
     ) -> list[LogLine]:
         def one(host: DockerHost) -> list[LogLine]:
-            lines: list[LogLine] = []
-            for c in self._replicas(host, services):
+            def read(c: dict[str, Any]) -> list[LogLine]:
                 labels = c.get("Labels") or {}
-                lines.extend(
-                    container_logs(
-                        host.api,
-                        host.name,
-                        c["Id"],
-                        labels[L.SERVICE],
-                        int(labels.get(L.REPLICA) or 0),
-                        since=since,
-                        until=until,
-                        tail=tail,
-                    )
+                return container_logs(
+                    host.api,
+                    host.name,
+                    c["Id"],
+                    labels[L.SERVICE],
+                    int(labels.get(L.REPLICA) or 0),
+                    since=since,
+                    until=until,
+                    tail=tail,
                 )
-            return lines
+
+            # The replicas of a host are read side by side (the engine answers each
+            # request on its own; over SSH each is a channel of the one connection).
+            results = _parallel(read, self._replicas(host, services), limit=READERS)
+            _raise_first([r for r in results if isinstance(r, DeployerError)])
+            return [line for r in results if isinstance(r, list) for line in r]
 
         results = _parallel(one, self.hosts)
         _raise_first([r for r in results if isinstance(r, DeployerError)])
