@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from deployer.manifest.model import Manifest, RegistryAuth, Service, host_form
-from deployer.plan import Observed, ObservedContainer
+from deployer.plan import Leftover, Observed, ObservedContainer
 
 # Names of what the deployer creates on a host. Labels are immutable, so a container's
 # role is read from its name: ``<app>-<env>-<service>-<replica>`` is the current one,
@@ -169,6 +169,10 @@ class HostEngine(Protocol):
 
     def kept(self, app: str, environment: str) -> Sequence[ObservedContainer]: ...
 
+    def leftovers(self, app: str, environment: str) -> Sequence[Leftover]:
+        """Containers of the app no release accounts for (deployer/docker/observe.py)."""
+        ...
+
     def resolve(self, image: str, auth: RegistryAuth | None) -> str: ...
 
     def pull(
@@ -213,6 +217,11 @@ class HostEngine(Protocol):
         """Give the container back the aliases ``detach_aliases`` took away."""
         ...
 
+    def ensure_aliases(self, container_id: str, aliases: Mapping[str, Sequence[str]]) -> bool:
+        """Give the container the aliases it lacks (left out by an interrupted drain);
+        True when it lacked some. A container that has them is not touched."""
+        ...
+
     def health_now(self, container_id: str) -> HealthOutcome:
         """One look: running, not restarting, and healthy when it has a healthcheck."""
         ...
@@ -222,6 +231,13 @@ class HostEngine(Protocol):
     ) -> HealthOutcome:
         """Until healthy (or ``stable`` seconds running without a healthcheck), failed, or
         ``timeout``; while it starts, its healthcheck is also run every ``start_interval``."""
+        ...
+
+    def watch(
+        self, container_ids: Sequence[str], seconds: float
+    ) -> tuple[str, HealthOutcome] | None:
+        """Watch switched containers for ``seconds``: the first that exits, restarts or
+        turns unhealthy (with its outcome), or None when every one held."""
         ...
 
     def logs(self, container_id: str, tail: int) -> str: ...

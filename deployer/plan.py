@@ -46,11 +46,26 @@ class ObservedContainer:
 
 
 @dataclass(frozen=True)
+class Leftover:
+    """A container of the app that no release accounts for: what an interrupted deploy
+    left behind (a ``--next-`` replacement, a kept container running again, a task
+    container). The next deploy takes it out of the aliases and removes (or stops) it."""
+
+    id: str
+    name: str
+    service: str
+    running: bool
+    why: str  # "replacement of an interrupted deploy", "kept container running", ...
+    keep: bool = False  # a kept container of a release: stopped, not removed
+
+
+@dataclass(frozen=True)
 class Observed:
     """What runs on one host now for this app and environment."""
 
     host: str
     containers: tuple[ObservedContainer, ...] = ()
+    leftovers: tuple[Leftover, ...] = ()
 
     def of_service(self, name: str) -> list[ObservedContainer]:
         return sorted((c for c in self.containers if c.service == name), key=lambda c: c.replica)
@@ -82,6 +97,7 @@ class Step:
     old_digest: str | None = None
     new_digest: str | None = None
     strategy: Order = "start-first"
+    strategy_reason: str = ""  # "stateful: volume data at /data is writable", "default", ...
     replicas_before: int = 0
     replicas_after: int = 0
     wave: int = 0
@@ -98,10 +114,11 @@ class Step:
 class HostPlan:
     host: str
     steps: tuple[Step, ...]
+    leftovers: tuple[Leftover, ...] = ()  # cleaned up before any other change
 
     @property
     def changes(self) -> bool:
-        return any(s.changes for s in self.steps)
+        return bool(self.leftovers) or any(s.changes for s in self.steps)
 
     def step(self, service: str) -> Step:
         for s in self.steps:
@@ -180,6 +197,7 @@ def _service_step(desired: Desired, current: list[ObservedContainer], wave: int)
         action=Action.UNCHANGED,
         new_digest=desired.digest,
         strategy=svc.order,
+        strategy_reason=svc.order_reason,
         replicas_before=have,
         replicas_after=want,
         wave=wave,
@@ -258,7 +276,7 @@ def plan_host(
                 adopted=any(c.adopted_from for c in containers),
             )
         )
-    return HostPlan(host=observed.host, steps=tuple(steps))
+    return HostPlan(host=observed.host, steps=tuple(steps), leftovers=observed.leftovers)
 
 
 def make_plan(
@@ -279,7 +297,9 @@ def make_plan(
     for obs in observed:
         scoped = obs
         if only is not None:
-            scoped = Observed(obs.host, tuple(c for c in obs.containers if c.service in only))
+            scoped = Observed(
+                obs.host, tuple(c for c in obs.containers if c.service in only), obs.leftovers
+            )
         hosts.append(plan_host(scoped, desired, order))
     return Plan(
         app=manifest.app,

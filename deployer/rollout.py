@@ -51,11 +51,15 @@ from deployer.errors import (
     Unreachable,
 )
 from deployer.manifest.model import Manifest, RegistryAuth, Service, Task
-from deployer.plan import Action, Observed, ObservedContainer, Plan, Step
+from deployer.plan import Action, Leftover, Observed, ObservedContainer, Plan, Step
 from deployer.proxy.switch import EdgeSwitch, public_urls
 from deployer.result import DeployResult, Outcome, StepRecord, StepStatus
 
 DEFAULT_GRACE = 10.0
+# How long new containers are watched after the switch when update_config.monitor is
+# not written (Swarm's own default); a crash, a restart or a failing healthcheck in that
+# time rolls the deploy back. ``monitor: 0s`` turns the watch off.
+DEFAULT_MONITOR = 5.0
 
 
 class Log(Protocol):
@@ -274,7 +278,8 @@ class Rollout:
             keeper = self._keep_leases(leases)
             if self.edge is not None:
                 self.edge.claim()
-            if not self.plan.changes:
+            self._cleanup()
+            if not any(s.changes for h in self.plan.hosts for s in h.steps):
                 if self.edge is not None:
                     self.edge.prepare(self.observed)
                 self.line("nothing to do: every service already runs what the manifest says")
@@ -373,6 +378,58 @@ class Rollout:
                     f"could not release the lock (it expires by itself): {e.message}", lease.host
                 )
         leases.clear()
+
+    # -- leftovers of an interrupted deploy --------------------------------------------
+
+    def _cleanup(self) -> None:
+        """Under the lock, before any change: what an interrupted deploy left behind.
+
+        Listed again now that no other deploy can run: current containers get back the
+        aliases an interrupted drain took; leftovers leave the aliases, are drained, and
+        are removed (a kept container of a release is stopped, not removed). Nothing of
+        this is undone by a rollback: none of it belongs to a release.
+        """
+        app, env = self.manifest.app, self.manifest.environment.name
+        for host in self.order:
+            engine = self.hosts[host]
+            found = list(engine.leftovers(app, env))
+            if not found:
+                continue
+            rec = self._step(host, f"cleanup of {len(found)} leftover(s)", "cleanup")
+            try:
+                with self._log.section("cleanup", "Cleaning up after an interrupted deploy"):
+                    self._clean_host(host, found)
+            except DeployerError as e:
+                self._done(rec, StepStatus.FAILED, e.message)
+                raise
+            self._done(rec, detail=", ".join(c.name for c in found))
+
+    def _clean_host(self, host: str, found: Sequence[Leftover]) -> None:
+        engine = self.hosts[host]
+        for c in self.observed[host].containers:
+            if not c.running or c.service not in self.manifest.service_names:
+                continue
+            names = dict(service_networks(self.manifest, self.manifest.service(c.service)))
+            if names and engine.ensure_aliases(c.id, names):
+                self.line(f"cleanup: {c.name} has its network aliases back", host)
+        drain = False
+        for lo in found:
+            self.line(f"cleanup: {lo.name}: {lo.why}", host)
+            if lo.running and engine.detach_aliases(lo.id):
+                drain = True
+                self.line(f"cleanup: {lo.name} is out of the network aliases", host)
+        if drain and self.manifest.rollout.drain > 0:
+            self.line(f"cleanup: draining for {self.manifest.rollout.drain:g}s", host)
+            self.sleep(self.manifest.rollout.drain)
+        for lo in found:
+            if lo.keep:
+                known = lo.service in self.manifest.service_names
+                grace = self._grace_of(self.manifest.service(lo.service)) if known else None
+                engine.stop(lo.id, DEFAULT_GRACE if grace is None else grace)
+                self.line(f"cleanup: {lo.name} stopped (kept for rollback)", host)
+            else:
+                engine.remove(lo.id)
+                self.line(f"cleanup: {lo.name} removed", host)
 
     # -- pulls ----------------------------------------------------------------------------
 
@@ -629,15 +686,18 @@ class Rollout:
                 + (f", {len(step.remove)} to remove" if step.remove else ""),
                 host,
             )
+            switched: list[tuple[_Item, str]] = []
             for g in range(0, len(items), par):
                 self._check_cancel()
                 if g and svc.update_config.delay > 0:
                     self.sleep(svc.update_config.delay)
                 group = items[g : g + par]
                 if strategy == "stop-first":
-                    self._stop_first(host, svc, step, group)
+                    new = self._stop_first(host, svc, step, group)
                 else:
-                    self._start_first(host, svc, step, group)
+                    new = self._start_first(host, svc, step, group)
+                switched += zip(group, new, strict=True)
+            self._monitor(host, svc, switched)
             grace = svc.stop_grace_period if svc.stop_grace_period is not None else DEFAULT_GRACE
             for c in current:
                 if c.id in step.remove:
@@ -701,7 +761,7 @@ class Rollout:
             )
         self.line(f"{item.canonical}: {out.status} after {out.seconds:.1f}s", host)
 
-    def _start_first(self, host: str, svc: Service, step: Step, group: list[_Item]) -> None:
+    def _start_first(self, host: str, svc: Service, step: Step, group: list[_Item]) -> list[str]:
         engine = self.hosts[host]
         new: list[str] = []
         for item in group:
@@ -725,8 +785,9 @@ class Rollout:
             self.line(f"draining the old container(s) for {self.manifest.rollout.drain:g}s", host)
             self.sleep(self.manifest.rollout.drain)
         self._switch(host, svc, group, new, stop_old=True)
+        return new
 
-    def _stop_first(self, host: str, svc: Service, step: Step, group: list[_Item]) -> None:
+    def _stop_first(self, host: str, svc: Service, step: Step, group: list[_Item]) -> list[str]:
         engine = self.hosts[host]
         grace = self._grace_of(svc)
         new = [self._create(host, svc, step, item) for item in group]
@@ -742,6 +803,31 @@ class Rollout:
             self._gate(host, svc, cid, item)
         self._edge_switch(host, svc, group, new, drain=False)
         self._switch(host, svc, group, new, stop_old=False)
+        return new
+
+    def _monitor(self, host: str, svc: Service, switched: list[tuple[_Item, str]]) -> None:
+        """After the switch, every new container must keep running, not restart, and pass
+        its healthchecks for ``update_config.monitor`` seconds, or the deploy rolls back."""
+        seconds = svc.update_config.monitor
+        seconds = DEFAULT_MONITOR if seconds is None else seconds
+        if seconds <= 0 or not switched:
+            return
+        self.line(f"{svc.name}: watching the new container(s) for {seconds:g}s", host)
+        failed = self.hosts[host].watch([cid for _, cid in switched], seconds)
+        if failed is None:
+            self.line(f"{svc.name}: stayed healthy for {seconds:g}s", host)
+            return
+        cid, out = failed
+        item = next(i for i, c in switched if c == cid)
+        detail = out.detail.strip()
+        self.line(f"{item.canonical}: {out.status} after the switch", host)
+        for text in detail.splitlines()[-25:]:
+            self.line(f"  | {text}", host)
+        raise StepFailure(
+            f"{host}: {svc.name} replica {item.replica}: {out.status} within "
+            f"{seconds:g}s after the switch (update_config.monitor)",
+            excerpt=detail,
+        )
 
     def _edge_switch(
         self, host: str, svc: Service, group: list[_Item], new: list[str], drain: bool

@@ -12,10 +12,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from deployer import labels as L
-from deployer.engine import KEPT_SEP, HealthOutcome, Lease, Release, TaskOutcome
+from deployer.engine import KEPT_SEP, NEXT_MARK, HealthOutcome, Lease, Release, TaskOutcome
 from deployer.errors import Blocked, DeployFailed, Unreachable
 from deployer.manifest.model import Manifest, RegistryAuth, Service
-from deployer.plan import Observed, ObservedContainer
+from deployer.plan import Leftover, Observed, ObservedContainer
 
 _ids = itertools.count(1)
 
@@ -39,6 +39,7 @@ class FakeHost:
     # digests whose containers passed the deployer's own check, Docker's first still due
     no_verdict: set[str] = field(default_factory=set)
     missing: set[str] = field(default_factory=set)  # digests whose pull fails
+    flapping: set[str] = field(default_factory=set)  # digests that fail after the switch
     task_exit: dict[str, int] = field(default_factory=dict)  # command[0] -> exit code
     down: bool = False
     fail_on: set[str] = field(default_factory=set)  # method names that raise DeployFailed
@@ -107,10 +108,18 @@ class FakeHost:
                 for c in self.containers.values()
                 if KEPT_SEP not in c.name
             ),
+            tuple(self.leftovers(app, environment)),
         )
 
     def kept(self, app: str, environment: str) -> Sequence[ObservedContainer]:
         return []
+
+    def leftovers(self, app: str, environment: str) -> Sequence[Leftover]:
+        return [
+            Leftover(c.id, c.name, c.service, c.running, "replacement of an interrupted deploy")
+            for c in sorted(self.containers.values(), key=lambda c: c.name)
+            if NEXT_MARK in c.name
+        ]
 
     def resolve(self, image: str, auth: RegistryAuth | None) -> str:
         return image
@@ -180,6 +189,15 @@ class FakeHost:
         self._call("attach_aliases", c.name)
         c.aliases = {n: list(a) for n, a in aliases.items()}
 
+    def ensure_aliases(self, container_id: str, aliases: Mapping[str, Sequence[str]]) -> bool:
+        c = self.containers[container_id]
+        lacking = {n: a for n, a in aliases.items() if n in c.aliases}
+        missing = any(not set(a) <= set(c.aliases[n]) for n, a in lacking.items())
+        if missing:
+            self._call("ensure_aliases", c.name)
+            c.aliases.update({n: list(a) for n, a in lacking.items()})
+        return missing
+
     def health_now(self, container_id: str) -> HealthOutcome:
         c = self.containers[container_id]
         if c.running and c.digest in self.no_verdict:
@@ -195,6 +213,15 @@ class FakeHost:
         if c.digest in self.unhealthy:
             return HealthOutcome(False, "unhealthy", "healthcheck exit 1: connection refused")
         return HealthOutcome(True, "healthy", "", 0.5)
+
+    def watch(
+        self, container_ids: Sequence[str], seconds: float
+    ) -> tuple[str, HealthOutcome] | None:
+        self._call("watch", *[self.containers[c].name for c in container_ids])
+        for cid in container_ids:
+            if self.containers[cid].digest in self.flapping:
+                return cid, HealthOutcome(False, "unhealthy", "healthcheck exit 1")
+        return None
 
     def logs(self, container_id: str, tail: int) -> str:
         return "log line"

@@ -21,11 +21,12 @@ from deployer.manifest.model import (
     RolloutPolicy,
     Service,
     Task,
+    UpdateConfig,
 )
 from deployer.plan import make_plan
 from deployer.result import Outcome, StepStatus
 from deployer.rollout import PrintLog, Rollout, batches, new_release_id
-from tests.fakehost import FakeHost
+from tests.fakehost import FakeContainer, FakeHost
 
 APP, ENV = "shop", "prod"
 OLD = "reg/shop/web@sha256:" + "1" * 64
@@ -469,3 +470,35 @@ def test_a_service_rolling_alone_streams_its_section() -> None:
     assert r.error is None
     sections = dict(_sections(out.getvalue()))
     assert any("shop-prod-web-1: switched" in line for line in sections["rollout_1_web"])
+
+
+def test_a_container_failing_after_the_switch_rolls_back() -> None:
+    h = host(replicas=2, flapping={BAD})
+    r = run(manifest((Service("web", "reg/shop/web:bad", replicas=2),)), [h], digest=BAD)
+    assert isinstance(r.error, DeployFailed) and r.error.exit_code == 1
+    assert "update_config.monitor" in r.error.message
+    assert h.serving("web") == [("shop-prod-web-1", OLD), ("shop-prod-web-2", OLD)]
+    assert h.released == []
+    watched = ops(h, "watch")
+    assert watched == [("watch", "shop-prod-web-1", "shop-prod-web-2")]  # once, after the switch
+
+
+def test_monitor_0s_turns_the_watch_off() -> None:
+    h = host(flapping={BAD})
+    svc = Service("web", "reg/shop/web:bad", update_config=UpdateConfig(monitor=0.0))
+    r = run(manifest((svc,)), [h], digest=BAD)
+    assert r.error is None
+    assert ops(h, "watch") == []
+
+
+def test_leftovers_of_an_interrupted_deploy_are_removed_first() -> None:
+    h = host()
+    h.containers["left"] = FakeContainer(
+        "left", "shop-prod-web-1--next-r9", "web", 1, BAD, running=True, aliases={"net": ["web"]}
+    )
+    r = run(manifest(), [h])
+    assert r.error is None
+    assert "left" not in h.containers
+    assert [c[0] for c in h.calls][:3] == ["detach_aliases", "remove", "pull"]
+    assert any(s.kind == "cleanup" for s in r.result.steps)
+    assert h.serving("web") == [("shop-prod-web-1", NEW)]

@@ -95,6 +95,11 @@ def collect(manifest: Manifest, hosts: list[Any], now: float | None = None) -> d
                 "releases": sorted(releases, reverse=True),
                 "kept_containers": len(host.kept(app, env)),
                 "services": rows,
+                # left by an interrupted deploy; the next deploy cleans them up first
+                "leftovers": [
+                    {"container": c.name, "service": c.service, "running": c.running, "why": c.why}
+                    for c in observed.leftovers
+                ],
             }
         )
     return out
@@ -130,7 +135,12 @@ def render_text(data: Mapping[str, Any]) -> str:
             "deployed by",
             "deployed at",
         ]
-        parts.append(head + "\n" + host_table(rows, headers))
+        left = "".join(
+            f"  leftover: {c['container']} ({'running' if c['running'] else 'stopped'}; "
+            f"{c['why']}): the next deploy cleans it up\n"
+            for c in h.get("leftovers", [])
+        )
+        parts.append(head + "\n" + host_table(rows, headers) + left)
     return "\n".join(parts)
 
 

@@ -365,6 +365,23 @@ def attach_aliases(
             _reconnect(api, container_id, net, ip, list(names))
 
 
+def ensure_aliases(
+    client: docker.DockerClient, host: str, container_id: str, aliases: Mapping[str, Sequence[str]]
+) -> bool:
+    """Attach the aliases the container lacks on each network; True when it lacked some."""
+    api: docker.APIClient = client.api
+    with wrapped("check the container's network aliases", host):
+        networks = api.inspect_container(container_id)["NetworkSettings"].get("Networks") or {}
+    missing = {
+        net: names
+        for net, names in aliases.items()
+        if net in networks and not set(names) <= set(networks[net].get("Aliases") or [])
+    }
+    if missing:
+        attach_aliases(client, host, container_id, missing)
+    return bool(missing)
+
+
 def stop(client: docker.DockerClient, host: str, container_id: str, timeout: float) -> None:
     """Stop with the container's stop signal, then SIGKILL after ``timeout`` seconds."""
     api: docker.APIClient = client.api

@@ -18,7 +18,7 @@ deployer's first check (each check is a process started in the container).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import docker
@@ -184,3 +184,55 @@ def _failed(
     tail = logs(client, host, cid, 20).strip()
     detail = "\n".join(p for p in (health, "last log lines:\n" + tail if tail else "") if p)
     return HealthOutcome(False, status, detail, elapsed)
+
+
+def watch(
+    client: docker.DockerClient,
+    host: str,
+    container_ids: Sequence[str],
+    seconds: float,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> tuple[str, HealthOutcome] | None:
+    """Watch switched containers for ``seconds``: the first (id, outcome) that exits,
+    restarts, is ``unhealthy``, or fails ``retries`` healthchecks in a row (read from the
+    health log, so a flapping check is seen even between two polls); None when all held.
+    """
+    api: docker.APIClient = client.api
+    deadline = clock() + seconds
+    first: dict[str, tuple[int, str | None]] = {}
+    seen: dict[str, set[str]] = {}
+    streak: dict[str, int] = {}
+    while True:
+        for cid in container_ids:
+            with wrapped(f"inspect {cid[:12]}", host):
+                info = api.inspect_container(cid)
+            state = info["State"]
+            restarts = int(info.get("RestartCount") or 0)
+            entries = sorted(
+                (state.get("Health") or {}).get("Log") or [], key=lambda e: str(e.get("Start"))
+            )
+            if cid not in first:
+                first[cid] = (restarts, state.get("StartedAt"))
+                seen[cid] = {str(e.get("Start")) for e in entries}
+                streak[cid] = 0
+            look = snapshot(info)
+            elapsed = seconds - max(deadline - clock(), 0.0)
+            if (restarts, state.get("StartedAt")) != first[cid] or look.status == "restarting":
+                return cid, _failed(client, host, cid, "restarted", look.detail, elapsed)
+            if look.status.startswith("exited") or look.status == "unhealthy":
+                return cid, _failed(client, host, cid, look.status, look.detail, elapsed)
+            retries = int(((info.get("Config") or {}).get("Healthcheck") or {}).get("Retries") or 3)
+            for e in entries:
+                start = str(e.get("Start"))
+                if start in seen[cid]:
+                    continue
+                seen[cid].add(start)
+                streak[cid] = streak[cid] + 1 if e.get("ExitCode") != 0 else 0
+                if streak[cid] >= retries:
+                    status = f"unhealthy ({streak[cid]} failed healthcheck(s) in a row)"
+                    return cid, _failed(client, host, cid, status, look.detail, elapsed)
+        now = clock()
+        if now >= deadline:
+            return None
+        sleep(min(POLL, deadline - now))

@@ -20,7 +20,7 @@ from deployer.docker import releases as _releases
 from deployer.docker.connect import DEFAULT_TIMEOUT, Connection, connect
 from deployer.engine import HealthOutcome, Lease, Release, TaskOutcome
 from deployer.manifest.model import Environment, Manifest, RegistryAuth, Service, host_form
-from deployer.plan import Observed, ObservedContainer
+from deployer.plan import Leftover, Observed, ObservedContainer
 
 
 class DockerHost:
@@ -62,6 +62,10 @@ class DockerHost:
 
     def kept(self, app: str, environment: str) -> Sequence[ObservedContainer]:
         return _observe.kept(self.api, self._name, app, environment)
+
+    def leftovers(self, app: str, environment: str) -> Sequence[Leftover]:
+        summaries = _observe.list_app(self.api, self._name, app, environment)
+        return _observe.leftovers(summaries, app, environment)
 
     def resolve(self, image: str, auth: RegistryAuth | None, *, pull_policy: str = "always") -> str:
         """``repo@sha256:...`` from the registry (no pull); ``sha256:<id>`` for "never"."""
@@ -127,6 +131,9 @@ class DockerHost:
     def attach_aliases(self, container_id: str, aliases: Mapping[str, Sequence[str]]) -> None:
         _containers.attach_aliases(self.client, self._name, container_id, aliases)
 
+    def ensure_aliases(self, container_id: str, aliases: Mapping[str, Sequence[str]]) -> bool:
+        return _containers.ensure_aliases(self.client, self._name, container_id, aliases)
+
     def health_now(self, container_id: str) -> HealthOutcome:
         return _health.health_now(self.client, self._name, container_id)
 
@@ -136,6 +143,11 @@ class DockerHost:
         return _health.wait_healthy(
             self.client, self._name, container_id, timeout, stable, start_interval=start_interval
         )
+
+    def watch(
+        self, container_ids: Sequence[str], seconds: float
+    ) -> tuple[str, HealthOutcome] | None:
+        return _health.watch(self.client, self._name, container_ids, seconds)
 
     def logs(self, container_id: str, tail: int) -> str:
         return _containers.logs(self.client, self._name, container_id, tail)

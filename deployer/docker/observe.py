@@ -28,7 +28,7 @@ from deployer.docker import adopt
 from deployer.docker.transport import wrapped_errors
 from deployer.engine import KEPT_SEP, NEXT_MARK, canonical_name
 from deployer.manifest.model import Service
-from deployer.plan import Observed, ObservedContainer
+from deployer.plan import Leftover, Observed, ObservedContainer
 
 _NOT_SERVICE_ROLES = (L.ROLE_LOCK, L.ROLE_RELEASE, L.ROLE_TASK)
 
@@ -122,6 +122,37 @@ def split(
         else:
             current.append(c)  # renamed by hand: still ours and maybe serving
     return current, kept
+
+
+def leftovers(summaries: Sequence[Mapping[str, Any]], app: str, environment: str) -> list[Leftover]:
+    """Containers of the app that no release accounts for: a ``--next-`` replacement
+    (running or not) of a deploy that stopped before its switch, a kept container that
+    runs again (an engine restart with ``restart: always``), a task container left
+    stopped. A running task container is left alone (it may be a one-off still at work).
+    """
+    out: list[Leftover] = []
+    for s in summaries:
+        labels = s.get("Labels") or {}
+        role = labels.get(L.ROLE)
+        name = _name(s)
+        running = s.get("State") == "running"
+        service = labels.get(L.SERVICE, "")
+        if role in (L.ROLE_LOCK, L.ROLE_RELEASE):
+            continue
+        if role == L.ROLE_TASK:
+            if not running:
+                out.append(Leftover(str(s["Id"]), name, service, False, "task container left"))
+            continue
+        if not service:
+            continue
+        if NEXT_MARK in name:
+            why = "replacement started by an interrupted deploy"
+            out.append(Leftover(str(s["Id"]), name, service, running, why))
+        elif KEPT_SEP in name and running:
+            why = "kept container of an older release running again"
+            out.append(Leftover(str(s["Id"]), name, service, running, why, keep=True))
+    out.sort(key=lambda c: c.name)
+    return out
 
 
 def _compose(
@@ -220,13 +251,15 @@ def observe(
     services: Sequence[Service] = (),
 ) -> Observed:
     """The current service containers of the app on this host (ours, then adopted ones)."""
-    current, _ = split(list_app(api, host, app, environment), app, environment)
+    summaries = list_app(api, host, app, environment)
+    current, _ = split(summaries, app, environment)
     if compose_project:
         taken = {c.service for c in current}
         by_name = {s.name: s for s in services}
         current += _compose(api, host, compose_project, by_name, taken)
     current.sort(key=lambda c: (c.service, c.replica, c.name))
-    return Observed(host=host, containers=tuple(current))
+    left = tuple(leftovers(summaries, app, environment))
+    return Observed(host=host, containers=tuple(current), leftovers=left)
 
 
 def kept(api: docker.APIClient, host: str, app: str, environment: str) -> list[ObservedContainer]:

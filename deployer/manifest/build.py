@@ -902,7 +902,7 @@ class Builder:
                 failure_action=failure_action
                 if failure_action in ("rollback", "pause", "continue")
                 else "rollback",
-                monitor=self.dur((*up, "monitor"), uc.get("monitor")) or 0.0,
+                monitor=self.dur((*up, "monitor"), uc.get("monitor")),
             )
         return replicas, cpus, memory, update
 

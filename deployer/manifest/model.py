@@ -115,7 +115,9 @@ class UpdateConfig:
     parallelism: int = 1
     delay: float = 0.0
     failure_action: FailureAction = "rollback"
-    monitor: float = 0.0
+    # None: the default (container mode watches new containers for DEFAULT_MONITOR after
+    # the switch; Swarm mode uses healthy_after); 0 turns the watch off.
+    monitor: float | None = None
 
 
 @dataclass(frozen=True)
@@ -214,10 +216,33 @@ class Service:
 
     @property
     def order(self) -> Order:
-        """The rollout order actually used: stop-first is forced by fixed host ports."""
+        """The rollout order actually used: ``update_config.order`` when written; else
+        stop-first for fixed host ports and for stateful services (two containers would
+        write one data directory at once), start-first otherwise."""
         if self.update_config.order is not None:
             return self.update_config.order
-        return "stop-first" if self.fixed_host_ports else "start-first"
+        return "stop-first" if self.fixed_host_ports or self.stateful_mount else "start-first"
+
+    @property
+    def stateful_mount(self) -> Mount | None:
+        """The first writable named volume or bind mount: the service keeps data there."""
+        for m in self.volumes:
+            if not m.read_only and m.source and m.type in ("volume", "bind"):
+                return m
+        return None
+
+    @property
+    def order_reason(self) -> str:
+        """Why ``order`` is what it is, for the plan."""
+        if self.update_config.order is not None:
+            return "written in update_config.order"
+        if self.fixed_host_ports:
+            ports = ", ".join(str(p.published) for p in self.fixed_host_ports)
+            return f"fixed host port {ports}"
+        m = self.stateful_mount
+        if m is not None:
+            return f"stateful: {m.type} data at {m.target} is writable"
+        return "default"
 
     def full_config_parts(self) -> dict[str, str]:
         """A short hash per key of everything that defines the container, except the image,

@@ -34,12 +34,24 @@ def plan_data(plan: Plan) -> dict[str, Any]:
                         "old_digest": s.old_digest,
                         "new_digest": s.new_digest,
                         "strategy": s.strategy,
+                        "strategy_reason": s.strategy_reason,
                         "replicas_before": s.replicas_before,
                         "replicas_after": s.replicas_after,
                         "wave": s.wave,
                         "adopted": s.adopted,
                     }
                     for s in h.steps
+                ],
+                "leftovers": [
+                    {
+                        "id": c.id,
+                        "name": c.name,
+                        "service": c.service,
+                        "running": c.running,
+                        "why": c.why,
+                        "action": "stop" if c.keep else "remove",
+                    }
+                    for c in h.leftovers
                 ],
             }
             for h in plan.hosts

@@ -20,10 +20,17 @@ JSON (``deployer plan --format json``), stable keys::
           "reasons": [str, ...],
           "old_digest": str | null, "new_digest": str | null,
           "strategy": "start-first" | "stop-first",
+          "strategy_reason": str,           # "default", "written in update_config.order",
+                                            # "fixed host port 80", "stateful: volume data
+                                            # at /data is writable"
           "replicas_before": int, "replicas_after": int,
           "wave": int,                      # 0-based index into "waves" (text shows it 1-based)
           "adopted": bool,                  # its containers were started by docker compose
           "replace": [container id, ...], "remove": [container id, ...]
+        }],
+        "leftovers": [{                     # left by an interrupted deploy: cleaned first
+          "id": str, "name": str, "service": str, "running": bool, "why": str,
+          "action": "remove" | "stop"
         }]
       }]
     }
@@ -82,6 +89,13 @@ def action_text(step: Step) -> str:
     return text
 
 
+def strategy_text(step: Step) -> str:
+    """``stop-first (stateful: volume data at /data is writable)``: a stop-first the
+    manifest did not write says why."""
+    implicit = step.strategy_reason not in ("", "default", "written in update_config.order")
+    return f"{step.strategy} ({step.strategy_reason})" if implicit else step.strategy
+
+
 def summary(plan: Plan) -> dict[str, int]:
     counts = Counter(s.action for h in plan.hosts for s in h.steps)
     return {str(a): counts.get(a, 0) for a in _ORDER}
@@ -92,6 +106,9 @@ def summary_line(plan: Plan) -> str:
     parts = [f"{n} to {a}" for a, n in counts.items() if n and a != "unchanged"]
     if counts["unchanged"]:
         parts.append(f"{counts['unchanged']} unchanged")
+    left = sum(len(h.leftovers) for h in plan.hosts)
+    if left:
+        parts.insert(0, f"{left} leftover(s) of an interrupted deploy to clean up")
     if not plan.changes:
         return "No changes: every service runs the wanted image digest and configuration."
     return "Plan: " + ", ".join(parts) + "."
@@ -105,7 +122,7 @@ def rows(plan: Plan) -> list[list[str]]:
             action_text(s),
             reason(s),
             digest_change(s),
-            s.strategy if s.action is not Action.REMOVE else "-",
+            strategy_text(s) if s.action is not Action.REMOVE else "-",
             str(s.wave + 1),
         ]
         for h in plan.hosts
@@ -117,7 +134,23 @@ def render_text(plan: Plan) -> str:
     hosts = len(plan.hosts)
     head = f"Plan for {plan.app} → {plan.environment} ({hosts} host{'s' if hosts != 1 else ''})\n\n"
     waves = " → ".join("[" + ", ".join(w) + "]" for w in plan.waves)
-    return head + format_table(rows(plan), HEADERS) + f"\nwaves: {waves}\n{summary_line(plan)}\n"
+    return (
+        head
+        + format_table(rows(plan), HEADERS)
+        + leftover_lines(plan)
+        + f"\nwaves: {waves}\n{summary_line(plan)}\n"
+    )
+
+
+def leftover_lines(plan: Plan) -> str:
+    """What an interrupted deploy left, cleaned up (out of the aliases, drained) first."""
+    lines = [
+        f"leftover on {h.host}: {c.name} ({'running' if c.running else 'stopped'}; {c.why})"
+        f" → {'stop' if c.keep else 'remove'} before any other change\n"
+        for h in plan.hosts
+        for c in h.leftovers
+    ]
+    return ("\n" + "".join(lines)) if lines else ""
 
 
 def plan_json(plan: Plan) -> dict[str, Any]:

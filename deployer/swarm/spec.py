@@ -159,7 +159,7 @@ def monitor_seconds(manifest: Manifest, service: Service) -> float:
     (the time a container without a healthcheck must stay up in container mode), so a
     task that crashes right after starting still fails the update.
     """
-    if service.update_config.monitor > 0:
+    if service.update_config.monitor:
         return service.update_config.monitor
     return manifest.rollout.healthy_after
 

@@ -63,8 +63,9 @@ def test_json_keys_are_stable() -> None:
     assert data["waves"] == [["web"], ["api"]]
     step = data["hosts"][0]["steps"][0]
     assert set(step) == {"service", "action", "reasons", "old_digest", "new_digest", "strategy",
-                         "replicas_before", "replicas_after", "wave", "adopted", "replace",
-                         "remove"}
+                         "strategy_reason", "replicas_before", "replicas_after", "wave",
+                         "adopted", "replace", "remove"}
+    assert set(data["hosts"][0]) == {"host", "changes", "steps", "leftovers"}
     assert (step["service"], step["action"], step["replace"], step["wave"]) == (
         "web", "replace", ["c1"], 0
     )

@@ -35,6 +35,7 @@ from deployer.manifest.model import (
     Service,
     Task,
     TopVolume,
+    UpdateConfig,
 )
 from deployer.plan import Observed, make_plan
 from deployer.result import Outcome
@@ -49,7 +50,10 @@ FAST = Healthcheck(interval=0.5, timeout=2.0, retries=2)
 
 
 def web(image: str, **kw: object) -> Service:
-    base = Service("web", image, healthcheck=FAST, init=True)
+    # a short post-switch watch: these tests are not about it (tests/commands/test_monitor.py)
+    base = Service(
+        "web", image, healthcheck=FAST, init=True, update_config=UpdateConfig(monitor=1.0)
+    )
     return replace(base, **kw)  # type: ignore[arg-type]
 
 
