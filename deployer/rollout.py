@@ -60,6 +60,9 @@ DEFAULT_GRACE = 10.0
 # not written (Swarm's own default); a crash, a restart or a failing healthcheck in that
 # time rolls the deploy back. ``monitor: 0s`` turns the watch off.
 DEFAULT_MONITOR = 5.0
+# Services of one wave rolling at once on one host: a large wave on a small host would
+# otherwise start every new container together and starve their health checks.
+WAVE_PARALLEL = 4
 
 
 class Log(Protocol):
@@ -608,8 +611,10 @@ class Rollout:
                     self._roll_service(host, step)
                 continue
             errors: list[BaseException] = []
+            slots = threading.BoundedSemaphore(WAVE_PARALLEL)
             threads = [
-                threading.Thread(target=self._roll_guarded, args=(host, s, errors)) for s in todo
+                threading.Thread(target=self._roll_guarded, args=(host, s, errors, slots))
+                for s in todo
             ]
             for t in threads:
                 t.start()
@@ -618,12 +623,21 @@ class Rollout:
             if errors:
                 raise errors[0]
 
-    def _roll_guarded(self, host: str, step: Step, errors: list[BaseException]) -> None:
+    def _roll_guarded(
+        self,
+        host: str,
+        step: Step,
+        errors: list[BaseException],
+        slots: threading.BoundedSemaphore,
+    ) -> None:
         self._buffer.concurrent = True  # this thread's service rolls beside others
-        try:
-            self._roll_service(host, step)
-        except BaseException as e:  # noqa: BLE001 - re-raised by the host's thread
-            errors.append(e)
+        with slots:  # at most WAVE_PARALLEL services of a wave at once on a host
+            if errors or self.cancelled.is_set():
+                return  # a service of the wave failed: start nothing more
+            try:
+                self._roll_service(host, step)
+            except BaseException as e:  # noqa: BLE001 - re-raised by the host's thread
+                errors.append(e)
 
     def _labels(self, svc: Service, digest: str, replica: int) -> dict[str, str]:
         ctx = self.context

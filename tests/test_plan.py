@@ -9,6 +9,7 @@ import pytest
 from deployer.manifest.model import (
     Environment,
     Manifest,
+    Mount,
     Port,
     Service,
     UpdateConfig,
@@ -203,6 +204,30 @@ def test_strategy_is_stop_first_with_a_fixed_host_port_unless_set() -> None:
         "api": "start-first",
         "db": "start-first",
     }
+
+
+def test_stateful_services_default_to_stop_first_and_say_why() -> None:
+    db = svc("db", volumes=(Mount("volume", "/var/lib/db", "data"),))
+    files = svc("files", volumes=(Mount("bind", "/srv/files", "/srv/files"),))
+    ro = svc("ro", volumes=(Mount("volume", "/c", "c", read_only=True), Mount("tmpfs", "/t")))
+    anon = svc("anon", volumes=(Mount("volume", "/cache"),))
+    kept = svc(
+        "kept",
+        volumes=(Mount("volume", "/d", "d"),),
+        update_config=UpdateConfig(order="start-first"),
+    )
+    p = plan1(manifest(db, files, ro, anon, kept))
+    got = {s.service: (s.strategy, s.strategy_reason) for s in p.hosts[0].steps}
+    assert got == {
+        "db": ("stop-first", "stateful: volume data at /var/lib/db is writable"),
+        "files": ("stop-first", "stateful: bind data at /srv/files is writable"),
+        "ro": ("start-first", "default"),
+        "anon": ("start-first", "default"),
+        "kept": ("start-first", "written in update_config.order"),
+    }
+    # the update policy is not in the config hash: no container is replaced by this
+    same = dataclasses.replace(db, update_config=UpdateConfig(order="stop-first"))
+    assert db.config_hash() == same.config_hash()
 
 
 def test_waves_follow_depends_on() -> None:

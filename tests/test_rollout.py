@@ -502,3 +502,43 @@ def test_leftovers_of_an_interrupted_deploy_are_removed_first() -> None:
     assert [c[0] for c in h.calls][:3] == ["detach_aliases", "remove", "pull"]
     assert any(s.kind == "cleanup" for s in r.result.steps)
     assert h.serving("web") == [("shop-prod-web-1", NEW)]
+
+
+def test_a_wave_rolls_at_most_4_services_at_once_and_starts_none_after_a_failure() -> None:
+    import threading
+    import time
+
+    names = [f"s{i}" for i in range(10)]
+    lock = threading.Lock()
+    now = [0, 0]  # in the health wait now, most at once
+
+    class Counting(FakeHost):
+        def wait_healthy(
+            self,
+            container_id: str,
+            timeout: float,
+            stable: float,
+            start_interval: float | None = None,
+        ) -> HealthOutcome:
+            with lock:
+                now[0] += 1
+                now[1] = max(now[1], now[0])
+            time.sleep(0.05)
+            with lock:
+                now[0] -= 1
+            return super().wait_healthy(container_id, timeout, stable, start_interval)
+
+    h = Counting("h1")
+    for n in names:
+        h.seed(APP, ENV, n, OLD)
+    r = run(manifest(tuple(Service(n, f"reg/shop/{n}:v2") for n in names)), [h])
+    assert r.error is None
+    assert now[1] == 4
+
+    bad = Counting("h1", unhealthy={BAD})
+    for n in names:
+        bad.seed(APP, ENV, n, OLD)
+    r = run(manifest(tuple(Service(n, f"reg/shop/{n}:v2") for n in names)), [bad], digest=BAD)
+    assert isinstance(r.error, DeployFailed)
+    assert len(ops(bad, "create")) == 4  # the first four fail: none of the other six starts
+    assert all(c.digest == OLD and c.running for c in bad.containers.values())

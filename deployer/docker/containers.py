@@ -383,11 +383,38 @@ def ensure_aliases(
 
 
 def stop(client: docker.DockerClient, host: str, container_id: str, timeout: float) -> None:
-    """Stop with the container's stop signal, then SIGKILL after ``timeout`` seconds."""
+    """Stop with the container's stop signal, then SIGKILL after ``timeout`` seconds.
+
+    A stopped container keeps no pinned address: ``detach_aliases`` reconnects a draining
+    container with its IP pinned, and once it stops another container may take that IP;
+    a rollback starting it again would then fail ("Address already in use"). So it is
+    reconnected without one and gets a free address when it starts again.
+    """
     api: docker.APIClient = client.api
     with wrapped(f"stop {container_id[:12]}", host):
         # docker-py extends the HTTP read timeout by the grace period itself.
         api.stop(container_id, timeout=int(max(timeout, 0)))
+    release_addresses(client, host, container_id)
+
+
+def release_addresses(client: docker.DockerClient, host: str, container_id: str) -> None:
+    """Reconnect a stopped container without the addresses pinned on its networks."""
+    api: docker.APIClient = client.api
+    with wrapped(f"release the pinned address of {container_id[:12]}", host):
+        try:
+            info = api.inspect_container(container_id)
+        except docker.errors.NotFound:
+            return
+        if info["State"].get("Running"):
+            return
+        short = container_id[:12]
+        for net, ep in (info["NetworkSettings"].get("Networks") or {}).items():
+            ipam = ep.get("IPAMConfig") or {}
+            if not (ipam.get("IPv4Address") or ipam.get("IPv6Address")):
+                continue
+            aliases = [a for a in (ep.get("Aliases") or []) if a not in (short, container_id)]
+            api.disconnect_container_from_network(container_id, net)
+            api.connect_container_to_network(container_id, net, aliases=aliases or None)
 
 
 def remove(client: docker.DockerClient, host: str, container_id: str) -> None:

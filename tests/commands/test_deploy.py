@@ -40,7 +40,7 @@ services:
       retries: 2
     deploy:
       replicas: 2
-      update_config: {monitor: 1s}  # short: these tests are not about the watch
+      update_config: {{monitor: 1s}}  # short: these tests are not about the watch
 rollout:
   health_timeout: 20s
   healthy_after: 1s
