@@ -1,10 +1,11 @@
-"""Choosing among the releases recorded on a host: the one to go back to, and its images.
-
-Pure functions over ``Release`` records, shared by both engines' rollback.
-"""
+"""Release ids, and choosing among the releases recorded on a host: the one to go back to,
+and its images. Shared by both engines."""
 
 from __future__ import annotations
 
+import time
+
+from deployer.context import Context
 from deployer.engine import Release
 from deployer.errors import InvalidInput
 from deployer.manifest.model import Manifest
@@ -47,3 +48,11 @@ def release_digests(
         )
     only = None if len(digests) == len(manifest.services) else sorted(digests)
     return digests, only
+
+
+def new_release_id(context: Context, now: float | None = None) -> str:
+    """A new release id, sortable by time: ``20261123T041502123Z-abc1234`` (both engines)."""
+    now = time.time() if now is None else now
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(now)) + f"{int(now * 1000) % 1000:03d}Z"
+    short = context.commit_short_sha or context.commit_sha[:8] or "local"
+    return f"{stamp}-{short}"

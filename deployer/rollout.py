@@ -24,10 +24,9 @@ import math
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Protocol
 
 from deployer import labels as L
 from deployer.context import Context
@@ -53,6 +52,8 @@ from deployer.errors import (
 from deployer.manifest.model import Manifest, RegistryAuth, Service, Task
 from deployer.plan import Action, Leftover, Observed, ObservedContainer, Plan, Step
 from deployer.proxy.switch import EdgeSwitch, public_urls
+from deployer.releases import new_release_id
+from deployer.report.log import Log, PrintLog  # noqa: F401  (PrintLog: re-exported)
 from deployer.result import DeployResult, Outcome, StepRecord, StepStatus
 
 DEFAULT_GRACE = 10.0
@@ -65,46 +66,12 @@ DEFAULT_MONITOR = 5.0
 WAVE_PARALLEL = 4
 
 
-class Log(Protocol):
-    """What the rollout writes to: ``deployer.report.log.JobLog`` fits."""
-
-    def line(self, text: str) -> None: ...
-
-    def section(
-        self, name: str, header: str, collapsed: bool = True
-    ) -> AbstractContextManager[None]: ...
-
-
-class PrintLog:
-    """A plain log for callers without a job log (tests, benches)."""
-
-    def __init__(self, write: Callable[[str], object] = print) -> None:
-        self._write = write
-
-    def line(self, text: str) -> None:
-        self._write(text)
-
-    def section(
-        self, name: str, header: str, collapsed: bool = True
-    ) -> AbstractContextManager[None]:
-        self._write(header)
-        return nullcontext()
-
-
 class StepFailure(DeployerError):
     """One step of the rollout failed; the rollout turns it into a rollback."""
 
     def __init__(self, message: str, *, excerpt: str = "") -> None:
         super().__init__(message)
         self.excerpt = excerpt
-
-
-def new_release_id(context: Context, now: float | None = None) -> str:
-    """Sortable by time: ``20261123T041502123Z-abc1234``."""
-    now = time.time() if now is None else now
-    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(now)) + f"{int(now * 1000) % 1000:03d}Z"
-    short = context.commit_short_sha or context.commit_sha[:8] or "local"
-    return f"{stamp}-{short}"
 
 
 def batches(hosts: Sequence[str], spec: str, canary: bool) -> list[list[str]]:

@@ -10,8 +10,8 @@ import os
 import re
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
-from typing import TextIO
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from typing import Protocol, TextIO
 
 from deployer.report.redact import Redactor
 
@@ -36,6 +36,32 @@ def _fmt_elapsed(seconds: float) -> str:
         return f"{seconds:5.1f}s"
     minutes, secs = divmod(int(seconds), 60)
     return f"{minutes}m{secs:02d}s"
+
+
+class Log(Protocol):
+    """What the rollout writes to: ``deployer.report.log.JobLog`` fits."""
+
+    def line(self, text: str) -> None: ...
+
+    def section(
+        self, name: str, header: str, collapsed: bool = True
+    ) -> AbstractContextManager[None]: ...
+
+
+class PrintLog:
+    """A plain log for callers without a job log (tests, benches)."""
+
+    def __init__(self, write: Callable[[str], object] = print) -> None:
+        self._write = write
+
+    def line(self, text: str) -> None:
+        self._write(text)
+
+    def section(
+        self, name: str, header: str, collapsed: bool = True
+    ) -> AbstractContextManager[None]:
+        self._write(header)
+        return nullcontext()
 
 
 class JobLog:

@@ -90,7 +90,7 @@ def _apply(
     manifest = target.manifest
     try:
         with log.section("rollout", f"Swarm rollout on {target.name}", collapsed=False):
-            result = target.apply(the_plan, log.line, lock_wait=wait_lock, run_tasks=run_tasks)
+            result = target.apply(the_plan, log, lock_wait=wait_lock, run_tasks=run_tasks)
     except DeployerError as e:
         finish_early(e, manifest, ctx, environ, args, log, started, hosts=[target.name])
         raise

@@ -48,6 +48,8 @@ from deployer.errors import (
 )
 from deployer.manifest.model import Manifest, RegistryAuth, Service, Task, host_form
 from deployer.plan import Action, Observed, Plan, Step, make_plan
+from deployer.releases import new_release_id
+from deployer.report.log import Log
 from deployer.result import DeployResult, Outcome, StepRecord, StepStatus
 from deployer.swarm import observe as obs
 from deployer.swarm import spec as S
@@ -62,9 +64,6 @@ REJECTED_LIMIT = 3  # tasks of the current spec rejected this often: give up ear
 LOCK_SUFFIX = "deploy-lock"
 LOCK_HOLDER = L.PREFIX + "lock-holder"
 LOCK_EXPIRES = L.PREFIX + "lock-expires-at"
-
-Log = Callable[[str], None]
-
 
 @dataclass(frozen=True)
 class Verdict:
@@ -450,7 +449,7 @@ class SwarmTarget:
                         **dict(top.labels if top else ()),
                     },
                 )
-            log(f"network {name}: created (overlay, attachable)")
+            log.line(f"network {name}: created (overlay, attachable)")
 
     # -- convergence --------------------------------------------------------------------
 
@@ -584,7 +583,7 @@ class SwarmTarget:
             self.remove_service(sid)
         step.seconds = self._clock() - start
         for line in output.splitlines():
-            log(f"  {task.name} | {line}")
+            log.line(f"  {task.name} | {line}")
         step.log_excerpt = "\n".join(output.splitlines()[-20:])
         if state == "complete":
             step.detail = f"exit 0 in {step.seconds:.1f} s"
@@ -624,13 +623,6 @@ class SwarmTarget:
             if value:
                 out[key] = value
         return out
-
-    def new_release_id(self) -> str:
-        """Sortable by time, as in container mode: ``20261123T041502123Z-abc1234``."""
-        now = time.time()
-        stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(now)) + f"{int(now * 1000) % 1000:03d}Z"
-        c = self.context
-        return f"{stamp}-{c.commit_short_sha or c.commit_sha[:8] or 'local'}"
 
     # -- release records (Swarm configs: readable from any manager) ---------------------
 
@@ -736,7 +728,7 @@ class SwarmTarget:
             environment=m.environment.name,
             outcome=Outcome.NOTHING_TO_DO,
             plan=plan,
-            release=release or self.new_release_id(),
+            release=release or new_release_id(self.context),
             digests=dict(plan.digests),
             started_at=time.time(),
             url=m.environment.url,
@@ -748,7 +740,7 @@ class SwarmTarget:
             )
         host_plan = plan.hosts[0]
         if not host_plan.changes:
-            log("nothing to do: every service runs its planned image and configuration")
+            log.line("nothing to do: every service runs its planned image and configuration")
             result.hosts[self.name] = Outcome.NOTHING_TO_DO.value
             result.seconds = time.monotonic() - start
             return result
@@ -759,7 +751,7 @@ class SwarmTarget:
             try:
                 held[0] = self.renew_lock(held[0], m.rollout.lock_ttl)
             except DeployerError as e:
-                log(f"could not renew the deploy lock: {e.message}")
+                log.line(f"could not renew the deploy lock: {e.message}")
 
         stop_renewing = keep_renewing(renew, m.rollout.lock_ttl)
         try:
@@ -792,7 +784,7 @@ class SwarmTarget:
 
         for task in tasks:
             if task.when == "before-deploy" and task.service in plan.digests:
-                log(f"task {task.name} (before deploy, from {task.service}'s new image)")
+                log.line(f"task {task.name} (before deploy, from {task.service}'s new image)")
                 rec = self.run_task(task, plan.digests[task.service], log, extra)
                 if task_failed(rec):
                     result.outcome = Outcome.ROLLED_BACK
@@ -820,7 +812,7 @@ class SwarmTarget:
                         ),
                         False,
                     )
-                    log(f"{name}: FAILED: {e.message}")
+                    log.line(f"{name}: FAILED: {e.message}")
                 result.steps.append(rec)
                 if not ok:
                     self._fail(result, f"{name}: {rec.detail}", undo, log)
@@ -829,7 +821,7 @@ class SwarmTarget:
 
         for task in tasks:
             if task.when == "after-deploy" and task.service in plan.digests:
-                log(f"task {task.name} (after deploy)")
+                log.line(f"task {task.name} (after deploy)")
                 rec = self.run_task(task, plan.digests[task.service], log, extra)
                 if task_failed(rec):
                     self._fail(result, f"task {task.name} failed ({rec.detail})", undo, log)
@@ -841,7 +833,7 @@ class SwarmTarget:
             svc = services.get(swarm_name)
             if svc is not None:
                 self.remove_service(svc["ID"])
-            log(f"{step.service}: removed (no longer in the manifest)")
+            log.line(f"{step.service}: removed (no longer in the manifest)")
             result.steps.append(
                 self._record(
                     "prune",
@@ -871,7 +863,7 @@ class SwarmTarget:
         current = services.get(swarm_name)
         if current is None:
             spec = S.service_spec(m, service, digest, extra)
-            log(f"{step.service}: create {swarm_name} ({step.replicas_after} x {digest})")
+            log.line(f"{step.service}: create {swarm_name} ({step.replicas_after} x {digest})")
             sid = self.create_service(spec)
             undo.append(_Undo(step.service, sid, None))
             verdict = self.wait_converged(sid, rolling=False, since=None, deadline=deadline)
@@ -885,7 +877,7 @@ class SwarmTarget:
                 spec = S.service_spec(m, service, digest, extra, force_update=prev_force + 1)
             rolling = not _same_tasks(prev, spec)
             since = (current.get("UpdateStatus") or {}).get("StartedAt")
-            log(
+            log.line(
                 f"{step.service}: {step.action.value} ({'; '.join(step.reasons)}) "
                 f"{step.strategy}, parallelism {service.update_config.parallelism}"
             )
@@ -895,12 +887,12 @@ class SwarmTarget:
         rec.seconds = time.monotonic() - t0
         if verdict.ok:
             rec.detail = f"{verdict.state} in {rec.seconds:.1f} s ({step.replicas_after} running)"
-            log(f"{step.service}: {rec.detail}")
+            log.line(f"{step.service}: {rec.detail}")
             return rec, True
         rec.status = StepStatus.FAILED
         rec.detail = f"{verdict.state}: {verdict.detail}" if verdict.detail else verdict.state
         rec.log_excerpt = self._service_logs(sid)
-        log(f"{step.service}: FAILED: {rec.detail}")
+        log.line(f"{step.service}: FAILED: {rec.detail}")
         return rec, False
 
     def _service_logs(self, service_id: str, tail: int = 20) -> str:
@@ -935,7 +927,7 @@ class SwarmTarget:
                 rec.status = StepStatus.FAILED
                 rec.detail = f"restoring failed: {verdict.state}: {verdict.detail}"
                 problems.append(f"{item.service}: {rec.detail}")
-            log(f"{item.service}: rollback: {rec.detail}")
+            log.line(f"{item.service}: rollback: {rec.detail}")
             result.steps.append(rec)
         for rec in result.steps:
             if rec.kind == "rollout" and rec.status is StepStatus.OK:

@@ -13,6 +13,7 @@ import pytest
 from deployer.errors import Blocked
 from deployer.manifest.model import Manifest, Service, Task
 from deployer.plan import Action
+from deployer.report.log import PrintLog
 from deployer.result import Outcome, StepStatus
 from deployer.swarm.target import SwarmTarget
 from tests.fakeswarm import FakeSwarm
@@ -21,6 +22,8 @@ from tests.swarm.helpers import manifest, web
 V1 = "reg.example/shop/web:v1"
 V2 = "reg.example/shop/web:v2"
 BAD = "reg.example/shop/web:bad"
+
+QUIET = PrintLog(lambda _: None)
 
 
 def target(m: Manifest, fake: FakeSwarm) -> SwarmTarget:
@@ -35,7 +38,7 @@ def target(m: Manifest, fake: FakeSwarm) -> SwarmTarget:
 def deploy(m: Manifest, fake: FakeSwarm) -> tuple[SwarmTarget, object]:
     t = target(m, fake)
     lines: list[str] = []
-    return t, t.apply(t.plan(), lines.append)
+    return t, t.apply(t.plan(), PrintLog(lines.append))
 
 
 def two(web_image: str, api_image: str) -> Manifest:
@@ -79,7 +82,7 @@ def test_an_unchanged_app_is_nothing_to_do_and_takes_no_lock() -> None:
     t = target(two(V1, V1), fake)
     plan = t.plan()
     assert all(s.action is Action.UNCHANGED for s in plan.hosts[0].steps)
-    result = t.apply(plan, [].append)
+    result = t.apply(plan, QUIET)
     assert result.outcome is Outcome.NOTHING_TO_DO
     assert not [c for c in fake.calls[before:] if c[0] in ("create_config", "update_service")]
 

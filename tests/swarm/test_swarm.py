@@ -19,12 +19,15 @@ import pytest
 from deployer.errors import EXIT_ROLLED_BACK, Blocked, DeployFailed
 from deployer.manifest.model import Port, Task
 from deployer.plan import Action
+from deployer.report.log import PrintLog
 from deployer.result import Outcome, StepStatus
 from deployer.swarm import SwarmTarget, raise_for_outcome
 from tests.swarm.helpers import manifest, web
 from tests.testenv import TestEnv
 
 pytestmark = pytest.mark.integration
+
+QUIET = PrintLog(lambda _: None)
 
 
 def target(swarm: docker.DockerClient, m: Any) -> SwarmTarget:
@@ -33,7 +36,7 @@ def target(swarm: docker.DockerClient, m: Any) -> SwarmTarget:
 
 def deploy(swarm: docker.DockerClient, m: Any, lines: list[str] | None = None) -> Any:
     t = target(swarm, m)
-    return t.apply(t.plan(), (lines if lines is not None else []).append)
+    return t.apply(t.plan(), PrintLog((lines if lines is not None else []).append))
 
 
 def running_images(swarm: docker.DockerClient, name: str) -> list[str]:
@@ -94,7 +97,7 @@ def test_create_then_update_converges(
     again = target(swarm, m2)
     plan = again.plan()
     assert not plan.changes
-    assert again.apply(plan, lambda _: None).outcome is Outcome.NOTHING_TO_DO
+    assert again.apply(plan, QUIET).outcome is Outcome.NOTHING_TO_DO
 
 
 def test_unhealthy_image_ends_in_swarm_rollback_and_exit_1_with_the_old_version_serving(
@@ -194,7 +197,7 @@ def test_plan_for_swarm_shows_create_replace_scale_unchanged_remove(
     assert web_step.old_digest == plan.digests["api"]  # v1
     assert web_step.new_digest == plan.digests["web"] != web_step.old_digest
 
-    r = t.apply(plan, lambda _: None)
+    r = t.apply(plan, QUIET)
     assert r.outcome is Outcome.DEPLOYED, r.error
     after = target(swarm, m2).plan()
     assert [(s.service, s.action) for s in after.hosts[0].steps] == [
@@ -283,7 +286,7 @@ def test_a_deploy_longer_than_lock_ttl_keeps_its_swarm_lock(
 
     probe = threading.Timer(3.0, second_deploy)  # twice the ttl into the deploy
     probe.start()
-    r = t.apply(t.plan(), lambda _: None)
+    r = t.apply(t.plan(), QUIET)
     probe.join()
     assert r.error is None, r.error
     assert r.seconds > 3.5, "the deploy ended before the probe: no test"
@@ -317,7 +320,7 @@ def test_a_deploy_waits_for_the_lock_then_reports_blocked(
     t = target(swarm, m)
     lease = t.acquire_lock("https://gitlab.example/jobs/1", ttl=60)
     with pytest.raises(Blocked) as e:
-        t.apply(t.plan(), lambda _: None, lock_wait=1.0)
+        t.apply(t.plan(), QUIET, lock_wait=1.0)
     assert e.value.exit_code == 4 and "jobs/1" in e.value.message
     assert not running_images(swarm, f"{swarm_app}_web")  # nothing was created
     t.release_lock(lease)
@@ -352,7 +355,7 @@ def test_an_image_from_a_registry_with_auth_is_pulled_by_swarm_with_the_manifest
         t = target(swarm, m)
         plan = t.plan()
         t.auth_for = lambda image: None  # type: ignore[method-assign]
-        denied = t.apply(plan, lambda _: None)
+        denied = t.apply(plan, QUIET)
         assert denied.outcome is Outcome.ROLLED_BACK
         # "rejected", not "timeout": it gave up on the rejections, not at the deadline.
         assert denied.steps[0].detail.startswith("rejected"), denied.steps[0].detail
