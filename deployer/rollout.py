@@ -53,7 +53,8 @@ from deployer.manifest.model import Manifest, RegistryAuth, Service, Task
 from deployer.plan import Action, Leftover, Observed, ObservedContainer, Plan, Step
 from deployer.proxy.switch import EdgeSwitch, public_urls
 from deployer.releases import new_release_id
-from deployer.report.log import Log, PrintLog  # noqa: F401  (PrintLog: re-exported)
+from deployer.report import log as _log
+from deployer.report.log import Log
 from deployer.result import DeployResult, Outcome, StepRecord, StepStatus
 
 DEFAULT_GRACE = 10.0
@@ -64,6 +65,8 @@ DEFAULT_MONITOR = 5.0
 # Services of one wave rolling at once on one host: a large wave on a small host would
 # otherwise start every new container together and starve their health checks.
 WAVE_PARALLEL = 4
+
+PrintLog = _log.PrintLog  # callers without a job log import it here
 
 
 class StepFailure(DeployerError):

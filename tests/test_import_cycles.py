@@ -45,6 +45,32 @@ def _targets(node: ast.AST, here: str, is_package: bool, known: set[str]) -> set
     return {m for m in found if m in known}
 
 
+def _type_checking(node: ast.AST) -> bool:
+    """``if TYPE_CHECKING:``: imports for annotations only, never executed."""
+    if not isinstance(node, ast.If):
+        return False
+    test = node.test
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
+
+
+def _runtime_nodes(tree: ast.AST) -> list[ast.AST]:
+    """Every node that runs (module level, in functions, in classes), without the bodies of
+    ``if TYPE_CHECKING:`` blocks (their ``else`` still runs)."""
+    out: list[ast.AST] = []
+    todo = [tree]
+    while todo:
+        node = todo.pop()
+        out.append(node)
+        if _type_checking(node):
+            assert isinstance(node, ast.If)
+            todo.extend(node.orelse)
+            continue
+        todo.extend(ast.iter_child_nodes(node))
+    return out
+
+
 def graph() -> dict[str, set[str]]:
     mods = modules()
     known = set(mods)
@@ -53,7 +79,7 @@ def graph() -> dict[str, set[str]]:
         tree = ast.parse(path.read_text(), filename=str(path))
         is_package = path.name == "__init__.py"
         deps: set[str] = set()
-        for node in ast.walk(tree):
+        for node in _runtime_nodes(tree):
             deps |= _targets(node, name, is_package, known)
         # Importing a.b.c runs a/__init__ and a/b/__init__ first.
         for dep in list(deps):
@@ -112,6 +138,18 @@ def test_the_walk_sees_imports_inside_functions() -> None:
     edges = graph()
     assert edges.get("deployer.cli"), "the walk found no imports"
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+def test_imports_for_type_checking_only_are_not_run_time_edges() -> None:
+    tree = ast.parse(
+        "from typing import TYPE_CHECKING\n"
+        "if TYPE_CHECKING:\n    from deployer.a import A\n"
+        "else:\n    from deployer.b import B\n"
+    )
+    deps: set[str] = set()
+    for node in _runtime_nodes(tree):
+        deps |= _targets(node, "deployer.x", False, {"deployer.a", "deployer.b"})
+    assert deps == {"deployer.b"}
 
 
 def test_a_function_level_import_back_is_a_cycle() -> None:

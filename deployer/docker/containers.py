@@ -14,19 +14,18 @@ import dataclasses
 import re
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import docker
 import docker.errors
 import docker.types
-import requests.exceptions
 
 from deployer import apispec
 from deployer import labels as L
+from deployer.docker import transport as _transport
 from deployer.engine import network_name, service_networks, volume_name
-from deployer.errors import DeployerError, DeployFailed, Unreachable
+from deployer.errors import DeployFailed
 from deployer.manifest.model import Healthcheck, Manifest, Service
 
 _ANONYMOUS = re.compile(r"^[0-9a-f]{64}$")
@@ -34,23 +33,8 @@ _ANONYMOUS = re.compile(r"^[0-9a-f]{64}$")
 # Shared with Swarm mode: nanoseconds, and the API's Healthcheck (None keeps the image's).
 healthcheck_config = apispec.healthcheck
 
-
-@contextmanager
-def wrapped(what: str, host: str) -> Iterator[None]:
-    """Turn SDK errors of one operation into our errors naming the host and the operation."""
-    try:
-        yield
-    except DeployerError:
-        raise
-    except docker.errors.APIError as e:
-        raise DeployFailed(f"{host}: {what} failed: {e.explanation or e}") from e
-    except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as e:
-        raise Unreachable(
-            f"{host}: {what}: the Docker engine did not answer ({e.__class__.__name__})",
-            hint="check that the host is up and DOCKER_HOST points at it",
-        ) from e
-    except docker.errors.DockerException as e:
-        raise DeployFailed(f"{host}: {what} failed: {e}") from e
+# The error translation of one operation; it lives with the transports (callers import it here).
+wrapped = _transport.wrapped
 
 
 def _mounts(

@@ -21,7 +21,7 @@ import docker
 import docker.errors
 
 from deployer import labels as L
-from deployer.docker.containers import wrapped
+from deployer.docker.transport import wrapped
 from deployer.errors import DeployFailed
 from deployer.manifest import pack as F
 from deployer.manifest.model import FileMount, Manifest

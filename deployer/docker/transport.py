@@ -15,7 +15,7 @@ import docker
 import docker.errors
 import requests.exceptions
 
-from deployer.errors import InvalidInput, Unreachable
+from deployer.errors import DeployerError, DeployFailed, InvalidInput, Unreachable
 
 CLIENT_API = docker.constants.DEFAULT_DOCKER_API_VERSION
 
@@ -123,3 +123,21 @@ def _ssl_reason(e: BaseException) -> str:
     if isinstance(root, ssl.SSLError):
         return str(root.reason or root)
     return why(root)
+
+
+@contextlib.contextmanager
+def wrapped(what: str, host: str) -> Iterator[None]:
+    """Turn SDK errors of one operation into our errors naming the host and the operation."""
+    try:
+        yield
+    except DeployerError:
+        raise
+    except docker.errors.APIError as e:
+        raise DeployFailed(f"{host}: {what} failed: {e.explanation or e}") from e
+    except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as e:
+        raise Unreachable(
+            f"{host}: {what}: the Docker engine did not answer ({e.__class__.__name__})",
+            hint="check that the host is up and DOCKER_HOST points at it",
+        ) from e
+    except docker.errors.DockerException as e:
+        raise DeployFailed(f"{host}: {what} failed: {e}") from e

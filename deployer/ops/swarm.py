@@ -22,6 +22,7 @@ from deployer.errors import Blocked
 from deployer.manifest.model import Manifest, Task
 from deployer.ops import LockState, LogLine, Replica, StatRow, merge, release_digest, stat_row
 from deployer.ops.containers import container_logs
+from deployer.report.log import PrintLog
 from deployer.swarm import spec as S
 from deployer.swarm.target import LOCK_EXPIRES, LOCK_HOLDER, SwarmTarget
 
@@ -206,7 +207,7 @@ class SwarmOperations:
     def run(self, task: Task, say: Callable[[str], None]) -> int:
         digest = release_digest(self.target.releases(), task.service, self.where)
         say(f"{self.where}: running {task.name} from {digest}")
-        step = self.target.run_task(task, digest, say, {L.ROLE: L.ROLE_TASK})
+        step = self.target.run_task(task, digest, PrintLog(say), {L.ROLE: L.ROLE_TASK})
         if step.status.value == "ok":
             return 0
         found = re.search(r"exit (\d+)", step.detail or "")
