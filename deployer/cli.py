@@ -40,6 +40,7 @@ COMMANDS = {
     "run": "a one-off container of the deployed release (a task, or --service S -- CMD)",
     "stats": "CPU, memory, network and restarts of every replica on every host",
     "down": "remove an environment of the app from its hosts (volumes only with --volumes)",
+    "build": "build (and --push) the images of the services with a compose `build:` section",
     "unlock": "break the deploy lock of a deploy that is gone (asks GitLab about its job)",
 }
 
@@ -162,6 +163,11 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.add_argument("--volumes", action="store_true", help="also delete the named volumes (data)")
     p.add_argument("--yes", action="store_true", help="confirm --volumes without asking")
+
+    p = sub.add_parser("build", help=COMMANDS["build"], description=COMMANDS["build"])
+    _common(p)
+    p.add_argument("--services", metavar="A,B", help="only these services")
+    p.add_argument("--push", action="store_true", help="push each image after it is built")
 
     p = sub.add_parser("unlock", help=COMMANDS["unlock"], description=COMMANDS["unlock"])
     _common(p)

@@ -120,6 +120,7 @@ def test_no_global_keywords() -> None:
     assert not GLOBAL_KEYWORDS & set(body)
     assert all(not name.startswith(".") for name in body), "hidden jobs leak into the app"
     assert sorted(body) == [
+        "production-build",
         "production-deploy",
         "production-logs",
         "production-plan",
@@ -127,6 +128,16 @@ def test_no_global_keywords() -> None:
         "production-stop",
         "production-validate",
     ]
+
+
+def test_build_job_is_opt_in_and_builds_on_docker_in_docker() -> None:
+    job = render()["production-build"]
+    assert job["rules"][0]["if"].lower() == '"false" == "true"'  # off unless `build: true`
+    job = render({"build": "true"})["production-build"]
+    assert job["rules"] == [{"if": '"true" == "true"'}]
+    assert job["variables"]["DOCKER_HOST"] == "tcp://docker:2376"
+    assert job["services"][0]["alias"] == "docker"
+    assert "build --push" in job["script"][0]
 
 
 def test_deploy_job_shape() -> None:
@@ -172,7 +183,7 @@ def test_mr_jobs_and_rollback_rules() -> None:
     assert "environment" not in plan
     assert "allow_failure" not in plan
     assert plan["script"][0].endswith(
-        "--against last-deployment --artifact \"deploy-reports/deploy-report.json\""
+        '--against last-deployment --artifact "deploy-reports/deploy-report.json"'
     )
     rollback = body["production-rollback"]
     assert rollback["rules"][0]["when"] == "manual"
