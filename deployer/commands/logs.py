@@ -17,6 +17,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import TextIO
@@ -54,7 +55,9 @@ def time_arg(value: str | None, flag: str, now: float) -> float | None:
 
 
 class Printer:
-    def __init__(self, out: TextIO, secrets: set[str], colour: bool, grep: str | None) -> None:
+    def __init__(
+        self, out: TextIO, secrets: AbstractSet[str], colour: bool, grep: str | None
+    ) -> None:
         from deployer.report.redact import Redactor
 
         self.out = out

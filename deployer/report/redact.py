@@ -1,8 +1,20 @@
 """Keep secret values out of everything the deployer writes.
 
 Service environment values, registry passwords and GitLab tokens are secrets. The
-deploy result never holds them, but log excerpts come from the app's own containers,
-which may print their environment: every report passes through ``Redactor``.
+deployer never prints an environment value itself (plans and reports name keys, never
+values); but log excerpts come from the app's own containers, which may print their
+environment, so every report passes through ``Redactor``. The rule, as GitLab masks job
+logs:
+
+- a value of at least :data:`ANYWHERE_MIN` (8) characters is masked wherever it appears;
+- a value of :data:`WORD_MIN` to 7 characters is masked where it stands as a whole word
+  (not inside a longer run of letters and digits: ``PASS=abcde`` is masked, ``abcdefg``
+  in ``xabcdefgx`` is not);
+- shorter values, and the words true/false/yes/no/on/off, are not masked: they are not
+  secrets anyone can keep, and masking them would garble every line;
+- names the deployer prints are never masked: the app, environment, service, host and
+  image names (``MYSQL_DATABASE=nextcloud`` masks "nextcloud" in a log line, never in
+  the app name ``rwnextcloud``).
 """
 
 from __future__ import annotations
@@ -10,10 +22,15 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 
+from deployer.manifest.files import FileRefused, read_limited
 from deployer.manifest.model import Manifest
 
 MASK = "[MASKED]"
-MIN_LENGTH = 6  # shorter values ("1", "true", "8080") are not treated as secrets
+ANYWHERE_MIN = 8
+WORD_MIN = 4
+MIN_LENGTH = WORD_MIN  # shorter values are never masked
+_EDGE, _EDGE_END = r"(?<![A-Za-z0-9])", r"(?![A-Za-z0-9])"  # a whole word
+_PLAIN_WORDS = frozenset({"true", "false", "yes", "no", "on", "off", "null", "none"})
 SECRET_VARIABLES = (
     "CI_JOB_TOKEN",
     "CI_REGISTRY_PASSWORD",
@@ -25,25 +42,48 @@ SECRET_VARIABLES = (
 )
 
 
+class Secrets(frozenset[str]):
+    """Secret values, and the names that are never masked (``names``)."""
+
+    names: frozenset[str] = frozenset()
+
+    @classmethod
+    def of(cls, values: Iterable[str], names: Iterable[str] = ()) -> Secrets:
+        out = cls(values)
+        out.names = frozenset(n for n in names if n)
+        return out
+
+
 _NOT_SECRET = re.compile(r"\d{1,3}(\.\d{1,3}){3}(:\d+)?")  # an IPv4 address[:port]
+
+
+def names_of(manifest: Manifest) -> set[str]:
+    """The names the deployer prints: never masked, never garbled."""
+    env = manifest.environment
+    out = {manifest.app, env.name, *env.hosts}
+    for svc in manifest.services:
+        out.update((svc.name, svc.image))
+    return {n for n in out if n}
 
 
 def _public(manifest: Manifest) -> set[str]:
     """Strings the deployer prints anyway: masking an environment value equal to one of
     them (``APP_ENV: production``) would only garble the output."""
-    env = manifest.environment
-    out = {manifest.app, env.name, env.url or "", *env.hosts}
-    for svc in manifest.services:
-        out.update((svc.name, svc.image))
-    return out
+    return {*names_of(manifest), manifest.environment.url or ""}
+
+
+def _maskable(value: str) -> bool:
+    return len(value) >= WORD_MIN and value.lower() not in _PLAIN_WORDS
 
 
 def secret_values(
     manifest: Manifest | None = None, environ: Mapping[str, str] | None = None
-) -> set[str]:
+) -> Secrets:
     """Every value that must never be written: the services' environment values, the
-    registry passwords and the GitLab/registry tokens in the job's variables."""
+    registry passwords and the GitLab/registry tokens in the job's variables; with the
+    manifest's names, which are never masked."""
     out: set[str] = set()
+    names: set[str] = set()
     if manifest is not None:
         values: set[str] = set()
         for svc in manifest.services:
@@ -54,9 +94,10 @@ def secret_values(
         out.update(r.password for r in manifest.registries)  # always, whatever they look like
         out.update(w.url for w in manifest.notify.webhooks)  # a webhook URL is its token
         out.update(_secret_files(manifest))
+        names = names_of(manifest)
     if environ is not None:
         out.update(environ.get(k, "") for k in SECRET_VARIABLES)
-    return {v for v in out if len(v) >= MIN_LENGTH}
+    return Secrets.of({v for v in out if _maskable(v)}, names)
 
 
 def _secret_files(manifest: Manifest) -> set[str]:
@@ -68,10 +109,9 @@ def _secret_files(manifest: Manifest) -> set[str]:
                 continue
             text = fm.content
             if text is None and fm.source is not None:
-                try:
-                    with open(fm.source, encoding="utf-8") as f:
-                        text = f.read(65536)
-                except (OSError, UnicodeDecodeError):
+                try:  # a regular file only: a FIFO would block, a device never end
+                    text = read_limited(fm.source, 1 << 20).decode("utf-8")
+                except (OSError, UnicodeDecodeError, FileRefused):
                     text = None
             if text:
                 out.add(text)
@@ -80,21 +120,47 @@ def _secret_files(manifest: Manifest) -> set[str]:
 
 
 class Redactor:
-    def __init__(self, secrets: Iterable[str] = ()) -> None:
-        # Longest first, so a secret containing another is masked whole.
-        self._secrets = sorted({s for s in secrets if len(s) >= MIN_LENGTH}, key=len, reverse=True)
+    def __init__(self, secrets: Iterable[str] = (), names: Iterable[str] = ()) -> None:
+        values = {s for s in secrets if _maskable(s)}
         # Each line of a multi-line secret (a key file) is a secret of its own.
-        for s in list(self._secrets):
+        for s in list(values):
             for line in s.splitlines():
-                if len(line.strip()) >= MIN_LENGTH and line.strip() not in self._secrets:
-                    self._secrets.append(line.strip())
-        self._secrets.sort(key=len, reverse=True)
+                if _maskable(line.strip()):
+                    values.add(line.strip())
+        self._secrets = sorted(values, key=len, reverse=True)  # a secret containing another
+        self._names = sorted({*names, *getattr(secrets, "names", ())} - {""}, key=len, reverse=True)
+        parts = [
+            re.escape(s) if len(s) >= ANYWHERE_MIN else rf"{_EDGE}{re.escape(s)}{_EDGE_END}"
+            for s in self._secrets
+        ]
+        self._pattern = re.compile("|".join(parts)) if parts else None
+
+    def _protected(self, text: str) -> list[tuple[int, int]]:
+        spans = []
+        for name in self._names:
+            start = text.find(name)
+            while start >= 0:
+                spans.append((start, start + len(name)))
+                start = text.find(name, start + 1)
+        return spans
 
     def __call__(self, text: str) -> str:
-        for s in self._secrets:
-            if s in text:
-                text = text.replace(s, MASK)
-        return text
+        if self._pattern is None or not text:
+            return text
+        matches = list(self._pattern.finditer(text))
+        if not matches:
+            return text
+        spans = self._protected(text) if self._names else []
+        out: list[str] = []
+        at = 0
+        for m in matches:
+            if any(a <= m.start() and m.end() <= b for a, b in spans):
+                continue  # inside a name: a name is never masked
+            out.append(text[at : m.start()])
+            out.append(MASK)
+            at = m.end()
+        out.append(text[at:])
+        return "".join(out)
 
     def __bool__(self) -> bool:
         return bool(self._secrets)

@@ -44,4 +44,50 @@ def test_redactor_masks_longest_first_and_lines_of_multiline_secrets() -> None:
     redact = Redactor(["abcdefgh", "abcdefgh-longer", key])
     assert redact("x abcdefgh-longer y abcdefgh") == f"x {MASK} y {MASK}"
     assert redact("line: AAAAB3NzaC1yc2EAAAADAQABAAABAQ") == f"line: {MASK}"
-    assert not Redactor(["short"])
+    assert not Redactor(["abc", "true", "off"])  # too short, or plain words
+    assert Redactor(["short"])
+
+
+def test_long_values_anywhere_short_ones_as_whole_words() -> None:
+    redact = Redactor(["pw8chars", "abcde", "ab"])
+    assert redact("x=pw8chars;yy-pw8charsxx") == f"x={MASK};yy-{MASK}xx"
+    assert redact("PASS=abcde and abcde. but xabcdex, abcde1") == (
+        f"PASS={MASK} and {MASK}. but xabcdex, abcde1"
+    )
+    assert redact("ab is never masked: abc ab") == "ab is never masked: abc ab"
+
+
+def test_names_are_never_garbled() -> None:
+    """MYSQL_DATABASE=nextcloud once turned the app rwnextcloud into rw[MASKED]."""
+    m = Manifest(
+        path="deploy.yml",
+        app="rwnextcloud",
+        environment=Environment("production", hosts=("ssh://deploy@nextcloud-host",)),
+        services=(
+            Service(
+                "nextcloud",
+                "registry.example.com/rwnextcloud/app:1",
+                environment=(("MYSQL_DATABASE", "nextcloud"), ("MYSQL_PASSWORD", "pw5ch")),
+            ),
+        ),
+    )
+    secrets = secret_values(m, {})
+    assert secrets == {"pw5ch"}  # "nextcloud" is the service's name: printed anyway
+    m2 = Manifest(
+        path="deploy.yml",
+        app="rwnextcloud",
+        environment=Environment("production"),
+        services=(
+            Service(
+                "web",
+                "registry.example.com/rwnextcloud/app:1",
+                environment=(("MYSQL_DATABASE", "nextcloud"),),
+            ),
+        ),
+    )
+    redact = Redactor(secret_values(m2, {}))
+    line = "app rwnextcloud, image registry.example.com/rwnextcloud/app:1, db nextcloud"
+    assert redact(line) == (
+        f"app rwnextcloud, image registry.example.com/rwnextcloud/app:1, db {MASK}"
+    )
+    assert redact("rwnextcloud") == "rwnextcloud"  # the report's app field, DEPLOY_APP

@@ -11,8 +11,12 @@ hold the secrets and are not scanned.
 
 from __future__ import annotations
 
+import json
 import subprocess
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import ClassVar
 
 import docker
 import pytest
@@ -155,6 +159,160 @@ def test_no_secret_in_any_output(
     assert "DB_PASSWORD=[MASKED]" in failed_junit
     assert any(b"release-record" in data for _, data in written)
     for name, data in written:
+        for secret in secrets:
+            at = data.find(secret.encode())
+            assert at < 0, f"{secret!r} in {name}: ...{data[max(0, at - 300) : at + 60]!r}"
+
+
+class _GitLab(BaseHTTPRequestHandler):
+    """A GitLab API that accepts every call and keeps every request it was sent."""
+
+    seen: ClassVar[list[bytes]] = []
+
+    def _answer(self, status: int, payload: object) -> None:
+        body = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self) -> None:
+        self.seen.append(f"GET {self.path}".encode())
+        self._answer(200, [] if self.path.split("?")[0].endswith("/notes") else {"iid": 13})
+
+    def do_POST(self) -> None:
+        size = int(self.headers.get("Content-Length") or 0)
+        self.seen.append(self.rfile.read(size))
+        self._answer(201, {"id": 1, "body": ""})
+
+    do_PUT = do_POST
+
+    def log_message(self, format: str, *args: object) -> None:
+        return
+
+
+# The service's database is named like a piece of the app's name (as rwnextcloud with
+# MYSQL_DATABASE=nextcloud), and two short secrets, 5 and 4 characters.
+SHORT = {"SHORT_PASSWORD": "q7x2z", "PIN": "k9w4"}
+NAMED_MANIFEST = """\
+app: {app}
+environments:
+  production: {{}}
+services:
+  web:
+    image: {registry}/testapp/web:v1
+    environment:
+      DATABASE: {piece}
+      SHORT_PASSWORD: ${{SHORT_PASSWORD}}
+      PIN: ${{PIN}}
+    healthcheck:
+      test: ["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:8080/version"]
+      interval: 1s
+      timeout: 5s
+      retries: 3
+{extra}rollout:
+  health_timeout: 60s
+  healthy_after: 1s
+  drain: 0s
+"""
+LEAKY_SHORT = """\
+  leaky:
+    image: {registry}/testapp/task:v1
+    command: ["sh", "-c", "echo PW=$$SHORT_PASSWORD PIN=$$PIN DB=$$DATABASE; exit 1"]
+    environment:
+      DATABASE: {piece}
+      SHORT_PASSWORD: ${{SHORT_PASSWORD}}
+      PIN: ${{PIN}}
+"""
+BAD = """\
+app: {app}
+environments:
+  production: {{}}
+services:
+  web:
+    image: {registry}/testapp/web:v1
+    stop_grace_period: ${{SHORT_PASSWORD}}
+    ports: ["${{PIN}}"]
+"""
+
+
+def test_short_secrets_error_paths_the_mr_note_and_names(
+    tmp_path: Path, app: str, testenv: TestEnv, engine: docker.DockerClient
+) -> None:
+    """Short secrets are masked as words in container output and never printed by the
+    deployer; a secret in a bad value is quoted as written; the MR note (posted to a GitLab
+    that keeps what it is sent) holds no secret; a secret that is a piece of the app's name
+    does not garble the name anywhere (log, reports, dotenv, note)."""
+    server = ThreadingHTTPServer(("127.0.0.1", 18100), _GitLab)
+    _GitLab.seen = []
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    piece = app[2:]  # 9 characters of the 11 of the app's name
+    env = {
+        **_environ(testenv),
+        **SHORT,
+        "CI_SERVER_URL": "http://127.0.0.1:18100",
+        "DEPLOYER_GITLAB_TOKEN": SECRETS["DEPLOYER_GITLAB_TOKEN"],
+    }
+    secrets = [*SHORT.values(), SECRETS["DEPLOYER_GITLAB_TOKEN"]]
+    manifest = tmp_path / "deploy.yml"
+    reports = tmp_path / "reports"
+    written: list[tuple[str, bytes]] = []
+
+    def deployer(*args: str, expect: int = 0) -> str:
+        proc = subprocess.run(
+            [str(DEPLOYER), *args],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            timeout=300,
+            check=False,
+        )
+        written.append((f"{args} stdout", proc.stdout))
+        written.append((f"{args} stderr", proc.stderr))
+        assert proc.returncode == expect, (args, proc.stdout.decode(), proc.stderr.decode())
+        return proc.stdout.decode() + proc.stderr.decode()
+
+    try:
+        registry = testenv.registry
+        manifest.write_text(BAD.format(app=app, registry=registry))
+        out = deployer("validate", expect=2)
+        assert "${SHORT_PASSWORD}" in out and "${PIN}" in out, out
+        deployer("validate", "--format", "json", expect=2)
+        deployer("plan", expect=2)
+        deployer("deploy", "--report-dir", str(reports / "0"), expect=2)
+        extra = LEAKY_SHORT.format(registry=registry, piece=piece)
+        manifest.write_text(
+            NAMED_MANIFEST.format(app=app, registry=registry, piece=piece, extra="")
+        )
+        deployer("plan")
+        out = deployer("deploy", "--report-dir", str(reports / "1"))
+        assert app in out
+        manifest.write_text(
+            NAMED_MANIFEST.format(app=app, registry=registry, piece=piece, extra=extra)
+        )
+        out = deployer("deploy", "--report-dir", str(reports / "2"), expect=1)
+        assert "PW=[MASKED] PIN=[MASKED]" in out, out  # the container's own output, masked
+        assert "DB=[MASKED]" in out, out  # a piece of the app's name, in a log line
+        assert app in out and f"{app[:2]}[MASKED]" not in out, out
+    finally:
+        server.shutdown()
+        server.server_close()
+    for path in sorted(reports.rglob("*")):
+        if path.is_file():
+            data = path.read_bytes()
+            written.append((str(path), data))
+            if path.name in ("deploy.json", "deploy.env", "deploy-summary.md"):
+                assert app.encode() in data, path
+                assert f"{app[:2]}[MASKED]".encode() not in data, path
+    notes = [b for b in _GitLab.seen if b.startswith(b"{") and b"body" in b]
+    assert notes, _GitLab.seen  # the MR note was posted, and is scanned below
+    assert any(app.encode() in n for n in notes), notes
+    for i, body in enumerate(_GitLab.seen):
+        written.append((f"request {i} to GitLab", body))
+    for name, data in written:
+        assert f"{app[:2]}[MASKED]".encode() not in data, name
         for secret in secrets:
             at = data.find(secret.encode())
             assert at < 0, f"{secret!r} in {name}: ...{data[max(0, at - 300) : at + 60]!r}"
