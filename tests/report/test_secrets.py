@@ -6,7 +6,8 @@ registry, with known secret values in the service environment, the registry pass
 and the GitLab tokens. Every byte written is scanned: stdout, stderr, every report
 file, and every label the deployer put on the engine (containers, volumes, networks:
 release records live in volume labels). Containers' own environments legitimately
-hold the secrets and are not scanned.
+hold the environment secrets; compose secrets (from a variable, or from a File-type
+variable's file) are mounted as files only and scanned for in the environments too.
 """
 
 from __future__ import annotations
@@ -31,7 +32,9 @@ SECRETS = {
     "API_KEY": "api-key-0d93b6e2c1a8",
     "CI_JOB_TOKEN": "job-token-61a0c9d2e7",
     "DEPLOYER_GITLAB_TOKEN": "glpat-write-3e8b1f0a77",
+    "SIGNING_KEY": "signing-key-9a4e07c2b5",  # a compose secret from a variable
 }
+SECRET_FILE = "file-secret-2c8d51f9a0"  # a compose secret from a GitLab File-type variable
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -50,12 +53,16 @@ services:
     environment:
       DB_PASSWORD: ${{DB_PASSWORD}}
       API_KEY: ${{API_KEY}}
+    secrets: [signing_key, {{source: cert_key, mode: 0400}}]
     healthcheck:
       test: ["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:8080/version"]
       interval: 1s
       timeout: 2s
       retries: 3
-{extra}rollout:
+{extra}secrets:
+  signing_key: {{environment: SIGNING_KEY}}
+  cert_key: {{file: "${{CERT_KEY_FILE}}"}}
+rollout:
   health_timeout: 10s
   healthy_after: 1s
   drain: 0s
@@ -98,7 +105,9 @@ def test_no_secret_in_any_output(
     tmp_path: Path, app: str, testenv: TestEnv, engine: docker.DockerClient
 ) -> None:
     env = _environ(testenv)
-    secrets = [*SECRETS.values(), testenv.auth_password]
+    (tmp_path / "cert-key-variable").write_text(SECRET_FILE)
+    env["CERT_KEY_FILE"] = str(tmp_path / "cert-key-variable")
+    secrets = [*SECRETS.values(), SECRET_FILE, testenv.auth_password]
     manifest = tmp_path / "deploy.yml"
     reports = tmp_path / "reports"
     written: list[tuple[str, bytes]] = []
@@ -154,6 +163,13 @@ def test_no_secret_in_any_output(
             (f"labels of network {network.name}", repr(network.attrs["Labels"]).encode())
         )
 
+    for container in engine.containers.list(all=True, filters={"label": f"{L.APP}={app}"}):
+        env_text = repr(container.attrs["Config"]["Env"])
+        for value in (SECRET_FILE, SECRETS["SIGNING_KEY"]):
+            assert value not in env_text, f"compose secret in the environment of {container.name}"
+        if container.labels.get(L.SERVICE) == "web" and container.status == "running":
+            code, got = container.exec_run(["cat", "/run/secrets/cert_key"])
+            assert code == 0 and got.decode() == SECRET_FILE  # it arrives, as a file only
     # The scan can fail: the failed deploy's excerpt did hold the secret, masked.
     failed_junit = (reports / "2" / "deploy-junit.xml").read_text()
     assert "DB_PASSWORD=[MASKED]" in failed_junit
