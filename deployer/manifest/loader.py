@@ -4,7 +4,9 @@ model and checks. Every stage reports all its problems; nothing stops at the fir
 from __future__ import annotations
 
 import copy
+import fnmatch
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
@@ -41,6 +43,57 @@ def read(path: str | os.PathLike[str], environ: Mapping[str, str]) -> Doc:
     return doc
 
 
+def is_pattern(name: str) -> bool:
+    """An environment key with ``*`` (``review/*``) stands for every name it matches."""
+    return "*" in name
+
+
+def matching_key(names: list[str], env: str) -> str | None:
+    """The manifest's key for environment ``env``: its own name, else the first pattern
+    that matches it (GitLab's review apps: ``review/*`` for ``review/<slug>``)."""
+    if env in names:
+        return env
+    for name in names:
+        if is_pattern(name) and not is_pattern(env) and fnmatch.fnmatchcase(env, name):
+            return name
+    return None
+
+
+def environment_slug(env: str) -> str:
+    """``${DEPLOYER_ENVIRONMENT_SLUG}``: the name as a DNS label (lowercase letters, digits
+    and ``-``, at most 63), for host names and URLs: ``review/feat-x`` -> ``review-feat-x``."""
+    slug = re.sub(r"[^a-z0-9]+", "-", env.lower()).strip("-")
+    return slug[:63].rstrip("-") or "env"
+
+
+def builtin_variables(env: str) -> dict[str, str]:
+    return {"DEPLOYER_ENVIRONMENT": env, "DEPLOYER_ENVIRONMENT_SLUG": environment_slug(env)}
+
+
+def _for_environment(doc: Doc, env_name: str) -> Doc:
+    """``doc`` with a pattern's entry (``review/*``) standing as ``env_name``'s own, its
+    positions included, so every later stage sees an ordinary environment."""
+    names = environment_names(doc)
+    key = matching_key(names, env_name)
+    if key is None or key == env_name:
+        return doc
+    data = copy.copy(doc.data)
+    data["environments"] = {
+        (env_name if k == key else k): v for k, v in doc.data["environments"].items()
+    }
+    old = ("environments", key)
+    new = ("environments", env_name)
+
+    def alias(table: dict[Path, yamlpos.Pos]) -> dict[Path, yamlpos.Pos]:
+        out = dict(table)
+        for path, at in table.items():
+            if path[:2] == old:
+                out[(*new, *path[2:])] = at
+        return out
+
+    return replace(doc, data=data, values=alias(doc.values), keys=alias(doc.keys))
+
+
 def environment_names(doc: Doc) -> list[str]:
     data = doc.data
     if isinstance(data, dict) and isinstance(data.get("environments"), dict):
@@ -67,7 +120,7 @@ def select_environment(
             "pass --env NAME (in GitLab CI, CI_ENVIRONMENT_NAME chooses it)",
             key=True,
         )
-    if env in names:
+    if matching_key(names, env) is not None:
         return env, None
     guess = did_you_mean(env, names)
     return None, doc.problem(
@@ -145,7 +198,11 @@ def _interpolate_tree(
         for k, raw_v in raw_vars.items():
             v = raw_v
             if isinstance(v, str):
-                v = expand(("environments", env_name, "variables", k), v, environ)
+                v = expand(
+                    ("environments", env_name, "variables", k),
+                    v,
+                    {**environ, **builtin_variables(env_name)},
+                )
                 raw_vars[k] = v
             if v is None:
                 continue
@@ -156,7 +213,8 @@ def _interpolate_tree(
             )
     # precedence, as compose: CI/process variables > the environment's `variables` >
     # the compose project's .env file
-    lookup = {**doc.compose_dotenv, **variables, **environ}
+    # ${DEPLOYER_ENVIRONMENT} and ${DEPLOYER_ENVIRONMENT_SLUG}: the deployer's own.
+    lookup = {**doc.compose_dotenv, **variables, **environ, **builtin_variables(env_name)}
     walk(data, (), lookup)
     for var, paths in undefined.items():
         places = []
@@ -177,6 +235,7 @@ def _interpolate_tree(
 def _check_env(
     doc: Doc, env_name: str, environ: Mapping[str, str]
 ) -> tuple[list[Problem], list[Problem], Manifest | None]:
+    doc = _for_environment(doc, env_name)
     data = copy.deepcopy(doc.data)
     interpolated, problems, lookup, broken = _interpolate_tree(doc, data, env_name, environ)
     schema_problems = validate(doc, data, interpolated)
@@ -255,7 +314,8 @@ def check_manifest(
             problems.append(problem)
         targets = [env_name] if env_name else []
     else:
-        targets = names
+        # A pattern is checked as one name it matches (review/* as review/example).
+        targets = [n.replace("*", "example") if is_pattern(n) else n for n in names]
     for name in targets:
         found, warned, manifest = _check_env(doc, name, environ)
         problems += found

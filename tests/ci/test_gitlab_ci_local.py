@@ -167,6 +167,8 @@ def test_merge_request_pipeline_validates_and_plans(repo: AppRepo, testenv: Test
     # The manual deploy and rollback jobs did not run.
     assert "production-deploy starting" not in proc.stdout
     assert "production-rollback starting" not in proc.stdout
+    # Review apps are opt-in (input review_apps): not in this pipeline.
+    assert "production-review" not in proc.stdout
     assert "valid for production" in repo.job_log("production-validate")
     plan_log = repo.job_log("production-plan")
     # No GitLab API here (gitlab-ci-local sets no job token): validate-only, saying why.

@@ -50,7 +50,8 @@ def render(values: dict[str, str] | None = None) -> dict[str, Any]:
 
     def fill(m: re.Match[str]) -> str:
         name = m.group(1)
-        return str(given.get(name, inputs[name]["default"]))
+        value = given.get(name, inputs[name]["default"])
+        return str(value).lower() if isinstance(value, bool) else str(value)
 
     data: dict[str, Any] = yaml.safe_load(INPUT_RE.sub(fill, body))
     return data
@@ -124,6 +125,8 @@ def test_no_global_keywords() -> None:
         "production-deploy",
         "production-logs",
         "production-plan",
+        "production-review",
+        "production-review-stop",
         "production-rollback",
         "production-stop",
         "production-validate",
@@ -298,3 +301,38 @@ def test_logs_job_keeps_the_log_as_an_artifact() -> None:
     assert job["environment"]["action"] == "access"
     assert '--since "$DEPLOYER_LOGS_SINCE"' in job["script"][1]
     assert job["artifacts"]["paths"] == ["deploy-reports/logs.txt"]
+
+
+def test_review_apps_are_opt_in(tmp_path: Path) -> None:
+    mr = '$CI_PIPELINE_SOURCE == "merge_request_event"'
+    off = render()
+    assert off["production-review"]["rules"] == [{"if": f'"false" == "true" && {mr}'}]
+    on = render({"review_apps": True, "job_prefix": "app"})
+    proc = schema_check(tmp_path, "review", on)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    review, stop = on["app-review"], on["app-review-stop"]
+    assert review["rules"] == [{"if": f'"true" == "true" && {mr}'}]
+    assert review["environment"] == {
+        "name": "review/$CI_COMMIT_REF_SLUG",
+        "url": "$DEPLOY_URL",
+        "deployment_tier": "development",
+        "action": "start",
+        "on_stop": "app-review-stop",
+        "auto_stop_in": "1 week",
+    }
+    assert review["resource_group"] == "review/$CI_COMMIT_REF_SLUG"
+    assert '--env "review/$CI_COMMIT_REF_SLUG"' in review["script"][0]
+    assert review["artifacts"]["reports"]["dotenv"] == "deploy-reports/deploy.env"
+    assert stop["environment"]["name"] == review["environment"]["name"]
+    assert stop["environment"]["action"] == "stop"
+    assert stop["rules"][0]["when"] == "manual"
+    assert stop["resource_group"] == review["resource_group"]
+    (line,) = stop["script"]
+    assert line.split()[:2] == ["deployer", "down"]
+    assert '--env "review/$CI_COMMIT_REF_SLUG"' in line
+    assert (
+        render({"review_auto_stop_in": "2 days"})["production-review"]["environment"][
+            "auto_stop_in"
+        ]
+        == "2 days"
+    )

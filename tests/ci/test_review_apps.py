@@ -1,0 +1,209 @@
+"""Review apps, run by gitlab-ci-local against the real engine: an app repository
+includes the template with `review_apps: true`; the merge request pipelines of two
+branches deploy `review/<slug>` each, side by side (the manifest's `review/*` pattern
+gives both their settings, `${DEPLOYER_ENVIRONMENT_SLUG}` their URLs); the stop job of
+one removes its containers, network and releases, and the other keeps serving."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import docker
+import pytest
+
+from deployer import labels as L
+from tests.testenv import TestEnv
+
+ROOT = Path(__file__).resolve().parents[2]
+TEMPLATE = ROOT / "templates" / "deploy.yml"
+SECRET = "review-secret-0c4f9a7e21"
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+MANIFEST = """\
+app: {app}
+environments:
+  production:
+    url: http://{app}.example.com/
+    variables:
+      GREETING: hello from production
+  review/*:
+    url: http://${{DEPLOYER_ENVIRONMENT_SLUG}}.{app}.localhost/
+    variables:
+      GREETING: hello from ${{DEPLOYER_ENVIRONMENT}}
+services:
+  web:
+    image: {image}
+    environment:
+      APP_SECRET: ${{APP_SECRET}}
+      GREETING: ${{GREETING}}
+    healthcheck:
+      test: ["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:8080/version"]
+      interval: 1s
+      timeout: 5s
+      retries: 3
+rollout:
+  health_timeout: 60s
+  healthy_after: 1s
+  drain: 0s
+"""
+
+PIPELINE = """\
+stages: [build, test, deploy]
+
+include:
+  - local: ci/deploy.yml
+    inputs:
+      environment: production
+      command: {command}
+      review_apps: true
+      options: --wait-lock 60s
+"""
+
+
+@dataclass
+class AppRepo:
+    path: Path
+    binary: Path
+    app: str
+
+    def git(self, *args: str) -> str:
+        proc = subprocess.run(
+            ["git", "-c", "user.name=Dev", "-c", "user.email=dev@example.com", *args],
+            cwd=self.path,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        return proc.stdout
+
+    def mr_pipeline(self, branch: str, iid: int, *jobs: str) -> subprocess.CompletedProcess[str]:
+        """gitlab-ci-local on ``branch`` as a merge request pipeline (it sets no MR
+        variables itself)."""
+        self.git("checkout", "-q", branch)
+        env = {
+            k: v for k, v in os.environ.items() if not k.startswith(("CI_", "GITLAB_", "DEPLOYER_"))
+        }
+        env["DOCKER_HOST"] = "unix:///var/run/docker.sock"
+        return subprocess.run(
+            [
+                str(self.binary),
+                "--force-shell-executor",
+                "--no-color",
+                "--variable",
+                f"APP_SECRET={SECRET}",
+                "--variable",
+                "CI_PIPELINE_SOURCE=merge_request_event",
+                "--variable",
+                f"CI_MERGE_REQUEST_IID={iid}",
+                *jobs,
+            ],
+            cwd=self.path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+        )
+
+    def dotenv(self) -> dict[str, str]:
+        path = self.path / ".gitlab-ci-local" / "artifacts" / "production-review"
+        text = (path / "deploy-reports" / "deploy.env").read_text()
+        return dict(line.split("=", 1) for line in text.splitlines() if "=" in line)
+
+
+@pytest.fixture
+def repo(tmp_path: Path, app: str, gitlab_ci_local: Path, testenv: TestEnv) -> Iterator[AppRepo]:
+    path = tmp_path / "app"
+    (path / "ci").mkdir(parents=True)
+    shutil.copy2(TEMPLATE, path / "ci" / "deploy.yml")
+    (path / ".gitlab-ci.yml").write_text(
+        PIPELINE.format(command=ROOT / ".venv" / "bin" / "deployer")
+    )
+    (path / ".gitignore").write_text(".gitlab-ci-local/\ndeploy-reports/\n")
+    (path / "deploy.yml").write_text(MANIFEST.format(app=app, image=testenv.image_v1))
+    r = AppRepo(path, gitlab_ci_local, app)
+    r.git("init", "-q", "-b", "main")
+    r.git("remote", "add", "origin", f"https://gitlab.example.com/shop/{app}.git")
+    r.git("add", "-A")
+    r.git("commit", "-q", "-m", "app")
+    for branch in ("feat-a", "Feat/B"):
+        r.git("branch", branch)
+    yield r
+
+
+def _containers(
+    engine: docker.DockerClient, app: str, env: str
+) -> list[docker.models.containers.Container]:
+    return engine.containers.list(
+        all=True, filters={"label": [f"{L.APP}={app}", f"{L.ENVIRONMENT}={env}"]}
+    )
+
+
+def _serves(engine: docker.DockerClient, app: str, env: str) -> str:
+    """The review app's answer, asked from inside its own container."""
+    (web,) = [
+        c
+        for c in _containers(engine, app, env)
+        if c.labels.get(L.ROLE) == L.ROLE_CURRENT and c.status == "running"
+    ]
+    code, out = web.exec_run(["wget", "-q", "-O", "-", "http://127.0.0.1:8080/version"])
+    assert code == 0, out
+    env_values = dict(x.split("=", 1) for x in web.attrs["Config"]["Env"] if "=" in x)
+    return f"{out.decode().strip()} | {env_values.get('GREETING')}"
+
+
+def _no_secret(repo: AppRepo, *outputs: str) -> None:
+    for text in outputs:
+        assert SECRET not in text
+    for path in (repo.path / ".gitlab-ci-local").rglob("*"):
+        if path.is_file() and ("output" in path.parts or "artifacts" in path.parts):
+            assert SECRET.encode() not in path.read_bytes(), path
+
+
+def test_two_review_apps_side_by_side_and_one_stopped(
+    repo: AppRepo, engine: docker.DockerClient
+) -> None:
+    app = repo.app
+    # Merge request !1 (branch feat-a): its pipeline validates, plans and deploys the
+    # review app automatically; the stop job waits (manual).
+    a = repo.mr_pipeline("feat-a", 1)
+    assert a.returncode == 0, a.stdout[-4000:] + a.stderr[-2000:]
+    assert "PASS  production-review" in a.stdout
+    assert "production-review-stop" not in a.stdout.split("PASS  production-review")[0]
+    assert "production-deploy starting" not in a.stdout
+    env_a = repo.dotenv()
+    assert env_a["DEPLOY_ENVIRONMENT"] == "review/feat-a"
+    assert env_a["DEPLOY_URL"] == f"http://review-feat-a.{app}.localhost/"
+    assert _serves(engine, app, "review/feat-a").endswith("| hello from review/feat-a")
+
+    # Merge request !2 (branch Feat/B, slug feat-b) gets its own environment beside it.
+    b = repo.mr_pipeline("Feat/B", 2)
+    assert b.returncode == 0, b.stdout[-4000:] + b.stderr[-2000:]
+    env_b = repo.dotenv()
+    assert env_b["DEPLOY_ENVIRONMENT"] == "review/feat-b"
+    assert env_b["DEPLOY_URL"] == f"http://review-feat-b.{app}.localhost/"
+    assert _serves(engine, app, "review/feat-a").endswith("| hello from review/feat-a")
+    assert _serves(engine, app, "review/feat-b").endswith("| hello from review/feat-b")
+    networks_before = {n.name for n in engine.networks.list() if app in n.name}
+    assert any("review-feat-a" in n for n in networks_before), networks_before
+    assert any("review-feat-b" in n for n in networks_before), networks_before
+
+    # Stopping !1's environment (its stop job, what GitLab runs on merge, close,
+    # auto_stop_in or the Stop button) removes it; !2's app keeps serving.
+    stop = repo.mr_pipeline("feat-a", 1, "production-review-stop")
+    assert stop.returncode == 0, stop.stdout[-4000:] + stop.stderr[-2000:]
+    assert "PASS  production-review-stop" in stop.stdout
+    assert _containers(engine, app, "review/feat-a") == []
+    networks_after = {n.name for n in engine.networks.list() if app in n.name}
+    assert not any("review-feat-a" in n for n in networks_after), networks_after
+    assert any("review-feat-b" in n for n in networks_after), networks_after
+    assert _serves(engine, app, "review/feat-b").endswith("| hello from review/feat-b")
+    _no_secret(repo, a.stdout, a.stderr, b.stdout, b.stderr, stop.stdout, stop.stderr)
