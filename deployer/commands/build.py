@@ -89,13 +89,14 @@ def run(args: argparse.Namespace, out: TextIO, environ: Mapping[str, str] | None
     env = dict(os.environ if environ is None else environ)
     manifest = load(args, env)
     services = selected(manifest, services_arg(args.services))
-    secrets = secret_values(manifest, env)
+    known = secret_values(manifest, env)
+    secrets = set(known)
     for svc in services:
         assert svc.build is not None
         secrets.update(v for _, v in svc.build.args if len(v) >= 6)
     auths = {s.name: push_auth(s.image, manifest, env) for s in services} if args.push else {}
     secrets.update(a.password for a in auths.values() if a is not None)
-    mask = Redactor(secrets)
+    mask = Redactor(secrets, known.names)
     for svc in services:
         if "@" in svc.image:
             raise InvalidInput(
