@@ -37,6 +37,7 @@ COMMANDS = {
     "status": "show what runs where: release, digest, commit, MR, health, uptime",
     "logs": "every replica's logs on every host, merged in time order",
     "exec": "run a command in a running replica of a service; exits with its exit code",
+    "restart": "restart services: a health-gated rollout of the same image, rolled back on failure",
     "run": "a one-off container of the deployed release (a task, or --service S -- CMD)",
     "stats": "CPU, memory, network and restarts of every replica on every host",
     "down": "remove an environment of the app from its hosts (volumes only with --volumes)",
@@ -147,6 +148,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", metavar="HOST", help="a replica on this host (its URL or a part)")
     p.add_argument("service", metavar="SERVICE")
     p.add_argument("argv", nargs=argparse.REMAINDER, metavar="-- CMD...")
+
+    p = sub.add_parser("restart", help=COMMANDS["restart"], description=COMMANDS["restart"])
+    _common(p)
+    p.add_argument("services", nargs="*", metavar="SERVICE", help="the services to restart")
+    p.add_argument("--hard", action="store_true", help="stop each replica before its successor")
+    p.add_argument("--report-dir", metavar="DIR", default=".", help="where reports are written")
 
     p = sub.add_parser("run", help=COMMANDS["run"], description=COMMANDS["run"])
     _common(p)

@@ -878,6 +878,10 @@ class Rollout:
     # -- end ------------------------------------------------------------------------------
 
     def _finish(self) -> None:
+        if self.kind == "restart":  # the same images and configuration: no new release
+            self.result.outcome = Outcome.DEPLOYED
+            self.line(f"restarted by {self.context.holder}; no release recorded")
+            return
         previous = self._previous_release()
         digests = dict(previous.digests) if previous else {}
         digests.update(self.plan.digests)

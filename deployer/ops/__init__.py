@@ -12,9 +12,13 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC
-from typing import Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from deployer.manifest.model import Manifest, Task
+
+if TYPE_CHECKING:
+    from deployer.context import Context
+    from deployer.report.log import JobLog
 
 
 @dataclass(frozen=True)
@@ -125,6 +129,14 @@ class Operations(Protocol):
         """One sample of every running replica."""
         ...
 
+    def restart(
+        self, services: Sequence[str], *, hard: bool, context: Context, log: JobLog, args: Any
+    ) -> int:
+        """Replace every replica of ``services`` with the same image and configuration
+        through the rollout (health-gated, rolled back when unhealthy: ``DeployFailed``);
+        no release is recorded."""
+        ...
+
     def run(self, task: Task, say: Callable[[str], None]) -> int:
         """Run ``task`` as a one-off container of the deployed release's image (its digest)
         and the service's configuration, removed afterwards; its exit code."""
@@ -135,8 +147,6 @@ class Operations(Protocol):
 
 def stat_row(replica: Replica, sample: dict[str, object], info: dict[str, object]) -> StatRow:
     """A ``StatRow`` from the engine's stats sample and the container's inspect data."""
-    from typing import Any
-
     s: dict[str, Any] = sample
     cpu = s.get("cpu_stats") or {}
     pre = s.get("precpu_stats") or {}

@@ -4,9 +4,10 @@ connection each (as a deploy), the app found by its labels."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import docker
 import docker.errors
@@ -17,7 +18,7 @@ from deployer.docker.containers import wrapped
 from deployer.docker.execute import exec_in
 from deployer.docker.host import DockerHost
 from deployer.engine import lock_key
-from deployer.errors import DeployerError
+from deployer.errors import DeployerError, InvalidInput
 from deployer.manifest.model import Manifest, Task
 from deployer.ops import (
     LockState,
@@ -29,7 +30,12 @@ from deployer.ops import (
     release_digest,
     stat_row,
 )
+from deployer.plan import Observed, Plan
 from deployer.targets import _parallel, _raise_first, close_all, connect_hosts
+
+if TYPE_CHECKING:
+    from deployer.context import Context
+    from deployer.report.log import JobLog
 
 # What `down` removes the containers of: everything of the app's environment but the lock.
 _NOT_LOCK = L.ROLE_LOCK
@@ -41,8 +47,14 @@ def _ours(app: str, env: str) -> dict[str, list[str]]:
 
 
 class ContainerOperations:
-    def __init__(self, manifest: Manifest, hosts: Sequence[DockerHost]) -> None:
+    def __init__(
+        self,
+        manifest: Manifest,
+        hosts: Sequence[DockerHost],
+        environ: Mapping[str, str] | None = None,
+    ) -> None:
         self.manifest = manifest
+        self.environ: Mapping[str, str] = environ or {}
         self.hosts = sorted(hosts, key=lambda h: h.name)
         self.app = manifest.app
         self.env = manifest.environment.name
@@ -50,7 +62,7 @@ class ContainerOperations:
 
     @classmethod
     def open(cls, manifest: Manifest, environ: Mapping[str, str]) -> ContainerOperations:
-        return cls(manifest, connect_hosts(manifest, environ))
+        return cls(manifest, connect_hosts(manifest, environ), environ)
 
     @property
     def where(self) -> str:
@@ -232,6 +244,71 @@ class ContainerOperations:
         )
         return out.exit_code
 
+    # -- restart ------------------------------------------------------------------------
+
+    def restart_plan(self, services: Sequence[str], hard: bool) -> tuple[Plan, dict[str, Any]]:
+        """A plan that replaces every replica of ``services`` with the same image (the
+        deployed release's digest) and configuration; (plan, observed by host).
+        ``InvalidInput`` when what runs differs from the manifest (deploy instead)."""
+        from deployer.plan import Action, make_plan
+        from deployer.targets import observe_all
+
+        first = self.hosts[0]
+        releases = first.releases(self.app, self.env)
+        digests = {s: release_digest(releases, s, first.name) for s in services}
+        observed = observe_all(self.manifest, self.hosts)
+        plan = make_plan(self.manifest, observed, digests, list(services))
+        hosts = []
+        for hp in plan.hosts:
+            steps = []
+            for step in hp.steps:
+                if step.service not in services:
+                    steps.append(step)
+                    continue
+                if step.action is not Action.UNCHANGED:
+                    raise InvalidInput(
+                        f"{hp.host}: {step.service} differs from {self.manifest.path} "
+                        f"({'; '.join(step.reasons)}): a restart keeps what runs as it is",
+                        hint="deploy the manifest with `deployer deploy` instead",
+                    )
+                running = [c.id for c in observed_of(observed, hp.host).of_service(step.service)]
+                steps.append(
+                    dataclasses.replace(
+                        step,
+                        action=Action.REPLACE,
+                        reasons=("restart",),
+                        replace=tuple(running),
+                        strategy="stop-first" if hard else step.strategy,
+                    )
+                )
+            hosts.append(dataclasses.replace(hp, steps=tuple(steps)))
+        return dataclasses.replace(plan, hosts=tuple(hosts)), {o.host: o for o in observed}
+
+    def restart(
+        self, services: Sequence[str], *, hard: bool, context: Context, log: JobLog, args: Any
+    ) -> int:
+        from deployer.commands.deploy import apply
+        from deployer.report.plan import render
+
+        plan, observed = self.restart_plan(services, hard)
+        log.line(
+            f"restarting {', '.join(services)} of {self.app}/{self.env} "
+            f"({'stop-first' if hard else 'as a rollout'}), by {context.holder}"
+        )
+        log.text(render(plan, "text"))
+        return apply(
+            self.manifest,
+            plan,
+            {h.name: h for h in self.hosts},
+            observed,
+            context,
+            self.environ,
+            args,
+            log,
+            wait_lock=0.0,
+            kind="restart",
+        )
+
     # -- logs ---------------------------------------------------------------------------
 
     def _replicas(self, host: DockerHost, services: Sequence[str]) -> list[dict[str, Any]]:
@@ -330,3 +407,7 @@ def _remove_network(api: docker.APIClient, net_id: str, deadline: float = 30.0) 
             if e.status_code != 409 or time.monotonic() > give_up:
                 raise
         time.sleep(0.5)
+
+
+def observed_of(observed: Sequence[Observed], host: str) -> Observed:
+    return next(o for o in observed if o.host == host)

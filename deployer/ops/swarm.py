@@ -18,7 +18,7 @@ import docker.errors
 
 from deployer import labels as L
 from deployer.docker.execute import exec_in
-from deployer.errors import Blocked
+from deployer.errors import Blocked, InvalidInput
 from deployer.manifest.model import Manifest, Task
 from deployer.ops import LockState, LogLine, Replica, StatRow, merge, release_digest, stat_row
 from deployer.ops.containers import container_logs
@@ -203,6 +203,14 @@ class SwarmOperations:
                     continue
             rows.append(stat_row(r, sample, info))
         return rows
+
+    def restart(
+        self, services: Sequence[str], *, hard: bool, context: Any, log: Any, args: Any
+    ) -> int:
+        raise InvalidInput(
+            "deployer restart does not support Swarm environments yet",
+            hint="run `docker service update --force <app>_<service>` on a manager",
+        )
 
     def run(self, task: Task, say: Callable[[str], None]) -> int:
         digest = release_digest(self.target.releases(), task.service, self.where)

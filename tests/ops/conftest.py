@@ -31,7 +31,7 @@ services:
       - sh
       - -c
       - >-
-        i=0; while [ $$i -lt {lines} ]; do
+        [ -e /data/broken ] || touch /tmp/ok; i=0; while [ $$i -lt {lines} ]; do
         echo "api $$HOSTNAME line $$i token=$$API_TOKEN";
         i=$$((i+1)); sleep {pause}; done; exec sleep 86400
     environment:
@@ -41,8 +41,8 @@ services:
     stop_grace_period: 1s
     volumes: ["data:/data"]
     deploy: {{replicas: 2}}
-    healthcheck:
-      test: ["CMD-SHELL", "true"]
+    healthcheck:  # a replica started while /data/broken exists never becomes healthy
+      test: ["CMD-SHELL", "test -e /tmp/ok"]
       interval: 500ms
       retries: 3
   worker:

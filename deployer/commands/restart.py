@@ -1,0 +1,44 @@
+"""`deployer restart SERVICE... [--hard]`.
+
+Replaces every replica of the services with the same image (the deployed release's
+digest) and configuration through the rollout of a deploy: start-first (or stop-first
+where fixed ports force it, and always with ``--hard``), health-gated, and rolled back
+(exit 1) when a new replica does not become healthy. No release is recorded; the job log
+and the report say who restarted what. Refused (exit 2) when what runs differs from the
+manifest: that is a deploy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Mapping
+from typing import TextIO
+
+from deployer.errors import InvalidInput
+
+
+def run(args: argparse.Namespace, out: TextIO, environ: Mapping[str, str] | None = None) -> int:
+    from deployer.commands.deploy import context_for, load
+    from deployer.ops import open_environment
+    from deployer.report.log import JobLog
+    from deployer.report.redact import secret_values
+
+    env = dict(os.environ if environ is None else environ)
+    manifest = load(args, env)
+    services = [s for part in args.services for s in part.split(",") if s]
+    unknown = [s for s in services if s not in manifest.service_names]
+    if not services or unknown:
+        raise InvalidInput(
+            f"{', '.join(unknown)}: not a service of {manifest.path}"
+            if unknown
+            else "name the service(s) to restart",
+            hint=f"the services are: {', '.join(manifest.service_names)}",
+        )
+    log = JobLog(out, secrets=secret_values(manifest, env))
+    ctx = context_for(manifest, env)
+    ops = open_environment(manifest, env)
+    try:
+        return ops.restart(services, hard=args.hard, context=ctx, log=log, args=args)
+    finally:
+        ops.close()
