@@ -308,6 +308,16 @@ def test_logs_and_stop_jobs_against_the_engine(
     assert "web says hello" in text and "\x1b[" not in text
     _assert_no_secret(repo, proc.stdout)
 
+    # The restart button, the service chosen by a variable: new containers, same image.
+    before = {c.id for c in engine.containers.list(filters={"label": f"{L.APP}={repo.app}"})}
+    proc = repo.run("production-restart", "--variable", "DEPLOYER_SERVICES=web")
+    assert proc.returncode == 0 and "PASS  production-restart" in proc.stdout, proc.stdout
+    after = {c.id for c in engine.containers.list(filters={"label": f"{L.APP}={repo.app}"})}
+    assert after and not after & before
+    assert "no release recorded" in repo.job_log("production-restart")
+    proc = repo.run("production-stats")
+    assert proc.returncode == 0 and "web.1" in repo.job_log("production-stats"), proc.stdout
+
     # The environment's stop button takes the app off the host; its data would stay.
     _deploy_job(repo, "production-stop")
     assert not engine.containers.list(all=True, filters={"label": f"{L.APP}={repo.app}"})

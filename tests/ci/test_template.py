@@ -125,9 +125,11 @@ def test_no_global_keywords() -> None:
         "production-deploy",
         "production-logs",
         "production-plan",
+        "production-restart",
         "production-review",
         "production-review-stop",
         "production-rollback",
+        "production-stats",
         "production-stop",
         "production-validate",
     ]
@@ -336,3 +338,11 @@ def test_review_apps_are_opt_in(tmp_path: Path) -> None:
         ]
         == "2 days"
     )
+
+
+def test_restart_job_takes_the_services_from_a_variable() -> None:
+    job = render()["production-restart"]
+    assert job["rules"][0]["when"] == "manual"
+    assert job["resource_group"] == "$CI_ENVIRONMENT_NAME"  # never beside a deploy
+    assert job["script"][0].endswith(" $DEPLOYER_SERVICES")
+    assert job["variables"] == {"DEPLOYER_SERVICES": ""}
