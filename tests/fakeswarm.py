@@ -155,9 +155,7 @@ class FakeSwarm:
     def inspect_service(self, service: str) -> dict[str, Any]:
         return copy.deepcopy(self._service(service))
 
-    def create_service(
-        self, spec: Mapping[str, Any], headers: Mapping[str, str]
-    ) -> dict[str, Any]:
+    def create_service(self, spec: Mapping[str, Any], headers: Mapping[str, str]) -> dict[str, Any]:
         self._call("create_service", str(spec["Name"]))
         if any(s["Spec"]["Name"] == spec["Name"] for s in self._services.values()):
             raise docker.errors.APIError(f"service {spec['Name']} already exists")
@@ -294,6 +292,27 @@ class FakeSwarm:
         self._call("remove_config", config)
         if self._configs.pop(config, None) is None:
             raise docker.errors.NotFound(f"config {config} not found")
+
+    # -- secrets ------------------------------------------------------------------------
+    def create_secret(
+        self, name: str, data: bytes, labels: Mapping[str, str] | None = None
+    ) -> dict[str, Any]:
+        self._call("create_secret", name)
+        store: dict[str, dict[str, Any]] = self.__dict__.setdefault("_secrets", {})
+        sid = _id("s")
+        store[sid] = {"ID": sid, "Spec": {"Name": name, "Labels": dict(labels or {})}}
+        return {"ID": sid}
+
+    def secrets(self, filters: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+        store: dict[str, dict[str, Any]] = self.__dict__.setdefault("_secrets", {})
+        return [
+            copy.deepcopy(v)
+            for v in store.values()
+            if not (filters and "name" in filters) or v["Spec"]["Name"].startswith(filters["name"])
+        ]
+
+    def remove_secret(self, secret: str) -> None:
+        self.__dict__.setdefault("_secrets", {}).pop(secret, None)
 
     # -- networks -----------------------------------------------------------------------
     def networks(

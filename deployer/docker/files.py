@@ -49,6 +49,18 @@ def archive_of(fm: FileMount) -> bytes:
     return data
 
 
+def raw_content(fm: FileMount) -> bytes:
+    """The bytes of a single file (for a Swarm secret or config), checked against the
+    digest planned; ValueError when they cannot be had or changed."""
+    if fm.directory:
+        raise F.PackError("it is a directory")
+    archive_of(fm)  # the same bytes, mode and owner as planned
+    if fm.content is not None:
+        return fm.content.encode()
+    assert fm.source is not None
+    return F.read_source(fm.source)
+
+
 def used_label(files: Iterable[FileMount]) -> str:
     return json.dumps(sorted({f.digest for f in files}))
 

@@ -147,15 +147,16 @@ class Builder:
         )
         if environment is not None and environment.engine == "swarm":
             for svc in services:
-                if svc.files:
-                    self.err(
-                        ("services", svc.name),
-                        f"service `{svc.name}` mounts {svc.files[0].label}: files from the "
-                        "repository, configs and secrets are not supported in Swarm mode yet",
-                        "use engine: container for this environment, or bake the file into "
-                        "the image",
-                        key=True,
-                    )
+                for fm in svc.files:
+                    if fm.directory:
+                        self.err(
+                            ("services", svc.name),
+                            f"service `{svc.name}` mounts the directory {fm.label}: Swarm "
+                            "configs and secrets are single files",
+                            "mount its files one by one, bake the directory into the image, "
+                            "or use engine: container for this environment",
+                            key=True,
+                        )
         tasks = self.tasks(data.get("tasks"), raw_services)
         self.cross_checks(services, raw_services)
         if environment is not None:

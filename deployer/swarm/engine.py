@@ -50,6 +50,13 @@ class SwarmEngine(Protocol):
     def update_config(self, config: str, version: int, spec: Mapping[str, Any]) -> None: ...
     def remove_config(self, config: str) -> None: ...
 
+    # -- secrets (compose secrets of the app's services) ----------------------------------
+    def create_secret(
+        self, name: str, data: bytes, labels: Mapping[str, str] | None = None
+    ) -> dict[str, Any]: ...
+    def secrets(self, filters: Mapping[str, Any] | None = None) -> list[dict[str, Any]]: ...
+    def remove_secret(self, secret: str) -> None: ...
+
     # -- networks -----------------------------------------------------------------------
     def networks(
         self, names: list[str] | None = None, filters: Mapping[str, Any] | None = None
@@ -80,7 +87,10 @@ class DockerSwarmEngine:
         return dict(self.raw.inspect_service(service))
 
     def _post(
-        self, path: str, spec: Mapping[str, Any], params: Mapping[str, Any],
+        self,
+        path: str,
+        spec: Mapping[str, Any],
+        params: Mapping[str, Any],
         headers: Mapping[str, str],
     ) -> Any:
         # The SDK's create_service/update_service rebuild the spec from keyword arguments
@@ -90,9 +100,7 @@ class DockerSwarmEngine:
         )
         return self.raw._result(resp, json=True)
 
-    def create_service(
-        self, spec: Mapping[str, Any], headers: Mapping[str, str]
-    ) -> dict[str, Any]:
+    def create_service(self, spec: Mapping[str, Any], headers: Mapping[str, str]) -> dict[str, Any]:
         return dict(self._post("/services/create", spec, {}, headers))
 
     def update_service(
@@ -143,6 +151,17 @@ class DockerSwarmEngine:
 
     def remove_config(self, config: str) -> None:
         self.raw.remove_config(config)
+
+    def create_secret(
+        self, name: str, data: bytes, labels: Mapping[str, str] | None = None
+    ) -> dict[str, Any]:
+        return dict(self.raw.create_secret(name, data, labels=dict(labels) if labels else None))
+
+    def secrets(self, filters: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+        return list(self.raw.secrets(filters=dict(filters) if filters else None))
+
+    def remove_secret(self, secret: str) -> None:
+        self.raw.remove_secret(secret)
 
     def networks(
         self, names: list[str] | None = None, filters: Mapping[str, Any] | None = None

@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Mapping
 from typing import Any
 
 from deployer import labels as L
 from deployer.apispec import healthcheck, nano_cpus, ns
 from deployer.errors import InvalidInput
-from deployer.manifest.model import Manifest, Service, UpdateConfig
+from deployer.manifest.model import FileMount, Manifest, Service, UpdateConfig
 
 STACK_NAMESPACE = "com.docker.stack.namespace"
 DEFAULT_NETWORK = "default"
@@ -68,6 +69,36 @@ def _refuse(manifest: Manifest, service: Service, key: str, why: str, fix: str) 
         f"environments.{manifest.environment.name}.engine: swarm",
         hint=fix,
     )
+
+
+def object_name(manifest: Manifest, fm: FileMount) -> str:
+    """The Swarm secret or config holding ``fm``: named by its content, so a change is a new
+    object and the service rolls to it (Swarm objects cannot change)."""
+    slug = re.sub(r"[^a-zA-Z0-9_.-]+", "_", fm.name.removeprefix("./")).strip("_.-")[:24]
+    return f"{manifest.app}_{slug or 'file'}_{fm.digest[:12]}"
+
+
+def _file_refs(
+    manifest: Manifest, service: Service, refs: Mapping[str, str]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    secrets: list[dict[str, Any]] = []
+    configs: list[dict[str, Any]] = []
+    for fm in service.files:
+        name = object_name(manifest, fm)
+        target = fm.target
+        if fm.kind == "secret" and target.startswith("/run/secrets/"):
+            target = target.removeprefix("/run/secrets/")
+        file = {
+            "Name": target,
+            "UID": str(fm.uid),
+            "GID": str(fm.gid),
+            "Mode": fm.mode if fm.mode is not None else 0o444,
+        }
+        if fm.kind == "secret":
+            secrets.append({"File": file, "SecretID": refs.get(name, ""), "SecretName": name})
+        else:
+            configs.append({"File": file, "ConfigID": refs.get(name, ""), "ConfigName": name})
+    return secrets, configs
 
 
 def check_supported(manifest: Manifest, service: Service) -> None:
@@ -223,8 +254,10 @@ def service_spec(
     *,
     replicas: int | None = None,
     force_update: int = 0,
+    refs: Mapping[str, str] | None = None,
 ) -> Spec:
-    """The full ServiceSpec for ``service`` running ``digest`` (``repo@sha256:...``)."""
+    """The full ServiceSpec for ``service`` running ``digest`` (``repo@sha256:...``);
+    ``refs``: the IDs of the secrets and configs its files are in (name -> ID)."""
     check_supported(manifest, service)
     container: dict[str, Any] = {
         "Image": digest,
@@ -259,6 +292,12 @@ def service_spec(
         container["Hosts"] = hosts
     if service.cap_add:
         container["CapabilityAdd"] = list(service.cap_add)
+    if service.files:
+        secrets, configs = _file_refs(manifest, service, refs or {})
+        if secrets:
+            container["Secrets"] = secrets
+        if configs:
+            container["Configs"] = configs
 
     template: dict[str, Any] = {
         "ContainerSpec": container,

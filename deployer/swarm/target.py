@@ -65,6 +65,7 @@ LOCK_SUFFIX = "deploy-lock"
 LOCK_HOLDER = L.PREFIX + "lock-holder"
 LOCK_EXPIRES = L.PREFIX + "lock-expires-at"
 
+
 @dataclass(frozen=True)
 class Verdict:
     ok: bool
@@ -451,6 +452,81 @@ class SwarmTarget:
                 )
             log.line(f"network {name}: created (overlay, attachable)")
 
+    def ensure_files(self, service: Service, log: Log) -> dict[str, str]:
+        """The Swarm secrets and configs of ``service``'s files, created when missing (named
+        by content: an existing one already holds the same bytes); returns name -> ID."""
+        from deployer.docker.files import ROLE_FILES, raw_content
+
+        m = self.manifest
+        refs: dict[str, str] = {}
+        for fm in service.files:
+            name = S.object_name(m, fm)
+            if name in refs:
+                continue
+            secret = fm.kind == "secret"
+            with self._wrapped(f"looking up {fm.label}"):
+                found = (self.api.secrets if secret else self.api.configs)(filters={"name": name})
+            found = [o for o in found if o["Spec"]["Name"] == name]
+            if found:
+                refs[name] = found[0]["ID"]
+                continue
+            try:
+                data = raw_content(fm)
+            except ValueError as e:
+                raise InvalidInput(
+                    f"{m.path}: services.{service.name}: {fm.label} cannot be shipped: {e}"
+                ) from e
+            if len(data) > 500 * 1024:
+                raise InvalidInput(
+                    f"{m.path}: services.{service.name}: {fm.label} is larger than 500 KiB, "
+                    "the limit of a Swarm secret or config",
+                    hint="bake it into the image, or deploy with engine: container",
+                )
+            labels = {
+                S.STACK_NAMESPACE: m.app,
+                L.MANAGED: "true",
+                L.APP: m.app,
+                L.ENVIRONMENT: m.environment.name,
+                L.ROLE: ROLE_FILES,
+            }
+            with self._wrapped(f"creating {fm.label}"):
+                create = self.api.create_secret if secret else self.api.create_config
+                created = create(name, data, labels=labels)
+            refs[name] = created["ID"] if isinstance(created, dict) else str(created)
+            log.line(
+                f"{service.name}: {fm.label} stored as {'secret' if secret else 'config'} {name}"
+            )
+        return refs
+
+    def _prune_files(self) -> None:
+        """Remove this app's secrets and configs no service spec (current or previous) uses."""
+        from deployer.docker.files import ROLE_FILES
+
+        m = self.manifest
+        used: set[str] = set()
+        for svc in self._services():
+            for spec in (svc.get("Spec") or {}, svc.get("PreviousSpec") or {}):
+                c = (spec.get("TaskTemplate") or {}).get("ContainerSpec") or {}
+                used.update(x.get("SecretID", "") for x in c.get("Secrets") or [])
+                used.update(x.get("ConfigID", "") for x in c.get("Configs") or [])
+        flt = {
+            "label": [
+                f"{L.APP}={m.app}",
+                f"{L.ENVIRONMENT}={m.environment.name}",
+                f"{L.ROLE}={ROLE_FILES}",
+            ]
+        }
+        with self._wrapped("listing secrets and configs"):
+            objs: list[tuple[dict[str, Any], Callable[[str], None]]] = [
+                (o, self.api.remove_secret) for o in self.api.secrets(filters=flt)
+            ]
+            objs += [(o, self.api.remove_config) for o in self.api.configs(filters=flt)]
+        for obj, remove in objs:
+            if obj["ID"] in used:
+                continue
+            with contextlib.suppress(docker.errors.APIError):
+                remove(obj["ID"])
+
     # -- convergence --------------------------------------------------------------------
 
     def wait_converged(
@@ -659,6 +735,9 @@ class SwarmTarget:
         with self._wrapped(f"recording release {result.release}"):
             self.api.create_config(name, json.dumps(data).encode(), labels=labels)
         self._prune_releases()
+        if any(s.files for s in self.manifest.services):
+            with contextlib.suppress(DeployerError):
+                self._prune_files()
 
     def releases(self) -> list[Release]:
         """The recorded releases of the app and environment, oldest first."""
@@ -861,8 +940,9 @@ class SwarmTarget:
         t0 = time.monotonic()
         deadline = S.convergence_deadline(m, service, max(step.replicas_after, 1))
         current = services.get(swarm_name)
+        refs = self.ensure_files(service, log) if service.files else {}
         if current is None:
-            spec = S.service_spec(m, service, digest, extra)
+            spec = S.service_spec(m, service, digest, extra, refs=refs)
             log.line(f"{step.service}: create {swarm_name} ({step.replicas_after} x {digest})")
             sid = self.create_service(spec)
             undo.append(_Undo(step.service, sid, None))
@@ -871,10 +951,12 @@ class SwarmTarget:
             sid = current["ID"]
             prev = current["Spec"]
             prev_force = int(prev["TaskTemplate"].get("ForceUpdate", 0) or 0)
-            spec = S.service_spec(m, service, digest, extra, force_update=prev_force)
+            spec = S.service_spec(m, service, digest, extra, force_update=prev_force, refs=refs)
             if step.action is Action.REPLACE and _same_tasks(prev, spec):
                 # Nothing in the task spec changed (stopped tasks, adopted service): force.
-                spec = S.service_spec(m, service, digest, extra, force_update=prev_force + 1)
+                spec = S.service_spec(
+                    m, service, digest, extra, force_update=prev_force + 1, refs=refs
+                )
             rolling = not _same_tasks(prev, spec)
             since = (current.get("UpdateStatus") or {}).get("StartedAt")
             log.line(

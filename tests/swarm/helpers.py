@@ -132,3 +132,7 @@ def remove_from_swarm(client: docker.DockerClient, app: str, deadline: float = 6
         if cfg["Spec"]["Name"].startswith(app + "_"):
             with contextlib.suppress(docker.errors.NotFound):
                 api.remove_config(cfg["ID"])
+    for sec in api.secrets():
+        if sec["Spec"]["Name"].startswith(app + "_"):
+            with contextlib.suppress(docker.errors.NotFound):
+                api.remove_secret(sec["ID"])
