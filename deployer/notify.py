@@ -24,7 +24,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from deployer.context import Context
-from deployer.manifest.model import NotifyPolicy, Webhook
+from deployer.manifest.model import Manifest, NotifyPolicy, Webhook
 from deployer.result import DeployResult, Outcome, StepStatus
 
 EVENTS = {
@@ -57,7 +57,10 @@ def facts(result: DeployResult, ctx: Context, kind: str) -> dict[str, Any]:
     return {
         "kind": kind,
         "event": event_of(result),
-        "outcome": str(result.outcome),
+        # `down` that removed the environment succeeded: say "removed", not "deployed".
+        "outcome": "removed"
+        if kind == "down" and result.outcome is Outcome.DEPLOYED
+        else str(result.outcome),
         "app": result.app,
         "environment": result.environment,
         "release": result.release,
@@ -262,3 +265,44 @@ def send(
     for line in lines:
         log(line)
     return lines
+
+
+def outcome_of_error(exit_code: int) -> Outcome:
+    return {2: Outcome.INVALID, 3: Outcome.UNREACHABLE, 4: Outcome.BLOCKED}.get(
+        exit_code, Outcome.ROLLED_BACK if exit_code == 1 else Outcome.ROLLBACK_FAILED
+    )
+
+
+def notify_command(
+    manifest: Manifest,
+    ctx: Context,
+    kind: str,
+    outcome: Outcome,
+    started: float,
+    environ: Mapping[str, str],
+    log: Callable[[str], None],
+    *,
+    error: str | None = None,
+) -> None:
+    """For commands that write no deploy report (down): post their outcome."""
+    if not manifest.notify.webhooks:
+        return
+    from deployer.report.redact import Redactor, secret_values
+
+    result = DeployResult(
+        app=manifest.app,
+        environment=manifest.environment.name,
+        outcome=outcome,
+        started_at=started,
+        seconds=time.time() - started,
+        error=error,
+        url=manifest.environment.url,
+    )
+    send(
+        manifest.notify,
+        result,
+        ctx,
+        kind,
+        redact=Redactor(secret_values(manifest, environ)),
+        log=log,
+    )

@@ -1,5 +1,5 @@
 """Webhook notifications: a local HTTP server receives what a real deploy, a failed
-deploy and a rollback post (Slack, Teams and generic JSON shapes, checked field by
+deploy, a rollback and a down post (Slack, Teams and generic JSON shapes, checked field by
 field, no secret bytes); a webhook that is down or slow never changes the outcome and
 holds the command up no longer than its timeout."""
 
@@ -397,6 +397,19 @@ def test_deploy_failed_deploy_and_rollback_post_their_outcome(
     assert card["body"][0]["text"] == f"deploy of {app} → test FAILED (rolled-back)"
     facts = {f["title"]: f["value"] for f in card["body"][1]["facts"]}
     assert facts["Failed services"] == "web"
+
+    # down (the stop job) removes the environment and says so.
+    out = io.StringIO()
+    code = main(["down", "-f", str(project), "--env", "test"], out)
+    outputs.append(out.getvalue())
+    assert code == 0, out.getvalue()
+    assert "notify: webhook 3 (json) sent (success)" in out.getvalue()
+    down = hooks.by_path("json")[-1].json()
+    assert down["kind"] == "down"
+    assert down["event"] == "success"
+    assert down["outcome"] == "removed"
+    assert down["app"] == app and down["environment"] == "test"
+    assert hooks.by_path("slack")[-1].json()["text"] == f"{app} → test taken down"
 
     for r in hooks.all():
         assert SECRET.encode() not in r.body

@@ -12,10 +12,11 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 from collections.abc import Mapping
 from typing import TextIO
 
-from deployer.errors import EXIT_OK, InvalidInput
+from deployer.errors import EXIT_OK, DeployerError, InvalidInput
 
 
 def confirm_volumes(env_name: str, yes: bool, stdin: TextIO | None = None) -> None:
@@ -41,8 +42,10 @@ def confirm_volumes(env_name: str, yes: bool, stdin: TextIO | None = None) -> No
 
 def run(args: argparse.Namespace, out: TextIO, environ: Mapping[str, str] | None = None) -> int:
     from deployer.commands.deploy import context_for, load
+    from deployer.notify import notify_command, outcome_of_error
     from deployer.ops import open_environment
     from deployer.report.log import JobLog
+    from deployer.result import Outcome
 
     env = dict(os.environ if environ is None else environ)
     manifest = load(args, env)
@@ -50,20 +53,36 @@ def run(args: argparse.Namespace, out: TextIO, environ: Mapping[str, str] | None
         confirm_volumes(manifest.environment.name, args.yes)
     log = JobLog(out)
     ctx = context_for(manifest, env)
-    ops = open_environment(manifest, env)
+    started = time.time()
     try:
-        log.line(f"removing {manifest.app}/{manifest.environment.name} from {ops.where}")
-        removed = ops.down(
-            holder=ctx.holder,
-            ttl=manifest.rollout.lock_ttl,
-            volumes=args.volumes,
-            say=log.line,
+        ops = open_environment(manifest, env)
+        try:
+            log.line(f"removing {manifest.app}/{manifest.environment.name} from {ops.where}")
+            removed = ops.down(
+                holder=ctx.holder,
+                ttl=manifest.rollout.lock_ttl,
+                volumes=args.volumes,
+                say=log.line,
+            )
+        finally:
+            ops.close()
+    except DeployerError as e:  # unreachable, or another deploy holds the lock
+        notify_command(
+            manifest,
+            ctx,
+            "down",
+            outcome_of_error(e.exit_code),
+            started,
+            env,
+            log.line,
+            error=e.message,
         )
-    finally:
-        ops.close()
+        raise
     log.line(
         f"{manifest.app}/{manifest.environment.name} is down ({len(removed)} removed)"
         if removed
         else f"nothing of {manifest.app}/{manifest.environment.name} was there"
     )
+    outcome = Outcome.DEPLOYED if removed else Outcome.NOTHING_TO_DO
+    notify_command(manifest, ctx, "down", outcome, started, env, log.line)
     return EXIT_OK
