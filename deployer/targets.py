@@ -152,6 +152,21 @@ def check_only(manifest: Manifest, only: Sequence[str] | None) -> list[str] | No
     return list(only)
 
 
+def check_bind_links(manifest: Manifest, hosts: Sequence[DockerHost]) -> None:
+    """Refuse a bind whose source is, on a host, a symlink to a protected path: before
+    anything of the app changes (exit 2)."""
+    from deployer.docker.symlinks import bind_sources, check_binds
+
+    if not bind_sources(manifest):
+        return
+    errors = [
+        e
+        for e in _parallel(lambda h: check_binds(manifest, h.client, h.name), hosts)
+        if isinstance(e, DeployerError)
+    ]
+    _raise_first(errors)
+
+
 def prepare(
     manifest: Manifest,
     environ: Mapping[str, str],
@@ -172,6 +187,7 @@ def prepare(
             hosts = connect_hosts(manifest, environ, timeout=timeout)
         if not hosts:
             raise Unreachable(f"environment {manifest.environment.name} has no hosts")
+        check_bind_links(manifest, hosts)
         digests = resolve_digests(manifest, hosts[0], environ, scope)
         observed = observe_all(manifest, hosts)
         plan = make_plan(manifest, observed, digests, scope)

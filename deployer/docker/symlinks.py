@@ -1,0 +1,155 @@
+"""Bind sources resolved on the target host, through its engine, before anything changes.
+
+The safety policy judges the path a manifest writes; a symlink on the host can still point
+a harmless-looking path (``/srv/app/run``) at the Docker socket or at ``/var``. The
+engine binds what the link points to, so the policy must judge that too. The deployer
+cannot look at a remote host's file system itself, but its engine can: a probe container
+(never started, the deployer's own empty lock image, ``/`` bound read-only at ``/host``)
+is created, and each component of each bind source is looked at through the archive API's
+stat (``HEAD /containers/{id}/archive``), which reports a symlink's target. A link is
+followed by hand (its target replaces the path so far; at most 40 links, as the kernel),
+so every link in the path is resolved on the host, not in the probe's own file system.
+The probe is removed before the check returns. Hard links cannot be told from files.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import contextlib
+import json
+import posixpath
+from typing import Any
+
+import docker
+import docker.errors
+
+from deployer import labels as L
+from deployer.docker.containers import wrapped
+from deployer.docker.lock import LOCK_IMAGE, ensure_lock_image
+from deployer.errors import InvalidInput
+from deployer.manifest import policy
+from deployer.manifest.model import Manifest
+
+MOUNT = "/host"
+MAX_LINKS = 40
+_MODE_SYMLINK = 1 << 27  # Go's os.ModeSymlink in the stat's mode
+
+
+def bind_sources(manifest: Manifest) -> list[tuple[str, int, str, bool]]:
+    """(service, volume index, host path, read-only) of every bind mount of the manifest."""
+    out = []
+    for svc in manifest.services:
+        for i, m in enumerate(svc.volumes):
+            if m.type == "bind" and m.source:
+                out.append((svc.name, i, m.source, m.read_only))
+    return out
+
+
+def _stat(api: docker.APIClient, probe: str, path: str) -> dict[str, Any] | None:
+    res = api.head(api._url("/containers/{0}/archive", probe), params={"path": path})
+    if res.status_code == 404:
+        return None
+    if res.status_code == 500:  # the engine's own resolution failed: a loop, mostly
+        shown = path[len(MOUNT) :] or "/"
+        raise InvalidInput(
+            f'the host path "{shown}" cannot be resolved by the engine: too many levels of '
+            "symlinks, or a link it cannot follow",
+            hint="bind the path the link points to, or fix the link on the host",
+        )
+    api._raise_for_status(res)
+    header = res.headers.get("X-Docker-Container-Path-Stat", "")
+    try:
+        stat: dict[str, Any] = json.loads(base64.b64decode(header) or b"{}")
+    except (binascii.Error, ValueError):
+        return None
+    return stat
+
+
+def _split(path: str) -> list[str]:
+    text = policy.canonical(path)
+    return [] if text == "/" else text.strip("/").split("/")
+
+
+def resolve(api: docker.APIClient, probe: str, path: str) -> str:
+    """``path`` on the host with every symlink in it followed (the rest as written from the
+    first component that does not exist)."""
+    parts = _split(path)
+    done = "/"
+    links = 0
+    i = 0
+    while i < len(parts):
+        here = posixpath.join(done, parts[i])
+        stat = _stat(api, probe, MOUNT + here)
+        if stat is None:
+            return policy.canonical(posixpath.join(here, *parts[i + 1 :]))
+        target = stat.get("linkTarget") or ""
+        if int(stat.get("mode") or 0) & _MODE_SYMLINK and target:
+            links += 1
+            if links > MAX_LINKS:
+                raise InvalidInput(f'the host path "{path}" has too many levels of symlinks')
+            # the engine evaluates the link in the probe's file system: under /host it is
+            # the host's path; outside, an absolute target the probe does not have
+            if target == MOUNT or target.startswith(MOUNT + "/"):
+                target = target[len(MOUNT) :] or "/"
+            parts = _split(target) + parts[i + 1 :]
+            done, i = "/", 0
+            continue
+        done, i = here, i + 1
+    return done
+
+
+def _where(manifest: Manifest, service: str, index: int) -> str:
+    """``file:line:column: services.<service>.volumes[<i>]:`` of a volume, as the manifest
+    writes it (the key path alone when the file cannot be read again)."""
+    key = ("services", service, "volumes", index)
+    shown = f"services.{service}.volumes[{index}]:"
+    try:
+        from deployer.manifest.loader import read
+
+        at = read(manifest.path, {}).pos(key)
+    except Exception:  # noqa: BLE001 - only the line is lost
+        return f"{manifest.path}: {shown}"
+    return f"{at.file}:{at.line}:{at.column}: {shown}"
+
+
+def check_binds(manifest: Manifest, client: docker.DockerClient, host: str) -> None:
+    """Refuse (InvalidInput, exit 2) a bind whose source is, on ``host``, a symlink to a path
+    the policy refuses and ``policy.allow`` does not accept. Nothing of the app changes."""
+    binds = bind_sources(manifest)
+    if not binds:
+        return
+    api: docker.APIClient = client.api
+    ensure_lock_image(client, host)
+    with wrapped("look at the bind mounts' host paths", host):
+        probe = api.create_container(
+            LOCK_IMAGE,
+            labels={L.MANAGED: "true", L.APP: manifest.app, L.ROLE: "probe"},
+            network_disabled=True,
+            host_config=api.create_host_config(binds=[f"/:{MOUNT}:ro"]),
+        )["Id"]
+        try:
+            resolved = {src: resolve(api, probe, src) for _, _, src, _ in binds}
+        finally:
+            with contextlib.suppress(docker.errors.NotFound):
+                api.remove_container(probe, force=True)
+    allowed = set(manifest.policy_allow)
+    for service, index, source, read_only in binds:
+        real = resolved[source]
+        if real == policy.canonical(source):
+            continue  # no link: the manifest's check judged this very path
+        missing = [
+            (name, why)
+            for name, why in policy.needs(real, read_only=read_only)
+            if name not in allowed
+        ]
+        if missing:
+            reasons = "; ".join(why for _, why in missing)
+            names = " and ".join(f'"{n}"' for n, _ in missing)
+            raise InvalidInput(
+                f"{_where(manifest, service, index)} on {host}, the host "
+                f'path "{source}" is a symlink to {real}, which the safety policy refuses: '
+                f"{reasons}",
+                hint=f"bind {real} itself if it is meant, and add {names} to "
+                "`policy: {allow: [...]}` if this app really needs it; or remove the bind",
+            )
