@@ -221,28 +221,43 @@ class CaddyHost:
             want = _hex_addr(ip, int(port))
         except ValueError:
             return 0
-        code, out = self.exec(["cat", "/proc/net/tcp"])
-        if code != 0:
+        # Go's sockets are dual-stack: IPv4 peers show in tcp6 as ::ffff:a.b.c.d
+        _code, out = self.exec(["sh", "-c", "cat /proc/net/tcp /proc/net/tcp6 2>/dev/null"])
+        if not out:
             return 0
+        mapped = "0000000000000000FFFF0000" + want
         n = 0
-        for line in out.splitlines()[1:]:
+        for line in out.splitlines():
             cols = line.split()
-            # remote address, state: 01 ESTABLISHED ... 0B CLOSING (not 06 TIME_WAIT, 07 CLOSE)
-            if len(cols) > 3 and cols[2].upper() == want and cols[3] not in ("06", "07", "0A"):
+            # remote address, state: any but 06 TIME_WAIT, 07 CLOSE, 0A LISTEN
+            if len(cols) > 3 and cols[2].upper() in (want, mapped) and cols[3] not in (
+                "06",
+                "07",
+                "0A",
+            ):
                 n += 1
         return n
 
     def reachable(self, address: str, path: str | None, timeout: float = 5.0) -> str | None:
         """None when ``address`` answers (HTTP 2xx/3xx on ``path``, or a TCP connect)."""
-        t = str(max(1, int(timeout)))
-        if path:  # (busybox wget -T crashes in some static builds: bound it with timeout)
-            cmd = ["sh", "-c", 'busybox timeout "$1" busybox wget -q -O /dev/null "$2"', "check"]
-            cmd += [t, f"http://{address}{path}"]
-        else:
-            ip, _, port = address.rpartition(":")
-            cmd = ["sh", "-c", 'busybox nc -w "$1" "$2" "$3" </dev/null', "check", t, ip, port]
-        code, out = self.exec(cmd)
+        code, out = self.exec(["sh", "-c", _check(address, path, timeout), "check"])
         return None if code == 0 else (out.strip() or f"exit {code}")
+
+    def switch_upstream(
+        self, path: str, address: str, check: str | None, timeout: float = 5.0
+    ) -> tuple[bool, str]:
+        """In one exec: when ``address`` answers (``check`` path, or a TCP connect), write
+        it as the upstream ``path``. (True, the previous upstream) or (False, why not)."""
+        script = (
+            f"{_check(address, check, timeout)} || exit 3\n"
+            'cat "$1" 2>/dev/null; echo; ' + _WRITE.replace("$2", "$3").replace("$1", "$2")
+        )
+        code, out = self.exec(["sh", "-c", script, "switch", path, path, address])
+        if code == 3:
+            return False, out.strip() or "no answer"
+        if code != 0:
+            raise EdgeError(f"{self.host}: could not write the upstream {path}: {out.strip()}")
+        return True, out.strip()
 
     def connect(self, network: str) -> None:
         with wrapped(f"connect the edge proxy to {network}", self.host):
@@ -266,6 +281,16 @@ class CaddyHost:
         if not ip:
             raise EdgeError(f"{self.host}: {container_id[:12]} has no address on {network}")
         return str(ip)
+
+
+def _check(address: str, path: str | None, timeout: float) -> str:
+    """Shell: exit 0 when ``address`` answers. (busybox wget -T crashes in some static
+    builds: it is bounded with timeout instead.)"""
+    t = str(max(1, int(timeout)))
+    if path:
+        return f"busybox timeout {t} busybox wget -q -O /dev/null 'http://{address}{path}'"
+    ip, _, port = address.rpartition(":")
+    return f"busybox nc -w {t} {ip} {port} </dev/null"
 
 
 def _hex_addr(ip: str, port: int) -> str:

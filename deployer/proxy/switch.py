@@ -189,13 +189,10 @@ class EdgeSwitch:
         news = [
             (rep, f"{proxy.container_ip(new, net)}:{route.port}", old) for rep, new, old in moves
         ]
-        for _rep, addr, _old in news:
-            self._wait_reachable(host, proxy, svc, addr, timeout)
         olds: list[str] = []
         for rep, addr, old in news:
             path = R.upstream_file(self.rid(svc), rep)
-            before = proxy.read_upstream(path)
-            proxy.write_upstream(path, addr)
+            before = self._switch_when_reachable(host, proxy, svc, path, addr, timeout)
             if before and before != addr:
                 olds.append(before)
             undo = self._undo(proxy, path, before, old, net, route.port)
@@ -217,16 +214,18 @@ class EdgeSwitch:
 
         return undo
 
-    def _wait_reachable(
-        self, host: str, proxy: CaddyHost, svc: Service, addr: str, timeout: float
-    ) -> None:
+    def _switch_when_reachable(
+        self, host: str, proxy: CaddyHost, svc: Service, path: str, addr: str, timeout: float
+    ) -> str:
+        """Write ``addr`` as the upstream once it answers; the previous upstream."""
         route = self.route(svc)
         deadline = time.monotonic() + max(5.0, timeout)
-        problem: str | None = "not checked"
+        problem = "not checked"
         while time.monotonic() < deadline:
-            problem = proxy.reachable(addr, route.healthcheck)
-            if problem is None:
-                return
+            done, text = proxy.switch_upstream(path, addr, route.healthcheck)
+            if done:
+                return text
+            problem = text
             self.sleep(0.5)
         what = (
             f"GET {route.healthcheck}"
