@@ -201,6 +201,22 @@ class CaddyHost:
         self._ok("PATCH", f"/config/apps/http/servers/{server}/routes", wanted)
         return True
 
+    def ensure_value(self, path: str, value: Any) -> bool:
+        """Set the config at ``path`` to ``value`` unless it is that already (no reload)."""
+        if _same(self.get(path), value):
+            return False
+        self._ok("PATCH" if self.get(path) is not None else "PUT", path, value)
+        return True
+
+    def write_file(self, path: str, text: str) -> bool:
+        """Write ``text`` into the proxy's ``path`` unless it holds it already."""
+        if self.read_upstream(path) == text.strip():
+            return False
+        code, _out = self.exec(["sh", "-c", _WRITE, "write", path, text])
+        if code != 0:
+            raise EdgeError(f"{self.host}: could not write {path} in the edge proxy")
+        return True
+
     def delete_route(self, rid: str) -> bool:
         status, _ = self.admin("DELETE", f"/id/{rid}")
         return status == 200

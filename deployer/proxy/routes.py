@@ -107,6 +107,29 @@ def route_json(rid: str, route: Route, replicas: int) -> dict[str, Any]:
     }
 
 
+ACME_CA_ROOT = "/config/deployer/acme-ca-root.pem"
+LETS_ENCRYPT = "https://acme-v02.api.letsencrypt.org/directory"
+
+
+def server_of(route: Route) -> str:
+    return TLS_SERVER if route.tls != "none" else SERVER
+
+
+def acme_policy(edge: EdgeProxy) -> dict[str, Any]:
+    """The proxy's one automation policy: certificates from the environment's ACME
+    directory (Let's Encrypt by default) for every TLS route without its own files."""
+    issuer: dict[str, Any] = {
+        "module": "acme",
+        "ca": edge.acme_directory or LETS_ENCRYPT,
+        "challenges": {"tls-alpn": {"disabled": True}},
+    }
+    if edge.acme_email:
+        issuer["email"] = edge.acme_email
+    if edge.acme_ca_root:
+        issuer["trusted_roots_pem_files"] = [ACME_CA_ROOT]
+    return {"policies": [{"issuers": [issuer]}]}
+
+
 def route_order_key(route: Mapping[str, Any]) -> tuple[int, str]:
     """Longer path prefixes first, so /api/* of a host wins over its /."""
     paths: list[str] = []

@@ -140,8 +140,11 @@ class EdgeSwitch:
                 for svc in self.manifest.public_services:
                     net = self.network(svc)
                     proxy.connect(net)
-                    server = R.TLS_SERVER if self.route(svc).tls != "none" else R.SERVER
+                    server = R.server_of(self.route(svc))
                     body = R.route_json(self.rid(svc), self.route(svc), svc.replicas)
+                    other = R.SERVER if server == R.TLS_SERVER else R.TLS_SERVER
+                    if any(r.get("@id") == self.rid(svc) for r in proxy.routes(other)):
+                        proxy.delete_route(self.rid(svc))  # its tls changed: other listener
                     if proxy.put_route(body, server):
                         self.line(f"edge proxy: route {self._shown(svc)} set", host)
                     obs = observed.get(host)
@@ -152,8 +155,47 @@ class EdgeSwitch:
                         if not proxy.read_upstream(path):
                             addr = f"{proxy.container_ip(c.id, net)}:{self.route(svc).port}"
                             proxy.write_upstream(path, addr)
+                self._tls(host, proxy)
             finally:
                 engine.release_lock(lease)
+
+    def _tls(self, host: str, proxy: CaddyHost) -> None:
+        """Certificates of this app's TLS routes: ACME (auto) or PEM files (file)."""
+        routes = [(s, self.route(s)) for s in self.manifest.public_services]
+        tls = [(s, r) for s, r in routes if r.tls != "none"]
+        if not tls:
+            return
+        if not self.edge.https:
+            raise InvalidInput(
+                f"{tls[0][0].name}: a TLS route needs the proxy's https listener",
+                hint="set environments.<env>.proxy.https, or tls: none",
+            )
+        if any(r.tls == "auto" for _, r in tls):
+            if self.edge.acme_ca_root:
+                proxy.write_file(R.ACME_CA_ROOT, _read(self.edge.acme_ca_root, "acme.ca_root"))
+            if proxy.ensure_value("/config/apps/tls/automation", R.acme_policy(self.edge)):
+                self.line("edge proxy: ACME issuer set", host)
+        files = [(s, r) for s, r in tls if r.tls == "file"]
+        if not files:
+            return
+        mine = {self.rid(s) for s, _ in files}
+        current = proxy.get("/config/apps/tls/certificates/load_pem") or []
+        keep = [c for c in current if not set(c.get("tags") or []) & mine]
+        for s, r in files:
+            assert r.certificate is not None and r.key is not None
+            keep.append(
+                {
+                    "certificate": _read(r.certificate, f"{s.name}.proxy.tls.certificate"),
+                    "key": _read(r.key, f"{s.name}.proxy.tls.key"),
+                    "tags": [self.rid(s)],
+                }
+            )
+        if proxy.ensure_value("/config/apps/tls/certificates/load_pem", keep):
+            self.line(f"edge proxy: certificate(s) of {len(files)} route(s) loaded", host)
+        skip = sorted({r.host for _, r in files})
+        path = f"/config/apps/http/servers/{R.TLS_SERVER}/automatic_https/skip_certificates"
+        have = proxy.get(path) or []
+        proxy.ensure_value(path, sorted(set(have) | set(skip)))
 
     def _host_line(self, host: str, text: str) -> None:
         self.line(text, host)
@@ -261,6 +303,21 @@ class EdgeSwitch:
             )
         else:
             self.line(f"edge proxy: old container(s) drained in {took:.1f}s", host)
+
+
+def _read(path: str, what: str) -> str:
+    """A PEM file the manifest names (a File-type CI/CD variable): its text, never shown."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except OSError as e:
+        raise InvalidInput(
+            f"{what}: cannot read {path}: {e.strerror}",
+            hint="use a File-type CI/CD variable, whose value is the path of the file",
+        ) from e
+    if "-----BEGIN" not in text:
+        raise InvalidInput(f"{what}: {path} is not a PEM file")
+    return text
 
 
 def describe(routes: list[dict[str, Any]]) -> list[str]:
