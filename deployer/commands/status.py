@@ -64,6 +64,7 @@ def collect(manifest: Manifest, hosts: list[Any], now: float | None = None) -> d
         releases = {r.id: r for r in host.releases(app, env)}
         latest = max(releases) if releases else None
         rows = []
+        by_ip: dict[str, dict[str, Any]] = {}
         for c in sorted(observed.containers, key=lambda c: (c.service, c.replica)):
             info = host.api.inspect_container(c.id)
             labels = (info.get("Config") or {}).get("Labels") or {}
@@ -88,6 +89,15 @@ def collect(manifest: Manifest, hosts: list[Any], now: float | None = None) -> d
                     "adopted_from": c.adopted_from,
                 }
             )
+            nets = (info.get("NetworkSettings") or {}).get("Networks") or {}
+            for net in nets.values():
+                if net.get("IPAddress"):
+                    by_ip[net["IPAddress"]] = rows[-1]
+        edge: dict[str, Any] = {"proxy": None, "routes": []}
+        if manifest.edge is not None and getattr(host, "client", None) is not None:
+            from deployer.proxy.status import routes
+
+            edge = routes(manifest, host.client, host.name, by_ip)
         out["hosts"].append(
             {
                 "host": host.name,
@@ -100,6 +110,8 @@ def collect(manifest: Manifest, hosts: list[Any], now: float | None = None) -> d
                     {"container": c.name, "service": c.service, "running": c.running, "why": c.why}
                     for c in observed.leftovers
                 ],
+                "edge_proxy": edge["proxy"],
+                "routes": edge["routes"],
             }
         )
     return out
@@ -141,6 +153,10 @@ def render_text(data: Mapping[str, Any]) -> str:
             for c in h.get("leftovers", [])
         )
         parts.append(head + "\n" + host_table(rows, headers) + left)
+        if h.get("edge_proxy"):
+            from deployer.proxy.status import render
+
+            parts.append(render({"proxy": h["edge_proxy"], "routes": h.get("routes", [])}))
     return "\n".join(parts)
 
 

@@ -80,8 +80,18 @@ def deploy(manifest: Path, image: str, **env: str) -> tuple[int, str]:
     }
     full.update({"WEB_IMAGE": image, **env})
     proc = subprocess.run(
-        [sys.executable, "-m", "deployer", "deploy", "-f", str(manifest), "--env", "test",
-         "--report-dir", str(manifest.parent / "reports")],
+        [
+            sys.executable,
+            "-m",
+            "deployer",
+            "deploy",
+            "-f",
+            str(manifest),
+            "--env",
+            "test",
+            "--report-dir",
+            str(manifest.parent / "reports"),
+        ],
         capture_output=True,
         text=True,
         timeout=300,
@@ -215,8 +225,38 @@ def test_a_host_name_of_another_app_is_refused_naming_both(
     cleanup: Cleanup,
 ) -> None:
     public = f"{app}.example.test"
-    code, out = deploy(write_manifest(tmp_path / "a", app, testenv, edge, public), testenv.image_v1)
+    first = write_manifest(tmp_path / "a", app, testenv, edge, public)
+    code, out = deploy(first, testenv.image_v1)
     assert code == EXIT_OK, out
+    status = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "deployer",
+            "status",
+            "-f",
+            str(first),
+            "--env",
+            "test",
+            "--format",
+            "json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+        check=False,
+        env={**os.environ, "WEB_IMAGE": testenv.image_v1},
+    )
+    assert status.returncode == 0, status.stdout + status.stderr
+    (host_status,) = json.loads(status.stdout)["hosts"]
+    (route,) = host_status["routes"]
+    assert route["url"] == f"http://{public}:{edge.address.rpartition(':')[2]}"
+    assert [u["health"] for u in route["upstreams"]] == ["healthy", "healthy"], route
+    assert {u["container"] for u in route["upstreams"]} == {
+        f"{app}-test-web-1",
+        f"{app}-test-web-2",
+    }
     other = unique_app()
     cleanup.later(lambda: remove_app({"engine": engine, "engine2": engine2}, other))
     code, out = deploy(

@@ -1,0 +1,207 @@
+"""The edge proxy's cost, side by side in one run:
+
+1. wall time to update 10 proxied services v1 → v2 (`deployer deploy`, start-first through
+   the edge proxy, probes through the proxy on two of the routes counting failed
+   requests) vs Docker Compose v2 `docker compose up -d --wait` updating the same 10
+   services (health-gated, stop-first, no public port);
+2. requests per second through the proxy vs straight to the container (wrk, from
+   Debian's packages, 10 s, 2 threads, 32 connections).
+
+Every tool runs as a fresh process. The web server is busybox httpd (serves /version,
+closes every connection, exits at once on SIGTERM), so the proxy opens a connection to it
+per request, as every client hitting it directly does. Ports 18380-18381 on 127.0.0.1.
+
+Usage: .venv/bin/python bench/proxy_fleet.py [--rounds N] [--services N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import re
+import secrets
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import docker
+import docker.errors
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.proxy_downtime import build_proxy_image  # noqa: E402
+from bench.proxy_probe import ProxyProbe, get  # noqa: E402
+from bench.rollout_probe import ensure_web, remove_app  # noqa: E402
+from tests.composev2 import binary as compose_binary  # noqa: E402
+
+PROXY_PORT = 18380
+
+
+def manifest_text(app: str, n: int, image: str) -> str:
+    svcs = "".join(
+        f"  web{i}:\n    image: ${{WEB_IMAGE}}\n    pull_policy: never\n    init: true\n"
+        f"    proxy: {{host: web{i}.{app}.test, port: 8080}}\n"
+        for i in range(n)
+    )
+    return (
+        f"app: {app}\nenvironments:\n  bench:\n"
+        '    hosts: ["unix:///var/run/docker.sock"]\n'
+        f'    proxy: {{http: "127.0.0.1:{PROXY_PORT}", https: false, image: "{image}", '
+        f"name: {app}-edge, drain_timeout: 10s}}\n"
+        f"services:\n{svcs}rollout: {{health_timeout: 60s, healthy_after: 1s}}\n"
+    )
+
+
+def cleanup_ours(client: docker.DockerClient, app: str) -> None:
+    with contextlib.suppress(docker.errors.NotFound):
+        client.containers.get(f"{app}-edge").remove(force=True)
+    remove_app(client, app)
+    for vol in (f"{app}-edge-config", f"{app}-edge-data"):
+        with contextlib.suppress(docker.errors.NotFound):
+            client.volumes.get(vol).remove(force=True)
+
+
+def deployer(m: Path, image: str) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "DOCKER_HOST"}
+    env["WEB_IMAGE"] = image
+    proc = subprocess.run(
+        [sys.executable, "-m", "deployer", "deploy", "-f", str(m), "--env", "bench"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+        cwd=ROOT,
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise SystemExit(f"deployer deploy failed:\n{proc.stdout[-3000:]}{proc.stderr}")
+
+
+def ours(
+    client: docker.DockerClient, v1: str, v2: str, n: int, image: str
+) -> tuple[float, int, int]:
+    app = "bench" + secrets.token_hex(4)
+    with tempfile.TemporaryDirectory() as d:
+        m = Path(d) / "deploy.yml"
+        m.write_text(manifest_text(app, n, image))
+        try:
+            deployer(m, v1)
+            addr = f"127.0.0.1:{PROXY_PORT}"
+            probes = [ProxyProbe(addr, f"web{i}.{app}.test").start() for i in (0, n - 1)]
+            t0 = time.monotonic()
+            try:
+                deployer(m, v2)
+            finally:
+                took = time.monotonic() - t0
+                for p in probes:
+                    p.stop()
+            return took, sum(p.requests for p in probes), sum(p.failed for p in probes)
+        finally:
+            cleanup_ours(client, app)
+
+
+def compose(v1: str, v2: str, n: int) -> float:
+    project = "bench" + secrets.token_hex(4)
+    exe = str(compose_binary())
+    svcs = "".join(f"  web{i}:\n    image: ${{IMAGE}}\n    init: true\n" for i in range(n))
+    with tempfile.TemporaryDirectory() as d:
+        f = Path(d) / "compose.yml"
+        f.write_text(f"services:\n{svcs}")
+        env = {**os.environ, "IMAGE": v1, "DOCKER_HOST": "unix:///var/run/docker.sock"}
+        run = [exe, "-p", project, "-f", str(f)]
+        try:
+            subprocess.run(
+                [*run, "up", "-d", "--wait"], env=env, check=True, capture_output=True, timeout=600
+            )
+            env["IMAGE"] = v2
+            t0 = time.monotonic()
+            subprocess.run(
+                [*run, "up", "-d", "--wait"], env=env, check=True, capture_output=True, timeout=600
+            )
+            return time.monotonic() - t0
+        finally:
+            subprocess.run(
+                [*run, "down", "-t", "10"], env=env, check=False, capture_output=True, timeout=300
+            )
+
+
+def wrk(url: str, host: str) -> float:
+    exe = shutil.which("wrk")
+    if exe is None:
+        raise SystemExit("wrk is missing: apt-get install wrk (scripts/testenv.sh installs it)")
+    out = subprocess.run(
+        [exe, "-t2", "-c32", "-d10s", "-H", f"Host: {host}", url],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
+    m = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    if m is None:
+        raise SystemExit(f"wrk printed no rate:\n{out}")
+    if errors:
+        print(f"  (wrk: {errors.group(1)} non-2xx answers from {url})")
+    return float(m.group(1))
+
+
+def throughput(client: docker.DockerClient, v1: str, image: str) -> tuple[float, float]:
+    app = "bench" + secrets.token_hex(4)
+    with tempfile.TemporaryDirectory() as d:
+        m = Path(d) / "deploy.yml"
+        m.write_text(manifest_text(app, 1, image))
+        try:
+            deployer(m, v1)
+            host = f"web0.{app}.test"
+            assert get(f"127.0.0.1:{PROXY_PORT}", host)[0] == 200
+            c = client.containers.get(f"{app}-bench-web0-1")
+            ip = next(iter(c.attrs["NetworkSettings"]["Networks"].values()))["IPAddress"]
+            direct = wrk(f"http://{ip}:8080/version", host)
+            proxied = wrk(f"http://127.0.0.1:{PROXY_PORT}/version", host)
+            return proxied, direct
+        finally:
+            cleanup_ours(client, app)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
+    ap.add_argument("--rounds", type=int, default=1)
+    ap.add_argument("--services", type=int, default=10)
+    args = ap.parse_args()
+    client = docker.DockerClient(base_url="unix:///var/run/docker.sock")
+    v1, v2 = ensure_web(client, "v1"), ensure_web(client, "v2")
+    image = build_proxy_image()
+    ours_t: list[float] = []
+    comp_t: list[float] = []
+    requests = failed = 0
+    rates: list[tuple[float, float]] = []
+    for _ in range(args.rounds):
+        t, r, f = ours(client, v1, v2, args.services, image)
+        ours_t.append(t)
+        requests += r
+        failed += f
+        comp_t.append(compose(v1, v2, args.services))
+        rates.append(throughput(client, v1, image))
+    o, c = statistics.median(ours_t), statistics.median(comp_t)
+    print(f"update of {args.services} services v1 → v2, {args.rounds} round(s), medians")
+    print(
+        f"  deployer start-first through the edge proxy  {o:6.2f}s  ({o / c:.2f}x)"
+        f"  probes: {requests} requests, {failed} failed"
+    )
+    print(f"  Compose v2 up -d --wait                      {c:6.2f}s")
+    p = statistics.median(r[0] for r in rates)
+    dr = statistics.median(r[1] for r in rates)
+    print("requests per second (wrk -t2 -c32 -d10s), medians")
+    print(f"  through the edge proxy  {p:9.0f}  ({p / dr:.2f}x)")
+    print(f"  straight to the container {dr:7.0f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
