@@ -17,8 +17,8 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Mapping
-from typing import TextIO
+from collections.abc import Mapping, Sequence
+from typing import Any, TextIO
 
 from deployer.errors import EXIT_CHANGES, EXIT_OK, InvalidInput
 from deployer.manifest.model import Manifest
@@ -56,6 +56,11 @@ def run(args: argparse.Namespace, out: TextIO, environ: Mapping[str, str] | None
     else:
         with prepare(manifest, env, only) as prepared:
             plan = prepared.plan
+            routes = _route_changes(manifest, prepared.hosts)
+        if routes:
+            out.write(_with_routes(render(plan, args.format), args.format, routes))
+            out.flush()
+            return _exit(args, plan)
     out.write(render(plan, args.format))
     notes = [
         f"{s.name}: `build:` is not used at deploy time; the deploy runs the image {s.image}"
@@ -71,6 +76,34 @@ def run(args: argparse.Namespace, out: TextIO, environ: Mapping[str, str] | None
     note = share_plan(plan, env)  # MR pipelines only; stderr keeps --format json clean
     if note:
         print(note, file=sys.stderr)
+    if args.detailed_exitcode and plan.changes:
+        return EXIT_CHANGES
+    return EXIT_OK
+
+
+def _route_changes(manifest: Manifest, hosts: Sequence[Any]) -> list[dict[str, str]]:
+    """The edge proxy's changes per host (public services only)."""
+    if manifest.edge is None:
+        return []
+    from deployer.proxy.status import route_changes
+
+    out: list[dict[str, str]] = []
+    for h in hosts:
+        out.extend(route_changes(manifest, h.client, h.name))
+    return out
+
+
+def _with_routes(text: str, fmt: str, routes: list[dict[str, str]]) -> str:
+    if fmt == "json":
+        data = json.loads(text)
+        data["routes"] = routes
+        return json.dumps(data, indent=2) + "\n"
+    lines = ["", "Edge proxy routes:"]
+    lines += [f"  {r['change']:8} {r['route']}  ({r['host']})" for r in routes]
+    return text.rstrip("\n") + "\n" + "\n".join(lines) + "\n"
+
+
+def _exit(args: argparse.Namespace, plan: Any) -> int:
     if args.detailed_exitcode and plan.changes:
         return EXIT_CHANGES
     return EXIT_OK

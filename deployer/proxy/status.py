@@ -55,3 +55,46 @@ def render(data: Mapping[str, Any]) -> str:
         )
         lines.append(f"  {r['url']} → {r['service']}: {ups}")
     return "\n".join(lines) + "\n"
+
+
+def route_changes(manifest: Manifest, client: Any, host: str) -> list[dict[str, str]]:
+    """What a deploy would change in the proxy of one host: the proxy itself, each route
+    (add, change, keep) and host names another app holds (the deploy would refuse)."""
+    from deployer.proxy.caddy import EDGE_IMAGE, EDGE_LISTEN, CaddyHost
+
+    edge = manifest.edge
+    if edge is None:
+        return []
+    proxy = CaddyHost(client, host, edge)
+    c = proxy._container()
+    out: list[dict[str, str]] = []
+    if c is None:
+        out.append({"host": host, "route": f"edge proxy {edge.name}", "change": "create"})
+        existing: list[dict[str, Any]] = []
+    else:
+        labels = c.labels or {}
+        if labels.get(EDGE_IMAGE) != edge.image or labels.get(EDGE_LISTEN) != proxy._listen():
+            out.append({"host": host, "route": f"edge proxy {edge.name}", "change": "replace"})
+        existing = proxy.all_routes() if c.status == "running" else []
+    app, env = manifest.app, manifest.environment.name
+    for msg in R.conflicts(
+        existing, app, env, [s.proxy for s in manifest.public_services if s.proxy]
+    ):
+        out.append({"host": host, "route": msg, "change": "refused"})
+    have = {r.get("@id"): r for r in existing}
+    for svc, url in zip(manifest.public_services, public_urls(manifest), strict=True):
+        assert svc.proxy is not None
+        rid = R.route_id(app, env, svc.name)
+        want = R.route_json(rid, svc.proxy, svc.replicas)
+        now = have.get(rid)
+        change = "add" if now is None else ("keep" if _same(now, want) else "change")
+        out.append(
+            {"host": host, "route": f"{url} → {svc.name}:{svc.proxy.port}", "change": change}
+        )
+    return out
+
+
+def _same(a: Any, b: Any) -> bool:
+    import json
+
+    return json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)

@@ -259,6 +259,29 @@ def test_a_host_name_of_another_app_is_refused_naming_both(
     }
     other = unique_app()
     cleanup.later(lambda: remove_app({"engine": engine, "engine2": engine2}, other))
+    second = write_manifest(tmp_path / "b", other, testenv, edge, public)
+    plan = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "deployer",
+            "plan",
+            "-f",
+            str(second),
+            "--env",
+            "test",
+            "--format",
+            "json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+        check=False,
+        env={**os.environ, "WEB_IMAGE": testenv.image_v2},
+    )
+    assert plan.returncode == 0, plan.stdout + plan.stderr
+    assert [r["change"] for r in json.loads(plan.stdout)["routes"]] == ["refused", "add"]
     code, out = deploy(
         write_manifest(tmp_path / "b", other, testenv, edge, public), testenv.image_v2
     )
