@@ -275,6 +275,9 @@ def _ipc(svc: Service, i: Inspect) -> bool:
 
 
 _COMPARE: dict[str, Callable[[Service, Inspect], bool]] = {
+    # no files from the repository: nothing to compare; with some, compose's container binds
+    # the checkout's copy, never the deployer's shipped one: that service is replaced
+    "files": lambda svc, i: not svc.files,
     "command": _command,
     "entrypoint": _entrypoint,
     "environment": _environment,
