@@ -40,6 +40,7 @@ COMMANDS = {
     "restart": "restart services: a health-gated rollout of the same image, rolled back on failure",
     "run": "a one-off container of the deployed release (a task, or --service S -- CMD)",
     "stats": "CPU, memory, network and restarts of every replica on every host",
+    "events": "what happened to the app's containers (died, OOM-killed, health, ...) and when",
     "down": "remove an environment of the app from its hosts (volumes only with --volumes)",
     "build": "build (and --push) the images of the services with a compose `build:` section",
     "unlock": "break the deploy lock of a deploy that is gone (asks GitLab about its job)",
@@ -165,6 +166,11 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.add_argument("--watch", action="store_true", help="print it again every 5 s until Ctrl-C")
     p.add_argument("--format", choices=["text", "json"], default="text")
+
+    p = sub.add_parser("events", help=COMMANDS["events"], description=COMMANDS["events"])
+    _common(p)
+    p.add_argument("--since", metavar="DURATION|TIME", help="how far back (default: 1h)")
+    p.add_argument("--until", metavar="DURATION|TIME", help="up to when (default: now)")
 
     p = sub.add_parser("down", help=COMMANDS["down"], description=COMMANDS["down"])
     _common(p)

@@ -69,6 +69,18 @@ class StatRow:
     state: str
 
 
+@dataclass(frozen=True)
+class Event:
+    """Something that happened to one of the app's containers, from the engine."""
+
+    time_ns: int
+    where: str
+    service: str
+    replica: str
+    action: str  # "oom", "die", "start", "create", "destroy", "health_status: unhealthy", ...
+    detail: str  # "exit code 137", the container's name, ...
+
+
 class Operations(Protocol):
     """What the day-2 commands need of an environment, whatever the engine."""
 
@@ -142,7 +154,50 @@ class Operations(Protocol):
         and the service's configuration, removed afterwards; its exit code."""
         ...
 
+    def events(self, since: float, until: float) -> list[Event]:
+        """What happened to the app's containers between ``since`` and ``until`` (unix
+        seconds; ``until`` bounds the read: it never waits for new events)."""
+        ...
+
     def close(self) -> None: ...
+
+
+INTERESTING = ("create", "start", "die", "oom", "kill", "stop", "restart", "destroy", "health")
+
+
+def engine_events(
+    api: Any,
+    where: str,
+    filters: dict[str, Any],
+    since: float,
+    until: float,
+    service_label: str,
+    replica_label: str,
+) -> list[Event]:
+    """The engine's container events in [since, until], one bounded read."""
+    out = []
+    for ev in api.events(since=since, until=until, filters=filters, decode=True):
+        action = str(ev.get("Action") or ev.get("status") or "")
+        if not action.startswith(INTERESTING) or action.startswith("exec_"):
+            continue
+        attrs = (ev.get("Actor") or {}).get("Attributes") or {}
+        if service_label not in attrs:  # the deploy lock, not a replica
+            continue
+        detail = attrs.get("name", "")
+        if action == "die":
+            detail += f" (exit code {attrs.get('exitCode', '?')})"
+        ns = int(ev.get("timeNano") or int(ev.get("time") or 0) * 1_000_000_000)
+        out.append(
+            Event(
+                ns,
+                where,
+                attrs.get(service_label, "?"),
+                attrs.get(replica_label, "?"),
+                action,
+                detail,
+            )
+        )
+    return out
 
 
 def stat_row(replica: Replica, sample: dict[str, object], info: dict[str, object]) -> StatRow:

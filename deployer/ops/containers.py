@@ -21,10 +21,12 @@ from deployer.engine import lock_key
 from deployer.errors import DeployerError, InvalidInput
 from deployer.manifest.model import Manifest, Task
 from deployer.ops import (
+    Event,
     LockState,
     LogLine,
     Replica,
     StatRow,
+    engine_events,
     merge,
     parse_stamped,
     release_digest,
@@ -243,6 +245,19 @@ class ContainerOperations:
             say,
         )
         return out.exit_code
+
+    def events(self, since: float, until: float) -> list[Event]:
+        def one(host: DockerHost) -> list[Event]:
+            filters = {"type": "container", **_ours(self.app, self.env)}
+            with wrapped("read the engine's events", host.name):
+                return engine_events(
+                    host.api, host.name, filters, since, until, L.SERVICE, L.REPLICA
+                )
+
+        results = _parallel(one, self.hosts)
+        _raise_first([r for r in results if isinstance(r, DeployerError)])
+        found = [e for r in results if isinstance(r, list) for e in r]
+        return sorted(found, key=lambda e: (e.time_ns, e.where))
 
     # -- restart ------------------------------------------------------------------------
 

@@ -20,7 +20,17 @@ from deployer import labels as L
 from deployer.docker.execute import exec_in
 from deployer.errors import Blocked, InvalidInput
 from deployer.manifest.model import Manifest, Task
-from deployer.ops import LockState, LogLine, Replica, StatRow, merge, release_digest, stat_row
+from deployer.ops import (
+    Event,
+    LockState,
+    LogLine,
+    Replica,
+    StatRow,
+    engine_events,
+    merge,
+    release_digest,
+    stat_row,
+)
 from deployer.ops.containers import container_logs
 from deployer.report.log import PrintLog
 from deployer.swarm import spec as S
@@ -211,6 +221,24 @@ class SwarmOperations:
             "deployer restart does not support Swarm environments yet",
             hint="run `docker service update --force <app>_<service>` on a manager",
         )
+
+    def events(self, since: float, until: float) -> list[Event]:
+        """The manager node's events of the app's task containers."""
+        filters = {
+            "type": "container",
+            "label": [f"{S.STACK_NAMESPACE}={self.manifest.app}"],
+        }
+        with self.target._wrapped("reading the engine's events"):
+            found = engine_events(
+                self.raw,
+                self.target.name,
+                filters,
+                since,
+                until,
+                "com.docker.swarm.service.name",
+                "com.docker.swarm.task.name",
+            )
+        return sorted(found, key=lambda e: e.time_ns)
 
     def run(self, task: Task, say: Callable[[str], None]) -> int:
         digest = release_digest(self.target.releases(), task.service, self.where)

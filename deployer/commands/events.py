@@ -1,0 +1,54 @@
+"""`deployer events [--since 1h] [--until T]`.
+
+What happened to the app's containers on every host (or the swarm manager's node): created,
+started, died (with the exit code), OOM-killed, killed, restarted, health changed,
+destroyed; with host and time, read from the engines' event logs in one bounded request.
+An engine keeps only its most recent events (256 on Docker 20.10 to 27), in memory: on a
+busy host, or after the engine restarted, older ones are gone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import TextIO
+
+from deployer.errors import EXIT_OK
+
+
+def run(args: argparse.Namespace, out: TextIO, environ: Mapping[str, str] | None = None) -> int:
+    from deployer.commands.deploy import load
+    from deployer.commands.logs import time_arg
+    from deployer.ops import open_environment
+    from deployer.report.log import format_table
+
+    env = dict(os.environ if environ is None else environ)
+    now = time.time()
+    since = time_arg(args.since or "1h", "--since", now) or now - 3600
+    until = time_arg(args.until, "--until", now) or now
+    manifest = load(args, env)
+    ops = open_environment(manifest, env)
+    try:
+        found = ops.events(since, until)
+    finally:
+        ops.close()
+    rows = [
+        [
+            datetime.fromtimestamp(e.time_ns / 1e9, UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3],
+            e.where,
+            f"{e.service}.{e.replica}",
+            e.action,
+            e.detail,
+        ]
+        for e in found
+    ]
+    out.write(
+        format_table(rows, ["time (UTC)", "host", "replica", "event", "detail"])
+        if rows
+        else "(no events of this app in that time)\n"
+    )
+    out.flush()
+    return EXIT_OK
