@@ -4,8 +4,10 @@
   local socket (``host_urls``).
 - ``tcp://`` always verifies the server's certificate. Certificates come from
   ``DOCKER_CERT_PATH`` (ca.pem, cert.pem, key.pem) or from CI variables holding the PEM
-  text (``DOCKER_TLS_CA_CERT``, ``DOCKER_TLS_CERT``, ``DOCKER_TLS_KEY``), written to a
-  private temporary directory (0700/0600) removed on ``close()``. Plain tcp is refused
+  text (``DOCKER_TLS_CA_CERT``, ``DOCKER_TLS_CERT``, ``DOCKER_TLS_KEY``), held in
+  in-memory files (``memfd_create``: never on disk, gone with the process even after
+  ``kill -9``), or where the system has none in a private temporary directory (0700/0600)
+  removed on ``close()``. Plain tcp is refused
   unless the environment sets ``allow_insecure_tcp``.
 - ``ssh://`` checks the host key strictly against ``SSH_KNOWN_HOSTS`` (the variable's
   text) or ``~/.ssh/known_hosts``; the key is ``SSH_PRIVATE_KEY`` when set. One SSH
@@ -29,7 +31,7 @@ import os
 import shutil
 import tempfile
 import urllib.parse
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import docker
@@ -81,6 +83,7 @@ class Connection:
         client: docker.DockerClient,
         *,
         tempdir: str | None = None,
+        fds: Sequence[int] = (),
         timeout: float = DEFAULT_TIMEOUT,
     ) -> None:
         self.url = url
@@ -91,6 +94,7 @@ class Connection:
         self.server_version: str = ""
         self.api_version: str = ""
         self._tempdir = tempdir
+        self._fds = list(fds)  # in-memory files (TLS key material) open for the client
 
     def close(self) -> None:
         # closing must never fail a run (the host may be gone already)
@@ -100,6 +104,8 @@ class Connection:
         if self._tempdir:
             shutil.rmtree(self._tempdir, ignore_errors=True)
             self._tempdir = None
+        _close_fds(self._fds)
+        self._fds = []
 
     def __enter__(self) -> Connection:
         return self
@@ -123,11 +129,12 @@ def connect(
     scheme = urllib.parse.urlsplit(url).scheme
     name = display_name(url)
     tempdir: str | None = None
+    fds: list[int] = []
     try:
         if scheme == "unix":
             api = _api(url, timeout=timeout)
         elif scheme == "tcp":
-            tls, tempdir = _tls_config(name, environ, allow_insecure_tcp)
+            tls, tempdir, fds = _tls_config(name, environ, allow_insecure_tcp)
             api = _api(url, timeout=timeout, tls=tls)
         elif scheme == "ssh":
             from deployer.docker.ssh import ssh_api
@@ -140,12 +147,13 @@ def connect(
             )
         client = docker.DockerClient.__new__(docker.DockerClient)
         client.api = api
-        conn = Connection(url, client, tempdir=tempdir, timeout=timeout)
+        conn = Connection(url, client, tempdir=tempdir, fds=fds, timeout=timeout)
         _negotiate(conn, connect_timeout)
         return conn
     except BaseException:
         if tempdir:
             shutil.rmtree(tempdir, ignore_errors=True)
+        _close_fds(fds)
         raise
 
 
@@ -187,9 +195,38 @@ def _negotiate(conn: Connection, connect_timeout: float) -> None:
 # --- tcp + TLS -----------------------------------------------------------------------
 
 
+def _close_fds(fds: Sequence[int]) -> None:
+    for fd in fds:
+        with contextlib.suppress(OSError):
+            os.close(fd)
+
+
+def _memory_files(texts: Mapping[str, str]) -> tuple[dict[str, str], list[int]] | None:
+    """Each text in an anonymous in-memory file (``memfd_create``), named by a path this
+    process can open (``/proc/self/fd/N``) while the descriptor is open: TLS key material
+    never touches a disk, and nothing is left behind when the process is killed (``kill
+    -9`` runs no clean-up). None where the system has no such files."""
+    if not hasattr(os, "memfd_create") or not os.path.isdir("/proc/self/fd"):
+        return None
+    fds: list[int] = []
+    paths: dict[str, str] = {}
+    try:
+        for fname, text in texts.items():
+            fd = os.memfd_create(f"deployer-tls-{fname}", os.MFD_CLOEXEC)
+            fds.append(fd)
+            data = memoryview(text.encode())
+            while data:
+                data = data[os.write(fd, data) :]
+            paths[fname] = f"/proc/self/fd/{fd}"
+    except OSError:
+        _close_fds(fds)
+        return None
+    return paths, fds
+
+
 def _tls_config(
     name: str, environ: Mapping[str, str], allow_insecure_tcp: bool
-) -> tuple[docker.tls.TLSConfig | bool, str | None]:
+) -> tuple[docker.tls.TLSConfig | bool, str | None, list[int]]:
     pem_vars = ("DOCKER_TLS_CA_CERT", "DOCKER_TLS_CERT", "DOCKER_TLS_KEY")
     given = [v for v in pem_vars if environ.get(v, "").strip()]
     if given:
@@ -200,18 +237,35 @@ def _tls_config(
                 hint="set all three of DOCKER_TLS_CA_CERT, DOCKER_TLS_CERT, DOCKER_TLS_KEY "
                 "(PEM text) as masked CI/CD variables",
             )
+        texts = {
+            fname: _pem(_text_or_file(environ[var]))
+            for var, fname in zip(pem_vars, ("ca.pem", "cert.pem", "key.pem"), strict=True)
+        }
+        source = "the DOCKER_TLS_* variables"
+        in_memory = _memory_files(texts)
+        if in_memory is not None:
+            paths, fds = in_memory
+            try:
+                tls = _tls(name, paths["ca.pem"], paths["cert.pem"], paths["key.pem"], source)
+            except BaseException:
+                _close_fds(fds)
+                raise
+            return tls, None, fds
         tempdir = tempfile.mkdtemp(prefix="deployer-tls-")
         os.chmod(tempdir, 0o700)
         atexit.register(shutil.rmtree, tempdir, True)  # also when a caller never closes
         paths = {}
-        for var, fname in zip(pem_vars, ("ca.pem", "cert.pem", "key.pem"), strict=True):
+        for fname, text in texts.items():
             path = os.path.join(tempdir, fname)
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "w") as f:
-                f.write(_pem(_text_or_file(environ[var])))
+                f.write(text)
             paths[fname] = path
-        source = "the DOCKER_TLS_* variables"
-        return _tls(name, paths["ca.pem"], paths["cert.pem"], paths["key.pem"], source), tempdir
+        return (
+            _tls(name, paths["ca.pem"], paths["cert.pem"], paths["key.pem"], source),
+            tempdir,
+            [],
+        )
     cert_path = environ.get("DOCKER_CERT_PATH", "").strip()
     if cert_path:
         files = [os.path.join(cert_path, f) for f in ("ca.pem", "cert.pem", "key.pem")]
@@ -221,9 +275,10 @@ def _tls_config(
                 f"host {name}: DOCKER_CERT_PATH={cert_path} lacks {', '.join(absent)}",
                 hint="DOCKER_CERT_PATH must hold ca.pem, cert.pem and key.pem",
             )
-        return _tls(name, files[0], files[1], files[2], f"DOCKER_CERT_PATH={cert_path}"), None
+        tls = _tls(name, files[0], files[1], files[2], f"DOCKER_CERT_PATH={cert_path}")
+        return tls, None, []
     if allow_insecure_tcp:
-        return False, None
+        return False, None, []
     raise InvalidInput(
         f"host {name}: plain tcp without TLS is refused (anyone on the network could run "
         "containers as root on that host)",

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import os
 import socket
-import stat
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -74,24 +74,63 @@ def test_unix_socket(testenv: TestEnv) -> None:
 
 @integration
 @pytest.mark.parametrize("as_text", [False, True], ids=["cert-path", "pem-variables"])
-def test_tls_verified_and_temp_files_private_and_removed(
+def test_tls_verified_and_key_material_only_in_memory(
     testenv: TestEnv, as_text: bool, engine2_root: str
 ) -> None:
     conn = connect(testenv.tls_host, testenv.tls_environ(as_text=as_text))
-    tempdir = conn._tempdir
+    fds = list(conn._fds)
     try:
         assert conn.client.info()["DockerRootDir"] == engine2_root
+        assert conn._tempdir is None  # no file on disk, whatever the source
         if as_text:
-            assert tempdir is not None
-            assert stat.S_IMODE(os.stat(tempdir).st_mode) == 0o700
-            for f in ("ca.pem", "cert.pem", "key.pem"):
-                assert stat.S_IMODE(os.stat(Path(tempdir) / f).st_mode) == 0o600
+            assert len(fds) == 3
+            for fd in fds:
+                assert os.readlink(f"/proc/self/fd/{fd}").startswith("/memfd:deployer-tls-")
         else:
-            assert tempdir is None
+            assert fds == []
     finally:
         conn.close()
-    if tempdir:
-        assert not Path(tempdir).exists()
+    for fd in fds:
+        with pytest.raises(OSError):
+            os.fstat(fd)  # closed with the connection
+
+
+KILLED = """
+import sys, time
+from deployer.docker.connect import connect
+conn = connect(sys.argv[1], dict(__import__("os").environ))
+conn.client.ping()
+print("connected", flush=True)
+time.sleep(120)
+"""
+
+
+@integration
+def test_no_tls_key_is_left_on_disk_after_kill_9(testenv: TestEnv, tmp_path: Path) -> None:
+    """The PEM variables were written to a temporary directory removed at exit: a deploy
+    killed with SIGKILL left the client key in /tmp."""
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    env = {**os.environ, **testenv.tls_environ(as_text=True), "TMPDIR": str(tmp)}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", KILLED, testenv.tls_host],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()  # bounded: the child pings once, or dies
+        assert line.strip() == "connected", (line, proc.stderr and proc.stderr.read())
+        proc.kill()
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=60)
+    left = list(tmp.rglob("*"))
+    assert left == [], left  # no directory, no key file
 
 
 @pytest.fixture(scope="module")
