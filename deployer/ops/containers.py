@@ -159,6 +159,8 @@ class ContainerOperations:
                 labels = vol.get("Labels") or {}
                 if labels.get(L.ROLE) == L.ROLE_RELEASE:
                     what = f"release {labels.get(L.RELEASE, vol['Name'])}"
+                elif labels.get(L.ROLE) == "files":  # copies of the repository's files: config
+                    what = f"files {labels.get(L.PREFIX + 'files-name', vol['Name'])}"
                 elif volumes:
                     what = f"volume {vol['Name']}"
                 else:

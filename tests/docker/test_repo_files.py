@@ -226,6 +226,10 @@ def test_files_configs_and_secrets_over_ssh(
             at = data.find(secret.encode())
             assert at < 0, f"{secret!r} in {name}: ...{data[max(0, at - 200) : at + 60]!r}"
 
+    # `down` removes the copies with the containers (configuration, not data).
+    deployer("down")
+    assert _file_volumes(engine, app) == {}
+
 
 def test_a_writable_relative_directory_is_refused_at_its_line(tmp_path: Path) -> None:
     (tmp_path / "uploads").mkdir()
@@ -252,3 +256,52 @@ def test_a_writable_relative_directory_is_refused_at_its_line(tmp_path: Path) ->
         [str(DEPLOYER), "validate"], cwd=tmp_path, capture_output=True, timeout=60, check=False
     )
     assert proc.returncode == 0, proc.stdout.decode() + proc.stderr.decode()
+
+
+def test_shipping_over_tls_is_idempotent_and_rewrites_a_partial_copy(
+    app: str, testenv: TestEnv, engine2: docker.DockerClient
+) -> None:
+    from deployer.docker.host import connect_host
+    from deployer.manifest import pack
+    from deployer.manifest.model import Environment, FileMount, Manifest, Service
+
+    engine2.images.pull(testenv.image_v1)  # the helper container needs an image there
+    content = "listen 8080\n"
+    fm = FileMount(
+        kind="config",
+        name="extra",
+        target="/etc/app/extra.conf",
+        digest=pack.digest(pack.pack_bytes(content.encode(), 0o444)),
+        mode=0o444,
+        content=content,
+    )
+    manifest = Manifest(
+        path="deploy.yml",
+        app=app,
+        environment=Environment("prod", hosts=(testenv.tls_host,)),
+        services=(Service(name="web", image=testenv.image_v1, files=(fm,)),),
+    )
+    host = connect_host(testenv.tls_host, testenv.tls_environ(as_text=True))
+    try:
+        host.ensure_infrastructure(manifest)
+        assert host.shipped == ["config extra"]
+        host.ensure_infrastructure(manifest)
+        assert host.shipped == []  # already there, complete: nothing written
+        # A copy cut off before its last entry (no `done`) is written again.
+        name = repo_files.volume_name(app, "prod", fm.digest)
+        cut = engine2.containers.create(
+            testenv.image_v1,
+            ["busybox", "rm", "/v/done"],
+            volumes={name: {"bind": "/v", "mode": "rw"}},
+        )
+        try:
+            cut.start()
+            assert cut.wait(timeout=60)["StatusCode"] == 0
+        finally:
+            cut.remove(force=True)
+        host.ensure_infrastructure(manifest)
+        assert host.shipped == ["config extra"]
+        (mount,) = repo_files.mounts(host.api, manifest, (fm,))
+        assert mount["ReadOnly"] is True and mount["Target"] == "/etc/app/extra.conf"
+    finally:
+        host.close()
