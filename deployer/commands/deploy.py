@@ -135,7 +135,18 @@ def apply(
     kind: str,
 ) -> int:
     """Run the rollout of ``plan``, write the summary and reports, exit like the result."""
+    from deployer.docker.host import DockerHost
     from deployer.rollout import Rollout
+
+    engines = [h for h in hosts.values() if isinstance(h, DockerHost)]
+    if engines and len(engines) == len(hosts):
+        from deployer.ops.containers import ContainerOperations
+        from deployer.ops.stale import break_stale_lock
+
+        # A lock left by a job that ended (runner lost, kill -9) need not block us.
+        break_stale_lock(
+            ContainerOperations(manifest, engines, environ), environ, ctx.holder, log.line
+        )
 
     rollout = Rollout(
         manifest,

@@ -93,3 +93,23 @@ def test_unlock_without_gitlab_breaks_nothing(
     assert code == 4, out
     for client in fleet.clients:
         assert len(lock_ids(client, fleet.app)) == 1
+
+
+@pytest.mark.integration
+@responses.activate
+def test_a_deploy_breaks_the_lock_of_a_failed_job_and_waits_for_a_running_one(
+    fleet: Fleet, held: list[Lease], in_ci: None
+) -> None:
+    responses.add_passthru(ENGINES)
+    running = responses.get(JOB, json=fixture("job_running.json"))
+    fleet.write()
+    code, out = fleet.run("deploy", "--report-dir", str(fleet.path.parent))
+    assert code == 4, out  # the job runs: its lock holds
+    assert running.call_count == 1
+    for client in fleet.clients:
+        assert len(lock_ids(client, fleet.app)) == 1
+
+    responses.replace(responses.GET, JOB, json=fixture("job_failed.json"))
+    code, out = fleet.run("deploy", "--report-dir", str(fleet.path.parent))
+    assert code == 0, out
+    assert "is failed: its lock is stale" in out and "stale deploy lock" in out
