@@ -18,7 +18,7 @@ import docker.errors
 
 from deployer import labels as L
 from deployer.docker.execute import exec_in
-from deployer.errors import Blocked, InvalidInput
+from deployer.errors import Blocked, DeployerError, InvalidInput
 from deployer.manifest.model import Manifest, Task
 from deployer.ops import (
     Event,
@@ -140,6 +140,10 @@ class SwarmOperations:
                 with t._wrapped("removing a release"), contextlib.suppress(docker.errors.NotFound):
                     self.api.remove_config(cfg["ID"])
                     gone(f"release {labels.get(L.RELEASE, cfg['Spec']['Name'])}")
+            if any(s.files for s in m.services):  # no service uses them any more
+                with contextlib.suppress(DeployerError):
+                    t._prune_files()
+                    gone("the secrets and configs of the app's files")
             with t._wrapped("listing volumes"):
                 vols = (
                     self.raw.volumes(filters={"label": f"{S.STACK_NAMESPACE}={m.app}"}).get(

@@ -117,6 +117,26 @@ def test_secrets_and_configs_on_swarm_roll_the_service_when_changed(
         for file in path.iterdir():
             assert SECRET not in file.read_text(errors="replace"), file
 
+    def copies() -> list[str]:
+        return sorted(
+            c["Spec"]["Name"]
+            for c in swarm.api.configs()
+            if c["Spec"]["Name"].startswith(swarm_app + "_app.conf")
+        )
+
+    first = copies()
+    assert len(first) == 2  # the previous copy stays while the previous spec (rollback) uses it
+    (tmp_path / "app.conf").write_text("version=3\n")
+    code, out = cli("deploy", "-f", f, "--report-dir", str(tmp_path / "r3"), env=env)
+    assert code == 0, out
+    assert len(copies()) == 2 and not set(copies()) >= set(first)  # the oldest one is gone
+
+    code, out = cli("down", "-f", f, env=env)
+    assert code == 0, out
+    left = [s for s in swarm.api.secrets() if s["Spec"]["Name"].startswith(swarm_app + "_")]
+    left += [c for c in swarm.api.configs() if c["Spec"]["Name"].startswith(swarm_app + "_api")]
+    assert left == []
+
 
 def test_a_directory_is_refused_on_swarm_at_its_service(tmp_path: Path) -> None:
     (tmp_path / "conf").mkdir()
