@@ -85,6 +85,13 @@ def test_day2_commands_on_a_swarm(
     assert code == 0, out
     assert sorted(r["replica"] for r in json.loads(out)) == [1, 2]
 
+    # A one-off container of the deployed release, its exit code the command's.
+    code, out = cli("run", *f, "--service", "api", "--", "sh", "-c", "echo ran; exit 4", env=env)
+    assert code == 4 and "ran" in out, out
+
+    code, out = cli("events", *f, "--since", "10m", env=env)
+    assert code == 0, out  # the swarm's task containers (the engine keeps its last 256)
+
     # A lock left by a job GitLab reports as failed: unlock breaks it.
     with _target(path, env) as target:
         target.acquire_lock(HOLDER, 1800)
