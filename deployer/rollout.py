@@ -850,12 +850,15 @@ class Rollout:
                 if stop_old and old.running:
                     engine.stop(old.id, grace)
                     self._do(host, f"restart {old.name}", partial(engine.start, old.id))
-                engine.rename(old.id, kept_name(item.canonical, old.release, old.id))
-                self._do(
-                    host,
-                    f"rename back {old.name}",
-                    partial(engine.rename, old.id, old.name),
-                )
+                keep_as = kept_name(item.canonical, old.release, old.id)
+                # compose may have started a kept container again: it has that name already
+                if old.name != keep_as:
+                    engine.rename(old.id, keep_as)
+                    self._do(
+                        host,
+                        f"rename back {old.name}",
+                        partial(engine.rename, old.id, old.name),
+                    )
             engine.rename(cid, item.canonical)
             self._do(
                 host,
@@ -882,7 +885,7 @@ class Rollout:
             self.result.outcome = Outcome.DEPLOYED
             self.line(f"restarted by {self.context.holder}; no release recorded")
             return
-        previous = self._previous_release()
+        previous = self._previous_release() or self._record_adopted()
         digests = dict(previous.digests) if previous else {}
         digests.update(self.plan.digests)
         replicas = dict(previous.replicas) if previous else {}
@@ -927,6 +930,40 @@ class Rollout:
         self.line(f"release {release.id} recorded on {len(self.order)} host(s)")
         self._retention()
 
+    def _record_adopted(self) -> Release | None:
+        """The first deploy of an app docker compose started: what compose ran is recorded
+        as release ``0`` (before this one), so ``rollback`` can return to it."""
+        if self.kind != "deploy":
+            return None
+        steps = [s for hp in self.plan.hosts for s in hp.steps if s.adopted]
+        digests: dict[str, str] = {}
+        replicas: dict[str, int] = {}
+        for s in steps:
+            old = s.old_digest or ""
+            if s.service in digests or "@sha256:" not in old or ", " in old:
+                continue  # several images, or one known by no registry digest
+            digests[s.service] = old
+            replicas[s.service] = s.replicas_before
+        if not digests:
+            return None
+        release = Release(
+            id="0",
+            app=self.manifest.app,
+            environment=self.manifest.environment.name,
+            digests=digests,
+            replicas=replicas,
+            user="docker compose",
+            created_at=self.result.started_at,
+        )
+        for host in self.order:
+            try:
+                self.hosts[host].record_release(release)
+            except DeployerError as e:
+                self.line(f"could not record compose's state as release 0: {e.message}", host)
+                return None
+        self.line("compose's state recorded as release 0 (rollback --to 0 returns to it)")
+        return release
+
     def _previous_release(self) -> Release | None:
         rels = self.hosts[self.order[0]].releases(self.manifest.app, self.manifest.environment.name)
         return rels[-1] if rels else None
@@ -956,6 +993,7 @@ class Rollout:
         self.line(f"FAILED: {cause.message}")
         if not touched:
             self.result.outcome = Outcome.ROLLED_BACK
+            self.result.digests = self._digests_running()
             self.error = DeployFailed(
                 f"{cause.message}; nothing was changed",
                 hint=cause.hint or "fix the cause and deploy again",
@@ -986,10 +1024,25 @@ class Rollout:
             )
         else:
             self.result.outcome = Outcome.ROLLED_BACK
+            self.result.digests = self._digests_running()
             self.error = DeployFailed(
                 f"{cause.message}; rolled back, the previous version is serving",
                 hint=cause.hint or "see the failed container's logs above",
             )
+
+    def _digests_running(self) -> dict[str, str]:
+        """After a rollback: per service the digest that runs again (what the plan found),
+        not the one that failed; a service that was not running before is left out."""
+        out: dict[str, str] = {}
+        for hp in self.plan.hosts:
+            for s in hp.steps:
+                if s.service in out or s.action is Action.REMOVE:
+                    continue
+                if s.action is Action.UNCHANGED and s.service in self.plan.digests:
+                    out[s.service] = self.plan.digests[s.service]
+                elif s.old_digest:
+                    out[s.service] = s.old_digest
+        return out
 
     def _undo(self, host: str) -> list[str]:
         run = self.runs[host]

@@ -542,3 +542,11 @@ def test_a_wave_rolls_at_most_4_services_at_once_and_starts_none_after_a_failure
     assert isinstance(r.error, DeployFailed)
     assert len(ops(bad, "create")) == 4  # the first four fail: none of the other six starts
     assert all(c.digest == OLD and c.running for c in bad.containers.values())
+
+
+def test_after_a_rollback_the_result_shows_the_digests_that_run() -> None:
+    h = host(replicas=2, unhealthy={BAD})
+    r = run(manifest((Service("web", "reg/shop/web:bad", replicas=2),)), [h], digest=BAD)
+    assert r.result.outcome is Outcome.ROLLED_BACK
+    assert r.result.digests == {"web": OLD}
+
