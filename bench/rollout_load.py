@@ -106,7 +106,8 @@ def run_load(
     first = _deploy(host, _manifest(app, v1, services, replicas, False), lines)
     first_seconds = time.monotonic() - started
     if first.error is not None:
-        raise RuntimeError("the first deploy failed:\n" + "\n".join(lines[-40:]))
+        failed = [line for line in lines if "FAILED" in line or "new container is" in line]
+        raise RuntimeError(f"the first deploy failed: {first.result.error}\n" + "\n".join(failed))
     old = {
         c["Id"]
         for c in client.api.containers(filters={"label": [f"{L.APP}={app}"]})
