@@ -9,6 +9,8 @@ to itself.
 
 from __future__ import annotations
 
+import contextlib
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -28,7 +30,21 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture
 def shop(app: str, testenv: TestEnv, tmp_path: Path) -> Iterator[ComposeV2App]:
-    yield from start_v2(app, testenv, tmp_path, "shop", ("docker-compose.yml",))
+    """start_v2's app, taken down patiently: a loaded engine frees a removed container's
+    network endpoint a moment after the removal, and `compose down` then fails once."""
+    started = start_v2(app, testenv, tmp_path, "shop", ("docker-compose.yml",))
+    ca = next(started)
+    try:
+        yield ca
+    finally:
+        for _ in range(10):
+            try:
+                ca.compose("down", "-v", "--timeout", "1")
+                break
+            except AssertionError:
+                time.sleep(2)
+        with contextlib.suppress(AssertionError):
+            started.close()
 
 
 def version(engine: docker.DockerClient, cid: str) -> str:
