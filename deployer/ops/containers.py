@@ -152,7 +152,9 @@ class ContainerOperations:
                 except docker.errors.NotFound:
                     continue
                 gone(f"container {name}")
-            for net in api.networks(filters=_ours(self.app, self.env)):
+            networks = api.networks(filters=_ours(self.app, self.env))
+            self._detach_edge(host, [n["Id"] for n in networks], gone)
+            for net in networks:
                 if _remove_network(api, net["Id"]):
                     gone(f"network {net['Name']}")
             for vol in api.volumes(filters=_ours(self.app, self.env)).get("Volumes") or []:
@@ -176,6 +178,33 @@ class ContainerOperations:
             if kept:
                 say(f"{host.name}: kept volume(s) {', '.join(kept)} (remove with --volumes)")
         return removed
+
+    def _detach_edge(
+        self, host: DockerHost, networks: Sequence[str], gone: Callable[[str], None]
+    ) -> None:
+        """The edge proxy forgets the environment: its routes go, and it leaves the
+        environment's networks (a network with the proxy still on it cannot be removed).
+        The proxy itself stays: other apps and environments use it."""
+        edge = self.manifest.edge
+        if edge is None:
+            return
+        from deployer.proxy import routes as R
+        from deployer.proxy.caddy import CaddyHost
+
+        proxy = CaddyHost(host.client, host.name, edge)
+        try:
+            container = host.client.containers.get(edge.name)
+        except docker.errors.NotFound:
+            return
+        rids = {
+            R.route_id(self.app, self.env, s.name): s.name for s in self.manifest.public_services
+        }
+        for rid in dict.fromkeys(proxy.remove_routes(set(rids))):
+            gone(f"route of {rids[rid]} on {edge.name}")
+        for net in networks:
+            # Not on it (NotFound or an API error): removing the network says what is wrong.
+            with contextlib.suppress(docker.errors.APIError):
+                host.client.networks.get(net).disconnect(container, force=True)
 
     # -- replicas, exec, stats ------------------------------------------------------------
 

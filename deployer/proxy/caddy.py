@@ -217,6 +217,20 @@ class CaddyHost:
             raise EdgeError(f"{self.host}: could not write {path} in the edge proxy")
         return True
 
+    def remove_routes(self, rids: set[str]) -> list[str]:
+        """Remove the routes with these ids from every server; returns the ids removed.
+
+        By listing, not through ``/id/``: an id holds the environment's name, and a
+        review app's (``review/<slug>``) has a ``/`` the admin API would read as a path."""
+        removed: list[str] = []
+        for server in (R.SERVER, R.TLS_SERVER) if self.edge.https else (R.SERVER,):
+            current = self.routes(server)
+            keep = [r for r in current if r.get("@id") not in rids]
+            if len(keep) != len(current):
+                self._ok("PATCH", f"/config/apps/http/servers/{server}/routes", keep)
+                removed += [str(r.get("@id")) for r in current if r.get("@id") in rids]
+        return removed
+
     def delete_route(self, rid: str) -> bool:
         status, _ = self.admin("DELETE", f"/id/{rid}")
         return status == 200
