@@ -106,10 +106,16 @@ def compose_config(
     )
 
 
+# What every GitLab CI job has: the deploy job names the images CI built for `build:`-only
+# services from these (the documented convention)
+CI = {"CI_REGISTRY_IMAGE": "registry.example.com/group/app", "CI_COMMIT_SHA": "0123456789abcdef"}
+
+
 def variables_for(case: Case, root: Path, home: Path) -> dict[str, str]:
-    """The variables compose says are unset, each given a value as a CI/CD variable would."""
+    """The variables compose says are unset, each given a value as a CI/CD variable would,
+    and GitLab's predefined variables of a pipeline."""
     proc = compose_config(case, root, clean_env(home))
-    return {name: "1" for name in _UNSET.findall(proc.stderr)}
+    return {**{name: "1" for name in _UNSET.findall(proc.stderr)}, **CI}
 
 
 def write_manifest(case: Case, root: Path) -> Path:
@@ -170,7 +176,8 @@ def compare(service: Service, spec: dict[str, Any]) -> list[str]:
         if mine != theirs:
             diffs.append(f"{service.name}.{what}: deployer {mine!r} != compose {theirs!r}")
 
-    check("image", service.image, spec.get("image"))
+    built = f"{CI['CI_REGISTRY_IMAGE']}/{service.name}:{CI['CI_COMMIT_SHA']}"
+    check("image", service.image, spec.get("image") or (built if "build" in spec else None))
     env = {k: ("" if v is None else v) for k, v in (spec.get("environment") or {}).items()}
     check("environment", service.env_dict, env)
     check("command", service.command, _words(spec.get("command")))
