@@ -10,6 +10,16 @@ Both tools run as fresh processes on the same 10 services (same image, one engin
 local socket), after a first run that made everything current: the times are of the
 "nothing to do" check each tool makes. The SSH count comes from sshd's log, for a key
 made for this run only. Everything created is labelled with a unique name and removed.
+
+Measured here (2026-11-29, 5 runs, medians, load average 20-30 on 2 cores): compose v2
+no-op 0.57 s, docker-compose 1.29 6.6 s, `deployer plan` 3.0 s (5.2x v2, 0.45x 1.29).
+Where the deployer's time goes (cProfile of one plan of an adopted 4-service app, 4.4 s in
+all): imports 3.0 s (the Docker SDK and requests/urllib3 1.15 s; the manifest pipeline with
+jsonschema 1.16 s; the rest of the CLI), observing the host 1.0 s (10 API calls, 0.1 s each
+under that load), the plan itself well under 0.1 s. Unloaded, `-X importtime` gives 0.4 s of
+imports (docker 0.25 s, jsonschema 0.08 s). python-gitlab and paramiko are not imported on
+this path (lazy: only in GitLab CI, only for ssh:// hosts). Compose v2 is one static Go
+binary: no interpreter start, no imports.
 """
 
 from __future__ import annotations
