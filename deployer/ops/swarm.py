@@ -221,10 +221,42 @@ class SwarmOperations:
     def restart(
         self, services: Sequence[str], *, hard: bool, context: Any, log: Any, args: Any
     ) -> int:
-        raise InvalidInput(
-            "deployer restart does not support Swarm environments yet",
-            hint="run `docker service update --force <app>_<service>` on a manager",
-        )
+        """A forced update of each service (new tasks, the same spec) through the
+        deploy's Swarm rollout: Swarm's update order and rollback; no release recorded."""
+        import dataclasses
+
+        from deployer.commands.finish import report
+        from deployer.plan import Action, make_plan
+        from deployer.swarm.target import raise_for_outcome
+
+        t = self.target
+        t.context = context
+        digests = {s: release_digest(t.releases(), s, self.where) for s in services}
+        plan = make_plan(self.manifest, [t.observe()], digests, list(services))
+        hosts = []
+        for hp in plan.hosts:
+            steps = []
+            for step in hp.steps:
+                if step.service in services:
+                    if step.action is not Action.UNCHANGED:
+                        raise InvalidInput(
+                            f"{step.service} differs from {self.manifest.path} "
+                            f"({'; '.join(step.reasons)}): a restart keeps what runs as it is",
+                            hint="deploy the manifest with `deployer deploy` instead",
+                        )
+                    steps.append(
+                        dataclasses.replace(step, action=Action.REPLACE, reasons=("restart",))
+                    )
+                else:
+                    steps.append(step)
+            hosts.append(dataclasses.replace(hp, steps=tuple(steps)))
+        plan = dataclasses.replace(plan, hosts=tuple(hosts))
+        log.line(f"restarting {', '.join(services)} on {self.where}, by {context.holder}")
+        result = t.apply(plan, log, run_tasks=False, record=False)
+        report(result, context, self.manifest, t.environ, args, log)
+        raise_for_outcome(result)
+        log.line("restarted; no release recorded")
+        return 0
 
     def events(self, since: float, until: float) -> list[Event]:
         """The manager node's events of the app's task containers."""

@@ -794,6 +794,7 @@ class SwarmTarget:
         lock_wait: float = 0.0,
         release: str | None = None,
         run_tasks: bool = True,
+        record: bool = True,
     ) -> DeployResult:
         """Apply ``plan`` (made by ``self.plan()``), locked, and report what happened.
 
@@ -835,7 +836,7 @@ class SwarmTarget:
         stop_renewing = keep_renewing(renew, m.rollout.lock_ttl)
         try:
             self._apply_locked(plan, result, log, run_tasks=run_tasks)
-            if result.outcome is Outcome.DEPLOYED:
+            if result.outcome is Outcome.DEPLOYED and record:  # a restart records none
                 self.record_release(result)
         finally:
             stop_renewing()
@@ -952,7 +953,8 @@ class SwarmTarget:
             prev = current["Spec"]
             prev_force = int(prev["TaskTemplate"].get("ForceUpdate", 0) or 0)
             spec = S.service_spec(m, service, digest, extra, force_update=prev_force, refs=refs)
-            if step.action is Action.REPLACE and _same_tasks(prev, spec):
+            restart = step.reasons == ("restart",)  # `deployer restart`: always new tasks
+            if step.action is Action.REPLACE and (restart or _same_tasks(prev, spec)):
                 # Nothing in the task spec changed (stopped tasks, adopted service): force.
                 spec = S.service_spec(
                     m, service, digest, extra, force_update=prev_force + 1, refs=refs

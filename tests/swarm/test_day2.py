@@ -85,6 +85,26 @@ def test_day2_commands_on_a_swarm(
     assert code == 0, out
     assert sorted(r["replica"] for r in json.loads(out)) == [1, 2]
 
+    # restart: new tasks of the same spec through Swarm's rollout, no release recorded.
+    def task_containers() -> set[str]:
+        found = swarm.api.containers(
+            filters={"label": f"com.docker.swarm.service.name={swarm_app}_api"}
+        )
+        return {c["Id"] for c in found}
+
+    def recorded() -> int:
+        return len(
+            swarm.api.configs(filters={"label": [f"{L.APP}={swarm_app}", f"{L.ROLE}=release"]})
+        )
+
+    before, releases = task_containers(), recorded()
+    code, out = cli("restart", *f, "api", "--report-dir", str(tmp_path), env=env)
+    assert code == 0, out
+    assert "no release recorded" in out
+    after = task_containers()
+    assert len(after) == 2 and not after & before, (before, after)
+    assert recorded() == releases
+
     # A one-off container of the deployed release, its exit code the command's.
     code, out = cli("run", *f, "--service", "api", "--", "sh", "-c", "echo ran; exit 4", env=env)
     assert code == 4 and "ran" in out, out
