@@ -645,7 +645,7 @@ class Builder:
         base = os.path.dirname(self.doc.pos(path).file)
         full = os.path.join(base, name)
         try:
-            lines = files.read_limited(full, files.ENV_FILE_LIMIT).decode("utf-8").splitlines()
+            text = files.read_limited(full, files.ENV_FILE_LIMIT).decode("utf-8-sig")
         except files.FileRefused as e:
             self.err(
                 path,
@@ -665,39 +665,20 @@ class Builder:
         except (OSError, UnicodeDecodeError) as e:
             self.err(path, f'env_file "{name}" cannot be read: {e.__class__.__name__}')
             return {}
-        out: dict[str, str] = {}
-        for n, line in enumerate(lines, 1):
-            text = line.strip()
-            if not text or text.startswith("#"):
-                continue
-            if text.startswith("export "):
-                text = text[7:].lstrip()
-            k, sep, v = text.partition("=")
-            k = k.strip()
-            if not _ENV_KEY.match(k):
-                self.problems.append(
-                    Problem(
-                        full,
-                        n,
-                        1,
-                        "",
-                        "expected KEY=value (value not shown: a secret)",
-                        "fix or remove the line",
-                    )
+        from deployer.manifest.compose import parse_env_lines
+
+        out, bad = parse_env_lines(text, self.lookup)  # as docker compose v2 reads it
+        for n in bad:
+            self.problems.append(
+                Problem(
+                    full,
+                    n,
+                    1,
+                    "",
+                    "expected KEY=value (value not shown: a secret)",
+                    "fix or remove the line",
                 )
-                continue
-            if not sep:
-                if k in self.lookup:
-                    out[k] = self.lookup[k]
-                continue
-            v = v.strip()
-            if len(v) >= 2 and v[0] == v[-1] and v[0] in "\"'":
-                v = v[1:-1]
-                if line.strip().partition("=")[2].strip().startswith('"'):
-                    v = v.replace("\\n", "\n").replace('\\"', '"')
-            elif " #" in v:
-                v = v.split(" #", 1)[0].rstrip()
-            out[k] = v
+            )
         return out
 
     def ports(self, path: Path, raw: Any) -> tuple[Port, ...]:

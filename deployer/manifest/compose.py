@@ -40,12 +40,19 @@ def project_name(text: str) -> str:
 
 
 def parse_dotenv(text: str, lookup: Mapping[str, str]) -> dict[str, str]:
+    """See parse_env_lines; malformed lines are skipped."""
+    return parse_env_lines(text, lookup)[0]
+
+
+def parse_env_lines(text: str, lookup: Mapping[str, str]) -> tuple[dict[str, str], list[int]]:
     """KEY=value lines as docker compose v2 reads ``.env`` and ``env_file``: ``export``
     prefixes, ``#`` comments (after whitespace, when unquoted), single quotes literal,
     double quotes with ``\\n``-style escapes, both possibly spanning lines, and ``${VAR}``
     expanded in unquoted and double-quoted values (from ``lookup``, then the lines above).
-    A bare ``KEY`` takes its value from ``lookup``. Malformed lines are skipped."""
+    A bare ``KEY`` takes its value from ``lookup``. Returns the values and the numbers of
+    the lines that are not KEY=value (compose refuses such a file)."""
     out: dict[str, str] = {}
+    bad: list[int] = []
 
     def expand(value: str) -> str:
         if "$" not in value:
@@ -73,12 +80,15 @@ def parse_dotenv(text: str, lookup: Mapping[str, str]) -> dict[str, str]:
         seps = [k for k in (line.find("="), line.find(":")) if k >= 0]
         if not seps:
             key = line.split("#", 1)[0].strip()
-            if key in lookup:
+            if not key or any(c.isspace() for c in key):
+                bad.append(text.count("\n", 0, at) + 1)
+            elif key in lookup:
                 out[key] = lookup[key]
             continue
         sep = min(seps)
         key = line[:sep].strip()
         if not key or any(c.isspace() for c in key):
+            bad.append(text.count("\n", 0, at) + 1)
             continue
         v = at + sep + 1
         while v < end and text[v] in " \t":
@@ -102,7 +112,7 @@ def parse_dotenv(text: str, lookup: Mapping[str, str]) -> dict[str, str]:
                 value = value[:k]
                 break
         out[key] = expand(value.strip())
-    return out
+    return out, bad
 
 
 _ESCAPES = {"n": "\n", "r": "\r", "t": "\t", "\\": "\\", '"': '"', "$": "$"}

@@ -442,3 +442,33 @@ def test_include_conflict_refused_as_compose_refuses_it(tmp_path: Path, home: Pa
         deployer(tmp_path, "app/compose.yaml", {})
     (p,) = exc.value.problems
     assert (Path(p.file).name, p.line, p.path) == ("compose.yaml", 3, "services.db")
+
+
+def test_env_file_parsed_as_compose_parses_it(tmp_path: Path, home: Path) -> None:
+    project = tmp_path / "app"
+    project.mkdir()
+    (project / "app.env").write_text(DOTENV)
+    write(
+        project, {"compose.yaml": "services:\n  s:\n    image: busybox:1\n    env_file: app.env\n"}
+    )
+    environ = {"FROMENV": "from-the-environment"}
+    theirs = compose_config(project, [], environ, home)
+    mine = deployer(tmp_path, "app/compose.yaml", environ)
+    same(mine, theirs)
+    assert mine.service("s").env_dict["MULTI"] == "line1\nline2"
+
+
+def test_env_file_bad_line_is_located_without_its_value(tmp_path: Path) -> None:
+    project = tmp_path / "app"
+    write(
+        project,
+        {
+            "compose.yaml": "services:\n  s:\n    image: busybox:1\n    env_file: app.env\n",
+            "app.env": 'A="multi\nline"\nnot a key=hidden-value\n',
+        },
+    )
+    with pytest.raises(ManifestError) as exc:
+        deployer(tmp_path, "app/compose.yaml", {})
+    (p,) = exc.value.problems
+    assert (Path(p.file).name, p.line) == ("app.env", 3)
+    assert "hidden-value" not in p.render()
