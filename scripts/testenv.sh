@@ -195,6 +195,14 @@ engine2() {
     say engine2 "tcp://127.0.0.1:$TLS_PORT (TLS) and unix://$E2_SOCK (running)"
     return
   fi
+  # Its pid file gone while it still runs: starting a second dockerd would take its unix
+  # socket path and then fail on the TLS port, leaving every client of the socket stranded.
+  local running
+  running="$(pgrep -f -- "--pidfile $d/pid" | head -n 1 || true)"
+  if [ -n "$running" ]; then
+    echo "$running" >"$d/pid"
+    die "the second engine runs (pid $running) but does not answer on unix://$E2_SOCK; not starting another"
+  fi
   mkdir -p "$d/data" "$RUN/engine2"
   # A network store left by an earlier run makes this dockerd delete the host's docker0
   # when it restarts (the main engine's default bridge: builds then fail with "could not
