@@ -71,8 +71,8 @@ class Scrubber:
         for path in interpolated:
             raw = _at(written, path)
             value = _text(_at(data, path))
-            if not isinstance(raw, str) or value is None or value == raw:
-                continue
+            if not isinstance(raw, str) or not value or value == raw:
+                continue  # an empty value reveals nothing (and would match everywhere)
             pairs.setdefault(value, raw)
             for name in _VAR.findall(raw):
                 v = lookup.get(name)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import pathlib
 import re
 import tempfile
 from contextlib import redirect_stderr
@@ -170,3 +171,17 @@ def test_property_no_piece_of_a_secret_in_any_problem(key: str, secret: str) -> 
     for p in [*report.problems, *report.warnings]:
         text = p.render() + json.dumps(p.as_dict(), ensure_ascii=False)
         assert not SECRET_CHARS.search(text), (secret, text)
+
+
+def test_a_value_interpolated_to_nothing_leaves_messages_as_they_are(
+    tmp_path: pathlib.Path,
+) -> None:
+    """`platform: ${DOCKER_PLATFORM:-}` (Sentry's compose file) is empty once interpolated:
+    no message gets it put back between each of its characters."""
+    (tmp_path / "deploy.yml").write_text(
+        "app: demo\nenvironments: {production: {}}\nservices:\n"
+        "  web:\n    image: web:1\n    hostname: '${EMPTY:-}'\n    ports: ['80:80:80']\n"
+    )
+    report = check_manifest(tmp_path / "deploy.yml", "production", {})
+    text = "\n".join(p.render() for p in report.problems)
+    assert report.problems and "${EMPTY:-}" not in text.replace("'${EMPTY:-}'", ""), text
