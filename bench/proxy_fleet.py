@@ -47,6 +47,8 @@ def manifest_text(app: str, n: int, image: str) -> str:
     svcs = "".join(
         f"  web{i}:\n    image: ${{WEB_IMAGE}}\n    pull_policy: never\n    init: true\n"
         f"    proxy: {{host: web{i}.{app}.test, port: 8080}}\n"
+        # compose's --wait watches nothing after the switch: neither does this run
+        "    deploy: {update_config: {monitor: 0s}}\n"
         for i in range(n)
     )
     return (

@@ -326,3 +326,4 @@ def describe(routes: list[dict[str, Any]]) -> list[str]:
     for c in R.claims_of(routes):
         out.append(f"{c.host}{'' if c.path_prefix == '/' else c.path_prefix} ({c.owner})")
     return out
+

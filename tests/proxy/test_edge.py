@@ -23,7 +23,7 @@ from bench.proxy_probe import ProxyProbe, get
 from deployer.errors import EXIT_INVALID, EXIT_OK, EXIT_ROLLED_BACK
 from deployer.proxy import routes as R
 from tests.conftest import Cleanup
-from tests.proxy.conftest import Edge, make_edge
+from tests.proxy.conftest import Edge, make_edge, remove_edge
 from tests.testenv import TestEnv, unique_app
 from tests.testenv import cleanup as remove_app
 
@@ -258,7 +258,12 @@ def test_a_host_name_of_another_app_is_refused_naming_both(
         f"{app}-test-web-2",
     }
     other = unique_app()
-    cleanup.later(lambda: remove_app({"engine": engine, "engine2": engine2}, other))
+
+    def remove_other() -> None:  # the proxy first: it is attached to the other app's network
+        remove_edge(engine, edge.name)
+        remove_app({"engine": engine, "engine2": engine2}, other)
+
+    cleanup.later(remove_other)
     second = write_manifest(tmp_path / "b", other, testenv, edge, public)
     plan = subprocess.run(
         [
@@ -289,3 +294,18 @@ def test_a_host_name_of_another_app_is_refused_naming_both(
     assert f"{app}/test" in out and f"{other}/test" in out and public in out, out
     assert not engine.containers.list(all=True, filters={"label": f"io.deployer.app={other}"})
     assert get(edge.address, public) == (200, "v1")
+    # `down` takes the first app's route and network away; the host name is free again
+    down = subprocess.run(
+        [sys.executable, "-m", "deployer", "down", "-f", str(first), "--env", "test"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+        check=False,
+        env={**os.environ, "WEB_IMAGE": testenv.image_v1},
+    )
+    assert down.returncode == 0, down.stdout + down.stderr
+    assert "route of web" in down.stdout and f"network {app}-test" in down.stdout
+    code, out = deploy(second, testenv.image_v2)
+    assert code == EXIT_OK, out
+    assert get(edge.address, public) == (200, "v2")
