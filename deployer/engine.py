@@ -48,6 +48,8 @@ def network_name(manifest: Manifest, name: str) -> str:
     networks and volumes (their data included).
     """
     for net in manifest.networks:
+        if net.name == name and net.engine_name:
+            return net.engine_name
         if net.name == name and net.external:
             return name
     if manifest.compose_project:
@@ -60,6 +62,8 @@ def network_name(manifest: Manifest, name: str) -> str:
 def volume_name(manifest: Manifest, name: str) -> str:
     """The engine's name of a named volume of the manifest (external ones keep their name)."""
     for vol in manifest.volumes:
+        if vol.name == name and vol.engine_name:
+            return vol.engine_name
         if vol.name == name and vol.external:
             return name
     if manifest.compose_project:
@@ -71,11 +75,14 @@ def service_networks(manifest: Manifest, service: Service) -> list[tuple[str, li
     """(engine network name, aliases) for each network the service joins, in order."""
     if service.network_mode:
         return []
+    # A hostname is an alias too, as docker compose (v2) gives it.
+    host = [service.hostname] if service.hostname and service.hostname != service.name else []
     if not service.networks:
-        return [(network_name(manifest, "default"), [service.name])]
+        return [(network_name(manifest, "default"), [service.name, *host])]
     out = []
     for att in service.networks:
-        aliases = [service.name, *[a for a in att.aliases if a != service.name]]
+        extra = [a for a in (*att.aliases, *host) if a != service.name]
+        aliases = [service.name, *dict.fromkeys(extra)]
         out.append((network_name(manifest, att.name), aliases))
     return out
 

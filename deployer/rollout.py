@@ -659,7 +659,7 @@ class Rollout:
                 old = current[i] if i < len(current) else None
                 if old is not None and old.id not in step.replace:
                     continue  # unchanged replica
-                canon = canonical_name(
+                canon = svc.container_name or canonical_name(
                     self.manifest.app, self.manifest.environment.name, name, i + 1
                 )
                 items.append(_Item(i + 1, canon, old))

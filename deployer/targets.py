@@ -131,6 +131,7 @@ def observe_all(manifest: Manifest, hosts: Sequence[DockerHost]) -> list[Observe
             manifest.environment.name,
             compose_project=manifest.compose_project,
             services=manifest.services,
+            engine_names=manifest.engine_names(),
         ),
         hosts,
     )
@@ -167,6 +168,41 @@ def check_bind_links(manifest: Manifest, hosts: Sequence[DockerHost]) -> None:
     _raise_first(errors)
 
 
+def _api_lt(have: str, want: str) -> bool:
+    def parts(v: str) -> tuple[int, ...]:
+        return tuple(int(p) for p in v.split(".") if p.isdigit())
+
+    return bool(have) and parts(have) < parts(want)
+
+
+def needs_api(manifest: Manifest) -> list[tuple[str, str, str]]:
+    """(key path, Docker API version, what) of each setting only newer engines have."""
+    out = []
+    for svc in manifest.services:
+        for i, m in enumerate(svc.volumes):
+            if m.subpath:
+                out.append((f"services.{svc.name}.volumes[{i}]", "1.45", "a volume subpath"))
+        if svc.annotations:
+            out.append((f"services.{svc.name}.annotations", "1.43", "annotations"))
+    return out
+
+
+def check_engine_api(manifest: Manifest, hosts: Sequence[tuple[str, str]]) -> None:
+    """Refuse, before anything changes, a setting one of the hosts' engines cannot apply."""
+    problems = [
+        f"{manifest.path}: {path}: {what} needs Docker API {version} (the engine of {host} "
+        f"speaks {api})"
+        for path, version, what in needs_api(manifest)
+        for host, api in hosts
+        if _api_lt(api, version)
+    ]
+    if problems:
+        raise InvalidInput(
+            "\n".join(problems),
+            hint="upgrade the Docker engine of these hosts, or remove the setting",
+        )
+
+
 def prepare(
     manifest: Manifest,
     environ: Mapping[str, str],
@@ -188,6 +224,7 @@ def prepare(
         if not hosts:
             raise Unreachable(f"environment {manifest.environment.name} has no hosts")
         check_bind_links(manifest, hosts)
+        check_engine_api(manifest, [(h.name, h.conn.api_version) for h in hosts])
         digests = resolve_digests(manifest, hosts[0], environ, scope)
         observed = observe_all(manifest, hosts)
         plan = make_plan(manifest, observed, digests, scope)

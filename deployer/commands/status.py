@@ -59,7 +59,11 @@ def collect(manifest: Manifest, hosts: list[Any], now: float | None = None) -> d
     out: dict[str, Any] = {"app": app, "environment": env, "hosts": []}
     for host in sorted(hosts, key=lambda h: str(h.name)):
         observed = host.observe(
-            app, env, compose_project=manifest.compose_project, services=manifest.services
+            app,
+            env,
+            compose_project=manifest.compose_project,
+            services=manifest.services,
+            engine_names=manifest.engine_names(),
         )
         releases = {r.id: r for r in host.releases(app, env)}
         latest = max(releases) if releases else None

@@ -16,6 +16,7 @@ a missed change is not.
 
 from __future__ import annotations
 
+import posixpath
 import re
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -41,6 +42,7 @@ class Inspect:
         image: Mapping[str, Any],
         project: str,
         default_log_driver: str | None,
+        engine_names: Mapping[str, str] | None = None,
     ) -> None:
         self.id = str(container.get("Id", ""))
         self.name = str(container.get("Name", "")).lstrip("/")
@@ -50,12 +52,16 @@ class Inspect:
         settings = container.get("NetworkSettings") or {}
         self.networks: Mapping[str, Any] = settings.get("Networks") or {}
         self.image: Mapping[str, Any] = image.get("Config") or {}
+        self.image_root: Mapping[str, Any] = image
         self.project = project
         self.default_log_driver = default_log_driver
+        self.engine_names = engine_names or {}
 
-    def names(self, name: str) -> set[str]:
-        """Engine names a network or volume ``name`` of the compose project may have."""
-        return {f"{self.project}_{name}", name}
+    def names(self, name: str, kind: str) -> set[str]:
+        """Engine names a network or volume (``kind``) ``name`` of the compose project may
+        have (compose's `name:` gives it its own)."""
+        given = self.engine_names.get(f"{kind}:{name}")
+        return {given} if given else {f"{self.project}_{name}", name}
 
 
 def _env(entries: Any) -> dict[str, str]:
@@ -133,18 +139,48 @@ def _expose(svc: Service, i: Inspect) -> bool:
     return {_port_key(k) or k for k in (i.config.get("ExposedPorts") or {})} == want
 
 
+def _nocopy(i: Inspect, target: str) -> bool:
+    """Whether the container's mount at ``target`` was created with nocopy."""
+    for m in i.host.get("Mounts") or []:
+        if posixpath.normpath(str(m.get("Target") or "")) == target:
+            return bool((m.get("VolumeOptions") or {}).get("NoCopy"))
+    for b in i.host.get("Binds") or []:
+        parts = str(b).split(":")
+        if len(parts) >= 3 and posixpath.normpath(parts[1]) == target:
+            return "nocopy" in parts[2].split(",")
+    return False
+
+
+def _subpath(i: Inspect, target: str) -> str:
+    for m in i.host.get("Mounts") or []:
+        if posixpath.normpath(str(m.get("Target") or "")) == target:
+            return str((m.get("VolumeOptions") or {}).get("Subpath") or "")
+    return ""
+
+
+def _selinux(h: Mapping[str, Any]) -> str:
+    modes = str(h.get("Mode") or "").split(",")
+    return "Z" if "Z" in modes else "z" if "z" in modes else ""
+
+
 def _volumes(svc: Service, i: Inspect) -> bool:
     unmatched = list(i.mounts)
     for m in svc.volumes:
         found = None
         for h in unmatched:
-            if h.get("Destination") != m.target or bool(h.get("RW", True)) == m.read_only:
+            destination = posixpath.normpath(str(h.get("Destination") or "/"))
+            if destination != m.target or bool(h.get("RW", True)) == m.read_only:
                 continue
             kind, name = h.get("Type"), str(h.get("Name") or "")
             if m.type == "volume" and kind == "volume":
-                ok = (name in i.names(m.source)) if m.source else bool(_ANONYMOUS.match(name))
+                ok = (
+                    (name in i.names(m.source, "volume"))
+                    if m.source
+                    else bool(_ANONYMOUS.match(name))
+                )
+                ok = ok and _nocopy(i, m.target) == m.nocopy and _subpath(i, m.target) == m.subpath
             elif m.type == "bind" and kind == "bind":
-                ok = h.get("Source") == m.source
+                ok = h.get("Source") == m.source and _selinux(h) == m.selinux
             else:
                 ok = m.type == "tmpfs" and kind == "tmpfs"
             if ok:
@@ -168,19 +204,29 @@ def _networks(svc: Service, i: Inspect) -> bool:
         return not svc.networks  # our create joins no network then
     attachments = svc.networks or ()
     wanted = (
-        [(i.names(a.name), {svc.name, *a.aliases}) for a in attachments]
+        [(i.names(a.name, "network"), {svc.name, *a.aliases}) for a in attachments]
         if attachments
-        else [(i.names("default"), {svc.name})]
+        else [(i.names("default", "network"), {svc.name})]
     )
     if len(i.networks) != len(wanted):
         return False
     ignore = {i.id[:12], i.id, i.name}
-    for names, aliases in wanted:
+    hostname = str(i.config.get("Hostname") or "")
+    if hostname:
+        ignore.add(hostname)  # compose v2 adds the host name as an alias; our create does too
+    addresses = (
+        [(a.ipv4_address, a.ipv6_address) for a in attachments] if attachments else [("", "")]
+    )
+    for (names, aliases), (ip4, ip6) in zip(wanted, addresses, strict=True):
         hit = [n for n in i.networks if n in names]
         if len(hit) != 1:
             return False
-        have = {str(a) for a in (i.networks[hit[0]] or {}).get("Aliases") or []} - ignore
-        if have != aliases:
+        endpoint = i.networks[hit[0]] or {}
+        have = {str(a) for a in endpoint.get("Aliases") or []} - ignore
+        if have != aliases - ignore:
+            return False
+        ipam = endpoint.get("IPAMConfig") or {}
+        if str(ipam.get("IPv4Address") or "") != ip4 or str(ipam.get("IPv6Address") or "") != ip6:
             return False
     return True
 
@@ -274,6 +320,64 @@ def _ipc(svc: Service, i: Inspect) -> bool:
     return mode == svc.ipc
 
 
+def _memswap(svc: Service, i: Inspect) -> bool:
+    have = int(i.host.get("MemorySwap") or 0)
+    if svc.memswap_limit is None:
+        # unset: the engine leaves it 0, or twice the memory limit
+        return have == 0 or (svc.memory is not None and have == 2 * svc.memory)
+    return have == svc.memswap_limit
+
+
+def _caps(values: Any) -> list[str]:
+    return sorted(str(v).upper().removeprefix("CAP_") for v in values or [])
+
+
+def _devices(svc: Service, i: Inspect) -> bool:
+    want = []
+    for d in svc.devices:
+        parts = d.split(":")
+        host = parts[0]
+        target = parts[1] if len(parts) > 1 and parts[1].startswith("/") else host
+        perms = parts[-1] if len(parts) > 1 and not parts[-1].startswith("/") else "rwm"
+        want.append((host, target, perms))
+    have = [
+        (str(d.get("PathOnHost")), str(d.get("PathInContainer")), str(d.get("CgroupPermissions")))
+        for d in i.host.get("Devices") or []
+    ]
+    return sorted(have) == sorted(want)
+
+
+def _platform(svc: Service, i: Inspect) -> bool:
+    if not svc.platform:
+        return True
+    want = svc.platform.split("/")
+    have = [str(i.image_root.get("Os") or ""), str(i.image_root.get("Architecture") or "")]
+    if i.image_root.get("Variant"):
+        have.append(str(i.image_root["Variant"]))
+    return have[: len(want)] == want or (len(want) == 3 and have == want[:2])
+
+
+def _ulimits(svc: Service, i: Inspect) -> bool:
+    have = sorted(
+        (str(u.get("Name")), int(u.get("Soft") or 0), int(u.get("Hard") or 0))
+        for u in i.host.get("Ulimits") or []
+    )
+    return have == sorted(svc.ulimits)
+
+
+_MIB64 = 64 * 1024 * 1024
+_SWARM_ONLY = (
+    "cpus_reservation",
+    "deploy_labels",
+    "global_mode",
+    "placement_constraints",
+    "placement_preferences",
+    "max_replicas_per_node",
+    "restart_delay",
+    "restart_window",
+)
+
+
 _COMPARE: dict[str, Callable[[Service, Inspect], bool]] = {
     # no files from the repository: nothing to compare; with some, compose's container binds
     # the checkout's copy, never the deployer's shipped one: that service is replaced
@@ -321,44 +425,76 @@ _COMPARE: dict[str, Callable[[Service, Inspect], bool]] = {
     "cap_add": _simple(
         lambda i: sorted(i.host.get("CapAdd") or []), lambda s, i: sorted(s.cap_add)
     ),
+    # compose creates the container under this name; ours keep it through a replace
+    "container_name": lambda s, i: s.container_name in (None, i.name),
+    "hostname": _simple(
+        lambda i: str(i.config.get("Hostname") or ""), lambda s, i: s.hostname or i.id[:12]
+    ),
+    "domainname": _simple(
+        lambda i: str(i.config.get("Domainname") or ""), lambda s, i: s.domainname or ""
+    ),
+    "mac_address": _simple(
+        lambda i: str(i.config.get("MacAddress") or "").lower(), lambda s, i: s.mac_address or ""
+    ),
+    "runtime": lambda s, i: str(i.host.get("Runtime") or "runc") == (s.runtime or "runc"),
+    "platform": _platform,
+    "shm_size": lambda s, i: (
+        int(i.host.get("ShmSize") or 0) in ((0, _MIB64) if s.shm_size is None else (s.shm_size,))
+    ),
+    "stdin_open": _simple(lambda i: bool(i.config.get("OpenStdin")), lambda s, i: s.stdin_open),
+    "tty": _simple(lambda i: bool(i.config.get("Tty")), lambda s, i: s.tty),
+    "sysctls": _simple(
+        lambda i: {str(k): str(v) for k, v in (i.host.get("Sysctls") or {}).items()},
+        lambda s, i: dict(s.sysctls),
+    ),
+    "ulimits": _ulimits,
+    "dns": _simple(lambda i: list(i.host.get("Dns") or []), lambda s, i: list(s.dns)),
+    "dns_search": _simple(
+        lambda i: list(i.host.get("DnsSearch") or []), lambda s, i: list(s.dns_search)
+    ),
+    "dns_opt": _simple(
+        lambda i: list(i.host.get("DnsOptions") or []), lambda s, i: list(s.dns_opt)
+    ),
+    "group_add": _simple(
+        lambda i: [str(g) for g in i.host.get("GroupAdd") or []], lambda s, i: list(s.group_add)
+    ),
+    "pids_limit": _simple(
+        lambda i: int(i.host.get("PidsLimit") or 0), lambda s, i: s.pids_limit or 0
+    ),
+    "memswap_limit": _memswap,
+    "mem_reservation": _simple(
+        lambda i: int(i.host.get("MemoryReservation") or 0), lambda s, i: s.mem_reservation or 0
+    ),
+    "cpu_shares": _simple(
+        lambda i: int(i.host.get("CpuShares") or 0), lambda s, i: s.cpu_shares or 0
+    ),
+    "oom_score_adj": _simple(
+        lambda i: int(i.host.get("OomScoreAdj") or 0), lambda s, i: s.oom_score_adj or 0
+    ),
+    "cap_drop": _simple(lambda i: _caps(i.host.get("CapDrop")), lambda s, i: _caps(s.cap_drop)),
+    "security_opt": _simple(
+        lambda i: sorted(i.host.get("SecurityOpt") or []), lambda s, i: sorted(s.security_opt)
+    ),
+    "devices": _devices,
+    "annotations": _simple(
+        lambda i: dict(i.host.get("Annotations") or {}), lambda s, i: dict(s.annotations)
+    ),
+    # Swarm-only settings: a container has none of them (compose does not set them either)
+    **{key: (lambda s, i: True) for key in _SWARM_ONLY},
 }
 
 # Container settings the manifest cannot express: set on the container, they differ.
 _UNMODELLED_HOST = (
-    "CapDrop",
-    "Devices",
-    "Dns",
-    "DnsSearch",
-    "DnsOptions",
-    "SecurityOpt",
-    "Sysctls",
-    "Ulimits",
-    "GroupAdd",
     "Links",
     "VolumesFrom",
     "DeviceRequests",
-    "MemoryReservation",
-    "MemorySwap",
-    "CpuShares",
     "CpusetCpus",
-    "PidsLimit",
     "OomKillDisable",
 )
 
 
 def _extra_settings(i: Inspect) -> list[str]:
-    found = [k for k in _UNMODELLED_HOST if i.host.get(k) not in (None, [], {}, 0, "", False)]
-    if i.config.get("Tty") or i.config.get("OpenStdin"):
-        found.append("Tty/OpenStdin")
-    hostname = str(i.config.get("Hostname") or "")
-    if hostname and hostname != i.id[:12]:
-        found.append("Hostname")
-    if i.config.get("Domainname"):
-        found.append("Domainname")
-    shm = int(i.host.get("ShmSize") or 0)
-    if shm not in (0, 64 * 1024 * 1024):
-        found.append("ShmSize")
-    return found
+    return [k for k in _UNMODELLED_HOST if i.host.get(k) not in (None, [], {}, 0, "", False)]
 
 
 def config_parts(
@@ -367,6 +503,7 @@ def config_parts(
     image: Mapping[str, Any],
     project: str,
     default_log_driver: str | None,
+    engine_names: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
     """Per-key parts for a compose container: the desired hash where it matches, else DIFFERS.
 
@@ -374,7 +511,7 @@ def config_parts(
     ``project``: the compose project (its networks and volumes are ``<project>_<name>``);
     ``default_log_driver``: the engine's (``docker info``), what no ``logging`` means.
     """
-    i = Inspect(container, image, project, default_log_driver)
+    i = Inspect(container, image, project, default_log_driver, engine_names)
     parts: dict[str, str] = {}
     for key, value in service.full_config_parts().items():
         compare = _COMPARE.get(key)

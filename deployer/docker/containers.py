@@ -26,7 +26,7 @@ from deployer import labels as L
 from deployer.docker import transport as _transport
 from deployer.engine import network_name, service_networks, volume_name
 from deployer.errors import DeployFailed
-from deployer.manifest.model import Healthcheck, Manifest, Service
+from deployer.manifest.model import Healthcheck, Manifest, Service, TopNetwork
 
 _ANONYMOUS = re.compile(r"^[0-9a-f]{64}$")
 
@@ -46,6 +46,8 @@ def _mounts(
         targets.add(m.target)
         if m.type == "tmpfs":
             mounts.append({"Type": "tmpfs", "Target": m.target, "ReadOnly": m.read_only})
+        elif m.type == "bind" and m.selinux:
+            continue  # a relabelled bind is a Binds entry (binds()): Mounts has no z/Z
         elif m.type == "bind":
             mounts.append(
                 {"Type": "bind", "Source": m.source, "Target": m.target, "ReadOnly": m.read_only}
@@ -76,11 +78,54 @@ def _mounts(
         for fm_mount in repo_files.mounts(api, manifest, service.files):
             targets.add(fm_mount["Target"])
             mounts.append(fm_mount)
+    for mount in mounts:
+        m_ = next((v for v in service.volumes if v.target == mount["Target"]), None)
+        if m_ is None or mount["Type"] != "volume" or not (m_.nocopy or m_.subpath):
+            continue
+        options: dict[str, Any] = {}
+        if m_.nocopy:
+            options["NoCopy"] = True
+        if m_.subpath:
+            options["Subpath"] = m_.subpath
+        mount["VolumeOptions"] = options
     # Anonymous volumes the image declares (VOLUME) keep their data too.
     for target, name in sorted(carried.items()):
         if target not in targets:
             mounts.append({"Type": "volume", "Source": name, "Target": target})
     return mounts
+
+
+def binds(service: Service) -> list[str]:
+    """Bind mounts with an SELinux relabel (``z``/``Z``) as the engine's Binds entries
+    (``SOURCE:TARGET:rw,z``), as docker compose creates them."""
+    return [
+        f"{m.source}:{m.target}:{'ro' if m.read_only else 'rw'},{m.selinux}"
+        for m in service.volumes
+        if m.type == "bind" and m.selinux
+    ]
+
+
+def _ulimits(service: Service) -> list[docker.types.Ulimit] | None:
+    return [docker.types.Ulimit(name=n, soft=s, hard=h) for n, s, h in service.ulimits] or None
+
+
+def check_platform(api: docker.APIClient, service: Service, image: str) -> None:
+    """Refuse to create a container whose image is not for the service's ``platform``."""
+    if not service.platform:
+        return
+    info = api.inspect_image(image)
+    have = [str(info.get("Os") or ""), str(info.get("Architecture") or "")]
+    want = service.platform.split("/")
+    variant = str(info.get("Variant") or "")
+    if variant:
+        have.append(variant)
+    if have[: len(want)] != want and not (len(want) == 3 and want[:2] == have[:2] and not variant):
+        raise DeployFailed(
+            f"service {service.name}: the image {image} is for {'/'.join(have)}, not for the "
+            f"platform {service.platform} the manifest asks for",
+            hint="push an image built for that platform (docker buildx --platform), or fix "
+            "`platform:`",
+        )
 
 
 def anonymous_volumes(api: docker.APIClient, container_id: str) -> dict[str, str]:
@@ -105,6 +150,15 @@ def _ports(service: Service) -> tuple[list[Any], dict[str, Any]]:
             value = (p.host_ip, p.published) if p.host_ip else p.published
         bindings.setdefault(key, []).append(value)
     return exposed, {k: v if len(v) > 1 else v[0] for k, v in bindings.items()}
+
+
+def _addresses(manifest: Manifest, service: Service) -> dict[str, tuple[str, str]]:
+    """engine network name → (ipv4_address, ipv6_address) the service fixes there."""
+    return {
+        network_name(manifest, a.name): (a.ipv4_address, a.ipv6_address)
+        for a in service.networks
+        if a.ipv4_address or a.ipv6_address
+    }
 
 
 def create_container(
@@ -137,8 +191,10 @@ def create_container(
         log_config = None
         if service.logging and service.logging.driver:
             log_config = {"Type": service.logging.driver, "Config": dict(service.logging.options)}
+        check_platform(api, service, image)
         host_config = api.create_host_config(
             port_bindings=bindings or None,
+            binds=binds(service) or None,
             mounts=_mounts(api, manifest, service, carried) or None,
             restart_policy=restart,
             init=service.init,
@@ -153,13 +209,39 @@ def create_container(
             pid_mode=service.pid,
             ipc_mode=service.ipc,
             cap_add=list(service.cap_add) or None,
+            cap_drop=list(service.cap_drop) or None,
+            shm_size=service.shm_size,
+            sysctls=dict(service.sysctls) or None,
+            ulimits=_ulimits(service),
+            dns=list(service.dns) or None,
+            dns_search=list(service.dns_search) or None,
+            dns_opt=list(service.dns_opt) or None,
+            group_add=list(service.group_add) or None,
+            pids_limit=service.pids_limit,
+            memswap_limit=service.memswap_limit,
+            mem_reservation=service.mem_reservation,
+            cpu_shares=service.cpu_shares,
+            oom_score_adj=service.oom_score_adj,
+            security_opt=list(service.security_opt) or None,
+            devices=list(service.devices) or None,
+            runtime=service.runtime,
         )
+        if service.annotations:
+            host_config["Annotations"] = dict(service.annotations)
         nets = service_networks(manifest, service)
         networking = None
+        addresses = _addresses(manifest, service)
         if nets:
             first, names = nets[0]
+            ip4, ip6 = addresses.get(first, ("", ""))
             networking = api.create_networking_config(
-                {first: api.create_endpoint_config(aliases=names if aliases else None)}
+                {
+                    first: api.create_endpoint_config(
+                        aliases=names if aliases else None,
+                        ipv4_address=ip4 or None,
+                        ipv6_address=ip6 or None,
+                    )
+                }
             )
             host_config["NetworkMode"] = first
         all_labels = {**dict(service.labels), **labels}
@@ -185,11 +267,24 @@ def create_container(
             if service.stop_grace_period is not None
             else None,
             use_config_proxy=False,
+            hostname=service.hostname,
+            domainname=service.domainname,
+            mac_address=service.mac_address,
+            stdin_open=service.stdin_open,
+            tty=service.tty,
+            platform=service.platform,
         )
         cid: str = created["Id"]
         try:
             for net, names in nets[1:]:
-                api.connect_container_to_network(cid, net, aliases=names if aliases else None)
+                ip4, ip6 = addresses.get(net, ("", ""))
+                api.connect_container_to_network(
+                    cid,
+                    net,
+                    aliases=names if aliases else None,
+                    ipv4_address=ip4 or None,
+                    ipv6_address=ip6 or None,
+                )
         except docker.errors.APIError:
             api.remove_container(cid, force=True)
             raise
@@ -204,32 +299,30 @@ def ensure_infrastructure(client: docker.DockerClient, host: str, manifest: Mani
         L.ENVIRONMENT: manifest.environment.name,
         L.MANAGED: "true",
     }
-    wanted: dict[str, tuple[str | None, bool, dict[str, str], bool]] = {}
+    wanted: dict[str, tuple[TopNetwork, dict[str, str]]] = {}
     top = {n.name: n for n in manifest.networks}
     for svc in manifest.services:
         if svc.network_mode:
             continue
         names = [a.name for a in svc.networks] or ["default"]
         for n in names:
-            t = top.get(n)
-            wanted[network_name(manifest, n)] = (
-                t.driver if t else None,
-                bool(t and t.internal),
-                {**dict(t.labels if t else ()), **ours},
-                bool(t and t.external),
-            )
+            t = top.get(n) or TopNetwork(n)
+            wanted[network_name(manifest, n)] = (t, {**dict(t.labels), **ours})
     with wrapped("create networks", host):
         existing = {n["Name"] for n in api.networks()}
-        for name, (driver, internal, labels, external) in sorted(wanted.items()):
+        for name, (t, labels) in sorted(wanted.items()):
             if name in existing:
                 continue
-            if external:
+            if t.external:
                 raise DeployFailed(
                     f"{host}: external network {name!r} does not exist",
                     hint=f"create it on the host (`docker network create {name}`) or drop "
                     "`external: true`",
                 )
-            _create_network(api, name, driver or "bridge", internal, labels)
+            if t.subnets or t.enable_ipv6 or t.ipam_driver or t.driver_opts or t.attachable:
+                _create_configured_network(api, name, t, labels)
+            else:
+                _create_network(api, name, t.driver or "bridge", t.internal, labels)
     volumes: set[str] = set()
     for svc in manifest.services:
         for m in svc.volumes:
@@ -253,8 +346,33 @@ def ensure_infrastructure(client: docker.DockerClient, host: str, manifest: Mani
             api.create_volume(
                 real,
                 driver=(tv.driver if tv and tv.driver else "local"),
+                driver_opts=dict(tv.driver_opts) if tv and tv.driver_opts else None,
                 labels={**dict(tv.labels if tv else ()), **ours},
             )
+
+
+def _create_configured_network(
+    api: docker.APIClient, name: str, t: TopNetwork, labels: dict[str, str]
+) -> None:
+    """A network with the manifest's own address management (ipam), IPv6 or options."""
+    pools = [
+        docker.types.IPAMPool(subnet=subnet, gateway=gateway or None, iprange=ip_range or None)
+        for subnet, gateway, ip_range in t.subnets
+    ]
+    try:
+        api.create_network(
+            name,
+            driver=t.driver or "bridge",
+            internal=t.internal,
+            labels=labels,
+            enable_ipv6=t.enable_ipv6,
+            attachable=t.attachable or None,
+            options=dict(t.driver_opts) or None,
+            ipam=docker.types.IPAMConfig(driver=t.ipam_driver or "default", pool_configs=pools),
+        )
+    except docker.errors.APIError as e:
+        if e.status_code != 409:
+            raise
 
 
 def _create_network(

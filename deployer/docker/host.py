@@ -49,8 +49,12 @@ class DockerHost:
         *,
         compose_project: str | None = None,
         services: Sequence[Service] = (),
+        engine_names: Mapping[str, str] | None = None,
     ) -> Observed:
-        """The app's current containers here (plus compose's, adopted, for ``compose_project``)."""
+        """The app's current containers here (plus compose's, adopted, for ``compose_project``).
+
+        ``engine_names``: ``Manifest.engine_names()``, the networks and volumes a compose
+        `name:` names."""
         return _observe.observe(
             self.api,
             self._name,
@@ -58,6 +62,7 @@ class DockerHost:
             environment,
             compose_project=compose_project,
             services=services,
+            engine_names=engine_names,
         )
 
     def kept(self, app: str, environment: str) -> Sequence[ObservedContainer]:

@@ -161,6 +161,7 @@ def _compose(
     project: str,
     services: Mapping[str, Service],
     taken: set[str],
+    engine_names: Mapping[str, str],
 ) -> list[ObservedContainer]:
     with wrapped_errors(host, f"listing the containers of compose project {project}"):
         summaries: list[dict[str, Any]] = api.containers(
@@ -203,7 +204,9 @@ def _compose(
                     inspect = api.inspect_container(s["Id"])
                 except docker.errors.NotFound:
                     continue  # removed meanwhile
-            parts = adopt.config_parts(svc, inspect, images[image_id], project, log_driver[0])
+            parts = adopt.config_parts(
+                svc, inspect, images[image_id], project, log_driver[0], engine_names
+            )
             config_hash = adopt.config_hash(parts, svc)
         out.append(
             ObservedContainer(
@@ -249,6 +252,7 @@ def observe(
     *,
     compose_project: str | None = None,
     services: Sequence[Service] = (),
+    engine_names: Mapping[str, str] | None = None,
 ) -> Observed:
     """The current service containers of the app on this host (ours, then adopted ones)."""
     summaries = list_app(api, host, app, environment)
@@ -256,7 +260,7 @@ def observe(
     if compose_project:
         taken = {c.service for c in current}
         by_name = {s.name: s for s in services}
-        current += _compose(api, host, compose_project, by_name, taken)
+        current += _compose(api, host, compose_project, by_name, taken, engine_names or {})
     current.sort(key=lambda c: (c.service, c.replica, c.name))
     left = tuple(leftovers(summaries, app, environment))
     return Observed(host=host, containers=tuple(current), leftovers=left)

@@ -6,7 +6,9 @@ the schema and is skipped here, so every problem is reported once and nothing cr
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import posixpath
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -27,6 +29,7 @@ from deployer.manifest.model import (
     NetworkAttachment,
     NotifyPolicy,
     Port,
+    PullPolicy,
     RegistryAuth,
     RolloutPolicy,
     Route,
@@ -68,7 +71,32 @@ POLICY_NAMES = (
     "docker-socket",
     "system-bind",
     "cap_add",
+    "devices",
+    "seccomp=unconfined",
+    "apparmor=unconfined",
+    "label=disable",
 )
+# security_opt entries that switch an isolation off: each needs its own policy.allow entry.
+_UNCONFINED = {
+    "seccomp=unconfined": "seccomp=unconfined",
+    "seccomp:unconfined": "seccomp=unconfined",
+    "apparmor=unconfined": "apparmor=unconfined",
+    "apparmor:unconfined": "apparmor=unconfined",
+    "label=disable": "label=disable",
+    "label:disable": "label=disable",
+}
+# Compose's pull policies: a deploy resolves the image on every run, so the periodic ones
+# (daily, weekly, every_<duration>), refresh and build (the CI built and pushed it) resolve
+# it from the registry like always; if_not_present is compose's old name of missing.
+_PULL_POLICY: dict[str, PullPolicy] = {
+    "always": "always",
+    "missing": "missing",
+    "if_not_present": "missing",
+    "never": "never",
+}
+_ULIMIT_NAME = re.compile(r"^[a-z]+$")
+_MAC = re.compile(r"^([0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}$")
+_PLATFORM = re.compile(r"^[a-z0-9]+/[a-z0-9_]+(/[a-z0-9]+)?$")
 
 T = TypeVar("T")
 
@@ -86,6 +114,8 @@ class Builder:
     allow: set[str] = field(default_factory=set)
     repo: R.RepoFiles | None = None
     service_files: list[FileMount] = field(default_factory=list)
+    engine: str = "container"
+    subnets: dict[str, list[tuple[str, str, str]]] = field(default_factory=dict)
 
     # -- reporting ------------------------------------------------------------------------
     def err(self, path: Path, message: str, fix: str | None = None, *, key: bool = False) -> None:
@@ -133,6 +163,8 @@ class Builder:
         volumes = self.top_volumes(data.get("volumes"))
         networks = self.top_networks(data.get("networks"))
         environment = self.environment(data, env_name)
+        if environment is not None:
+            self.engine = environment.engine
         services: list[Service] = []
         raw_services = data.get("services")
         if isinstance(raw_services, dict):
@@ -197,12 +229,15 @@ class Builder:
                     self.err(path, f'"{name}" is not a valid volume name', key=True)
                 self.volumes_declared.add(name)
                 sp = spec if isinstance(spec, dict) else {}
+                external, engine_name = self.external_name(path, sp)
                 out.append(
                     TopVolume(
                         name=name,
-                        external=sp.get("external") is True,
+                        external=external,
                         driver=_str_or_none(sp.get("driver")),
                         labels=self.pairs((*path, "labels"), sp.get("labels")),
+                        engine_name=engine_name,
+                        driver_opts=self.pairs((*path, "driver_opts"), sp.get("driver_opts")),
                     )
                 )
         return tuple(out)
@@ -216,16 +251,51 @@ class Builder:
                     self.err(path, f'"{name}" is not a valid network name', key=True)
                 self.networks_declared.add(name)
                 sp = spec if isinstance(spec, dict) else {}
+                external, engine_name = self.external_name(path, sp)
+                ipam: dict[str, Any] = sp["ipam"] if isinstance(sp.get("ipam"), dict) else {}
+                subnets = []
+                for i, cfg in enumerate(ipam.get("config") or []):
+                    if not isinstance(cfg, dict):
+                        continue
+                    cp = (*path, "ipam", "config", i)
+                    subnet = cfg.get("subnet")
+                    if not isinstance(subnet, str) or not _is_net(subnet):
+                        self.err((*cp, "subnet"), f'"{subnet}" is not a subnet (CIDR)')
+                        continue
+                    gateway, ip_range = cfg.get("gateway", ""), cfg.get("ip_range", "")
+                    if gateway and not (isinstance(gateway, str) and _is_ip(gateway)):
+                        self.err((*cp, "gateway"), f'"{gateway}" is not an IP address')
+                    if ip_range and not (isinstance(ip_range, str) and _is_net(ip_range)):
+                        self.err((*cp, "ip_range"), f'"{ip_range}" is not a subnet (CIDR)')
+                    subnets.append((subnet, str(gateway or ""), str(ip_range or "")))
+                self.subnets[name] = subnets
                 out.append(
                     TopNetwork(
                         name=name,
-                        external=sp.get("external") is True,
+                        external=external,
                         driver=_str_or_none(sp.get("driver")),
                         internal=sp.get("internal") is True,
                         labels=self.pairs((*path, "labels"), sp.get("labels")),
+                        engine_name=engine_name,
+                        ipam_driver=_str_or_none(ipam.get("driver")),
+                        subnets=tuple(subnets),
+                        enable_ipv6=sp.get("enable_ipv6") is True,
+                        attachable=sp.get("attachable") is True,
+                        driver_opts=self.pairs((*path, "driver_opts"), sp.get("driver_opts")),
                     )
                 )
         return tuple(out)
+
+    def external_name(self, path: Path, sp: dict[str, Any]) -> tuple[bool, str | None]:
+        """(external, the engine's name) from `external: true|{name}` and `name:`."""
+        ext = sp.get("external")
+        name = _str_or_none(sp.get("name"))
+        if isinstance(ext, dict):
+            legacy = _str_or_none(ext.get("name"))
+            if name and legacy and name != legacy:
+                self.err((*path, "external", "name"), "external.name and name differ")
+            return True, name or legacy
+        return ext is True, name
 
     def environment(self, data: dict[str, Any], env_name: str) -> Environment | None:
         envs = data.get("environments")
@@ -514,6 +584,13 @@ class Builder:
                 )
         self.safety(path, raw, volumes)
         route = self.route(path, raw)
+        extra = self.compose_keys(path, raw, deploy)
+        if "memory" in extra:
+            memory = extra.pop("memory")
+        if "cpus" in extra:
+            cpus = extra.pop("cpus")
+        if "restart" in extra:
+            restart = extra.pop("restart")
         cap_add: list[Any] = raw["cap_add"] if isinstance(raw.get("cap_add"), list) else []
         command = raw.get("command")
         entrypoint = raw.get("entrypoint")
@@ -537,14 +614,14 @@ class Builder:
                 f'"{working_dir}" is not an absolute path',
                 "start it with / (a path inside the container)",
             )
-        pull_policy = raw.get("pull_policy", "always")
+        pull_policy = _PULL_POLICY.get(str(raw.get("pull_policy", "always")), "always")
         user = raw.get("user")
         if len(self.problems) != before or not isinstance(image, str):
             return None
         return Service(
             name=name,
             image=image,
-            pull_policy=pull_policy if pull_policy in ("always", "missing", "never") else "always",
+            pull_policy=pull_policy,
             command=command,
             entrypoint=entrypoint,
             environment=environment,
@@ -577,7 +654,325 @@ class Builder:
             proxy=route,
             files=tuple(files),
             build=build,
+            **extra,
         )
+
+    def compose_keys(
+        self, path: Path, raw: dict[str, Any], deploy: dict[str, Any]
+    ) -> dict[str, Any]:
+        """The compose keys added after the first release, as ``Service`` keyword arguments
+        (only the keys the service sets: the others keep their defaults)."""
+        out: dict[str, Any] = {}
+
+        def text(key: str) -> None:
+            value = raw.get(key)
+            if isinstance(value, str) and value:
+                out[key] = value
+
+        def size(key: str, value: Any, at: Path, name: str) -> None:
+            if value is None:
+                return
+            if name == "memswap_limit" and value in (-1, "-1"):
+                out[name] = -1
+                return
+            got = self.parsed(at, parse.size, value)
+            if got is not None:
+                out[name] = got
+
+        def listed(key: str) -> None:
+            value = raw.get(key)
+            items = [value] if isinstance(value, str | int) else value
+            if isinstance(items, list) and items:
+                out[key] = tuple(str(v) for v in items if isinstance(v, str | int))
+
+        for key in ("hostname", "domainname", "runtime"):
+            text(key)
+        name = raw.get("container_name")
+        if isinstance(name, str):
+            if not re.match(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]+$", name):
+                self.err(
+                    (*path, "container_name"),
+                    f'"{name}" is not a valid container name',
+                    "use letters, digits and _ . - (starting with a letter or digit)",
+                )
+            else:
+                out["container_name"] = name
+                replicas = deploy.get("replicas", raw.get("scale", 1))
+                if isinstance(replicas, int) and replicas > 1:
+                    self.err(
+                        (*path, "container_name"),
+                        f"container_name names one container, but the service has {replicas} "
+                        "replicas",
+                        "remove container_name, or use replicas: 1",
+                    )
+                uc = deploy.get("update_config")
+                if isinstance(uc, dict) and uc.get("order") == "start-first":
+                    self.err(
+                        (*path, "deploy", "update_config", "order"),
+                        "start-first cannot work with container_name: the new container "
+                        "cannot take the name while the old one has it",
+                        "use order: stop-first, or remove container_name",
+                    )
+                if self.engine == "swarm":
+                    self.err(
+                        (*path, "container_name"),
+                        "container_name is not possible with engine: swarm (Swarm names the "
+                        "task containers itself)",
+                        "remove container_name, or deploy this environment with engine: container",
+                    )
+        mac = raw.get("mac_address")
+        if isinstance(mac, str):
+            if not _MAC.match(mac):
+                self.err((*path, "mac_address"), f'"{mac}" is not a MAC address')
+            else:
+                out["mac_address"] = mac.lower()
+        platform = raw.get("platform")
+        if isinstance(platform, str):
+            if not _PLATFORM.match(platform):
+                self.err(
+                    (*path, "platform"),
+                    f'"{platform}" is not a platform',
+                    "write OS/ARCH[/VARIANT], e.g. linux/amd64 or linux/arm64/v8",
+                )
+            else:
+                out["platform"] = platform
+        size("shm_size", raw.get("shm_size"), (*path, "shm_size"), "shm_size")
+        for key in ("stdin_open", "tty"):
+            if raw.get(key) is True:
+                out[key] = True
+        annotations = self.pairs((*path, "annotations"), raw.get("annotations"))
+        if annotations:
+            out["annotations"] = annotations
+        sysctls = self.pairs((*path, "sysctls"), raw.get("sysctls"))
+        if sysctls:
+            out["sysctls"] = sysctls
+        ulimits = self.ulimits((*path, "ulimits"), raw.get("ulimits"))
+        if ulimits:
+            out["ulimits"] = ulimits
+        for key in ("dns", "dns_search", "dns_opt", "group_add", "cap_drop"):
+            listed(key)
+        for i, d in enumerate(out.get("dns", ())):
+            if not _is_ip(d):
+                p = (*path, "dns", i) if isinstance(raw.get("dns"), list) else (*path, "dns")
+                self.err(p, f'"{d}" is not an IP address (a DNS server)')
+        for key in ("pids_limit", "cpu_shares", "oom_score_adj"):
+            value = raw.get(key)
+            if isinstance(value, int) and not isinstance(value, bool):
+                if key == "oom_score_adj" and not -1000 <= value <= 1000:
+                    self.err((*path, key), f"{value} is out of range", "use -1000 to 1000")
+                out[key] = value
+        size("mem_limit", raw.get("mem_limit"), (*path, "mem_limit"), "memory")
+        size("memswap_limit", raw.get("memswap_limit"), (*path, "memswap_limit"), "memswap_limit")
+        size(
+            "mem_reservation",
+            raw.get("mem_reservation"),
+            (*path, "mem_reservation"),
+            "mem_reservation",
+        )
+        if raw.get("cpus") is not None:
+            cpus = self.parsed((*path, "cpus"), parse.cpus, raw["cpus"])
+            if cpus is not None:
+                out["cpus"] = cpus
+        self.security((path), raw, out)
+        self.deploy_keys((*path, "deploy"), deploy, out)
+        return out
+
+    def ulimits(self, path: Path, raw: Any) -> tuple[tuple[str, int, int], ...]:
+        out = []
+        if not isinstance(raw, dict):
+            return ()
+        for name, spec in raw.items():
+            p = (*path, name)
+            if not _ULIMIT_NAME.match(name):
+                self.err(p, f'"{name}" is not a ulimit name', "e.g. nofile, nproc, memlock")
+                continue
+            if isinstance(spec, int) and not isinstance(spec, bool):
+                out.append((name, spec, spec))
+            elif isinstance(spec, dict):
+                soft, hard = spec.get("soft"), spec.get("hard")
+                if not isinstance(soft, int) or not isinstance(hard, int):
+                    self.err(p, "a ulimit needs `soft` and `hard` (integers)", key=True)
+                elif soft > hard and hard != -1:
+                    self.err(p, f"the soft limit {soft} is above the hard limit {hard}")
+                else:
+                    out.append((name, soft, hard))
+        return tuple(sorted(out))
+
+    def security(self, path: Path, raw: dict[str, Any], out: dict[str, Any]) -> None:
+        opts = raw.get("security_opt")
+        if isinstance(opts, list) and opts:
+            kept = []
+            for i, opt in enumerate(opts):
+                if not isinstance(opt, str):
+                    continue
+                allow = _UNCONFINED.get(opt.replace(" ", ""))
+                if allow and allow not in self.allow:
+                    self.err(
+                        (*path, "security_opt", i),
+                        f'security_opt "{opt}" switches off an isolation of the container; '
+                        "it is refused by the safety policy",
+                        f'remove it, or add "{allow}" to `policy: {{allow: [...]}}` if this '
+                        "app really needs it",
+                    )
+                kept.append(opt)
+            out["security_opt"] = tuple(kept)
+        devices = raw.get("devices")
+        if isinstance(devices, list) and devices:
+            kept = []
+            for i, item in enumerate(devices):
+                dev = item
+                if isinstance(item, dict):
+                    src, dst = item.get("source"), item.get("target", item.get("source"))
+                    perms = item.get("permissions", "rwm")
+                    dev = f"{src}:{dst}:{perms}" if isinstance(src, str) else None
+                if not isinstance(dev, str):
+                    continue
+                if not dev.startswith("/"):
+                    self.err(
+                        (*path, "devices", i),
+                        f'"{dev}" is not a device; expected "/dev/HOST[:/dev/CONTAINER[:rwm]]"',
+                    )
+                    continue
+                kept.append(dev)
+            if "devices" not in self.allow:
+                self.err(
+                    (*path, "devices"),
+                    "devices give the container direct access to host hardware; they are "
+                    "refused by the safety policy",
+                    'remove them, or add "devices" to `policy: {allow: [...]}` if this app '
+                    "really needs them",
+                    key=True,
+                )
+            out["devices"] = tuple(kept)
+
+    def deploy_keys(self, path: Path, raw: dict[str, Any], out: dict[str, Any]) -> None:
+        """deploy.* keys beyond replicas, limits and update_config."""
+        swarm = self.engine == "swarm"
+        res = raw.get("resources")
+        reservations = res.get("reservations") if isinstance(res, dict) else None
+        if isinstance(reservations, dict):
+            rp = (*path, "resources", "reservations")
+            if reservations.get("memory") is not None:
+                got = self.parsed((*rp, "memory"), parse.size, reservations["memory"])
+                if got is not None:
+                    if out.get("mem_reservation") not in (None, got):
+                        self.err(
+                            (*rp, "memory"),
+                            "mem_reservation and deploy.resources.reservations.memory differ",
+                            "keep one of them",
+                        )
+                    out["mem_reservation"] = got
+            if reservations.get("cpus") is not None:
+                got_cpus = self.parsed((*rp, "cpus"), parse.cpus, reservations["cpus"])
+                if got_cpus is not None:
+                    out["cpus_reservation"] = got_cpus
+            for key in ("devices", "generic_resources"):
+                if key in reservations:
+                    self.err(
+                        (*rp, key),
+                        f"reservations.{key} (GPUs and other devices) is not supported yet",
+                        "remove it; give the container the devices with `devices:` (policy)",
+                        key=True,
+                    )
+        limits = res.get("limits") if isinstance(res, dict) else None
+        if isinstance(limits, dict):
+            lp = (*path, "resources", "limits")
+            if limits.get("memory") is not None and out.get("memory") is not None:
+                got = self.parsed((*lp, "memory"), parse.size, limits["memory"])
+                if got is not None and got != out["memory"]:
+                    self.err((*lp, "memory"), "mem_limit and this limit differ", "keep one")
+                out.pop("memory")
+            if limits.get("cpus") is not None and out.get("cpus") is not None:
+                got_c = self.parsed((*lp, "cpus"), parse.cpus, limits["cpus"])
+                if got_c is not None and got_c != out["cpus"]:
+                    self.err((*lp, "cpus"), "cpus and this limit differ", "keep one")
+                out.pop("cpus")
+            if isinstance(limits.get("pids"), int):
+                out.setdefault("pids_limit", limits["pids"])
+        labels = self.pairs((*path, "labels"), raw.get("labels"))
+        if labels:
+            out["deploy_labels"] = labels
+            if not swarm:
+                self.warn(
+                    (*path, "labels"),
+                    "deploy.labels label a Swarm service; with engine: container they are "
+                    "not set on the containers (docker compose does not set them either)",
+                    "use the service's `labels:` for container labels",
+                )
+        mode = raw.get("mode")
+        if isinstance(mode, str) and mode != "replicated":
+            if mode != "global":
+                self.err(
+                    (*path, "mode"),
+                    f'deploy.mode "{mode}" is not supported yet',
+                    "use replicated (the default) or global",
+                )
+            elif not swarm:
+                self.err(
+                    (*path, "mode"),
+                    "deploy.mode: global runs one task per Swarm node; with engine: "
+                    "container every host already runs the service",
+                    "remove it (use replicas), or deploy this environment with engine: swarm",
+                )
+            else:
+                out["global_mode"] = True
+                if "replicas" in raw:
+                    self.err(
+                        (*path, "replicas"),
+                        "deploy.mode: global runs one task per node: replicas do not apply",
+                        "remove replicas",
+                    )
+        placement = raw.get("placement")
+        if isinstance(placement, dict) and placement:
+            pp = (*path, "placement")
+            if not swarm:
+                self.err(
+                    pp,
+                    "deploy.placement chooses Swarm nodes; with engine: container the "
+                    "environment's hosts decide where the service runs",
+                    "remove it, or deploy this environment with engine: swarm",
+                    key=True,
+                )
+            constraints = placement.get("constraints")
+            if isinstance(constraints, list):
+                out["placement_constraints"] = tuple(c for c in constraints if isinstance(c, str))
+            prefs = placement.get("preferences")
+            if isinstance(prefs, list):
+                spread = []
+                for i, pref in enumerate(prefs):
+                    if isinstance(pref, dict) and isinstance(pref.get("spread"), str):
+                        spread.append(pref["spread"])
+                    else:
+                        self.err((*pp, "preferences", i), "expected `spread: <node label>`")
+                out["placement_preferences"] = tuple(spread)
+            mrpn = placement.get("max_replicas_per_node")
+            if isinstance(mrpn, int) and not isinstance(mrpn, bool):
+                out["max_replicas_per_node"] = mrpn
+        policy = raw.get("restart_policy")
+        if isinstance(policy, dict):
+            rp = (*path, "restart_policy")
+            condition = policy.get("condition", "any")
+            attempts = policy.get("max_attempts")
+            mapped = {"none": "no", "any": "always", "on-failure": "on-failure"}.get(str(condition))
+            if mapped is None:
+                self.err(
+                    (*rp, "condition"),
+                    f'"{condition}" is not a restart condition',
+                    "use none, on-failure or any",
+                )
+            else:
+                if mapped == "on-failure" and isinstance(attempts, int) and attempts > 0:
+                    mapped = f"on-failure:{attempts}"
+                out["restart"] = mapped  # as docker compose: deploy.restart_policy wins
+            for key in ("delay", "window"):
+                if policy.get(key) is not None:
+                    out[f"restart_{key}"] = self.dur((*rp, key), policy[key])
+                    if not swarm:
+                        self.warn(
+                            (*rp, key),
+                            f"restart_policy.{key} applies to Swarm services only; the "
+                            "engine restarts a container with its own back-off",
+                        )
 
     def pairs(self, path: Path, raw: Any) -> tuple[tuple[str, str], ...]:
         """A compose list-or-dict (labels, options) as sorted (key, value) pairs."""
@@ -817,25 +1212,36 @@ class Builder:
         elif isinstance(source, str) and not parse.VOLUME_NAME.match(source):
             self.err((*p, "source"), f'"{source}" is not a volume name')
             return None
+        bind: dict[str, Any] = item["bind"] if isinstance(item.get("bind"), dict) else {}
+        volume: dict[str, Any] = item["volume"] if isinstance(item.get("volume"), dict) else {}
+        selinux = bind.get("selinux") if kind == "bind" else None
+        subpath = volume.get("subpath") if kind == "volume" else None
+        if isinstance(subpath, str) and (subpath.startswith("/") or ".." in subpath.split("/")):
+            self.err((*p, "volume", "subpath"), f'"{subpath}" must be a path inside the volume')
+            return None
         return Mount(
             type=kind,
-            target=target,
+            target=posixpath.normpath(target),
             source=source if isinstance(source, str) else None,
             read_only=item.get("read_only") is True,
+            selinux=selinux if selinux in ("z", "Z") else "",
+            nocopy=kind == "volume" and volume.get("nocopy") is True,
+            subpath=subpath if isinstance(subpath, str) else "",
         )
 
     def networks(self, path: Path, raw: Any) -> tuple[NetworkAttachment, ...]:
-        items: list[tuple[Path, str, tuple[str, ...]]] = []
+        items: list[tuple[Path, str, tuple[str, ...], dict[str, Any]]] = []
         if isinstance(raw, list):
-            items = [((*path, i), n, ()) for i, n in enumerate(raw) if isinstance(n, str)]
+            items = [((*path, i), n, (), {}) for i, n in enumerate(raw) if isinstance(n, str)]
         elif isinstance(raw, dict):
             for n, spec in raw.items():
                 aliases: tuple[str, ...] = ()
-                if isinstance(spec, dict) and isinstance(spec.get("aliases"), list):
-                    aliases = tuple(a for a in spec["aliases"] if isinstance(a, str))
-                items.append(((*path, n), n, aliases))
+                sp: dict[str, Any] = spec if isinstance(spec, dict) else {}
+                if isinstance(sp.get("aliases"), list):
+                    aliases = tuple(a for a in sp["aliases"] if isinstance(a, str))
+                items.append(((*path, n), n, aliases, sp))
         out = []
-        for p, name, aliases in items:
+        for p, name, aliases, sp in items:
             if name != "default" and name not in self.networks_declared:
                 self.err(
                     p,
@@ -843,7 +1249,28 @@ class Builder:
                     f"add `networks: {{{name}: {{}}}}` at the top level",
                     key=isinstance(raw, dict),
                 )
-            out.append(NetworkAttachment(name=name, aliases=aliases))
+            addresses = {}
+            for key, version in (("ipv4_address", 4), ("ipv6_address", 6)):
+                ip = sp.get(key)
+                if not isinstance(ip, str):
+                    continue
+                if not _is_ip(ip) or ipaddress.ip_address(ip).version != version:
+                    self.err((*p, key), f'"{ip}" is not an IPv{version} address')
+                    continue
+                subnets = [
+                    ipaddress.ip_network(c[0], strict=False) for c in self.subnets.get(name, ())
+                ]
+                if not any(ipaddress.ip_address(ip) in net for net in subnets):
+                    self.err(
+                        (*p, key),
+                        f'{ip} is not in a subnet of network "{name}": a fixed address needs '
+                        "the network's `ipam.config` subnet",
+                        f"add `networks: {{{name}: {{ipam: {{config: [{{subnet: ...}}]}}}}}}` "
+                        "at the top level",
+                    )
+                    continue
+                addresses[key] = ip
+            out.append(NetworkAttachment(name=name, aliases=aliases, **addresses))
         return tuple(out)
 
     def deploy(
@@ -1271,6 +1698,14 @@ def _cycles(graph: dict[str, list[str]]) -> list[list[str]]:
         if node not in state:
             visit(node, [])
     return found
+
+
+def _is_net(text: str) -> bool:
+    try:
+        ipaddress.ip_network(text, strict=False)
+    except ValueError:
+        return False
+    return True
 
 
 def _is_ip(text: str) -> bool:

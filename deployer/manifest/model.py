@@ -9,8 +9,8 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
-from typing import Literal
+from dataclasses import dataclass, field, fields, is_dataclass
+from typing import Any, Literal
 
 Order = Literal["start-first", "stop-first"]
 FailureAction = Literal["rollback", "pause", "continue"]
@@ -49,6 +49,10 @@ class Mount:
     target: str
     source: str | None = None  # None for anonymous volumes and tmpfs
     read_only: bool = False
+    # Added later: left out of the config hash at their default (see _plain).
+    selinux: str = field(default="", metadata={"since": 2})  # "z" (shared) or "Z" (private)
+    nocopy: bool = field(default=False, metadata={"since": 2})  # volume: no copy of image data
+    subpath: str = field(default="", metadata={"since": 2})  # volume: mount a sub-directory
 
 
 FileKind = Literal["file", "config", "secret"]
@@ -124,6 +128,8 @@ class UpdateConfig:
 class NetworkAttachment:
     name: str
     aliases: tuple[str, ...] = ()
+    ipv4_address: str = field(default="", metadata={"since": 2})
+    ipv6_address: str = field(default="", metadata={"since": 2})
 
 
 @dataclass(frozen=True)
@@ -205,6 +211,40 @@ class Service:
     files: tuple[FileMount, ...] = ()
     # `build:` is for `deployer build`; the deploy runs `image`.
     build: Build | None = None
+    # Compose keys added later; each at its default leaves the config hash unchanged.
+    container_name: str | None = None
+    hostname: str | None = None
+    domainname: str | None = None
+    mac_address: str | None = None
+    runtime: str | None = None
+    platform: str | None = None
+    shm_size: int | None = None
+    stdin_open: bool = False
+    tty: bool = False
+    sysctls: tuple[tuple[str, str], ...] = ()
+    ulimits: tuple[tuple[str, int, int], ...] = ()  # (name, soft, hard)
+    dns: tuple[str, ...] = ()
+    dns_search: tuple[str, ...] = ()
+    dns_opt: tuple[str, ...] = ()
+    group_add: tuple[str, ...] = ()
+    pids_limit: int | None = None
+    memswap_limit: int | None = None
+    mem_reservation: int | None = None
+    cpu_shares: int | None = None
+    oom_score_adj: int | None = None
+    cap_drop: tuple[str, ...] = ()
+    security_opt: tuple[str, ...] = ()  # policy-gated where it weakens isolation
+    devices: tuple[str, ...] = ()  # "HOST[:CONTAINER[:PERMISSIONS]]"; policy-gated
+    annotations: tuple[tuple[str, str], ...] = ()  # Docker API 1.43
+    # Swarm-only (deploy.*): container mode refuses them, or warns where compose ignores them.
+    cpus_reservation: float | None = None
+    deploy_labels: tuple[tuple[str, str], ...] = ()
+    global_mode: bool = False
+    placement_constraints: tuple[str, ...] = ()
+    placement_preferences: tuple[str, ...] = ()  # spread descriptors
+    max_replicas_per_node: int | None = None
+    restart_delay: float | None = None  # deploy.restart_policy (Swarm)
+    restart_window: float | None = None
 
     @property
     def env_dict(self) -> dict[str, str]:
@@ -217,11 +257,12 @@ class Service:
     @property
     def order(self) -> Order:
         """The rollout order actually used: ``update_config.order`` when written; else
-        stop-first for fixed host ports and for stateful services (two containers would
-        write one data directory at once), start-first otherwise."""
+        stop-first for fixed host ports, for stateful services (two containers would
+        write one data directory at once), for a container_name and for fixed IP addresses
+        (two containers cannot hold them at once), start-first otherwise."""
         if self.update_config.order is not None:
             return self.update_config.order
-        return "stop-first" if self.fixed_host_ports or self.stateful_mount else "start-first"
+        return "start-first" if self.order_reason == "default" else "stop-first"
 
     @property
     def stateful_mount(self) -> Mount | None:
@@ -239,6 +280,11 @@ class Service:
         if self.fixed_host_ports:
             ports = ", ".join(str(p.published) for p in self.fixed_host_ports)
             return f"fixed host port {ports}"
+        if self.container_name:
+            return f"container_name {self.container_name}"
+        fixed = [a.ipv4_address or a.ipv6_address for a in self.networks]
+        if any(fixed):
+            return "fixed address " + ", ".join(f for f in fixed if f)
         m = self.stateful_mount
         if m is not None:
             return f"stateful: {m.type} data at {m.target} is writable"
@@ -253,7 +299,7 @@ class Service:
         ("environment", "ports") without ever showing a value: environment values are
         secrets. Adoption compares every key of a container compose started.
         """
-        data = asdict(self)
+        data = {f.name: _plain(getattr(self, f.name)) for f in fields(self)}
         parts: dict[str, str] = {}
         for key, value in sorted(data.items()):
             if key in _NOT_CONFIG:
@@ -289,6 +335,26 @@ class Service:
 _NOT_CONFIG = frozenset(
     {"name", "image", "pull_policy", "replicas", "update_config", "proxy", "build"}
 )
+
+
+def _plain(value: Any) -> Any:
+    """``dataclasses.asdict`` for the hash, leaving out the fields of nested values (mounts,
+    network attachments) that a later release added (``metadata["since"]``) while they are
+    at their default: the serialised form, and so the hash, of a value that does not use
+    them stays what earlier releases computed."""
+    if is_dataclass(value) and not isinstance(value, type):
+        out: dict[str, Any] = {}
+        for f in fields(value):
+            v = getattr(value, f.name)
+            if "since" in f.metadata and v == f.default:
+                continue
+            out[f.name] = _plain(v)
+        return out
+    if isinstance(value, tuple | list):
+        return [_plain(v) for v in value]
+    return value
+
+
 _DEFAULT_PARTS: dict[type[Service], dict[str, str]] = {}
 
 
@@ -386,6 +452,8 @@ class TopVolume:
     external: bool = False
     driver: str | None = None
     labels: tuple[tuple[str, str], ...] = ()
+    engine_name: str | None = None  # compose's `name:` (or `external: {name}`): used as is
+    driver_opts: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -395,6 +463,12 @@ class TopNetwork:
     driver: str | None = None
     internal: bool = False
     labels: tuple[tuple[str, str], ...] = ()
+    engine_name: str | None = None  # compose's `name:` (or `external: {name}`): used as is
+    ipam_driver: str | None = None
+    subnets: tuple[tuple[str, str, str], ...] = ()  # ipam.config: (subnet, gateway, ip_range)
+    enable_ipv6: bool = False
+    attachable: bool = False
+    driver_opts: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -424,6 +498,12 @@ class Manifest:
     policy_allow: tuple[str, ...] = ()
     compose_project: str | None = None  # set when services came from compose files
     warnings: tuple[Warning_, ...] = ()
+
+    def engine_names(self) -> dict[str, str]:
+        """``network:<key>``/``volume:<key>`` → the engine name a `name:` gives it."""
+        out = {f"network:{n.name}": n.engine_name for n in self.networks if n.engine_name}
+        out.update({f"volume:{v.name}": v.engine_name for v in self.volumes if v.engine_name})
+        return out
 
     def service(self, name: str) -> Service:
         for svc in self.services:

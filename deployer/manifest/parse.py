@@ -178,22 +178,36 @@ def volume_short(text: str) -> Mount:
                 f'"{text}" is not a mount; expected "VOLUME:/path", "/host/path:/path[:ro]" '
                 'or "/path"'
             )
-        return Mount(type="volume", target=target)
+        return Mount(type="volume", target=posixpath.normpath(target))
     if len(parts) > 3:
         raise ValueError(f'"{text}" has too many colons; expected "SOURCE:/path[:ro]"')
     source, target = parts[0], parts[1]
     options = parts[2].split(",") if len(parts) == 3 else []
-    read_only = False
+    read_only = nocopy = False
+    selinux = ""
     for opt in options:
         if opt == "ro":
             read_only = True
+        elif opt in ("z", "Z"):
+            selinux = opt
+        elif opt == "nocopy":
+            nocopy = True
         elif opt not in _VOLUME_OPTIONS_NOOP:
-            raise ValueError(f'mount option "{opt}" is not supported yet; use ro or rw')
+            raise ValueError(
+                f'mount option "{opt}" is not supported yet; use ro, rw, z, Z or nocopy'
+            )
     if not target.startswith("/"):
         raise ValueError(f'"{text}": the container path must be absolute (start with /)')
+    target = posixpath.normpath(target)
     if source.startswith("/"):
+        if nocopy:
+            raise ValueError(f'"{text}": nocopy applies to volumes, not to bind mounts')
         return Mount(
-            type="bind", source=policy.canonical(source), target=target, read_only=read_only
+            type="bind",
+            source=policy.canonical(source),
+            target=target,
+            read_only=read_only,
+            selinux=selinux,
         )
     if source.startswith((".", "~")):
         raise ValueError(
@@ -202,7 +216,14 @@ def volume_short(text: str) -> Mount:
         )
     if not VOLUME_NAME.match(source):
         raise ValueError(f'"{text}": "{source}" is not a volume name or an absolute path')
-    return Mount(type="volume", source=source, target=target, read_only=read_only)
+    return Mount(
+        type="volume",
+        source=source,
+        target=target,
+        read_only=read_only,
+        selinux=selinux,
+        nocopy=nocopy,
+    )
 
 
 # The grammar of docker/distribution's reference package.

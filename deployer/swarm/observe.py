@@ -62,7 +62,9 @@ def replicas_of(service: Mapping[str, Any]) -> int:
     mode = service["Spec"].get("Mode") or {}
     if "Replicated" in mode:
         return int(mode["Replicated"].get("Replicas", 1))
-    return 0  # global services and jobs are not planned per replica
+    if "Global" in mode:
+        return 1  # one slot in the plan: Swarm runs a task on every eligible node
+    return 0  # jobs are not planned per replica
 
 
 def is_current(task: Mapping[str, Any], service: Mapping[str, Any]) -> bool:
@@ -85,6 +87,8 @@ def running_slots(service: Mapping[str, Any], tasks: Iterable[Mapping[str, Any]]
             continue
         if is_current(t, service):
             out.add(int(t.get("Slot") or 0))
+    if "Global" in (service["Spec"].get("Mode") or {}):
+        return {1} if out else set()  # global tasks have no slot: the plan's one slot
     return out
 
 
@@ -112,8 +116,9 @@ def observed(
         labels = _labels(svc)
         if labels.get(STACK_NAMESPACE) != app and labels.get(L.APP) != app:
             continue
-        if labels.get(L.ROLE) == L.ROLE_TASK or "Replicated" not in (svc["Spec"].get("Mode") or {}):
-            continue  # one-off jobs and global services are not part of the plan
+        mode = svc["Spec"].get("Mode") or {}
+        if labels.get(L.ROLE) == L.ROLE_TASK or not ("Replicated" in mode or "Global" in mode):
+            continue  # one-off jobs are not part of the plan
         check_environment(svc, app, environment, host)
         name = service_of(svc, app)
         parts: dict[str, str] | None = None

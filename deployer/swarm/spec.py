@@ -34,6 +34,8 @@ def service_name(app: str, service: str) -> str:
 
 def network_name(manifest: Manifest, name: str) -> str:
     for net in manifest.networks:
+        if net.name == name and net.engine_name:
+            return net.engine_name
         if net.name == name and net.external:
             return name
     return f"{manifest.app}_{name}"
@@ -41,6 +43,8 @@ def network_name(manifest: Manifest, name: str) -> str:
 
 def volume_name(manifest: Manifest, name: str) -> str:
     for vol in manifest.volumes:
+        if vol.name == name and vol.engine_name:
+            return vol.engine_name
         if vol.name == name and vol.external:
             return name
     return f"{manifest.app}_{name}"
@@ -58,7 +62,9 @@ def app_networks(manifest: Manifest) -> list[tuple[str, bool]]:
     seen: dict[str, bool] = {}
     for svc in manifest.services:
         for name, _ in networks_of(manifest, svc):
-            external = any(n.external and n.name == name for n in manifest.networks)
+            external = any(
+                n.external and network_name(manifest, n.name) == name for n in manifest.networks
+            )
             seen.setdefault(name, external)
     return sorted(seen.items())
 
@@ -124,6 +130,46 @@ def check_supported(manifest: Manifest, service: Service) -> None:
                 f"{key} is not supported by Swarm services",
                 f"remove {key}, or deploy this environment with engine: container",
             )
+    no_swarm: tuple[tuple[str, Any, str], ...] = (
+        ("domainname", service.domainname, "Swarm services have no NIS domain name"),
+        ("mac_address", service.mac_address, "Swarm assigns the tasks' MAC addresses"),
+        ("runtime", service.runtime, "Swarm services run with the engine's default runtime"),
+        ("shm_size", service.shm_size, "Swarm services have no shm size setting"),
+        ("memswap_limit", service.memswap_limit, "Swarm services have no swap limit"),
+        ("cpu_shares", service.cpu_shares, "Swarm services have no CPU shares"),
+        ("oom_score_adj", service.oom_score_adj, "this engine's Swarm has no OOM score"),
+        ("security_opt", service.security_opt, "Swarm services take no security options"),
+        ("devices", service.devices, "Swarm services cannot be given host devices"),
+        ("annotations", service.annotations, "Swarm services have no container annotations"),
+    )
+    for key, value, why in no_swarm:
+        if value:
+            raise _refuse(
+                manifest,
+                service,
+                key,
+                why,
+                f"remove {key}, or deploy this environment with engine: container",
+            )
+    for i, m in enumerate(service.volumes):
+        if m.selinux:
+            raise _refuse(
+                manifest,
+                service,
+                f"volumes[{i}]",
+                f"the SELinux relabel option {m.selinux} of a bind mount is not possible",
+                "remove the z/Z option, or deploy this environment with engine: container",
+            )
+    for a in service.networks:
+        if a.ipv4_address or a.ipv6_address:
+            raise _refuse(
+                manifest,
+                service,
+                f"networks.{a.name}",
+                "a fixed IP address is not possible for Swarm tasks",
+                "remove ipv4_address/ipv6_address, or deploy this environment with "
+                "engine: container",
+            )
     for port in service.ports:
         if port.host_ip:
             raise _refuse(
@@ -139,15 +185,19 @@ def check_supported(manifest: Manifest, service: Service) -> None:
 
 def _restart_policy(service: Service) -> dict[str, Any]:
     restart = (service.restart or "").strip()
+    policy: dict[str, Any] = {"Condition": "any"}
     if restart == "no":
-        return {"Condition": "none"}
-    if restart.startswith("on-failure"):
-        policy: dict[str, Any] = {"Condition": "on-failure"}
+        policy = {"Condition": "none"}
+    elif restart.startswith("on-failure"):
+        policy = {"Condition": "on-failure"}
         _, _, attempts = restart.partition(":")
         if attempts.strip().isdigit():
             policy["MaxAttempts"] = int(attempts)
-        return policy
-    return {"Condition": "any"}
+    if service.restart_delay is not None:
+        policy["Delay"] = ns(service.restart_delay)
+    if service.restart_window is not None:
+        policy["Window"] = ns(service.restart_window)
+    return policy
 
 
 def _mounts(manifest: Manifest, service: Service) -> list[dict[str, Any]]:
@@ -162,7 +212,18 @@ def _mounts(manifest: Manifest, service: Service) -> list[dict[str, Any]]:
             }
             if top is not None and top.driver:
                 options["DriverConfig"] = {"Name": top.driver}
+                if top.driver_opts:
+                    options["DriverConfig"]["Options"] = dict(top.driver_opts)
+            if m.nocopy:
+                options["NoCopy"] = True
+            if m.subpath:
+                options["Subpath"] = m.subpath
             mount["VolumeOptions"] = options
+        elif m.type == "volume" and (m.nocopy or m.subpath):
+            mount["VolumeOptions"] = {
+                **({"NoCopy": True} if m.nocopy else {}),
+                **({"Subpath": m.subpath} if m.subpath else {}),
+            }
         elif m.type == "bind" and m.source:
             mount["Source"] = m.source
         mounts.append(mount)
@@ -220,6 +281,7 @@ def service_labels(
 ) -> dict[str, str]:
     """Labels on the Swarm service itself: what ``observe`` reads back."""
     out = {
+        **dict(service.deploy_labels),
         STACK_NAMESPACE: manifest.app,
         L.MANAGED: "true",
         L.APP: manifest.app,
@@ -298,6 +360,31 @@ def service_spec(
             container["Secrets"] = secrets
         if configs:
             container["Configs"] = configs
+    if service.cap_drop:
+        container["CapabilityDrop"] = list(service.cap_drop)
+    if service.hostname:
+        container["Hostname"] = service.hostname
+    if service.tty:
+        container["TTY"] = True
+    if service.stdin_open:
+        container["OpenStdin"] = True
+    if service.sysctls:
+        container["Sysctls"] = dict(service.sysctls)
+    if service.ulimits:
+        container["Ulimits"] = [{"Name": n, "Soft": s, "Hard": h} for n, s, h in service.ulimits]
+    if service.group_add:
+        container["Groups"] = list(service.group_add)
+    dns = {
+        key: list(value)
+        for key, value in (
+            ("Nameservers", service.dns),
+            ("Search", service.dns_search),
+            ("Options", service.dns_opt),
+        )
+        if value
+    }
+    if dns:
+        container["DNSConfig"] = dns
 
     template: dict[str, Any] = {
         "ContainerSpec": container,
@@ -313,8 +400,34 @@ def service_spec(
         limits["NanoCPUs"] = nano_cpus(service.cpus)
     if service.memory is not None:
         limits["MemoryBytes"] = service.memory
+    if service.pids_limit:
+        limits["Pids"] = service.pids_limit
+    reservations: dict[str, int] = {}
+    if service.cpus_reservation:
+        reservations["NanoCPUs"] = nano_cpus(service.cpus_reservation)
+    if service.mem_reservation is not None:
+        reservations["MemoryBytes"] = service.mem_reservation
+    resources: dict[str, Any] = {}
     if limits:
-        template["Resources"] = {"Limits": limits}
+        resources["Limits"] = limits
+    if reservations:
+        resources["Reservations"] = reservations
+    if resources:
+        template["Resources"] = resources
+    placement: dict[str, Any] = {}
+    if service.placement_constraints:
+        placement["Constraints"] = list(service.placement_constraints)
+    if service.placement_preferences:
+        placement["Preferences"] = [
+            {"Spread": {"SpreadDescriptor": p}} for p in service.placement_preferences
+        ]
+    if service.max_replicas_per_node:
+        placement["MaxReplicas"] = service.max_replicas_per_node
+    if service.platform:
+        os_, _, arch = service.platform.partition("/")
+        placement["Platforms"] = [{"OS": os_, "Architecture": arch.partition("/")[0]}]
+    if placement:
+        template["Placement"] = placement
     if service.logging is not None and service.logging.driver:
         template["LogDriver"] = {
             "Name": service.logging.driver,
@@ -337,7 +450,9 @@ def service_spec(
         "Name": service_name(manifest.app, service.name),
         "Labels": service_labels(manifest, service, digest, labels or {}),
         "TaskTemplate": template,
-        "Mode": {"Replicated": {"Replicas": service.replicas if replicas is None else replicas}},
+        "Mode": {"Global": {}}
+        if service.global_mode
+        else {"Replicated": {"Replicas": service.replicas if replicas is None else replicas}},
         "UpdateConfig": update_config(manifest, service),
         "RollbackConfig": rollback_config(manifest, service),
         "EndpointSpec": endpoint,
