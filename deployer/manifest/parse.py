@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ipaddress
 import math
+import posixpath
 import re
 import shlex
 
