@@ -295,9 +295,12 @@ def test_each_changed_key_of_a_service_is_named_against_compose_s_container(
         assert diff(replace(svc, cpus=0.5)) == ["cpus"]
         assert diff(replace(svc, memory=64 * 1024 * 1024)) == ["memory"]
         assert diff(replace(svc, cap_add=("NET_ADMIN",))) == ["cap_add"]
-        # a setting the manifest cannot express makes the container differ
+        # a compose key the manifest has is compared as that key
         tty = {**container, "Config": {**container["Config"], "Tty": True}}
-        assert diff(svc, tty) == [adopt.EXTRA]
+        assert diff(svc, tty) == ["tty"]
+        # a setting the manifest cannot express makes the container differ
+        cpuset = {**container, "HostConfig": {**container["HostConfig"], "CpusetCpus": "0"}}
+        assert diff(svc, cpuset) == [adopt.EXTRA]
 
 
 @pytest.fixture
