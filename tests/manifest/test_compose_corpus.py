@@ -165,7 +165,13 @@ def run_case(case: Case, tmp: Path) -> Outcome:
 def _words(value: Any) -> tuple[str, ...] | None:
     if value is None:
         return None
-    return tuple(value) if isinstance(value, list) else (str(value),)
+    return tuple(_literal(v) for v in value) if isinstance(value, list) else (_literal(value),)
+
+
+def _literal(value: Any) -> str:
+    """`docker compose config` keeps a literal `$` escaped as `$$` (its output is a compose
+    file again); the container gets one `$`."""
+    return str(value).replace("$$", "$")
 
 
 def compare(service: Service, spec: dict[str, Any]) -> list[str]:
@@ -178,7 +184,7 @@ def compare(service: Service, spec: dict[str, Any]) -> list[str]:
 
     built = f"{CI['CI_REGISTRY_IMAGE']}/{service.name}:{CI['CI_COMMIT_SHA']}"
     check("image", service.image, spec.get("image") or (built if "build" in spec else None))
-    env = {k: ("" if v is None else v) for k, v in (spec.get("environment") or {}).items()}
+    env = {k: "" if v is None else _literal(v) for k, v in (spec.get("environment") or {}).items()}
     check("environment", service.env_dict, env)
     check("command", service.command, _words(spec.get("command")))
     check("entrypoint", service.entrypoint, _words(spec.get("entrypoint")))
