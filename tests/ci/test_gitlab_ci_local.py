@@ -52,10 +52,10 @@ services:
     healthcheck:
       test: ["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:8080/version"]
       interval: 1s
-      timeout: 2s
-      retries: 3
+      timeout: 10s
+      retries: 5
 rollout:
-  health_timeout: 30s
+  health_timeout: 120s
   healthy_after: 1s
   drain: 0s
 """

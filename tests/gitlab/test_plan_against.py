@@ -40,15 +40,20 @@ services:
       DB_PASSWORD: ${{DB_PASSWORD}}
     healthcheck:
       test: ["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:8080/version"]
-      interval: 500ms
-      timeout: 5s
-      retries: 2
+      interval: 1s
+      timeout: 10s
+      retries: 5
   worker:
     image: {worker_image}
+    healthcheck:
+      test: ["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:8080/version"]
+      interval: 1s
+      timeout: 10s
+      retries: 5
     deploy:
       replicas: {worker_replicas}
 {extra}rollout:
-  health_timeout: 30s
+  health_timeout: 120s
   healthy_after: 1s
   drain: 0s
 """
