@@ -727,7 +727,7 @@ class Builder:
             else:
                 out["mac_address"] = mac.lower()
         platform = raw.get("platform")
-        if isinstance(platform, str):
+        if isinstance(platform, str) and platform:  # empty (`${DOCKER_PLATFORM:-}`): unset
             if not _PLATFORM.match(platform):
                 self.err(
                     (*path, "platform"),
