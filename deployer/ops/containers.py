@@ -441,7 +441,7 @@ def container_logs(
 
 def _remove_network(api: docker.APIClient, net_id: str, deadline: float = 30.0) -> bool:
     """Remove a network; a container the engine is still taking out of it makes it
-    refuse for a moment (409), so retry within ``deadline``."""
+    refuse for a moment (409, or 403 "has active endpoints"), so retry within ``deadline``."""
     give_up = time.monotonic() + deadline
     while True:
         try:
@@ -450,7 +450,12 @@ def _remove_network(api: docker.APIClient, net_id: str, deadline: float = 30.0) 
         except docker.errors.NotFound:
             return False
         except docker.errors.APIError as e:
-            if e.status_code != 409 or time.monotonic() > give_up:
+            # 409, or 403 "has active endpoints": a container still leaving it (another
+            # host of the same engine, or the engine finishing a removal).
+            busy = e.status_code == 409 or (
+                e.status_code == 403 and "active endpoints" in str(e.explanation or "")
+            )
+            if not busy or time.monotonic() > give_up:
                 raise
         time.sleep(0.5)
 
