@@ -472,3 +472,14 @@ def test_env_file_bad_line_is_located_without_its_value(tmp_path: Path) -> None:
     (p,) = exc.value.problems
     assert (Path(p.file).name, p.line) == ("app.env", 3)
     assert "hidden-value" not in p.render()
+
+
+def test_an_empty_platform_is_unset_as_compose_reads_it(tmp_path: Path, home: Path) -> None:
+    """Sentry's `platform: ${DOCKER_PLATFORM:-}`."""
+    project = tmp_path / "app"
+    write(
+        project,
+        {"compose.yaml": "services:\n  s:\n    image: busybox:1\n    platform: ${P:-}\n"},
+    )
+    theirs = compose_config(project, [], {}, home)
+    same(deployer(tmp_path, "app/compose.yaml", {}), theirs)
