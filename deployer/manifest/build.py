@@ -115,6 +115,7 @@ class Builder:
     repo: R.RepoFiles | None = None
     service_files: list[FileMount] = field(default_factory=list)
     engine: str = "container"
+    service_names: set[str] = field(default_factory=set)
     subnets: dict[str, list[tuple[str, str, str]]] = field(default_factory=dict)
 
     # -- reporting ------------------------------------------------------------------------
@@ -168,6 +169,7 @@ class Builder:
         services: list[Service] = []
         raw_services = data.get("services")
         if isinstance(raw_services, dict):
+            self.service_names = set(raw_services)
             if not raw_services and "compose" not in data:
                 self.err(("services",), "must not be empty", "add at least one service")
             for name, raw in raw_services.items():
@@ -1351,6 +1353,9 @@ class Builder:
             out = []
             for d, spec in raw.items():
                 cond = spec.get("condition") if isinstance(spec, dict) else None
+                optional = isinstance(spec, dict) and spec.get("required") is False
+                if optional and d not in self.service_names:
+                    continue  # an optional dependency that is not there (compose skips it too)
                 out.append((d, cond if isinstance(cond, str) else "service_started"))
             return tuple(out)
         return ()

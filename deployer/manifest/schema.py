@@ -62,7 +62,6 @@ COMPOSE_UNSUPPORTED = frozenset(
         "app_protocol",
         "consistency",
         "restart",
-        "required",
         "priority",
         "link_local_ips",
         "gw_priority",
@@ -72,6 +71,9 @@ COMPOSE_UNSUPPORTED = frozenset(
 )
 
 _WHY = {
+    "restart": "depends_on.<service>.restart (restart this service when that one is "
+    "replaced) is not supported yet; remove it: a replaced service keeps its name on the "
+    "network, so clients that reconnect find it",
     "scale": "use deploy.replicas",
     "version": "remove it (it is obsolete in compose too)",
     "extends": "write the service in full, or use YAML anchors (x-common: &common, <<: *common)",
