@@ -168,6 +168,16 @@ class Probe:
         """From now on, every answer is counted."""
         self._exec("echo > /tmp/after")
 
+    def wait_answers(self, count: int, timeout: float = 60) -> None:
+        """Until ``count`` answers were counted since ``mark`` (bounded: a loaded machine
+        runs the probe's loop slowly)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            out = bytes(self.engine.api.logs(self.cid)).decode()
+            if sum(line[:5] == "after" for line in out.splitlines()) >= count:
+                return
+            time.sleep(0.5)
+
     def stop(self) -> list[str]:
         """The bodies of the answers since ``mark`` ("" for a failed request)."""
         try:
@@ -234,7 +244,7 @@ def test_rerun_after_kill_converges(
         code, out = deploy(project, images[rerun], monkeypatch)
         assert code == 0, out
         probe.mark()
-        time.sleep(2.0)
+        probe.wait_answers(50)
         stopped = True
         answers = probe.stop()
     finally:
