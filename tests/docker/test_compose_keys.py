@@ -309,6 +309,9 @@ def test_the_deployer_s_own_container_keeps_every_key(
     # the next plan sees nothing to do (the deployer's labels record every key)
     plan, _ = plan_of(h1, keys_app.manifest())
     assert not plan.changes, actions(plan)
+    # and Compose v2 still lists both services, running
+    running = keys_app.compose("ps", "--services", "--filter", "status=running").split()
+    assert sorted(running) == ["db", "web"]
 
 
 def test_a_trailing_slash_in_a_volume_target_is_the_same_mount(
