@@ -129,6 +129,18 @@ class SwarmOperations:
             for net in nets:
                 if _remove(self.api.remove_network, net["Id"]):
                     gone(f"network {net['Name']}")
+            # The manager frees a removed network a moment later (seconds under load):
+            # wait until it is gone, removing again what is still there (bounded).
+            give_up = time.monotonic() + 60
+            while time.monotonic() < give_up:
+                with t._wrapped("listing networks"):
+                    left = self.api.networks(filters={"label": f"{S.STACK_NAMESPACE}={m.app}"})
+                if not left:
+                    break
+                for net in left:
+                    with contextlib.suppress(docker.errors.APIError):
+                        self.api.remove_network(net["Id"])
+                time.sleep(0.5)
             with t._wrapped("listing releases"):
                 configs = self.api.configs(
                     filters={"label": [f"{L.ROLE}={L.ROLE_RELEASE}", f"{L.APP}={m.app}"]}
