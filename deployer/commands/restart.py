@@ -19,7 +19,7 @@ from deployer.errors import InvalidInput
 
 
 def run(args: argparse.Namespace, out: TextIO, environ: Mapping[str, str] | None = None) -> int:
-    from deployer.commands.deploy import context_for, load
+    from deployer.commands.deploy import apply, context_for, load
     from deployer.ops import open_environment
     from deployer.report.log import JobLog
     from deployer.report.redact import secret_values
@@ -39,6 +39,8 @@ def run(args: argparse.Namespace, out: TextIO, environ: Mapping[str, str] | None
     ctx = context_for(manifest, env)
     ops = open_environment(manifest, env)
     try:
-        return ops.restart(services, hard=args.hard, context=ctx, log=log, args=args)
+        return ops.restart(
+            services, hard=args.hard, context=ctx, log=log, args=args, apply=apply
+        )
     finally:
         ops.close()

@@ -10,46 +10,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping
 from typing import TextIO
 
-from deployer.errors import EXIT_OK, Blocked
-from deployer.ops import LockState
-
-
-def describe(state: LockState, now: float | None = None) -> str:
-    now = time.time() if now is None else now
-    since = (
-        f" since {time.strftime('%H:%M:%S', time.gmtime(state.since))} UTC" if state.since else ""
-    )
-    return f"{state.where}: held by {state.holder}{since}, expires in {state.expires - now:.0f}s"
-
-
-def holder_ended(
-    states: Sequence[LockState], environ: Mapping[str, str], say: Callable[[str], None]
-) -> bool:
-    """True when every holder is a GitLab job that GitLab reports as no longer running;
-    ``Blocked`` (exit 4) when one still runs or is not a job GitLab can tell about."""
-    from deployer.gitlab.jobs import job_of, job_state
-
-    for holder in sorted({s.holder for s in states}):
-        ref = job_of(holder, environ)
-        if ref is None:
-            raise Blocked(
-                f"the deploy lock is held by {holder}, which is not a job of this GitLab "
-                "server: the deployer cannot tell whether it still runs",
-                hint="when you know it is gone, run `deployer unlock --force`",
-            )
-        job = job_state(ref, environ)
-        if job.active:
-            raise Blocked(
-                f"the deploy lock is held by job {ref.job_id} of {ref.project}, which is "
-                f"{job.status}: not breaking it",
-                hint="wait for that job, or cancel it in GitLab and run `deployer unlock` again",
-            )
-        say(f"job {ref.job_id} of {ref.project} is {job.status}: its lock is stale")
-    return True
+from deployer.errors import EXIT_OK
+from deployer.ops.stale import describe, holder_ended
 
 
 def run(args: argparse.Namespace, out: TextIO, environ: Mapping[str, str] | None = None) -> int:

@@ -142,11 +142,19 @@ class Operations(Protocol):
         ...
 
     def restart(
-        self, services: Sequence[str], *, hard: bool, context: Context, log: JobLog, args: Any
+        self,
+        services: Sequence[str],
+        *,
+        hard: bool,
+        context: Context,
+        log: JobLog,
+        args: Any,
+        apply: Callable[..., int],
     ) -> int:
         """Replace every replica of ``services`` with the same image and configuration
         through the rollout (health-gated, rolled back when unhealthy: ``DeployFailed``);
-        no release is recorded."""
+        no release is recorded. ``apply`` is the deploy's (``commands.deploy.apply``):
+        given by the command, so this layer does not import the commands."""
         ...
 
     def run(self, task: Task, say: Callable[[str], None]) -> int:

@@ -331,9 +331,15 @@ class ContainerOperations:
         return dataclasses.replace(plan, hosts=tuple(hosts)), {o.host: o for o in observed}
 
     def restart(
-        self, services: Sequence[str], *, hard: bool, context: Context, log: JobLog, args: Any
+        self,
+        services: Sequence[str],
+        *,
+        hard: bool,
+        context: Context,
+        log: JobLog,
+        args: Any,
+        apply: Callable[..., int],
     ) -> int:
-        from deployer.commands.deploy import apply
         from deployer.report.plan import render
 
         plan, observed = self.restart_plan(services, hard)

@@ -9,18 +9,51 @@ then waits or fails as before.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import time
+from collections.abc import Callable, Mapping, Sequence
 
-from deployer.errors import DeployerError
-from deployer.ops import Operations
+from deployer.errors import Blocked, DeployerError
+from deployer.ops import LockState, Operations
+
+
+def describe(state: LockState, now: float | None = None) -> str:
+    now = time.time() if now is None else now
+    since = (
+        f" since {time.strftime('%H:%M:%S', time.gmtime(state.since))} UTC" if state.since else ""
+    )
+    return f"{state.where}: held by {state.holder}{since}, expires in {state.expires - now:.0f}s"
+
+
+def holder_ended(
+    states: Sequence[LockState], environ: Mapping[str, str], say: Callable[[str], None]
+) -> bool:
+    """True when every holder is a GitLab job that GitLab reports as no longer running;
+    ``Blocked`` (exit 4) when one still runs or is not a job GitLab can tell about."""
+    from deployer.gitlab.jobs import job_of, job_state
+
+    for holder in sorted({s.holder for s in states}):
+        ref = job_of(holder, environ)
+        if ref is None:
+            raise Blocked(
+                f"the deploy lock is held by {holder}, which is not a job of this GitLab "
+                "server: the deployer cannot tell whether it still runs",
+                hint="when you know it is gone, run `deployer unlock --force`",
+            )
+        job = job_state(ref, environ)
+        if job.active:
+            raise Blocked(
+                f"the deploy lock is held by job {ref.job_id} of {ref.project}, which is "
+                f"{job.status}: not breaking it",
+                hint="wait for that job, or cancel it in GitLab and run `deployer unlock` again",
+            )
+        say(f"job {ref.job_id} of {ref.project} is {job.status}: its lock is stale")
+    return True
 
 
 def break_stale_lock(
     ops: Operations, environ: Mapping[str, str], own_holder: str, say: Callable[[str], None]
 ) -> bool:
     """True when a stale lock was found and broken."""
-    from deployer.commands.unlock import describe, holder_ended
-
     if not environ.get("CI_SERVER_URL"):
         return False
     try:

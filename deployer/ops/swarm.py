@@ -231,7 +231,14 @@ class SwarmOperations:
         return rows
 
     def restart(
-        self, services: Sequence[str], *, hard: bool, context: Any, log: Any, args: Any
+        self,
+        services: Sequence[str],
+        *,
+        hard: bool,
+        context: Any,
+        log: Any,
+        args: Any,
+        apply: Callable[..., int],
     ) -> int:
         """A forced update of each service (new tasks, the same spec) through the
         deploy's Swarm rollout: Swarm's update order and rollback; no release recorded."""
