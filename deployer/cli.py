@@ -74,7 +74,7 @@ def _common(p: argparse.ArgumentParser, *, env: bool = True) -> None:
         )
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 (one argparse table)
     parser = _Parser(
         prog="deployer",
         description="Deploy Docker images built in GitLab CI to your own Docker hosts.",

@@ -132,7 +132,7 @@ class _Item:
 class Rollout:
     """One deploy (or rollback) of ``plan`` to ``hosts``. Call ``run()`` once."""
 
-    def __init__(
+    def __init__(  # noqa: PLR0913 (a whole run)
         self,
         manifest: Manifest,
         plan: Plan,

@@ -121,7 +121,7 @@ def auth_lookup(
     return lookup
 
 
-def apply(
+def apply(  # noqa: PLR0913 (a whole run)
     manifest: Manifest,
     plan: Plan,
     hosts: Mapping[str, object],

@@ -71,7 +71,7 @@ def list_releases(client: docker.DockerClient, host: str, app: str, env: str) ->
     return sorted(out, key=lambda r: r.id)
 
 
-def prune(
+def prune(  # noqa: C901, PLR0912 (retention rules in order)
     client: docker.DockerClient, host: str, app: str, env: str, keep: Sequence[Release]
 ) -> list[str]:
     """Remove what releases older than ``keep`` left behind; returns what was removed."""

@@ -400,7 +400,7 @@ class Builder:
             acme_ca_root=_str_or_none(acme.get("ca_root")),
         )
 
-    def route(self, path: Path, raw: dict[str, Any]) -> Route | None:
+    def route(self, path: Path, raw: dict[str, Any]) -> Route | None:  # noqa: C901, PLR0912 (flat key table)
         """A service's ``proxy:`` (or compose's ``x-deployer-proxy:``)."""
         key = "proxy"
         if "x-deployer-proxy" in raw:
@@ -499,7 +499,7 @@ class Builder:
             seen[slot] = svc.name
 
     # -- services -------------------------------------------------------------------------
-    def service(self, name: str, raw: Any) -> Service | None:
+    def service(self, name: str, raw: Any) -> Service | None:  # noqa: C901, PLR0912, PLR0915 (flat key table)
         path: Path = ("services", name)
         if not SERVICE_NAME.match(name):
             self.err(
@@ -659,7 +659,7 @@ class Builder:
             **extra,
         )
 
-    def compose_keys(
+    def compose_keys(  # noqa: C901, PLR0912, PLR0915 (flat key table)
         self, path: Path, raw: dict[str, Any], deploy: dict[str, Any]
     ) -> dict[str, Any]:
         """The compose keys added after the first release, as ``Service`` keyword arguments
@@ -847,7 +847,7 @@ class Builder:
                 )
             out["devices"] = tuple(kept)
 
-    def deploy_keys(self, path: Path, raw: dict[str, Any], out: dict[str, Any]) -> None:
+    def deploy_keys(self, path: Path, raw: dict[str, Any], out: dict[str, Any]) -> None:  # noqa: C901, PLR0912, PLR0915 (flat key table)
         """deploy.* keys beyond replicas, limits and update_config."""
         swarm = self.engine == "swarm"
         res = raw.get("resources")
@@ -993,7 +993,7 @@ class Builder:
                 out[k] = v
         return tuple(sorted(out.items()))
 
-    def service_environment(self, path: Path, raw: dict[str, Any]) -> tuple[tuple[str, str], ...]:
+    def service_environment(self, path: Path, raw: dict[str, Any]) -> tuple[tuple[str, str], ...]:  # noqa: C901, PLR0912 (flat key table)
         env: dict[str, str] = {}
         env_file = raw.get("env_file")
         files: list[tuple[Path, Any]] = []
@@ -1591,7 +1591,7 @@ class Builder:
         return NotifyPolicy(timeout=timeout, webhooks=tuple(hooks))
 
     # -- checks across services -----------------------------------------------------------
-    def cross_checks(self, services: list[Service], raw_services: Any) -> None:
+    def cross_checks(self, services: list[Service], raw_services: Any) -> None:  # noqa: C901, PLR0912 (flat list of checks)
         if not isinstance(raw_services, dict):
             return
         names = list(raw_services)

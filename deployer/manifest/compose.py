@@ -44,7 +44,7 @@ def parse_dotenv(text: str, lookup: Mapping[str, str]) -> dict[str, str]:
     return parse_env_lines(text, lookup)[0]
 
 
-def parse_env_lines(text: str, lookup: Mapping[str, str]) -> tuple[dict[str, str], list[int]]:
+def parse_env_lines(text: str, lookup: Mapping[str, str]) -> tuple[dict[str, str], list[int]]:  # noqa: C901 (compose .env grammar)
     """KEY=value lines as docker compose v2 reads ``.env`` and ``env_file``: ``export``
     prefixes, ``#`` comments (after whitespace, when unquoted), single quotes literal,
     double quotes with ``\\n``-style escapes, both possibly spanning lines, and ``${VAR}``
@@ -238,7 +238,7 @@ def _volume_target(item: Any) -> Any:
 # -- merging ----------------------------------------------------------------------------
 
 
-def merge(dst: Doc, dpath: Path, src: Doc, spath: Path, *, depth: int = 0) -> None:
+def merge(dst: Doc, dpath: Path, src: Doc, spath: Path, *, depth: int = 0) -> None:  # noqa: C901, PLR0912 (compose merge rules)
     """Merge src[spath] into dst[dpath] as compose merges an override file: ``!reset``
     removes the value, ``!override`` replaces it instead of merging."""
     tag = src.tags.get(spath)
@@ -301,7 +301,7 @@ def merge(dst: Doc, dpath: Path, src: Doc, spath: Path, *, depth: int = 0) -> No
 # -- one compose file -------------------------------------------------------------------
 
 
-def _resolve_extends(doc: Doc, chain: tuple[str, ...] = ()) -> None:
+def _resolve_extends(doc: Doc, chain: tuple[str, ...] = ()) -> None:  # noqa: C901, PLR0915 (compose extends rules)
     """Resolve ``extends`` (a service of this file, or ``{file, service}`` of another file,
     whose own relative paths stay relative to that file, as compose resolves them)."""
     services = doc.data.get("services") if isinstance(doc.data, dict) else None
@@ -394,7 +394,7 @@ def _resolve_extends(doc: Doc, chain: tuple[str, ...] = ()) -> None:
         resolve(name, (name,))
 
 
-def _include(compose: Doc, merged: Doc, chain: tuple[str, ...]) -> None:
+def _include(compose: Doc, merged: Doc, chain: tuple[str, ...]) -> None:  # noqa: C901, PLR0912 (compose include rules)
     """Top-level ``include:``: each entry's files (merged in order) are loaded as their own
     project, relative to the including file, and their resources added to the project; a
     resource the including file defines as well is an error, as in compose."""
@@ -568,7 +568,7 @@ def _project_files(
     return out
 
 
-def merge_compose(doc: Doc, environ: Mapping[str, str]) -> None:
+def merge_compose(doc: Doc, environ: Mapping[str, str]) -> None:  # noqa: C901, PLR0912, PLR0915 (compose merge rules)
     """Replace the manifest's services, volumes and networks by the merge of its compose
     files and its own entries; record the compose project name and the files read.
 

@@ -132,7 +132,7 @@ def select_environment(
     )
 
 
-def _interpolate_tree(
+def _interpolate_tree(  # noqa: C901 (one walk, key rules)
     doc: Doc, data: Any, env_name: str, environ: Mapping[str, str]
 ) -> tuple[set[Path], list[Problem], dict[str, str], list[Path]]:
     """Interpolate ``data`` in place for ``env_name``; returns the interpolated paths, the

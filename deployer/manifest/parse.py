@@ -114,7 +114,7 @@ def _port_range(text: str, what: str) -> list[int]:
     return [_port_number(text, what)]
 
 
-def port_short(value: str | int) -> list[Port]:
+def port_short(value: str | int) -> list[Port]:  # noqa: PLR0912 (compose port grammar)
     """``"127.0.0.1:8080:80/tcp"`` -> Port(80, 8080, "127.0.0.1", "tcp"); ranges expand."""
     if isinstance(value, int):
         return [Port(target=_port_number(str(value), "container port"))]

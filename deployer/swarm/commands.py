@@ -73,7 +73,7 @@ def deploy(
         return _apply(target, the_plan, ctx, environ, args, log, started, wait_lock=wait_lock)
 
 
-def _apply(
+def _apply(  # noqa: PLR0913 (a whole run)
     target: SwarmTarget,
     the_plan: Plan,
     ctx: Context,

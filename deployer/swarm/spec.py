@@ -308,7 +308,7 @@ def container_labels(manifest: Manifest, service: Service) -> dict[str, str]:
     return out
 
 
-def service_spec(
+def service_spec(  # noqa: C901, PLR0912, PLR0915 (flat key table)
     manifest: Manifest,
     service: Service,
     digest: str,

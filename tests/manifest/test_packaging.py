@@ -93,6 +93,13 @@ def test_built_wheel_ships_the_schema_and_validates(tmp_path: Path) -> None:
     (wheel,) = out.glob("*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     assert f"deployer/schemas/{SCHEMA_FILE}" in names
+    # every module of the tree ships (a package missing from pyproject's list would not)
+    tree = sorted(
+        p.relative_to(ROOT).as_posix()
+        for p in (ROOT / "deployer").rglob("*.py")
+        if "__pycache__" not in p.parts
+    )
+    assert [m for m in tree if m not in names] == []
     # import the package from the wheel itself (zipimport): importlib.resources must work
     code = (
         "import deployer, sys\n"
