@@ -188,9 +188,33 @@ EOF
   )
 }
 
+# The second engine runs without iptables, but the main engine sets the FORWARD policy to
+# DROP, and with br_netfilter (bridge-nf-call-iptables=1) even traffic between two
+# containers on one bridge passes FORWARD: without these rules no container of the second
+# engine reaches another (measured: the SYNs count on the policy's DROP), while published
+# ports (docker-proxy) and host-to-container traffic work. Allowed: bridged (same-bridge)
+# traffic inside the second engine's own subnets, as its icc default would; routed traffic
+# between two of its networks stays dropped. DOCKER-USER is the chain Docker leaves to the
+# admin; the rules take effect at once, on the running engine, and `up` adds them again
+# after a reboot.
+E2_SUBNETS=("${E2_BIP%.*}.0/24" "$E2_POOL")
+engine2_forward() {
+  if ! iptables -nL DOCKER-USER >/dev/null 2>&1; then
+    say engine2 "no DOCKER-USER chain: containers of the second engine may not reach each other"
+    return
+  fi
+  local net rule
+  for net in "${E2_SUBNETS[@]}"; do
+    rule=(-s "$net" -d "$net" -m physdev --physdev-is-bridged
+      -m comment --comment "deployer testenv engine2" -j ACCEPT)
+    iptables -C DOCKER-USER "${rule[@]}" 2>/dev/null || iptables -I DOCKER-USER "${rule[@]}"
+  done
+}
+
 engine2() {
   local d="$T/engine2"
   certs
+  engine2_forward
   if alive "$d/pid" && DOCKER_HOST="unix://$E2_SOCK" timeout 5 docker version >/dev/null 2>&1; then
     say engine2 "tcp://127.0.0.1:$TLS_PORT (TLS) and unix://$E2_SOCK (running)"
     return
@@ -215,7 +239,7 @@ engine2() {
   ip link set "$E2_BRIDGE" up
   # Its own bridge and address pool (no clash with the main engine's docker0 and networks),
   # no iptables (the main engine owns the host's DOCKER chains; published ports still work
-  # on 127.0.0.1 through docker-proxy).
+  # on 127.0.0.1 through docker-proxy; container-to-container: engine2_forward above).
   setsid nohup dockerd \
     --host "unix://$E2_SOCK" --host "tcp://127.0.0.1:$TLS_PORT" \
     --tlsverify --tlscacert "$T/tls/ca.pem" --tlscert "$T/tls/server.pem" \
@@ -367,6 +391,11 @@ down() {
   stop_pid registry "$T/registry/pid"
   stop_pid registry-auth "$T/registry-auth/pid"
   if ip link show "$E2_BRIDGE" >/dev/null 2>&1; then ip link del "$E2_BRIDGE" || true; fi
+  local net
+  for net in "${E2_SUBNETS[@]}"; do
+    iptables -D DOCKER-USER -s "$net" -d "$net" -m physdev --physdev-is-bridged \
+      -m comment --comment "deployer testenv engine2" -j ACCEPT 2>/dev/null || true
+  done
   rm -f "$T/env"
 }
 

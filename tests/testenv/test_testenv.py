@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
+import time
 from pathlib import Path
+from typing import Any
 
 import docker
+import docker.errors
 import pytest
 
 from deployer import labels as L
@@ -73,3 +77,46 @@ def test_env_file_is_sourceable_by_a_shell(testenv: TestEnv) -> None:
         capture_output=True, text=True, check=True,
     ).stdout.strip()
     assert out == testenv.ssh_host
+
+
+@integration
+def test_second_engine_containers_reach_each_other_on_one_network_only(
+    testenv: TestEnv, engine2: docker.DockerClient, app: str
+) -> None:
+    """The second engine has no iptables of its own: scripts/testenv.sh lets bridged
+    traffic inside its subnets through the host's FORWARD DROP (the edge proxy reaches an
+    app's containers that way over TCP+TLS); two of its networks stay apart."""
+    engine2.images.pull(testenv.image_v1)
+    networks: list[Any] = []
+    containers: list[Any] = []
+    try:
+        one = engine2.networks.create(f"{app}-one")
+        two = engine2.networks.create(f"{app}-two")
+        networks += [one, two]
+        for name, net in (("server", one), ("near", one), ("far", two)):
+            containers.append(
+                engine2.containers.run(
+                    testenv.image_v1, name=f"{app}-{name}", network=net.name, detach=True,
+                    init=True,
+                )
+            )
+        server, near, far = containers
+        server.reload()
+        ip = server.attrs["NetworkSettings"]["Networks"][one.name]["IPAddress"]
+        fetch = ["sh", "-c", f"timeout 3 wget -q -O - http://{ip}:8080/version"]
+        code, out = near.exec_run(fetch)
+        for _ in range(20):  # httpd may not listen yet
+            if code == 0:
+                break
+            time.sleep(0.2)
+            code, out = near.exec_run(fetch)
+        assert (code, out.strip()) == (0, b"v1")
+        code, _ = far.exec_run(fetch)
+        assert code != 0
+    finally:
+        for c in containers:
+            with contextlib.suppress(docker.errors.APIError):
+                c.remove(force=True)
+        for n in networks:
+            with contextlib.suppress(docker.errors.APIError):
+                n.remove()
