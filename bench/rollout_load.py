@@ -37,7 +37,6 @@ sys.path.insert(0, str(ROOT))
 
 from bench.rollout_probe import WEB_CMD, WEB_HEALTHCHECK, ensure_web, remove_app  # noqa: E402
 from deployer import labels as L  # noqa: E402
-from deployer import rollout as rollout_module  # noqa: E402
 from deployer.context import Context  # noqa: E402
 from deployer.docker.host import DockerHost, connect_host  # noqa: E402
 from deployer.manifest.model import (  # noqa: E402
@@ -49,6 +48,7 @@ from deployer.manifest.model import (  # noqa: E402
 )
 from deployer.plan import make_plan  # noqa: E402
 from deployer.rollout import PrintLog, Rollout  # noqa: E402
+from deployer.rollout import fleet as rollout_module  # noqa: E402
 
 ENV = "bench"
 # The web image's check, patient: on an overloaded small host a 2 s timeout fails checks

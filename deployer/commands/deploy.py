@@ -1,7 +1,7 @@
 """`deployer deploy [-f FILE] [--env NAME] [--services a,b] [--wait-lock DURATION] [--force]`.
 
 Computes the plan with the same code as `deployer plan`, prints it, and applies exactly
-that plan (deployer/rollout.py): lock every host, pull, tasks, health-gated rollout,
+that plan (deployer/rollout/): lock every host, pull, tasks, health-gated rollout,
 rollback of everything this run changed on failure. Writes the reports (JSON, dotenv,
 JUnit, Markdown) into ``--report-dir`` and a summary into the job log.
 

@@ -1,0 +1,73 @@
+"""One run of the container rollout, phase by phase (see the package's docstring)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from deployer.engine import Lease
+from deployer.errors import Blocked, DeployerError, DeployFailed, InvalidInput, Unreachable
+from deployer.result import DeployResult, Outcome
+from deployer.rollout import locks, prepare, record
+from deployer.rollout.fleet import roll_fleet
+from deployer.rollout.state import RunState
+from deployer.rollout.undo import rollback_all
+
+
+class Rollout(RunState):
+    """One deploy (or rollback) of ``plan`` to ``hosts``. Call ``run()`` once."""
+
+    def run(self) -> DeployResult:
+        """Apply the plan. The result says what happened; ``self.error`` what to exit with."""
+        leases: list[Lease] = []
+        keeper: Callable[[], None] | None = None
+        try:
+            leases = locks.lock_all(self)
+            keeper = locks.keep_leases(self, leases)
+            if self.edge is not None:
+                self.edge.claim()
+            prepare.cleanup(self)
+            if not any(s.changes for h in self.plan.hosts for s in h.steps):
+                if self.edge is not None:
+                    self.edge.prepare(self.observed)
+                self.line("nothing to do: every service already runs what the manifest says")
+                self.result.outcome = Outcome.NOTHING_TO_DO
+                return self.result
+            prepare.pull_all(self)
+            self.check_cancel()
+            prepare.infrastructure(self)
+            if self.edge is not None:
+                self.edge.prepare(self.observed)
+            prepare.tasks(self, "before-deploy")
+            roll_fleet(self)
+            prepare.tasks(self, "after-deploy")
+            self.check_cancel()
+            record.finish(self)
+        except Blocked as e:
+            self._fail_early(e, Outcome.BLOCKED)
+        except Unreachable as e:
+            if self.touched():
+                rollback_all(self, e)
+            else:
+                self._fail_early(e, Outcome.UNREACHABLE)
+        except InvalidInput as e:
+            self._fail_early(e, Outcome.INVALID)
+        except DeployerError as e:
+            rollback_all(self, e)
+        except BaseException as e:
+            # A bug or an interrupt in the middle: undo what this run changed, then let it
+            # propagate (the CLI reports a bug with its traceback).
+            if self.touched():
+                rollback_all(self, DeployFailed(f"internal error: {e!r}"))
+            raise
+        finally:
+            if keeper is not None:
+                keeper()
+            locks.unlock_all(self, leases)
+            self.result.seconds = round(self.wall() - self.result.started_at, 3)
+        return self.result
+
+    def _fail_early(self, e: DeployerError, outcome: Outcome) -> None:
+        self.result.outcome = outcome
+        self.result.error = e.message
+        self.error = e
+        self.line(f"stopped before any change: {e.message}")
