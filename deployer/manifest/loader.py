@@ -12,10 +12,10 @@ from dataclasses import replace
 from typing import Any
 
 from deployer.manifest import yamlpos
-from deployer.manifest.build import Builder
 from deployer.manifest.interpolate import InterpolationSyntaxError, interpolate
 from deployer.manifest.model import Manifest
 from deployer.manifest.problems import CheckReport, ManifestError, Path, Problem, format_path
+from deployer.manifest.readers.core import Builder
 from deployer.manifest.schema import did_you_mean, validate
 from deployer.manifest.scrub import Scrubber
 from deployer.manifest.yamlpos import Doc

@@ -25,7 +25,7 @@ from deployer.manifest.model import Build, FileKind, FileMount, Mount, TopVolume
 from deployer.manifest.problems import Path
 
 if TYPE_CHECKING:
-    from deployer.manifest.build import Builder
+    from deployer.manifest.readers.core import Builder
 
 DEFAULT_MODE = 0o444
 _CONFIG_PLACES = ("/etc/", "/docker-entrypoint-initdb.d")

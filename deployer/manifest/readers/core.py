@@ -1,0 +1,160 @@
+"""The Builder: problems and warnings with their place in the files, and the manifest's top
+level read section by section (each section's readers live in a module of their own)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from deployer.manifest import parse
+from deployer.manifest import repofiles as R
+from deployer.manifest.model import FileMount, Manifest, Service, Warning_
+from deployer.manifest.problems import Path, Problem
+from deployer.manifest.readers import checks, pipeline, routes, security, service, top
+from deployer.manifest.readers.values import APP_NAME, MAX_DURATION, scalar_text, slug
+from deployer.manifest.schema import is_secret
+from deployer.manifest.yamlpos import Doc
+
+T = TypeVar("T")
+
+
+@dataclass
+class Builder:
+    doc: Doc
+    lookup: Mapping[str, str]  # variables for `KEY` entries without a value
+    skip: list[Path] = field(default_factory=list)  # paths the schema already reported
+    problems: list[Problem] = field(default_factory=list)
+    warnings: list[Warning_] = field(default_factory=list)
+    warning_problems: list[Problem] = field(default_factory=list)
+    volumes_declared: set[str] = field(default_factory=set)
+    networks_declared: set[str] = field(default_factory=set)
+    allow: set[str] = field(default_factory=set)
+    repo: R.RepoFiles | None = None
+    service_files: list[FileMount] = field(default_factory=list)
+    engine: str = "container"
+    service_names: set[str] = field(default_factory=set)
+    subnets: dict[str, list[tuple[str, str, str]]] = field(default_factory=dict)
+
+    # -- reporting ------------------------------------------------------------------------
+    def err(self, path: Path, message: str, fix: str | None = None, *, key: bool = False) -> None:
+        for s in self.skip:
+            if path[: len(s)] == s:
+                return
+        self.problems.append(self.doc.problem(path, message, fix, key=key))
+
+    def warn(self, path: Path, message: str, fix: str | None = None) -> None:
+        p = self.doc.problem(path, message, fix, severity="warning")
+        self.warning_problems.append(p)
+        self.warnings.append(Warning_(p.path, p.line, message))
+
+    def parsed(self, path: Path, fn: Callable[[Any], T], value: Any) -> T | None:
+        try:
+            return fn(value)
+        except ValueError as e:
+            if is_secret(path):
+                self.err(path, "invalid value (not shown: it may be a secret)")
+            else:
+                self.err(path, str(e))
+            return None
+
+    def dur(self, path: Path, value: Any) -> float | None:
+        if value is None:
+            return None
+        seconds = self.parsed(path, parse.duration, value)
+        if seconds is not None and seconds > MAX_DURATION:
+            self.err(path, "is longer than 24h, the longest duration accepted", "shorten it")
+            return None
+        return seconds
+
+    def pairs(self, path: Path, raw: Any) -> tuple[tuple[str, str], ...]:
+        """A compose list-or-dict (labels, options) as sorted (key, value) pairs."""
+        out: dict[str, str] = {}
+        if isinstance(raw, dict):
+            for k, v in raw.items():
+                out[k] = "" if v is None else scalar_text(v)
+        elif isinstance(raw, list):
+            for i, item in enumerate(raw):
+                if not isinstance(item, str):
+                    continue
+                k, _, v = item.partition("=")
+                if not k:
+                    self.err((*path, i), "expected KEY=value")
+                    continue
+                out[k] = v
+        return tuple(sorted(out.items()))
+
+    def written(self, path: Path) -> Any:
+        """The value at ``path`` as the manifest writes it (before interpolation)."""
+        node: Any = self.doc.data
+        for part in path:
+            found = (isinstance(node, dict) and part in node) or (
+                isinstance(node, list) and isinstance(part, int) and part < len(node)
+            )
+            if not found:
+                return None
+            node = node[part]
+        return node
+
+    # -- top level ------------------------------------------------------------------------
+    def manifest(self, data: dict[str, Any], env_name: str, file: str) -> Manifest | None:
+        app = data.get("app")
+        if isinstance(app, str) and not APP_NAME.match(app):
+            self.err(
+                ("app",),
+                f'"{app}" is not a valid app name; expected lowercase letters, digits, '
+                "and _ . - (starting with a letter or digit)",
+                f'use "{slug(app)}"' if slug(app) else None,
+            )
+        self.allow = security.policy_allow(data.get("policy"))
+        self.repo = R.RepoFiles.read(self, data)
+        volumes = top.volumes(self, data.get("volumes"))
+        networks = top.networks(self, data.get("networks"))
+        environment = top.environment(self, data, env_name)
+        if environment is not None:
+            self.engine = environment.engine
+        services = self.services(data)
+        volumes += tuple(
+            v for n, v in self.repo.data_volumes.items() if n not in {x.name for x in volumes}
+        )
+        if environment is not None:
+            checks.swarm_directories(self, environment, services)
+        raw_services = data.get("services")
+        tasks = pipeline.tasks(self, data.get("tasks"), raw_services)
+        checks.cross_checks(self, services, raw_services)
+        if environment is not None:
+            routes.proxy_checks(self, environment, services, env_name)
+        rollout = pipeline.rollout(self, data.get("rollout"))
+        registries = pipeline.registries(self, data.get("registry"))
+        gitlab = pipeline.gitlab(self, data.get("gitlab"))
+        notify = pipeline.notify(self, data.get("notify"))
+        if self.problems or environment is None or not isinstance(app, str):
+            return None
+        return Manifest(
+            path=file,
+            app=app,
+            environment=environment,
+            services=tuple(services),
+            tasks=tasks,
+            rollout=rollout,
+            volumes=volumes,
+            networks=networks,
+            registries=registries,
+            gitlab=gitlab,
+            notify=notify,
+            policy_allow=tuple(sorted(self.allow)),
+            warnings=tuple(self.warnings),
+        )
+
+    def services(self, data: dict[str, Any]) -> list[Service]:
+        out: list[Service] = []
+        raw_services = data.get("services")
+        if isinstance(raw_services, dict):
+            self.service_names = set(raw_services)
+            if not raw_services and "compose" not in data:
+                self.err(("services",), "must not be empty", "add at least one service")
+            for name, raw in raw_services.items():
+                svc = service.service(self, name, raw)
+                if svc is not None:
+                    out.append(svc)
+        return out

@@ -1,0 +1,230 @@
+"""A service's ``deploy:``: replicas, limits and update_config (``basics``), then a table of
+readers for the other keys (reservations, labels, mode, placement, restart_policy)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from deployer.manifest import parse
+from deployer.manifest.model import UpdateConfig
+from deployer.manifest.problems import Path
+from deployer.manifest.readers.values import MAX_REPLICAS, mapping
+
+if TYPE_CHECKING:
+    from deployer.manifest.readers.core import Builder
+
+Reader = Callable[["Builder", Path, dict[str, Any], dict[str, Any]], None]
+
+
+def section(raw: dict[str, Any]) -> dict[str, Any]:
+    """The service's ``deploy:`` mapping (empty when it has none)."""
+    return mapping(raw, "deploy")
+
+
+def basics(
+    b: Builder, path: Path, raw: dict[str, Any]
+) -> tuple[int, float | None, int | None, UpdateConfig]:
+    """replicas, resources.limits (cpus, memory) and update_config."""
+    replicas = raw.get("replicas", 1)
+    replicas = replicas if isinstance(replicas, int) and not isinstance(replicas, bool) else 1
+    if replicas > MAX_REPLICAS:
+        b.err(
+            (*path, "replicas"),
+            f"{replicas} replicas per host is more than the {MAX_REPLICAS} accepted",
+            f"use at most {MAX_REPLICAS}, or spread the service over more hosts",
+        )
+        replicas = 1
+    cpus = memory = None
+    res = raw.get("resources")
+    limits = res.get("limits") if isinstance(res, dict) else None
+    if isinstance(limits, dict):
+        if limits.get("cpus") is not None:
+            cpus = b.parsed((*path, "resources", "limits", "cpus"), parse.cpus, limits["cpus"])
+        if limits.get("memory") is not None:
+            memory = b.parsed(
+                (*path, "resources", "limits", "memory"), parse.size, limits["memory"]
+            )
+    return replicas, cpus, memory, update_config(b, path, raw)
+
+
+def update_config(b: Builder, path: Path, raw: dict[str, Any]) -> UpdateConfig:
+    uc = raw.get("update_config")
+    if not isinstance(uc, dict):
+        return UpdateConfig()
+    up = (*path, "update_config")
+    order = uc.get("order")
+    parallelism = uc.get("parallelism", 1)
+    failure_action = uc.get("failure_action", "rollback")
+    return UpdateConfig(
+        order=order if order in ("start-first", "stop-first") else None,
+        parallelism=parallelism if isinstance(parallelism, int) else 1,
+        delay=b.dur((*up, "delay"), uc.get("delay")) or 0.0,
+        failure_action=failure_action
+        if failure_action in ("rollback", "pause", "continue")
+        else "rollback",
+        monitor=b.dur((*up, "monitor"), uc.get("monitor")),
+    )
+
+
+def deploy_keys(b: Builder, path: Path, raw: dict[str, Any], out: dict[str, Any]) -> None:
+    """deploy.* keys beyond replicas, limits and update_config, into ``out`` (which holds
+    the service's compose keys read so far: mem_limit and cpus are compared with the
+    limits here)."""
+    for reader in READERS:
+        reader(b, path, raw, out)
+
+
+def read_reservations(b: Builder, path: Path, raw: dict[str, Any], out: dict[str, Any]) -> None:
+    reservations = mapping(mapping(raw, "resources"), "reservations")
+    rp = (*path, "resources", "reservations")
+    if reservations.get("memory") is not None:
+        got = b.parsed((*rp, "memory"), parse.size, reservations["memory"])
+        if got is not None:
+            if out.get("mem_reservation") not in (None, got):
+                b.err(
+                    (*rp, "memory"),
+                    "mem_reservation and deploy.resources.reservations.memory differ",
+                    "keep one of them",
+                )
+            out["mem_reservation"] = got
+    if reservations.get("cpus") is not None:
+        got_cpus = b.parsed((*rp, "cpus"), parse.cpus, reservations["cpus"])
+        if got_cpus is not None:
+            out["cpus_reservation"] = got_cpus
+    for key in ("devices", "generic_resources"):
+        if key in reservations:
+            b.err(
+                (*rp, key),
+                f"reservations.{key} (GPUs and other devices) is not supported yet",
+                "remove it; give the container the devices with `devices:` (policy)",
+                key=True,
+            )
+
+
+def read_limits(b: Builder, path: Path, raw: dict[str, Any], out: dict[str, Any]) -> None:
+    """A limit set both ways must agree; the service keeps deploy's (read by ``basics``)."""
+    limits = mapping(mapping(raw, "resources"), "limits")
+    lp = (*path, "resources", "limits")
+    if limits.get("memory") is not None and out.get("memory") is not None:
+        got = b.parsed((*lp, "memory"), parse.size, limits["memory"])
+        if got is not None and got != out["memory"]:
+            b.err((*lp, "memory"), "mem_limit and this limit differ", "keep one")
+        out.pop("memory")
+    if limits.get("cpus") is not None and out.get("cpus") is not None:
+        got_c = b.parsed((*lp, "cpus"), parse.cpus, limits["cpus"])
+        if got_c is not None and got_c != out["cpus"]:
+            b.err((*lp, "cpus"), "cpus and this limit differ", "keep one")
+        out.pop("cpus")
+    if isinstance(limits.get("pids"), int):
+        out.setdefault("pids_limit", limits["pids"])
+
+
+def read_labels(b: Builder, path: Path, raw: dict[str, Any], out: dict[str, Any]) -> None:
+    labels = b.pairs((*path, "labels"), raw.get("labels"))
+    if not labels:
+        return
+    out["deploy_labels"] = labels
+    if b.engine != "swarm":
+        b.warn(
+            (*path, "labels"),
+            "deploy.labels label a Swarm service; with engine: container they are "
+            "not set on the containers (docker compose does not set them either)",
+            "use the service's `labels:` for container labels",
+        )
+
+
+def read_mode(b: Builder, path: Path, raw: dict[str, Any], out: dict[str, Any]) -> None:
+    mode = raw.get("mode")
+    if not isinstance(mode, str) or mode == "replicated":
+        return
+    if mode != "global":
+        b.err(
+            (*path, "mode"),
+            f'deploy.mode "{mode}" is not supported yet',
+            "use replicated (the default) or global",
+        )
+    elif b.engine != "swarm":
+        b.err(
+            (*path, "mode"),
+            "deploy.mode: global runs one task per Swarm node; with engine: "
+            "container every host already runs the service",
+            "remove it (use replicas), or deploy this environment with engine: swarm",
+        )
+    else:
+        out["global_mode"] = True
+        if "replicas" in raw:
+            b.err(
+                (*path, "replicas"),
+                "deploy.mode: global runs one task per node: replicas do not apply",
+                "remove replicas",
+            )
+
+
+def read_placement(b: Builder, path: Path, raw: dict[str, Any], out: dict[str, Any]) -> None:
+    placement = raw.get("placement")
+    if not isinstance(placement, dict) or not placement:
+        return
+    pp = (*path, "placement")
+    if b.engine != "swarm":
+        b.err(
+            pp,
+            "deploy.placement chooses Swarm nodes; with engine: container the "
+            "environment's hosts decide where the service runs",
+            "remove it, or deploy this environment with engine: swarm",
+            key=True,
+        )
+    constraints = placement.get("constraints")
+    if isinstance(constraints, list):
+        out["placement_constraints"] = tuple(c for c in constraints if isinstance(c, str))
+    prefs = placement.get("preferences")
+    if isinstance(prefs, list):
+        spread = []
+        for i, pref in enumerate(prefs):
+            if isinstance(pref, dict) and isinstance(pref.get("spread"), str):
+                spread.append(pref["spread"])
+            else:
+                b.err((*pp, "preferences", i), "expected `spread: <node label>`")
+        out["placement_preferences"] = tuple(spread)
+    mrpn = placement.get("max_replicas_per_node")
+    if isinstance(mrpn, int) and not isinstance(mrpn, bool):
+        out["max_replicas_per_node"] = mrpn
+
+
+def read_restart_policy(b: Builder, path: Path, raw: dict[str, Any], out: dict[str, Any]) -> None:
+    policy = raw.get("restart_policy")
+    if not isinstance(policy, dict):
+        return
+    rp = (*path, "restart_policy")
+    condition = policy.get("condition", "any")
+    attempts = policy.get("max_attempts")
+    mapped = {"none": "no", "any": "always", "on-failure": "on-failure"}.get(str(condition))
+    if mapped is None:
+        b.err(
+            (*rp, "condition"),
+            f'"{condition}" is not a restart condition',
+            "use none, on-failure or any",
+        )
+    else:
+        if mapped == "on-failure" and isinstance(attempts, int) and attempts > 0:
+            mapped = f"on-failure:{attempts}"
+        out["restart"] = mapped  # as docker compose: deploy.restart_policy wins
+    for key in ("delay", "window"):
+        if policy.get(key) is not None:
+            out[f"restart_{key}"] = b.dur((*rp, key), policy[key])
+            if b.engine != "swarm":
+                b.warn(
+                    (*rp, key),
+                    f"restart_policy.{key} applies to Swarm services only; the "
+                    "engine restarts a container with its own back-off",
+                )
+
+
+READERS: tuple[Reader, ...] = (
+    read_reservations,
+    read_limits,
+    read_labels,
+    read_mode,
+    read_placement,
+    read_restart_policy,
+)

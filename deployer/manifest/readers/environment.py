@@ -1,0 +1,115 @@
+"""A service's variables: ``env_file:`` first, then ``environment:`` (a mapping or a list),
+as docker compose v2 reads them; a key without a value comes from the CI variables."""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING, Any
+
+from deployer.manifest import files
+from deployer.manifest.compose import parse_env_lines
+from deployer.manifest.problems import Path, Problem
+from deployer.manifest.readers.values import ENV_KEY, scalar_text
+
+if TYPE_CHECKING:
+    from deployer.manifest.readers.core import Builder
+
+
+def service_environment(b: Builder, path: Path, raw: dict[str, Any]) -> tuple[tuple[str, str], ...]:
+    env = env_files(b, path, raw.get("env_file"))
+    value = raw.get("environment")
+    epath = (*path, "environment")
+    if isinstance(value, dict):
+        env.update(from_mapping(b, epath, value))
+    elif isinstance(value, list):
+        env.update(from_list(b, epath, value))
+    return tuple(sorted(env.items()))
+
+
+def env_files(b: Builder, path: Path, env_file: Any) -> dict[str, str]:
+    env: dict[str, str] = {}
+    entries: list[tuple[Path, Any]] = []
+    if isinstance(env_file, str):
+        entries = [((*path, "env_file"), env_file)]
+    elif isinstance(env_file, list):
+        entries = [((*path, "env_file", i), f) for i, f in enumerate(env_file)]
+    for fpath, spec in entries:
+        required = True
+        name = spec
+        if isinstance(spec, dict):
+            required = spec.get("required", True) is not False
+            name = spec.get("path")
+        if isinstance(name, str):
+            env.update(read_env_file(b, fpath, name, required=required))
+    return env
+
+
+def from_mapping(b: Builder, epath: Path, value: dict[str, Any]) -> dict[str, str]:
+    env: dict[str, str] = {}
+    for k, v in value.items():
+        if not ENV_KEY.match(k):
+            b.err((*epath, k), f'"{k}" is not a variable name', key=True)
+        elif v is None:
+            if k in b.lookup:
+                env[k] = b.lookup[k]
+        else:
+            env[k] = scalar_text(v)
+    return env
+
+
+def from_list(b: Builder, epath: Path, value: list[Any]) -> dict[str, str]:
+    env: dict[str, str] = {}
+    seen: set[str] = set()
+    for i, item in enumerate(value):
+        if not isinstance(item, str):
+            continue
+        k, sep, v = item.partition("=")
+        if not ENV_KEY.match(k):
+            b.err((*epath, i), "expected KEY=value (value not shown: a secret)")
+            continue
+        if k in seen:
+            b.err((*epath, i), f"variable {k} is set twice")
+        seen.add(k)
+        if sep:
+            env[k] = v
+        elif k in b.lookup:
+            env[k] = b.lookup[k]
+    return env
+
+
+def read_env_file(b: Builder, path: Path, name: str, *, required: bool) -> dict[str, str]:
+    base = os.path.dirname(b.doc.pos(path).file)
+    full = os.path.join(base, name)
+    try:
+        text = files.read_limited(full, files.ENV_FILE_LIMIT).decode("utf-8-sig")
+    except files.FileRefused as e:
+        b.err(
+            path,
+            f'env_file "{name}" {e}; it is not read',
+            f"point to a regular KEY=value file of at most {files.ENV_FILE_LIMIT // files.MIB} MiB",
+        )
+        return {}
+    except FileNotFoundError:
+        if required:
+            b.err(
+                path,
+                f'env_file "{name}" not found (looked at {full})',
+                "create it, fix the path (relative to this file), or set required: false",
+            )
+        return {}
+    except (OSError, UnicodeDecodeError) as e:
+        b.err(path, f'env_file "{name}" cannot be read: {e.__class__.__name__}')
+        return {}
+    out, bad = parse_env_lines(text, b.lookup)  # as docker compose v2 reads it
+    for n in bad:
+        b.problems.append(
+            Problem(
+                full,
+                n,
+                1,
+                "",
+                "expected KEY=value (value not shown: a secret)",
+                "fix or remove the line",
+            )
+        )
+    return out

@@ -1,0 +1,127 @@
+"""A service's ports, networks (aliases, fixed addresses) and extra hosts."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from typing import TYPE_CHECKING, Any
+
+from deployer.manifest import parse
+from deployer.manifest.model import NetworkAttachment, Port
+from deployer.manifest.problems import Path
+from deployer.manifest.readers.values import is_ip, port_int
+
+if TYPE_CHECKING:
+    from deployer.manifest.readers.core import Builder
+
+
+def ports(b: Builder, path: Path, raw: Any) -> tuple[Port, ...]:
+    out: list[Port] = []
+    if not isinstance(raw, list):
+        return ()
+    for i, item in enumerate(raw):
+        p = (*path, i)
+        if isinstance(item, str | int) and not isinstance(item, bool):
+            got = b.parsed(p, parse.port_short, item)
+            out.extend(got or ())
+        elif isinstance(item, dict):
+            port = port_long(b, p, item)
+            if port is not None:
+                out.append(port)
+    return tuple(out)
+
+
+def port_long(b: Builder, p: Path, item: dict[str, Any]) -> Port | None:
+    target = b.parsed((*p, "target"), port_int, item.get("target"))
+    published = item.get("published")
+    pub = None
+    if published not in (None, ""):
+        pub = b.parsed((*p, "published"), port_int, published)
+    host_ip = item.get("host_ip", "")
+    if host_ip and isinstance(host_ip, str):
+        try:
+            ipaddress.ip_address(host_ip)
+        except ValueError:
+            b.err((*p, "host_ip"), f'"{host_ip}" is not an IP address')
+    if target is None:
+        return None
+    return Port(
+        target=target,
+        published=pub,
+        host_ip=host_ip if isinstance(host_ip, str) else "",
+        protocol=str(item.get("protocol", "tcp")),
+    )
+
+
+def networks(b: Builder, path: Path, raw: Any) -> tuple[NetworkAttachment, ...]:
+    items: list[tuple[Path, str, tuple[str, ...], dict[str, Any]]] = []
+    if isinstance(raw, list):
+        items = [((*path, i), n, (), {}) for i, n in enumerate(raw) if isinstance(n, str)]
+    elif isinstance(raw, dict):
+        for n, spec in raw.items():
+            aliases: tuple[str, ...] = ()
+            sp: dict[str, Any] = spec if isinstance(spec, dict) else {}
+            if isinstance(sp.get("aliases"), list):
+                aliases = tuple(a for a in sp["aliases"] if isinstance(a, str))
+            items.append(((*path, n), n, aliases, sp))
+    out = []
+    for p, name, aliases, sp in items:
+        if name != "default" and name not in b.networks_declared:
+            b.err(
+                p,
+                f'network "{name}" is not declared in the top-level `networks:`',
+                f"add `networks: {{{name}: {{}}}}` at the top level",
+                key=isinstance(raw, dict),
+            )
+        out.append(NetworkAttachment(name=name, aliases=aliases, **addresses(b, p, name, sp)))
+    return tuple(out)
+
+
+def addresses(b: Builder, p: Path, name: str, sp: dict[str, Any]) -> dict[str, str]:
+    """``ipv4_address`` / ``ipv6_address``: in a subnet of the network's ``ipam``."""
+    out = {}
+    for key, version in (("ipv4_address", 4), ("ipv6_address", 6)):
+        ip = sp.get(key)
+        if not isinstance(ip, str):
+            continue
+        if not is_ip(ip) or ipaddress.ip_address(ip).version != version:
+            b.err((*p, key), f'"{ip}" is not an IPv{version} address')
+            continue
+        subnets = [ipaddress.ip_network(c[0], strict=False) for c in b.subnets.get(name, ())]
+        if not any(ipaddress.ip_address(ip) in net for net in subnets):
+            b.err(
+                (*p, key),
+                f'{ip} is not in a subnet of network "{name}": a fixed address needs '
+                "the network's `ipam.config` subnet",
+                f"add `networks: {{{name}: {{ipam: {{config: [{{subnet: ...}}]}}}}}}` "
+                "at the top level",
+            )
+            continue
+        out[key] = ip
+    return out
+
+
+def extra_hosts(b: Builder, path: Path, raw: Any) -> tuple[str, ...]:
+    out = []
+    if isinstance(raw, dict):
+        raw = [f"{k}:{v}" for k, v in raw.items() if isinstance(v, str)]
+    if isinstance(raw, list):
+        for i, item in enumerate(raw):
+            if not isinstance(item, str):
+                continue
+            cut = re.search(r"[:=]", item)  # the pieces stay pieces of the item as written
+            host, sep, ip = (
+                (item[: cut.start()], cut.group(), item[cut.end() :]) if cut else (item, "", "")
+            )
+            if not host or not sep or not ip:
+                b.err((*path, i), f'"{item}" is not an extra host; expected "HOST:IP"')
+                continue
+            if ip != "host-gateway" and not is_ip(ip):
+                b.err(
+                    (*path, i),
+                    f'"{ip}" in "{item}" is not an IP address',
+                    'write "HOST:IP" with an IPv4/IPv6 address, or "HOST:host-gateway"',
+                )
+                continue
+            out.append(f"{host}:{ip}")
+    return tuple(out)

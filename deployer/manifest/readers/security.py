@@ -1,0 +1,144 @@
+"""The safety policy: what a service may not do without a ``policy.allow`` entry
+(privileged, host namespaces, capabilities, devices, switched-off isolation).
+Protected host paths are checked with the mounts (``volumes.bind_policy``)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from deployer.manifest.problems import Path
+
+if TYPE_CHECKING:
+    from deployer.manifest.readers.core import Builder
+
+POLICY_NAMES = (
+    "privileged",
+    "host-network",
+    "host-pid",
+    "host-ipc",
+    "docker-socket",
+    "system-bind",
+    "cap_add",
+    "devices",
+    "seccomp=unconfined",
+    "apparmor=unconfined",
+    "label=disable",
+)
+# security_opt entries that switch an isolation off: each needs its own policy.allow entry.
+UNCONFINED = {
+    "seccomp=unconfined": "seccomp=unconfined",
+    "seccomp:unconfined": "seccomp=unconfined",
+    "apparmor=unconfined": "apparmor=unconfined",
+    "apparmor:unconfined": "apparmor=unconfined",
+    "label=disable": "label=disable",
+    "label:disable": "label=disable",
+}
+
+
+def policy_allow(raw: Any) -> set[str]:
+    """``policy.allow``: the known entries (the schema names unknown ones)."""
+    if not isinstance(raw, dict) or not isinstance(raw.get("allow"), list):
+        return set()
+    return {a for a in raw["allow"] if isinstance(a, str) and a in POLICY_NAMES}
+
+
+def refuse(b: Builder, p: Path, what: str, name: str) -> None:
+    if name not in b.allow:
+        b.err(
+            p,
+            f"{what} is refused by the safety policy",
+            f'remove it, or add "{name}" to `policy: {{allow: [...]}}` if this app really needs it',
+        )
+
+
+def safety(b: Builder, path: Path, raw: dict[str, Any]) -> None:
+    if raw.get("privileged") is True:
+        refuse(b, (*path, "privileged"), "privileged: true", "privileged")
+    network_mode(b, path, raw)
+    for key, name in (("pid", "host-pid"), ("ipc", "host-ipc")):
+        value = raw.get(key)
+        if not isinstance(value, str):
+            continue
+        if value == "host":
+            refuse(b, (*path, key), f"{key}: host", name)
+        elif not (key == "ipc" and value in ("private", "shareable")):
+            b.err(
+                (*path, key),
+                f'{key} "{value}" is not supported yet',
+                "remove it" if key == "pid" else "use private or shareable",
+            )
+    if isinstance(raw.get("cap_add"), list) and raw["cap_add"]:
+        refuse(b, (*path, "cap_add"), "cap_add", "cap_add")
+
+
+def network_mode(b: Builder, path: Path, raw: dict[str, Any]) -> None:
+    mode = raw.get("network_mode")
+    if not isinstance(mode, str):
+        return
+    if mode == "host":
+        refuse(b, (*path, "network_mode"), "network_mode: host", "host-network")
+    elif mode != "none":
+        b.err(
+            (*path, "network_mode"),
+            f'network_mode "{mode}" is not supported yet',
+            "use `networks:` instead",
+        )
+    if raw.get("networks"):
+        b.err(
+            (*path, "network_mode"),
+            "network_mode and networks cannot be used together",
+            "remove one of them",
+        )
+
+
+def security_opt(b: Builder, path: Path, raw: dict[str, Any], out: dict[str, Any]) -> None:
+    opts = raw.get("security_opt")
+    if not isinstance(opts, list) or not opts:
+        return
+    kept = []
+    for i, opt in enumerate(opts):
+        if not isinstance(opt, str):
+            continue
+        allow = UNCONFINED.get(opt.replace(" ", ""))
+        if allow and allow not in b.allow:
+            b.err(
+                (*path, "security_opt", i),
+                f'security_opt "{opt}" switches off an isolation of the container; '
+                "it is refused by the safety policy",
+                f'remove it, or add "{allow}" to `policy: {{allow: [...]}}` if this '
+                "app really needs it",
+            )
+        kept.append(opt)
+    out["security_opt"] = tuple(kept)
+
+
+def devices(b: Builder, path: Path, raw: dict[str, Any], out: dict[str, Any]) -> None:
+    items = raw.get("devices")
+    if not isinstance(items, list) or not items:
+        return
+    kept = []
+    for i, item in enumerate(items):
+        dev = item
+        if isinstance(item, dict):
+            src, dst = item.get("source"), item.get("target", item.get("source"))
+            perms = item.get("permissions", "rwm")
+            dev = f"{src}:{dst}:{perms}" if isinstance(src, str) else None
+        if not isinstance(dev, str):
+            continue
+        if not dev.startswith("/"):
+            b.err(
+                (*path, "devices", i),
+                f'"{dev}" is not a device; expected "/dev/HOST[:/dev/CONTAINER[:rwm]]"',
+            )
+            continue
+        kept.append(dev)
+    if "devices" not in b.allow:
+        b.err(
+            (*path, "devices"),
+            "devices give the container direct access to host hardware; they are "
+            "refused by the safety policy",
+            'remove them, or add "devices" to `policy: {allow: [...]}` if this app '
+            "really needs them",
+            key=True,
+        )
+    out["devices"] = tuple(kept)

@@ -1,0 +1,271 @@
+"""One service: its image (or ``build:``), then a table of key readers in the file's order.
+
+Each reader takes the service's raw mapping and puts the ``Service`` fields it reads into
+``out``; a key the service does not set is left out, so the field keeps its default.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from deployer.labels import PREFIX
+from deployer.manifest import parse
+from deployer.manifest import repofiles as R
+from deployer.manifest.model import Build, Logging, Service
+from deployer.manifest.problems import Path
+from deployer.manifest.readers import (
+    checks,
+    compose_keys,
+    deploy,
+    environment,
+    network,
+    routes,
+    security,
+    volumes,
+)
+from deployer.manifest.readers.values import (
+    EXPOSE,
+    PULL_POLICY,
+    RESTART,
+    SERVICE_NAME,
+    SIGNAL,
+    scalar_text,
+    str_or_none,
+)
+
+if TYPE_CHECKING:
+    from deployer.manifest.readers.core import Builder
+
+Reader = Callable[["Builder", Path, dict[str, Any], dict[str, Any]], None]
+
+
+def service(b: Builder, name: str, raw: Any) -> Service | None:
+    path: Path = ("services", name)
+    if not SERVICE_NAME.match(name):
+        b.err(
+            path,
+            f'"{name}" is not a valid service name; expected letters, digits and _ . -',
+            key=True,
+        )
+    if not isinstance(raw, dict):
+        if raw is None:
+            b.err(path, "the service is empty", "add at least `image:`")
+        return None
+    before = len(b.problems)
+    build, image = image_and_build(b, path, name, raw)
+    out: dict[str, Any] = {}
+    for reader in READERS:
+        reader(b, path, raw, out)
+    if len(b.problems) != before or not isinstance(image, str):
+        return None
+    return Service(name=name, image=image, build=build, **out)
+
+
+def image_and_build(
+    b: Builder, path: Path, name: str, raw: dict[str, Any]
+) -> tuple[Build | None, Any]:
+    """The ``build:`` section and the image to deploy (``image:``, else the convention)."""
+    before = len(b.problems)
+    image = raw.get("image")
+    repo = b.repo or R.RepoFiles(base=os.path.dirname(os.path.abspath(b.doc.file)))
+    build, built_image = R.build_section(b, path, name, raw, repo.base)
+    if image is None and built_image is not None:
+        image = built_image
+    elif image is None and build is None and len(b.problems) == before:
+        b.err(path, "missing required key `image`", "add `image: registry/repo:tag`")
+    elif isinstance(image, str) and not (build is not None and build.image_defaulted):
+        image_tag(b, (*path, "image"), image)
+    return build, image
+
+
+def image_tag(b: Builder, p: Path, image: str) -> None:
+    parsed = b.parsed(p, parse.image, image)
+    if parsed is None:
+        return
+    tag, digest = parsed
+    if digest is None and tag is None:
+        b.warn(
+            p,
+            f'"{image}" has no tag, so "latest" is deployed: which version runs '
+            "depends on when it was pushed",
+            "pin a tag, e.g. :${CI_COMMIT_SHORT_SHA}",
+        )
+    elif digest is None and tag == "latest":
+        b.warn(
+            p,
+            f'"{image}" uses the tag "latest": which version runs depends on when it was pushed',
+            "pin a tag, e.g. :${CI_COMMIT_SHORT_SHA}",
+        )
+
+
+# -- the key readers, in the order of the problems they report ---------------------------
+def read_environment(b: Builder, path: Path, raw: dict[str, Any], out: dict[str, Any]) -> None:
+    out["environment"] = environment.service_environment(b, path, raw)
+
+
+def read_ports(b: Builder, path: Path, raw: dict[str, Any], out: dict[str, Any]) -> None:
+    out["ports"] = network.ports(b, (*path, "ports"), raw.get("ports"))
+
+
+def read_volumes(b: Builder, path: Path, raw: dict[str, Any], out: dict[str, Any]) -> None:
+    """``volumes:`` (named, absolute binds, tmpfs; relative binds become files or data),
+    ``configs:`` and ``secrets:``."""
+    b.service_files = []
+    out["volumes"] = volumes.mounts(b, (*path, "volumes"), raw.get("volumes"))
+    files = list(b.service_files)
+    repo = b.repo or R.RepoFiles(base=os.path.dirname(os.path.abspath(b.doc.file)))
+    files += repo.refs(b, (*path, "configs"), "config", raw.get("configs"))
+    files += repo.refs(b, (*path, "secrets"), "secret", raw.get("secrets"))
+    out["files"] = tuple(files)
+
+
+def read_networks(b: Builder, path: Path, raw: dict[str, Any], out: dict[str, Any]) -> None:
+    out["networks"] = network.networks(b, (*path, "networks"), raw.get("networks"))
+
+
+def read_deploy(b: Builder, path: Path, raw: dict[str, Any], out: dict[str, Any]) -> None:
+    spec = deploy.section(raw)
+    replicas, cpus, memory, update = deploy.basics(b, (*path, "deploy"), spec)
+    out.update(replicas=replicas, cpus=cpus, memory=memory, update_config=update)
+
+
+def read_healthcheck(b: Builder, path: Path, raw: dict[str, Any], out: dict[str, Any]) -> None:
+    out["healthcheck"] = checks.healthcheck(b, (*path, "healthcheck"), raw.get("healthcheck"))
+    out["depends_on"] = checks.depends_on(b, raw.get("depends_on"))
+
+
+def read_restart(b: Builder, path: Path, raw: dict[str, Any], out: dict[str, Any]) -> None:
+    restart = raw.get("restart")
+    if isinstance(restart, str) and not RESTART.match(restart):
+        b.err(
+            (*path, "restart"),
+            f'"{restart}" is not a restart policy',
+            "use no, always, on-failure[:N] or unless-stopped",
+        )
+    out["restart"] = str_or_none(restart)
+    stop_signal = raw.get("stop_signal")
+    if isinstance(stop_signal, str) and not SIGNAL.match(stop_signal):
+        b.err((*path, "stop_signal"), f'"{stop_signal}" is not a signal', "e.g. SIGTERM")
+    out["stop_signal"] = str_or_none(stop_signal)
+
+
+def read_tmpfs(b: Builder, path: Path, raw: dict[str, Any], out: dict[str, Any]) -> None:
+    tmpfs = raw.get("tmpfs")
+    tmpfs_list = [tmpfs] if isinstance(tmpfs, str) else tmpfs if isinstance(tmpfs, list) else []
+    for i, t in enumerate(tmpfs_list):
+        if isinstance(t, str) and not t.startswith("/"):
+            p = (*path, "tmpfs") if isinstance(tmpfs, str) else (*path, "tmpfs", i)
+            b.err(p, f'"{t}" is not an absolute path inside the container')
+    out["tmpfs"] = tuple(t for t in tmpfs_list if isinstance(t, str))
+
+
+def read_extra_hosts(b: Builder, path: Path, raw: dict[str, Any], out: dict[str, Any]) -> None:
+    out["extra_hosts"] = network.extra_hosts(b, (*path, "extra_hosts"), raw.get("extra_hosts"))
+
+
+def read_logging(b: Builder, path: Path, raw: dict[str, Any], out: dict[str, Any]) -> None:
+    logging = raw.get("logging")
+    if isinstance(logging, dict):
+        opts: dict[str, Any] = (
+            logging["options"] if isinstance(logging.get("options"), dict) else {}
+        )
+        out["logging"] = Logging(
+            driver=str_or_none(logging.get("driver")),
+            options=tuple((k, scalar_text(v)) for k, v in opts.items()),
+        )
+
+
+def read_labels(b: Builder, path: Path, raw: dict[str, Any], out: dict[str, Any]) -> None:
+    labels = b.pairs((*path, "labels"), raw.get("labels"))
+    for k, _ in labels:
+        if k.startswith(PREFIX):
+            b.err(
+                (*path, "labels"),
+                f"label `{k}` uses the prefix {PREFIX} that the deployer reserves",
+                "rename the label",
+            )
+    out["labels"] = labels
+
+
+def read_safety(b: Builder, path: Path, raw: dict[str, Any], out: dict[str, Any]) -> None:
+    security.safety(b, path, raw)
+    cap_add: list[Any] = raw["cap_add"] if isinstance(raw.get("cap_add"), list) else []
+    out.update(
+        privileged=raw.get("privileged") is True,
+        network_mode=str_or_none(raw.get("network_mode")),
+        pid=str_or_none(raw.get("pid")),
+        ipc=str_or_none(raw.get("ipc")),
+        cap_add=tuple(c for c in cap_add if isinstance(c, str)),
+    )
+
+
+def read_proxy(b: Builder, path: Path, raw: dict[str, Any], out: dict[str, Any]) -> None:
+    out["proxy"] = routes.route(b, path, raw)
+
+
+def read_compose_keys(b: Builder, path: Path, raw: dict[str, Any], out: dict[str, Any]) -> None:
+    """The keys added after the first release; mem_limit, cpus and deploy.restart_policy
+    take the place of deploy's limits and of ``restart:``, as in docker compose."""
+    out.update(compose_keys.compose_keys(b, path, raw))
+
+
+def read_command(b: Builder, path: Path, raw: dict[str, Any], out: dict[str, Any]) -> None:
+    for key in ("command", "entrypoint"):
+        value = raw.get(key)
+        if value is not None:
+            value = b.parsed((*path, key), parse.command, value)
+        out[key] = value
+    out["stop_grace_period"] = b.dur((*path, "stop_grace_period"), raw.get("stop_grace_period"))
+
+
+def read_expose(b: Builder, path: Path, raw: dict[str, Any], out: dict[str, Any]) -> None:
+    expose: list[Any] = raw["expose"] if isinstance(raw.get("expose"), list) else []
+    for i, e in enumerate(expose):
+        if isinstance(e, str | int) and not isinstance(e, bool) and not EXPOSE.match(str(e)):
+            b.err(
+                (*path, "expose", i),
+                f'"{e}" is not a port to expose; expected e.g. "8080", "8080/udp" or "8000-8010"',
+            )
+    out["expose"] = tuple(str(e) for e in expose if isinstance(e, str | int))
+
+
+def read_process(b: Builder, path: Path, raw: dict[str, Any], out: dict[str, Any]) -> None:
+    """working_dir, user, init, read_only and pull_policy."""
+    working_dir = raw.get("working_dir")
+    if isinstance(working_dir, str) and not working_dir.startswith("/"):
+        b.err(
+            (*path, "working_dir"),
+            f'"{working_dir}" is not an absolute path',
+            "start it with / (a path inside the container)",
+        )
+    user = raw.get("user")
+    out.update(
+        working_dir=str_or_none(working_dir),
+        user=str(user) if isinstance(user, str | int) else None,
+        init=raw.get("init") if isinstance(raw.get("init"), bool) else None,
+        read_only=raw.get("read_only") is True,
+        pull_policy=PULL_POLICY.get(str(raw.get("pull_policy", "always")), "always"),
+    )
+
+
+READERS: tuple[Reader, ...] = (
+    read_environment,
+    read_ports,
+    read_volumes,
+    read_networks,
+    read_deploy,
+    read_healthcheck,
+    read_restart,
+    read_tmpfs,
+    read_extra_hosts,
+    read_logging,
+    read_labels,
+    read_safety,
+    read_proxy,
+    read_compose_keys,
+    read_command,
+    read_expose,
+    read_process,
+)

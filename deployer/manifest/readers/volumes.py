@@ -1,0 +1,121 @@
+"""A service's ``volumes:``: named volumes, absolute binds (checked against the safety
+policy), tmpfs, and relative binds (files from the checkout or data, ``repofiles``)."""
+
+from __future__ import annotations
+
+import posixpath
+from typing import TYPE_CHECKING, Any
+
+from deployer.manifest import parse, policy
+from deployer.manifest import repofiles as R
+from deployer.manifest.model import FileMount, Mount
+from deployer.manifest.problems import Path
+
+if TYPE_CHECKING:
+    from deployer.manifest.readers.core import Builder
+
+
+def mounts(b: Builder, path: Path, raw: Any) -> tuple[Mount, ...]:
+    """The mounts; files from the checkout go to ``b.service_files``."""
+    out: list[Mount] = []
+    if not isinstance(raw, list):
+        return ()
+    for i, item in enumerate(raw):
+        p = (*path, i)
+        mount = one(b, p, item)
+        if isinstance(mount, FileMount):
+            b.service_files.append(mount)
+            continue
+        if mount is None:
+            continue
+        if mount.type == "bind" and mount.source is not None:
+            bind_policy(b, p, item, mount)
+        if mount.type == "volume" and mount.source and (mount.source not in b.volumes_declared):
+            b.err(
+                p,
+                f'volume "{mount.source}" is not declared in the top-level `volumes:`',
+                f"add `volumes: {{{mount.source}: {{}}}}` at the top level, or use an "
+                "absolute host path for a bind mount",
+            )
+        out.append(mount)
+    return tuple(out)
+
+
+def one(b: Builder, p: Path, item: Any) -> Mount | FileMount | None:
+    if isinstance(item, str) and R.is_relative_source(item.partition(":")[0]):
+        return b.repo.short_bind(b, p, item) if b.repo else None
+    if isinstance(item, str):
+        return b.parsed(p, parse.volume_short, item)
+    if not isinstance(item, dict):
+        return None
+    if (
+        item.get("type") == "bind"
+        and isinstance(item.get("source"), str)
+        and R.is_relative_source(item["source"])
+        and isinstance(item.get("target"), str)
+        and item["target"].startswith("/")
+    ):
+        if not b.repo:
+            return None
+        return b.repo.bind(b, p, item["source"], item["target"], item.get("read_only") is True)
+    return mount_long(b, p, item)
+
+
+def bind_policy(b: Builder, p: Path, item: Any, mount: Mount) -> None:
+    """Refuse a bind of a protected host path, whatever its spelling; the problem is
+    on the volume's own line and names the `policy.allow` entries that accept it."""
+    assert mount.source is not None
+    missing = [
+        (name, why)
+        for name, why in policy.needs(mount.source, read_only=mount.read_only)
+        if name not in b.allow
+    ]
+    if not missing:
+        return
+    written = b.written((*p, "source") if isinstance(item, dict) else p)
+    if not isinstance(item, dict) and isinstance(written, str) and "$" not in written:
+        written = written.split(":")[0]
+    shown = written if isinstance(written, str) else mount.source
+    message, fix = policy.refusal(shown, mount.source, missing)
+    b.err(p, message, fix)
+
+
+def mount_long(b: Builder, p: Path, item: dict[str, Any]) -> Mount | None:
+    kind, target, source = item.get("type"), item.get("target"), item.get("source")
+    if kind not in ("volume", "bind", "tmpfs") or not isinstance(target, str):
+        return None
+    if not target.startswith("/"):
+        b.err((*p, "target"), f'"{target}" must be an absolute path (start with /)')
+        return None
+    if kind == "bind":
+        if not isinstance(source, str) or not source.startswith("/"):
+            b.err(
+                (*p, "source"),
+                "a bind mount needs an absolute host path as `source`",
+                "use an absolute path on the host",
+            )
+            return None
+        source = policy.canonical(source)
+    elif kind == "tmpfs":
+        if source is not None:
+            b.err((*p, "source"), "a tmpfs mount has no source", "remove `source`")
+        source = None
+    elif isinstance(source, str) and not parse.VOLUME_NAME.match(source):
+        b.err((*p, "source"), f'"{source}" is not a volume name')
+        return None
+    bind: dict[str, Any] = item["bind"] if isinstance(item.get("bind"), dict) else {}
+    volume: dict[str, Any] = item["volume"] if isinstance(item.get("volume"), dict) else {}
+    selinux = bind.get("selinux") if kind == "bind" else None
+    subpath = volume.get("subpath") if kind == "volume" else None
+    if isinstance(subpath, str) and (subpath.startswith("/") or ".." in subpath.split("/")):
+        b.err((*p, "volume", "subpath"), f'"{subpath}" must be a path inside the volume')
+        return None
+    return Mount(
+        type=kind,
+        target=posixpath.normpath(target),
+        source=source if isinstance(source, str) else None,
+        read_only=item.get("read_only") is True,
+        selinux=selinux if selinux in ("z", "Z") else "",
+        nocopy=kind == "volume" and volume.get("nocopy") is True,
+        subpath=subpath if isinstance(subpath, str) else "",
+    )
