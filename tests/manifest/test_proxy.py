@@ -80,3 +80,26 @@ def test_tls_files_need_both_paths(tmp_path: Path) -> None:
     with pytest.raises(ManifestError) as e:
         load_manifest(path, "production", {})
     assert "services.web.proxy" in str(e.value)
+
+
+@pytest.mark.parametrize(
+    ("env", "svc", "where"),
+    [
+        ("    engine: swarm\n    proxy: {http: '0.0.0.0:80'}", "", "environments.production.proxy"),
+        ("    engine: swarm", ROUTED, "services.web.proxy"),
+    ],
+)
+def test_swarm_refuses_the_edge_proxy_naming_the_key_and_the_fix(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], env: str, svc: str, where: str
+) -> None:
+    """Swarm has its own ingress: `proxy` there is refused by validate (exit 2), with the
+    file, line and key, and what to do instead; never a traceback."""
+    from deployer.cli import main
+
+    path = write(tmp_path, BASE.format(env=env, svc=svc))
+    assert main(["validate", "-f", str(path)]) == 2
+    out, err = capsys.readouterr()
+    text = out + err
+    assert where in text and "deploy.yml:" in text, text
+    assert "container mode only" in text and "engine: container" in text, text
+    assert "Traceback" not in text

@@ -102,6 +102,23 @@ def deploy(manifest: Path, image: str, **env: str) -> tuple[int, str]:
     return proc.returncode, proc.stdout + proc.stderr
 
 
+def plan_routes(manifest: Path, image: str) -> list[dict[str, str]]:
+    """`deployer plan --format json`: its route changes (the edge proxy's own excluded)."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "deployer", "plan", "-f", str(manifest), "--env", "test",
+         "--format", "json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+        check=False,
+        env={**{k: v for k, v in os.environ.items() if k != "DOCKER_HOST"}, "WEB_IMAGE": image},
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    routes: list[dict[str, str]] = json.loads(proc.stdout)["routes"]
+    return [r for r in routes if not r["route"].startswith("edge proxy ")]
+
+
 def wait_body(edge: Edge, host: str, want: str, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     got: tuple[int, str] = (0, "")
@@ -128,8 +145,21 @@ def test_updates_through_the_proxy_fail_no_request(
     manifest = write_manifest(tmp_path, app, testenv, edge, public)
     code, out = deploy(manifest, testenv.image_v1)
     assert code == EXIT_OK, out
-    assert f"http://{public}:{edge.address.rpartition(':')[2]}" in out  # the environment URL
+    url = f"http://{public}:{edge.address.rpartition(':')[2]}"
+    assert url in out  # the environment URL
+    # the reports carry it: the JSON report and the dotenv GitLab reads the environment URL from
+    reports = manifest.parent / "reports"
+    assert json.loads((reports / "deploy-report.json").read_text())["url"] == url
+    assert f"DEPLOY_URL={url}" in (reports / "deploy.env").read_text().splitlines()
     wait_body(edge, public, "v1")
+    # plan shows the route as it is, and a changed route as a change
+    assert [(r["change"], r["route"]) for r in plan_routes(manifest, testenv.image_v1)] == [
+        ("keep", f"{url} → web:8080")
+    ]
+    moved = manifest.parent / "moved" / "deploy.yml"
+    moved.parent.mkdir()
+    moved.write_text(manifest.read_text().replace("/version}", "/version, path_prefix: /shop}"))
+    assert [r["change"] for r in plan_routes(moved, testenv.image_v1)] == ["change"]
     images = [testenv.image_v2, testenv.image_v1] * 3
     for n, image in enumerate(images[:5]):
         probe = ProxyProbe(edge.address, public).start()
