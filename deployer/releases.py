@@ -4,6 +4,7 @@ and its images. Shared by both engines."""
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping, Sequence
 
 from deployer.context import Context
 from deployer.engine import Release
@@ -56,3 +57,39 @@ def new_release_id(context: Context, now: float | None = None) -> str:
     stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(now)) + f"{int(now * 1000) % 1000:03d}Z"
     short = context.commit_short_sha or context.commit_sha[:8] or "local"
     return f"{stamp}-{short}"
+
+
+def merge_request_text(context: Context) -> str:
+    """The merge request as releases and labels show it: ``!12 Title`` (empty: none)."""
+    mr = context.merge_request
+    return f"!{mr.iid} {mr.title}" if mr else ""
+
+
+def release_record(  # the one way a release is written down, on both engines
+    manifest: Manifest,
+    context: Context,
+    release_id: str,
+    *,
+    digests: Mapping[str, str],
+    config_hashes: Mapping[str, str],
+    replicas: Mapping[str, int],
+    created_at: float,
+    files: Mapping[str, Sequence[Mapping[str, object]]] | None = None,
+) -> Release:
+    """The release ``release_id`` of ``manifest``'s app and environment, deployed from
+    ``context`` (commit, pipeline, job, merge request, user)."""
+    return Release(
+        id=release_id,
+        app=manifest.app,
+        environment=manifest.environment.name,
+        digests=digests,
+        config_hashes=config_hashes,
+        replicas=replicas,
+        commit=context.commit_sha,
+        pipeline_url=context.pipeline_url,
+        job_url=context.job_url,
+        merge_request=merge_request_text(context),
+        user=context.user,
+        created_at=created_at,
+        files=files or {},
+    )

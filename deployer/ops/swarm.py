@@ -64,7 +64,7 @@ class SwarmOperations:
 
     def _lock_config(self) -> dict[str, Any] | None:
         name = self.target.lock_name()
-        with self.target._wrapped("reading the deploy lock"):
+        with self.target.wrapped("reading the deploy lock"):
             found = self.api.configs(filters={"name": name})
         return next((c for c in found if c["Spec"]["Name"] == name), None)
 
@@ -91,7 +91,7 @@ class SwarmOperations:
         for state in states:
             for config_id in state.ids:
                 with (
-                    self.target._wrapped("removing the deploy lock"),
+                    self.target.wrapped("removing the deploy lock"),
                     contextlib.suppress(docker.errors.NotFound),
                 ):
                     self.api.remove_config(config_id)
@@ -104,7 +104,7 @@ class SwarmOperations:
         env = self.manifest.environment.name
         return [
             s
-            for s in self.target._services()
+            for s in self.target.app_services()
             if ((s.get("Spec") or {}).get("Labels") or {}).get(L.ENVIRONMENT, env) == env
         ]
 
@@ -124,7 +124,7 @@ class SwarmOperations:
             for svc in self._env_services():
                 t.remove_service(svc["ID"])
                 gone(f"service {svc['Spec']['Name']}")
-            with t._wrapped("listing networks"):
+            with t.wrapped("listing networks"):
                 nets = self.api.networks(filters={"label": f"{S.STACK_NAMESPACE}={m.app}"})
             for net in nets:
                 if _remove(self.api.remove_network, net["Id"]):
@@ -133,7 +133,7 @@ class SwarmOperations:
             # wait until it is gone, removing again what is still there (bounded).
             give_up = time.monotonic() + 60
             while time.monotonic() < give_up:
-                with t._wrapped("listing networks"):
+                with t.wrapped("listing networks"):
                     left = self.api.networks(filters={"label": f"{S.STACK_NAMESPACE}={m.app}"})
                 if not left:
                     break
@@ -141,7 +141,7 @@ class SwarmOperations:
                     with contextlib.suppress(docker.errors.APIError):
                         self.api.remove_network(net["Id"])
                 time.sleep(0.5)
-            with t._wrapped("listing releases"):
+            with t.wrapped("listing releases"):
                 configs = self.api.configs(
                     filters={"label": [f"{L.ROLE}={L.ROLE_RELEASE}", f"{L.APP}={m.app}"]}
                 )
@@ -149,14 +149,14 @@ class SwarmOperations:
                 labels = cfg["Spec"].get("Labels") or {}
                 if labels.get(L.ENVIRONMENT) != m.environment.name:
                     continue
-                with t._wrapped("removing a release"), contextlib.suppress(docker.errors.NotFound):
+                with t.wrapped("removing a release"), contextlib.suppress(docker.errors.NotFound):
                     self.api.remove_config(cfg["ID"])
                     gone(f"release {labels.get(L.RELEASE, cfg['Spec']['Name'])}")
             if any(s.files for s in m.services):  # no service uses them any more
                 with contextlib.suppress(DeployerError):
-                    t._prune_files()
+                    t.prune_files()
                     gone("the secrets and configs of the app's files")
-            with t._wrapped("listing volumes"):
+            with t.wrapped("listing volumes"):
                 vols = (
                     self.raw.volumes(filters={"label": f"{S.STACK_NAMESPACE}={m.app}"}).get(
                         "Volumes"
@@ -183,14 +183,14 @@ class SwarmOperations:
         """The running tasks of ``services``; a task on another node is refused (the
         manager's engine API reaches only its own node's containers)."""
         t = self.target
-        with t._wrapped("reading the manager's node"):
+        with t.wrapped("reading the manager's node"):
             node = (self.api.info().get("Swarm") or {}).get("NodeID", "")
         svcs = {
             s["ID"]: (s["Spec"].get("Labels") or {}).get(L.SERVICE, "")
             for s in self._env_services()
         }
         out = []
-        for task in t._tasks(list(svcs)):
+        for task in t.tasks_of(list(svcs)):
             service = svcs.get(task.get("ServiceID", ""), "")
             if services and service not in services:
                 continue
@@ -221,7 +221,7 @@ class SwarmOperations:
     def stats(self) -> list[StatRow]:
         rows = []
         for r in self.replicas():
-            with self.target._wrapped(f"reading the stats of {r.service}.{r.replica}"):
+            with self.target.wrapped(f"reading the stats of {r.service}.{r.replica}"):
                 try:
                     sample = self.raw.stats(r.container_id, stream=False)
                     info = self.api.inspect_container(r.container_id)
@@ -283,7 +283,7 @@ class SwarmOperations:
             "type": "container",
             "label": [f"{S.STACK_NAMESPACE}={self.manifest.app}"],
         }
-        with self.target._wrapped("reading the engine's events"):
+        with self.target.wrapped("reading the engine's events"):
             found = engine_events(
                 self.raw,
                 self.target.name,
@@ -315,7 +315,7 @@ class SwarmOperations:
     ) -> list[LogLine]:
         lines: list[LogLine] = []
         for r in self.replicas(services):
-            with self.target._wrapped("reading logs"):
+            with self.target.wrapped("reading logs"):
                 lines.extend(
                     container_logs(
                         self.raw,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from deployer.engine import Release
 from deployer.errors import DeployerError
+from deployer.releases import release_record
 from deployer.result import Outcome, StepStatus
 from deployer.rollout.state import RunState
 
@@ -26,19 +27,13 @@ def finish(r: RunState) -> None:
             hashes[svc.name] = svc.config_hash()
             files[svc.name] = [f.record() for f in svc.files]
     files = {k: v for k, v in files.items() if v}
-    mr = r.context.merge_request
-    release = Release(
-        id=r.release_id,
-        app=r.manifest.app,
-        environment=r.manifest.environment.name,
+    release = release_record(
+        r.manifest,
+        r.context,
+        r.release_id,
         digests=digests,
         config_hashes=hashes,
         replicas=replicas,
-        commit=r.context.commit_sha,
-        pipeline_url=r.context.pipeline_url,
-        job_url=r.context.job_url,
-        merge_request=f"!{mr.iid} {mr.title}" if mr else "",
-        user=r.context.user,
         created_at=r.wall(),
         files=files,
     )

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
-from deployer.engine import Lease
 from deployer.errors import Blocked, DeployerError, DeployFailed, InvalidInput, Unreachable
 from deployer.result import DeployResult, Outcome
 from deployer.rollout import locks, prepare, record
@@ -18,11 +15,9 @@ class Rollout(RunState):
 
     def run(self) -> DeployResult:
         """Apply the plan. The result says what happened; ``self.error`` what to exit with."""
-        leases: list[Lease] = []
-        keeper: Callable[[], None] | None = None
+        leases = locks.held(self)
         try:
-            leases = locks.lock_all(self)
-            keeper = locks.keep_leases(self, leases)
+            locks.lock_all(self, leases)
             if self.edge is not None:
                 self.edge.claim()
             prepare.cleanup(self)
@@ -60,9 +55,7 @@ class Rollout(RunState):
                 rollback_all(self, DeployFailed(f"internal error: {e!r}"))
             raise
         finally:
-            if keeper is not None:
-                keeper()
-            locks.unlock_all(self, leases)
+            leases.release()
             self.result.seconds = round(self.wall() - self.result.started_at, 3)
         return self.result
 

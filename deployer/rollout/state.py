@@ -38,7 +38,7 @@ class StepFailure(DeployerError):
 @dataclass
 class HostRun:
     engine: HostEngine
-    journal: Journal = field(default_factory=Journal)
+    journal: Journal[object] = field(default_factory=Journal)
     new_containers: list[str] = field(default_factory=list)
     failed: BaseException | None = None  # a DeployerError, or a bug raised in its thread
     switched: bool = False

@@ -14,6 +14,7 @@ from deployer import labels as L
 from deployer.engine import kept_name, next_name, service_networks
 from deployer.manifest.model import Service
 from deployer.plan import ObservedContainer, Step
+from deployer.releases import merge_request_text
 from deployer.rollout.state import DEFAULT_MONITOR, RunState, StepFailure, grace_of
 
 
@@ -28,7 +29,6 @@ class Item:
 
 def labels(r: RunState, svc: Service, digest: str, replica: int) -> dict[str, str]:
     ctx = r.context
-    mr = ctx.merge_request
     return {
         L.MANAGED: "true",
         L.APP: r.manifest.app,
@@ -44,7 +44,7 @@ def labels(r: RunState, svc: Service, digest: str, replica: int) -> dict[str, st
         L.COMMIT: ctx.commit_sha,
         L.PIPELINE: ctx.pipeline_url,
         L.JOB: ctx.job_url,
-        L.MR: f"!{mr.iid} {mr.title}" if mr else "",
+        L.MR: merge_request_text(ctx),
         L.USER: ctx.user,
         L.TIME: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(r.wall())),
         L.PROJECT: ctx.project_path,
