@@ -57,8 +57,8 @@ from deployer.manifest.model import (
     Service,
     UpdateConfig,
 )
+from deployer.naming import service_name
 from deployer.swarm import SwarmTarget
-from deployer.swarm.spec import service_name
 
 ENV = "bench"
 SOCKET = "unix:///var/run/docker.sock"

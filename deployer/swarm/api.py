@@ -22,6 +22,7 @@ from deployer.context import Context
 from deployer.docker import registry
 from deployer.errors import DeployerError, InvalidInput, Unreachable
 from deployer.manifest.model import Manifest, RegistryAuth, Service
+from deployer.naming import stack_network_name
 from deployer.report.log import Log
 from deployer.result import StepRecord
 from deployer.swarm import spec as S
@@ -209,7 +210,7 @@ class SwarmApi:
                     f"the swarm of {self.name}",
                     hint=f"create it (docker network create -d overlay --attachable {name})",
                 )
-            top = next((n for n in m.networks if S.network_name(m, n.name) == name), None)
+            top = next((n for n in m.networks if stack_network_name(m, n.name) == name), None)
             with self.wrapped(f"creating network {name}"):
                 self.api.create_network(
                     name,

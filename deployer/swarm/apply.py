@@ -15,6 +15,7 @@ from deployer.errors import DeployerError, DeployFailed, InvalidInput, RollbackF
 from deployer.journal import Journal
 from deployer.leases import Held
 from deployer.manifest.model import Task
+from deployer.naming import service_name
 from deployer.plan import Action, Plan, Step
 from deployer.releases import new_release_id
 from deployer.report.log import Log
@@ -150,7 +151,7 @@ def _apply_locked(
 
     for step in removals:
         t0 = time.monotonic()
-        swarm_name = S.service_name(m.app, step.service)
+        swarm_name = service_name(m.app, step.service)
         svc = services.get(swarm_name)
         if svc is not None:
             sw.remove_service(svc["ID"])
@@ -178,7 +179,7 @@ def _roll(
 ) -> tuple[StepRecord, bool]:
     m = sw.manifest
     service = m.service(step.service)
-    swarm_name = S.service_name(m.app, step.service)
+    swarm_name = service_name(m.app, step.service)
     rec = sw.step("rollout", f"rollout {step.service}", step.service)
     t0 = time.monotonic()
     deadline = S.convergence_deadline(m, service, max(step.replicas_after, 1))

@@ -21,33 +21,14 @@ from deployer import labels as L
 from deployer.apispec import healthcheck, nano_cpus, ns
 from deployer.errors import InvalidInput
 from deployer.manifest.model import FileMount, Manifest, Service, UpdateConfig
+from deployer.naming import service_name
+from deployer.naming import stack_network_name as network_name
+from deployer.naming import stack_volume_name as volume_name
 
 STACK_NAMESPACE = "com.docker.stack.namespace"
 DEFAULT_NETWORK = "default"
 
 Spec = dict[str, Any]
-
-
-def service_name(app: str, service: str) -> str:
-    return f"{app}_{service}"
-
-
-def network_name(manifest: Manifest, name: str) -> str:
-    for net in manifest.networks:
-        if net.name == name and net.engine_name:
-            return net.engine_name
-        if net.name == name and net.external:
-            return name
-    return f"{manifest.app}_{name}"
-
-
-def volume_name(manifest: Manifest, name: str) -> str:
-    for vol in manifest.volumes:
-        if vol.name == name and vol.engine_name:
-            return vol.engine_name
-        if vol.name == name and vol.external:
-            return name
-    return f"{manifest.app}_{name}"
 
 
 def networks_of(manifest: Manifest, service: Service) -> list[tuple[str, tuple[str, ...]]]:

@@ -1,0 +1,114 @@
+"""The names of what the deployer creates, on both engines, in one place.
+
+Containers (``engine: container``): ``<app>-<env>-<service>-<replica>`` and its kept and
+next forms, networks and volumes ``<app>-<env>-<name>`` (compose's ``<project>_<name>``
+for an app compose started). Swarm (``engine: swarm``): services, networks and volumes
+``<app>_<name>``, as ``docker stack deploy`` names them. Pure: no SDK.
+"""
+
+from __future__ import annotations
+
+from deployer.manifest.model import Manifest, Service, host_form
+
+# Names of what the deployer creates on a host. Labels are immutable, so a container's
+# role is read from its name: ``<app>-<env>-<service>-<replica>`` is the current one,
+# ``<that>--<release>`` a previous release's container kept stopped for rollback, and
+# ``<that>--next-<release>`` a replacement that is starting (only during a deploy).
+KEPT_SEP = "--"
+NEXT_MARK = "--next-"
+
+
+def canonical_name(app: str, environment: str, service: str, replica: int) -> str:
+    return f"{app}-{host_form(environment)}-{service}-{replica}"
+
+
+def kept_name(canonical: str, release: str | None, container_id: str) -> str:
+    return f"{canonical}{KEPT_SEP}{release or 'r' + container_id[:12]}"
+
+
+def next_name(canonical: str, release: str) -> str:
+    return f"{canonical}{NEXT_MARK}{release}"
+
+
+def default_network(app: str, environment: str) -> str:
+    """The network of services that list none."""
+    return f"{app}-{host_form(environment)}"
+
+
+def network_name(manifest: Manifest, name: str) -> str:
+    """The engine's name of a network of the manifest (external ones keep their name).
+
+    An app whose services come from compose files (``compose_project``) keeps compose's
+    names, ``<project>_<name>``, so replacing what compose started stays on the same
+    networks and volumes (their data included).
+    """
+    for net in manifest.networks:
+        if net.name == name and net.engine_name:
+            return net.engine_name
+        if net.name == name and net.external:
+            return name
+    if manifest.compose_project:
+        return f"{manifest.compose_project}_{name}"
+    if name == "default":
+        return default_network(manifest.app, manifest.environment.name)
+    return f"{manifest.app}-{host_form(manifest.environment.name)}-{name}"
+
+
+def volume_name(manifest: Manifest, name: str) -> str:
+    """The engine's name of a named volume of the manifest (external ones keep their name)."""
+    for vol in manifest.volumes:
+        if vol.name == name and vol.engine_name:
+            return vol.engine_name
+        if vol.name == name and vol.external:
+            return name
+    if manifest.compose_project:
+        return f"{manifest.compose_project}_{name}"
+    return f"{manifest.app}-{host_form(manifest.environment.name)}-{name}"
+
+
+def service_networks(manifest: Manifest, service: Service) -> list[tuple[str, list[str]]]:
+    """(engine network name, aliases) for each network the service joins, in order."""
+    if service.network_mode:
+        return []
+    # A hostname is an alias too, as docker compose (v2) gives it.
+    host = [service.hostname] if service.hostname and service.hostname != service.name else []
+    if not service.networks:
+        return [(network_name(manifest, "default"), [service.name, *host])]
+    out = []
+    for att in service.networks:
+        extra = [a for a in (*att.aliases, *host) if a != service.name]
+        aliases = [service.name, *dict.fromkeys(extra)]
+        out.append((network_name(manifest, att.name), aliases))
+    return out
+
+
+def lock_key(app: str, environment: str) -> str:
+    return f"{app}/{environment}"
+
+
+# -- Swarm ------------------------------------------------------------------------------
+
+
+def service_name(app: str, service: str) -> str:
+    """A Swarm service: ``<app>_<service>``, as ``docker stack deploy`` names it."""
+    return f"{app}_{service}"
+
+
+def stack_network_name(manifest: Manifest, name: str) -> str:
+    """A network of a Swarm environment: ``<app>_<name>`` (external ones keep their name)."""
+    for net in manifest.networks:
+        if net.name == name and net.engine_name:
+            return net.engine_name
+        if net.name == name and net.external:
+            return name
+    return f"{manifest.app}_{name}"
+
+
+def stack_volume_name(manifest: Manifest, name: str) -> str:
+    """A named volume of a Swarm environment: ``<app>_<name>`` (external ones keep theirs)."""
+    for vol in manifest.volumes:
+        if vol.name == name and vol.engine_name:
+            return vol.engine_name
+        if vol.name == name and vol.external:
+            return name
+    return f"{manifest.app}_{name}"
