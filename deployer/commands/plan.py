@@ -49,6 +49,12 @@ def run(args: argparse.Namespace, out: TextIO, environ: Mapping[str, str] | None
     manifest = load_manifest(args.file, args.env, env)
     if getattr(args, "against", "hosts") == "last-deployment":
         return run_against_last_deployment(args, manifest, env, out)
+    notes = [
+        f"{s.name}: `build:` is not used at deploy time; the deploy runs the image {s.image}"
+        + (" (the name `deployer build --push` pushes to)" if s.build.image_defaulted else "")
+        for s in manifest.services
+        if s.build is not None and (only is None or s.name in only)
+    ] + data_notes(manifest, only)
     if manifest.environment.engine == "swarm":
         from deployer.swarm import commands as swarm
 
@@ -59,17 +65,11 @@ def run(args: argparse.Namespace, out: TextIO, environ: Mapping[str, str] | None
             routes = _route_changes(manifest, prepared.hosts)
         if routes:
             out.write(_with_routes(render(plan, args.format), args.format, routes))
+            _notes(notes, args.format, out)
             out.flush()
             return _exit(args, plan)
     out.write(render(plan, args.format))
-    notes = [
-        f"{s.name}: `build:` is not used at deploy time; the deploy runs the image {s.image}"
-        + (" (the name `deployer build --push` pushes to)" if s.build.image_defaulted else "")
-        for s in manifest.services
-        if s.build is not None and (only is None or s.name in only)
-    ]
-    if notes:
-        print("\n".join(notes), file=out if args.format == "text" else sys.stderr)
+    _notes(notes, args.format, out)
     out.flush()
     from deployer.gitlab.notes import share_plan
 
@@ -79,6 +79,34 @@ def run(args: argparse.Namespace, out: TextIO, environ: Mapping[str, str] | None
     if args.detailed_exitcode and plan.changes:
         return EXIT_CHANGES
     return EXIT_OK
+
+
+def _notes(notes: list[str], fmt: str, out: TextIO) -> None:
+    if notes:
+        print("\n".join(notes), file=out if fmt == "text" else sys.stderr)
+
+
+def data_notes(manifest: Manifest, only: Sequence[str] | None = None) -> list[str]:
+    """One line per data directory of the compose files: what stands for it on the hosts."""
+    from deployer.engine import volume_name
+
+    out = []
+    for vol in manifest.volumes:
+        if vol.data_dir is None:
+            continue
+        users = [
+            f"{s.name} at {m.target}"
+            for s in manifest.services
+            for m in s.volumes
+            if m.type == "volume" and m.source == vol.name and (only is None or s.name in only)
+        ]
+        if users:
+            out.append(
+                f"{vol.data_dir} is data ({', '.join(users)}): the volume "
+                f"{volume_name(manifest, vol.name)}, created empty on each host and kept across "
+                "deploys and rollbacks (`deployer down --volumes` removes it)"
+            )
+    return out
 
 
 def _route_changes(manifest: Manifest, hosts: Sequence[Any]) -> list[dict[str, str]]:

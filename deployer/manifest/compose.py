@@ -639,6 +639,7 @@ def merge_compose(doc: Doc, environ: Mapping[str, str]) -> None:  # noqa: C901, 
             _include(compose, merged, ())
             _resolve_extends(compose)
             _rebase(compose, os.path.dirname(os.path.abspath(shown)), project_dir)
+            _deployer_files(doc, compose, os.path.dirname(os.path.abspath(shown)), project_dir)
             if isinstance(compose.data.get("name"), str):
                 name = compose.data["name"]
                 name_at = compose.problem(("name",), "")
@@ -694,6 +695,32 @@ def merge_compose(doc: Doc, environ: Mapping[str, str]) -> None:  # noqa: C901, 
             )
         )
     doc.compose_project = project_name(name or os.path.basename(project_dir)) or None
+
+
+def _deployer_files(doc: Doc, compose: Doc, file_dir: str, project_dir: str) -> None:
+    """A compose file's ``x-deployer-files: {data: [...], config: [...]}`` (compose ignores
+    ``x-`` keys): added to the manifest's ``files:``, its paths made relative to the project
+    directory, each keeping its place in the compose file for messages."""
+    ext = compose.data.get("x-deployer-files")
+    if not isinstance(ext, dict):
+        return
+    files = doc.data.setdefault("files", {})
+    if not isinstance(files, dict):
+        return  # a wrong type in the manifest: the schema reports it there
+    for key, items in ext.items():
+        if not isinstance(items, list):
+            files[key] = items  # the schema names the mistake
+            _copy_positions(compose, ("x-deployer-files", key), doc, ("files", key))
+            continue
+        into = files.setdefault(key, [])
+        if not isinstance(into, list):
+            continue
+        for i, item in enumerate(items):
+            moved = item
+            if isinstance(item, str) and file_dir != project_dir and not item.startswith("~"):
+                moved = "./" + os.path.relpath(os.path.join(file_dir, item), project_dir)
+            _copy_positions(compose, ("x-deployer-files", key, i), doc, ("files", key, len(into)))
+            into.append(moved)
 
 
 def _rebase(doc: Doc, file_dir: str, project_dir: str) -> None:

@@ -454,6 +454,9 @@ class TopVolume:
     labels: tuple[tuple[str, str], ...] = ()
     engine_name: str | None = None  # compose's `name:` (or `external: {name}`): used as is
     driver_opts: tuple[tuple[str, str], ...] = ()
+    # A relative directory of the compose files that is data (``./data``): this volume,
+    # created empty on each host, stands for it.
+    data_dir: str | None = None
 
 
 @dataclass(frozen=True)

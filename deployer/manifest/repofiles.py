@@ -1,17 +1,20 @@
 """Relative bind mounts, compose ``configs:``/``secrets:`` and ``build:`` turned into the
 model: what the Builder calls for them (kept apart so the Builder stays readable).
 
-Configuration or data: a relative bind of a *file*, of a directory mounted ``:ro``, of a
-directory mounted at a configuration place (under ``/etc/``, or a path with a component
-containing "conf"), or of a directory listed in ``files: {config: [...]}`` is
-configuration: shipped from the checkout and mounted read-only. A directory listed in
-``files: {data: [...]}`` is data: a named volume created empty. Any other relative bind
-(a writable directory, or a path the checkout does not have) is refused at its line with
-these ways out.
+Configuration or data: a relative path that the checkout does not have, or a directory
+that holds nothing but placeholders (``.gitkeep``, ``.keep``, ``.gitignore``), cannot be
+configuration: it is data, a named volume created empty on each host (as the engine would
+create the missing directory for docker compose), kept across deploys and rollbacks. So is
+a directory listed in ``files: {data: [...]}`` (or the compose file's
+``x-deployer-files: {data: [...]}``). Anything else the checkout has (a file, or a directory
+with files) is configuration: shipped from the checkout and mounted read-only; a directory
+compose mounts writable gets a warning that it is read-only on the hosts (``files: {config:
+[...]}`` says it is meant so, and silences it).
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import posixpath
 import re
@@ -29,6 +32,8 @@ if TYPE_CHECKING:
 
 DEFAULT_MODE = 0o444
 _CONFIG_PLACES = ("/etc/", "/docker-entrypoint-initdb.d")
+# What a repository keeps in a directory only so that git keeps the (empty) directory.
+PLACEHOLDERS = frozenset({".gitkeep", ".keep", ".gitignore", ".placeholder"})
 _NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
 
 
@@ -36,10 +41,33 @@ def is_relative_source(source: str) -> bool:
     return source == "." or source.startswith(("./", "../")) or source == ".."
 
 
+def is_home(source: str) -> bool:
+    """``~/x``: the home directory of whoever runs compose, on no deploy host."""
+    return source == "~" or source.startswith("~/")
+
+
+def is_local_source(source: str) -> bool:
+    """A bind source on the machine that runs compose: the checkout, or the home there."""
+    return is_relative_source(source) or is_home(source)
+
+
 def data_volume_name(rel: str) -> str:
     """The named volume of a data directory: ``./data/db`` -> ``data_db``."""
     slug = re.sub(r"[^a-zA-Z0-9_.-]+", "_", rel.removeprefix("./")).strip("_.-")
     return slug or "data"
+
+
+def is_data(full: str) -> bool:
+    """A path the checkout does not have, or a directory with only placeholders in it: it
+    cannot be configuration (there is nothing to ship), so it is data."""
+    if not os.path.lexists(full):
+        return True
+    if not os.path.isdir(full) or os.path.islink(full):
+        return False
+    try:
+        return set(os.listdir(full)) <= PLACEHOLDERS
+    except OSError:
+        return False
 
 
 def config_place(target: str) -> bool:
@@ -61,6 +89,7 @@ class RepoFiles:
     secrets: dict[str, Any] = field(default_factory=dict)
     data_volumes: dict[str, TopVolume] = field(default_factory=dict)
     used_data: set[str] = field(default_factory=set)
+    data_owner: dict[str, str] = field(default_factory=dict)  # volume -> data directory
 
     @classmethod
     def read(cls, b: Builder, data: Mapping[str, Any]) -> RepoFiles:
@@ -103,37 +132,34 @@ class RepoFiles:
     def bind(
         self, b: Builder, p: Path, source: str, target: str, read_only: bool
     ) -> Mount | FileMount | None:
+        if is_home(source):  # not in the checkout, and no host has that home: data
+            return self.data(b, p, source.rstrip("/") or "~", source, target, read_only)
         full = self.abs(source)
         shown = self.rel(full)
         if full in self.data_dirs:
             if os.path.isfile(full):
                 b.err(p, f'"{shown}" is a file; `files.data` lists directories')
                 return None
-            name = data_volume_name(shown)
-            self.used_data.add(full)
-            self.data_volumes[name] = TopVolume(name=name)
-            b.volumes_declared.add(name)
-            return Mount(type="volume", source=name, target=target, read_only=read_only)
-        vol = data_volume_name(shown)
-        ways = (
-            "if the container writes data there, use a named volume "
-            f"(`volumes: {{{vol}: {{}}}}` and `{vol}:{target}`) or list it in "
-            f"`files: {{data: [{shown}]}}` "
-            f"(a named volume created empty); if it is configuration, mount it `:ro` or list "
-            f"it in `files: {{config: [{shown}]}}`"
-        )
-        if not os.path.exists(full):
-            b.err(p, f'"{shown}" does not exist in the checkout ({source} -> {target})', ways)
-            return None
+            return self.data(b, p, shown, full, target, read_only)
+        if full not in self.config_dirs and is_data(full):
+            if read_only:
+                b.warn(
+                    p,
+                    f'"{shown}" is not in the checkout (or holds nothing): it is data, an empty '
+                    f"directory on each host, and mounted read-only at {target}",
+                    "commit the file if it is configuration; else mount it writable, or use a "
+                    "named volume",
+                )
+            return self.data(b, p, shown, full, target, read_only)
         directory = os.path.isdir(full)
         if directory and not (read_only or full in self.config_dirs or config_place(target)):
-            b.err(
+            b.warn(
                 p,
-                f'"{shown}" is a directory mounted writable at {target}: data, not '
-                "configuration, cannot come from the repository",
-                ways,
+                f'"{shown}" is a directory of the checkout mounted writable at {target}: it is '
+                "shipped as configuration and mounted read-only on the hosts",
+                f"if the container writes there, list it in `files: {{data: [{shown}]}}` (a "
+                f"volume created empty); `files: {{config: [{shown}]}}` says read-only is meant",
             )
-            return None
         try:
             archive = F.pack_path(full)
         except F.PackError as e:
@@ -147,6 +173,35 @@ class RepoFiles:
             directory=directory,
             source=full,
         )
+
+    def data(
+        self, b: Builder, p: Path, shown: str, full: str, target: str, read_only: bool
+    ) -> Mount | None:
+        """A data directory: a named volume of the app, created empty on each host."""
+        name = self.data_name(b, shown, full)
+        if name is None:
+            b.err(
+                p,
+                f'"{shown}" and another data directory would share one volume',
+                "rename one of the directories",
+            )
+            return None
+        self.used_data.add(full)
+        self.data_volumes[name] = TopVolume(name=name, data_dir=shown)
+        b.volumes_declared.add(name)
+        return Mount(type="volume", source=name, target=target, read_only=read_only)
+
+    def data_name(self, b: Builder, shown: str, full: str) -> str | None:
+        """The volume of a data directory: its path as a volume name (``./data/db`` ->
+        ``data_db``); a volume the files declare under that name, or another directory
+        with the same name, gets the path's hash added."""
+        name = data_volume_name(shown)
+        for candidate in (name, f"{name}_{hashlib.sha256(shown.encode()).hexdigest()[:8]}"):
+            owner = self.data_owner.setdefault(candidate, full)
+            declared = candidate in b.volumes_declared and candidate not in self.data_volumes
+            if owner == full and not declared:
+                return candidate
+        return None
 
     def short_bind(self, b: Builder, p: Path, text: str) -> Mount | FileMount | None:
         source, _, rest = text.partition(":")

@@ -231,8 +231,11 @@ def test_files_configs_and_secrets_over_ssh(
     assert _file_volumes(engine, app) == {}
 
 
-def test_a_writable_relative_directory_is_refused_at_its_line(tmp_path: Path) -> None:
+def test_a_writable_relative_directory_is_shipped_read_only_with_a_warning(
+    tmp_path: Path,
+) -> None:
     (tmp_path / "uploads").mkdir()
+    (tmp_path / "uploads" / "seed.txt").write_text("x")
     (tmp_path / "docker-compose.yml").write_text(
         "services:\n  web:\n    image: registry.example.com/web:1\n"
         "    volumes:\n      - ./uploads:/srv/uploads\n"
@@ -243,10 +246,10 @@ def test_a_writable_relative_directory_is_refused_at_its_line(tmp_path: Path) ->
     proc = subprocess.run(
         [str(DEPLOYER), "validate"], cwd=tmp_path, capture_output=True, timeout=60, check=False
     )
-    assert proc.returncode == 2
     out = proc.stdout.decode() + proc.stderr.decode()
-    assert "docker-compose.yml:5:" in out
-    assert "named volume" in out and "files: {data: [./uploads]}" in out
+    assert proc.returncode == 0, out
+    assert "docker-compose.yml:5:" in out and "mounted read-only on the hosts" in out
+    assert "files: {data: [./uploads]}" in out
     assert "Traceback" not in out
     (tmp_path / "deploy.yml").write_text(
         "app: shop\ncompose: docker-compose.yml\nfiles: {data: [./uploads]}\n"
@@ -255,7 +258,9 @@ def test_a_writable_relative_directory_is_refused_at_its_line(tmp_path: Path) ->
     proc = subprocess.run(
         [str(DEPLOYER), "validate"], cwd=tmp_path, capture_output=True, timeout=60, check=False
     )
-    assert proc.returncode == 0, proc.stdout.decode() + proc.stderr.decode()
+    out = proc.stdout.decode() + proc.stderr.decode()
+    assert proc.returncode == 0, out
+    assert "read-only" not in out
 
 
 def test_shipping_over_tls_is_idempotent_and_rewrites_a_partial_copy(

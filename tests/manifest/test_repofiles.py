@@ -80,18 +80,84 @@ def test_a_service_without_files_keeps_its_hash() -> None:
 
 
 @pytest.mark.parametrize(
-    ("mount", "message"),
+    ("layout", "mount", "volume"),
     [
-        ("./data:/data", "is a directory mounted writable at /data"),
-        ("./missing:/srv/x", "does not exist in the checkout"),
+        ((), "./data:/var/lib/db", "data"),  # not in the checkout
+        (("data/",), "./data:/var/lib/db", "data"),  # an empty directory
+        (("data/.gitkeep",), "./data:/var/lib/db", "data"),  # kept by git with a placeholder
+        (("data/db/.gitignore",), "./data/db:/var/lib/db", "data_db"),
+        ((), "~/minecraft_data:/data", "minecraft_data"),  # the home of whoever runs compose
     ],
 )
-def test_data_is_refused_with_the_ways_out(tmp_path: Path, mount: str, message: str) -> None:
-    (tmp_path / "data").mkdir()
+def test_a_directory_with_nothing_to_ship_is_data(
+    tmp_path: Path, layout: tuple[str, ...], mount: str, volume: str
+) -> None:
+    for entry in layout:
+        (tmp_path / entry).parent.mkdir(parents=True, exist_ok=True)
+        if not entry.endswith("/"):
+            (tmp_path / entry).write_text("")
     m = write(tmp_path, SVC + f"    volumes: ['{mount}']\n")
-    text = problems(m)
-    assert "docker-compose.yml:4:" in text and message in text
-    assert "named volume" in text and "files: {data: [" in text
+    man = load_manifest(m, None, ENV)
+    (got,) = man.service("web").volumes
+    assert (got.type, got.source, got.read_only) == ("volume", volume, False)
+    assert man.service("web").files == ()
+    (top,) = man.volumes
+    assert (top.name, top.data_dir) == (volume, mount.partition(":")[0].rstrip("/"))
+    assert not check_manifest(m, None, ENV).warnings
+
+
+def test_a_directory_with_files_mounted_writable_is_shipped_read_only_with_a_warning(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "app").mkdir()
+    (tmp_path / "app" / "index.php").write_text("<?php")
+    m = write(tmp_path, SVC + "    volumes: ['./app:/var/www/html']\n")
+    (f,) = load_manifest(m, None, ENV).service("web").files
+    assert f.directory and f.target == "/var/www/html"
+    (warning,) = check_manifest(m, None, ENV).warnings
+    text = warning.render()
+    assert "docker-compose.yml:4:" in text and "mounted read-only on the hosts" in text
+    assert "files: {data: [./app]}" in text
+
+
+def test_a_missing_path_mounted_read_only_is_data_with_a_warning(tmp_path: Path) -> None:
+    m = write(tmp_path, SVC + "    volumes: ['./certs/cert.pem:/cert.pem:ro']\n")
+    (got,) = load_manifest(m, None, ENV).service("web").volumes
+    assert (got.type, got.source, got.read_only) == ("volume", "certs_cert.pem", True)
+    (warning,) = check_manifest(m, None, ENV).warnings
+    assert "is not in the checkout" in warning.render()
+
+
+def test_data_directories_never_share_a_volume_by_accident(tmp_path: Path) -> None:
+    (tmp_path / "app").mkdir()
+    m = write(
+        tmp_path / "app",
+        SVC + "    volumes: ['./data:/a', '../data:/b', 'data:/c']\nvolumes: {data: {}}\n",
+    )
+    volumes = load_manifest(m, None, ENV).service("web").volumes
+    names = [v.source for v in volumes]
+    assert len(set(names)) == 3 and names[2] == "data"
+
+
+def test_x_deployer_files_in_the_compose_file_says_what_is_data(tmp_path: Path) -> None:
+    (tmp_path / "uploads").mkdir()
+    (tmp_path / "uploads" / "seed.txt").write_text("x")
+    (tmp_path / "rules").mkdir()
+    (tmp_path / "rules" / "a").write_text("x")
+    m = write(
+        tmp_path,
+        SVC + "    volumes: ['./uploads:/srv/uploads', './rules:/srv/rules']\n"
+        "x-deployer-files: {data: [./uploads], config: [./rules]}\n",
+    )
+    web = load_manifest(m, None, ENV).service("web")
+    assert [(v.type, v.source) for v in web.volumes] == [("volume", "uploads")]
+    assert [f.name for f in web.files] == ["./rules"]
+    assert not check_manifest(m, None, ENV).warnings
+
+
+def test_x_deployer_files_problems_point_into_the_compose_file(tmp_path: Path) -> None:
+    m = write(tmp_path, SVC + "x-deployer-files: {data: [/abs]}\n")
+    assert "docker-compose.yml:4:" in problems(m) and "is not a relative path" in problems(m)
 
 
 def test_files_data_is_a_named_volume_created_empty(tmp_path: Path) -> None:

@@ -42,7 +42,7 @@ def mounts(b: Builder, path: Path, raw: Any) -> tuple[Mount, ...]:
 
 
 def one(b: Builder, p: Path, item: Any) -> Mount | FileMount | None:
-    if isinstance(item, str) and R.is_relative_source(item.partition(":")[0]):
+    if isinstance(item, str) and R.is_local_source(item.partition(":")[0]):
         return b.repo.short_bind(b, p, item) if b.repo else None
     if isinstance(item, str):
         return b.parsed(p, parse.volume_short, item)
@@ -51,7 +51,7 @@ def one(b: Builder, p: Path, item: Any) -> Mount | FileMount | None:
     if (
         item.get("type") == "bind"
         and isinstance(item.get("source"), str)
-        and R.is_relative_source(item["source"])
+        and R.is_local_source(item["source"])
         and isinstance(item.get("target"), str)
         and item["target"].startswith("/")
     ):
