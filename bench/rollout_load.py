@@ -9,8 +9,9 @@ not start it again: deployer/docker/containers.py ``stop`` releases it).
 
 Printed: the first deploy's time, the failing update's time to the failure, the rollback's
 time, the exit code, old containers running afterwards, "Address already in use" count,
-and the most services rolling at once (``WAVE_PARALLEL``, 4 per host by default;
-``--parallel 0`` lifts the bound for a comparison).
+and the most services starting new containers at once (``START_PARALLEL`` in
+deployer/rollout/state.py, 4 per host by default; ``--parallel 0`` lifts the bound for a
+comparison).
 
 Measured once (2026-11-29, 30 x 2, load average 58-80 on the shared 2 cores): first deploy
 147 s, update to the failure 341 s, rollback 416 s, exit 1, 60/60 old containers running,
@@ -48,7 +49,7 @@ from deployer.manifest.model import (  # noqa: E402
 )
 from deployer.plan import make_plan  # noqa: E402
 from deployer.rollout import PrintLog, Rollout  # noqa: E402
-from deployer.rollout import fleet as rollout_module  # noqa: E402
+from deployer.rollout import state as rollout_state  # noqa: E402
 
 ENV = "bench"
 # The web image's check, patient: on an overloaded small host a 2 s timeout fails checks
@@ -145,11 +146,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--services", type=int, default=30)
     ap.add_argument("--replicas", type=int, default=2)
-    ap.add_argument("--parallel", type=int, default=rollout_module.WAVE_PARALLEL,
-                    help="services of a wave at once per host (0: no bound)")
+    ap.add_argument("--parallel", type=int, default=rollout_state.START_PARALLEL,
+                    help="services starting new containers at once per host (0: no bound)")
     ap.add_argument("--log", action="store_true", help="print the failing update's log")
     args = ap.parse_args()
-    rollout_module.WAVE_PARALLEL = args.parallel or args.services
+    rollout_state.START_PARALLEL = args.parallel or args.services
     client = docker.from_env()
     host = connect_host("unix:///var/run/docker.sock", {})
     app = "bench-load-" + secrets.token_hex(3)
@@ -161,7 +162,7 @@ def main() -> None:
     with open("/proc/loadavg") as f:
         load = f.read().split()[:3]
     print(f"{args.services} services x {args.replicas} replicas, one wave, "
-          f"{rollout_module.WAVE_PARALLEL} at once, load average {' '.join(load)}")
+          f"{rollout_state.START_PARALLEL} starting at once, load average {' '.join(load)}")
     print(f"  first deploy        {res.first_seconds:7.1f} s")
     print(f"  update to failure   {res.update_seconds:7.1f} s")
     print(f"  rollback            {res.rollback_seconds:7.1f} s")

@@ -6,6 +6,7 @@ tests/commands/test_deploy*.py; these pin the order of steps, rollback and fleet
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 
 import pytest
@@ -49,9 +50,15 @@ def manifest(
     )
 
 
-def run(m: Manifest, hosts: list[FakeHost], digest: str = NEW, wait_lock: float = 0.0) -> Rollout:
+def run(
+    m: Manifest,
+    hosts: list[FakeHost],
+    digest: str = NEW,
+    wait_lock: float = 0.0,
+    digests: dict[str, str] | None = None,
+) -> Rollout:
     observed = {h.host: h.observe(APP, ENV) for h in hosts}
-    digests = {s.name: digest for s in m.services}
+    digests = {s.name: digest for s in m.services} | (digests or {})
     plan = make_plan(m, list(observed.values()), digests)
     lines: list[str] = []
     now = [1_700_000_000.0]
@@ -504,44 +511,122 @@ def test_leftovers_of_an_interrupted_deploy_are_removed_first() -> None:
     assert h.serving("web") == [("shop-prod-web-1", NEW)]
 
 
-def test_a_wave_rolls_at_most_4_services_at_once_and_starts_none_after_a_failure() -> None:
-    import threading
-    import time
+class Overlap(FakeHost):
+    """Counts the calls of ``start`` and of ``wait_healthy`` running at once (each one
+    takes ``start_s`` / ``health_s`` of real time), and when each ``watch`` ran."""
 
+    def __init__(self, name: str, start_s: float, health_s: float, **kw: object) -> None:
+        import threading
+
+        super().__init__(name, **kw)  # type: ignore[arg-type]
+        self.start_s, self.health_s = start_s, health_s
+        self.lock = threading.Lock()
+        self.now = {"start": 0, "health": 0}
+        self.most = {"start": 0, "health": 0}
+        self.times: list[tuple[str, str, float]] = []  # (what, name, monotonic)
+
+    def _during(self, what: str, seconds: float) -> None:
+        import time
+
+        with self.lock:
+            self.now[what] += 1
+            self.most[what] = max(self.most[what], self.now[what])
+        time.sleep(seconds)
+        with self.lock:
+            self.now[what] -= 1
+
+    def start(self, container_id: str) -> None:
+        import time
+
+        self.times.append(("start", self.containers[container_id].name, time.monotonic()))
+        self._during("start", self.start_s)
+        super().start(container_id)
+
+    def wait_healthy(
+        self, container_id: str, timeout: float, stable: float, start_interval: float | None = None
+    ) -> HealthOutcome:
+        self._during("health", self.health_s)
+        return super().wait_healthy(container_id, timeout, stable, start_interval)
+
+    def watch(
+        self, container_ids: Sequence[str], seconds: float
+    ) -> tuple[str, HealthOutcome] | None:
+        import time
+
+        names = ",".join(self.containers[c].name for c in container_ids)
+        self.times.append(("watch", names, time.monotonic()))
+        time.sleep(0.2)
+        self.times.append(("watched", names, time.monotonic()))
+        return super().watch(container_ids, seconds)
+
+
+def ten(h: FakeHost) -> tuple[Service, ...]:
     names = [f"s{i}" for i in range(10)]
-    lock = threading.Lock()
-    now = [0, 0]  # in the health wait now, most at once
-
-    class Counting(FakeHost):
-        def wait_healthy(
-            self,
-            container_id: str,
-            timeout: float,
-            stable: float,
-            start_interval: float | None = None,
-        ) -> HealthOutcome:
-            with lock:
-                now[0] += 1
-                now[1] = max(now[1], now[0])
-            time.sleep(0.05)
-            with lock:
-                now[0] -= 1
-            return super().wait_healthy(container_id, timeout, stable, start_interval)
-
-    h = Counting("h1")
     for n in names:
         h.seed(APP, ENV, n, OLD)
-    r = run(manifest(tuple(Service(n, f"reg/shop/{n}:v2") for n in names)), [h])
-    assert r.error is None
-    assert now[1] == 4
+    return tuple(
+        Service(n, f"reg/shop/{n}:v2", update_config=UpdateConfig(monitor=0.0)) for n in names
+    )
 
-    bad = Counting("h1", unhealthy={BAD})
-    for n in names:
-        bad.seed(APP, ENV, n, OLD)
-    r = run(manifest(tuple(Service(n, f"reg/shop/{n}:v2") for n in names)), [bad], digest=BAD)
-    assert isinstance(r.error, DeployFailed)
-    assert len(ops(bad, "create")) == 4  # the first four fail: none of the other six starts
-    assert all(c.digest == OLD and c.running for c in bad.containers.values())
+
+def test_a_host_starts_at_most_4_new_containers_at_once_but_gates_them_all_together() -> None:
+    h = Overlap("h1", start_s=0.05, health_s=0.3)
+    r = run(manifest(ten(h)), [h])
+    assert r.error is None
+    assert h.most["start"] == 4
+    assert h.most["health"] > 4  # a service waiting for health holds no start slot
+    assert all(h.serving(f"s{i}") == [(f"shop-prod-s{i}-1", NEW)] for i in range(10))
+
+
+def test_once_a_service_fails_no_other_starts_and_the_whole_wave_rolls_back() -> None:
+    h = Overlap("h1", start_s=0.1, health_s=0.0, unhealthy={BAD})
+    r = run(manifest(ten(h)), [h], digest=BAD)
+    assert isinstance(r.error, DeployFailed) and "unhealthy" in r.error.message
+    assert len(ops(h, "create")) < 10  # the first failures stop the starts still queued
+    assert all(c.digest == OLD and c.running for c in h.containers.values())
+
+
+def test_one_failing_service_among_concurrent_ones_rolls_back_all_of_them() -> None:
+    h = Overlap("h1", start_s=0.02, health_s=0.05, unhealthy={BAD})
+    r = run(manifest(ten(h)), [h], digests={"s7": BAD})
+    assert isinstance(r.error, DeployFailed) and "s7 replica 1" in r.error.message
+    switched = [c for c in h.calls if c[0] == "rename" and c[2].endswith("-1")]
+    assert switched  # others had switched to the new version before the failure
+    for i in range(10):
+        assert h.serving(f"s{i}") == [(f"shop-prod-s{i}-1", OLD)]
+    assert not any(c.digest == NEW for c in h.containers.values())
+    assert h.released == []
+
+
+def test_the_watch_after_a_switch_runs_beside_the_next_wave() -> None:
+    h = Overlap("h1", start_s=0.0, health_s=0.0)
+    for n in ("db", "web"):
+        h.seed(APP, ENV, n, OLD)
+    db = Service("db", "reg/shop/db:v2")
+    web = Service("web", "reg/shop/web:v2", depends_on=(("db", "service_healthy"),))
+    r = run(manifest((db, web)), [h])
+    assert r.error is None
+    when = {(what, name.split("--")[0]): t for what, name, t in h.times}
+    # web (the second wave) started while db (the first) was still watched
+    assert when[("watch", "shop-prod-db-1")] < when[("start", "shop-prod-web-1")]
+    assert when[("start", "shop-prod-web-1")] < when[("watched", "shop-prod-db-1")]
+    assert [c[1:] for c in ops(h, "watch")] == [("shop-prod-db-1",), ("shop-prod-web-1",)]
+    sections = [line for line in r.lines if "Watching the new containers" in line]  # type: ignore[attr-defined]
+    assert len(sections) == 1, r.lines  # type: ignore[attr-defined]
+
+
+def test_a_watch_failing_while_the_next_wave_rolls_rolls_back_both_waves() -> None:
+    h = Overlap("h1", start_s=0.0, health_s=0.0, flapping={BAD})
+    for n in ("db", "web"):
+        h.seed(APP, ENV, n, OLD)
+    db = Service("db", "reg/shop/db:v2")
+    web = Service("web", "reg/shop/web:v2", depends_on=(("db", "service_healthy"),))
+    r = run(manifest((db, web)), [h], digests={"db": BAD})
+    assert isinstance(r.error, DeployFailed) and "update_config.monitor" in r.error.message
+    assert "db replica 1" in r.error.message
+    assert h.serving("db") == [("shop-prod-db-1", OLD)]
+    assert h.serving("web") == [("shop-prod-web-1", OLD)]
+    assert not any(c.digest in (NEW, BAD) for c in h.containers.values())
 
 
 def test_after_a_rollback_the_result_shows_the_digests_that_run() -> None:
@@ -549,4 +634,3 @@ def test_after_a_rollback_the_result_shows_the_digests_that_run() -> None:
     r = run(manifest((Service("web", "reg/shop/web:bad", replicas=2),)), [h], digest=BAD)
     assert r.result.outcome is Outcome.ROLLED_BACK
     assert r.result.digests == {"web": OLD}
-

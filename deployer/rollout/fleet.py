@@ -8,19 +8,24 @@ from __future__ import annotations
 import math
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 
 from deployer.engine import canonical_name
 from deployer.errors import DeployerError, InvalidInput
-from deployer.plan import Action, Step
-from deployer.result import StepStatus
-from deployer.rollout.state import DEFAULT_GRACE, RunState, StepFailure, grace_of, short
+from deployer.manifest.model import Service
+from deployer.plan import Action, ObservedContainer, Step
+from deployer.result import StepRecord, StepStatus
+from deployer.rollout.state import (
+    DEFAULT_GRACE,
+    DEFAULT_MONITOR,
+    NotStarted,
+    RunState,
+    StepFailure,
+    grace_of,
+    short,
+)
 from deployer.rollout.strategies import Item, monitor, retire, start_first, stop_first
-
-# Services of one wave rolling at once on one host: a large wave on a small host would
-# otherwise start every new container together and starve their health checks.
-WAVE_PARALLEL = 4
 
 
 def batches(hosts: Sequence[str], spec: str, canary: bool) -> list[list[str]]:
@@ -114,52 +119,155 @@ def _canary(r: RunState, host: str, seconds: float) -> None:
     r.done(rec, detail=f"healthy for {seconds:g}s")
 
 
+class _HostWaves:
+    """One host's waves: the errors of its services and the watches still running."""
+
+    def __init__(self, r: RunState, host: str) -> None:
+        self.r = r
+        self.host = host
+        self.errors: list[BaseException] = []
+        self.watches: list[_Watch] = []
+        self._lock = threading.Lock()
+
+    def fail(self, e: BaseException) -> None:
+        """A service failed: no other service of this host starts from now on."""
+        with self._lock:
+            self.errors.append(e)
+        self.r.runs[self.host].halt.set()
+
+    def watch(self, w: _Watch, thread: threading.Thread) -> None:
+        w.thread = thread
+        with self._lock:
+            self.watches.append(w)
+        thread.start()
+
+    def first_error(self) -> BaseException | None:
+        """The cause: a service that failed, not one that was not started because of it."""
+        causes = [e for e in self.errors if not isinstance(e, NotStarted)] or self.errors
+        return causes[0] if causes else None
+
+    def end_watches(self) -> None:
+        """Wait for every watch, then write what they said in one section."""
+        for w in self.watches:
+            if w.thread is not None:
+                w.thread.join()
+        lines = [text for w in self.watches for text in w.lines]
+        if lines:
+            r = self.r
+            where = f" on {self.host}" if len(r.order) > 1 else ""
+            r.write_section(
+                f"watch_{r.order.index(self.host) + 1}",
+                f"Watching the new containers{where}",
+                lines,
+            )
+
+
+@dataclass
+class _Watch:
+    """A switched service: watched for ``update_config.monitor`` after its switch, beside
+    the next waves; then what it removes retires."""
+
+    svc: Service
+    step: Step
+    rec: StepRecord
+    switched: list[tuple[Item, str]]
+    current: Sequence[ObservedContainer]
+    lines: list[str] = field(default_factory=list)
+    thread: threading.Thread | None = None
+
+
 def _roll_host(r: RunState, host: str) -> None:
-    """Waves in order; the services of a wave are independent and roll concurrently."""
+    """Waves in order; the services of a wave are independent and roll concurrently (their
+    starts at most ``START_PARALLEL`` at once). The next wave begins once every service of
+    this one has switched; the watch after a switch runs on beside the next waves, so a
+    deploy waits for one watch, not one per wave. Any failure starts nothing more, and the
+    host ends (and raises it) once every watch has ended."""
     steps = host_plan(r, host).steps
-    for wave in range(max((s.wave for s in steps), default=-1) + 1):
-        todo = [s for s in steps if s.wave == wave and s.changes]
-        if len(todo) <= 1:
-            for step in todo:
-                _roll_service(r, host, step)
-            continue
-        errors: list[BaseException] = []
-        slots = threading.BoundedSemaphore(WAVE_PARALLEL)
-        threads = [
-            threading.Thread(target=_roll_guarded, args=(r, host, s, errors, slots)) for s in todo
-        ]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        if errors:
-            raise errors[0]
+    waves = _HostWaves(r, host)
+    try:
+        for wave in range(max((s.wave for s in steps), default=-1) + 1):
+            todo = [s for s in steps if s.wave == wave and s.changes]
+            if waves.errors:
+                break
+            if len(todo) == 1:
+                _roll_guarded(r, host, todo[0], waves, alone=True)
+                continue
+            threads = [
+                threading.Thread(target=_roll_guarded, args=(r, host, s, waves)) for s in todo
+            ]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+    finally:
+        waves.end_watches()
+    err = waves.first_error()
+    if err is not None:
+        raise err
 
 
 def _roll_guarded(
-    r: RunState,
-    host: str,
-    step: Step,
-    errors: list[BaseException],
-    slots: threading.BoundedSemaphore,
+    r: RunState, host: str, step: Step, waves: _HostWaves, *, alone: bool = False
 ) -> None:
-    r.buffer.concurrent = True  # this thread's service rolls beside others
-    with slots:  # at most WAVE_PARALLEL services of a wave at once on a host
-        if errors or r.cancelled.is_set():
-            return  # a service of the wave failed: start nothing more
-        try:
-            _roll_service(r, host, step)
-        except BaseException as e:  # noqa: BLE001 - re-raised by the host's thread
-            errors.append(e)
+    if not alone:
+        r.buffer.concurrent = True  # this thread's service rolls beside others
+    try:
+        if waves.errors or r.cancelled.is_set():
+            return  # a service of the host failed: start nothing more
+        watch = _roll_service(r, host, step, waves)
+    except BaseException as e:  # noqa: BLE001 - re-raised by the host's thread
+        waves.fail(e)
+        return
+    if watch is not None:
+        waves.watch(watch, threading.Thread(target=_watched, args=(r, host, watch, waves)))
 
 
-def _roll_service(r: RunState, host: str, step: Step) -> None:
+def _watched(r: RunState, host: str, watch: _Watch, waves: _HostWaves) -> None:
+    r.buffer.lines = watch.lines  # written in the host's watch section at its end
+    try:
+        _end_service(r, host, watch, waves)
+    finally:
+        r.buffer.lines = None
+
+
+def _monitor_seconds(svc: Service) -> float:
+    seconds = svc.update_config.monitor
+    return DEFAULT_MONITOR if seconds is None else seconds
+
+
+def _end_service(r: RunState, host: str, w: _Watch, waves: _HostWaves) -> None:
+    """After the switch: the watch, then the replicas the service no longer has retire."""
+    try:
+        monitor(r, host, w.svc, w.switched)
+        grace = grace_of(w.svc)
+        for c in w.current:
+            if c.id in w.step.remove:
+                retire(r, host, c, grace)
+        r.runs[host].switched = True
+        r.done(w.rec, detail=f"{short(w.step.old_digest)} → {short(w.step.new_digest)}")
+    except StepFailure as e:
+        r.done(w.rec, StepStatus.FAILED, e.message)
+        w.rec.log_excerpt = e.excerpt[-4000:]
+        waves.fail(e)
+    except DeployerError as e:
+        r.done(w.rec, StepStatus.FAILED, e.message)
+        waves.fail(e)
+    except BaseException as e:  # noqa: BLE001 - re-raised by the host's thread
+        waves.fail(e)
+
+
+def _roll_service(r: RunState, host: str, step: Step, waves: _HostWaves) -> _Watch | None:
+    """The service up to its switch; the watch to run after it, if it has one."""
     with r.service_section(host, step.service):
-        _roll_service_steps(r, host, step)
+        watch = _roll_service_steps(r, host, step)
+        if watch is None or _monitor_seconds(watch.svc) > 0:
+            return watch
+        _end_service(r, host, watch, waves)  # no watch: it ends in its own section
+        return None
 
 
-def _roll_service_steps(r: RunState, host: str, step: Step) -> None:
-    run = r.runs[host]
+def _roll_service_steps(r: RunState, host: str, step: Step) -> _Watch | None:
+    """Up to the switch of every replica; the rest (watch, retire) is the returned watch."""
     name = step.service
     rec = r.step(
         host, f"{'rollback' if r.kind == 'rollback' else 'rollout'} {name}", "rollout", name
@@ -172,7 +280,7 @@ def _roll_service_steps(r: RunState, host: str, step: Step) -> None:
                 if c.id in step.remove:
                     retire(r, host, c, DEFAULT_GRACE)
             r.done(rec, detail=f"removed {len(step.remove)} container(s)")
-            return
+            return None
         svc = r.manifest.service(name)
         want = step.replicas_after
         items: list[Item] = []
@@ -202,13 +310,6 @@ def _roll_service_steps(r: RunState, host: str, step: Step) -> None:
             else:
                 new = start_first(r, host, svc, step, group)
             switched += zip(group, new, strict=True)
-        monitor(r, host, svc, switched)
-        grace = grace_of(svc)
-        for c in current:
-            if c.id in step.remove:
-                retire(r, host, c, grace)
-        run.switched = True
-        r.done(rec, detail=f"{short(step.old_digest)} → {short(step.new_digest)}")
     except StepFailure as e:
         r.done(rec, StepStatus.FAILED, e.message)
         rec.log_excerpt = e.excerpt[-4000:]
@@ -216,3 +317,4 @@ def _roll_service_steps(r: RunState, host: str, step: Step) -> None:
     except DeployerError as e:
         r.done(rec, StepStatus.FAILED, e.message)
         raise
+    return _Watch(svc, step, rec, switched, current)

@@ -25,6 +25,11 @@ DEFAULT_GRACE = 10.0
 # not written (Swarm's own default); a crash, a restart or a failing healthcheck in that
 # time rolls the deploy back. ``monitor: 0s`` turns the watch off.
 DEFAULT_MONITOR = 5.0
+# New containers starting at once on one host (created, the old one stopped for
+# stop-first, started): a large wave on a small host would otherwise start every new
+# container together and starve their health checks. Only the starts queue: waiting for
+# health, the switch and the watch after it run for every service of a wave at once.
+START_PARALLEL = 4
 
 
 class StepFailure(DeployerError):
@@ -35,6 +40,13 @@ class StepFailure(DeployerError):
         self.excerpt = excerpt
 
 
+class NotStarted(StepFailure):
+    """A service did not start its new containers: another one on its host failed."""
+
+    def __init__(self) -> None:
+        super().__init__("not started: another service of this host failed")
+
+
 @dataclass
 class HostRun:
     engine: HostEngine
@@ -42,6 +54,10 @@ class HostRun:
     new_containers: list[str] = field(default_factory=list)
     failed: BaseException | None = None  # a DeployerError, or a bug raised in its thread
     switched: bool = False
+    starts: threading.BoundedSemaphore = field(
+        default_factory=lambda: threading.BoundedSemaphore(START_PARALLEL)
+    )
+    halt: threading.Event = field(default_factory=threading.Event)  # a service failed
 
 
 class RunState:
@@ -136,6 +152,12 @@ class RunState:
                 for text in lines:
                     self.log.line(text)
 
+    def write_section(self, name: str, header: str, lines: Sequence[str]) -> None:
+        """A whole section at once (lines kept while other threads wrote theirs)."""
+        with self._log_lock, self.log.section(name, header):
+            for text in lines:
+                self.log.line(text)
+
     def host_line(self, host: str, text: str) -> None:
         self.line(text, host)
 
@@ -169,6 +191,18 @@ class RunState:
     def check_cancel(self) -> None:
         if self.cancelled.is_set():
             raise StepFailure("the deploy was cancelled")
+
+    @contextmanager
+    def starting(self, host: str) -> Iterator[None]:
+        """Around the start of new containers on ``host``: at most ``START_PARALLEL`` at
+        once, and none once a service of this host failed (``NotStarted``) or the deploy
+        was cancelled."""
+        run = self.runs[host]
+        with run.starts:
+            if run.halt.is_set():
+                raise NotStarted
+            self.check_cancel()
+            yield
 
     def parallel(self, hosts: Sequence[str], fn: Callable[[str], None]) -> None:
         """Run ``fn`` for each host in threads; failures land in each host's run."""

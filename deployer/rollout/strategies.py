@@ -102,12 +102,13 @@ def gate(r: RunState, host: str, svc: Service, cid: str, item: Item) -> None:
 def start_first(r: RunState, host: str, svc: Service, step: Step, group: list[Item]) -> list[str]:
     engine = r.hosts[host]
     new: list[str] = []
-    for item in group:
-        # Not reachable by the service name until healthy: no request meets it starting.
-        cid = create(r, host, svc, step, item, aliases=False)
-        engine.start(cid)
-        new.append(cid)
-        r.line(f"{item.canonical}: started the new container beside the old one", host)
+    with r.starting(host):
+        for item in group:
+            # Not reachable by the service name until healthy: no request meets it starting.
+            cid = create(r, host, svc, step, item, aliases=False)
+            engine.start(cid)
+            new.append(cid)
+            r.line(f"{item.canonical}: started the new container beside the old one", host)
     names = {net: list(a) for net, a in service_networks(r.manifest, svc)}
     for item, cid in zip(group, new, strict=True):
         gate(r, host, svc, cid, item)
@@ -129,15 +130,16 @@ def start_first(r: RunState, host: str, svc: Service, step: Step, group: list[It
 def stop_first(r: RunState, host: str, svc: Service, step: Step, group: list[Item]) -> list[str]:
     engine = r.hosts[host]
     grace = grace_of(svc)
-    new = [create(r, host, svc, step, item) for item in group]
-    for item in group:
-        if item.old is not None and item.old.running:
-            engine.stop(item.old.id, grace)
-            r.do(host, f"restart {item.old.name}", partial(engine.start, item.old.id))
-    for item, cid in zip(group, new, strict=True):
-        engine.start(cid)
-        r.do(host, f"stop new {item.canonical}", partial(engine.stop, cid, grace))
-        r.line(f"{item.canonical}: stopped the old container, started the new one", host)
+    with r.starting(host):
+        new = [create(r, host, svc, step, item) for item in group]
+        for item in group:
+            if item.old is not None and item.old.running:
+                engine.stop(item.old.id, grace)
+                r.do(host, f"restart {item.old.name}", partial(engine.start, item.old.id))
+        for item, cid in zip(group, new, strict=True):
+            engine.start(cid)
+            r.do(host, f"stop new {item.canonical}", partial(engine.stop, cid, grace))
+            r.line(f"{item.canonical}: stopped the old container, started the new one", host)
     for item, cid in zip(group, new, strict=True):
         gate(r, host, svc, cid, item)
     _edge_switch(r, host, svc, group, new, drain=False)
