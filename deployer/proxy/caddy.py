@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import docker
@@ -35,6 +35,26 @@ printf '%s %s HTTP/1.0\r\n%b\r\nContent-Length: %s\r\n\r\n%s' "$m" "$p" "$h" "$n
   | nc 127.0.0.1 2019 | sed -e '1s/^HTTP\/[0-9.]* \([0-9]*\).*/\1/' -e '2,/^\r*$/d'
 """
 _WRITE = 'mkdir -p "$(dirname "$1")" && printf "%s" "$2" > "$1.tmp" && mv -f "$1.tmp" "$1"'
+# read FILE...: one line per file, "<path>\t<content>" (empty content when missing)
+_READ_ALL = 'for f in "$@"; do printf "%s\\t%s\\n" "$f" "$(cat "$f" 2>/dev/null)"; done'
+# write PATH CONTENT [PATH CONTENT...]: each one written aside, then renamed over
+_WRITE_ALL = r"""
+while [ $# -ge 2 ]; do
+  mkdir -p "$(dirname "$1")" && printf '%s' "$2" > "$1.tmp" && mv -f "$1.tmp" "$1" || exit 1
+  shift 2
+done
+"""
+# drain PATTERN ROUNDS: every 0.1 s count the connections /proc/net/tcp{,6} lists matching
+# PATTERN, until none or ROUNDS checks; prints the last count
+_DRAIN = r"""
+i=0
+while :; do
+  n=$(cat /proc/net/tcp /proc/net/tcp6 2>/dev/null | grep -c -E "$1")
+  if [ "$n" -eq 0 ] || [ "$i" -ge "$2" ]; then echo "$n"; exit 0; fi
+  i=$((i + 1))
+  sleep 0.1
+done
+"""
 
 
 class CaddyHost:
@@ -56,17 +76,19 @@ class CaddyHost:
     def _listen(self) -> str:
         return f"{self.edge.http} {self.edge.https or '-'}"
 
-    def ensure(self, log: Callable[[str], None]) -> None:
+    def ensure(self, log: Callable[[str], None]) -> dict[str, Any]:
         """Run the proxy container as the manifest says: create it, start it, or replace
         it when its image or listen addresses changed (its config and certificates live
-        in volumes and survive). Then wait until its admin API answers."""
+        in volumes and survive). Then wait until its admin API answers; returns its whole
+        config (read once: a deploy works from it rather than asking route by route)."""
         with wrapped(f"run the edge proxy {self.edge.name}", self.host):
             c = self._container()
             if c is not None:
                 labels = c.labels or {}
-                if labels.get(EDGE_IMAGE) != self.edge.image or labels.get(
-                    EDGE_LISTEN
-                ) != self._listen():
+                if (
+                    labels.get(EDGE_IMAGE) != self.edge.image
+                    or labels.get(EDGE_LISTEN) != self._listen()
+                ):
                     log(f"edge proxy {self.edge.name}: upgrading to {self.edge.image}")
                     c.stop(timeout=max(1, int(self.edge.drain_timeout)))
                     c.remove()
@@ -77,8 +99,10 @@ class CaddyHost:
             elif c.status != "running":
                 c.start()
                 log(f"edge proxy {self.edge.name}: started again")
-        self._wait_admin()
-        self._ensure_base()
+        config = self._wait_admin()
+        if self._ensure_base(config):
+            config = self._wait_admin()
+        return config
 
     def _create(self) -> Any:
         ports: dict[str, tuple[str, int]] = {}
@@ -113,35 +137,39 @@ class CaddyHost:
             },
         )
 
-    def _wait_admin(self, timeout: float = 60.0) -> None:
+    def _wait_admin(self, timeout: float = 60.0) -> dict[str, Any]:
+        """The proxy's whole config, once its admin API answers."""
         deadline = time.monotonic() + timeout
         last = ""
+        pause = 0.05
         while time.monotonic() < deadline:
             try:
                 status, body = self.admin("GET", "/config/")
             except EdgeError as e:
                 status, body = 0, e.message
             if status == 200:
-                return
+                got = json.loads(body) if body.strip() else None
+                return got if isinstance(got, dict) else {}
             last = body.strip()[-300:]
-            time.sleep(0.3)
+            time.sleep(pause)
+            pause = min(pause * 2, 0.3)
         raise EdgeError(
             f"{self.host}: the edge proxy {self.edge.name} did not answer on its admin API "
             f"within {timeout:g}s: {last}",
             hint=f"look at `docker logs {self.edge.name}` on the host",
         )
 
-    def _ensure_base(self) -> None:
-        status, body = self.admin("GET", f"/config/apps/http/servers/{R.SERVER}")
-        if status == 200 and body.strip() not in ("", "null"):
-            if self.edge.https:
-                status, body = self.admin("GET", f"/config/apps/http/servers/{R.TLS_SERVER}")
-                if status == 200 and body.strip() not in ("", "null"):
-                    return
-                server = R.base_config(self.edge)["apps"]["http"]["servers"][R.TLS_SERVER]
-                self._ok("PUT", f"/config/apps/http/servers/{R.TLS_SERVER}", server)
-            return
+    def _ensure_base(self, config: dict[str, Any]) -> bool:
+        """The listeners the deployer's routes live in; True when the config changed."""
+        servers = R.servers_in(config)
+        if servers.get(R.SERVER):
+            if not self.edge.https or servers.get(R.TLS_SERVER):
+                return False
+            server = R.base_config(self.edge)["apps"]["http"]["servers"][R.TLS_SERVER]
+            self._ok("PUT", f"/config/apps/http/servers/{R.TLS_SERVER}", server)
+            return True
         self._ok("POST", "/load", R.base_config(self.edge))
+        return True
 
     # -- admin API ----------------------------------------------------------------------
 
@@ -184,7 +212,15 @@ class CaddyHost:
         return list(got) if isinstance(got, list) else []
 
     def all_routes(self) -> list[dict[str, Any]]:
-        return self.routes(R.SERVER) + (self.routes(R.TLS_SERVER) if self.edge.https else [])
+        """The routes of both listeners, read in one request."""
+        got = self.get("/config/apps/http/servers")
+        servers = got if isinstance(got, dict) else {}
+        names = (R.SERVER, R.TLS_SERVER) if self.edge.https else (R.SERVER,)
+        return [r for n in names for r in (servers.get(n) or {}).get("routes") or []]
+
+    def set_routes(self, server: str, routes: list[dict[str, Any]]) -> None:
+        """Replace the route list of ``server``: one config change (one reload)."""
+        self._ok("PATCH", f"/config/apps/http/servers/{server}/routes", routes)
 
     def put_route(self, route: dict[str, Any], server: str = R.SERVER) -> bool:
         """Create or replace one route (by its @id); True when the config changed.
@@ -244,6 +280,25 @@ class CaddyHost:
         code, out = self.exec(["cat", path])
         return out.strip() if code == 0 else ""
 
+    def read_upstreams(self, paths: Sequence[str]) -> dict[str, str]:
+        """The content of each file ("" when missing), in one exec."""
+        if not paths:
+            return {}
+        code, out = self.exec(["sh", "-c", _READ_ALL, "read", *paths])
+        if code != 0:
+            raise EdgeError(f"{self.host}: could not read the upstreams: {out.strip()[:300]}")
+        got = dict(line.partition("\t")[::2] for line in out.splitlines() if "\t" in line)
+        return {p: got.get(p, "").strip() for p in paths}
+
+    def write_upstreams(self, files: Mapping[str, str]) -> None:
+        """Write each upstream file (each one an atomic rename), in one exec."""
+        if not files:
+            return
+        args = [x for path, address in files.items() for x in (path, address)]
+        code, out = self.exec(["sh", "-c", _WRITE_ALL, "write", *args])
+        if code != 0:
+            raise EdgeError(f"{self.host}: could not write the upstreams: {out.strip()[:300]}")
+
     def connections_to(self, address: str) -> int:
         """Open TCP connections from the proxy to ``ip:port`` (in-flight or idle)."""
         ip, _, port = address.rpartition(":")
@@ -260,13 +315,42 @@ class CaddyHost:
         for line in out.splitlines():
             cols = line.split()
             # remote address, state: any but 06 TIME_WAIT, 07 CLOSE, 0A LISTEN
-            if len(cols) > 3 and cols[2].upper() in (want, mapped) and cols[3] not in (
-                "06",
-                "07",
-                "0A",
+            if (
+                len(cols) > 3
+                and cols[2].upper() in (want, mapped)
+                and cols[3]
+                not in (
+                    "06",
+                    "07",
+                    "0A",
+                )
             ):
                 n += 1
         return n
+
+    def drain(self, addresses: Sequence[str], timeout: float) -> int:
+        """Wait, inside the proxy (one exec), until it holds no open TCP connection to any
+        of ``addresses`` (in-flight or idle), at most ``timeout`` seconds; the connections
+        still open then."""
+        wanted: list[str] = []
+        for address in addresses:
+            ip, _, port = address.rpartition(":")
+            try:
+                want = _hex_addr(ip, int(port))
+            except ValueError:
+                continue
+            # Go's sockets are dual-stack: IPv4 peers show in tcp6 as ::ffff:a.b.c.d
+            wanted += [want, "0000000000000000FFFF0000" + want]
+        if not wanted:
+            return 0
+        # remote address, then the state: any but 06 TIME_WAIT, 07 CLOSE, 0A LISTEN
+        pattern = f" ({'|'.join(wanted)}) (0[1-589]|0B) "
+        rounds = str(max(1, int(timeout * 10)))
+        code, out = self.exec(["sh", "-c", _DRAIN, "drain", pattern, rounds])
+        text = out.strip().rsplit("\n", 1)[-1].strip()
+        if code != 0 or not text.isdigit():
+            raise EdgeError(f"{self.host}: could not watch the drain: {out.strip()[:300]}")
+        return int(text)
 
     def reachable(self, address: str, path: str | None, timeout: float = 5.0) -> str | None:
         """None when ``address`` answers (HTTP 2xx/3xx on ``path``, or a TCP connect)."""
@@ -290,18 +374,23 @@ class CaddyHost:
         return True, out.strip()
 
     def connect(self, network: str) -> None:
-        with wrapped(f"connect the edge proxy to {network}", self.host):
+        self.join([network])
+
+    def join(self, networks: Sequence[str]) -> None:
+        """Connect the proxy to each of ``networks`` it is not on yet (one inspect)."""
+        with wrapped(f"connect the edge proxy to {', '.join(networks)}", self.host):
             c = self._container()
             if c is None:
                 raise EdgeError(f"{self.host}: the edge proxy {self.edge.name} is not there")
-            c.reload()
-            if network in (c.attrs.get("NetworkSettings", {}).get("Networks") or {}):
-                return
-            try:
-                self.client.networks.get(network).connect(c)
-            except docker.errors.APIError as e:
-                if "already exists" not in str(e):
-                    raise
+            on = c.attrs.get("NetworkSettings", {}).get("Networks") or {}
+            for network in dict.fromkeys(networks):
+                if network in on:
+                    continue
+                try:
+                    self.client.networks.get(network).connect(c)
+                except docker.errors.APIError as e:
+                    if "already exists" not in str(e):
+                        raise
 
     def container_ip(self, container_id: str, network: str) -> str:
         with wrapped(f"inspect {container_id[:12]}", self.host):

@@ -25,6 +25,20 @@ UPSTREAMS = "/config/deployer/upstreams"
 ID_PREFIX = "deployer:"
 
 
+def servers_in(config: Any) -> dict[str, Any]:
+    """The http servers of a whole config ({} when it has none)."""
+    if not isinstance(config, dict):
+        return {}
+    servers = ((config.get("apps") or {}).get("http") or {}).get("servers")
+    return servers if isinstance(servers, dict) else {}
+
+
+def routes_in(config: Any, server: str) -> list[dict[str, Any]]:
+    """The routes of ``server`` in a whole config."""
+    got = (servers_in(config).get(server) or {}).get("routes")
+    return list(got) if isinstance(got, list) else []
+
+
 def route_id(app: str, environment: str, service: str) -> str:
     return f"{ID_PREFIX}{app}:{environment}:{service}"
 
@@ -173,5 +187,5 @@ def conflicts(
     for r in wanted:
         other = taken.get(r.host)
         if other:
-            out.append(f'the host name {r.host} is routed to {other} already, not to {me}')
+            out.append(f"the host name {r.host} is routed to {other} already, not to {me}")
     return out

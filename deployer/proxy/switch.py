@@ -9,6 +9,7 @@ request goes to the new container, requests in flight on the old one finish.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Mapping, Sequence
 from functools import partial
@@ -127,7 +128,9 @@ class EdgeSwitch:
     def prepare(self, observed: Mapping[str, Observed]) -> None:
         """Per host, under the proxy lock: the proxy runs, joins the app's networks, and
         holds this app's routes; a replica slot with no upstream yet gets the container
-        running now (a service made public without a new image)."""
+        running now (a service made public without a new image). Read from the proxy's
+        config once; the routes of a listener change in one config change, the upstream
+        files in one write."""
         for host in sorted(self.proxies):
             proxy = self.proxies[host]
             engine = self.engines[host]
@@ -135,29 +138,59 @@ class EdgeSwitch:
                 f"edge/{self.edge.name}", self.holder, PROXY_LOCK_TTL, PROXY_LOCK_TTL
             )
             try:
-                proxy.ensure(partial(self._host_line, host))
-                self.claim_one(host, proxy)
-                for svc in self.manifest.public_services:
-                    net = self.network(svc)
-                    proxy.connect(net)
-                    server = R.server_of(self.route(svc))
-                    body = R.route_json(self.rid(svc), self.route(svc), svc.replicas)
-                    other = R.SERVER if server == R.TLS_SERVER else R.TLS_SERVER
-                    if any(r.get("@id") == self.rid(svc) for r in proxy.routes(other)):
-                        proxy.delete_route(self.rid(svc))  # its tls changed: other listener
-                    if proxy.put_route(body, server):
-                        self.line(f"edge proxy: route {self._shown(svc)} set", host)
-                    obs = observed.get(host)
-                    for c in obs.of_service(svc.name) if obs else []:
-                        if not c.running or c.replica > svc.replicas:
-                            continue
-                        path = R.upstream_file(self.rid(svc), c.replica)
-                        if not proxy.read_upstream(path):
-                            addr = f"{proxy.container_ip(c.id, net)}:{self.route(svc).port}"
-                            proxy.write_upstream(path, addr)
+                config = proxy.ensure(partial(self._host_line, host))
+                existing = [r for s in _listeners(self.edge) for r in R.routes_in(config, s)]
+                self._refuse_conflicts(host, existing)
+                public = list(self.manifest.public_services)
+                proxy.join([self.network(svc) for svc in public])
+                self._set_routes(host, proxy, config, public)
+                self._fill_upstreams(proxy, public, observed.get(host))
                 self._tls(host, proxy)
             finally:
                 engine.release_lock(lease)
+
+    def _set_routes(
+        self, host: str, proxy: CaddyHost, config: dict[str, Any], public: Sequence[Service]
+    ) -> None:
+        """Each listener's routes: the other apps' as they are, this app's as the manifest
+        says (a route whose tls changed moves to the other listener); a listener whose
+        routes are already so is not touched (every change is a reload of Caddy)."""
+        mine = {self.rid(svc): svc for svc in public}
+        for server in _listeners(self.edge):
+            current = R.routes_in(config, server)
+            bodies = {
+                rid: R.route_json(rid, self.route(svc), svc.replicas)
+                for rid, svc in mine.items()
+                if R.server_of(self.route(svc)) == server
+            }
+            others = [r for r in current if r.get("@id") not in mine]
+            wanted = sorted([*others, *bodies.values()], key=R.route_order_key)
+            if _same(wanted, current):
+                continue
+            proxy.set_routes(server, wanted)
+            before = {r.get("@id"): r for r in current}
+            for rid, body in bodies.items():
+                if rid not in before or not _same(before[rid], body):
+                    self.line(f"edge proxy: route {self._shown(mine[rid])} set", host)
+
+    def _fill_upstreams(
+        self, proxy: CaddyHost, public: Sequence[Service], obs: Observed | None
+    ) -> None:
+        """A replica slot with no upstream yet gets the container running now."""
+        slots: dict[str, tuple[str, str, int]] = {}  # path -> (container, network, port)
+        for svc in public:
+            for c in obs.of_service(svc.name) if obs else []:
+                if c.running and c.replica <= svc.replicas:
+                    path = R.upstream_file(self.rid(svc), c.replica)
+                    slots[path] = (c.id, self.network(svc), self.route(svc).port)
+        have = proxy.read_upstreams(list(slots))
+        proxy.write_upstreams(
+            {
+                path: f"{proxy.container_ip(cid, net)}:{port}"
+                for path, (cid, net, port) in slots.items()
+                if not have.get(path)
+            }
+        )
 
     def _tls(self, host: str, proxy: CaddyHost) -> None:
         """Certificates of this app's TLS routes: ACME (auto) or PEM files (file)."""
@@ -200,11 +233,9 @@ class EdgeSwitch:
     def _host_line(self, host: str, text: str) -> None:
         self.line(text, host)
 
-    def claim_one(self, host: str, proxy: CaddyHost) -> None:
+    def _refuse_conflicts(self, host: str, existing: list[dict[str, Any]]) -> None:
         wanted = [self.route(s) for s in self.manifest.public_services]
-        found = R.conflicts(
-            proxy.all_routes(), self.manifest.app, self.manifest.environment.name, wanted
-        )
+        found = R.conflicts(existing, self.manifest.app, self.manifest.environment.name, wanted)
         if found:
             raise InvalidInput(f"{host}: " + "; ".join(found))
 
@@ -282,18 +313,13 @@ class EdgeSwitch:
 
     def drain(self, host: str, olds: Sequence[str]) -> None:
         """Wait until the proxy holds no connection to the old containers (requests in
-        flight finished, idle ones closed), at most ``drain_timeout``."""
+        flight finished, idle ones closed), at most ``drain_timeout``; watched inside the
+        proxy every 0.1 s, in one exec."""
         if not olds:
             return
         proxy = self.proxies[host]
         t0 = time.monotonic()
-        deadline = t0 + self.edge.drain_timeout
-        busy = 0
-        while True:
-            busy = sum(proxy.connections_to(a) for a in olds)
-            if busy == 0 or time.monotonic() >= deadline:
-                break
-            self.sleep(0.2)
+        busy = proxy.drain(olds, self.edge.drain_timeout)
         took = time.monotonic() - t0
         if busy:
             self.line(
@@ -303,6 +329,14 @@ class EdgeSwitch:
             )
         else:
             self.line(f"edge proxy: old container(s) drained in {took:.1f}s", host)
+
+
+def _listeners(edge: EdgeProxy) -> tuple[str, ...]:
+    return (R.SERVER, R.TLS_SERVER) if edge.https else (R.SERVER,)
+
+
+def _same(a: Any, b: Any) -> bool:
+    return json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
 
 
 def _read(path: str, what: str) -> str:
@@ -326,4 +360,3 @@ def describe(routes: list[dict[str, Any]]) -> list[str]:
     for c in R.claims_of(routes):
         out.append(f"{c.host}{'' if c.path_prefix == '/' else c.path_prefix} ({c.owner})")
     return out
-

@@ -4,6 +4,7 @@ an edge proxy name and port per test, removed with its volumes afterwards."""
 from __future__ import annotations
 
 import contextlib
+import socket
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -66,4 +67,11 @@ def make_edge(
 def edge(
     engine: docker.DockerClient, cleanup: Cleanup, app: str, proxy_image: str
 ) -> Iterator[Edge]:
-    yield make_edge(engine, cleanup, app, 18091, proxy_image)
+    yield make_edge(engine, cleanup, app, free_port(), proxy_image)
+
+
+def free_port() -> int:
+    """A port nothing listens on now: test runs beside each other never share one."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
