@@ -72,11 +72,13 @@ def service_networks(manifest: Manifest, service: Service) -> list[tuple[str, li
         return []
     # A hostname is an alias too, as docker compose (v2) gives it.
     host = [service.hostname] if service.hostname and service.hostname != service.name else []
+    linked = {n: [a for m, a in service.link_aliases if m == n] for n, _ in service.link_aliases}
     if not service.networks:
-        return [(network_name(manifest, "default"), [service.name, *host])]
+        extra = [a for a in (*host, *linked.get("default", ())) if a != service.name]
+        return [(network_name(manifest, "default"), [service.name, *dict.fromkeys(extra)])]
     out = []
     for att in service.networks:
-        extra = [a for a in (*att.aliases, *host) if a != service.name]
+        extra = [a for a in (*att.aliases, *host, *linked.get(att.name, ())) if a != service.name]
         aliases = [service.name, *dict.fromkeys(extra)]
         out.append((network_name(manifest, att.name), aliases))
     return out

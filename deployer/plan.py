@@ -147,7 +147,10 @@ def waves(services: Sequence[Service]) -> tuple[tuple[str, ...], ...]:
     already refused cycles and unknown names; a cycle here is a bug.
     """
     names = [s.name for s in services]
-    deps = {s.name: {d for d, _ in s.depends_on if d in names} for s in services}
+    deps = {
+        s.name: {d for d, _ in s.depends_on if d in names} | {d for d in s.links if d in names}
+        for s in services
+    }
     done: set[str] = set()
     out: list[tuple[str, ...]] = []
     while len(done) < len(names):

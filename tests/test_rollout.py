@@ -634,3 +634,44 @@ def test_after_a_rollback_the_result_shows_the_digests_that_run() -> None:
     r = run(manifest((Service("web", "reg/shop/web:bad", replicas=2),)), [h], digest=BAD)
     assert r.result.outcome is Outcome.ROLLED_BACK
     assert r.result.digests == {"web": OLD}
+
+
+def test_a_service_depending_with_restart_restarts_when_the_dependency_is_replaced() -> None:
+    h = FakeHost("h1")
+    h.seed(APP, ENV, "db", OLD)
+    h.seed(APP, ENV, "web", OLD)
+    h.seed(APP, ENV, "worker", OLD)
+    services = (
+        Service("db", "reg/shop/db:v2"),
+        Service(
+            "web",
+            "reg/shop/web:v1",
+            depends_on=(("db", "service_started"),),
+            depends_restart=("db",),
+        ),
+        Service("worker", "reg/shop/web:v1", depends_on=(("db", "service_started"),)),
+    )
+    m = manifest(services)
+    for c in h.containers.values():  # web and worker run their manifest's configuration
+        c.labels[L.CONFIG_HASH] = m.service(c.service).config_hash()
+    observed = {h.host: h.observe(APP, ENV)}
+    plan = make_plan(m, list(observed.values()), {"db": NEW, "web": OLD, "worker": OLD})
+    r = Rollout(m, plan, {h.host: h}, observed, Context(), PrintLog(lambda s: None))
+    r.run()
+    assert r.error is None
+    web = next(c for c in h.containers.values() if c.name == "shop-prod-web-1")
+    worker = next(c for c in h.containers.values() if c.name == "shop-prod-worker-1")
+    assert [c[:2] for c in ops(h, "stop", "start")][-2:] == [
+        ("stop", web.name),
+        ("start", web.name),
+    ]
+    assert not [c for c in ops(h, "stop", "start") if c[1] == worker.name]  # no restart: false
+    restarted = [s for s in r.result.steps if s.name == "restart web"]
+    assert [s.detail for s in restarted] == ["db replaced (depends_on restart: true)"]
+
+    # nothing replaced: nothing restarted
+    h.calls.clear()
+    observed = {h.host: h.observe(APP, ENV)}
+    plan = make_plan(m, list(observed.values()), {"db": NEW, "web": OLD, "worker": OLD})
+    Rollout(m, plan, {h.host: h}, observed, Context(), PrintLog(lambda s: None)).run()
+    assert not ops(h, "stop", "start")

@@ -65,11 +65,11 @@ def run(args: argparse.Namespace, out: TextIO, environ: Mapping[str, str] | None
             routes = _route_changes(manifest, prepared.hosts)
         if routes:
             out.write(_with_routes(render(plan, args.format), args.format, routes))
-            _notes(notes, args.format, out)
+            _notes(notes + restart_notes(manifest, plan), args.format, out)
             out.flush()
             return _exit(args, plan)
     out.write(render(plan, args.format))
-    _notes(notes, args.format, out)
+    _notes(notes + restart_notes(manifest, plan), args.format, out)
     out.flush()
     from deployer.gitlab.notes import share_plan
 
@@ -86,10 +86,29 @@ def _notes(notes: list[str], fmt: str, out: TextIO) -> None:
         print("\n".join(notes), file=out if fmt == "text" else sys.stderr)
 
 
+def restart_notes(manifest: Manifest, plan: Any) -> list[str]:
+    """The services a deploy restarts because it replaces one they depend on with
+    ``restart: true`` (their own step says nothing changes)."""
+    from deployer.plan import Action
+
+    out = []
+    for hp in plan.hosts:
+        replaced = {s.service for s in hp.steps if s.changes and s.action is not Action.REMOVE}
+        for svc in manifest.services:
+            why = sorted(set(svc.depends_restart) & replaced)
+            if why and svc.name not in replaced:
+                out.append(
+                    f"{hp.host}: {svc.name} restarts when {', '.join(why)} is replaced "
+                    "(depends_on restart: true)"
+                )
+    return out
+
+
 def data_notes(manifest: Manifest, only: Sequence[str] | None = None) -> list[str]:
     """One line per data directory of the compose files: what stands for it on the hosts."""
-    from deployer.engine import volume_name
+    from deployer.naming import stack_volume_name, volume_name
 
+    named = stack_volume_name if manifest.environment.engine == "swarm" else volume_name
     out = []
     for vol in manifest.volumes:
         if vol.data_dir is None:
@@ -103,7 +122,7 @@ def data_notes(manifest: Manifest, only: Sequence[str] | None = None) -> list[st
         if users:
             out.append(
                 f"{vol.data_dir} is data ({', '.join(users)}): the volume "
-                f"{volume_name(manifest, vol.name)}, created empty on each host and kept across "
+                f"{named(manifest, vol.name)}, created empty on each host and kept across "
                 "deploys and rollbacks (`deployer down --volumes` removes it)"
             )
     return out

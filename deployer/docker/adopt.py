@@ -392,6 +392,10 @@ _COMPARE: dict[str, Callable[[Service, Inspect], bool]] = {
     "network_mode": _network_mode,
     "healthcheck": _healthcheck,
     "depends_on": lambda svc, i: True,  # an order of the rollout, not a container setting
+    # compose sets a link on the linking container (its endpoint's Links), not an alias on
+    # the linked one: the alias resolves for the linking containers either way
+    "link_aliases": lambda svc, i: True,
+    "depends_restart": lambda svc, i: True,  # what the rollout does, not a container setting
     "labels": _labels,
     "restart": _restart,
     "user": _simple(

@@ -245,6 +245,12 @@ class Service:
     max_replicas_per_node: int | None = None
     restart_delay: float | None = None  # deploy.restart_policy (Swarm)
     restart_window: float | None = None
+    # depends_on.<service>.restart: true: this service restarts when a deploy replaces those
+    depends_restart: tuple[str, ...] = ()
+    # compose's `links:` (the services linked to, in order: they start first, as depends_on)
+    links: tuple[str, ...] = ()
+    # The aliases other services link to this one by, per network: (network, alias).
+    link_aliases: tuple[tuple[str, str], ...] = ()
 
     @property
     def env_dict(self) -> dict[str, str]:
@@ -333,7 +339,7 @@ class Service:
 
 
 _NOT_CONFIG = frozenset(
-    {"name", "image", "pull_policy", "replicas", "update_config", "proxy", "build"}
+    {"name", "image", "pull_policy", "replicas", "update_config", "proxy", "build", "links"}
 )
 
 

@@ -41,7 +41,6 @@ COMPOSE_UNSUPPORTED = frozenset(
         "gpus",
         "isolation",
         "label_file",
-        "links",
         "mem_swappiness",
         "models",
         "oom_kill_disable",
@@ -61,7 +60,6 @@ COMPOSE_UNSUPPORTED = frozenset(
         "max_failure_ratio",
         "app_protocol",
         "consistency",
-        "restart",
         "priority",
         "link_local_ips",
         "gw_priority",
@@ -71,9 +69,6 @@ COMPOSE_UNSUPPORTED = frozenset(
 )
 
 _WHY = {
-    "restart": "depends_on.<service>.restart (restart this service when that one is "
-    "replaced) is not supported yet; remove it: a replaced service keeps its name on the "
-    "network, so clients that reconnect find it",
     "scale": "use deploy.replicas",
     "version": "remove it (it is obsolete in compose too)",
     "extends": "write the service in full, or use YAML anchors (x-common: &common, <<: *common)",

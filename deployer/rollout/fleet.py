@@ -204,6 +204,26 @@ def _roll_host(r: RunState, host: str) -> None:
     err = waves.first_error()
     if err is not None:
         raise err
+    restart_dependents(r, host, steps)
+
+
+def restart_dependents(r: RunState, host: str, steps: Sequence[Step]) -> None:
+    """``depends_on: {db: {restart: true}}``: a service the run left as it was restarts when
+    the run replaced a service it depends on so (as docker compose does)."""
+    replaced = {s.service for s in steps if s.changes and s.action is not Action.REMOVE}
+    engine = r.hosts[host]
+    for svc in r.manifest.services:
+        why = sorted(set(svc.depends_restart) & replaced)
+        if not why or svc.name in replaced:
+            continue
+        for c in r.observed[host].of_service(svc.name):
+            if not c.running:
+                continue
+            rec = r.step(host, f"restart {svc.name}", "rollout", svc.name)
+            engine.stop(c.id, grace_of(svc))
+            engine.start(c.id)
+            r.done(rec, detail=f"{', '.join(why)} replaced (depends_on restart: true)")
+            r.line(f"{c.name}: restarted ({', '.join(why)} replaced)", host)
 
 
 def _roll_guarded(

@@ -33,9 +33,13 @@ Spec = dict[str, Any]
 
 def networks_of(manifest: Manifest, service: Service) -> list[tuple[str, tuple[str, ...]]]:
     """(Swarm network name, aliases) for every network the service joins."""
+
+    def linked(net: str) -> tuple[str, ...]:
+        return tuple(a for n, a in service.link_aliases if n == net)
+
     if not service.networks:
-        return [(network_name(manifest, DEFAULT_NETWORK), ())]
-    return [(network_name(manifest, n.name), n.aliases) for n in service.networks]
+        return [(network_name(manifest, DEFAULT_NETWORK), linked(DEFAULT_NETWORK))]
+    return [(network_name(manifest, n.name), n.aliases + linked(n.name)) for n in service.networks]
 
 
 def app_networks(manifest: Manifest) -> list[tuple[str, bool]]:
@@ -122,6 +126,12 @@ def check_supported(manifest: Manifest, service: Service) -> None:
         ("security_opt", service.security_opt, "Swarm services take no security options"),
         ("devices", service.devices, "Swarm services cannot be given host devices"),
         ("annotations", service.annotations, "Swarm services have no container annotations"),
+        (
+            "depends_on",
+            service.depends_restart,
+            "restart: true restarts a service when another is replaced; Swarm updates each "
+            "service on its own",
+        ),
     )
     for key, value, why in no_swarm:
         if value:

@@ -146,3 +146,51 @@ def test_summary_names_the_compose_files(
         "valid for production (5 services from docker-compose.yml + docker-compose.prod.yml,"
         " 1 task)\n"
     )
+
+
+def _compose_app(tmp_path: Path, compose: str) -> Path:
+    (tmp_path / "docker-compose.yml").write_text(compose)
+    m = tmp_path / "deploy.yml"
+    m.write_text("app: shop\ncompose: docker-compose.yml\nenvironments: {prod: {}}\n")
+    return m
+
+
+def test_links_are_aliases_of_the_linked_service_and_start_it_first(tmp_path: Path) -> None:
+    from deployer.plan import waves
+
+    m = _compose_app(
+        tmp_path,
+        "services:\n"
+        "  db: {image: reg/db:1, networks: [back]}\n"
+        "  web: {image: reg/web:1, networks: [back, front], links: ['db:database', db]}\n"
+        "networks: {back: {}, front: {}}\n",
+    )
+    man = load_manifest(m, None, {})
+    assert man.service("db").link_aliases == (("back", "database"),)
+    assert man.service("web").links == ("db",)
+    assert waves(man.services) == (("db",), ("web",))
+    assert "link_aliases" in man.service("db").config_parts()
+    assert "links" not in man.service("web").config_parts()
+
+
+def test_a_link_to_an_undefined_service_is_refused_at_its_line(tmp_path: Path) -> None:
+    m = _compose_app(tmp_path, "services:\n  web:\n    image: reg/web:1\n    links: [cache]\n")
+    report = check_manifest(m, None, {})
+    (p,) = report.problems
+    assert (p.line, p.path) == (4, "services.web.links[0]") and "not defined" in p.message
+
+
+def test_depends_on_restart_and_required(tmp_path: Path) -> None:
+    m = _compose_app(
+        tmp_path,
+        "services:\n"
+        "  db: {image: reg/db:1}\n"
+        "  web:\n"
+        "    image: reg/web:1\n"
+        "    depends_on:\n"
+        "      db: {condition: service_started, restart: true}\n"
+        "      cache: {condition: service_started, required: false, restart: true}\n",
+    )
+    web = load_manifest(m, None, {}).service("web")
+    assert web.depends_on == (("db", "service_started"),)
+    assert web.depends_restart == ("db",)

@@ -184,7 +184,9 @@ def compare(service: Service, spec: dict[str, Any]) -> list[str]:
 
     built = f"{CI['CI_REGISTRY_IMAGE']}/{service.name}:{CI['CI_COMMIT_SHA']}"
     check("image", service.image, spec.get("image") or (built if "build" in spec else None))
-    env = {k: "" if v is None else _literal(v) for k, v in (spec.get("environment") or {}).items()}
+    # `KEY` with no value and no variable: compose shows null and the container has no KEY
+    # (the engine leaves a bare `KEY` out of the process environment), as with the deployer
+    env = {k: _literal(v) for k, v in (spec.get("environment") or {}).items() if v is not None}
     check("environment", service.env_dict, env)
     check("command", service.command, _words(spec.get("command")))
     check("entrypoint", service.entrypoint, _words(spec.get("entrypoint")))
@@ -313,7 +315,76 @@ def acceptance(outcomes: dict[str, Outcome]) -> tuple[int, int]:
     return sum(1 for o in outcomes.values() if not o.problems), len(outcomes)
 
 
-@pytest.mark.xfail(strict=True, reason="the 90% acceptance goal of the corpus is not met yet")
+_POLICY = re.compile(
+    r"^[^:\n]+:\d+:\d+: services\.[^.\s]+\.(volumes\[\d+\]|[a-z_]+): .*refused by the "
+    r'safety policy.*add "[a-z=_-]+"( and "[a-z=_-]+")* to `policy: \{allow: \[\.\.\.\]\}`'
+)
+
+
+def refused_by_policy(o: Outcome) -> bool:
+    """Every problem is the safety policy's, located at the key (a volume at its own entry)
+    and naming the ``policy.allow`` entry that would accept it."""
+    return bool(o.problems) and all(_POLICY.match(p) for p in o.problems)
+
+
+def figures(outcomes: dict[str, Outcome]) -> dict[str, int]:
+    out = {"accepted": 0, "policy": 0, "compose refuses too": 0, "other": 0}
+    for o in outcomes.values():
+        if not o.problems:
+            out["accepted"] += 1
+        elif refused_by_policy(o):
+            out["policy"] += 1
+        elif not o.compose_ok:
+            out["compose refuses too"] += 1
+        else:
+            out["other"] += 1
+    return out
+
+
+def test_every_refusal_is_the_policy_or_compose_refuses_too(
+    outcomes: dict[str, Outcome],
+) -> None:
+    other = {
+        o.case.id: o.problems
+        for o in outcomes.values()
+        if o.problems and o.compose_ok and not refused_by_policy(o)
+    }
+    assert not other, other
+    for o in outcomes.values():
+        assert all("Traceback" not in p for p in o.problems)
+
+
+def test_policy_refusals_point_at_the_volume_line(outcomes: dict[str, Outcome]) -> None:
+    """A refused bind mount is reported at its own entry of ``volumes:``, on the line the
+    compose file writes it."""
+    volumes = [
+        (o, p)
+        for o in outcomes.values()
+        if refused_by_policy(o)
+        for p in o.problems
+        if ".volumes[" in p
+    ]
+    assert volumes
+    for o, p in volumes:
+        file, line = p.split(":")[0], int(p.split(":")[1])
+        written = Path(file).read_text().splitlines()[line - 1]
+        shown = re.search(r'bind mount of "([^"]+)"', p)
+        assert shown is not None, p
+        source = shown.group(1).split(":")[0]
+        assert source in written, (o.case.id, p, written)
+
+
+def test_acceptance_without_the_policy_refusals(outcomes: dict[str, Outcome]) -> None:
+    """The share of the files the safety policy does not refuse that are accepted."""
+    f = figures(outcomes)
+    considered = len(outcomes) - f["policy"]
+    print(f"corpus: {f} of {len(outcomes)}")
+    assert f["accepted"] >= GOAL * considered, f
+
+
+@pytest.mark.xfail(
+    strict=True, reason="the policy refuses 13 of 87 files: at most 85% can be accepted"
+)
 def test_corpus_acceptance_goal(outcomes: dict[str, Outcome]) -> None:
     accepted, total = acceptance(outcomes)
     assert accepted >= GOAL * total, f"accepted {accepted} of {total}"

@@ -58,6 +58,18 @@ def depends_on(b: Builder, raw: Any) -> tuple[tuple[str, str], ...]:
     return ()
 
 
+def depends_restart(raw: Any, kept: tuple[tuple[str, str], ...]) -> tuple[str, ...]:
+    """The dependencies with ``restart: true`` (of those kept: an absent optional one goes)."""
+    if not isinstance(raw, dict):
+        return ()
+    names = {d for d, _ in kept}
+    return tuple(
+        d
+        for d, spec in raw.items()
+        if d in names and isinstance(spec, dict) and spec.get("restart") is True
+    )
+
+
 # -- checks across services ---------------------------------------------------------------
 def cross_checks(b: Builder, services: list[Service], raw_services: Any) -> None:
     if not isinstance(raw_services, dict):
@@ -91,6 +103,11 @@ def dependencies(b: Builder, raw_services: dict[str, Any]) -> None:
                 )
             else:
                 graph[name].append(dep)
+        links = raw.get("links")
+        for item in links if isinstance(links, list) else []:
+            target = str(item).partition(":")[0]
+            if target in raw_services and target != name and target not in graph[name]:
+                graph[name].append(target)  # links start the linked service first too
     for cycle in cycles(graph):
         b.err(
             ("services", cycle[0], "depends_on"),

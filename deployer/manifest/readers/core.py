@@ -11,7 +11,7 @@ from deployer.manifest import parse
 from deployer.manifest import repofiles as R
 from deployer.manifest.model import FileMount, Manifest, Service, Warning_
 from deployer.manifest.problems import Path, Problem
-from deployer.manifest.readers import checks, pipeline, routes, security, service, top
+from deployer.manifest.readers import checks, network, pipeline, routes, security, service, top
 from deployer.manifest.readers.values import APP_NAME, MAX_DURATION, scalar_text, slug
 from deployer.manifest.schema import is_secret
 from deployer.manifest.yamlpos import Doc
@@ -157,4 +157,5 @@ class Builder:
                 svc = service.service(self, name, raw)
                 if svc is not None:
                     out.append(svc)
+            out = network.link_aliases(out, raw_services)
         return out

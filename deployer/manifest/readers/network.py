@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from deployer.manifest import parse
-from deployer.manifest.model import NetworkAttachment, Port
+from deployer.manifest.model import NetworkAttachment, Port, Service
 from deployer.manifest.problems import Path
 from deployer.manifest.readers.values import is_ip, port_int
 
@@ -125,3 +126,28 @@ def extra_hosts(b: Builder, path: Path, raw: Any) -> tuple[str, ...]:
                 continue
             out.append(f"{host}:{ip}")
     return tuple(out)
+
+
+def link_aliases(services: list[Service], raw_services: dict[str, Any]) -> list[Service]:
+    """Each service with the aliases other services link to it by (``links: [db:database]``),
+    on the networks both join: containers of the linked service are reachable at the alias,
+    as the compose specification says."""
+    found: dict[str, set[tuple[str, str]]] = {}
+    joined = {s.name: _joined(s) for s in services}
+    for svc in services:
+        links = raw_services.get(svc.name, {}).get("links") or []
+        for item in links if isinstance(links, list) else []:
+            target, _, alias = str(item).partition(":")
+            if alias and alias != target and target in joined:
+                shared = joined[target] & joined[svc.name]
+                found.setdefault(target, set()).update((n, alias) for n in shared)
+    return [
+        replace(s, link_aliases=tuple(sorted(found[s.name]))) if found.get(s.name) else s
+        for s in services
+    ]
+
+
+def _joined(svc: Service) -> set[str]:
+    if svc.network_mode:
+        return set()
+    return {a.name for a in svc.networks} or {"default"}

@@ -134,6 +134,9 @@ def read_deploy(b: Builder, path: Path, raw: dict[str, Any], out: dict[str, Any]
 def read_healthcheck(b: Builder, path: Path, raw: dict[str, Any], out: dict[str, Any]) -> None:
     out["healthcheck"] = checks.healthcheck(b, (*path, "healthcheck"), raw.get("healthcheck"))
     out["depends_on"] = checks.depends_on(b, raw.get("depends_on"))
+    restart = checks.depends_restart(raw.get("depends_on"), out["depends_on"])
+    if restart:
+        out["depends_restart"] = restart
 
 
 def read_restart(b: Builder, path: Path, raw: dict[str, Any], out: dict[str, Any]) -> None:
@@ -201,6 +204,31 @@ def read_safety(b: Builder, path: Path, raw: dict[str, Any], out: dict[str, Any]
     )
 
 
+def read_links(b: Builder, path: Path, raw: dict[str, Any], out: dict[str, Any]) -> None:
+    """``links: [SERVICE[:ALIAS]]``: the linked services start first; their aliases are
+    added to the linked service's containers afterwards (``network.link_aliases``)."""
+    links = raw.get("links")
+    targets = []
+    for i, item in enumerate(links if isinstance(links, list) else []):
+        if not isinstance(item, str):
+            continue
+        target, _, alias = item.partition(":")
+        if target == path[-1]:
+            b.err((*path, "links", i), f'service "{target}" links to itself', "remove it")
+        elif target not in b.service_names:
+            b.err(
+                (*path, "links", i),
+                f'"{item}" links to the service "{target}", which is not defined',
+                "name one of: " + ", ".join(sorted(b.service_names)),
+            )
+        elif alias and not SERVICE_NAME.match(alias):
+            b.err((*path, "links", i), f'"{alias}" is not a valid alias (a host name)')
+        elif target not in targets:
+            targets.append(target)
+    if targets:
+        out["links"] = tuple(targets)
+
+
 def read_proxy(b: Builder, path: Path, raw: dict[str, Any], out: dict[str, Any]) -> None:
     out["proxy"] = routes.route(b, path, raw)
 
@@ -263,6 +291,7 @@ READERS: tuple[Reader, ...] = (
     read_logging,
     read_labels,
     read_safety,
+    read_links,
     read_proxy,
     read_compose_keys,
     read_command,
