@@ -1,11 +1,8 @@
-"""The edge proxy's cost, side by side in one run:
-
-1. wall time to update 10 proxied services v1 → v2 (`deployer deploy`, start-first through
-   the edge proxy, probes through the proxy on two of the routes counting failed
-   requests) vs Docker Compose v2 `docker compose up -d --wait` updating the same 10
-   services (health-gated, stop-first, no public port);
-2. requests per second through the proxy vs straight to the container (wrk, from
-   Debian's packages, 10 s, 2 threads, 32 connections).
+"""The edge proxy's cost, side by side in one run: wall time to update 10 proxied
+services v1 → v2 (`deployer deploy`, start-first through the edge proxy, probes through
+the proxy on two of the routes counting failed requests) vs Docker Compose v2
+`docker compose up -d --wait` updating the same 10 services (health-gated, stop-first,
+no public port). Requests per second through the proxy: bench/proxy_throughput.py.
 
 Every tool runs as a fresh process. The web server is busybox httpd (serves /version,
 closes every connection, exits at once on SIGTERM), so the proxy opens a connection to it
@@ -19,9 +16,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import re
 import secrets
-import shutil
 import statistics
 import subprocess
 import sys
@@ -36,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.proxy_downtime import build_proxy_image  # noqa: E402
-from bench.proxy_probe import ProxyProbe, get  # noqa: E402
+from bench.proxy_probe import ProxyProbe  # noqa: E402
 from bench.rollout_probe import ensure_web, remove_app  # noqa: E402
 from tests.composev2 import binary as compose_binary  # noqa: E402
 
@@ -133,44 +128,6 @@ def compose(v1: str, v2: str, n: int) -> float:
             )
 
 
-def wrk(url: str, host: str) -> float:
-    exe = shutil.which("wrk")
-    if exe is None:
-        raise SystemExit("wrk is missing: apt-get install wrk (scripts/testenv.sh installs it)")
-    out = subprocess.run(
-        [exe, "-t2", "-c32", "-d10s", "-H", f"Host: {host}", url],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    ).stdout
-    m = re.search(r"Requests/sec:\s+([\d.]+)", out)
-    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    if m is None:
-        raise SystemExit(f"wrk printed no rate:\n{out}")
-    if errors:
-        print(f"  (wrk: {errors.group(1)} non-2xx answers from {url})")
-    return float(m.group(1))
-
-
-def throughput(client: docker.DockerClient, v1: str, image: str) -> tuple[float, float]:
-    app = "bench" + secrets.token_hex(4)
-    with tempfile.TemporaryDirectory() as d:
-        m = Path(d) / "deploy.yml"
-        m.write_text(manifest_text(app, 1, image))
-        try:
-            deployer(m, v1)
-            host = f"web0.{app}.test"
-            assert get(f"127.0.0.1:{PROXY_PORT}", host)[0] == 200
-            c = client.containers.get(f"{app}-bench-web0-1")
-            ip = next(iter(c.attrs["NetworkSettings"]["Networks"].values()))["IPAddress"]
-            direct = wrk(f"http://{ip}:8080/version", host)
-            proxied = wrk(f"http://127.0.0.1:{PROXY_PORT}/version", host)
-            return proxied, direct
-        finally:
-            cleanup_ours(client, app)
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     ap.add_argument("--rounds", type=int, default=1)
@@ -182,14 +139,12 @@ def main() -> int:
     ours_t: list[float] = []
     comp_t: list[float] = []
     requests = failed = 0
-    rates: list[tuple[float, float]] = []
     for _ in range(args.rounds):
         t, r, f = ours(client, v1, v2, args.services, image)
         ours_t.append(t)
         requests += r
         failed += f
         comp_t.append(compose(v1, v2, args.services))
-        rates.append(throughput(client, v1, image))
     o, c = statistics.median(ours_t), statistics.median(comp_t)
     print(f"update of {args.services} services v1 → v2, {args.rounds} round(s), medians")
     print(
@@ -197,11 +152,6 @@ def main() -> int:
         f"  probes: {requests} requests, {failed} failed"
     )
     print(f"  Compose v2 up -d --wait                      {c:6.2f}s")
-    p = statistics.median(r[0] for r in rates)
-    dr = statistics.median(r[1] for r in rates)
-    print("requests per second (wrk -t2 -c32 -d10s), medians")
-    print(f"  through the edge proxy  {p:9.0f}  ({p / dr:.2f}x)")
-    print(f"  straight to the container {dr:7.0f}")
     return 0
 
 
