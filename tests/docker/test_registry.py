@@ -12,7 +12,7 @@ from deployer.docker.host import connect_host
 from deployer.docker.registry import auth_for, registry_of
 from deployer.errors import InvalidInput, Unreachable
 from deployer.manifest.model import RegistryAuth
-from tests.testenv import TestEnv, repo_digest
+from tests.testenv import TestEnv, push_as, repo_digest
 
 
 @pytest.mark.parametrize(
@@ -82,19 +82,22 @@ def test_deploy_token_before_job_token_and_only_for_ci_registry() -> None:
 
 @pytest.mark.integration
 def test_resolve_gives_the_registry_digest_without_pulling(
-    testenv: TestEnv, engine2: docker.DockerClient
+    testenv: TestEnv, engine: docker.DockerClient, engine2: docker.DockerClient, app: str
 ) -> None:
-    # On the second engine over TLS: the image is not pulled by resolving it.
-    ref = f"{testenv.registry}/testapp/task:v1"
+    # On the second engine over TLS: the image is not pulled by resolving it. The repository
+    # is this test's own, so no other test's pull or removal on that engine can hide a pull
+    # or look like one.
+    repo = f"{testenv.registry}/testapp/resolve-{app}"
+    pushed = push_as(engine, testenv.image_task, f"{repo}:v1")
     host = connect_host(testenv.tls_host, testenv.tls_environ())
     try:
-        before = {i.id for i in engine2.images.list()}
-        digest = host.resolve(ref, None)
-        assert {i.id for i in engine2.images.list()} == before
+        digest = host.resolve(f"{repo}:v1", None)
     finally:
         host.close()
-    assert digest.startswith(f"{testenv.registry}/testapp/task@sha256:")
-    assert digest == repo_digest(engine2, ref)
+    refs = [r for i in engine2.images.list() for r in i.tags + i.attrs.get("RepoDigests", [])]
+    assert [r for r in refs if r.startswith((f"{repo}:", f"{repo}@"))] == []
+    assert digest.startswith(f"{repo}@sha256:")
+    assert digest == pushed == repo_digest(engine2, f"{repo}:v1")
 
 
 @pytest.mark.integration

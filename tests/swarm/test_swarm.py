@@ -51,14 +51,19 @@ def running_images(swarm: docker.DockerClient, name: str) -> list[str]:
 
 
 def served_versions(swarm: docker.DockerClient, name: str) -> list[str]:
-    """GET /version from every running task, through its host-mode published port."""
+    """GET /version from every running task, through its host-mode published port.
+
+    The port is read from the task's container, bound on 0.0.0.0: an engine-picked host
+    port may differ between IPv4 and IPv6 (the task's PortStatus lists both, without the
+    address), and only the IPv4 one answers on 127.0.0.1."""
     api: Any = swarm.api
     out = []
     for t in api.tasks(filters={"service": name, "desired-state": "running"}):
-        published = {
-            p["PublishedPort"] for p in (t["Status"].get("PortStatus") or {}).get("Ports") or []
-        }
-        for port in sorted(published):  # listed once per address family
+        container = api.inspect_container(t["Status"]["ContainerStatus"]["ContainerID"])
+        bindings = container["NetworkSettings"]["Ports"].get("8080/tcp") or []
+        ports = sorted({b["HostPort"] for b in bindings if b["HostIp"] == "0.0.0.0"})
+        assert ports, f"task {t['ID']} publishes no IPv4 port: {bindings}"
+        for port in ports:
             url = f"http://127.0.0.1:{port}/version"
             with urllib.request.urlopen(url, timeout=5) as resp:
                 out.append(resp.read().decode().strip())
