@@ -13,17 +13,64 @@ Fixtures (stable; see tests/testenv/README.md):
                    com.docker.compose.project=<app_name> on both engines. Yields a
                    ``Cleanup`` to register more (``cleanup.later(fn)``).
 ``app``            function: ``app_name`` with ``cleanup`` active: what most tests want.
+
+Parallel runs (pytest-xdist, ``-n N --dist loadgroup``, as scripts/test runs the suite): the
+tests of one ``xdist_group`` run in one worker, one after another; every other test may run
+beside any other. ``pytest_collection_modifyitems`` below puts a test in a group when it
+shares state that two workers must not use at once (see ``GROUPS``). Session-scoped fixtures
+run once per worker: each must be safe to run in several processes at once (locks in
+``.testenv``, unique names).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import docker
 import pytest
 
 from tests.testenv import TestEnv, TestEnvNotUp, client, unique_app
 from tests.testenv import cleanup as remove_app
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# (fixture name or path under tests/, group): the first that matches a test gives its group.
+GROUPS: tuple[tuple[str, str], ...] = (
+    # edge proxies published on fixed host ports (18091, 1835x, 1837x), pebble on 18370
+    ("tests/proxy/", "edge-proxy"),
+    # the single-node swarm of the main engine: services converge on one manager
+    ("swarm", "swarm"),
+    # gitlab-ci-local pipelines: each job a node process and a deployer, heavy on CPU
+    ("gitlab_ci_local", "gitlab-ci-local"),
+    # a webhook server on fixed port 18451 (and 18452 closed)
+    ("tests/test_notify.py", "port-18451"),
+    # a fake GitLab on fixed port 18100
+    ("tests/report/test_secrets.py", "port-18100"),
+    # the deployer's image, built once per worker by a session fixture
+    ("tests/test_image.py", "deployer-image"),
+    # a module fixture runs compose on the whole corpus, once per worker that runs the module
+    ("tests/manifest/test_compose_corpus.py", "compose-corpus"),
+    # fixed subnets, one of 200 picked from the app name: two at once could collide
+    ("tests/docker/test_compose_keys.py", "fixed-subnets"),
+)
+
+
+def xdist_group(item: pytest.Item) -> str | None:
+    path = item.path.relative_to(ROOT).as_posix()
+    fixtures = set(getattr(item, "fixturenames", ()))
+    for key, group in GROUPS:
+        if key in fixtures or (key.startswith("tests/") and path.startswith(key)):
+            return group
+    return None
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the marks
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        group = xdist_group(item)
+        if group is not None and item.get_closest_marker("xdist_group") is None:
+            item.add_marker(pytest.mark.xdist_group(group))
 
 
 @pytest.fixture(scope="session")

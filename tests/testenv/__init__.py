@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import fcntl
 import hashlib
 import json
 import secrets
@@ -27,6 +28,20 @@ from deployer import labels as L
 
 ROOT = Path(__file__).resolve().parents[2]
 ENV_FILE = ROOT / ".testenv" / "env"
+
+
+@contextlib.contextmanager
+def exclusive(name: str) -> Iterator[None]:
+    """Holds the lock ``name`` of the test environment: one process at a time (the workers
+    of a parallel run, and any other run on the same peers) runs the block."""
+    locks = ROOT / ".testenv" / "locks"
+    locks.mkdir(parents=True, exist_ok=True)
+    with open(locks / f"{name}.lock", "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 class TestEnvNotUp(RuntimeError):

@@ -1,0 +1,44 @@
+"""The suite runs in parallel workers (scripts/test: pytest-xdist with ``--dist loadgroup``)
+and relies on ``xdist_group`` to keep the tests that share state in one worker (GROUPS in
+tests/conftest.py). A pytest or pytest-xdist release that stops honouring the groups fails
+here, instead of as tests that now and then meet on a shared port."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_a_group_runs_in_one_worker_and_other_tests_spread() -> None:
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-n",
+            "2",
+            "--dist",
+            "loadgroup",
+            "-p",
+            "no:cacheprovider",
+            "-v",
+            "tests/proxy/test_routes.py",  # pure tests, in the edge-proxy group by their path
+            "tests/test_plan.py",  # pure tests, in no group
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    ran = re.findall(r"^\[(gw\d+)\] .*PASSED (\S+)", proc.stdout, re.M)
+    grouped = {w for w, test in ran if test.startswith("tests/proxy/test_routes.py")}
+    others = {w for w, test in ran if test.startswith("tests/test_plan.py")}
+    assert len([t for _, t in ran if t.startswith("tests/proxy/")]) == 5, proc.stdout
+    assert len(grouped) == 1, proc.stdout
+    assert others == {"gw0", "gw1"}, proc.stdout
