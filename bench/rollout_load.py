@@ -5,7 +5,7 @@ v1 to v2 on the local engine; the last service's new containers crash at start. 
 deploy must fail with exit 1 (not 5), every old container must serve again, and no step
 may fail with "Address already in use" (a drained container was reconnected with a pinned
 IP; once stopped, another new container could take that address and the rollback could
-not start it again: deployer/docker/containers.py ``stop`` releases it).
+not start it again: deployer/docker/containers.py ``start`` releases it then).
 
 Printed: the first deploy's time, the failing update's time to the failure, the rollback's
 time, the exit code, old containers running afterwards, "Address already in use" count,

@@ -485,18 +485,34 @@ def ensure_aliases(
 
 
 def stop(client: docker.DockerClient, host: str, container_id: str, timeout: float) -> None:
-    """Stop with the container's stop signal, then SIGKILL after ``timeout`` seconds.
-
-    A stopped container keeps no pinned address: ``detach_aliases`` reconnects a draining
-    container with its IP pinned, and once it stops another container may take that IP;
-    a rollback starting it again would then fail ("Address already in use"). So it is
-    reconnected without one and gets a free address when it starts again.
-    """
+    """Stop with the container's stop signal, then SIGKILL after ``timeout`` seconds."""
     api: docker.APIClient = client.api
     with wrapped(f"stop {container_id[:12]}", host):
         # docker-py extends the HTTP read timeout by the grace period itself.
         api.stop(container_id, timeout=int(max(timeout, 0)))
+
+
+def start(client: docker.DockerClient, host: str, container_id: str) -> None:
+    """Start the container; one whose pinned address another container took meanwhile
+    gives it up and starts on a free one.
+
+    ``detach_aliases`` and ``attach_aliases`` reconnect a container with its IP pinned (so
+    connections in flight survive), and once it stops another container may take that IP:
+    starting it again fails ("Address already in use"). Then it is reconnected without a
+    pinned address and started again. This is done when a start needs it, not at every
+    stop: a deploy stops every old container and starts one again only to roll back, and
+    each reconnect is two network operations the engine runs one at a time.
+    """
+    with wrapped(f"start {container_id[:12]}", host):
+        try:
+            client.api.start(container_id)
+            return
+        except docker.errors.APIError as e:
+            if "already in use" not in str(e).lower():
+                raise
     release_addresses(client, host, container_id)
+    with wrapped(f"start {container_id[:12]}", host):
+        client.api.start(container_id)
 
 
 def release_addresses(client: docker.DockerClient, host: str, container_id: str) -> None:

@@ -117,8 +117,7 @@ class DockerHost:
         )
 
     def start(self, container_id: str) -> None:
-        with _containers.wrapped(f"start {container_id[:12]}", self._name):
-            self.api.start(container_id)
+        _containers.start(self.client, self._name, container_id)
 
     def stop(self, container_id: str, timeout: float) -> None:
         _containers.stop(self.client, self._name, container_id, timeout)
