@@ -44,13 +44,27 @@ while [ $# -ge 2 ]; do
   shift 2
 done
 """
-# drain PATTERN ROUNDS: every 0.1 s count the connections /proc/net/tcp{,6} lists matching
-# PATTERN, until none or ROUNDS checks; prints the last count
-_DRAIN = r"""
+# switch PATH ADDRESS WANTED ROUNDS: print what PATH held, write ADDRESS into it (aside,
+# then renamed over). With ROUNDS > 0, drain: every 0.1 s count the open connections
+# (/proc/net/tcp{,6}: the remote address, then any state but 06 TIME_WAIT, 07 CLOSE,
+# 0A LISTEN) to the hex addresses WANTED ("A|B") and to what PATH held, until none or
+# ROUNDS checks. Prints "busy <count>" last.
+_SWITCH = r"""
+prev=$(cat "$1" 2>/dev/null); echo "$prev"
+mkdir -p "$(dirname "$1")" && printf '%s' "$2" > "$1.tmp" && mv -f "$1.tmp" "$1" || exit 1
+want=$3; rounds=$4
+case "$prev" in
+  "$2"|"") ;;
+  *.*.*.*:*)
+    ip=${prev%:*}; port=${prev##*:}
+    hex=$(IFS=.; set -- $ip; printf '%02X%02X%02X%02X:%04X' "$4" "$3" "$2" "$1" "$port") &&
+      want="${want:+$want|}$hex|0000000000000000FFFF0000$hex" ;;
+esac
+if [ "$rounds" -eq 0 ] || [ -z "$want" ]; then echo "busy 0"; exit 0; fi
 i=0
 while :; do
-  n=$(cat /proc/net/tcp /proc/net/tcp6 2>/dev/null | grep -c -E "$1")
-  if [ "$n" -eq 0 ] || [ "$i" -ge "$2" ]; then echo "$n"; exit 0; fi
+  n=$(cat /proc/net/tcp /proc/net/tcp6 2>/dev/null | grep -c -E " ($want) (0[1-589]|0B) ")
+  if [ "$n" -eq 0 ] || [ "$i" -ge "$rounds" ]; then echo "busy $n"; exit 0; fi
   i=$((i + 1))
   sleep 0.1
 done
@@ -299,79 +313,36 @@ class CaddyHost:
         if code != 0:
             raise EdgeError(f"{self.host}: could not write the upstreams: {out.strip()[:300]}")
 
-    def connections_to(self, address: str) -> int:
-        """Open TCP connections from the proxy to ``ip:port`` (in-flight or idle)."""
-        ip, _, port = address.rpartition(":")
-        try:
-            want = _hex_addr(ip, int(port))
-        except ValueError:
-            return 0
-        # Go's sockets are dual-stack: IPv4 peers show in tcp6 as ::ffff:a.b.c.d
-        _code, out = self.exec(["sh", "-c", "cat /proc/net/tcp /proc/net/tcp6 2>/dev/null"])
-        if not out:
-            return 0
-        mapped = "0000000000000000FFFF0000" + want
-        n = 0
-        for line in out.splitlines():
-            cols = line.split()
-            # remote address, state: any but 06 TIME_WAIT, 07 CLOSE, 0A LISTEN
-            if (
-                len(cols) > 3
-                and cols[2].upper() in (want, mapped)
-                and cols[3]
-                not in (
-                    "06",
-                    "07",
-                    "0A",
-                )
-            ):
-                n += 1
-        return n
-
-    def drain(self, addresses: Sequence[str], timeout: float) -> int:
-        """Wait, inside the proxy (one exec), until it holds no open TCP connection to any
-        of ``addresses`` (in-flight or idle), at most ``timeout`` seconds; the connections
-        still open then."""
-        wanted: list[str] = []
-        for address in addresses:
-            ip, _, port = address.rpartition(":")
-            try:
-                want = _hex_addr(ip, int(port))
-            except ValueError:
-                continue
-            # Go's sockets are dual-stack: IPv4 peers show in tcp6 as ::ffff:a.b.c.d
-            wanted += [want, "0000000000000000FFFF0000" + want]
-        if not wanted:
-            return 0
-        # remote address, then the state: any but 06 TIME_WAIT, 07 CLOSE, 0A LISTEN
-        pattern = f" ({'|'.join(wanted)}) (0[1-589]|0B) "
-        rounds = str(max(1, int(timeout * 10)))
-        code, out = self.exec(["sh", "-c", _DRAIN, "drain", pattern, rounds])
-        text = out.strip().rsplit("\n", 1)[-1].strip()
-        if code != 0 or not text.isdigit():
-            raise EdgeError(f"{self.host}: could not watch the drain: {out.strip()[:300]}")
-        return int(text)
-
     def reachable(self, address: str, path: str | None, timeout: float = 5.0) -> str | None:
         """None when ``address`` answers (HTTP 2xx/3xx on ``path``, or a TCP connect)."""
         code, out = self.exec(["sh", "-c", _check(address, path, timeout), "check"])
         return None if code == 0 else (out.strip() or f"exit {code}")
 
     def switch_upstream(
-        self, path: str, address: str, check: str | None, timeout: float = 5.0
-    ) -> tuple[bool, str]:
+        self,
+        path: str,
+        address: str,
+        check: str | None,
+        timeout: float = 5.0,
+        *,
+        drain: Sequence[str] | None = None,
+        drain_timeout: float = 0.0,
+    ) -> tuple[bool, str, int]:
         """In one exec: when ``address`` answers (``check`` path, or a TCP connect), write
-        it as the upstream ``path``. (True, the previous upstream) or (False, why not)."""
-        script = (
-            f"{_check(address, check, timeout)} || exit 3\n"
-            'cat "$1" 2>/dev/null; echo; ' + _WRITE.replace("$2", "$3").replace("$1", "$2")
-        )
-        code, out = self.exec(["sh", "-c", script, "switch", path, path, address])
+        it as the upstream ``path``. Then, with ``drain`` (addresses other slots held), wait
+        until the proxy holds no open TCP connection to them nor to what ``path`` held
+        (in-flight or idle; counted every 0.1 s), at most ``drain_timeout`` seconds.
+        (True, the previous upstream, the connections still open) or (False, why not, 0)."""
+        script = f"{_check(address, check, timeout)} || exit 3\n{_SWITCH}"
+        wanted = _drain_hex(drain or ())
+        rounds = str(max(1, int(drain_timeout * 10))) if drain is not None else "0"
+        code, out = self.exec(["sh", "-c", script, "switch", path, address, wanted, rounds])
         if code == 3:
-            return False, out.strip() or "no answer"
-        if code != 0:
+            return False, out.strip() or "no answer", 0
+        lines = out.splitlines()
+        if code != 0 or not lines or not lines[-1].startswith("busy "):
             raise EdgeError(f"{self.host}: could not write the upstream {path}: {out.strip()}")
-        return True, out.strip()
+        return True, lines[0].strip(), int(lines[-1].split()[1])
 
     def connect(self, network: str) -> None:
         self.join([network])
@@ -410,6 +381,20 @@ def _check(address: str, path: str | None, timeout: float) -> str:
         return f"busybox timeout {t} busybox wget -q -O /dev/null 'http://{address}{path}'"
     ip, _, port = address.rpartition(":")
     return f"busybox nc -w {t} {ip} {port} </dev/null"
+
+
+def _drain_hex(addresses: Sequence[str]) -> str:
+    """``A|B|...``: the /proc/net/tcp{,6} forms of ``addresses`` ("" for none)."""
+    wanted: list[str] = []
+    for address in addresses:
+        ip, _, port = address.rpartition(":")
+        try:
+            want = _hex_addr(ip, int(port))
+        except ValueError:
+            continue
+        # Go's sockets are dual-stack: IPv4 peers show in tcp6 as ::ffff:a.b.c.d
+        wanted += [want, "0000000000000000FFFF0000" + want]
+    return "|".join(wanted)
 
 
 def _hex_addr(ip: str, port: int) -> str:

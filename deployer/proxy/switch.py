@@ -9,9 +9,11 @@ request goes to the new container, requests in flight on the old one finish.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -252,54 +254,97 @@ class EdgeSwitch:
         moves: Sequence[tuple[int, str, str | None]],  # (replica, new id, old id or None)
         journal: Journal,
         timeout: float,
-    ) -> list[str]:
+        *,
+        drain: bool = False,
+    ) -> None:
         """Move each replica's slot to its new container, once every new one answers on
-        the route's port; returns the old addresses (to drain). Each move is journalled
-        with its undo (back to the old container, wherever it runs by then)."""
+        the route's port; with ``drain``, then wait until the proxy holds no connection to
+        what the slots held (requests in flight finished, idle ones closed), at most
+        ``drain_timeout``. The last move and the drain are one exec in the proxy. Each
+        move is journalled, before it is made, with its undo (back to the old container,
+        wherever it runs by then)."""
         proxy = self.proxies[host]
         route = self.route(svc)
         net = self.network(svc)
         news = [
             (rep, f"{proxy.container_ip(new, net)}:{route.port}", old) for rep, new, old in moves
         ]
-        olds: list[str] = []
-        for rep, addr, old in news:
+        t0 = time.monotonic()
+        befores: list[str] = []
+        busy = 0
+        for i, (rep, addr, old) in enumerate(news):
             path = R.upstream_file(self.rid(svc), rep)
-            before = self._switch_when_reachable(host, proxy, svc, path, addr, timeout)
-            if before and before != addr:
-                olds.append(before)
-            undo = self._undo(proxy, path, before, old, net, route.port)
-            journal(host, f"route of {svc.name} replica {rep}", undo)
+            move = _Move()
+            journal(
+                host,
+                f"route of {svc.name} replica {rep}",
+                partial(self._undo, proxy, path, move, old, net, route.port),
+            )
+            last = drain and i == len(news) - 1
+            move.before, busy = self._switch_when_reachable(
+                host, proxy, svc, path, addr, timeout, befores if last else None, move
+            )
+            if move.before and move.before != addr:
+                befores.append(move.before)
             self.line(f"edge proxy: {self._shown(svc)} replica {rep} now {addr}", host)
-        return olds
+        if not drain or not befores:
+            return
+        took = time.monotonic() - t0
+        if busy:
+            self.line(
+                f"edge proxy: drain timeout ({self.edge.drain_timeout:g}s): {busy} connection(s) "
+                "to the old container(s) still open; stopping them",
+                host,
+            )
+        else:
+            self.line(f"edge proxy: switched and old container(s) drained in {took:.1f}s", host)
 
+    @staticmethod
     def _undo(
-        self, proxy: CaddyHost, path: str, before: str, old: str | None, net: str, port: int
-    ) -> Callable[[], None]:
-        def undo() -> None:
-            addr = before
-            if old is not None:
-                try:
-                    addr = f"{proxy.container_ip(old, net)}:{port}"
-                except EdgeError:
-                    addr = before
-            proxy.write_upstream(path, addr)
-
-        return undo
+        proxy: CaddyHost, path: str, move: _Move, old: str | None, net: str, port: int
+    ) -> None:
+        """Back to the old container, at the address it has now and the port the slot
+        named; nothing when the switch was refused before it wrote."""
+        if move.refused:
+            return
+        addr = move.before
+        if old is not None:
+            listens = addr.rpartition(":")[2] if addr else str(port)
+            # not on the network (stopped): the slot gets back what it held
+            with contextlib.suppress(EdgeError):
+                addr = f"{proxy.container_ip(old, net)}:{listens}"
+        proxy.write_upstream(path, addr)
 
     def _switch_when_reachable(
-        self, host: str, proxy: CaddyHost, svc: Service, path: str, addr: str, timeout: float
-    ) -> str:
-        """Write ``addr`` as the upstream once it answers; the previous upstream."""
+        self,
+        host: str,
+        proxy: CaddyHost,
+        svc: Service,
+        path: str,
+        addr: str,
+        timeout: float,
+        drain: Sequence[str] | None,
+        move: _Move,
+    ) -> tuple[str, int]:
+        """Write ``addr`` as the upstream once it answers; with ``drain`` (addresses the
+        group's other slots held), then drain those and what this slot held. The previous
+        upstream and the connections still open."""
         route = self.route(svc)
         deadline = time.monotonic() + max(5.0, timeout)
         problem = "not checked"
         while time.monotonic() < deadline:
-            done, text = proxy.switch_upstream(path, addr, route.healthcheck)
+            done, text, busy = proxy.switch_upstream(
+                path,
+                addr,
+                route.healthcheck,
+                drain=drain,
+                drain_timeout=self.edge.drain_timeout,
+            )
             if done:
-                return text
+                return text, busy
             problem = text
             self.sleep(0.5)
+        move.refused = True  # every try stopped before the write
         what = (
             f"GET {route.healthcheck}"
             if route.healthcheck
@@ -311,24 +356,14 @@ class EdgeSwitch:
             hint=f"check that the container listens on port {route.port} (proxy.port)",
         )
 
-    def drain(self, host: str, olds: Sequence[str]) -> None:
-        """Wait until the proxy holds no connection to the old containers (requests in
-        flight finished, idle ones closed), at most ``drain_timeout``; watched inside the
-        proxy every 0.1 s, in one exec."""
-        if not olds:
-            return
-        proxy = self.proxies[host]
-        t0 = time.monotonic()
-        busy = proxy.drain(olds, self.edge.drain_timeout)
-        took = time.monotonic() - t0
-        if busy:
-            self.line(
-                f"edge proxy: drain timeout ({self.edge.drain_timeout:g}s): {busy} connection(s) "
-                "to the old container(s) still open; stopping them",
-                host,
-            )
-        else:
-            self.line(f"edge proxy: old container(s) drained in {took:.1f}s", host)
+
+@dataclass
+class _Move:
+    """One slot's switch, as its undo knows it: what the slot held (once the switch wrote),
+    or refused (the new container never answered: nothing was written)."""
+
+    before: str = ""
+    refused: bool = False
 
 
 def _listeners(edge: EdgeProxy) -> tuple[str, ...]:

@@ -183,15 +183,7 @@ def _edge_switch(
         (item.replica, cid, item.old.id if item.old else None)
         for item, cid in zip(group, new, strict=True)
     ]
-    olds = r.edge.switch(
-        host,
-        svc,
-        moves,
-        r.do,
-        r.manifest.rollout.health_timeout,
-    )
-    if drain:
-        r.edge.drain(host, olds)
+    r.edge.switch(host, svc, moves, r.do, r.manifest.rollout.health_timeout, drain=drain)
     return True
 
 
