@@ -12,6 +12,7 @@ import enum
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
+from deployer.errors import InvalidInput
 from deployer.manifest.model import Manifest, Order, Service, differing_parts
 
 
@@ -311,3 +312,18 @@ def make_plan(
         waves=order,
         digests=dict(digests),
     )
+
+
+def check_only(manifest: Manifest, only: Sequence[str] | None) -> list[str] | None:
+    """The services ``--services`` names (None: all), each one of the manifest (exit 2)."""
+    if only is None:
+        return None
+    names = manifest.service_names
+    unknown = [s for s in only if s not in names]
+    if unknown:
+        raise InvalidInput(
+            f"--services: {', '.join(unknown)} not in {manifest.path} "
+            f"(environment {manifest.environment.name})",
+            hint=f"the services are: {', '.join(names)}",
+        )
+    return list(only)

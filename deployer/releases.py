@@ -93,3 +93,22 @@ def release_record(  # the one way a release is written down, on both engines
         created_at=created_at,
         files=files or {},
     )
+
+
+def with_release_files(manifest: Manifest, release: Release) -> Manifest:
+    """The manifest with the files ``release`` mounted: a rollback mounts the copies of
+    that release (still on the hosts: retention keeps them with the release), not the
+    checkout's."""
+    from dataclasses import replace
+
+    from deployer.manifest.model import FileMount
+
+    services = []
+    for svc in manifest.services:
+        recs = release.files.get(svc.name)
+        if svc.name in release.digests and (recs or svc.files):
+            files = tuple(FileMount(**rec) for rec in recs or ())  # type: ignore[arg-type]
+            services.append(replace(svc, files=files))
+        else:
+            services.append(svc)
+    return replace(manifest, services=tuple(services))

@@ -19,7 +19,7 @@ from deployer.docker.host import DockerHost, connect_host
 from deployer.docker.registry import auth_for
 from deployer.errors import DeployerError, InvalidInput, Unreachable
 from deployer.manifest.model import Manifest
-from deployer.plan import Observed, Plan, make_plan
+from deployer.plan import Observed, Plan, check_only, make_plan
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -139,30 +139,16 @@ def observe_all(manifest: Manifest, hosts: Sequence[DockerHost]) -> list[Observe
     return [r for r in results if isinstance(r, Observed)]
 
 
-def check_only(manifest: Manifest, only: Sequence[str] | None) -> list[str] | None:
-    if only is None:
-        return None
-    names = manifest.service_names
-    unknown = [s for s in only if s not in names]
-    if unknown:
-        raise InvalidInput(
-            f"--services: {', '.join(unknown)} not in {manifest.path} "
-            f"(environment {manifest.environment.name})",
-            hint=f"the services are: {', '.join(names)}",
-        )
-    return list(only)
-
-
 def check_bind_links(manifest: Manifest, hosts: Sequence[DockerHost]) -> None:
     """Refuse a bind whose source is, on a host, a symlink to a protected path: before
     anything of the app changes (exit 2)."""
-    from deployer.docker.symlinks import bind_sources, check_binds
+    from deployer.docker.symlinks import bind_sources
 
     if not bind_sources(manifest):
         return
     errors = [
         e
-        for e in _parallel(lambda h: check_binds(manifest, h.client, h.name), hosts)
+        for e in _parallel(lambda h: h.check_binds(manifest), hosts)
         if isinstance(e, DeployerError)
     ]
     _raise_first(errors)
@@ -224,7 +210,7 @@ def prepare(
         if not hosts:
             raise Unreachable(f"environment {manifest.environment.name} has no hosts")
         check_bind_links(manifest, hosts)
-        check_engine_api(manifest, [(h.name, h.conn.api_version) for h in hosts])
+        check_engine_api(manifest, [(h.name, h.api_version) for h in hosts])
         digests = resolve_digests(manifest, hosts[0], environ, scope)
         observed = observe_all(manifest, hosts)
         plan = make_plan(manifest, observed, digests, scope)

@@ -13,20 +13,20 @@ label) · 5 failed and the rollback failed too.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
-import signal
-import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
-from typing import TextIO
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, TextIO
 
-from deployer.commands.finish import finish_early, report
+from deployer.commands.finish import conclude, finish_early
 from deployer.context import Context
-from deployer.errors import EXIT_OK, DeployerError, InvalidInput
-from deployer.manifest.model import Manifest, RegistryAuth
-from deployer.plan import Plan
+from deployer.errors import DeployerError, InvalidInput
+from deployer.manifest.model import Manifest
+from deployer.plan import Observed, Plan
 from deployer.report.log import JobLog
+
+if TYPE_CHECKING:
+    from deployer.docker.host import DockerHost
 
 
 def duration_arg(value: str | None, flag: str) -> float:
@@ -54,8 +54,9 @@ def context_for(manifest: Manifest, environ: Mapping[str, str]) -> Context:
 
 def run(args: argparse.Namespace, out: TextIO, environ: Mapping[str, str] | None = None) -> int:
     from deployer.commands.plan import services_arg
+    from deployer.plan import check_only
     from deployer.report.plan import render
-    from deployer.targets import check_only, connect_hosts, prepare
+    from deployer.target import open_target
 
     env = dict(os.environ if environ is None else environ)
     wait_lock = duration_arg(getattr(args, "wait_lock", None), "--wait-lock")
@@ -73,35 +74,21 @@ def run(args: argparse.Namespace, out: TextIO, environ: Mapping[str, str] | None
         raise
     for note in [*ctx.notes, *gate_notes]:
         log.line(note)
-    if manifest.environment.engine == "swarm":
-        from deployer.swarm import commands as swarm
-
-        return swarm.deploy(manifest, env, only, ctx, args, log, started, wait_lock=wait_lock)
-    try:
-        check_only(manifest, only)  # a bad --services fails before connecting
-        with log.section("connect", f"Connecting to {manifest.environment.name}'s host(s)"):
-            hosts = connect_hosts(manifest, env)
-            for h in hosts:
-                log.line(f"{h.name}: connected")
-        with log.section("plan", f"Plan: {manifest.app} → {manifest.environment.name}"):
-            prepared = prepare(manifest, env, only, connected=hosts)
-    except DeployerError as e:
-        finish_early(e, manifest, ctx, env, args, log, started)
-        raise
-    with prepared:
-        log.text(render(prepared.plan, "text"))
-        return apply(
-            manifest,
-            prepared.plan,
-            prepared.hosts_by_name,
-            prepared.observed_by_name,
-            ctx,
-            env,
-            args,
-            log,
-            wait_lock=wait_lock,
-            kind="deploy",
-        )
+    with open_target(manifest, env, ctx) as target:
+        try:
+            check_only(manifest, only)  # a bad --services fails before connecting
+            target.connect(log)
+            plan = target.plan(only, log)
+        except DeployerError as e:
+            finish_early(e, manifest, ctx, env, args, log, started, hosts=target.reached)
+            raise
+        log.text(render(plan, "text"))
+        try:
+            applied = target.apply(plan, log, kind="deploy", wait_lock=wait_lock, started=started)
+        except DeployerError as e:
+            finish_early(e, manifest, ctx, env, args, log, started, hosts=target.reached)
+            raise
+        return conclude(applied, ctx, target.manifest, env, args, log, kind="deploy")
 
 
 def gates(ctx: Context, manifest: Manifest, *, force: bool) -> list[str]:
@@ -110,22 +97,11 @@ def gates(ctx: Context, manifest: Manifest, *, force: bool) -> list[str]:
     return check(ctx, manifest.gitlab, force=force)
 
 
-def auth_lookup(
-    manifest: Manifest, environ: Mapping[str, str]
-) -> Callable[[str], RegistryAuth | None]:
-    from deployer.docker.registry import auth_for
-
-    def lookup(image: str) -> RegistryAuth | None:
-        return auth_for(image, manifest.registries, environ)
-
-    return lookup
-
-
 def apply(  # noqa: PLR0913 (a whole run)
     manifest: Manifest,
     plan: Plan,
-    hosts: Mapping[str, object],
-    observed: Mapping[str, object],
+    hosts: Mapping[str, DockerHost],
+    observed: Mapping[str, Observed],
     ctx: Context,
     environ: Mapping[str, str],
     args: argparse.Namespace,
@@ -134,52 +110,10 @@ def apply(  # noqa: PLR0913 (a whole run)
     wait_lock: float,
     kind: str,
 ) -> int:
-    """Run the rollout of ``plan``, write the summary and reports, exit like the result."""
-    from deployer.docker.host import DockerHost
-    from deployer.rollout import Rollout
+    """Run the rollout of ``plan`` on hosts already connected (a restart's), write the
+    summary and reports, exit like the result."""
+    from deployer.target.containers import ContainerEnvironment
 
-    engines = [h for h in hosts.values() if isinstance(h, DockerHost)]
-    if engines and len(engines) == len(hosts):
-        from deployer.ops.containers import ContainerOperations
-        from deployer.ops.stale import break_stale_lock
-
-        # A lock left by a job that ended (runner lost, kill -9) need not block us.
-        break_stale_lock(
-            ContainerOperations(manifest, engines, environ), environ, ctx.holder, log.line
-        )
-
-    rollout = Rollout(
-        manifest,
-        plan,
-        hosts,  # type: ignore[arg-type]
-        observed,  # type: ignore[arg-type]
-        ctx,
-        log,
-        wait_lock=wait_lock,
-        kind=kind,
-        auth_for=auth_lookup(manifest, environ),
-    )
-    with cancel_on_sigterm(rollout.cancelled, log):
-        result = rollout.run()
-    report(result, ctx, manifest, environ, args, log, kind=kind)
-    if rollout.error is not None:
-        raise rollout.error
-    return EXIT_OK
-
-
-@contextlib.contextmanager
-def cancel_on_sigterm(event: threading.Event, log: JobLog) -> Iterator[None]:
-    """A cancelled job (SIGTERM) stops the rollout at its next step and rolls back."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def on_term(signum: int, frame: object) -> None:
-        log.line("SIGTERM: stopping the deploy at the next step and rolling back")
-        event.set()
-
-    previous = signal.signal(signal.SIGTERM, on_term)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    target = ContainerEnvironment.of(manifest, environ, ctx, hosts.values(), observed)
+    applied = target.apply(plan, log, kind=kind, wait_lock=wait_lock, started=time.time())
+    return conclude(applied, ctx, manifest, environ, args, log, kind=kind)

@@ -11,10 +11,11 @@ import time
 from collections.abc import Mapping, Sequence
 
 from deployer.context import Context
-from deployer.errors import DeployerError
+from deployer.errors import EXIT_OK, DeployerError
 from deployer.manifest.model import Manifest
 from deployer.report.log import JobLog
 from deployer.result import DeployResult, Outcome
+from deployer.target import Applied
 
 
 def report(
@@ -91,3 +92,20 @@ def finish_early(
         hosts=dict.fromkeys(hosts, "unchanged"),
     )
     report(result, ctx, manifest, environ, args, log)
+
+
+def conclude(
+    applied: Applied,
+    ctx: Context,
+    manifest: Manifest,
+    environ: Mapping[str, str],
+    args: argparse.Namespace,
+    log: JobLog,
+    *,
+    kind: str,
+) -> int:
+    """Report how applying a plan ended, and exit like it (the same on both engines)."""
+    report(applied.result, ctx, manifest, environ, args, log, kind=kind)
+    if applied.error is not None:
+        raise applied.error
+    return EXIT_OK

@@ -22,6 +22,7 @@ from typing import Any, TextIO
 
 from deployer.errors import EXIT_CHANGES, EXIT_OK, InvalidInput
 from deployer.manifest.model import Manifest
+from deployer.plan import check_only
 
 
 def load_manifest(path: str, env_name: str | None, environ: Mapping[str, str]) -> Manifest:
@@ -42,7 +43,7 @@ def services_arg(value: str | None) -> list[str] | None:
 
 def run(args: argparse.Namespace, out: TextIO, environ: Mapping[str, str] | None = None) -> int:
     from deployer.report.plan import render
-    from deployer.targets import prepare
+    from deployer.target import open_target
 
     env = dict(os.environ if environ is None else environ)
     only = services_arg(args.services)
@@ -55,19 +56,16 @@ def run(args: argparse.Namespace, out: TextIO, environ: Mapping[str, str] | None
         for s in manifest.services
         if s.build is not None and (only is None or s.name in only)
     ] + data_notes(manifest, only)
-    if manifest.environment.engine == "swarm":
-        from deployer.swarm import commands as swarm
-
-        plan = swarm.plan(manifest, env, only)
-    else:
-        with prepare(manifest, env, only) as prepared:
-            plan = prepared.plan
-            routes = _route_changes(manifest, prepared.hosts)
-        if routes:
-            out.write(_with_routes(render(plan, args.format), args.format, routes))
-            _notes(notes + restart_notes(manifest, plan), args.format, out)
-            out.flush()
-            return _exit(args, plan)
+    with open_target(manifest, env) as target:
+        check_only(manifest, only)
+        target.connect(None)
+        plan = target.plan(only, None)
+        routes = target.routes()
+    if routes:
+        out.write(_with_routes(render(plan, args.format), args.format, routes))
+        _notes(notes + restart_notes(manifest, plan), args.format, out)
+        out.flush()
+        return _exit(args, plan)
     out.write(render(plan, args.format))
     _notes(notes + restart_notes(manifest, plan), args.format, out)
     out.flush()
@@ -125,18 +123,6 @@ def data_notes(manifest: Manifest, only: Sequence[str] | None = None) -> list[st
                 f"{named(manifest, vol.name)}, created empty on each host and kept across "
                 "deploys and rollbacks (`deployer down --volumes` removes it)"
             )
-    return out
-
-
-def _route_changes(manifest: Manifest, hosts: Sequence[Any]) -> list[dict[str, str]]:
-    """The edge proxy's changes per host (public services only)."""
-    if manifest.edge is None:
-        return []
-    from deployer.proxy.status import route_changes
-
-    out: list[dict[str, str]] = []
-    for h in hosts:
-        out.extend(route_changes(manifest, h.client, h.name))
     return out
 
 

@@ -15,38 +15,15 @@ import time
 from collections.abc import Mapping
 from typing import TextIO
 
-from deployer.commands.deploy import apply, context_for, duration_arg, load
-from deployer.commands.finish import finish_early
-from deployer.engine import Release
+from deployer.commands.deploy import context_for, duration_arg, load
+from deployer.commands.finish import conclude, finish_early
 from deployer.errors import DeployerError
-from deployer.manifest.model import Manifest
-from deployer.releases import choose, release_digests
 from deployer.report.log import JobLog
 
 
-def with_release_files(manifest: Manifest, release: Release) -> Manifest:
-    """The manifest with the files ``release`` mounted: a rollback mounts the copies of
-    that release (still on the hosts: retention keeps them with the release), not the
-    checkout's."""
-    from dataclasses import replace
-
-    from deployer.manifest.model import FileMount
-
-    services = []
-    for svc in manifest.services:
-        recs = release.files.get(svc.name)
-        if svc.name in release.digests and (recs or svc.files):
-            files = tuple(FileMount(**rec) for rec in recs or ())  # type: ignore[arg-type]
-            services.append(replace(svc, files=files))
-        else:
-            services.append(svc)
-    return replace(manifest, services=tuple(services))
-
-
 def run(args: argparse.Namespace, out: TextIO, environ: Mapping[str, str] | None = None) -> int:
-    from deployer.plan import make_plan
     from deployer.report.plan import render
-    from deployer.targets import close_all, connect_hosts, observe_all
+    from deployer.target import open_target
 
     env = dict(os.environ if environ is None else environ)
     wait_lock = duration_arg(getattr(args, "wait_lock", None), "--wait-lock")
@@ -56,43 +33,17 @@ def run(args: argparse.Namespace, out: TextIO, environ: Mapping[str, str] | None
     log = JobLog(out, secrets=secret_values(manifest, env))  # container logs may quote them
     ctx = context_for(manifest, env)
     started = time.time()
-    if manifest.environment.engine == "swarm":
-        from deployer.swarm import commands as swarm
-
-        return swarm.rollback(manifest, env, ctx, args, log, started, wait_lock=wait_lock)
-    try:
-        with log.section("connect", f"Connecting to {manifest.environment.name}'s host(s)"):
-            hosts = connect_hosts(manifest, env)
-            for h in hosts:
-                log.line(f"{h.name}: connected")
-    except DeployerError as e:
-        finish_early(e, manifest, ctx, env, args, log, started)
-        raise
-    try:
-        by_name = {h.name: h for h in hosts}
-        first = by_name[sorted(by_name)[0]]
-        releases = list(first.releases(manifest.app, manifest.environment.name))
-        target = choose(releases, getattr(args, "to", None), first.name)
-        digests, only = release_digests(target, manifest)
-        manifest = with_release_files(manifest, target)
-        observed = observe_all(manifest, hosts)
-        plan = make_plan(manifest, observed, digests, only)
-        log.line(
-            f"rolling back {manifest.app}/{manifest.environment.name} to release {target.id}"
-            + (f" (commit {target.commit[:12]})" if target.commit else "")
-        )
+    with open_target(manifest, env, ctx) as target:
+        try:
+            target.connect(log)
+        except DeployerError as e:
+            finish_early(e, manifest, ctx, env, args, log, started)
+            raise
+        plan = target.rollback_plan(getattr(args, "to", None), log)
         log.text(render(plan, "text"))
-        return apply(
-            manifest,
-            plan,
-            by_name,
-            {o.host: o for o in observed},
-            ctx,
-            env,
-            args,
-            log,
-            wait_lock=wait_lock,
-            kind="rollback",
-        )
-    finally:
-        close_all(hosts)
+        try:
+            applied = target.apply(plan, log, kind="rollback", wait_lock=wait_lock, started=started)
+        except DeployerError as e:
+            finish_early(e, manifest, ctx, env, args, log, started, hosts=target.reached)
+            raise
+        return conclude(applied, ctx, target.manifest, env, args, log, kind="rollback")

@@ -40,6 +40,17 @@ class DockerHost:
     def __repr__(self) -> str:
         return f"DockerHost({self._name})"
 
+    @property
+    def api_version(self) -> str:
+        """The Engine API version this host's engine speaks."""
+        return self.conn.api_version
+
+    def check_binds(self, manifest: Manifest) -> None:
+        """Refuse (exit 2) a bind whose source is here a symlink to a protected path."""
+        from deployer.docker.symlinks import check_binds
+
+        check_binds(manifest, self.client, self.name)
+
     # -- read side ----------------------------------------------------------------------
 
     def observe(

@@ -20,7 +20,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import docker
 import docker.errors
@@ -28,7 +28,7 @@ import docker.errors
 from deployer.docker.observe import repository
 from deployer.docker.transport import wrapped_errors
 from deployer.errors import InvalidInput, Unreachable
-from deployer.manifest.model import RegistryAuth
+from deployer.manifest.model import Manifest, RegistryAuth
 
 DOCKER_HUB = "docker.io"
 _HUB_ALIASES = {"docker.io", "index.docker.io", "registry-1.docker.io", "registry.hub.docker.com"}
@@ -174,3 +174,12 @@ def _registry_error(
         f"registry {registry} could not be asked for {image} (via {host}): {text}",
         hint=f"check that {registry} is up and reachable from the Docker host {host}",
     )
+
+
+def auth_lookup(
+    manifest: Manifest, environ: Mapping[str, str]
+) -> Callable[[str], RegistryAuth | None]:
+    def lookup(image: str) -> RegistryAuth | None:
+        return auth_for(image, manifest.registries, environ)
+
+    return lookup

@@ -337,17 +337,25 @@ def run_task(
     return step
 
 
-def raise_for_outcome(result: DeployResult) -> None:
+def error_for(result: DeployResult) -> DeployerError | None:
     """Exit 1 for a deploy that failed and was rolled back, 5 when undoing failed too."""
     if result.outcome is Outcome.ROLLED_BACK:
-        raise DeployFailed(
+        return DeployFailed(
             f"deploy of {result.app}/{result.environment} failed and was rolled back: "
             f"{result.error}",
             hint="see the failed step's log above; the previous release still runs",
         )
     if result.outcome is Outcome.ROLLBACK_FAILED:
-        raise RollbackFailed(
+        return RollbackFailed(
             f"deploy of {result.app}/{result.environment} failed and rolling back failed: "
             f"{result.error}",
             hint="inspect `docker service ps` on the manager and fix by hand",
         )
+    return None
+
+
+def raise_for_outcome(result: DeployResult) -> None:
+    """Raise ``error_for(result)``, if any."""
+    error = error_for(result)
+    if error is not None:
+        raise error

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from deployer.commands.status import _started, _uptime, render_text
+from deployer.docker.status import started_at as _started
+from deployer.report.status import _uptime
+from deployer.report.status import render_containers as render_text
 
 
 def test_uptime_and_started_at() -> None:
