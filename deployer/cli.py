@@ -18,16 +18,18 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import importlib
 import io
 import os
 import sys
 import traceback
 from collections.abc import Sequence
-from typing import TextIO, cast
+from typing import Any, TextIO, cast
 
 from deployer import __version__
 from deployer.errors import EXIT_INTERNAL, EXIT_INVALID, DeployerError
+from deployer.requests import REQUESTS, Request
 
 COMMANDS = {
     "validate": "check the manifest and report every problem with its file, line and key",
@@ -190,6 +192,18 @@ def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 (one argparse ta
     return parser
 
 
+def request_of(args: argparse.Namespace) -> Request:
+    """The command line as the command's typed request (lists as tuples)."""
+    cls = REQUESTS[args.command]
+    given = vars(args)
+    values: dict[str, Any] = {
+        f.name: tuple(given[f.name]) if isinstance(given[f.name], list) else given[f.name]
+        for f in dataclasses.fields(cls)
+        if f.name in given
+    }
+    return cls(**values)
+
+
 class _KeepGoing(io.TextIOBase):
     """The job log's stream, which a closed reader (``deployer deploy | head``) must not
     turn into a deploy abandoned halfway: after a broken pipe, writes are dropped (once
@@ -232,7 +246,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
             build_parser().print_help(out)
             return EXIT_INVALID
         module = importlib.import_module(f"deployer.commands.{args.command}")
-        code: int = module.run(args, out)
+        code: int = module.run(request_of(args), out)
         return code
     except DeployerError as e:
         out.flush()

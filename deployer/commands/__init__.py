@@ -1,1 +1,2 @@
-"""One module per subcommand: each exposes ``run(args, out) -> int``."""
+"""One module per subcommand: each exposes ``run(request, out) -> int``, its typed request
+made by ``cli.py`` (``deployer.requests``)."""

@@ -10,7 +10,6 @@ secrets: they and the registry password are masked in everything printed.
 
 from __future__ import annotations
 
-import argparse
 import os
 from collections.abc import Iterable, Mapping
 from typing import Any, TextIO
@@ -18,6 +17,7 @@ from typing import Any, TextIO
 from deployer.errors import DeployFailed, InvalidInput
 from deployer.manifest.model import Manifest, RegistryAuth, Service
 from deployer.report.redact import Redactor, secret_values
+from deployer.requests import BuildRequest
 
 DEFAULT_HOST = "unix:///var/run/docker.sock"
 BUILD_TIMEOUT = 3600.0
@@ -79,7 +79,7 @@ def _stream(
     return aux
 
 
-def run(args: argparse.Namespace, out: TextIO, environ: Mapping[str, str] | None = None) -> int:
+def run(req: BuildRequest, out: TextIO, environ: Mapping[str, str] | None = None) -> int:
     from deployer.commands.deploy import load
     from deployer.commands.plan import services_arg
     from deployer.docker.connect import connect
@@ -87,14 +87,14 @@ def run(args: argparse.Namespace, out: TextIO, environ: Mapping[str, str] | None
     from deployer.docker.registry import auth_config, registry_of
 
     env = dict(os.environ if environ is None else environ)
-    manifest = load(args, env)
-    services = selected(manifest, services_arg(args.services))
+    manifest = load(req, env)
+    services = selected(manifest, services_arg(req.services))
     known = secret_values(manifest, env)
     secrets = set(known)
     for svc in services:
         assert svc.build is not None
         secrets.update(v for _, v in svc.build.args if len(v) >= 6)
-    auths = {s.name: push_auth(s.image, manifest, env) for s in services} if args.push else {}
+    auths = {s.name: push_auth(s.image, manifest, env) for s in services} if req.push else {}
     secrets.update(a.password for a in auths.values() if a is not None)
     mask = Redactor(secrets, known.names)
     for svc in services:
@@ -130,7 +130,7 @@ def run(args: argparse.Namespace, out: TextIO, environ: Mapping[str, str] | None
                 )
                 image_id = api.inspect_image(svc.image)["Id"]
             out.write(f"{svc.name}: built {svc.image} ({image_id[:19]})\n")
-        if not args.push:
+        if not req.push:
             return 0
         for svc in services:
             repo, _, tag = svc.image.rpartition(":")

@@ -12,7 +12,6 @@ label) · 5 failed and the rollback failed too.
 
 from __future__ import annotations
 
-import argparse
 import os
 import time
 from collections.abc import Mapping
@@ -24,6 +23,7 @@ from deployer.errors import DeployerError, InvalidInput
 from deployer.manifest.model import Manifest
 from deployer.plan import Observed, Plan
 from deployer.report.log import JobLog
+from deployer.requests import DeployRequest, Request
 
 if TYPE_CHECKING:
     from deployer.docker.host import DockerHost
@@ -40,10 +40,10 @@ def duration_arg(value: str | None, flag: str) -> float:
         raise InvalidInput(f"{flag}: {e}", hint=f"for example {flag} 10m") from e
 
 
-def load(args: argparse.Namespace, environ: Mapping[str, str]) -> Manifest:
+def load(req: Request, environ: Mapping[str, str]) -> Manifest:
     from deployer.manifest import load_manifest
 
-    return load_manifest(args.file, args.env, environ)
+    return load_manifest(req.file, req.env, environ)
 
 
 def context_for(manifest: Manifest, environ: Mapping[str, str]) -> Context:
@@ -52,25 +52,25 @@ def context_for(manifest: Manifest, environ: Mapping[str, str]) -> Context:
     return build_context(environ, manifest.gitlab)
 
 
-def run(args: argparse.Namespace, out: TextIO, environ: Mapping[str, str] | None = None) -> int:
+def run(req: DeployRequest, out: TextIO, environ: Mapping[str, str] | None = None) -> int:
     from deployer.commands.plan import services_arg
     from deployer.plan import check_only
     from deployer.report.plan import render
     from deployer.target import open_target
 
     env = dict(os.environ if environ is None else environ)
-    wait_lock = duration_arg(getattr(args, "wait_lock", None), "--wait-lock")
-    only = services_arg(args.services)
-    manifest = load(args, env)
+    wait_lock = duration_arg(req.wait_lock, "--wait-lock")
+    only = services_arg(req.services)
+    manifest = load(req, env)
     from deployer.report.redact import secret_values
 
     log = JobLog(out, secrets=secret_values(manifest, env))  # container logs may quote them
     ctx = context_for(manifest, env)
     started = time.time()
     try:
-        gate_notes = gates(ctx, manifest, force=bool(getattr(args, "force", False)))
+        gate_notes = gates(ctx, manifest, force=bool(req.force))
     except DeployerError as e:  # a freeze or a hold label: reports say so, nothing changed
-        finish_early(e, manifest, ctx, env, args, log, started)
+        finish_early(e, manifest, ctx, env, req, log, started)
         raise
     for note in [*ctx.notes, *gate_notes]:
         log.line(note)
@@ -80,15 +80,15 @@ def run(args: argparse.Namespace, out: TextIO, environ: Mapping[str, str] | None
             target.connect(log)
             plan = target.plan(only, log)
         except DeployerError as e:
-            finish_early(e, manifest, ctx, env, args, log, started, hosts=target.reached)
+            finish_early(e, manifest, ctx, env, req, log, started, hosts=target.reached)
             raise
         log.text(render(plan, "text"))
         try:
             applied = target.apply(plan, log, kind="deploy", wait_lock=wait_lock, started=started)
         except DeployerError as e:
-            finish_early(e, manifest, ctx, env, args, log, started, hosts=target.reached)
+            finish_early(e, manifest, ctx, env, req, log, started, hosts=target.reached)
             raise
-        return conclude(applied, ctx, target.manifest, env, args, log, kind="deploy")
+        return conclude(applied, ctx, target.manifest, env, req, log, kind="deploy")
 
 
 def gates(ctx: Context, manifest: Manifest, *, force: bool) -> list[str]:
@@ -104,7 +104,7 @@ def apply(  # noqa: PLR0913 (a whole run)
     observed: Mapping[str, Observed],
     ctx: Context,
     environ: Mapping[str, str],
-    args: argparse.Namespace,
+    req: Request,
     log: JobLog,
     *,
     wait_lock: float,
@@ -116,4 +116,4 @@ def apply(  # noqa: PLR0913 (a whole run)
 
     target = ContainerEnvironment.of(manifest, environ, ctx, hosts.values(), observed)
     applied = target.apply(plan, log, kind=kind, wait_lock=wait_lock, started=time.time())
-    return conclude(applied, ctx, manifest, environ, args, log, kind=kind)
+    return conclude(applied, ctx, manifest, environ, req, log, kind=kind)

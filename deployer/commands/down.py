@@ -9,7 +9,6 @@ typing the environment's name on a terminal). Runs under the deploy lock: refuse
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import time
@@ -17,6 +16,7 @@ from collections.abc import Mapping
 from typing import TextIO
 
 from deployer.errors import EXIT_OK, DeployerError, InvalidInput
+from deployer.requests import DownRequest
 
 
 def confirm_volumes(env_name: str, yes: bool, stdin: TextIO | None = None) -> None:
@@ -40,7 +40,7 @@ def confirm_volumes(env_name: str, yes: bool, stdin: TextIO | None = None) -> No
         raise InvalidInput("--volumes not confirmed: nothing was removed")
 
 
-def run(args: argparse.Namespace, out: TextIO, environ: Mapping[str, str] | None = None) -> int:
+def run(req: DownRequest, out: TextIO, environ: Mapping[str, str] | None = None) -> int:
     from deployer.commands.deploy import context_for, load
     from deployer.notify import notify_command, outcome_of_error
     from deployer.ops import open_environment
@@ -48,9 +48,9 @@ def run(args: argparse.Namespace, out: TextIO, environ: Mapping[str, str] | None
     from deployer.result import Outcome
 
     env = dict(os.environ if environ is None else environ)
-    manifest = load(args, env)
-    if args.volumes:
-        confirm_volumes(manifest.environment.name, args.yes)
+    manifest = load(req, env)
+    if req.volumes:
+        confirm_volumes(manifest.environment.name, req.yes)
     log = JobLog(out)
     ctx = context_for(manifest, env)
     started = time.time()
@@ -61,7 +61,7 @@ def run(args: argparse.Namespace, out: TextIO, environ: Mapping[str, str] | None
             removed = ops.down(
                 holder=ctx.holder,
                 ttl=manifest.rollout.lock_ttl,
-                volumes=args.volumes,
+                volumes=req.volumes,
                 say=log.line,
             )
         finally:

@@ -9,7 +9,6 @@ busy host, or after the engine restarted, older ones are gone.
 
 from __future__ import annotations
 
-import argparse
 import os
 import time
 from collections.abc import Mapping
@@ -17,9 +16,10 @@ from datetime import UTC, datetime
 from typing import TextIO
 
 from deployer.errors import EXIT_OK
+from deployer.requests import EventsRequest
 
 
-def run(args: argparse.Namespace, out: TextIO, environ: Mapping[str, str] | None = None) -> int:
+def run(req: EventsRequest, out: TextIO, environ: Mapping[str, str] | None = None) -> int:
     from deployer.commands.deploy import load
     from deployer.commands.logs import time_arg
     from deployer.ops import open_environment
@@ -27,9 +27,9 @@ def run(args: argparse.Namespace, out: TextIO, environ: Mapping[str, str] | None
 
     env = dict(os.environ if environ is None else environ)
     now = time.time()
-    since = time_arg(args.since or "1h", "--since", now) or now - 3600
-    until = time_arg(args.until, "--until", now) or now
-    manifest = load(args, env)
+    since = time_arg(req.since or "1h", "--since", now) or now - 3600
+    until = time_arg(req.until, "--until", now) or now
+    manifest = load(req, env)
     ops = open_environment(manifest, env)
     try:
         found = ops.events(since, until)

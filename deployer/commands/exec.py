@@ -6,7 +6,6 @@ or ``--host`` says which), streams its output, and exits with the command's exit
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 from collections.abc import Mapping, Sequence
@@ -14,6 +13,7 @@ from typing import TextIO
 
 from deployer.errors import InvalidInput
 from deployer.ops import Replica
+from deployer.requests import ExecRequest
 
 
 def choose(
@@ -48,16 +48,16 @@ def command_arg(command: Sequence[str]) -> list[str]:
     return cmd
 
 
-def run(args: argparse.Namespace, out: TextIO, environ: Mapping[str, str] | None = None) -> int:
+def run(req: ExecRequest, out: TextIO, environ: Mapping[str, str] | None = None) -> int:
     from deployer.commands.deploy import load
     from deployer.ops import open_environment
 
     env = dict(os.environ if environ is None else environ)
-    cmd = command_arg(args.argv)
-    manifest = load(args, env)
-    if args.service not in manifest.service_names:
+    cmd = command_arg(req.argv)
+    manifest = load(req, env)
+    if req.service not in manifest.service_names:
         raise InvalidInput(
-            f"{args.service}: not a service of {manifest.path}",
+            f"{req.service}: not a service of {manifest.path}",
             hint=f"the services are: {', '.join(manifest.service_names)}",
         )
     ops = open_environment(manifest, env)
@@ -71,7 +71,7 @@ def run(args: argparse.Namespace, out: TextIO, environ: Mapping[str, str] | None
         sys.stderr.flush()
 
     try:
-        target = choose(ops.replicas([args.service]), args.service, args.replica, args.host)
+        target = choose(ops.replicas([req.service]), req.service, req.replica, req.host)
         return ops.exec(target, cmd, to_out, to_err)
     finally:
         ops.close()

@@ -6,7 +6,6 @@ Shared by both engines' commands, so it depends on no command module.
 
 from __future__ import annotations
 
-import argparse
 import time
 from collections.abc import Mapping, Sequence
 
@@ -14,6 +13,7 @@ from deployer.context import Context
 from deployer.errors import EXIT_OK, DeployerError
 from deployer.manifest.model import Manifest
 from deployer.report.log import JobLog
+from deployer.requests import Request
 from deployer.result import DeployResult, Outcome
 from deployer.target import Applied
 
@@ -23,7 +23,7 @@ def report(
     ctx: Context,
     manifest: Manifest | None,
     environ: Mapping[str, str],
-    args: argparse.Namespace,
+    request: Request,
     log: JobLog,
     *,
     kind: str | None = None,
@@ -39,7 +39,7 @@ def report(
 
     write_summary(log, result)
     secrets = secret_values(manifest, environ)
-    report_dir = getattr(args, "report_dir", None)
+    report_dir = request.report_dir
     if report_dir:
         try:
             paths = write_reports(
@@ -61,7 +61,7 @@ def report(
             manifest.notify,
             result,
             ctx,
-            kind or getattr(args, "command", None) or "deploy",
+            kind or request.command,
             redact=Redactor(secrets),
             log=log.line,
         )
@@ -72,7 +72,7 @@ def finish_early(
     manifest: Manifest,
     ctx: Context,
     environ: Mapping[str, str],
-    args: argparse.Namespace,
+    request: Request,
     log: JobLog,
     started: float,
     hosts: Sequence[str] = (),
@@ -91,7 +91,7 @@ def finish_early(
         url=manifest.environment.url,
         hosts=dict.fromkeys(hosts, "unchanged"),
     )
-    report(result, ctx, manifest, environ, args, log)
+    report(result, ctx, manifest, environ, request, log)
 
 
 def conclude(
@@ -99,13 +99,13 @@ def conclude(
     ctx: Context,
     manifest: Manifest,
     environ: Mapping[str, str],
-    args: argparse.Namespace,
+    request: Request,
     log: JobLog,
     *,
     kind: str,
 ) -> int:
     """Report how applying a plan ended, and exit like it (the same on both engines)."""
-    report(applied.result, ctx, manifest, environ, args, log, kind=kind)
+    report(applied.result, ctx, manifest, environ, request, log, kind=kind)
     if applied.error is not None:
         raise applied.error
     return EXIT_OK

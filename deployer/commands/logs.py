@@ -10,7 +10,6 @@ Ctrl-C or SIGTERM.
 
 from __future__ import annotations
 
-import argparse
 import os
 import signal
 import sys
@@ -24,6 +23,7 @@ from typing import TextIO
 
 from deployer.errors import EXIT_OK, InvalidInput
 from deployer.ops import LogLine, Operations
+from deployer.requests import LogsRequest
 
 FOLLOW_POLL = 1.0
 # A line's engine timestamp may trail the moment we read (clock of the container's
@@ -132,7 +132,7 @@ def follow(
         seen = {k for k in seen if k[1] >= last - OVERLAP_NS}
 
 
-def run(args: argparse.Namespace, out: TextIO, environ: Mapping[str, str] | None = None) -> int:
+def run(req: LogsRequest, out: TextIO, environ: Mapping[str, str] | None = None) -> int:
     from deployer.commands.deploy import load
     from deployer.ops import open_environment
     from deployer.report.log import in_gitlab_ci
@@ -140,33 +140,33 @@ def run(args: argparse.Namespace, out: TextIO, environ: Mapping[str, str] | None
 
     env = dict(os.environ if environ is None else environ)
     now = time.time()
-    since = time_arg(args.since, "--since", now)
-    until = time_arg(args.until, "--until", now)
-    if args.tail is not None and args.tail < 0:
-        raise InvalidInput(f"--tail {args.tail}: must be 0 or more")
-    if args.follow and until is not None:
+    since = time_arg(req.since, "--since", now)
+    until = time_arg(req.until, "--until", now)
+    if req.tail is not None and req.tail < 0:
+        raise InvalidInput(f"--tail {req.tail}: must be 0 or more")
+    if req.follow and until is not None:
         raise InvalidInput("--follow and --until cannot go together", hint="drop one of them")
-    manifest = load(args, env)
-    unknown = [s for s in args.services if s not in manifest.service_names]
+    manifest = load(req, env)
+    unknown = [s for s in req.services if s not in manifest.service_names]
     if unknown:
         raise InvalidInput(
             f"{', '.join(unknown)}: not a service of {manifest.path} "
             f"(environment {manifest.environment.name})",
             hint=f"the services are: {', '.join(manifest.service_names)}",
         )
-    colour = args.color == "always" or (
-        args.color == "auto" and not in_gitlab_ci(env) and sys.stdout.isatty()
+    colour = req.color == "always" or (
+        req.color == "auto" and not in_gitlab_ci(env) and sys.stdout.isatty()
     )
-    printer = Printer(out, secret_values(manifest, env), colour, args.grep)
+    printer = Printer(out, secret_values(manifest, env), colour, req.grep)
     ops = open_environment(manifest, env)
     try:
-        lines = ops.logs(args.services, since=since, until=until, tail=args.tail)
+        lines = ops.logs(req.services, since=since, until=until, tail=req.tail)
         printer.write(lines)
-        if args.follow:
+        if req.follow:
             stop = threading.Event()
             start_ns = max([int(now * 1e9)] + [line.time_ns for line in lines])
             with stop_on_signals(stop):
-                follow(ops, args.services, printer, start_ns, stop, lines)
+                follow(ops, req.services, printer, start_ns, stop, lines)
     finally:
         ops.close()
     return EXIT_OK

@@ -13,7 +13,6 @@ read, the plan is validate-only and says why in one line (exit 0).
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
@@ -23,6 +22,7 @@ from typing import Any, TextIO
 from deployer.errors import EXIT_CHANGES, EXIT_OK, InvalidInput
 from deployer.manifest.model import Manifest
 from deployer.plan import check_only
+from deployer.requests import PlanRequest
 
 
 def load_manifest(path: str, env_name: str | None, environ: Mapping[str, str]) -> Manifest:
@@ -41,15 +41,15 @@ def services_arg(value: str | None) -> list[str] | None:
     return names
 
 
-def run(args: argparse.Namespace, out: TextIO, environ: Mapping[str, str] | None = None) -> int:
+def run(req: PlanRequest, out: TextIO, environ: Mapping[str, str] | None = None) -> int:
     from deployer.report.plan import render
     from deployer.target import open_target
 
     env = dict(os.environ if environ is None else environ)
-    only = services_arg(args.services)
-    manifest = load_manifest(args.file, args.env, env)
-    if getattr(args, "against", "hosts") == "last-deployment":
-        return run_against_last_deployment(args, manifest, env, out)
+    only = services_arg(req.services)
+    manifest = load_manifest(req.file, req.env, env)
+    if req.against == "last-deployment":
+        return run_against_last_deployment(req, manifest, env, out)
     notes = [
         f"{s.name}: `build:` is not used at deploy time; the deploy runs the image {s.image}"
         + (" (the name `deployer build --push` pushes to)" if s.build.image_defaulted else "")
@@ -62,19 +62,19 @@ def run(args: argparse.Namespace, out: TextIO, environ: Mapping[str, str] | None
         plan = target.plan(only, None)
         routes = target.routes()
     if routes:
-        out.write(_with_routes(render(plan, args.format), args.format, routes))
-        _notes(notes + restart_notes(manifest, plan), args.format, out)
+        out.write(_with_routes(render(plan, req.format), req.format, routes))
+        _notes(notes + restart_notes(manifest, plan), req.format, out)
         out.flush()
-        return _exit(args, plan)
-    out.write(render(plan, args.format))
-    _notes(notes + restart_notes(manifest, plan), args.format, out)
+        return _exit(req, plan)
+    out.write(render(plan, req.format))
+    _notes(notes + restart_notes(manifest, plan), req.format, out)
     out.flush()
     from deployer.gitlab.notes import share_plan
 
     note = share_plan(plan, env)  # MR pipelines only; stderr keeps --format json clean
     if note:
         print(note, file=sys.stderr)
-    if args.detailed_exitcode and plan.changes:
+    if req.detailed_exitcode and plan.changes:
         return EXIT_CHANGES
     return EXIT_OK
 
@@ -136,14 +136,14 @@ def _with_routes(text: str, fmt: str, routes: list[dict[str, str]]) -> str:
     return text.rstrip("\n") + "\n" + "\n".join(lines) + "\n"
 
 
-def _exit(args: argparse.Namespace, plan: Any) -> int:
-    if args.detailed_exitcode and plan.changes:
+def _exit(req: PlanRequest, plan: Any) -> int:
+    if req.detailed_exitcode and plan.changes:
         return EXIT_CHANGES
     return EXIT_OK
 
 
 def run_against_last_deployment(
-    args: argparse.Namespace, manifest: Manifest, env: Mapping[str, str], out: TextIO
+    req: PlanRequest, manifest: Manifest, env: Mapping[str, str], out: TextIO
 ) -> int:
     """The manifest against the last successful deployment's recorded state; validate-only
     (with the reason) when it cannot be read. No host is contacted."""
@@ -152,11 +152,11 @@ def run_against_last_deployment(
 
     name = manifest.environment.name
     try:
-        report, source = last_deployment_report(env, name, args.artifact, app=manifest.app)
+        report, source = last_deployment_report(env, name, req.artifact, app=manifest.app)
         plan = baseline.compare(manifest, report, source)
     except (Unavailable, baseline.NotAState) as e:
         reason = str(e) if isinstance(e, Unavailable) else f"the recorded report: {e}"
-        if args.format == "json":
+        if req.format == "json":
             json.dump({"against": "last-deployment", "validate_only": reason}, out)
             out.write("\n")
         else:
@@ -164,10 +164,10 @@ def run_against_last_deployment(
             out.write(f"{manifest.path}: valid for {name} ({len(manifest.services)} services)\n")
         out.flush()
         return EXIT_OK
-    if args.format == "json":
+    if req.format == "json":
         json.dump(baseline.as_dict(plan), out, indent=2)
         out.write("\n")
-    elif args.format == "markdown":
+    elif req.format == "markdown":
         out.write(baseline.render_markdown(plan))
     else:
         out.write(baseline.render_text(plan))
@@ -179,6 +179,6 @@ def run_against_last_deployment(
         body = PLAN_MARKER.format(app=plan.app, env=plan.environment) + "\n\n"
         body += baseline.render_markdown(plan)
         print(post_note(from_variables(env), body, env, what="plan"), file=sys.stderr)
-    if args.detailed_exitcode and plan.changed:
+    if req.detailed_exitcode and plan.changed:
         return EXIT_CHANGES
     return EXIT_OK

@@ -10,23 +10,23 @@ manifest: that is a deploy.
 
 from __future__ import annotations
 
-import argparse
 import os
 from collections.abc import Mapping
 from typing import TextIO
 
 from deployer.errors import InvalidInput
+from deployer.requests import RestartRequest
 
 
-def run(args: argparse.Namespace, out: TextIO, environ: Mapping[str, str] | None = None) -> int:
+def run(req: RestartRequest, out: TextIO, environ: Mapping[str, str] | None = None) -> int:
     from deployer.commands.deploy import apply, context_for, load
     from deployer.ops import open_environment
     from deployer.report.log import JobLog
     from deployer.report.redact import secret_values
 
     env = dict(os.environ if environ is None else environ)
-    manifest = load(args, env)
-    services = [s for part in args.services for s in part.split(",") if s]
+    manifest = load(req, env)
+    services = [s for part in req.services for s in part.split(",") if s]
     unknown = [s for s in services if s not in manifest.service_names]
     if not services or unknown:
         raise InvalidInput(
@@ -40,7 +40,7 @@ def run(args: argparse.Namespace, out: TextIO, environ: Mapping[str, str] | None
     ops = open_environment(manifest, env)
     try:
         return ops.restart(
-            services, hard=args.hard, context=ctx, log=log, args=args, apply=apply
+            services, hard=req.hard, context=ctx, log=log, request=req, apply=apply
         )
     finally:
         ops.close()

@@ -9,7 +9,6 @@ a new release, so rolling back twice returns to where you started.
 
 from __future__ import annotations
 
-import argparse
 import os
 import time
 from collections.abc import Mapping
@@ -19,15 +18,16 @@ from deployer.commands.deploy import context_for, duration_arg, load
 from deployer.commands.finish import conclude, finish_early
 from deployer.errors import DeployerError
 from deployer.report.log import JobLog
+from deployer.requests import RollbackRequest
 
 
-def run(args: argparse.Namespace, out: TextIO, environ: Mapping[str, str] | None = None) -> int:
+def run(req: RollbackRequest, out: TextIO, environ: Mapping[str, str] | None = None) -> int:
     from deployer.report.plan import render
     from deployer.target import open_target
 
     env = dict(os.environ if environ is None else environ)
-    wait_lock = duration_arg(getattr(args, "wait_lock", None), "--wait-lock")
-    manifest = load(args, env)
+    wait_lock = duration_arg(req.wait_lock, "--wait-lock")
+    manifest = load(req, env)
     from deployer.report.redact import secret_values
 
     log = JobLog(out, secrets=secret_values(manifest, env))  # container logs may quote them
@@ -37,13 +37,13 @@ def run(args: argparse.Namespace, out: TextIO, environ: Mapping[str, str] | None
         try:
             target.connect(log)
         except DeployerError as e:
-            finish_early(e, manifest, ctx, env, args, log, started)
+            finish_early(e, manifest, ctx, env, req, log, started)
             raise
-        plan = target.rollback_plan(getattr(args, "to", None), log)
+        plan = target.rollback_plan(req.to, log)
         log.text(render(plan, "text"))
         try:
             applied = target.apply(plan, log, kind="rollback", wait_lock=wait_lock, started=started)
         except DeployerError as e:
-            finish_early(e, manifest, ctx, env, args, log, started, hosts=target.reached)
+            finish_early(e, manifest, ctx, env, req, log, started, hosts=target.reached)
             raise
-        return conclude(applied, ctx, target.manifest, env, args, log, kind="rollback")
+        return conclude(applied, ctx, target.manifest, env, req, log, kind="rollback")

@@ -7,13 +7,13 @@ tasks; removed afterwards. Exits with the command's exit code.
 
 from __future__ import annotations
 
-import argparse
 import os
 from collections.abc import Mapping
 from typing import TextIO
 
 from deployer.errors import InvalidInput
 from deployer.manifest.model import Manifest, Task
+from deployer.requests import RunRequest
 
 DEFAULT_TIMEOUT = 600.0
 
@@ -44,15 +44,15 @@ def choose_task(manifest: Manifest, name: str | None, service: str | None, argv:
     return Task("run", service, tuple(command), "before-deploy", DEFAULT_TIMEOUT)
 
 
-def run(args: argparse.Namespace, out: TextIO, environ: Mapping[str, str] | None = None) -> int:
+def run(req: RunRequest, out: TextIO, environ: Mapping[str, str] | None = None) -> int:
     from deployer.commands.deploy import load
     from deployer.ops import open_environment
     from deployer.report.log import JobLog
     from deployer.report.redact import secret_values
 
     env = dict(os.environ if environ is None else environ)
-    manifest = load(args, env)
-    task = choose_task(manifest, args.task, args.service, list(args.argv))
+    manifest = load(req, env)
+    task = choose_task(manifest, req.task, req.service, list(req.argv))
     log = JobLog(out, secrets=secret_values(manifest, env))
     ops = open_environment(manifest, env)
     try:

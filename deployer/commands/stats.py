@@ -7,7 +7,6 @@ seconds until Ctrl-C or SIGTERM.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import os
@@ -17,6 +16,7 @@ from typing import TextIO
 
 from deployer.errors import EXIT_OK
 from deployer.ops import StatRow
+from deployer.requests import StatsRequest
 
 WATCH_EVERY = 5.0
 
@@ -50,25 +50,25 @@ def render(rows: Sequence[StatRow]) -> str:
     return format_table(table, headers) if table else "(nothing of this app runs)\n"
 
 
-def run(args: argparse.Namespace, out: TextIO, environ: Mapping[str, str] | None = None) -> int:
+def run(req: StatsRequest, out: TextIO, environ: Mapping[str, str] | None = None) -> int:
     from deployer.commands.deploy import load
     from deployer.commands.logs import stop_on_signals
     from deployer.ops import open_environment
 
     env = dict(os.environ if environ is None else environ)
-    manifest = load(args, env)
+    manifest = load(req, env)
     ops = open_environment(manifest, env)
     stop = threading.Event()
     try:
         with stop_on_signals(stop):
             while True:
                 rows = ops.stats()
-                if args.format == "json":
+                if req.format == "json":
                     out.write(json.dumps([dataclasses.asdict(r) for r in rows]) + "\n")
                 else:
                     out.write(render(rows))
                 out.flush()
-                if not args.watch or stop.wait(WATCH_EVERY):
+                if not req.watch or stop.wait(WATCH_EVERY):
                     break
                 out.write("\n")
     finally:

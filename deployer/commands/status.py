@@ -7,22 +7,22 @@ and the release records on each host; nothing changes.
 
 from __future__ import annotations
 
-import argparse
 import os
 from collections.abc import Mapping
 from typing import TextIO
 
 from deployer.errors import EXIT_OK
+from deployer.requests import StatusRequest
 
 
-def run(args: argparse.Namespace, out: TextIO, environ: Mapping[str, str] | None = None) -> int:
+def run(req: StatusRequest, out: TextIO, environ: Mapping[str, str] | None = None) -> int:
     from deployer.manifest import load_manifest
     from deployer.target import open_target
 
     env = dict(os.environ if environ is None else environ)
-    manifest = load_manifest(args.file, args.env, env)
+    manifest = load_manifest(req.file, req.env, env)
     with open_target(manifest, env) as target:
         target.connect(None)
-        out.write(target.status(getattr(args, "format", "text")))
+        out.write(target.status(req.format))
     out.flush()
     return EXIT_OK

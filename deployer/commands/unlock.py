@@ -8,22 +8,22 @@ after showing its holder. The lock of a running job is never broken without ``--
 
 from __future__ import annotations
 
-import argparse
 import os
 from collections.abc import Mapping
 from typing import TextIO
 
 from deployer.errors import EXIT_OK
 from deployer.ops.stale import describe, holder_ended
+from deployer.requests import UnlockRequest
 
 
-def run(args: argparse.Namespace, out: TextIO, environ: Mapping[str, str] | None = None) -> int:
+def run(req: UnlockRequest, out: TextIO, environ: Mapping[str, str] | None = None) -> int:
     from deployer.commands.deploy import load
     from deployer.ops import open_environment
     from deployer.report.log import JobLog
 
     env = dict(os.environ if environ is None else environ)
-    manifest = load(args, env)
+    manifest = load(req, env)
     log = JobLog(out)
     ops = open_environment(manifest, env)
     try:
@@ -33,7 +33,7 @@ def run(args: argparse.Namespace, out: TextIO, environ: Mapping[str, str] | None
             return EXIT_OK
         for s in states:
             log.line(describe(s))
-        if args.force:
+        if req.force:
             log.line("--force: breaking the lock without asking GitLab")
         else:
             holder_ended(states, env, log.line)

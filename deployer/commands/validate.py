@@ -7,18 +7,18 @@ prints a one-line summary and exits 0. Warnings never change the exit code. Valu
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 from typing import TextIO
 
 from deployer.errors import EXIT_INVALID, EXIT_OK
 from deployer.manifest import check_manifest
+from deployer.requests import ValidateRequest
 
 
-def run(args: argparse.Namespace, out: TextIO) -> int:
-    report = check_manifest(args.file, args.env, os.environ)
-    if getattr(args, "format", "text") == "json":
+def run(req: ValidateRequest, out: TextIO) -> int:
+    report = check_manifest(req.file, req.env, os.environ)
+    if req.format == "json":
         json.dump(report.as_dict(), out, indent=2)
         out.write("\n")
     else:

@@ -19,6 +19,7 @@ from deployer.manifest.model import Manifest, Task
 if TYPE_CHECKING:
     from deployer.context import Context
     from deployer.report.log import JobLog
+    from deployer.requests import Request
 
 
 @dataclass(frozen=True)
@@ -148,7 +149,7 @@ class Operations(Protocol):
         hard: bool,
         context: Context,
         log: JobLog,
-        args: Any,
+        request: Request,
         apply: Callable[..., int],
     ) -> int:
         """Replace every replica of ``services`` with the same image and configuration

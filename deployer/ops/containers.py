@@ -38,6 +38,7 @@ from deployer.targets import _parallel, _raise_first, close_all, connect_hosts
 if TYPE_CHECKING:
     from deployer.context import Context
     from deployer.report.log import JobLog
+    from deployer.requests import Request
 
 # What `down` removes the containers of: everything of the app's environment but the lock.
 _NOT_LOCK = L.ROLE_LOCK
@@ -337,7 +338,7 @@ class ContainerOperations:
         hard: bool,
         context: Context,
         log: JobLog,
-        args: Any,
+        request: Request,
         apply: Callable[..., int],
     ) -> int:
         from deployer.report.plan import render
@@ -355,7 +356,7 @@ class ContainerOperations:
             observed,
             context,
             self.environ,
-            args,
+            request,
             log,
             wait_lock=0.0,
             kind="restart",

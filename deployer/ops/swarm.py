@@ -33,6 +33,7 @@ from deployer.ops import (
 )
 from deployer.ops.containers import container_logs
 from deployer.report.log import PrintLog
+from deployer.requests import Request
 from deployer.swarm import spec as S
 from deployer.swarm.target import LOCK_EXPIRES, LOCK_HOLDER, SwarmTarget
 
@@ -237,7 +238,7 @@ class SwarmOperations:
         hard: bool,
         context: Any,
         log: Any,
-        args: Any,
+        request: Request,
         apply: Callable[..., int],
     ) -> int:
         """A forced update of each service (new tasks, the same spec) through the
@@ -272,7 +273,7 @@ class SwarmOperations:
         plan = dataclasses.replace(plan, hosts=tuple(hosts))
         log.line(f"restarting {', '.join(services)} on {self.where}, by {context.holder}")
         result = t.apply(plan, log, run_tasks=False, record=False)
-        report(result, context, self.manifest, t.environ, args, log)
+        report(result, context, self.manifest, t.environ, request, log)
         raise_for_outcome(result)
         log.line("restarted; no release recorded")
         return 0
