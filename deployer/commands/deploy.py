@@ -15,18 +15,14 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, TextIO
+from typing import TextIO
 
 from deployer.commands.finish import conclude, finish_early
 from deployer.context import Context
 from deployer.errors import DeployerError, InvalidInput
 from deployer.manifest.model import Manifest
-from deployer.plan import Observed, Plan
 from deployer.report.log import JobLog
 from deployer.requests import DeployRequest, Request
-
-if TYPE_CHECKING:
-    from deployer.docker.host import DockerHost
 
 
 def duration_arg(value: str | None, flag: str) -> float:
@@ -54,6 +50,7 @@ def context_for(manifest: Manifest, environ: Mapping[str, str]) -> Context:
 
 def run(req: DeployRequest, out: TextIO, environ: Mapping[str, str] | None = None) -> int:
     from deployer.commands.plan import services_arg
+    from deployer.gitlab.gates import check as gates
     from deployer.plan import check_only
     from deployer.report.plan import render
     from deployer.target import open_target
@@ -68,7 +65,7 @@ def run(req: DeployRequest, out: TextIO, environ: Mapping[str, str] | None = Non
     ctx = context_for(manifest, env)
     started = time.time()
     try:
-        gate_notes = gates(ctx, manifest, force=bool(req.force))
+        gate_notes = gates(ctx, manifest.gitlab, force=req.force)
     except DeployerError as e:  # a freeze or a hold label: reports say so, nothing changed
         finish_early(e, manifest, ctx, env, req, log, started)
         raise
@@ -89,31 +86,3 @@ def run(req: DeployRequest, out: TextIO, environ: Mapping[str, str] | None = Non
             finish_early(e, manifest, ctx, env, req, log, started, hosts=target.reached)
             raise
         return conclude(applied, ctx, target.manifest, env, req, log, kind="deploy")
-
-
-def gates(ctx: Context, manifest: Manifest, *, force: bool) -> list[str]:
-    from deployer.gitlab.gates import check
-
-    return check(ctx, manifest.gitlab, force=force)
-
-
-def apply(  # noqa: PLR0913 (a whole run)
-    manifest: Manifest,
-    plan: Plan,
-    hosts: Mapping[str, DockerHost],
-    observed: Mapping[str, Observed],
-    ctx: Context,
-    environ: Mapping[str, str],
-    req: Request,
-    log: JobLog,
-    *,
-    wait_lock: float,
-    kind: str,
-) -> int:
-    """Run the rollout of ``plan`` on hosts already connected (a restart's), write the
-    summary and reports, exit like the result."""
-    from deployer.target.containers import ContainerEnvironment
-
-    target = ContainerEnvironment.of(manifest, environ, ctx, hosts.values(), observed)
-    applied = target.apply(plan, log, kind=kind, wait_lock=wait_lock, started=time.time())
-    return conclude(applied, ctx, manifest, environ, req, log, kind=kind)

@@ -11,15 +11,18 @@ manifest: that is a deploy.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
-from typing import TextIO
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any, TextIO
 
 from deployer.errors import InvalidInput
+from deployer.plan import Plan
 from deployer.requests import RestartRequest
 
 
 def run(req: RestartRequest, out: TextIO, environ: Mapping[str, str] | None = None) -> int:
-    from deployer.commands.deploy import apply, context_for, load
+    from deployer.commands.deploy import context_for, load
+    from deployer.commands.finish import conclude
     from deployer.ops import open_environment
     from deployer.report.log import JobLog
     from deployer.report.redact import secret_values
@@ -38,9 +41,16 @@ def run(req: RestartRequest, out: TextIO, environ: Mapping[str, str] | None = No
     log = JobLog(out, secrets=secret_values(manifest, env))
     ctx = context_for(manifest, env)
     ops = open_environment(manifest, env)
+
+    def apply(plan: Plan, hosts: Sequence[Any], observed: Mapping[str, Any]) -> int:
+        """The container rollout of the restart's plan, on the hosts it was made on."""
+        from deployer.target.containers import ContainerEnvironment
+
+        target = ContainerEnvironment.of(manifest, env, ctx, hosts, observed)
+        applied = target.apply(plan, log, kind="restart", wait_lock=0.0, started=time.time())
+        return conclude(applied, ctx, manifest, env, req, log, kind="restart")
+
     try:
-        return ops.restart(
-            services, hard=req.hard, context=ctx, log=log, request=req, apply=apply
-        )
+        return ops.restart(services, hard=req.hard, context=ctx, log=log, request=req, apply=apply)
     finally:
         ops.close()

@@ -82,6 +82,10 @@ class Event:
     detail: str  # "exit code 137", the container's name, ...
 
 
+# A restart's plan applied to the hosts it was made on: (plan, hosts, observed by host).
+RestartApply = Callable[[Any, Sequence[Any], Mapping[str, Any]], int]
+
+
 class Operations(Protocol):
     """What the day-2 commands need of an environment, whatever the engine."""
 
@@ -150,12 +154,13 @@ class Operations(Protocol):
         context: Context,
         log: JobLog,
         request: Request,
-        apply: Callable[..., int],
+        apply: RestartApply,
     ) -> int:
         """Replace every replica of ``services`` with the same image and configuration
         through the rollout (health-gated, rolled back when unhealthy: ``DeployFailed``);
-        no release is recorded. ``apply`` is the deploy's (``commands.deploy.apply``):
-        given by the command, so this layer does not import the commands."""
+        no release is recorded. ``apply(plan, hosts, observed)`` runs the container
+        rollout and reports (given by the command, so this layer does not import the
+        rollout's target); Swarm applies its own."""
         ...
 
     def run(self, task: Task, say: Callable[[str], None]) -> int:

@@ -25,6 +25,7 @@ from deployer.ops import (
     LockState,
     LogLine,
     Replica,
+    RestartApply,
     StatRow,
     engine_events,
     merge,
@@ -339,7 +340,7 @@ class ContainerOperations:
         context: Context,
         log: JobLog,
         request: Request,
-        apply: Callable[..., int],
+        apply: RestartApply,
     ) -> int:
         from deployer.report.plan import render
 
@@ -349,18 +350,7 @@ class ContainerOperations:
             f"({'stop-first' if hard else 'as a rollout'}), by {context.holder}"
         )
         log.text(render(plan, "text"))
-        return apply(
-            self.manifest,
-            plan,
-            {h.name: h for h in self.hosts},
-            observed,
-            context,
-            self.environ,
-            request,
-            log,
-            wait_lock=0.0,
-            kind="restart",
-        )
+        return apply(plan, self.hosts, observed)
 
     # -- logs ---------------------------------------------------------------------------
 

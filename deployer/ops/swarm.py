@@ -25,6 +25,7 @@ from deployer.ops import (
     LockState,
     LogLine,
     Replica,
+    RestartApply,
     StatRow,
     engine_events,
     merge,
@@ -239,7 +240,7 @@ class SwarmOperations:
         context: Any,
         log: Any,
         request: Request,
-        apply: Callable[..., int],
+        apply: RestartApply,
     ) -> int:
         """A forced update of each service (new tasks, the same spec) through the
         deploy's Swarm rollout: Swarm's update order and rollback; no release recorded."""
