@@ -129,7 +129,7 @@ def container_health(sw: SwarmApi, container_id: str | None) -> str:
     return out
 
 
-# -- tasks --------------------------------------------------------------------------
+# -- comparing specs ------------------------------------------------------------------
 
 
 def same_tasks(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:

@@ -105,6 +105,3 @@ def release_lock(sw: SwarmApi, lease: SwarmLease) -> None:
         contextlib.suppress(docker.errors.NotFound),
     ):
         sw.api.remove_config(lease.config_id)
-
-
-# -- writing ------------------------------------------------------------------------

@@ -25,6 +25,7 @@ _NOT_STORED = ("app", "environment", "files")
 
 
 def release_labels(sw: SwarmApi, release: str) -> dict[str, str]:
+    """The labels a release puts on the services and jobs it deploys (empty ones left out)."""
     c = sw.context
     out = {L.RELEASE: release, L.TIME: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     for key, value in (
@@ -40,7 +41,7 @@ def release_labels(sw: SwarmApi, release: str) -> dict[str, str]:
     return out
 
 
-# -- release records (Swarm configs: readable from any manager) ---------------------
+# -- the records ------------------------------------------------------------------------
 
 
 def _release_prefix(sw: SwarmApi) -> str:
