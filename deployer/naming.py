@@ -114,3 +114,10 @@ def stack_volume_name(manifest: Manifest, name: str) -> str:
         if vol.name == name and vol.external:
             return name
     return f"{manifest.app}_{name}"
+
+
+def app_volume_name(manifest: Manifest, name: str) -> str:
+    """The engine's name of a named volume, on the engine of the manifest's environment."""
+    if manifest.environment.engine == "swarm":
+        return stack_volume_name(manifest, name)
+    return volume_name(manifest, name)

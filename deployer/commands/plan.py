@@ -104,9 +104,8 @@ def restart_notes(manifest: Manifest, plan: Any) -> list[str]:
 
 def data_notes(manifest: Manifest, only: Sequence[str] | None = None) -> list[str]:
     """One line per data directory of the compose files: what stands for it on the hosts."""
-    from deployer.naming import stack_volume_name, volume_name
+    from deployer.naming import app_volume_name
 
-    named = stack_volume_name if manifest.environment.engine == "swarm" else volume_name
     out = []
     for vol in manifest.volumes:
         if vol.data_dir is None:
@@ -120,8 +119,8 @@ def data_notes(manifest: Manifest, only: Sequence[str] | None = None) -> list[st
         if users:
             out.append(
                 f"{vol.data_dir} is data ({', '.join(users)}): the volume "
-                f"{named(manifest, vol.name)}, created empty on each host and kept across "
-                "deploys and rollbacks (`deployer down --volumes` removes it)"
+                f"{app_volume_name(manifest, vol.name)}, created empty on each host and kept "
+                "across deploys and rollbacks (`deployer down --volumes` removes it)"
             )
     return out
 
