@@ -255,16 +255,47 @@ def _service_step(desired: Desired, current: list[ObservedContainer], wave: int)
     return replace(base, reasons=("up to date",), old_digest=old)
 
 
+def _relinked(
+    step: Step, desired: Desired, current: list[ObservedContainer], replaced: set[str]
+) -> Step:
+    """A container compose started with ``links:`` names the linked service's container
+    (compose's endpoint links): once that container is replaced, the link points nowhere, so
+    the linking service is replaced too (the deployer's containers reach it by its alias)."""
+    gone = sorted(set(desired.service.links) & replaced)
+    if step.action is not Action.UNCHANGED or not gone:
+        return step
+    adopted = tuple(c.id for c in current if c.adopted_from)
+    if not adopted:
+        return step
+    return replace(
+        step,
+        action=Action.REPLACE,
+        reasons=(
+            f"links to {', '.join(gone)}, which is replaced (compose's link names its container)",
+        ),
+        replace=adopted,
+    )
+
+
 def plan_host(
     observed: Observed, desired: Sequence[Desired], order: tuple[tuple[str, ...], ...]
 ) -> HostPlan:
     by_name = {d.name: d for d in desired}
     wave_of = {name: i for i, wave in enumerate(order) for name in wave}
-    steps = [
-        _service_step(by_name[name], observed.of_service(name), wave_of[name])
-        for wave in order
-        for name in wave
-    ]
+    steps: list[Step] = []
+    replaced: set[str] = set()
+    for wave in order:
+        for name in wave:
+            current = observed.of_service(name)
+            step = _relinked(
+                _service_step(by_name[name], current, wave_of[name]),
+                by_name[name],
+                current,
+                replaced,
+            )
+            if step.action is Action.REPLACE:
+                replaced.add(name)
+            steps.append(step)
     for orphan in sorted(observed.services - set(by_name)):
         containers = observed.of_service(orphan)
         steps.append(

@@ -365,6 +365,38 @@ def _ulimits(svc: Service, i: Inspect) -> bool:
     return have == sorted(svc.ulimits)
 
 
+def _compose_depends(i: Inspect) -> list[tuple[str, str, bool]] | None:
+    """compose records ``depends_on`` (links included) in a label, ``db:service_started:true``
+    (service, condition, restart) joined by commas; None without it (an older compose)."""
+    label = (i.config.get("Labels") or {}).get(_COMPOSE_LABEL + "depends_on")
+    if label is None:
+        return None
+    out = []
+    for part in str(label).split(","):
+        fields = part.split(":")
+        if len(fields) >= 2:
+            out.append((fields[0], fields[1], len(fields) > 2 and fields[2] == "true"))
+    return out
+
+
+def _depends_on(svc: Service, i: Inspect) -> bool:
+    """The dependencies and their conditions (an order of the rollout, recorded by compose)."""
+    have = _compose_depends(i)
+    if have is None:
+        return True
+    want = dict(svc.depends_on)
+    for name in svc.links:
+        want.setdefault(name, "service_started")
+    return {(n, c) for n, c, _ in have} == set(want.items())
+
+
+def _depends_restart(svc: Service, i: Inspect) -> bool:
+    have = _compose_depends(i)
+    if have is None:
+        return not svc.depends_restart
+    return {n for n, _, restart in have if restart} == set(svc.depends_restart)
+
+
 _MIB64 = 64 * 1024 * 1024
 _SWARM_ONLY = (
     "cpus_reservation",
@@ -391,11 +423,11 @@ _COMPARE: dict[str, Callable[[Service, Inspect], bool]] = {
     "networks": _networks,
     "network_mode": _network_mode,
     "healthcheck": _healthcheck,
-    "depends_on": lambda svc, i: True,  # an order of the rollout, not a container setting
+    "depends_on": _depends_on,
     # compose sets a link on the linking container (its endpoint's Links), not an alias on
     # the linked one: the alias resolves for the linking containers either way
     "link_aliases": lambda svc, i: True,
-    "depends_restart": lambda svc, i: True,  # what the rollout does, not a container setting
+    "depends_restart": _depends_restart,
     "labels": _labels,
     "restart": _restart,
     "user": _simple(

@@ -205,7 +205,8 @@ def read_safety(b: Builder, path: Path, raw: dict[str, Any], out: dict[str, Any]
 
 
 def read_links(b: Builder, path: Path, raw: dict[str, Any], out: dict[str, Any]) -> None:
-    """``links: [SERVICE[:ALIAS]]``: the linked services start first; their aliases are
+    """``links: [SERVICE[:ALIAS]]``: the linked services start first, and this one restarts
+    when a deploy replaces them (compose makes a link such a dependency); the aliases are
     added to the linked service's containers afterwards (``network.link_aliases``)."""
     links = raw.get("links")
     targets = []
@@ -227,6 +228,8 @@ def read_links(b: Builder, path: Path, raw: dict[str, Any], out: dict[str, Any])
             targets.append(target)
     if targets:
         out["links"] = tuple(targets)
+        # as compose: a link is a dependency that restarts with the linked service
+        out["depends_restart"] = tuple(dict.fromkeys((*out.get("depends_restart", ()), *targets)))
 
 
 def read_proxy(b: Builder, path: Path, raw: dict[str, Any], out: dict[str, Any]) -> None:
