@@ -36,7 +36,7 @@ services:
     healthcheck:
       test: ["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:8080/version"]
       interval: 500ms
-      timeout: 2s
+      timeout: 10s  # a check under load can take seconds: not what these tests are about
       retries: 2
     deploy:
       replicas: 2

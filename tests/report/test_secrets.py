@@ -57,13 +57,13 @@ services:
     healthcheck:
       test: ["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:8080/version"]
       interval: 1s
-      timeout: 2s
+      timeout: 10s  # a check under load can take seconds: not what these tests are about
       retries: 3
 {extra}secrets:
   signing_key: {{environment: SIGNING_KEY}}
   cert_key: {{file: "${{CERT_KEY_FILE}}"}}
 rollout:
-  health_timeout: 10s
+  health_timeout: 30s
   healthy_after: 1s
   drain: 0s
 """
