@@ -31,7 +31,30 @@ to it survive) run from 2.4 s to 6.2 s: the engine serialises them, about 0.1 s 
 under that load (0.05 s for a disconnect, 0.03 s for a connect on an idle engine;
 serialising them ourselves made it slower); then the 1 s drain, the stops and retention.
 bench/rollout_downtime.py --drain chose that drain: 0.5 s lost a request in 3 of 4
-rounds. No Engine API version changes an endpoint's aliases in place.
+rounds. No Engine API version changes an endpoint's aliases in place. A start-first switch
+is now four reconnects, not six: a stopped old container gives up its pinned address
+only when a rollback's start finds it taken.
+
+Where stop-first's time went (one traced run, 2026-11-29, load average ~23, 16.9 s in
+all): 1.55 s before the first Engine API call (interpreter, imports, manifest and its
+schema, the CI context), 0.6 s more to the first container change (connect, resolve,
+observe, plan, lock, pull checks); then a wave rolled at most 4 services at once and each
+held its slot through its health wait, so the 10 services took three rounds ending at
+6.6, 12.0 and 16.6 s (each start 2.5-4 s, each health check 0.3-1.7 s beside the others
+under that load); release record and retention 0.3 s. Now only the starts queue (4 at
+once per host: create, stop the old one, start); the health waits, switches and the
+watch after them run for every service at once, as `up --wait` waits for all, and the
+health gate polls after 0.05, 0.1, 0.2 s, then every 0.25 s. Measured side by side
+(2026-11-29, 3 interleaved rounds, load average 55, 37, 28; medians): stop-first before
+these changes 16.7 s (2.81x `up -d --wait`), after 9.8 s (1.66x), Compose v2 `up -d
+--wait` 5.9 s; after was faster in every round (19.3 -> 16.6, 16.7 -> 9.8, 8.2 -> 7.0 s).
+This script, 2 rounds at load 43 and 36: start-first 18.6 s (2.55x), stop-first 16.4 s
+(2.25x), v2 `up -d` 6.0 s, v2 `up -d --wait` 7.3 s, 1.29 `up -d` 11.1 s (1.53x).
+
+On this shared machine the last row matters: the deployer's own process spends about
+0.9 s of CPU on such an update (about half of it starting: imports), Compose v2 about
+0.1 s; at a load average L on 2 cores a runnable process gets about 2/L of a core, so
+each CPU second can cost up to L/2 s of wall time and the ratio grows with the load.
 
 Usage: .venv/bin/python bench/rollout_10.py [--rounds N] [--drain S]
 """
@@ -40,6 +63,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import secrets
 import shutil
 import statistics
@@ -75,7 +99,15 @@ def manifest_text(app: str, order: str, drain: float) -> str:
     )
 
 
-def ours(v1: str, v2: str, order: str, drain: float, client: docker.DockerClient) -> float:
+def child_cpu() -> float:
+    """CPU seconds (user + system) of the child processes that ended so far."""
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def ours(
+    v1: str, v2: str, order: str, drain: float, client: docker.DockerClient
+) -> tuple[float, float]:
     app = "bench" + secrets.token_hex(4)
     with tempfile.TemporaryDirectory() as d:
         Path(d, "deploy.yml").write_text(manifest_text(app, order, drain))
@@ -83,7 +115,9 @@ def ours(v1: str, v2: str, order: str, drain: float, client: docker.DockerClient
         cmd = [DEPLOYER, "deploy", "--env", "bench", "--report-dir", str(Path(d, "reports"))]
         try:
             timed(cmd, env, Path(d))
-            return timed(cmd, {**env, "IMAGE": v2}, Path(d))
+            cpu = child_cpu()
+            took = timed(cmd, {**env, "IMAGE": v2}, Path(d))
+            return took, child_cpu() - cpu
         finally:
             remove_app(client, app)
 
@@ -96,7 +130,9 @@ def all_healthy(client: docker.DockerClient, project: str, image: str) -> bool:
     return all("(healthy)" in c["Status"] for c in found)
 
 
-def compose(v1: str, v2: str, client: docker.DockerClient, wait: bool, v1_29: bool) -> float:
+def compose(
+    v1: str, v2: str, client: docker.DockerClient, wait: bool, v1_29: bool
+) -> tuple[float, float]:
     project = "bench" + secrets.token_hex(4)
     with tempfile.TemporaryDirectory() as d:
         f = Path(d) / "docker-compose.yml"
@@ -113,12 +149,14 @@ def compose(v1: str, v2: str, client: docker.DockerClient, wait: bool, v1_29: bo
             subprocess.run([*run, "up", "-d"], env=env, check=True, capture_output=True)
             env["IMAGE"] = v2
             started = time.monotonic()
+            cpu = child_cpu()
             subprocess.run(up, env=env, check=True, capture_output=True)
+            cpu = child_cpu() - cpu
             while wait and v1_29 and not all_healthy(client, project, v2):
                 if time.monotonic() - started > 60:
                     raise SystemExit("compose's containers were not healthy after 60 s")
                 time.sleep(0.1)
-            return time.monotonic() - started
+            return time.monotonic() - started, cpu
         finally:
             subprocess.run([*run, "down", "-t", "10"], check=False, env=env, capture_output=True)
 
@@ -133,7 +171,7 @@ def main() -> int:
     client = docker.DockerClient(base_url=ENGINE)
     v1, v2 = ensure_web(client, "v1"), ensure_web(client, "v2")
     dr = args.drain
-    runs: dict[str, Callable[[], float]] = {
+    runs: dict[str, Callable[[], tuple[float, float]]] = {
         "deployer start-first": lambda: ours(v1, v2, "start-first", dr, client),
         "deployer stop-first": lambda: ours(v1, v2, "stop-first", dr, client),
         "v2 up -d": lambda: compose(v1, v2, client, wait=False, v1_29=False),
@@ -142,16 +180,29 @@ def main() -> int:
         "1.29 + healthy": lambda: compose(v1, v2, client, wait=True, v1_29=True),
     }
     times: dict[str, list[float]] = {k: [] for k in runs}
+    cpus: dict[str, list[float]] = {k: [] for k in runs}
+    loads: list[float] = []
     print(f"update {N} services v1 → v2 (wall time, s)")
-    print(f"{'round':16}" + "".join(f"{k:>22}" for k in runs))
+    print(f"{'round':16}" + "".join(f"{k:>22}" for k in runs) + "   load")
     for r in range(args.rounds):
         for name, fn in runs.items():  # interleaved: the machine's noise hits every column
-            times[name].append(fn())
-        print(f"{r + 1:<16}" + "".join(f"{times[k][-1]:22.2f}" for k in runs))
+            took, cpu = fn()
+            times[name].append(took)
+            cpus[name].append(cpu)
+        loads.append(os.getloadavg()[0])
+        print(
+            f"{r + 1:<16}"
+            + "".join(f"{times[k][-1]:22.2f}" for k in runs)
+            + f"   {loads[-1]:.1f}"
+        )
     med = {k: statistics.median(v) for k, v in times.items()}
     print(f"{'median':16}" + "".join(f"{med[k]:22.2f}" for k in runs))
     base = med["v2 up -d --wait"]
     print(f"{'vs v2 --wait':16}" + "".join(f"{med[k] / base:21.2f}x" for k in runs))
+    # CPU seconds of the tool's own process (not the engine's): on a shared machine each
+    # one costs wall time in proportion to the load
+    print(f"{'cpu s (median)':16}" + "".join(f"{statistics.median(cpus[k]):22.2f}" for k in runs))
+    print(f"load average (1 min) during the rounds: {', '.join(f'{x:.1f}' for x in loads)}")
     return 0
 
 
