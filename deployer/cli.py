@@ -25,7 +25,7 @@ import os
 import sys
 import traceback
 from collections.abc import Sequence
-from typing import Any, TextIO, cast
+from typing import Any, BinaryIO, TextIO, cast
 
 from deployer import __version__
 from deployer.errors import EXIT_INTERNAL, EXIT_INVALID, DeployerError
@@ -149,6 +149,15 @@ def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 (one argparse ta
     _common(p)
     p.add_argument("--replica", metavar="N", type=int, help="which replica (default: the first)")
     p.add_argument("--host", metavar="HOST", help="a replica on this host (its URL or a part)")
+    p.add_argument(
+        "-i", "--interactive", action="store_true", help="send standard input to the command"
+    )
+    p.add_argument(
+        "-t",
+        "--tty",
+        action="store_true",
+        help="give the command a terminal (when attached to one) of the terminal's size",
+    )
     p.add_argument("service", metavar="SERVICE")
     p.add_argument("argv", nargs=argparse.REMAINDER, metavar="-- CMD...")
 
@@ -212,6 +221,11 @@ class _KeepGoing(io.TextIOBase):
     def __init__(self, out: TextIO) -> None:
         self._out = out
         self._broken = False
+
+    @property
+    def buffer(self) -> BinaryIO:
+        """The binary stream under it (bytes as a command wrote them: ``exec``)."""
+        return self._out.buffer
 
     def write(self, s: str) -> int:
         if not self._broken:

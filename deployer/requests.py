@@ -69,6 +69,8 @@ class ExecRequest(Request):
     argv: tuple[str, ...] = ()
     replica: int | None = None
     host: str | None = None
+    interactive: bool = False  # -i: our standard input goes to the command
+    tty: bool = False  # -t: a TTY, when attached to a terminal
 
 
 @dataclass(frozen=True, kw_only=True)

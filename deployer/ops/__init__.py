@@ -18,6 +18,7 @@ from deployer.manifest.model import Manifest, Task
 
 if TYPE_CHECKING:
     from deployer.context import Context
+    from deployer.docker.execute import Terminal
     from deployer.report.log import JobLog
     from deployer.requests import Request
 
@@ -137,9 +138,12 @@ class Operations(Protocol):
         out: Callable[[bytes], None],
         err: Callable[[bytes], None],
         *,
-        tty: bool = False,
+        stdin: int | None = None,
+        terminal: Terminal | None = None,
     ) -> int:
-        """Run ``command`` in the replica's container; its exit code."""
+        """Run ``command`` in the replica's container; its exit code. ``stdin`` (a file
+        descriptor) is sent to it until its end; ``terminal``: the command gets a TTY of
+        that terminal's size."""
         ...
 
     def stats(self) -> list[StatRow]:

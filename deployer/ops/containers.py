@@ -15,7 +15,7 @@ import docker.errors
 from deployer import labels as L
 from deployer.docker import lock as _lock
 from deployer.docker.containers import wrapped
-from deployer.docker.execute import exec_in
+from deployer.docker.execute import Terminal, exec_in
 from deployer.docker.host import DockerHost
 from deployer.engine import lock_key
 from deployer.errors import DeployerError, InvalidInput
@@ -232,10 +232,20 @@ class ContainerOperations:
         out: Callable[[bytes], None],
         err: Callable[[bytes], None],
         *,
-        tty: bool = False,
+        stdin: int | None = None,
+        terminal: Terminal | None = None,
     ) -> int:
         host = self._host(replica.where)
-        return exec_in(host.api, host.name, replica.container_id, command, out, err, tty=tty)
+        return exec_in(
+            host.api,
+            host.name,
+            replica.container_id,
+            command,
+            out,
+            err,
+            stdin=stdin,
+            terminal=terminal,
+        )
 
     def stats(self) -> list[StatRow]:
         def one(host: DockerHost) -> list[StatRow]:

@@ -17,7 +17,7 @@ import docker
 import docker.errors
 
 from deployer import labels as L
-from deployer.docker.execute import exec_in
+from deployer.docker.execute import Terminal, exec_in
 from deployer.errors import Blocked, DeployerError, InvalidInput
 from deployer.manifest.model import Manifest, Task
 from deployer.ops import (
@@ -216,9 +216,19 @@ class SwarmOperations:
         out: Callable[[bytes], None],
         err: Callable[[bytes], None],
         *,
-        tty: bool = False,
+        stdin: int | None = None,
+        terminal: Terminal | None = None,
     ) -> int:
-        return exec_in(self.raw, self.target.name, replica.container_id, command, out, err, tty=tty)
+        return exec_in(
+            self.raw,
+            self.target.name,
+            replica.container_id,
+            command,
+            out,
+            err,
+            stdin=stdin,
+            terminal=terminal,
+        )
 
     def stats(self) -> list[StatRow]:
         rows = []

@@ -1,0 +1,114 @@
+"""Driving ``deployer exec -i``/``-t`` as a user does: a child process whose standard
+input is a pipe, or whose terminal is a real pseudo-terminal (``pty``) the test types
+into and reads from. Every wait is for a condition, with a generous deadline."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import select
+import struct
+import subprocess
+import sys
+import termios
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+DEADLINE = 120.0
+
+
+def deployer(*argv: str) -> list[str]:
+    return [sys.executable, "-m", "deployer", *argv]
+
+
+def piped(
+    argv: Sequence[str], data: bytes, env: Mapping[str, str], timeout: float = DEADLINE
+) -> tuple[int, bytes, bytes]:
+    """Run with ``data`` as standard input (closed at its end): (exit code, out, err)."""
+    proc = subprocess.run(
+        deployer(*argv),
+        check=False,
+        input=data,
+        capture_output=True,
+        env=dict(env),
+        timeout=timeout,
+    )
+    return proc.returncode, proc.stdout, proc.stderr
+
+
+def set_size(fd: int, rows: int, cols: int) -> None:
+    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+
+
+@dataclass
+class Pty:
+    """The child's controlling terminal: ``master`` is the test's side of it."""
+
+    proc: subprocess.Popen[bytes]
+    master: int
+    slave: int
+    before: list[object]  # the terminal's mode before the child ran
+    seen: bytearray = field(default_factory=bytearray)
+
+    def expect(self, text: bytes, timeout: float = DEADLINE) -> None:
+        """Read until ``text`` came out (after what an earlier expect consumed)."""
+        give_up = time.monotonic() + timeout
+        while text not in self.seen:
+            left = give_up - time.monotonic()
+            assert left > 0, f"no {text!r} within {timeout}s; got {bytes(self.seen)!r}"
+            ready, _, _ = select.select([self.master], [], [], min(left, 1.0))
+            if ready:
+                try:
+                    self.seen += os.read(self.master, 65536)
+                except OSError:  # EIO: nothing holds the terminal any more
+                    time.sleep(0.05)
+        del self.seen[: self.seen.index(text) + len(text)]
+
+    def type(self, data: bytes) -> None:
+        os.write(self.master, data)
+
+    def wait(self, timeout: float = DEADLINE) -> int:
+        """The child's exit code; what it still wrote stays readable in ``rest()``."""
+        code = self.proc.wait(timeout=timeout)
+        while select.select([self.master], [], [], 0)[0]:
+            try:
+                chunk = os.read(self.master, 65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            self.seen += chunk
+        return code
+
+    def mode(self) -> list[object]:
+        return termios.tcgetattr(self.slave)
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=30)
+        os.close(self.master)
+        os.close(self.slave)
+
+
+def in_pty(argv: Sequence[str], env: Mapping[str, str], rows: int, cols: int) -> Pty:
+    """Start the deployer with a new pseudo-terminal as its controlling terminal
+    (standard input, output and error), ``rows`` x ``cols`` large."""
+    master, slave = os.openpty()
+    set_size(master, rows, cols)
+    before = termios.tcgetattr(slave)
+
+    def take_terminal() -> None:
+        os.setsid()
+        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+    proc = subprocess.Popen(
+        deployer(*argv),
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        env=dict(env),
+        preexec_fn=take_terminal,  # noqa: PLW1509 - a session and terminal of its own
+    )
+    return Pty(proc, master, slave, before)
