@@ -7,6 +7,7 @@ from __future__ import annotations
 import fcntl
 import os
 import select
+import signal
 import struct
 import subprocess
 import sys
@@ -112,3 +113,78 @@ def in_pty(argv: Sequence[str], env: Mapping[str, str], rows: int, cols: int) ->
         preexec_fn=take_terminal,  # noqa: PLW1509 - a session and terminal of its own
     )
     return Pty(proc, master, slave, before)
+
+
+# Exits 5 after copying its input: it ends only when the end of the input arrived.
+COPY = ["sh", "-c", "cat; echo copied >&2; exit 5"]
+# Reads two lines, printing the terminal's size after each; a resize comes between.
+SIZES = [
+    "sh",
+    "-c",
+    "echo ready; read a; busybox stty size; read b; busybox stty size; [ -t 0 ] && echo tty;"
+    ' echo "got:$a:$b"; exit 3',
+]
+
+
+def check_stdin(argv: list[str], env: dict[str, str]) -> None:
+    """``-i`` with a pipe: every byte in and out unchanged (more than the transports'
+    buffers hold, so writing must not wait on reading), the command's exit code."""
+    data = os.urandom(300_000)
+    code, out, err = piped(["exec", *argv, "-i", "api", "--", *COPY], data, env)
+    assert (code, out == data) == (5, True), (code, len(out), err)
+    assert b"copied" in err
+
+    # Without -i the command reads nothing of ours; -t on a pipe says so and runs without.
+    code, out, err = piped(["exec", *argv, "api", "--", "sh", "-c", "cat; echo end"], data, env)
+    assert (code, out) == (0, b"end\n"), err
+    code, out, err = piped(
+        ["exec", *argv, "-i", "-t", "api", "--", "sh", "-c", "cat; [ -t 0 ] || echo notty"],
+        b"line\n",
+        env,
+    )
+    assert (code, out) == (0, b"line\nnotty\n"), err
+    assert b"not attached to a terminal" in err
+
+
+def check_tty(argv: list[str], env: dict[str, str], *, signals: bool) -> None:
+    """``-i -t`` in a pseudo-terminal: the command's TTY has the terminal's size and
+    follows a resize; raw mode while it runs, the mode as it was afterwards (with
+    ``signals``: also after Ctrl-C, and after SIGTERM to the deployer)."""
+    term = in_pty(["exec", *argv, "-i", "-t", "api", "--", *SIZES], env, 33, 101)
+    try:
+        term.expect(b"ready")
+        term.type(b"one\r")
+        term.expect(b"33 101")
+        set_size(term.master, 40, 120)  # SIGWINCH to the deployer: the TTY follows
+        term.type(b"two\r")
+        term.expect(b"40 120")
+        term.expect(b"tty")
+        term.expect(b"got:one:two")
+        assert term.wait() == 3
+        assert term.mode() == term.before
+    finally:
+        term.close()
+    if not signals:
+        return
+
+    exec_it = ["exec", *argv, "-i", "-t", "api", "--"]
+    # Ctrl-C goes to the command (it ends by SIGINT: 130); the terminal comes back.
+    term = in_pty([*exec_it, "sh", "-c", "echo ready; sleep 600"], env, 24, 80)
+    try:
+        term.expect(b"ready")
+        term.type(b"\x03")
+        assert term.wait() == 130
+        assert term.mode() == term.before
+    finally:
+        term.close()
+
+    # SIGTERM to the deployer while the terminal is raw: put back, exit 128 + 15.
+    term = in_pty([*exec_it, "sh", "-c", "echo ready; sleep 600"], env, 24, 80)
+    try:
+        term.expect(b"ready")
+        assert term.mode() != term.before  # raw while the command runs
+        term.proc.send_signal(signal.SIGTERM)
+        assert term.wait() == 128 + signal.SIGTERM
+        assert term.mode() == term.before
+    finally:
+        term.close()
