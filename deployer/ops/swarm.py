@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import dataclasses
 import re
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -254,8 +255,6 @@ class SwarmOperations:
     ) -> int:
         """A forced update of each service (new tasks, the same spec) through the
         deploy's Swarm rollout: Swarm's update order and rollback; no release recorded."""
-        import dataclasses
-
         from deployer.commands.finish import report
         from deployer.plan import Action, make_plan
         from deployer.swarm.target import raise_for_outcome
@@ -305,7 +304,7 @@ class SwarmOperations:
                 "com.docker.swarm.service.name",
                 "com.docker.swarm.task.name",
             )
-        return sorted(found, key=lambda e: e.time_ns)
+        return sorted((_task_event(e, self.manifest.app) for e in found), key=lambda e: e.time_ns)
 
     def run(self, task: Task, say: Callable[[str], None]) -> int:
         digest = release_digest(self.target.releases(), task.service, self.where)
@@ -356,6 +355,14 @@ def _remove(call: Callable[[str], object], what: str, deadline: float = 30.0) ->
             if e.status_code != 409 or time.monotonic() > give_up:
                 raise
         time.sleep(0.5)
+
+
+def _task_event(event: Event, app: str) -> Event:
+    """The service and replica of a task container as the app names them: the Swarm
+    service ``<app>_api`` and task ``<app>_api.2.<task id>`` are ``api`` and ``2``."""
+    service = event.service.removeprefix(f"{app}_")
+    slot = event.replica.removeprefix(f"{event.service}.").split(".", 1)[0]
+    return dataclasses.replace(event, service=service, replica=slot)
 
 
 def _parse_time(raw: str) -> float:
