@@ -10,6 +10,7 @@ Ctrl-C or SIGTERM.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import sys
@@ -22,7 +23,7 @@ from datetime import UTC, datetime
 from typing import TextIO
 
 from deployer.errors import EXIT_OK, InvalidInput
-from deployer.ops import LogLine, Operations
+from deployer.ops import Operations, ReplicaLog, merge, parse_stamped, stamp_of
 from deployer.requests import LogsRequest
 
 FOLLOW_POLL = 1.0
@@ -66,24 +67,32 @@ class Printer:
         self.grep = grep
         self._colour_of: dict[str, str] = {}
 
-    def prefix(self, line: LogLine) -> str:
-        text = f"{line.host} {line.service}.{line.replica}"
+    def prefix(self, log: ReplicaLog) -> str:
+        text = f"{log.host} {log.service}.{log.replica}"
         if not self.colour:
             return text
         code = self._colour_of.setdefault(
-            line.service, _COLOURS[len(self._colour_of) % len(_COLOURS)]
+            log.service, _COLOURS[len(self._colour_of) % len(_COLOURS)]
         )
         return f"\x1b[{code}m{text}\x1b[0m"
 
-    def write(self, lines: Sequence[LogLine]) -> None:
-        chunk = []
-        for line in lines:
-            text = self.redact(line.text)
-            if self.grep and self.grep not in text:
-                continue
-            chunk.append(f"{self.prefix(line)} | {line.stamp} {text}\n")
-        if chunk:
-            self.out.write("".join(chunk))
+    def render(self, log: ReplicaLog) -> list[str]:
+        """A printed line for each of the replica's lines ("" where --grep drops it),
+        masked in one pass over them all."""
+        texts = self.redact.lines(log.texts)
+        head = f"{self.prefix(log)} | "
+        grep = self.grep
+        if grep:
+            return [
+                f"{head}{s} {t}\n" if grep in t else ""
+                for s, t in zip(log.stamps, texts, strict=True)
+            ]
+        return [f"{head}{s} {t}\n" for s, t in zip(log.stamps, texts, strict=True)]
+
+    def write(self, logs: Sequence[ReplicaLog]) -> None:
+        text = "".join(merge(logs, self.render))
+        if text:
+            self.out.write(text)
             self.out.flush()
 
 
@@ -105,31 +114,58 @@ def stop_on_signals(stop: threading.Event) -> Iterator[None]:
             signal.signal(s, h)
 
 
+def _newest_ns(logs: Sequence[ReplicaLog]) -> int:
+    stamps = [max(log.stamps) for log in logs if log.stamps]
+    return parse_stamped(max(stamps) + " ")[0] if stamps else 0
+
+
 def follow(
     ops: Operations,
     services: Sequence[str],
     printer: Printer,
     since_ns: int,
     stop: threading.Event,
-    printed: Sequence[LogLine] = (),
+    printed: Sequence[ReplicaLog] = (),
     poll: float = FOLLOW_POLL,
 ) -> None:
-    """Print new lines until ``stop`` is set: short bounded reads, never a stream."""
-    seen = {(line.source, line.time_ns, line.text) for line in printed}
+    """Print new lines until ``stop`` is set: short bounded reads, never a stream. A
+    replica's lines are read again from ``OVERLAP_NS`` before the newest printed; a
+    container not seen before (a replacement, which becomes a replica only once healthy,
+    seconds after its first lines) is read from the start of ``since_ns``."""
+    start = stamp_of(since_ns)
+    seen = {
+        (log.source, s, t)
+        for log in printed
+        for s, t in zip(log.stamps, log.texts, strict=True)
+        if s >= start
+    }
+    known = {log.source for log in printed}
     last = since_ns
     while not stop.wait(poll):
         window = max(last - OVERLAP_NS, since_ns)
-        lines = ops.logs(services, since=window / 1e9, until=None, tail=None)
-        fresh = [
-            line
-            for line in lines
-            if line.time_ns >= window and (line.source, line.time_ns, line.text) not in seen
-        ]
+        low = stamp_of(window)
+        logs = ops.logs(services, since=window / 1e9, until=None, tail=None)
+        if any(log.source not in known for log in logs):
+            logs = ops.logs(services, since=since_ns / 1e9, until=None, tail=None)
+        fresh = []
+        for log in logs:
+            floor = low if log.source in known else start
+            known.add(log.source)
+            new = [
+                (s, t)
+                for s, t in zip(log.stamps, log.texts, strict=True)
+                if s >= floor and (log.source, s, t) not in seen
+            ]
+            if new:
+                fresh.append(
+                    dataclasses.replace(log, stamps=[s for s, _ in new], texts=[t for _, t in new])
+                )
         printer.write(fresh)
-        for line in fresh:
-            seen.add((line.source, line.time_ns, line.text))
-            last = max(last, line.time_ns)
-        seen = {k for k in seen if k[1] >= last - OVERLAP_NS}
+        for log in fresh:
+            seen.update((log.source, s, t) for s, t in zip(log.stamps, log.texts, strict=True))
+        last = max(last, _newest_ns(fresh))
+        keep = stamp_of(last - OVERLAP_NS)
+        seen = {k for k in seen if k[1] >= keep}
 
 
 def run(req: LogsRequest, out: TextIO, environ: Mapping[str, str] | None = None) -> int:
@@ -160,13 +196,13 @@ def run(req: LogsRequest, out: TextIO, environ: Mapping[str, str] | None = None)
     printer = Printer(out, secret_values(manifest, env), colour, req.grep)
     ops = open_environment(manifest, env)
     try:
-        lines = ops.logs(req.services, since=since, until=until, tail=req.tail)
-        printer.write(lines)
+        logs = ops.logs(req.services, since=since, until=until, tail=req.tail)
+        printer.write(logs)
         if req.follow:
             stop = threading.Event()
-            start_ns = max([int(now * 1e9)] + [line.time_ns for line in lines])
+            start_ns = max(int(now * 1e9), _newest_ns(logs))
             with stop_on_signals(stop):
-                follow(ops, req.services, printer, start_ns, stop, lines)
+                follow(ops, req.services, printer, start_ns, stop, logs)
     finally:
         ops.close()
     return EXIT_OK

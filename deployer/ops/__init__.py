@@ -35,16 +35,21 @@ class LockState:
 
 
 @dataclass(frozen=True)
-class LogLine:
-    """One line of a replica's output; ``time`` is the engine's timestamp (unix, ns)."""
+class ReplicaLog:
+    """One replica's lines in the engine's order, as two columns rather than an object
+    per line (one read may hold tens of thousands). ``stamps`` are the engine's
+    timestamps in one fixed form, RFC 3339 in UTC with nine fraction digits
+    (``2026-11-29T16:01:26.123456789Z``): as text they sort in time order."""
 
-    time_ns: int
-    stamp: str  # the engine's RFC 3339 timestamp as printed
     host: str
     service: str
     replica: int
-    text: str
     source: str  # container id: lines of one container keep their order
+    stamps: list[str]
+    texts: list[str]
+
+    def __len__(self) -> int:
+        return len(self.stamps)
 
 
 @dataclass(frozen=True)
@@ -122,9 +127,9 @@ class Operations(Protocol):
         since: float | None,
         until: float | None,
         tail: int | None,
-    ) -> list[LogLine]:
-        """Every replica's lines of ``services`` (all when empty), one bounded read each,
-        merged in time order."""
+    ) -> list[ReplicaLog]:
+        """Every replica's lines of ``services`` (all when empty), one bounded read
+        each (``merge`` puts them in time order)."""
         ...
 
     def replicas(self, services: Sequence[str] = ()) -> list[Replica]:
@@ -262,18 +267,25 @@ def open_environment(manifest: Manifest, environ: Mapping[str, str]) -> Operatio
     return ContainerOperations.open(manifest, environ)
 
 
-def merge(lines: Sequence[LogLine]) -> list[LogLine]:
-    """Time order across replicas; a container's own lines keep their order on ties."""
-    indexed = sorted(enumerate(lines), key=lambda p: (p[1].time_ns, p[1].source, p[0]))
-    return [line for _, line in indexed]
+def merge(logs: Sequence[ReplicaLog], render: Callable[[ReplicaLog], list[str]]) -> list[str]:
+    """``render(log)`` (a string per line of ``log``) of every replica, in time order; on
+    equal times by container, and a container's lines in the engine's order. One sort of
+    the timestamps as text (the runs of each container are merged, not re-sorted)."""
+    keys: list[str] = []
+    out: list[str] = []
+    for log in sorted(logs, key=lambda log: log.source):
+        keys += log.stamps
+        out += render(log)
+    order = sorted(range(len(keys)), key=keys.__getitem__)  # stable: ties keep their order
+    return [out[i] for i in order]
 
 
 _SECONDS: dict[str, int] = {}  # "YYYY-MM-DDTHH:MM:SS" -> unix seconds (lines share them)
 
 
 def parse_stamped(raw: str) -> tuple[int, str, str]:
-    """``2026-11-29T16:01:26.123456789Z text`` → (unix ns, stamp, text). The engine
-    writes UTC with up to nine fraction digits (trailing zeros dropped)."""
+    """``2026-11-29T16:01:26.123456789Z text`` → (unix ns, stamp, text). Any RFC 3339
+    time in UTC with up to nine fraction digits; (0, "", raw) when there is none."""
     from datetime import datetime
 
     stamp, _, text = raw.partition(" ")
@@ -291,6 +303,36 @@ def parse_stamped(raw: str) -> tuple[int, str, str]:
     if not frac.isdigit() and frac:
         return 0, "", raw
     return base * 1_000_000_000 + int((frac + "000000000")[:9]), stamp, text
+
+
+def stamp_of(ns: int) -> str:
+    """Unix nanoseconds as the engine writes a log line's time (``ReplicaLog.stamps``)."""
+    from datetime import datetime
+
+    seconds, frac = divmod(ns, 1_000_000_000)
+    return f"{datetime.fromtimestamp(seconds, UTC):%Y-%m-%dT%H:%M:%S}.{frac:09d}Z"
+
+
+_FIXED = len("2026-11-29T16:01:26.123456789Z")
+
+
+def split_stamped(raw: str) -> tuple[list[str], list[str]]:
+    """The engine's ``timestamps=True`` output → (stamps, texts), a line each. The engine
+    writes every time in the fixed form of ``ReplicaLog.stamps`` (Go's RFC3339NanoFixed)
+    and a space: lines are cut at fixed places; any other form is parsed and rewritten."""
+    lines = raw.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    if "\r" in raw:  # CRLF from the container: the line break is not text
+        lines = [line.rstrip("\r") for line in lines]
+    if any(line[_FIXED - 1 : _FIXED + 1] != "Z " for line in lines):
+        stamps, texts = [], []
+        for line in lines:
+            ns, _, text = parse_stamped(line)
+            stamps.append(stamp_of(ns) if ns else "")
+            texts.append(text)
+        return stamps, texts
+    return [line[:_FIXED] for line in lines], [line[_FIXED + 1 :] for line in lines]
 
 
 def release_digest(releases: Sequence[object], service: str, where: str) -> str:

@@ -23,14 +23,13 @@ from deployer.manifest.model import Manifest, Task
 from deployer.ops import (
     Event,
     LockState,
-    LogLine,
     Replica,
+    ReplicaLog,
     RestartApply,
     StatRow,
     engine_events,
-    merge,
-    parse_stamped,
     release_digest,
+    split_stamped,
     stat_row,
 )
 from deployer.plan import Observed, Plan
@@ -43,7 +42,7 @@ if TYPE_CHECKING:
 
 # What `down` removes the containers of: everything of the app's environment but the lock.
 _NOT_LOCK = L.ROLE_LOCK
-READERS = 4  # log reads in flight per host
+READERS = 8  # log reads in flight per host (the engine answers each on its own)
 
 
 def _ours(app: str, env: str) -> dict[str, list[str]]:
@@ -390,9 +389,9 @@ class ContainerOperations:
         since: float | None,
         until: float | None,
         tail: int | None,
-    ) -> list[LogLine]:
-        def one(host: DockerHost) -> list[LogLine]:
-            def read(c: dict[str, Any]) -> list[LogLine]:
+    ) -> list[ReplicaLog]:
+        def one(host: DockerHost) -> list[ReplicaLog]:
+            def read(c: dict[str, Any]) -> ReplicaLog:
                 labels = c.get("Labels") or {}
                 return container_logs(
                     host.api,
@@ -409,11 +408,11 @@ class ContainerOperations:
             # request on its own; over SSH each is a channel of the one connection).
             results = _parallel(read, self._replicas(host, services), limit=READERS)
             _raise_first([r for r in results if isinstance(r, DeployerError)])
-            return [line for r in results if isinstance(r, list) for line in r]
+            return [r for r in results if isinstance(r, ReplicaLog)]
 
         results = _parallel(one, self.hosts)
         _raise_first([r for r in results if isinstance(r, DeployerError)])
-        return merge([line for r in results if isinstance(r, list) for line in r])
+        return [log for r in results if isinstance(r, list) for log in r]
 
 
 def container_logs(
@@ -426,7 +425,7 @@ def container_logs(
     since: float | None,
     until: float | None,
     tail: int | None,
-) -> list[LogLine]:
+) -> ReplicaLog:
     """One container's lines in one bounded request (no stream), stdout and stderr."""
     kwargs: dict[str, Any] = {"stdout": True, "stderr": True, "timestamps": True}
     if since is not None:
@@ -438,12 +437,9 @@ def container_logs(
         try:
             raw: bytes = api.logs(container_id, stream=False, **kwargs)
         except docker.errors.NotFound:
-            return []  # replaced meanwhile: the new one is read next time
-    out = []
-    for text in raw.decode("utf-8", errors="replace").splitlines():
-        ns, stamp, body = parse_stamped(text)
-        out.append(LogLine(ns, stamp, host, service, replica, body, container_id))
-    return out
+            raw = b""  # replaced meanwhile: the new one is read next time
+    stamps, texts = split_stamped(raw.decode("utf-8", errors="replace"))
+    return ReplicaLog(host, service, replica, container_id, stamps, texts)
 
 
 def _remove_network(api: docker.APIClient, net_id: str, deadline: float = 30.0) -> bool:

@@ -24,20 +24,20 @@ from deployer.manifest.model import Manifest, Task
 from deployer.ops import (
     Event,
     LockState,
-    LogLine,
     Replica,
+    ReplicaLog,
     RestartApply,
     StatRow,
     engine_events,
-    merge,
     release_digest,
     stat_row,
 )
-from deployer.ops.containers import container_logs
+from deployer.ops.containers import READERS, container_logs
 from deployer.report.log import PrintLog
 from deployer.requests import Request
 from deployer.swarm import spec as S
 from deployer.swarm.target import LOCK_EXPIRES, LOCK_HOLDER, SwarmTarget
+from deployer.targets import _parallel, _raise_first
 
 
 class SwarmOperations:
@@ -323,23 +323,23 @@ class SwarmOperations:
         since: float | None,
         until: float | None,
         tail: int | None,
-    ) -> list[LogLine]:
-        lines: list[LogLine] = []
-        for r in self.replicas(services):
+    ) -> list[ReplicaLog]:
+        def read(r: Replica) -> ReplicaLog:
             with self.target.wrapped("reading logs"):
-                lines.extend(
-                    container_logs(
-                        self.raw,
-                        self.target.name,
-                        r.container_id,
-                        r.service,
-                        r.replica,
-                        since=since,
-                        until=until,
-                        tail=tail,
-                    )
+                return container_logs(
+                    self.raw,
+                    self.target.name,
+                    r.container_id,
+                    r.service,
+                    r.replica,
+                    since=since,
+                    until=until,
+                    tail=tail,
                 )
-        return merge(lines)
+
+        results = _parallel(read, self.replicas(services), limit=READERS)
+        _raise_first([r for r in results if isinstance(r, DeployerError)])
+        return [r for r in results if isinstance(r, ReplicaLog)]
 
 
 def _remove(call: Callable[[str], object], what: str, deadline: float = 30.0) -> bool:

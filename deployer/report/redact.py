@@ -19,6 +19,7 @@ logs:
 
 from __future__ import annotations
 
+import bisect
 import re
 from collections.abc import Iterable, Mapping
 
@@ -135,14 +136,22 @@ class Redactor:
         ]
         self._pattern = re.compile("|".join(parts)) if parts else None
 
-    def _protected(self, text: str) -> list[tuple[int, int]]:
+    def _protected(self, text: str) -> tuple[list[int], list[int]]:
+        """Where the names stand in ``text``: the spans' starts in order, and for each
+        the furthest end of a span starting there or before."""
         spans = []
         for name in self._names:
             start = text.find(name)
             while start >= 0:
                 spans.append((start, start + len(name)))
                 start = text.find(name, start + 1)
-        return spans
+        spans.sort()
+        starts, reach, furthest = [], [], -1
+        for a, b in spans:
+            furthest = max(furthest, b)
+            starts.append(a)
+            reach.append(furthest)
+        return starts, reach
 
     def __call__(self, text: str) -> str:
         if self._pattern is None or not text:
@@ -150,17 +159,31 @@ class Redactor:
         matches = list(self._pattern.finditer(text))
         if not matches:
             return text
-        spans = self._protected(text) if self._names else []
+        starts, reach = self._protected(text) if self._names else ([], [])
         out: list[str] = []
         at = 0
         for m in matches:
-            if any(a <= m.start() and m.end() <= b for a, b in spans):
+            i = bisect.bisect_right(starts, m.start())
+            if i and reach[i - 1] >= m.end():
                 continue  # inside a name: a name is never masked
             out.append(text[at : m.start()])
             out.append(MASK)
             at = m.end()
         out.append(text[at:])
         return "".join(out)
+
+    def lines(self, texts: list[str]) -> list[str]:
+        """``self`` on each of ``texts`` (lines without line breaks): one pass over them
+        all (tens of thousands of log lines), with the same result as line by line."""
+        if self._pattern is None or not texts:
+            return texts
+        joined = "\n".join(texts)
+        if self._pattern.search(joined) is None:
+            return texts
+        masked = self(joined).split("\n")
+        if len(masked) != len(texts):  # a secret of several lines matched across lines
+            return [self(t) for t in texts]
+        return masked
 
     def __bool__(self) -> bool:
         return bool(self._secrets)

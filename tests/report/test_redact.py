@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from deployer.manifest.model import Environment, Manifest, RegistryAuth, Service
-from deployer.report.redact import MASK, Redactor, secret_values
+from deployer.report.redact import MASK, Redactor, Secrets, secret_values
 
 
 def _manifest() -> Manifest:
@@ -91,3 +91,28 @@ def test_names_are_never_garbled() -> None:
         f"app rwnextcloud, image registry.example.com/rwnextcloud/app:1, db {MASK}"
     )
     assert redact("rwnextcloud") == "rwnextcloud"  # the report's app field, DEPLOY_APP
+
+
+def test_many_lines_at_once_as_line_by_line() -> None:
+    """``lines`` masks a whole log read in one pass: exactly what masking each line does,
+    names kept, whole-word values at line edges, a secret of several lines included."""
+    key = "-----BEGIN KEY-----\nAAAAB3NzaC1yc2EAAAADAQABAAABAQ\n-----END KEY-----"
+    redact = Redactor(
+        Secrets.of(["pw8chars", "abcde", "nextcloud", key], names=["rwnextcloud", "api"])
+    )
+    texts = [
+        "abcde at the start",
+        "at the end abcde",
+        "xabcdex pw8charspw8chars",
+        "app rwnextcloud db nextcloud",
+        "-----BEGIN KEY-----",
+        "AAAAB3NzaC1yc2EAAAADAQABAAABAQ",
+        "-----END KEY-----",
+        "",
+        "nothing here",
+    ]
+    assert redact.lines(texts) == [redact(t) for t in texts]
+    assert redact.lines(texts)[3] == f"app rwnextcloud db {MASK}"
+    assert redact.lines(texts[:4]) == [redact(t) for t in texts[:4]]
+    plain = ["nothing", "to mask"]
+    assert redact.lines(plain) is plain
