@@ -10,7 +10,11 @@ The deployer merges all replicas into one time-ordered stream (every line prefix
 host, service and replica, secrets masked); compose prints each container's lines as they
 come, interleaved without ordering. Both outputs are counted: each must have 80,000 lines.
 
-Usage: .venv/bin/python bench/logs.py [--rounds N] [--lines N]
+With ``--baseline DIR`` (a checkout of another version, e.g. ``git worktree add DIR
+main``), that version's `deployer logs` is timed too, in the same rounds: before and after
+a change, side by side with compose.
+
+Usage: .venv/bin/python bench/logs.py [--rounds N] [--lines N] [--baseline DIR]
 """
 
 from __future__ import annotations
@@ -66,19 +70,26 @@ def wait_printed(dc: docker.DockerClient, ids: list[str], lines: int) -> None:
             time.sleep(0.5)
 
 
-def timed(cmd: list[str], env: dict[str, str], cwd: Path) -> tuple[float, int]:
+def timed(cmd: list[str], env: dict[str, str], cwd: Path) -> tuple[float, float, int]:
+    """(wall seconds, CPU seconds of the process, lines printed)."""
     t0 = time.monotonic()
+    before = os.times()
     proc = subprocess.run(cmd, env=env, cwd=cwd, capture_output=True, timeout=600, check=False)
     took = time.monotonic() - t0
+    after = os.times()
+    cpu = (after.children_user - before.children_user) + (
+        after.children_system - before.children_system
+    )
     if proc.returncode != 0:
         raise SystemExit(f"{cmd[0]} failed: {proc.stderr.decode()[-2000:]}")
-    return took, proc.stdout.count(b"\n")
+    return took, cpu, proc.stdout.count(b"\n")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--lines", type=int, default=10_000)
+    ap.add_argument("--baseline", type=Path, help="another checkout, timed side by side")
     args = ap.parse_args()
     te = TestEnv.load()
     dc = docker.DockerClient(base_url=te.engine_host, timeout=120)
@@ -110,14 +121,19 @@ def main() -> None:
             assert len(ids) == len(SERVICES) * REPLICAS, ids
             wait_printed(dc, ids, args.lines)
             total = len(SERVICES) * REPLICAS * args.lines
-            ours, theirs = [], []
+            tools = {"deployer logs --since 1h": ([*deployer, "--since", "1h"], env)}
+            if args.baseline:
+                tools["baseline deployer logs --since 1h"] = (
+                    [sys.executable, "-m", "deployer", *deployer[1:], "--since", "1h"],
+                    {**env, "PYTHONPATH": str(args.baseline.resolve())},
+                )
+            tools["docker compose logs --since 1h"] = ([*compose, "--since", "1h"], env)
+            figures: dict[str, list[tuple[float, float]]] = {name: [] for name in tools}
             for _ in range(args.rounds):
-                t, n = timed([*deployer, "--since", "1h"], env, work)
-                assert n == total, f"deployer printed {n} lines, not {total}"
-                ours.append(t)
-                t, n = timed([*compose, "--since", "1h"], env, work)
-                assert n == total, f"compose printed {n} lines, not {total}"
-                theirs.append(t)
+                for name, (cmd, tool_env) in tools.items():
+                    t, cpu, n = timed(cmd, tool_env, work)
+                    assert n == total, f"{name} printed {n} lines, not {total}"
+                    figures[name].append((t, cpu))
         finally:
             subprocess.run(
                 [*compose[:5], "down", "-t", "1"],
@@ -131,12 +147,14 @@ def main() -> None:
         f"{len(SERVICES)} services x {REPLICAS} replicas x {args.lines} lines, "
         f"{args.rounds} rounds, load {os.getloadavg()[0]:.1f}"
     )
-    print(f"{'tool':<34}{'median':>9}{'min':>9}{'max':>9}")
-    for name, xs in (
-        ("deployer logs --since 1h", ours),
-        ("docker compose logs --since 1h", theirs),
-    ):
-        print(f"{name:<34}{statistics.median(xs):>8.2f}s{min(xs):>8.2f}s{max(xs):>8.2f}s")
+    print(f"{'tool':<36}{'median':>9}{'min':>9}{'max':>9}{'CPU':>9}")
+    for name, xs in figures.items():
+        wall = [t for t, _ in xs]
+        cpu = statistics.median(c for _, c in xs)
+        print(
+            f"{name:<36}{statistics.median(wall):>8.2f}s{min(wall):>8.2f}s{max(wall):>8.2f}s"
+            f"{cpu:>8.2f}s"
+        )
 
 
 if __name__ == "__main__":

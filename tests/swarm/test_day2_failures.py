@@ -1,4 +1,5 @@
-"""The day-2 commands on a swarm where things go wrong: `logs --follow` across a restart
+"""The day-2 commands on a swarm where things go wrong: `run` after the tag moved on (the
+deployed digest runs), `logs --follow` across a restart
 that replaces every task, a restart whose new tasks never become healthy (rolled back,
 exit 1), an OOM kill in `events`, and `unlock` refusing the lock of a job GitLab (faked
 at the HTTP layer) reports as running."""
@@ -21,7 +22,7 @@ from docker.types import Resources, RestartPolicy
 from deployer.swarm.target import SwarmTarget
 from tests.gitlab.helpers import API, JOB_TOKEN, SERVER, fixture
 from tests.swarm.helpers import STACK, cli
-from tests.testenv import TestEnv
+from tests.testenv import TestEnv, push_as
 
 pytestmark = pytest.mark.integration
 
@@ -82,12 +83,20 @@ def test_swarm_follow_restart_rollback_oom_and_running_lock(
     responses.add_passthru(ENGINES)
     env = {"DOCKER_HOST": testenv.engine_host}
     path = tmp_path / "deploy.yml"
-    path.write_text(MANIFEST.format(app=swarm_app, image=testenv.image_base))
+    image = f"{testenv.registry}/testapp/base:{swarm_app}"  # a tag of this test's own
+    push_as(swarm, testenv.image_base, image)
+    path.write_text(MANIFEST.format(app=swarm_app, image=image))
     f = ["-f", str(path)]
     code, out = cli("deploy", *f, "--report-dir", str(tmp_path), env=env)
     assert code == 0, out
     old = tasks(swarm, swarm_app)
     assert len(old) == 2
+
+    # `run` starts the deployed release's digest, not what the tag points at since.
+    push_as(swarm, testenv.image_v1, image)  # web:v1 has /web.sh, the base image has not
+    script = "test -e /web.sh; echo web=$?; exit 4"
+    code, out = cli("run", *f, "--service", "api", "--", "sh", "-c", script, env=env)
+    assert code == 4 and "web=1" in out, out
 
     # --follow goes on across a restart that replaces every task: the new tasks' lines
     # come out, each once; SIGTERM ends it with exit 0.
