@@ -87,7 +87,9 @@ class Sink:
             self.lost = True
 
 
-def _isatty(stream: TextIO) -> bool:
+def _isatty(stream: TextIO | None) -> bool:
+    if stream is None:  # descriptor closed when the process started
+        return False
     try:
         return stream.isatty()
     except (ValueError, OSError):
@@ -141,6 +143,22 @@ def attached_terminal(interactive: bool) -> Iterator[Terminal]:
         os.close(wake)
 
 
+def _input(interactive: bool) -> tuple[int | None, bool]:
+    """The descriptor ``-i`` forwards and whether it was opened here. With no standard
+    input at all (descriptor 0 closed, as some runners start jobs), an empty one: the
+    command reads its input's end, as with ``docker exec -i``."""
+    if not interactive:
+        return None, False
+    try:
+        if sys.stdin is not None:
+            fd = sys.stdin.fileno()
+            os.fstat(fd)
+            return fd, False
+    except (OSError, ValueError):
+        pass
+    return os.open(os.devnull, os.O_RDONLY), True
+
+
 def run(req: ExecRequest, out: TextIO, environ: Mapping[str, str] | None = None) -> int:
     from deployer.commands.deploy import load
     from deployer.ops import open_environment
@@ -164,7 +182,7 @@ def run(req: ExecRequest, out: TextIO, environ: Mapping[str, str] | None = None)
             hint=f"the services are: {', '.join(manifest.service_names)}",
         )
     ops = open_environment(manifest, env)
-    stdin = sys.stdin.fileno() if interactive else None
+    stdin, opened = _input(interactive)
     try:
         target = choose(ops.replicas([req.service]), req.service, req.replica, req.host)
         if not want_tty:
@@ -175,3 +193,5 @@ def run(req: ExecRequest, out: TextIO, environ: Mapping[str, str] | None = None)
             )
     finally:
         ops.close()
+        if opened and stdin is not None:
+            os.close(stdin)

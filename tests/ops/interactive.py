@@ -145,6 +145,18 @@ def check_stdin(argv: list[str], env: dict[str, str]) -> None:
     assert (code, out) == (0, b"line\nnotty\n"), err
     assert b"not attached to a terminal" in err
 
+    # -i with no standard input at all (descriptor 0 closed, as some CI runners start
+    # jobs): an input at its end, as `docker exec -i` reads it, not an internal error.
+    proc = subprocess.run(
+        deployer("exec", *argv, "-i", "api", "--", "sh", "-c", "cat; echo end"),
+        check=False,
+        capture_output=True,
+        env=dict(env),
+        timeout=DEADLINE,
+        preexec_fn=lambda: os.close(0),
+    )
+    assert (proc.returncode, proc.stdout) == (0, b"end\n"), proc.stderr
+
 
 def check_tty(argv: list[str], env: dict[str, str], *, signals: bool) -> None:
     """``-i -t`` in a pseudo-terminal: the command's TTY has the terminal's size and
