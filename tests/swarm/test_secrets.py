@@ -139,7 +139,8 @@ def test_secrets_and_configs_on_swarm_roll_the_service_when_changed(
 
 
 def test_a_directory_is_refused_on_swarm_at_its_service(tmp_path: Path) -> None:
-    (tmp_path / "conf").mkdir()
+    (tmp_path / "conf").mkdir()  # a directory of configuration (an empty one is data)
+    (tmp_path / "conf" / "app.ini").write_text("[app]\n")
     (tmp_path / "docker-compose.yml").write_text(
         "services:\n  web:\n    image: registry.example.com/web:1\n"
         "    volumes: ['./conf:/etc/app:ro']\n"
