@@ -88,20 +88,24 @@ def measured(
     return probe, took
 
 
-def deployer(app: str, manifest: Path, image: str) -> None:
+def deployer(manifest: Path, image: str, *, app: str = "", timeout: float = 600) -> None:
+    """`deployer deploy` of ``manifest``'s `bench` environment with ``WEB_IMAGE=image``, on
+    the local default engine; exits the bench with the deployer's output if it fails.
+    The proxy benches (fleet, throughput) deploy through this too."""
     env = {k: v for k, v in os.environ.items() if k != "DOCKER_HOST"}
     env["WEB_IMAGE"] = image
     proc = subprocess.run(
         [sys.executable, "-m", "deployer", "deploy", "-f", str(manifest), "--env", "bench"],
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=timeout,
         env=env,
         cwd=ROOT,
         check=False,
     )
     if proc.returncode != 0:
-        raise SystemExit(f"deployer deploy of {app} failed:\n{proc.stdout[-3000:]}{proc.stderr}")
+        of = f" of {app}" if app else ""
+        raise SystemExit(f"deployer deploy{of} failed:\n{proc.stdout[-3000:]}{proc.stderr}")
 
 
 def ours(
@@ -115,9 +119,14 @@ def ours(
             MANIFEST.format(app=app, proxy_port=PROXY_PORT, proxy_image=proxy_image, public=public)
         )
         try:
-            deployer(app, m, v1)
+            deployer(m, v1, app=app, timeout=300)
             address = f"127.0.0.1:{PROXY_PORT if proxied else STOP_PORT}"
-            return measured(address, "web.bench.test", keep_alive, lambda: deployer(app, m, v2))
+            return measured(
+                address,
+                "web.bench.test",
+                keep_alive,
+                lambda: deployer(m, v2, app=app, timeout=300),
+            )
         finally:
             with contextlib.suppress(docker.errors.NotFound):
                 client.containers.get(f"{app}-edge").remove(force=True)

@@ -47,7 +47,7 @@ import docker.errors
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.proxy_downtime import build_proxy_image  # noqa: E402
+from bench.proxy_downtime import build_proxy_image, deployer  # noqa: E402
 from bench.proxy_probe import ProxyProbe  # noqa: E402
 from bench.rollout_probe import ensure_web, remove_app  # noqa: E402
 from tests.composev2 import binary as compose_binary  # noqa: E402
@@ -79,22 +79,6 @@ def cleanup_ours(client: docker.DockerClient, app: str) -> None:
     for vol in (f"{app}-edge-config", f"{app}-edge-data"):
         with contextlib.suppress(docker.errors.NotFound):
             client.volumes.get(vol).remove(force=True)
-
-
-def deployer(m: Path, image: str) -> None:
-    env = {k: v for k, v in os.environ.items() if k != "DOCKER_HOST"}
-    env["WEB_IMAGE"] = image
-    proc = subprocess.run(
-        [sys.executable, "-m", "deployer", "deploy", "-f", str(m), "--env", "bench"],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env=env,
-        cwd=ROOT,
-        check=False,
-    )
-    if proc.returncode != 0:
-        raise SystemExit(f"deployer deploy failed:\n{proc.stdout[-3000:]}{proc.stderr}")
 
 
 def ours(

@@ -48,7 +48,7 @@ import docker.errors
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.proxy_downtime import build_proxy_image  # noqa: E402
+from bench.proxy_downtime import build_proxy_image, deployer  # noqa: E402
 from bench.proxy_probe import get  # noqa: E402
 from bench.rollout_probe import ensure_web, remove_app  # noqa: E402
 
@@ -120,22 +120,6 @@ def wrk(
     return float(rate.group(1)), per, errors
 
 
-def deploy(manifest: Path, image: str) -> None:
-    env = {k: v for k, v in os.environ.items() if k != "DOCKER_HOST"}
-    env["WEB_IMAGE"] = image
-    proc = subprocess.run(
-        [sys.executable, "-m", "deployer", "deploy", "-f", str(manifest), "--env", "bench"],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env=env,
-        cwd=ROOT,
-        check=False,
-    )
-    if proc.returncode != 0:
-        raise SystemExit(f"deployer deploy failed:\n{proc.stdout[-3000:]}{proc.stderr}")
-
-
 def address(client: docker.DockerClient, name: str, network: str) -> str:
     info: dict[str, Any] = client.api.inspect_container(name)
     return str(info["NetworkSettings"]["Networks"][network]["IPAddress"])
@@ -169,7 +153,7 @@ def measure(
             )
         )
         try:
-            deploy(m, image)
+            deployer(m, image)
             deadline = time.monotonic() + 60
             while get(f"127.0.0.1:{PORT}", HOST)[0] != 200:
                 if time.monotonic() > deadline:
