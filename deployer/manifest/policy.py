@@ -4,8 +4,12 @@ A bind source is compared after it is made canonical the way the kernel reads it
 ``/`` collapsed (``//var/run`` is ``/var/run``; POSIX's ``normpath`` keeps a leading ``//``),
 ``.`` and ``..`` resolved, a trailing ``/`` dropped. A source is refused when it is, is under,
 or is a parent of a protected path: a parent exposes everything below it (``/var`` holds
-``/var/lib/docker`` and ``/var/run/docker.sock``). Symbolic links on the target host are
-resolved separately, through the engine, before anything changes (``deployer.docker.symlinks``);
+``/var/lib/docker`` and ``/var/run/docker.sock``). A home directory (``/root``,
+``/home/<name>``) and its dot-entries (``~/.ssh``, ``~/.docker``, ``~/.bashrc``, anything
+``/root/.*`` or ``/home/*/.*``) hold the host's keys and logins and are protected the same
+way; a home's other subdirectories (``/root/n8n``) are data like ``/srv``. Symbolic links on
+the target host are resolved separately, through the engine, before anything changes
+(``deployer.docker.symlinks``);
 the same :func:`needs` then judges the resolved path.
 
 Pure: no SDK, no file system access.
@@ -35,7 +39,6 @@ SYSTEM_PATHS = (
     "/sys",
     "/dev",
     "/boot",
-    "/root",
     "/usr",
     "/bin",
     "/sbin",
@@ -48,6 +51,8 @@ SYSTEM_PATHS = (
     "/var/lib/docker",
     "/var/lib/containerd",
 )
+# /root is a home directory; /home holds one per user.
+HOMES = ("/root", "/home")
 # Files a container may read from the host without an allow entry.
 READ_ONLY_ALLOWED = ("/etc/localtime", "/etc/timezone")
 
@@ -67,6 +72,42 @@ def _under(path: str, base: str) -> bool:
     return base in (path, "/") or path.startswith(base + "/")
 
 
+def _home(path: str) -> str | None:
+    """Why ``path`` (canonical) is protected as a home directory or a dot-entry of one."""
+    parts = path.split("/")[1:]
+    if parts[0] == "root":
+        home, rest = "/root", parts[1:]
+    elif parts[0] == "home" and len(parts) > 1:
+        home, rest = f"/home/{parts[1]}", parts[2:]
+    else:
+        return None
+    if not rest:
+        return f"it is the home directory {home}"
+    if rest[0].startswith("."):
+        entry = f"{home}/{rest[0]}"
+        return f"it is {entry}, a dot-entry of the home directory {home}" + (
+            "" if len(rest) == 1 else ", or below it"
+        )
+    return None
+
+
+def _system(path: str) -> str | None:
+    """Why ``path`` (canonical) is, is under, or holds a protected system path or home."""
+    for base in SYSTEM_PATHS:
+        if _under(path, base):
+            return f"it is the system path {base}" + ("" if path == base else " or below it")
+    home = _home(path)
+    if home:
+        return home
+    if path == "/home":
+        return "it holds the home directories under /home"
+    below = [s for s in (*SYSTEM_PATHS, *HOMES) if _under(s, path)]
+    if below:
+        shown = ", ".join(below[:3]) + (", ..." if len(below) > 3 else "")
+        return f"it holds the system paths {shown}"
+    return None
+
+
 def needs(source: str, *, read_only: bool = False) -> tuple[tuple[str, str], ...]:
     """The policy entries a bind of the host path ``source`` needs, each with the reason.
 
@@ -83,17 +124,9 @@ def needs(source: str, *, read_only: bool = False) -> tuple[tuple[str, str], ...
             out[DOCKER_SOCKET] = f"it holds the socket {below[0]}"
     if read_only and path in READ_ONLY_ALLOWED:
         return tuple(out.items())
-    for base in SYSTEM_PATHS:
-        if _under(path, base):
-            out[SYSTEM_BIND] = f"it is the system path {base}" + (
-                "" if path == base else " or below it"
-            )
-            break
-    else:
-        below = [s for s in SYSTEM_PATHS if _under(s, path)]
-        if below:
-            shown = ", ".join(below[:3]) + (", ..." if len(below) > 3 else "")
-            out[SYSTEM_BIND] = f"it holds the system paths {shown}"
+    system = _system(path)
+    if system:
+        out[SYSTEM_BIND] = system
     return tuple(out.items())
 
 

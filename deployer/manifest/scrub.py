@@ -5,7 +5,8 @@ the checks that find it wrong quote what they checked. Before a problem leaves t
 every interpolated value in its message and fix is put back as the manifest writes it
 (``"${DATABASE_URL}" is not a port mapping``), a quoted piece of such a value is named
 instead of shown, and any variable's value still left in the text is replaced by the
-variable's name. The values are judged whatever their length: a quoted value or piece is
+variable's name (a value ending in ``/`` without that ``/``, which a canonical path shows
+as the separator after it). The values are judged whatever their length: a quoted value or piece is
 recognised by its quotes; a bare value of at least :data:`BARE_MIN` characters anywhere, a
 shorter one as a whole word.
 """
@@ -55,6 +56,15 @@ def _bare(text: str, value: str, shown: str) -> str:
     return re.sub(rf"(?<!\w){re.escape(value)}(?!\w)", lambda _: shown, text)
 
 
+def _path_value(value: str) -> str:
+    """A value as it stands in a path a message shows: without its trailing ``/``. A path is
+    shown canonical (``${DIR}/x`` with ``DIR=/srv/app/`` reads ``/srv/app/x``), so the
+    value's own ``/`` is the separator that follows it, which stays in the text when the
+    name is put back: ``${DIR}/x``, not ``${DIR}x``."""
+    stripped = value.rstrip("/")
+    return stripped if stripped and stripped != value else value
+
+
 class Scrubber:
     """Built once per environment from the written tree, the interpolated tree, the paths
     that were interpolated and the variables they could read."""
@@ -77,7 +87,7 @@ class Scrubber:
             for name in _VAR.findall(raw):
                 v = lookup.get(name)
                 if v:
-                    names.setdefault(v, "${" + name + "}")
+                    names.setdefault(_path_value(v), "${" + name + "}")
         self.pairs = sorted(pairs.items(), key=lambda kv: -len(kv[0]))
         self.names = sorted(names.items(), key=lambda kv: -len(kv[0]))
 

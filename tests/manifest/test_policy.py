@@ -41,7 +41,7 @@ BYPASSES: list[tuple[str, set[str]]] = [
     ("/run/docker.sock", {SOCK, SYS}),
     ("//run//docker.sock", {SOCK, SYS}),
     ("/run/user/1000/docker.sock", {SOCK, SYS}),
-    ("/home/ci/.docker/run/docker.sock", {SOCK}),
+    ("/home/ci/.docker/run/docker.sock", {SOCK, SYS}),
     ("/srv/app/docker.sock", {SOCK}),
     ("//var/run", {SOCK, SYS}),
     ("/var/run/", {SOCK, SYS}),
@@ -79,7 +79,20 @@ BYPASSES: list[tuple[str, set[str]]] = [
     ("/dev", {SYS}),
     ("/dev/sda", {SYS}),
     ("/boot/", {SYS}),
+    # home directories and their dot-entries; /home holds every home
+    ("/root", {SYS}),
+    ("/root/", {SYS}),
     ("/root/.ssh", {SYS}),
+    ("/root/.bashrc", {SYS}),
+    ("/root/n8n/../.ssh", {SYS}),
+    ("/home", {SYS}),
+    ("//home/", {SYS}),
+    ("/home/app", {SYS}),
+    ("/home/deploy/.ssh", {SYS}),
+    ("/home/deploy/.ssh/authorized_keys", {SYS}),
+    ("/home/deploy/.docker", {SYS}),
+    ("/home/deploy/.bashrc", {SYS}),
+    ("/home/deploy/data/../.config", {SYS}),
     ("/usr/bin", {SYS}),
     ("/bin", {SYS}),
     ("/sbin", {SYS}),
@@ -92,7 +105,11 @@ HARMLESS = [
     "/srv//data/",
     "/var/lib/app",
     "/var/log/app",
-    "/home/app",
+    "/home/app/data",
+    "/home/app/data/.cache",
+    "/root/n8n",
+    "/root/n8n/.n8n",
+    "/homestead",
     "/opt/shop/conf",
     "/data/../srv/data",
     "/etcetera",
@@ -197,3 +214,46 @@ def test_time_zone_files_read_only(tmp_path: Path, written: str) -> None:
     for form, line, read_only in forms:
         report = check_manifest(_manifest(tmp_path, line), None, {})
         assert report.ok is read_only, (form, [p.render() for p in report.problems])
+
+
+def _caps(tmp_path: Path, caps: list[str], allow: list[str] | None = None) -> Path:
+    path = tmp_path / "deploy.yml"
+    path.write_text(
+        "app: shop\nenvironments:\n  production: {}\n"
+        f"policy: {{allow: {json.dumps(allow or [])}}}\n"
+        "services:\n  web:\n    image: registry.example.com/shop/web:1\n"
+        f"    cap_drop: [ALL]\n    cap_add: {json.dumps(caps)}\n"
+    )
+    return path
+
+
+def test_cap_add_of_default_capabilities_needs_no_allow(tmp_path: Path) -> None:
+    """searxng's `cap_drop: [ALL]` + `cap_add: [CHOWN, SETGID, SETUID]` grants nothing a
+    container has by default, in any spelling."""
+    caps = ["CHOWN", "SETGID", "SETUID", "cap_net_bind_service", "CAP_KILL", "dac_override"]
+    report = check_manifest(_caps(tmp_path, caps), None, {})
+    assert report.ok, [p.render() for p in report.problems]
+
+
+def test_cap_add_beyond_the_defaults_names_the_capabilities(tmp_path: Path) -> None:
+    report = check_manifest(_caps(tmp_path, ["CHOWN", "NET_ADMIN", "cap_sys_admin"]), None, {})
+    (problem,) = report.problems
+    assert problem.path == "services.web.cap_add"
+    assert problem.line == 9
+    assert "NET_ADMIN, cap_sys_admin" in problem.message
+    assert "CHOWN" not in problem.message
+    assert problem.fix is not None and '"cap_add"' in problem.fix
+    assert not check_manifest(_caps(tmp_path, ["ALL"]), None, {}).ok
+    allowed = check_manifest(_caps(tmp_path, ["NET_ADMIN", "ALL"], ["cap_add"]), None, {})
+    assert allowed.ok, [p.render() for p in allowed.problems]
+
+
+def test_a_refused_path_from_a_variable_keeps_its_separator(tmp_path: Path) -> None:
+    """n8n writes `${DATA_FOLDER}/letsencrypt` with `DATA_FOLDER=/root/n8n/`: the message
+    shows the variable back in the path with the `/` that follows it."""
+    path = _manifest(tmp_path, '      - "${HOME_DIR}/.ssh:/keys"')
+    report = check_manifest(path, None, {"HOME_DIR": "/home/deploy/"})
+    (problem,) = report.problems
+    assert "${HOME_DIR}/.ssh" in problem.message, problem.render()
+    assert "${HOME_DIR}.ssh" not in problem.message
+    assert "/home/deploy" not in problem.message

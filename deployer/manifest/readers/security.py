@@ -67,8 +67,52 @@ def safety(b: Builder, path: Path, raw: dict[str, Any]) -> None:
                 f'{key} "{value}" is not supported yet',
                 "remove it" if key == "pid" else "use private or shareable",
             )
-    if isinstance(raw.get("cap_add"), list) and raw["cap_add"]:
-        refuse(b, (*path, "cap_add"), "cap_add", "cap_add")
+    cap_add(b, path, raw)
+
+
+# The capabilities Docker gives every container (moby's oci/caps/defaults.go): adding one
+# grants nothing a container without `cap_drop` lacks, as Kubernetes' Pod Security
+# "baseline" judges it. Any other capability needs `policy.allow: [cap_add]`.
+DEFAULT_CAPS = frozenset(
+    {
+        "AUDIT_WRITE",
+        "CHOWN",
+        "DAC_OVERRIDE",
+        "FOWNER",
+        "FSETID",
+        "KILL",
+        "MKNOD",
+        "NET_BIND_SERVICE",
+        "NET_RAW",
+        "SETFCAP",
+        "SETGID",
+        "SETPCAP",
+        "SETUID",
+        "SYS_CHROOT",
+    }
+)
+
+
+def capability(name: str) -> str:
+    """A capability as the engine names it: ``cap_net_admin`` and ``CAP_NET_ADMIN`` are
+    ``NET_ADMIN``."""
+    upper = name.strip().upper()
+    return upper.removeprefix("CAP_")
+
+
+def cap_add(b: Builder, path: Path, raw: dict[str, Any]) -> None:
+    caps = raw.get("cap_add")
+    if not isinstance(caps, list) or "cap_add" in b.allow:
+        return
+    extra = [str(c) for c in caps if not (isinstance(c, str) and capability(c) in DEFAULT_CAPS)]
+    if extra:
+        listed = ", ".join(extra)
+        refuse(
+            b,
+            (*path, "cap_add"),
+            f"cap_add of {listed} (beyond Docker's default capabilities)",
+            "cap_add",
+        )
 
 
 def network_mode(b: Builder, path: Path, raw: dict[str, Any]) -> None:
