@@ -10,13 +10,13 @@ not start it again: deployer/docker/containers.py ``start`` releases it then).
 Printed: the first deploy's time, the failing update's time to the failure, the rollback's
 time, the exit code, old containers running afterwards, "Address already in use" count,
 and the most services starting new containers at once (``START_PARALLEL`` in
-deployer/rollout/state.py, 4 per host by default; ``--parallel 0`` lifts the bound for a
+deployer/rollout/state.py, 10 per host by default; ``--parallel 0`` lifts the bound for a
 comparison).
 
-Measured once (2026-11-29, 30 x 2, load average 58-80 on the shared 2 cores): first deploy
-147 s, update to the failure 341 s, rollback 416 s, exit 1, 60/60 old containers running,
-0 "Address already in use". No unbounded comparison was run: at that load it would not
-have said what the bound of 4 helps.
+Measured once (2026-11-29, 30 x 2, 4 starts at once, load average 58-80 on the shared 2
+cores): first deploy 147 s, update to the failure 341 s, rollback 416 s, exit 1, 60/60 old
+containers running, 0 "Address already in use". No unbounded comparison was run: at that
+load it would not have said what the bound of 4 helps.
 
 Usage: .venv/bin/python bench/rollout_load.py [--services 30] [--replicas 2] [--parallel N]
 """

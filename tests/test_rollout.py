@@ -27,6 +27,7 @@ from deployer.manifest.model import (
 from deployer.plan import make_plan
 from deployer.result import Outcome, StepStatus
 from deployer.rollout import PrintLog, Rollout, batches, new_release_id
+from deployer.rollout.state import START_PARALLEL
 from tests.fakehost import FakeContainer, FakeHost
 
 APP, ENV = "shop", "prod"
@@ -560,8 +561,8 @@ class Overlap(FakeHost):
         return super().watch(container_ids, seconds)
 
 
-def ten(h: FakeHost) -> tuple[Service, ...]:
-    names = [f"s{i}" for i in range(10)]
+def ten(h: FakeHost, n: int = 10) -> tuple[Service, ...]:
+    names = [f"s{i}" for i in range(n)]
     for n in names:
         h.seed(APP, ENV, n, OLD)
     return tuple(
@@ -569,20 +570,22 @@ def ten(h: FakeHost) -> tuple[Service, ...]:
     )
 
 
-def test_a_host_starts_at_most_4_new_containers_at_once_but_gates_them_all_together() -> None:
+def test_a_host_starts_a_bounded_number_of_new_containers_at_once_but_gates_them_all() -> None:
     h = Overlap("h1", start_s=0.05, health_s=0.3)
-    r = run(manifest(ten(h)), [h])
+    n = START_PARALLEL + 4
+    r = run(manifest(ten(h, n)), [h])
     assert r.error is None
-    assert h.most["start"] == 4
-    assert h.most["health"] > 4  # a service waiting for health holds no start slot
-    assert all(h.serving(f"s{i}") == [(f"shop-prod-s{i}-1", NEW)] for i in range(10))
+    assert h.most["start"] == START_PARALLEL
+    assert h.most["health"] > START_PARALLEL  # a service waiting for health holds no slot
+    assert all(h.serving(f"s{i}") == [(f"shop-prod-s{i}-1", NEW)] for i in range(n))
 
 
 def test_once_a_service_fails_no_other_starts_and_the_whole_wave_rolls_back() -> None:
     h = Overlap("h1", start_s=0.1, health_s=0.0, unhealthy={BAD})
-    r = run(manifest(ten(h)), [h], digest=BAD)
+    n = START_PARALLEL + 4
+    r = run(manifest(ten(h, n)), [h], digest=BAD)
     assert isinstance(r.error, DeployFailed) and "unhealthy" in r.error.message
-    assert len(ops(h, "create")) < 10  # the first failures stop the starts still queued
+    assert len(ops(h, "create")) < n  # the first failures stop the starts still queued
     assert all(c.digest == OLD and c.running for c in h.containers.values())
 
 
