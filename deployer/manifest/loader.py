@@ -214,7 +214,14 @@ def _interpolate_tree(  # noqa: C901 (one walk, key rules)
     # precedence, as compose: CI/process variables > the environment's `variables` >
     # the compose project's .env file
     # ${DEPLOYER_ENVIRONMENT} and ${DEPLOYER_ENVIRONMENT_SLUG}: the deployer's own.
-    lookup = {**doc.compose_dotenv, **variables, **environ, **builtin_variables(env_name)}
+    # ${PWD} unset reads the working directory, as compose does (a shell always sets it).
+    lookup = {
+        "PWD": os.getcwd(),
+        **doc.compose_dotenv,
+        **variables,
+        **environ,
+        **builtin_variables(env_name),
+    }
     walk(data, (), lookup)
     for var, paths in undefined.items():
         places = []

@@ -194,3 +194,21 @@ def test_depends_on_restart_and_required(tmp_path: Path) -> None:
     web = load_manifest(m, None, {}).service("web")
     assert web.depends_on == (("db", "service_started"),)
     assert web.depends_restart == ("db",)
+
+
+def test_pwd_unset_reads_the_working_directory_as_compose_does(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """miniflux's caddy.yml binds `${PWD}/caddy_data`: compose reads its working directory
+    when PWD is not set; a set PWD (a shell's, a CI/CD variable) wins."""
+    m = _compose_app(
+        tmp_path,
+        "services:\n  web:\n    image: registry.example.com/web:1\n"
+        '    volumes: ["${PWD}/data:/data"]\n    environment: {WHERE: "${PWD}"}\n',
+    )
+    monkeypatch.chdir(tmp_path)
+    (web,) = load_manifest(m, None, {}).services
+    assert web.env_dict["WHERE"] == str(tmp_path)
+    (web,) = load_manifest(m, None, {"PWD": "/srv/app"}).services
+    assert web.env_dict["WHERE"] == "/srv/app"
+    assert [v.source for v in web.volumes] == ["/srv/app/data"]

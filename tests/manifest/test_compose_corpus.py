@@ -146,6 +146,10 @@ def run_case(case: Case, tmp: Path) -> Outcome:
     variables = variables_for(case, root, home)
     proc = compose_config(case, root, {**clean_env(home), **variables})
     data: dict[str, Any] = json.loads(proc.stdout) if proc.returncode == 0 else {}
+    # `config` prints a project whose services are all behind profiles that are not active;
+    # `up` refuses it ("no service selected")
+    compose_ok = proc.returncode == 0 and bool(data.get("services"))
+    error = proc.stderr.strip() if proc.returncode else "no service selected"
     manifest_path = write_manifest(case, root)
     report = check_manifest(manifest_path, "production", variables)
     manifest = None
@@ -153,8 +157,8 @@ def run_case(case: Case, tmp: Path) -> Outcome:
         manifest = load_manifest(manifest_path, "production", variables)
     return Outcome(
         case,
-        proc.returncode == 0,
-        proc.stderr.strip(),
+        compose_ok,
+        error,
         set(data.get("services", {})),
         data,
         [p.render() for p in report.problems],
@@ -316,14 +320,15 @@ def acceptance(outcomes: dict[str, Outcome]) -> tuple[int, int]:
 
 
 _POLICY = re.compile(
-    r"^[^:\n]+:\d+:\d+: services\.[^.\s]+\.(volumes\[\d+\]|[a-z_]+): .*refused by the "
+    r"^[^:\n]+:\d+:\d+: services\.[^.\s]+\.[a-z_]+(\[\d+\])?: .*refused by the "
     r'safety policy.*add "[a-z=_-]+"( and "[a-z=_-]+")* to `policy: \{allow: \[\.\.\.\]\}`'
 )
 
 
 def refused_by_policy(o: Outcome) -> bool:
-    """Every problem is the safety policy's, located at the key (a volume at its own entry)
-    and naming the ``policy.allow`` entry that would accept it."""
+    """Every problem is the safety policy's, located at the key (a list entry such as a
+    volume or a ``security_opt`` at its own entry) and naming the ``policy.allow`` entry
+    that would accept it."""
     return bool(o.problems) and all(_POLICY.match(p) for p in o.problems)
 
 
@@ -341,6 +346,13 @@ def figures(outcomes: dict[str, Outcome]) -> dict[str, int]:
     return out
 
 
+# Refused by the deployer alone, though compose accepts them: each with the reason.
+KNOWN_OTHER = {
+    "photoprism/setup/docker/nvidia/compose.yaml": "deploy.resources.reservations.devices "
+    "(an NVIDIA GPU) is refused with its location: not supported yet",
+}
+
+
 def test_every_refusal_is_the_policy_or_compose_refuses_too(
     outcomes: dict[str, Outcome],
 ) -> None:
@@ -349,7 +361,7 @@ def test_every_refusal_is_the_policy_or_compose_refuses_too(
         for o in outcomes.values()
         if o.problems and o.compose_ok and not refused_by_policy(o)
     }
-    assert not other, other
+    assert set(other) == set(KNOWN_OTHER), other
     for o in outcomes.values():
         assert all("Traceback" not in p for p in o.problems)
 
@@ -383,7 +395,9 @@ def test_acceptance_without_the_policy_refusals(outcomes: dict[str, Outcome]) ->
 
 
 @pytest.mark.xfail(
-    strict=True, reason="the policy refuses 13 of 87 files: at most 85% can be accepted"
+    strict=True,
+    reason="126 files: 96 accepted (76%), 24 refused by the safety policy, 5 refused by "
+    "compose too, 1 other (a GPU reservation)",
 )
 def test_corpus_acceptance_goal(outcomes: dict[str, Outcome]) -> None:
     accepted, total = acceptance(outcomes)
