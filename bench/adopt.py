@@ -32,6 +32,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.installed import compile_package  # noqa: E402
 from bench.plan import compose_v2, timed  # noqa: E402
 from tests.testenv import TestEnv, cleanup, client, unique_app  # noqa: E402
 
@@ -86,6 +87,7 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=9)
     ap.add_argument("--fixture", choices=sorted(FILES), default="shop")
     args = ap.parse_args()
+    compile_package()  # run from bytecode, as an installed deployer does
     t = TestEnv.load()
     files = FILES[args.fixture]
     print(f"{args.fixture}: {len(files)} compose file(s), app started by compose, unchanged; "

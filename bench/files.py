@@ -26,6 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.installed import compile_package  # noqa: E402
 from bench.plan import compose_v2, timed  # noqa: E402
 from tests.testenv import TestEnv, cleanup, client, unique_app  # noqa: E402
 
@@ -93,6 +94,7 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--static-kib", type=int, default=1024)
     args = ap.parse_args()
+    compile_package()  # run from bytecode, as an installed deployer does
     t = TestEnv.load()
     dc = client(t.engine_host)
     deployer = str(ROOT / ".venv" / "bin" / "deployer")

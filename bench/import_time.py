@@ -11,6 +11,11 @@ import statistics
 import subprocess
 import sys
 import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.installed import compile_package
 
 VERSION = (
     "from deployer.cli import main\ntry:\n    main(['--version'])\nexcept SystemExit:\n    pass\n"
@@ -56,6 +61,7 @@ def imported(code: str) -> list[str]:
 
 
 def main() -> int:
+    compile_package()  # imports from bytecode, as an installed deployer does
     total, top = importtime(VERSION)
     mods = imported(VERSION)
     heavy = [m for m in mods if m.split(".")[0] in ("docker", "gitlab", "paramiko")]

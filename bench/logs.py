@@ -34,6 +34,7 @@ import docker
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.installed import compile_package  # noqa: E402
 from tests.composev2 import binary  # noqa: E402
 from tests.testenv import TestEnv  # noqa: E402
 
@@ -91,6 +92,7 @@ def main() -> None:
     ap.add_argument("--lines", type=int, default=10_000)
     ap.add_argument("--baseline", type=Path, help="another checkout, timed side by side")
     args = ap.parse_args()
+    compile_package()  # run from bytecode, as an installed deployer does
     te = TestEnv.load()
     dc = docker.DockerClient(base_url=te.engine_host, timeout=120)
     app = "b" + secrets.token_hex(5)

@@ -36,6 +36,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.installed import compile_package  # noqa: E402
 from deployer.manifest.loader import load_manifest  # noqa: E402
 from tests.testenv import (  # noqa: E402
     TestEnv,
@@ -99,6 +100,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--runs", type=int, default=15)
     args = ap.parse_args()
+    compile_package()  # run from bytecode, as an installed deployer does
     t = TestEnv.load()
     dc = client(t.engine_host)
     app = unique_app()

@@ -32,6 +32,7 @@ import docker.errors
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.installed import compile_package  # noqa: E402
 from bench.proxy_probe import ProxyProbe, get  # noqa: E402
 from bench.rollout_probe import ensure_web, remove_app  # noqa: E402
 from tests.composev2 import binary as compose_binary  # noqa: E402
@@ -174,6 +175,7 @@ def main() -> int:
         help="the probe opens a connection per request instead of keeping one",
     )
     args = ap.parse_args()
+    compile_package()  # run from bytecode, as an installed deployer does
     keep = not args.new_connections
     client = docker.DockerClient(base_url="unix:///var/run/docker.sock")
     v1, v2 = ensure_web(client, "v1"), ensure_web(client, "v2")

@@ -47,6 +47,7 @@ import docker.errors
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.installed import compile_package  # noqa: E402
 from bench.proxy_downtime import build_proxy_image, deployer  # noqa: E402
 from bench.proxy_probe import ProxyProbe  # noqa: E402
 from bench.rollout_probe import ensure_web, remove_app  # noqa: E402
@@ -134,6 +135,7 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=1)
     ap.add_argument("--services", type=int, default=10)
     args = ap.parse_args()
+    compile_package()  # run from bytecode, as an installed deployer does
     client = docker.DockerClient(base_url="unix:///var/run/docker.sock")
     v1, v2 = ensure_web(client, "v1"), ensure_web(client, "v2")
     image = build_proxy_image()

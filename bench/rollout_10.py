@@ -79,6 +79,7 @@ import docker
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.installed import compile_package  # noqa: E402
 from bench.plan import compose_v2, timed  # noqa: E402
 from bench.rollout_probe import ensure_web, remove_app  # noqa: E402
 
@@ -166,6 +167,7 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--drain", type=float, default=1.0, help="the deployer's drain (default 1)")
     args = ap.parse_args()
+    compile_package()  # run from bytecode, as an installed deployer does
     if not shutil.which("docker-compose"):
         raise SystemExit("docker-compose is missing: apt-get install docker-compose")
     client = docker.DockerClient(base_url=ENGINE)

@@ -17,6 +17,10 @@ import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.installed import compile_package
+
 
 def service(i: int, n: int) -> dict[str, object]:
     svc: dict[str, object] = {
@@ -104,6 +108,7 @@ def main() -> int:
     ap.add_argument("--services", type=int, default=50)
     ap.add_argument("--runs", type=int, default=7)
     args = ap.parse_args()
+    compile_package()  # run from bytecode, as an installed deployer does
     env = {**os.environ, "CI_COMMIT_SHORT_SHA": "abc1234", "DB": "postgres://db/shop"}
     with tempfile.TemporaryDirectory() as d:
         manifest, compose = files(Path(d), args.services)
