@@ -43,17 +43,17 @@ def _text(value: Any) -> str | None:
     return None
 
 
-def _bare(text: str, value: str, shown: str) -> str:
-    """``value`` replaced by ``shown`` where it stands in ``text`` unquoted: anywhere when it
-    is long, as a whole word when short (a number alone is left: too likely the message's
-    own)."""
-    if value not in text:
-        return text
-    if len(value) >= BARE_MIN:
-        return text.replace(value, shown)
-    if value.isdigit():
-        return text
-    return re.sub(rf"(?<!\w){re.escape(value)}(?!\w)", lambda _: shown, text)
+def _bare_pattern(values: Iterable[str]) -> re.Pattern[str] | None:
+    """One pattern for every value where it stands unquoted: anywhere when it is long, as a
+    whole word when short (a number alone is left: too likely the message's own); the
+    longest first where several start at one place."""
+    alts = []
+    for value in sorted(values, key=len, reverse=True):
+        if len(value) >= BARE_MIN:
+            alts.append(re.escape(value))
+        elif not value.isdigit():
+            alts.append(rf"(?<!\w){re.escape(value)}(?!\w)")
+    return re.compile("|".join(alts)) if alts else None
 
 
 def _path_value(value: str) -> str:
@@ -90,6 +90,10 @@ class Scrubber:
                     names.setdefault(_path_value(v), "${" + name + "}")
         self.pairs = sorted(pairs.items(), key=lambda kv: -len(kv[0]))
         self.names = sorted(names.items(), key=lambda kv: -len(kv[0]))
+        # each value as it is shown: as written where a key's whole value came from
+        # variables, else the variable's name
+        self.shown = {**dict(self.names), **dict(self.pairs)}
+        self.bare = _bare_pattern(self.shown)
 
     def text(self, text: str) -> str:
         if not self.pairs and not self.names:
@@ -106,14 +110,23 @@ class Scrubber:
             for value, name in self.names:
                 if seg and seg in value and seg not in name:
                     return f"(a part of {name})"
-            return m.group(0)
+            return m.group(0)[0] + bare(seg) + m.group(0)[-1]
 
-        out = _QUOTED.sub(quoted, text)
-        for value, raw in self.pairs:
-            out = _bare(out, value, raw)
-        for value, name in self.names:
-            out = _bare(out, value, name)
-        return out
+        def bare(piece: str) -> str:
+            if self.bare is None:
+                return piece
+            return self.bare.sub(lambda m: self.shown[m.group(0)], piece)
+
+        # one pass over the text: what is put back is never read again (the manifest's own
+        # `${AIRFLOW_IMAGE_NAME:-apache/airflow:2}` holds `airflow`, another key's value)
+        out = []
+        at = 0
+        for m in _QUOTED.finditer(text):
+            out.append(bare(text[at : m.start()]))
+            out.append(quoted(m))
+            at = m.end()
+        out.append(bare(text[at:]))
+        return "".join(out)
 
     def problem(self, p: Problem) -> Problem:
         message = self.text(p.message)

@@ -185,3 +185,20 @@ def test_a_value_interpolated_to_nothing_leaves_messages_as_they_are(
     report = check_manifest(tmp_path / "deploy.yml", "production", {})
     text = "\n".join(p.render() for p in report.problems)
     assert report.problems and "${EMPTY:-}" not in text.replace("'${EMPTY:-}'", ""), text
+
+
+def test_a_value_put_back_is_not_read_again(tmp_path: pathlib.Path) -> None:
+    """airflow's `${AIRFLOW_IMAGE_NAME:-apache/airflow:|version|}` is quoted as written,
+    though another key's value (`airflow`) stands inside it: what is put back into a message
+    is never replaced again."""
+    path = tmp_path / "deploy.yml"
+    path.write_text(
+        "app: shop\nenvironments:\n  production: {}\nservices:\n  web:\n"
+        '    image: "${IMAGE:-apache/airflow:|version|}"\n'
+        '    environment: {USER_NAME: "${USER_NAME:-airflow}"}\n'
+    )
+    report = check_manifest(path, None, {})
+    (problem,) = report.problems
+    assert problem.message.startswith('"${IMAGE:-apache/airflow:|version|}" is not a valid'), (
+        problem.render()
+    )
