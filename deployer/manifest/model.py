@@ -6,6 +6,7 @@ dataclasses, never raw YAML. Durations are seconds (float), sizes are bytes (int
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Mapping
@@ -305,6 +306,12 @@ class Service:
         ("environment", "ports") without ever showing a value: environment values are
         secrets. Adoption compares every key of a container compose started.
         """
+        return dict(self._full_config_parts)
+
+    @functools.cached_property
+    def _full_config_parts(self) -> dict[str, str]:
+        # computed once per (frozen) service: a plan and the labels of every replica ask
+        # for it again (three times a service in a deploy)
         data = {f.name: _plain(getattr(self, f.name)) for f in fields(self)}
         parts: dict[str, str] = {}
         for key, value in sorted(data.items()):
