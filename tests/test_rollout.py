@@ -610,10 +610,10 @@ def test_the_watch_after_a_switch_runs_beside_the_next_wave() -> None:
     r = run(manifest((db, web)), [h])
     assert r.error is None
     when = {(what, name.split("--")[0]): t for what, name, t in h.times}
-    # web (the second wave) started while db (the first) was still watched
-    assert when[("watch", "shop-prod-db-1")] < when[("start", "shop-prod-web-1")]
+    # web (the second wave) started before db's watch (the first wave's) ended; each
+    # watch is its own thread, so which one the fake sees first is the scheduler's choice
     assert when[("start", "shop-prod-web-1")] < when[("watched", "shop-prod-db-1")]
-    assert [c[1:] for c in ops(h, "watch")] == [("shop-prod-db-1",), ("shop-prod-web-1",)]
+    assert sorted(c[1:] for c in ops(h, "watch")) == [("shop-prod-db-1",), ("shop-prod-web-1",)]
     sections = [line for line in r.lines if "Watching the new containers" in line]  # type: ignore[attr-defined]
     assert len(sections) == 1, r.lines  # type: ignore[attr-defined]
 
