@@ -87,6 +87,21 @@ def _raise_first(errors: Sequence[DeployerError]) -> None:
     raise type(first)(f"{first.message}\n{others}", hint=first.hint) from first
 
 
+def each(fn: Callable[[T], R], items: Sequence[T], *, limit: int = MAX_PARALLEL) -> list[R]:
+    """``fn`` over ``items`` side by side (``_parallel``): every result in order, or
+    every DeployerError raised as one (``_raise_first``)."""
+    results = _parallel(fn, items, limit=limit)
+    _raise_first([r for r in results if isinstance(r, DeployerError)])
+    return [r for r in results if not isinstance(r, DeployerError)]
+
+
+def each_flat(
+    fn: Callable[[T], Sequence[R]], items: Sequence[T], *, limit: int = MAX_PARALLEL
+) -> list[R]:
+    """``each``, its results' items in one list."""
+    return [x for found in each(fn, items, limit=limit) for x in found]
+
+
 def connect_hosts(
     manifest: Manifest, environ: Mapping[str, str], *, timeout: float = DEFAULT_TIMEOUT
 ) -> list[DockerHost]:

@@ -181,16 +181,16 @@ def run(req: ExecRequest, out: TextIO, environ: Mapping[str, str] | None = None)
             f"{req.service}: not a service of {manifest.path}",
             hint=f"the services are: {', '.join(manifest.service_names)}",
         )
+    from deployer.docker.execute import ExecIO
+
     ops = open_environment(manifest, env)
     stdin, opened = _input(interactive)
     try:
         target = choose(ops.replicas([req.service]), req.service, req.replica, req.host)
         if not want_tty:
-            return ops.exec(target, cmd, Sink(out), Sink(sys.stderr), stdin=stdin)
+            return ops.exec(target, cmd, ExecIO(Sink(out), Sink(sys.stderr), stdin))
         with attached_terminal(interactive) as terminal:
-            return ops.exec(
-                target, cmd, Sink(out), Sink(sys.stderr), stdin=stdin, terminal=terminal
-            )
+            return ops.exec(target, cmd, ExecIO(Sink(out), Sink(sys.stderr), stdin, terminal))
     finally:
         ops.close()
         if opened and stdin is not None:

@@ -33,6 +33,18 @@ class Terminal:
     changed: int | None = None
 
 
+@dataclass(frozen=True)
+class ExecIO:
+    """What an exec reads and where its output goes: ``out``/``err`` get it as it
+    comes (both ``out`` with a TTY); ``stdin`` (a file descriptor) is sent to the
+    command until its end; with ``terminal`` the command gets a TTY of its size."""
+
+    out: Callable[[bytes], None]
+    err: Callable[[bytes], None]
+    stdin: int | None = None
+    terminal: Terminal | None = None
+
+
 class Demux:
     """The engine's multiplexed stream (8-byte frame headers: stream, 0, 0, 0, length)."""
 
@@ -56,16 +68,11 @@ def exec_in(
     host: str,
     container_id: str,
     command: Sequence[str],
-    out: Callable[[bytes], None],
-    err: Callable[[bytes], None],
-    *,
-    stdin: int | None = None,
-    terminal: Terminal | None = None,
+    io: ExecIO,
 ) -> int:
-    """Run ``command`` in the container and return its exit code. Its output goes to
-    ``out``/``err`` as it comes (both to ``out`` with a TTY). With ``stdin`` (a file
-    descriptor) what it reads is sent to the command until its end; with ``terminal``
-    the command gets a TTY of the terminal's size, resized as it changes."""
+    """Run ``command`` in the container and return its exit code, its input and output
+    through ``io`` (``ExecIO``); a TTY follows the terminal's size as it changes."""
+    out, err, stdin, terminal = io.out, io.err, io.stdin, io.terminal
     tty = terminal is not None
     with wrapped(f"exec in {container_id[:12]}", host):
         created = api.exec_create(

@@ -18,7 +18,8 @@ from deployer.manifest.model import Manifest, Task
 
 if TYPE_CHECKING:
     from deployer.context import Context
-    from deployer.docker.execute import Terminal
+    from deployer.docker.execute import ExecIO
+    from deployer.plan import HostPlan, Plan, Step
     from deployer.report.log import JobLog
     from deployer.requests import Request
 
@@ -136,19 +137,9 @@ class Operations(Protocol):
         """The running replicas of ``services`` (all when empty), by host, service, replica."""
         ...
 
-    def exec(
-        self,
-        replica: Replica,
-        command: Sequence[str],
-        out: Callable[[bytes], None],
-        err: Callable[[bytes], None],
-        *,
-        stdin: int | None = None,
-        terminal: Terminal | None = None,
-    ) -> int:
-        """Run ``command`` in the replica's container; its exit code. ``stdin`` (a file
-        descriptor) is sent to it until its end; ``terminal``: the command gets a TTY of
-        that terminal's size."""
+    def exec(self, replica: Replica, command: Sequence[str], io: ExecIO) -> int:
+        """Run ``command`` in the replica's container, its input and output through
+        ``io``; its exit code."""
         ...
 
     def stats(self) -> list[StatRow]:
@@ -333,6 +324,33 @@ def split_stamped(raw: str) -> tuple[list[str], list[str]]:
             texts.append(text)
         return stamps, texts
     return [line[:_FIXED] for line in lines], [line[_FIXED + 1 :] for line in lines]
+
+
+def restart_plan(
+    plan: Plan, services: Sequence[str], source: str, replace: Callable[[HostPlan, Step], Step]
+) -> Plan:
+    """``plan`` (made from the deployed release's digests) with each step of ``services``
+    turned into ``replace(host plan, step)``: a replacement with the same image and
+    configuration. ``InvalidInput`` when one differs from ``source`` (the manifest):
+    a restart keeps what runs as it is."""
+    import dataclasses
+
+    from deployer.errors import InvalidInput
+    from deployer.plan import Action
+
+    hosts = []
+    for hp in plan.hosts:
+        steps = []
+        for step in hp.steps:
+            if step.service in services and step.action is not Action.UNCHANGED:
+                raise InvalidInput(
+                    f"{hp.host}: {step.service} differs from {source} "
+                    f"({'; '.join(step.reasons)}): a restart keeps what runs as it is",
+                    hint="deploy the manifest with `deployer deploy` instead",
+                )
+            steps.append(replace(hp, step) if step.service in services else step)
+        hosts.append(dataclasses.replace(hp, steps=tuple(steps)))
+    return dataclasses.replace(plan, hosts=tuple(hosts))
 
 
 def release_digest(releases: Sequence[object], service: str, where: str) -> str:

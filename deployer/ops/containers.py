@@ -15,10 +15,10 @@ import docker.errors
 from deployer import labels as L
 from deployer.docker import lock as _lock
 from deployer.docker.containers import wrapped
-from deployer.docker.execute import Terminal, exec_in
+from deployer.docker.execute import ExecIO, exec_in
 from deployer.docker.host import DockerHost
 from deployer.engine import lock_key
-from deployer.errors import DeployerError, InvalidInput
+from deployer.errors import DeployerError
 from deployer.manifest.model import Manifest, Task
 from deployer.ops import (
     Event,
@@ -29,11 +29,12 @@ from deployer.ops import (
     StatRow,
     engine_events,
     release_digest,
+    restart_plan,
     split_stamped,
     stat_row,
 )
-from deployer.plan import Observed, Plan
-from deployer.targets import _parallel, _raise_first, close_all, connect_hosts
+from deployer.plan import HostPlan, Observed, Plan, Step
+from deployer.targets import close_all, connect_hosts, each, each_flat
 
 if TYPE_CHECKING:
     from deployer.context import Context
@@ -127,9 +128,7 @@ class ContainerOperations:
         try:
             for host in self.hosts:  # every lock first: refuse before anything is removed
                 leases.append((host, host.acquire_lock(self.key, holder, ttl, 0.0)))
-            results = _parallel(lambda h: self._down_host(h, volumes, say), self.hosts)
-            _raise_first([r for r in results if isinstance(r, DeployerError)])
-            return [item for r in results if isinstance(r, list) for item in r]
+            return each_flat(lambda h: self._down_host(h, volumes, say), self.hosts)
         finally:
             for host, lease in leases:
                 with contextlib.suppress(DeployerError):
@@ -156,7 +155,7 @@ class ContainerOperations:
             networks = api.networks(filters=_ours(self.app, self.env))
             self._detach_edge(host, [n["Id"] for n in networks], gone)
             for net in networks:
-                if _remove_network(api, net["Id"]):
+                if remove_in_use(api.remove_network, net["Id"]):
                     gone(f"network {net['Name']}")
             for vol in api.volumes(filters=_ours(self.app, self.env)).get("Volumes") or []:
                 labels = vol.get("Labels") or {}
@@ -224,27 +223,9 @@ class ContainerOperations:
     def _host(self, name: str) -> DockerHost:
         return next(h for h in self.hosts if h.name == name)
 
-    def exec(
-        self,
-        replica: Replica,
-        command: Sequence[str],
-        out: Callable[[bytes], None],
-        err: Callable[[bytes], None],
-        *,
-        stdin: int | None = None,
-        terminal: Terminal | None = None,
-    ) -> int:
+    def exec(self, replica: Replica, command: Sequence[str], io: ExecIO) -> int:
         host = self._host(replica.where)
-        return exec_in(
-            host.api,
-            host.name,
-            replica.container_id,
-            command,
-            out,
-            err,
-            stdin=stdin,
-            terminal=terminal,
-        )
+        return exec_in(host.api, host.name, replica.container_id, command, io)
 
     def stats(self) -> list[StatRow]:
         def one(host: DockerHost) -> list[StatRow]:
@@ -261,9 +242,7 @@ class ContainerOperations:
                 rows.append(stat_row(r, sample, info))
             return rows
 
-        results = _parallel(one, self.hosts)
-        _raise_first([r for r in results if isinstance(r, DeployerError)])
-        return [row for r in results if isinstance(r, list) for row in r]
+        return each_flat(one, self.hosts)
 
     def run(self, task: Task, say: Callable[[str], None]) -> int:
         host = self.hosts[0]  # one run, on the environment's first host
@@ -296,10 +275,7 @@ class ContainerOperations:
                     host.api, host.name, filters, since, until, L.SERVICE, L.REPLICA
                 )
 
-        results = _parallel(one, self.hosts)
-        _raise_first([r for r in results if isinstance(r, DeployerError)])
-        found = [e for r in results if isinstance(r, list) for e in r]
-        return sorted(found, key=lambda e: (e.time_ns, e.where))
+        return sorted(each_flat(one, self.hosts), key=lambda e: (e.time_ns, e.where))
 
     # -- restart ------------------------------------------------------------------------
 
@@ -315,31 +291,19 @@ class ContainerOperations:
         digests = {s: release_digest(releases, s, first.name) for s in services}
         observed = observe_all(self.manifest, self.hosts)
         plan = make_plan(self.manifest, observed, digests, list(services))
-        hosts = []
-        for hp in plan.hosts:
-            steps = []
-            for step in hp.steps:
-                if step.service not in services:
-                    steps.append(step)
-                    continue
-                if step.action is not Action.UNCHANGED:
-                    raise InvalidInput(
-                        f"{hp.host}: {step.service} differs from {self.manifest.path} "
-                        f"({'; '.join(step.reasons)}): a restart keeps what runs as it is",
-                        hint="deploy the manifest with `deployer deploy` instead",
-                    )
-                running = [c.id for c in observed_of(observed, hp.host).of_service(step.service)]
-                steps.append(
-                    dataclasses.replace(
-                        step,
-                        action=Action.REPLACE,
-                        reasons=("restart",),
-                        replace=tuple(running),
-                        strategy="stop-first" if hard else step.strategy,
-                    )
-                )
-            hosts.append(dataclasses.replace(hp, steps=tuple(steps)))
-        return dataclasses.replace(plan, hosts=tuple(hosts)), {o.host: o for o in observed}
+
+        def replace(hp: HostPlan, step: Step) -> Step:
+            running = observed_of(observed, hp.host).of_service(step.service)
+            return dataclasses.replace(
+                step,
+                action=Action.REPLACE,
+                reasons=("restart",),
+                replace=tuple(c.id for c in running),
+                strategy="stop-first" if hard else step.strategy,
+            )
+
+        plan = restart_plan(plan, services, self.manifest.path, replace)
+        return plan, {o.host: o for o in observed}
 
     def restart(
         self,
@@ -406,13 +370,9 @@ class ContainerOperations:
 
             # The replicas of a host are read side by side (the engine answers each
             # request on its own; over SSH each is a channel of the one connection).
-            results = _parallel(read, self._replicas(host, services), limit=READERS)
-            _raise_first([r for r in results if isinstance(r, DeployerError)])
-            return [r for r in results if isinstance(r, ReplicaLog)]
+            return each(read, self._replicas(host, services), limit=READERS)
 
-        results = _parallel(one, self.hosts)
-        _raise_first([r for r in results if isinstance(r, DeployerError)])
-        return [log for r in results if isinstance(r, list) for log in r]
+        return each_flat(one, self.hosts)
 
 
 def container_logs(
@@ -442,19 +402,18 @@ def container_logs(
     return ReplicaLog(host, service, replica, container_id, stamps, texts)
 
 
-def _remove_network(api: docker.APIClient, net_id: str, deadline: float = 30.0) -> bool:
-    """Remove a network; a container the engine is still taking out of it makes it
-    refuse for a moment (409, or 403 "has active endpoints"), so retry within ``deadline``."""
+def remove_in_use(call: Callable[[str], object], what: str, deadline: float = 30.0) -> bool:
+    """Remove ``what`` (a network, a volume) through ``call``; False when it is gone
+    already. A container the engine is still taking away may hold it for a moment
+    (409, or 403 "has active endpoints"): retried within ``deadline``."""
     give_up = time.monotonic() + deadline
     while True:
         try:
-            api.remove_network(net_id)
+            call(what)
             return True
         except docker.errors.NotFound:
             return False
         except docker.errors.APIError as e:
-            # 409, or 403 "has active endpoints": a container still leaving it (another
-            # host of the same engine, or the engine finishing a removal).
             busy = e.status_code == 409 or (
                 e.status_code == 403 and "active endpoints" in str(e.explanation or "")
             )

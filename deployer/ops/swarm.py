@@ -18,8 +18,8 @@ import docker
 import docker.errors
 
 from deployer import labels as L
-from deployer.docker.execute import Terminal, exec_in
-from deployer.errors import Blocked, DeployerError, InvalidInput
+from deployer.docker.execute import ExecIO, exec_in
+from deployer.errors import Blocked, DeployerError
 from deployer.manifest.model import Manifest, Task
 from deployer.ops import (
     Event,
@@ -30,14 +30,15 @@ from deployer.ops import (
     StatRow,
     engine_events,
     release_digest,
+    restart_plan,
     stat_row,
 )
-from deployer.ops.containers import READERS, container_logs
+from deployer.ops.containers import READERS, container_logs, remove_in_use
 from deployer.report.log import PrintLog
 from deployer.requests import Request
 from deployer.swarm import spec as S
 from deployer.swarm.target import LOCK_EXPIRES, LOCK_HOLDER, SwarmTarget
-from deployer.targets import _parallel, _raise_first
+from deployer.targets import each
 
 
 class SwarmOperations:
@@ -130,7 +131,7 @@ class SwarmOperations:
             with t.wrapped("listing networks"):
                 nets = self.api.networks(filters={"label": f"{S.STACK_NAMESPACE}={m.app}"})
             for net in nets:
-                if _remove(self.api.remove_network, net["Id"]):
+                if remove_in_use(self.api.remove_network, net["Id"]):
                     gone(f"network {net['Name']}")
             # The manager frees a removed network a moment later (seconds under load):
             # wait until it is gone, removing again what is still there (bounded).
@@ -152,7 +153,10 @@ class SwarmOperations:
                 labels = cfg["Spec"].get("Labels") or {}
                 if labels.get(L.ENVIRONMENT) != m.environment.name:
                     continue
-                with t.wrapped("removing a release"), contextlib.suppress(docker.errors.NotFound):
+                with (
+                    t.wrapped("removing a release"),
+                    contextlib.suppress(docker.errors.NotFound),
+                ):
                     self.api.remove_config(cfg["ID"])
                     gone(f"release {labels.get(L.RELEASE, cfg['Spec']['Name'])}")
             if any(s.files for s in m.services):  # no service uses them any more
@@ -168,7 +172,7 @@ class SwarmOperations:
                 )
             if volumes:
                 for vol in vols:
-                    if _remove(self.raw.remove_volume, vol["Name"]):
+                    if remove_in_use(self.raw.remove_volume, vol["Name"]):
                         gone(f"volume {vol['Name']}")
             elif vols:
                 say(
@@ -210,26 +214,8 @@ class SwarmOperations:
             out.append(Replica(t.name, service, int(task.get("Slot") or 0), cid))
         return sorted(out, key=lambda r: (r.service, r.replica))
 
-    def exec(
-        self,
-        replica: Replica,
-        command: Sequence[str],
-        out: Callable[[bytes], None],
-        err: Callable[[bytes], None],
-        *,
-        stdin: int | None = None,
-        terminal: Terminal | None = None,
-    ) -> int:
-        return exec_in(
-            self.raw,
-            self.target.name,
-            replica.container_id,
-            command,
-            out,
-            err,
-            stdin=stdin,
-            terminal=terminal,
-        )
+    def exec(self, replica: Replica, command: Sequence[str], io: ExecIO) -> int:
+        return exec_in(self.raw, self.target.name, replica.container_id, command, io)
 
     def stats(self) -> list[StatRow]:
         rows = []
@@ -263,24 +249,14 @@ class SwarmOperations:
         t.context = context
         digests = {s: release_digest(t.releases(), s, self.where) for s in services}
         plan = make_plan(self.manifest, [t.observe()], digests, list(services))
-        hosts = []
-        for hp in plan.hosts:
-            steps = []
-            for step in hp.steps:
-                if step.service in services:
-                    if step.action is not Action.UNCHANGED:
-                        raise InvalidInput(
-                            f"{step.service} differs from {self.manifest.path} "
-                            f"({'; '.join(step.reasons)}): a restart keeps what runs as it is",
-                            hint="deploy the manifest with `deployer deploy` instead",
-                        )
-                    steps.append(
-                        dataclasses.replace(step, action=Action.REPLACE, reasons=("restart",))
-                    )
-                else:
-                    steps.append(step)
-            hosts.append(dataclasses.replace(hp, steps=tuple(steps)))
-        plan = dataclasses.replace(plan, hosts=tuple(hosts))
+        plan = restart_plan(
+            plan,
+            services,
+            self.manifest.path,
+            lambda _hp, step: dataclasses.replace(
+                step, action=Action.REPLACE, reasons=("restart",)
+            ),
+        )
         log.line(f"restarting {', '.join(services)} on {self.where}, by {context.holder}")
         result = t.apply(plan, log, run_tasks=False, record=False)
         report(result, context, self.manifest, t.environ, request, log)
@@ -337,24 +313,7 @@ class SwarmOperations:
                     tail=tail,
                 )
 
-        results = _parallel(read, self.replicas(services), limit=READERS)
-        _raise_first([r for r in results if isinstance(r, DeployerError)])
-        return [r for r in results if isinstance(r, ReplicaLog)]
-
-
-def _remove(call: Callable[[str], object], what: str, deadline: float = 30.0) -> bool:
-    """Remove something a container the engine is still taking away may hold (409)."""
-    give_up = time.monotonic() + deadline
-    while True:
-        try:
-            call(what)
-            return True
-        except docker.errors.NotFound:
-            return False
-        except docker.errors.APIError as e:
-            if e.status_code != 409 or time.monotonic() > give_up:
-                raise
-        time.sleep(0.5)
+        return each(read, self.replicas(services), limit=READERS)
 
 
 def _task_event(event: Event, app: str) -> Event:
