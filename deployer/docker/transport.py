@@ -96,9 +96,11 @@ def wrapped_errors(name: str, what: str) -> Iterator[None]:
 
 
 def ssh_errors() -> tuple[type[BaseException], ...]:
-    """paramiko's error root, when an ssh:// host made us import it."""
-    paramiko = sys.modules.get("paramiko")
-    return (paramiko.SSHException,) if paramiko is not None else ()
+    """paramiko's error root, when an ssh:// host made us import it. While another
+    thread is still importing it (hosts connect side by side), the module is there
+    without it: nothing of this thread can raise it yet."""
+    root = getattr(sys.modules.get("paramiko"), "SSHException", None)
+    return (root,) if isinstance(root, type) and issubclass(root, BaseException) else ()
 
 
 def _root(e: BaseException) -> BaseException:
