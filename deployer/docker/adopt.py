@@ -332,6 +332,20 @@ def _caps(values: Any) -> list[str]:
     return sorted(str(v).upper().removeprefix("CAP_") for v in values or [])
 
 
+def _device_requests(items: Any) -> list[tuple[Any, ...]]:
+    """HostConfig.DeviceRequests compared as values (the engine writes null for empty)."""
+    return [
+        (
+            str(r.get("Driver") or ""),
+            int(r.get("Count") or 0),
+            tuple(r.get("DeviceIDs") or ()),
+            tuple(tuple(c) for c in r.get("Capabilities") or ()),
+            tuple(sorted((r.get("Options") or {}).items())),
+        )
+        for r in items or []
+    ]
+
+
 def _devices(svc: Service, i: Inspect) -> bool:
     want = []
     for d in svc.devices:
@@ -512,6 +526,21 @@ _COMPARE: dict[str, Callable[[Service, Inspect], bool]] = {
         lambda i: sorted(i.host.get("SecurityOpt") or []), lambda s, i: sorted(s.security_opt)
     ),
     "devices": _devices,
+    "device_requests": _simple(
+        lambda i: _device_requests(i.host.get("DeviceRequests")),
+        lambda s, i: _device_requests(
+            [
+                {
+                    "Driver": r.driver,
+                    "Count": r.count,
+                    "DeviceIDs": list(r.device_ids),
+                    "Capabilities": [list(r.capabilities)],
+                    "Options": dict(r.options),
+                }
+                for r in s.device_requests
+            ]
+        ),
+    ),
     "annotations": _simple(
         lambda i: dict(i.host.get("Annotations") or {}), lambda s, i: dict(s.annotations)
     ),
@@ -523,7 +552,6 @@ _COMPARE: dict[str, Callable[[Service, Inspect], bool]] = {
 _UNMODELLED_HOST = (
     "Links",
     "VolumesFrom",
-    "DeviceRequests",
     "CpusetCpus",
     "OomKillDisable",
 )

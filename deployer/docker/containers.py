@@ -224,6 +224,7 @@ def create_container(  # noqa: PLR0913 (a whole container)
             oom_score_adj=service.oom_score_adj,
             security_opt=list(service.security_opt) or None,
             devices=list(service.devices) or None,
+            device_requests=_device_requests(service) or None,
             runtime=service.runtime,
         )
         if service.annotations:
@@ -618,3 +619,18 @@ def run_task(  # noqa: PLR0913 (a whole task run)
         lines.append(f"(killed after the task timeout of {timeout:g}s)")
         code = code if code != 0 else 137
     return code, "\n".join(lines[-200:]), time.monotonic() - started
+
+
+def _device_requests(service: Service) -> list[docker.types.DeviceRequest]:
+    """``deploy.resources.reservations.devices`` as compose gives them to the engine: one
+    request each, its capabilities one set."""
+    return [
+        docker.types.DeviceRequest(
+            driver=r.driver,
+            count=r.count,
+            device_ids=list(r.device_ids),
+            capabilities=[list(r.capabilities)],
+            options=dict(r.options),
+        )
+        for r in service.device_requests
+    ]

@@ -167,6 +167,19 @@ class EdgeProxy:
 
 
 @dataclass(frozen=True)
+class DeviceRequest:
+    """One entry of ``deploy.resources.reservations.devices`` (a GPU), as compose gives it to
+    the engine (``HostConfig.DeviceRequests``): ``count`` -1 is "all", which compose also
+    means when neither ``count`` nor ``device_ids`` is written."""
+
+    capabilities: tuple[str, ...]
+    driver: str = ""
+    count: int = 0
+    device_ids: tuple[str, ...] = ()
+    options: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
 class Service:
     name: str
     image: str
@@ -237,6 +250,8 @@ class Service:
     security_opt: tuple[str, ...] = ()  # policy-gated where it weakens isolation
     devices: tuple[str, ...] = ()  # "HOST[:CONTAINER[:PERMISSIONS]]"; policy-gated
     annotations: tuple[tuple[str, str], ...] = ()  # Docker API 1.43
+    # deploy.resources.reservations.devices (GPUs); policy-gated as `devices`
+    device_requests: tuple[DeviceRequest, ...] = ()
     # Swarm-only (deploy.*): container mode refuses them, or warns where compose ignores them.
     cpus_reservation: float | None = None
     deploy_labels: tuple[tuple[str, str], ...] = ()

@@ -125,6 +125,11 @@ def check_supported(manifest: Manifest, service: Service) -> None:
         ("oom_score_adj", service.oom_score_adj, "this engine's Swarm has no OOM score"),
         ("security_opt", service.security_opt, "Swarm services take no security options"),
         ("devices", service.devices, "Swarm services cannot be given host devices"),
+        (
+            "deploy.resources.reservations.devices",
+            service.device_requests,
+            "this engine's Swarm gives tasks no device requests (GPUs)",
+        ),
         ("annotations", service.annotations, "Swarm services have no container annotations"),
         (
             "depends_on",

@@ -257,3 +257,41 @@ def test_a_refused_path_from_a_variable_keeps_its_separator(tmp_path: Path) -> N
     assert "${HOME_DIR}/.ssh" in problem.message, problem.render()
     assert "${HOME_DIR}.ssh" not in problem.message
     assert "/home/deploy" not in problem.message
+
+
+def _gpus(tmp_path: Path, devices: str, allow: list[str] | None = None) -> Path:
+    path = tmp_path / "deploy.yml"
+    path.write_text(
+        "app: shop\nenvironments:\n  production: {}\n"
+        f"policy: {{allow: {json.dumps(allow or [])}}}\n"
+        "services:\n  web:\n    image: registry.example.com/shop/web:1\n"
+        f"    deploy: {{resources: {{reservations: {{devices: {devices}}}}}}}\n"
+    )
+    return path
+
+
+def test_a_gpu_reservation_is_read_as_compose_gives_it_and_needs_devices(
+    tmp_path: Path,
+) -> None:
+    """deploy.resources.reservations.devices: direct access to host hardware, as `devices:`."""
+    from deployer.manifest import load_manifest
+    from deployer.manifest.model import DeviceRequest
+
+    devices = (
+        "[{driver: nvidia, count: all, capabilities: [gpu]}, {capabilities: [gpu]},"
+        " {device_ids: ['0', '3'], capabilities: [gpu, utility], options: {a: b}},"
+        " {driver: nvidia, count: 2, capabilities: [gpu]}]"
+    )
+    (problem,) = check_manifest(_gpus(tmp_path, devices), None, {}).problems
+    assert problem.path == "services.web.deploy.resources.reservations.devices"
+    assert problem.fix is not None and '"devices"' in problem.fix
+    (web,) = load_manifest(_gpus(tmp_path, devices, ["devices"]), None, {}).services
+    assert web.device_requests == (
+        DeviceRequest(("gpu",), "nvidia", -1),
+        DeviceRequest(("gpu",), "", -1),  # neither count nor device_ids: all, as compose
+        DeviceRequest(("gpu", "utility"), "", 0, ("0", "3"), (("a", "b"),)),
+        DeviceRequest(("gpu",), "nvidia", 2),
+    )
+    bad = check_manifest(_gpus(tmp_path, "[{count: 1}]", ["devices"]), None, {})
+    (problem,) = bad.problems
+    assert problem.path == "services.web.deploy.resources.reservations.devices[0].capabilities"

@@ -10,7 +10,7 @@ import docker
 import pytest
 
 from deployer.errors import InvalidInput
-from deployer.manifest.model import Mount
+from deployer.manifest.model import DeviceRequest, Mount
 from deployer.report.log import PrintLog
 from deployer.result import Outcome
 from deployer.swarm import SwarmTarget
@@ -106,6 +106,10 @@ def test_the_keys_swarm_has_reach_the_service_and_its_task(
         ("shm_size", {"shm_size": 128 * MIB}),
         ("security_opt", {"security_opt": ("no-new-privileges:true",)}),
         ("devices", {"devices": ("/dev/null",)}),
+        (
+            "deploy.resources.reservations.devices",
+            {"device_requests": (DeviceRequest(("gpu",), "nvidia", -1),)},
+        ),
         ("mac_address", {"mac_address": "02:42:ac:11:00:02"}),
         ("volumes[0]", {"volumes": (Mount("bind", "/x", "/srv", selinux="z"),)}),
     ],

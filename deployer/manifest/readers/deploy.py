@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from deployer.manifest import parse
-from deployer.manifest.model import UpdateConfig
+from deployer.manifest.model import DeviceRequest, UpdateConfig
 from deployer.manifest.problems import Path
 from deployer.manifest.readers.values import MAX_REPLICAS, mapping
 
@@ -92,14 +92,62 @@ def read_reservations(b: Builder, path: Path, raw: dict[str, Any], out: dict[str
         got_cpus = b.parsed((*rp, "cpus"), parse.cpus, reservations["cpus"])
         if got_cpus is not None:
             out["cpus_reservation"] = got_cpus
-    for key in ("devices", "generic_resources"):
-        if key in reservations:
-            b.err(
-                (*rp, key),
-                f"reservations.{key} (GPUs and other devices) is not supported yet",
-                "remove it; give the container the devices with `devices:` (policy)",
-                key=True,
+    if "devices" in reservations:
+        read_device_requests(b, (*rp, "devices"), reservations["devices"], out)
+    if "generic_resources" in reservations:
+        b.err(
+            (*rp, "generic_resources"),
+            "reservations.generic_resources is not supported: the engine gives a container "
+            "no generic resources (Swarm's node resources)",
+            "remove it; reserve GPUs with reservations.devices",
+            key=True,
+        )
+
+
+def read_device_requests(b: Builder, p: Path, items: Any, out: dict[str, Any]) -> None:
+    """GPUs, as compose asks the engine for them (``HostConfig.DeviceRequests``): direct
+    access to host hardware, so ``policy.allow: [devices]`` as for ``devices:``."""
+    if not isinstance(items, list):
+        return  # the schema names the type
+    requests = []
+    for i, item in enumerate(items):
+        at = (*p, i)
+        if not isinstance(item, dict):
+            b.err(at, "a device reservation is a mapping (capabilities, driver, count, ...)")
+            continue
+        caps = item.get("capabilities")
+        if not isinstance(caps, list) or not caps or not all(isinstance(c, str) for c in caps):
+            b.err((*at, "capabilities"), "capabilities must list what the devices do ([gpu])")
+            continue
+        ids = item.get("device_ids") or []
+        count = item.get("count")
+        if count == "all" or (count is None and not ids):
+            count = -1
+        elif count is None:
+            count = 0
+        if not isinstance(count, int) or isinstance(count, bool) or count < -1:
+            b.err((*at, "count"), f'count "{count}" is not a number of devices or "all"')
+            continue
+        options = item.get("options") or {}
+        requests.append(
+            DeviceRequest(
+                capabilities=tuple(caps),
+                driver=str(item.get("driver") or ""),
+                count=count,
+                device_ids=tuple(str(d) for d in ids),
+                options=tuple(sorted((str(k), str(v)) for k, v in options.items())),
             )
+        )
+    if requests and "devices" not in b.allow:
+        b.err(
+            p,
+            "reserved devices (GPUs) give the container direct access to host hardware; "
+            "they are refused by the safety policy",
+            'remove them, or add "devices" to `policy: {allow: [...]}` if this app '
+            "really needs them",
+            key=True,
+        )
+    out["device_requests"] = tuple(requests)
 
 
 def read_limits(b: Builder, path: Path, raw: dict[str, Any], out: dict[str, Any]) -> None:
