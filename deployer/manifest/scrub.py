@@ -93,6 +93,9 @@ class Scrubber:
         # each value as it is shown: as written where a key's whole value came from
         # variables, else the variable's name
         self.shown = {**dict(self.names), **dict(self.pairs)}
+        # what the manifest writes where it interpolates: quoted whole, it is shown as it is
+        # (`"${SOCK}:/var/run/docker.sock"` keeps its target, though SOCK's value is that)
+        self.written = {raw for _, raw in self.pairs}
         self.bare = _bare_pattern(self.shown)
 
     def text(self, text: str) -> str:
@@ -101,6 +104,8 @@ class Scrubber:
 
         def quoted(m: re.Match[str]) -> str:
             seg = next(g for g in m.groups() if g is not None)
+            if seg in self.written:
+                return m.group(0)  # the manifest's own text, quoted as written
             for value, raw in self.pairs:
                 if seg == value:
                     return f'"{raw}"'

@@ -202,3 +202,17 @@ def test_a_value_put_back_is_not_read_again(tmp_path: pathlib.Path) -> None:
     assert problem.message.startswith('"${IMAGE:-apache/airflow:|version|}" is not a valid'), (
         problem.render()
     )
+
+
+def test_a_value_quoted_as_written_is_shown_as_written(tmp_path: pathlib.Path) -> None:
+    """supabase binds `${DOCKER_SOCKET_LOCATION}:/var/run/docker.sock`, the variable's value
+    being /var/run/docker.sock too: the volume is quoted as the file writes it."""
+    path = tmp_path / "deploy.yml"
+    path.write_text(
+        "app: shop\nenvironments:\n  production: {}\nservices:\n  web:\n"
+        "    image: registry.example.com/shop/web:1\n"
+        '    volumes: ["${SOCK}:/var/run/docker.sock:ro"]\n'
+    )
+    report = check_manifest(path, None, {"SOCK": "/var/run/docker.sock"})
+    (problem,) = report.problems
+    assert '"${SOCK}:/var/run/docker.sock:ro"' in problem.message, problem.render()
