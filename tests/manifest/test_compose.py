@@ -212,3 +212,26 @@ def test_pwd_unset_reads_the_working_directory_as_compose_does(
     (web,) = load_manifest(m, None, {"PWD": "/srv/app"}).services
     assert web.env_dict["WHERE"] == "/srv/app"
     assert [v.source for v in web.volumes] == ["/srv/app/data"]
+
+
+def test_an_absolute_path_in_the_checkout_is_the_checkout_s_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """baserow binds `$PWD/Caddyfile`; in a CI job PWD is the checkout: on a deploy host
+    that path does not exist, so it is the repository's file, shipped as `./Caddyfile` is;
+    a directory that is not in the checkout is data, as `./data` is."""
+    (tmp_path / "Caddyfile").write_text(":80\n")
+    m = _compose_app(
+        tmp_path,
+        "services:\n  web:\n    image: registry.example.com/web:1\n    volumes:\n"
+        '      - "$PWD/Caddyfile:/etc/caddy/Caddyfile"\n'
+        "      - {type: bind, source: $PWD/data, target: /data}\n"
+        '      - "/srv/app:/srv"\n',
+    )
+    monkeypatch.chdir(tmp_path)
+    (web,) = load_manifest(m, None, {}).services
+    assert [(f.name, f.target) for f in web.files] == [("./Caddyfile", "/etc/caddy/Caddyfile")]
+    assert [(v.type, v.source, v.target) for v in web.volumes] == [
+        ("volume", "data", "/data"),
+        ("bind", "/srv/app", "/srv"),
+    ]

@@ -41,7 +41,25 @@ def mounts(b: Builder, path: Path, raw: Any) -> tuple[Mount, ...]:
     return tuple(out)
 
 
+def in_checkout(b: Builder, source: str) -> str | None:
+    """An absolute bind source inside the project directory (``${PWD}/Caddyfile``, ``PWD``
+    being the checkout) as the relative path it names there: on a deploy host that path
+    does not exist, so it is the checkout's file (or a data directory), as ``./Caddyfile``."""
+    if not b.repo or not source.startswith("/"):
+        return None
+    base = posixpath.normpath(b.repo.base)
+    path = policy.canonical(source)
+    if path == base or not path.startswith(base + "/"):
+        return None
+    return "./" + posixpath.relpath(path, base)
+
+
 def one(b: Builder, p: Path, item: Any) -> Mount | FileMount | None:
+    if isinstance(item, str) and b.repo:
+        source, sep, rest = item.partition(":")
+        rel = in_checkout(b, source)
+        if rel is not None and sep:
+            return b.repo.short_bind(b, p, f"{rel}:{rest}")
     if isinstance(item, str) and R.is_local_source(item.partition(":")[0]):
         return b.repo.short_bind(b, p, item) if b.repo else None
     if isinstance(item, str):
@@ -51,13 +69,14 @@ def one(b: Builder, p: Path, item: Any) -> Mount | FileMount | None:
     if (
         item.get("type") == "bind"
         and isinstance(item.get("source"), str)
-        and R.is_local_source(item["source"])
+        and (R.is_local_source(item["source"]) or in_checkout(b, item["source"]))
         and isinstance(item.get("target"), str)
         and item["target"].startswith("/")
     ):
         if not b.repo:
             return None
-        return b.repo.bind(b, p, item["source"], item["target"], item.get("read_only") is True)
+        source = in_checkout(b, item["source"]) or item["source"]
+        return b.repo.bind(b, p, source, item["target"], item.get("read_only") is True)
     return mount_long(b, p, item)
 
 
