@@ -17,15 +17,17 @@ them, so `deployer --version` and `deployer validate` stay fast.
 from __future__ import annotations
 
 import argparse
+import atexit
 import contextlib
 import dataclasses
 import importlib
 import io
 import os
 import sys
+import threading
 import traceback
 from collections.abc import Sequence
-from typing import Any, BinaryIO, TextIO, cast
+from typing import Any, BinaryIO, NoReturn, TextIO, cast
 
 from deployer import __version__
 from deployer.errors import EXIT_INTERNAL, EXIT_INVALID, DeployerError
@@ -278,3 +280,19 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
             file=sys.stderr,
         )
         return EXIT_INTERNAL
+
+
+def run() -> NoReturn:
+    """The ``deployer`` command: :func:`main`, then the process ends without tearing the
+    interpreter down, as mypy's command does. The exit handlers run and the output is
+    flushed; only the teardown of every module and the final garbage collection are
+    skipped: 60-120 ms after a deploy, on every job. With a thread still running, the
+    process ends the usual way (which waits for it)."""
+    code = main()
+    if threading.active_count() > 1:
+        raise SystemExit(code)
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):
+            stream.flush()
+    os._exit(code)
