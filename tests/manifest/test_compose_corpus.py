@@ -408,7 +408,7 @@ def test_acceptance_without_the_policy_refusals(outcomes: dict[str, Outcome]) ->
 
 @pytest.mark.xfail(
     strict=True,
-    reason="136 files: 104 accepted (76%), 27 refused by the safety policy, 4 refused by "
+    reason="138 files: 106 accepted (77%), 27 refused by the safety policy, 4 refused by "
     "compose too, 1 other (an image reference compose up refuses)",
 )
 def test_corpus_acceptance_goal(outcomes: dict[str, Outcome]) -> None:
