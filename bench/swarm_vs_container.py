@@ -59,6 +59,7 @@ from deployer.manifest.model import (
 )
 from deployer.naming import service_name
 from deployer.swarm import SwarmTarget
+from deployer.swarm.api import SwarmApi
 
 ENV = "bench"
 SOCKET = "unix:///var/run/docker.sock"
@@ -101,8 +102,7 @@ def ensure_swarm(client: docker.DockerClient) -> None:
 def remove_swarm_app(client: docker.DockerClient, app: str) -> None:
     api: Any = client.api
     with contextlib.suppress(docker.errors.NotFound):
-        target = SwarmTarget(manifest(app, "x", "swarm"), client, SOCKET)
-        target.remove_app()
+        SwarmApi(manifest(app, "x", "swarm"), client, SOCKET).remove_app()
     for cfg in api.configs():
         if cfg["Spec"]["Name"].startswith(app + "_"):
             with contextlib.suppress(docker.errors.NotFound):
@@ -128,7 +128,7 @@ def container_mode(client: docker.DockerClient, v1: str, v2: str) -> tuple[Probe
 
 
 def _swarm_deploy(client: docker.DockerClient, m: Manifest) -> None:
-    target = SwarmTarget(m, client, SOCKET)
+    target = SwarmTarget(SwarmApi(m, client, SOCKET))
     result = target.apply(target.plan(), lambda _line: None)
     if result.error:
         raise RuntimeError(f"swarm deploy failed: {result.error}")
@@ -136,7 +136,7 @@ def _swarm_deploy(client: docker.DockerClient, m: Manifest) -> None:
 
 def _raw_update(client: docker.DockerClient, app: str, image: str) -> None:
     """``docker service update`` start-first to ``image``, without the deployer."""
-    target = SwarmTarget(manifest(app, image, "swarm"), client, SOCKET)
+    target = SwarmTarget(SwarmApi(manifest(app, image, "swarm"), client, SOCKET))
     digest = target.resolve()["web"]
     subprocess.run(
         [

@@ -44,11 +44,12 @@ from deployer.targets import each
 class SwarmOperations:
     def __init__(self, target: SwarmTarget) -> None:
         self.target = target
+        self.swarm = target.swarm  # the raw Swarm calls
         self.manifest = target.manifest
-        self.api: Any = target.api
+        self.api: Any = target.swarm.api
         # The SDK client under the Swarm calls, for what they do not cover (logs, exec,
         # stats, volumes of the manager's node).
-        self.raw: Any = getattr(target.api, "raw", target.api)
+        self.raw: Any = getattr(self.api, "raw", self.api)
 
     @classmethod
     def open(cls, manifest: Manifest, environ: Mapping[str, str]) -> SwarmOperations:
@@ -68,7 +69,7 @@ class SwarmOperations:
 
     def _lock_config(self) -> dict[str, Any] | None:
         name = self.target.lock_name()
-        with self.target.wrapped("reading the deploy lock"):
+        with self.swarm.wrapped("reading the deploy lock"):
             found = self.api.configs(filters={"name": name})
         return next((c for c in found if c["Spec"]["Name"] == name), None)
 
@@ -95,7 +96,7 @@ class SwarmOperations:
         for state in states:
             for config_id in state.ids:
                 with (
-                    self.target.wrapped("removing the deploy lock"),
+                    self.swarm.wrapped("removing the deploy lock"),
                     contextlib.suppress(docker.errors.NotFound),
                 ):
                     self.api.remove_config(config_id)
@@ -108,7 +109,7 @@ class SwarmOperations:
         env = self.manifest.environment.name
         return [
             s
-            for s in self.target.app_services()
+            for s in self.swarm.app_services()
             if ((s.get("Spec") or {}).get("Labels") or {}).get(L.ENVIRONMENT, env) == env
         ]
 
@@ -126,9 +127,9 @@ class SwarmOperations:
         lease = t.acquire_lock(holder, ttl, 0.0)
         try:
             for svc in self._env_services():
-                t.remove_service(svc["ID"])
+                t.swarm.remove_service(svc["ID"])
                 gone(f"service {svc['Spec']['Name']}")
-            with t.wrapped("listing networks"):
+            with t.swarm.wrapped("listing networks"):
                 nets = self.api.networks(filters={"label": f"{S.STACK_NAMESPACE}={m.app}"})
             for net in nets:
                 if remove_in_use(self.api.remove_network, net["Id"]):
@@ -137,7 +138,7 @@ class SwarmOperations:
             # wait until it is gone, removing again what is still there (bounded).
             give_up = time.monotonic() + 60
             while time.monotonic() < give_up:
-                with t.wrapped("listing networks"):
+                with t.swarm.wrapped("listing networks"):
                     left = self.api.networks(filters={"label": f"{S.STACK_NAMESPACE}={m.app}"})
                 if not left:
                     break
@@ -145,7 +146,7 @@ class SwarmOperations:
                     with contextlib.suppress(docker.errors.APIError):
                         self.api.remove_network(net["Id"])
                 time.sleep(0.5)
-            with t.wrapped("listing releases"):
+            with t.swarm.wrapped("listing releases"):
                 configs = self.api.configs(
                     filters={"label": [f"{L.ROLE}={L.ROLE_RELEASE}", f"{L.APP}={m.app}"]}
                 )
@@ -154,16 +155,16 @@ class SwarmOperations:
                 if labels.get(L.ENVIRONMENT) != m.environment.name:
                     continue
                 with (
-                    t.wrapped("removing a release"),
+                    t.swarm.wrapped("removing a release"),
                     contextlib.suppress(docker.errors.NotFound),
                 ):
                     self.api.remove_config(cfg["ID"])
                     gone(f"release {labels.get(L.RELEASE, cfg['Spec']['Name'])}")
             if any(s.files for s in m.services):  # no service uses them any more
                 with contextlib.suppress(DeployerError):
-                    t.prune_files()
+                    t.swarm.prune_files()
                     gone("the secrets and configs of the app's files")
-            with t.wrapped("listing volumes"):
+            with t.swarm.wrapped("listing volumes"):
                 vols = (
                     self.raw.volumes(filters={"label": f"{S.STACK_NAMESPACE}={m.app}"}).get(
                         "Volumes"
@@ -190,14 +191,14 @@ class SwarmOperations:
         """The running tasks of ``services``; a task on another node is refused (the
         manager's engine API reaches only its own node's containers)."""
         t = self.target
-        with t.wrapped("reading the manager's node"):
+        with t.swarm.wrapped("reading the manager's node"):
             node = (self.api.info().get("Swarm") or {}).get("NodeID", "")
         svcs = {
             s["ID"]: (s["Spec"].get("Labels") or {}).get(L.SERVICE, "")
             for s in self._env_services()
         }
         out = []
-        for task in t.tasks_of(list(svcs)):
+        for task in t.swarm.tasks_of(list(svcs)):
             service = svcs.get(task.get("ServiceID", ""), "")
             if services and service not in services:
                 continue
@@ -220,7 +221,7 @@ class SwarmOperations:
     def stats(self) -> list[StatRow]:
         rows = []
         for r in self.replicas():
-            with self.target.wrapped(f"reading the stats of {r.service}.{r.replica}"):
+            with self.swarm.wrapped(f"reading the stats of {r.service}.{r.replica}"):
                 try:
                     sample = self.raw.stats(r.container_id, stream=False)
                     info = self.api.inspect_container(r.container_id)
@@ -246,7 +247,7 @@ class SwarmOperations:
         from deployer.swarm.target import raise_for_outcome
 
         t = self.target
-        t.context = context
+        t.swarm.context = context
         digests = {s: release_digest(t.releases(), s, self.where) for s in services}
         plan = make_plan(self.manifest, [t.observe()], digests, list(services))
         plan = restart_plan(
@@ -270,7 +271,7 @@ class SwarmOperations:
             "type": "container",
             "label": [f"{S.STACK_NAMESPACE}={self.manifest.app}"],
         }
-        with self.target.wrapped("reading the engine's events"):
+        with self.swarm.wrapped("reading the engine's events"):
             found = engine_events(
                 self.raw,
                 self.target.name,
@@ -301,7 +302,7 @@ class SwarmOperations:
         tail: int | None,
     ) -> list[ReplicaLog]:
         def read(r: Replica) -> ReplicaLog:
-            with self.target.wrapped("reading logs"):
+            with self.swarm.wrapped("reading logs"):
                 return container_logs(
                     self.raw,
                     self.target.name,

@@ -39,9 +39,10 @@ not used. CI secrets reach services as environment variables, as in container mo
 (Swarm secrets are not used). One swarm holds one environment of an app.
 
 ``SwarmTarget`` is the entry point: ``connect(manifest)``, then ``observe()``,
-``resolve()``, ``plan()``, ``apply(plan, log)`` and ``status()``; its parts by job are
-``api`` (the raw calls), ``lock``, ``converge``, ``records`` and ``apply``. The commands
-reach it through ``deployer.target.swarm`` (the ``Target`` of a Swarm environment).
+``resolve()``, ``plan()``, ``apply(plan, log)`` and ``status()``. It holds the app's raw
+calls, ``SwarmTarget.swarm`` (``api.SwarmApi``), and hands them to its parts by job:
+``lock``, ``converge``, ``records`` and ``apply``. The commands reach it through
+``deployer.target.swarm`` (the ``Target`` of a Swarm environment).
 """
 
 from deployer.swarm.target import SwarmLease, SwarmTarget, raise_for_outcome

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
+from typing import Self
 
 from deployer.context import Context
 from deployer.docker import registry
@@ -49,10 +50,36 @@ __all__ = [
 ]
 
 
-class SwarmTarget(SwarmApi):
-    """One Swarm (through one manager) for one app and environment: the raw calls
-    (``swarm.api``), the lock (``swarm.lock``), convergence (``swarm.converge``), release
-    records (``swarm.records``) and applying a plan (``swarm.apply``)."""
+class SwarmTarget:
+    """One Swarm (through one manager) for one app and environment. It holds ``swarm``,
+    the app's raw calls (``swarm.api.SwarmApi``), and hands them to the lock
+    (``swarm.lock``), convergence (``swarm.converge``), release records
+    (``swarm.records``) and applying a plan (``swarm.apply``)."""
+
+    def __init__(self, swarm: SwarmApi) -> None:
+        self.swarm = swarm
+
+    @property
+    def name(self) -> str:
+        """The manager, as shown to people."""
+        return self.swarm.name
+
+    @property
+    def manifest(self) -> Manifest:
+        return self.swarm.manifest
+
+    @property
+    def environ(self) -> Mapping[str, str]:
+        return self.swarm.environ
+
+    def close(self) -> None:
+        self.swarm.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     # -- connection ---------------------------------------------------------------------
 
@@ -79,15 +106,17 @@ class SwarmTarget(SwarmApi):
                 problems.append(e)
                 continue
             target = cls(
-                manifest,
-                DockerSwarmEngine(conn.client.api),
-                conn.name,
-                context=context,
-                environ=environ,
-                on_close=conn.close,
+                SwarmApi(
+                    manifest,
+                    DockerSwarmEngine(conn.client.api),
+                    conn.name,
+                    context=context,
+                    environ=environ,
+                    on_close=conn.close,
+                )
             )
             try:
-                target.check_manager()
+                target.swarm.check_manager()
             except DeployerError as e:
                 target.close()
                 problems.append(e)
@@ -105,15 +134,15 @@ class SwarmTarget(SwarmApi):
     # -- reading ------------------------------------------------------------------------
 
     def observe(self) -> Observed:
-        services = self.app_services()
-        tasks = self.tasks_of([s["ID"] for s in services])
+        services = self.swarm.app_services()
+        tasks = self.swarm.tasks_of([s["ID"] for s in services])
         m = self.manifest
         return obs.observed(self.name, m.app, m.environment.name, services, tasks)
 
     def status(self) -> list[obs.ServiceStatus]:
-        services = self.app_services()
+        services = self.swarm.app_services()
         return obs.status_rows(
-            self.manifest.app, services, self.tasks_of([s["ID"] for s in services])
+            self.manifest.app, services, self.swarm.tasks_of([s["ID"] for s in services])
         )
 
     def render_status(self) -> str:
@@ -127,9 +156,9 @@ class SwarmTarget(SwarmApi):
         resolve tags itself, FACTS 14); its local ID for ``pull_policy: never``."""
         if "@sha256:" in service.image:
             return S.pinned(service.image)
-        auth = None if service.pull_policy == "never" else self.auth_for(service.image)
+        auth = None if service.pull_policy == "never" else self.swarm.auth_for(service.image)
         return registry.resolve(
-            self.api, self.name, service.image, auth, pull_policy=service.pull_policy
+            self.swarm.api, self.name, service.image, auth, pull_policy=service.pull_policy
         )
 
     def resolve(self, only: Sequence[str] | None = None) -> dict[str, str]:
@@ -144,43 +173,43 @@ class SwarmTarget(SwarmApi):
             S.check_supported(self.manifest, service)  # refuse before anything changes
         return make_plan(self.manifest, [self.observe()], self.resolve(only), only)
 
-    # -- lock ---------------------------------------------------------------------------
-
     # -- the lock -----------------------------------------------------------------------
 
     def lock_name(self) -> str:
-        return lock.lock_name(self)
+        return lock.lock_name(self.swarm)
 
     def acquire_lock(self, holder: str, ttl: float, wait: float = 0.0) -> SwarmLease:
-        return lock.acquire_lock(self, holder, ttl, wait)
+        return lock.acquire_lock(self.swarm, holder, ttl, wait)
 
     def renew_lock(self, lease: SwarmLease, ttl: float) -> SwarmLease:
-        return lock.renew_lock(self, lease, ttl)
+        return lock.renew_lock(self.swarm, lease, ttl)
 
     def release_lock(self, lease: SwarmLease) -> None:
-        lock.release_lock(self, lease)
+        lock.release_lock(self.swarm, lease)
 
     # -- releases -----------------------------------------------------------------------
 
     def release_labels(self, release: str) -> dict[str, str]:
-        return records.release_labels(self, release)
+        return records.release_labels(self.swarm, release)
 
     def record_release(self, result: DeployResult) -> None:
-        records.record_release(self, result)
+        records.record_release(self.swarm, result)
 
     def releases(self) -> list[Release]:
         """The recorded releases of the app and environment, oldest first."""
-        return records.releases(self)
+        return records.releases(self.swarm)
 
     # -- applying -----------------------------------------------------------------------
 
     def wait_converged(
         self, service_id: str, *, rolling: bool, since: str | None, deadline: float
     ) -> Verdict:
-        return wait_converged(self, service_id, rolling=rolling, since=since, deadline=deadline)
+        return wait_converged(
+            self.swarm, service_id, rolling=rolling, since=since, deadline=deadline
+        )
 
     def run_task(self, task: Task, digest: str, log: Log, extra: Mapping[str, str]) -> StepRecord:
-        return A.run_task(self, task, digest, log, extra)
+        return A.run_task(self.swarm, task, digest, log, extra)
 
     def apply(
         self,
@@ -194,7 +223,7 @@ class SwarmTarget(SwarmApi):
     ) -> DeployResult:
         """Apply ``plan`` (made by ``self.plan()``), locked; see ``swarm.apply.apply``."""
         return A.apply(
-            self,
+            self.swarm,
             plan,
             log,
             lock_wait=lock_wait,

@@ -12,6 +12,7 @@ from typing import Any
 
 import docker.errors
 
+from deployer.swarm.api import SwarmApi
 from deployer.swarm.engine import DockerSwarmEngine
 from deployer.swarm.target import SwarmTarget
 from tests.swarm.helpers import manifest, web
@@ -83,11 +84,13 @@ def target(api: FakeAPI) -> tuple[SwarmTarget, list[float]]:
         now[0] += seconds
 
     t = SwarmTarget(
-        manifest("shop", web("reg/web:v2")),
-        DockerSwarmEngine(api),
-        "mgr",
-        sleep=sleep,
-        clock=lambda: now[0],
+        SwarmApi(
+            manifest("shop", web("reg/web:v2")),
+            DockerSwarmEngine(api),
+            "mgr",
+            sleep=sleep,
+            clock=lambda: now[0],
+        )
     )
     return t, now
 

@@ -15,6 +15,7 @@ from deployer.manifest.model import Manifest, Service, Task
 from deployer.plan import Action
 from deployer.report.log import PrintLog
 from deployer.result import Outcome, StepStatus
+from deployer.swarm.api import SwarmApi
 from deployer.swarm.target import SwarmTarget
 from tests.fakeswarm import FakeSwarm
 from tests.swarm.helpers import manifest, web
@@ -32,7 +33,7 @@ def target(m: Manifest, fake: FakeSwarm) -> SwarmTarget:
     def sleep(seconds: float) -> None:
         clock[0] += seconds
 
-    return SwarmTarget(m, fake, "mgr", sleep=sleep, clock=lambda: clock[0])
+    return SwarmTarget(SwarmApi(m, fake, "mgr", sleep=sleep, clock=lambda: clock[0]))
 
 
 def deploy(m: Manifest, fake: FakeSwarm) -> tuple[SwarmTarget, object]:
@@ -56,9 +57,7 @@ def images(fake: FakeSwarm, name: str) -> list[str]:
 
 def repo_of(fake: FakeSwarm, name: str) -> set[str]:
     """The tags the running tasks were resolved from (the fake's digest encodes the tag)."""
-    wanted = {
-        img: fake.inspect_distribution(img)["Descriptor"]["digest"] for img in (V1, V2, BAD)
-    }
+    wanted = {img: fake.inspect_distribution(img)["Descriptor"]["digest"] for img in (V1, V2, BAD)}
     running = fake.running_images(name)
     return {img for img, digest in wanted.items() if any(r.endswith(digest) for r in running)}
 
@@ -180,8 +179,8 @@ def test_releases_keep_the_newest_and_say_what_ran() -> None:
     t = target(m2, fake)
     releases = t.releases()
     assert [r.id for r in releases] == sorted([r1.release, r2.release])  # type: ignore[attr-defined]
-    assert releases[-1].digests["web"].endswith(
-        fake.inspect_distribution(V2)["Descriptor"]["digest"]
+    assert (
+        releases[-1].digests["web"].endswith(fake.inspect_distribution(V2)["Descriptor"]["digest"])
     )
 
 
@@ -189,6 +188,6 @@ def test_the_fake_satisfies_the_protocol_at_run_time_too() -> None:
     fake = FakeSwarm()
     svc = Service("web", V1)
     t = target(manifest("shop", svc), fake)
-    t.check_manager()
+    t.swarm.check_manager()
     with pytest.raises(Exception, match="worker"):
-        target(manifest("shop", svc), FakeSwarm(manager=False)).check_manager()
+        target(manifest("shop", svc), FakeSwarm(manager=False)).swarm.check_manager()

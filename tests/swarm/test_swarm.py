@@ -22,6 +22,7 @@ from deployer.plan import Action
 from deployer.report.log import PrintLog
 from deployer.result import Outcome, StepStatus
 from deployer.swarm import SwarmTarget, raise_for_outcome
+from deployer.swarm.api import SwarmApi
 from tests.swarm.helpers import manifest, web
 from tests.testenv import TestEnv
 
@@ -31,7 +32,7 @@ QUIET = PrintLog(lambda _: None)
 
 
 def target(swarm: docker.DockerClient, m: Any) -> SwarmTarget:
-    return SwarmTarget(m, swarm, "local-manager")
+    return SwarmTarget(SwarmApi(m, swarm, "local-manager"))
 
 
 def deploy(swarm: docker.DockerClient, m: Any, lines: list[str] | None = None) -> Any:
@@ -359,7 +360,7 @@ def test_an_image_from_a_registry_with_auth_is_pulled_by_swarm_with_the_manifest
         m = replace(manifest(swarm_app, web(f"{repo}:v1")), registries=(creds,))
         t = target(swarm, m)
         plan = t.plan()
-        t.auth_for = lambda image: None  # type: ignore[method-assign]
+        t.swarm.auth_for = lambda image: None  # type: ignore[method-assign]
         denied = t.apply(plan, QUIET)
         assert denied.outcome is Outcome.ROLLED_BACK
         # "rejected", not "timeout": it gave up on the rejections, not at the deadline.

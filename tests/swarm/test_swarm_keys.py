@@ -14,6 +14,7 @@ from deployer.manifest.model import DeviceRequest, Mount
 from deployer.report.log import PrintLog
 from deployer.result import Outcome
 from deployer.swarm import SwarmTarget
+from deployer.swarm.api import SwarmApi
 from tests.swarm.helpers import manifest, web
 from tests.testenv import TestEnv
 
@@ -24,7 +25,7 @@ MIB = 1024 * 1024
 
 
 def deploy(swarm: docker.DockerClient, m: Any) -> Any:
-    t = SwarmTarget(m, swarm, "local-manager")
+    t = SwarmTarget(SwarmApi(m, swarm, "local-manager"))
     return t.apply(t.plan(), QUIET)
 
 
@@ -92,10 +93,10 @@ def test_the_keys_swarm_has_reach_the_service_and_its_task(
     assert host["PidsLimit"] == 100  # (a reservation is for the scheduler, not the container)
 
     # the same manifest again: nothing to do; one key changed: a replace naming it
-    t = SwarmTarget(m, swarm, "local-manager")
+    t = SwarmTarget(SwarmApi(m, swarm, "local-manager"))
     assert not t.plan().changes
     changed = manifest(swarm_app, replace(svc, ulimits=(("nofile", 1024, 4096),)))
-    plan = SwarmTarget(changed, swarm, "local-manager").plan()
+    plan = SwarmTarget(SwarmApi(changed, swarm, "local-manager")).plan()
     (step,) = plan.hosts[0].steps
     assert step.reasons == ("config changed: ulimits",)
 
