@@ -8,7 +8,9 @@ for an app compose started). Swarm (``engine: swarm``): services, networks and v
 
 from __future__ import annotations
 
-from deployer.manifest.model import Manifest, Service, host_form
+from collections.abc import Sequence
+
+from deployer.manifest.model import Manifest, Service, TopNetwork, TopVolume, host_form
 
 # Names of what the deployer creates on a host. Labels are immutable, so a container's
 # role is read from its name: ``<app>-<env>-<service>-<replica>`` is the current one,
@@ -35,6 +37,17 @@ def default_network(app: str, environment: str) -> str:
     return f"{app}-{host_form(environment)}"
 
 
+def declared_name(items: Sequence[TopNetwork | TopVolume], name: str) -> str | None:
+    """The engine's name the manifest gives its network or volume ``name``, on either
+    engine: compose's ``name:``, or an external one's own name; None when it gives none."""
+    for item in items:
+        if item.name == name and item.engine_name:
+            return item.engine_name
+        if item.name == name and item.external:
+            return name
+    return None
+
+
 def network_name(manifest: Manifest, name: str) -> str:
     """The engine's name of a network of the manifest (external ones keep their name).
 
@@ -42,11 +55,9 @@ def network_name(manifest: Manifest, name: str) -> str:
     names, ``<project>_<name>``, so replacing what compose started stays on the same
     networks and volumes (their data included).
     """
-    for net in manifest.networks:
-        if net.name == name and net.engine_name:
-            return net.engine_name
-        if net.name == name and net.external:
-            return name
+    declared = declared_name(manifest.networks, name)
+    if declared:
+        return declared
     if manifest.compose_project:
         return f"{manifest.compose_project}_{name}"
     if name == "default":
@@ -56,11 +67,9 @@ def network_name(manifest: Manifest, name: str) -> str:
 
 def volume_name(manifest: Manifest, name: str) -> str:
     """The engine's name of a named volume of the manifest (external ones keep their name)."""
-    for vol in manifest.volumes:
-        if vol.name == name and vol.engine_name:
-            return vol.engine_name
-        if vol.name == name and vol.external:
-            return name
+    declared = declared_name(manifest.volumes, name)
+    if declared:
+        return declared
     if manifest.compose_project:
         return f"{manifest.compose_project}_{name}"
     return f"{manifest.app}-{host_form(manifest.environment.name)}-{name}"
@@ -98,22 +107,12 @@ def service_name(app: str, service: str) -> str:
 
 def stack_network_name(manifest: Manifest, name: str) -> str:
     """A network of a Swarm environment: ``<app>_<name>`` (external ones keep their name)."""
-    for net in manifest.networks:
-        if net.name == name and net.engine_name:
-            return net.engine_name
-        if net.name == name and net.external:
-            return name
-    return f"{manifest.app}_{name}"
+    return declared_name(manifest.networks, name) or f"{manifest.app}_{name}"
 
 
 def stack_volume_name(manifest: Manifest, name: str) -> str:
     """A named volume of a Swarm environment: ``<app>_<name>`` (external ones keep theirs)."""
-    for vol in manifest.volumes:
-        if vol.name == name and vol.engine_name:
-            return vol.engine_name
-        if vol.name == name and vol.external:
-            return name
-    return f"{manifest.app}_{name}"
+    return declared_name(manifest.volumes, name) or f"{manifest.app}_{name}"
 
 
 def app_volume_name(manifest: Manifest, name: str) -> str:
