@@ -1,6 +1,7 @@
 """`deployer events` on two hosts (socket or SSH, and tcp+TLS): the OOM kill of a replica
-with a tiny memory limit, with its host and time. (An engine keeps its last 256 events
-only: on these shared engines a deploy's own events are soon pushed out by other tests'.)"""
+with a tiny memory limit, with its host and time. The read covers the kill as it happens
+(``events_during``): a read afterwards may find it pushed out of the engine's last 256
+events by other tests' on these shared engines."""
 
 from __future__ import annotations
 
@@ -10,37 +11,44 @@ import pytest
 
 from deployer import labels as L
 from tests.ops.conftest import Fleet
+from tests.ops.live_events import HOG, events_during
 from tests.testenv import TestEnv
 
-HOG = "sleep 1; x=$(head -c 200000000 /dev/zero | tr '\\000' x); echo ${#x}"
+WINDOW = 15.0  # seconds the read covers: the hog starts and is killed within them
 
 
 @pytest.mark.integration
 def test_events_show_the_deploy_and_an_oom_kill(fleet: Fleet, testenv: TestEnv) -> None:
     fleet.deploy()
     second = fleet.clients[1]
-    hog = second.containers.run(
-        testenv.image_base,
-        ["sh", "-c", HOG],
-        name=f"{fleet.app}-prod-hog-1",
-        labels={
-            L.MANAGED: "true",
-            L.APP: fleet.app,
-            L.ENVIRONMENT: "prod",
-            L.SERVICE: "hog",
-            L.REPLICA: "1",
-        },
-        mem_limit="16m",
-        memswap_limit="16m",
-        detach=True,
-    )
-    deadline = time.monotonic() + 120
-    while hog.status != "exited" and time.monotonic() < deadline:
-        time.sleep(1)
-        hog.reload()
-    assert hog.attrs["State"]["OOMKilled"], hog.attrs["State"]
 
-    code, out = fleet.run("events", "--since", "10m")
+    def oom_kill() -> None:
+        hog = second.containers.run(
+            testenv.image_base,
+            ["sh", "-c", HOG],
+            name=f"{fleet.app}-prod-hog-1",
+            labels={
+                L.MANAGED: "true",
+                L.APP: fleet.app,
+                L.ENVIRONMENT: "prod",
+                L.SERVICE: "hog",
+                L.REPLICA: "1",
+            },
+            mem_limit="16m",
+            memswap_limit="16m",
+            detach=True,
+        )
+        deadline = time.monotonic() + WINDOW
+        while hog.status != "exited" and time.monotonic() < deadline:
+            time.sleep(0.2)
+            hog.reload()
+        assert hog.attrs["State"]["OOMKilled"], hog.attrs["State"]
+
+    code, out = events_during(
+        lambda since, until: fleet.run("events", "--since", since, "--until", until),
+        oom_kill,
+        WINDOW,
+    )
     assert code == 0, out
     # time (UTC) as two words, host, replica, event, detail
     rows = [line.split() for line in out.splitlines()[2:]]

@@ -21,6 +21,7 @@ from docker.types import Resources, RestartPolicy
 
 from deployer.swarm.target import SwarmTarget
 from tests.gitlab.helpers import API, JOB_TOKEN, SERVER, fixture
+from tests.ops.live_events import HOG, events_during
 from tests.swarm.helpers import STACK, cli
 from tests.testenv import TestEnv, push_as
 
@@ -56,7 +57,6 @@ rollout:
   health_timeout: 60s
   healthy_after: 1s
 """
-HOG = "sleep 1; x=$(head -c 200000000 /dev/zero | tr '\\000' x); echo ${#x}"
 HOLDER = f"{SERVER}/shop/checkout/-/jobs/76001"
 ENGINES = re.compile(r"^(http\+unix|http\+docker|https?://(127\.0\.0\.1|localhost))")
 
@@ -140,21 +140,28 @@ def test_swarm_follow_restart_rollback_oom_and_running_lock(
     assert code == 1, out
     wait_until(lambda: tasks(swarm, swarm_app) == new, "the old tasks serving again")
 
-    # A task container killed for its memory: `events` names it.
-    hog = swarm.services.create(
-        testenv.image_base,
-        ["sh", "-c", HOG],
-        name=f"{swarm_app}_hog",
-        labels={STACK: swarm_app},
-        container_labels={STACK: swarm_app},
-        resources=Resources(mem_limit=16 * 1024 * 1024),
-        restart_policy=RestartPolicy(condition="none"),
+    # A task container killed for its memory: `events` names it (read as it happens:
+    # afterwards it may be out of the engine's last 256 events, see ``events_during``).
+    def oom_kill() -> None:
+        hog = swarm.services.create(
+            testenv.image_base,
+            ["sh", "-c", HOG],
+            name=f"{swarm_app}_hog",
+            labels={STACK: swarm_app},
+            container_labels={STACK: swarm_app},
+            resources=Resources(mem_limit=16 * 1024 * 1024),
+            restart_policy=RestartPolicy(condition="none"),
+        )
+        wait_until(
+            lambda: any(t["Status"]["State"] in ("failed", "complete") for t in hog.tasks()),
+            "the hog task's end",
+        )
+
+    code, out = events_during(
+        lambda since, until: cli("events", *f, "--since", since, "--until", until, env=env),
+        oom_kill,
+        30.0,
     )
-    wait_until(
-        lambda: any(t["Status"]["State"] in ("failed", "complete") for t in hog.tasks()),
-        "the hog task's end",
-    )
-    code, out = cli("events", *f, "--since", "10m", env=env)
     assert code == 0, out
     rows = [line.split() for line in out.splitlines()[2:]]
     # Named as the app names it (the Swarm task is <app>_hog.1.<task id>).
