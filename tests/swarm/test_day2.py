@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import secrets
 import time
 from pathlib import Path
 
@@ -15,7 +16,7 @@ import responses
 from deployer import labels as L
 from deployer.swarm.target import SwarmTarget
 from tests.gitlab.helpers import API, JOB_TOKEN, SERVER, fixture
-from tests.swarm.helpers import cli
+from tests.swarm.helpers import cli, remove_from_swarm
 from tests.testenv import TestEnv
 
 pytestmark = pytest.mark.integration
@@ -145,3 +146,50 @@ def _target(path: Path, env: dict[str, str]) -> SwarmTarget:
     from deployer.manifest import load_manifest
 
     return SwarmTarget.connect(load_manifest(str(path), None, env), env)
+
+
+def test_logs_of_a_swarm_over_ssh(
+    swarm: docker.DockerClient, testenv: TestEnv, tmp_path: Path
+) -> None:
+    """`logs` through the manager's sshd: every replica's lines over one SSH connection
+    per run, in time order and masked; `--tail` bounds each replica's read."""
+    app = "qual" + secrets.token_hex(4)
+    path = tmp_path / "deploy.yml"
+    path.write_text(MANIFEST.format(app=app, image=testenv.image_base))
+    f = ["-f", str(path)]
+    try:
+        code, out = cli(
+            "deploy", *f, "--report-dir", str(tmp_path), env={"DOCKER_HOST": testenv.engine_host}
+        )
+        assert code == 0, out
+        with testenv.ssh_identity(f"logs-{app}") as ident:
+            env = {
+                "DOCKER_HOST": testenv.ssh_host,
+                "SSH_PRIVATE_KEY": ident.private_key,
+                "SSH_KNOWN_HOSTS": testenv.ssh_known_hosts.read_text(),
+            }
+            before = testenv.sshd_accepted(ident.fingerprint)
+            runs, deadline = 0, time.monotonic() + 60
+            while True:
+                code, out = cli("logs", *f, env=env)
+                runs += 1
+                assert code == 0, out
+                if len(out.splitlines()) >= 10 or time.monotonic() > deadline:
+                    break
+                time.sleep(1)
+            time.sleep(0.3)  # sshd writes its log line asynchronously
+            assert testenv.sshd_accepted(ident.fingerprint) - before == runs
+            code, tail = cli("logs", *f, "--tail", "2", env=env)
+            assert code == 0, tail
+    finally:
+        remove_from_swarm(swarm, app)
+    lines = [LINE.match(line) for line in out.splitlines()]
+    assert len(lines) == 10 and all(lines), out
+    assert {m["host"] for m in lines if m} == {testenv.ssh_host}
+    assert sorted(m["n"] for m in lines if m) == ["1"] * 5 + ["2"] * 5
+    assert {m["t"] for m in lines if m} == {"[MASKED]"}
+    stamps = [m["stamp"] for m in lines if m]
+    assert stamps == sorted(stamps)
+    last = [LINE.match(line) for line in tail.splitlines()]
+    assert len(last) == 4 and all(last), tail
+    assert sorted(m["n"] for m in last if m) == ["1", "1", "2", "2"]
