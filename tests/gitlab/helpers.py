@@ -5,6 +5,7 @@ GitLab's API documentation shows."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,11 @@ JOB_TOKEN = "job-token-value-9f2c"
 WRITE_TOKEN = "glpat-write-token-value-77aa"
 # The merge requests of the merged commit (project 35).
 COMMIT_MRS = f"{API}/projects/35/repository/commits/{MERGE_SHA}/merge_requests"
+# A job holding a deploy lock (its URL, as the lock records its holder) and its API address.
+HOLDER = f"{SERVER}/shop/checkout/-/jobs/76001"
+HOLDER_JOB = f"{API}/projects/shop%2Fcheckout/jobs/76001"
+# Only GitLab is faked: the engines' own HTTP (socket, TLS, SSH tunnels) goes through.
+ENGINES = re.compile(r"^(http\+unix|http\+docker|https?://(127\.0\.0\.1|localhost))")
 
 
 def fixture(name: str) -> Any:

@@ -5,7 +5,6 @@ nothing is broken."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 
 import docker
@@ -14,13 +13,8 @@ import responses
 
 from deployer.docker import lock as _lock
 from deployer.engine import Lease
-from tests.gitlab.helpers import API, JOB_TOKEN, SERVER, fixture
+from tests.gitlab.helpers import ENGINES, HOLDER, HOLDER_JOB, JOB_TOKEN, SERVER, fixture
 from tests.ops.conftest import Fleet
-
-HOLDER = f"{SERVER}/shop/checkout/-/jobs/76001"
-JOB = f"{API}/projects/shop%2Fcheckout/jobs/76001"
-# Only GitLab is faked: the engines' own HTTP (socket, TLS, SSH tunnels) goes through.
-ENGINES = re.compile(r"^(http\+unix|http\+docker|https?://(127\.0\.0\.1|localhost))")
 
 
 def lock_ids(client: docker.DockerClient, app: str) -> list[str]:
@@ -52,7 +46,7 @@ def test_unlock_breaks_the_lock_of_a_failed_job(
     fleet: Fleet, held: list[Lease], in_ci: None
 ) -> None:
     responses.add_passthru(ENGINES)
-    call = responses.get(JOB, json=fixture("job_failed.json"))
+    call = responses.get(HOLDER_JOB, json=fixture("job_failed.json"))
     code, out = fleet.run("unlock")
     assert code == 0, out
     assert call.call_count == 1
@@ -71,7 +65,7 @@ def test_unlock_refuses_the_lock_of_a_running_job(
     fleet: Fleet, held: list[Lease], in_ci: None
 ) -> None:
     responses.add_passthru(ENGINES)
-    responses.get(JOB, json=fixture("job_running.json"))
+    responses.get(HOLDER_JOB, json=fixture("job_running.json"))
     code, out = fleet.run("unlock")
     assert code == 4, out
     for client in fleet.clients:
@@ -101,7 +95,7 @@ def test_a_deploy_breaks_the_lock_of_a_failed_job_and_waits_for_a_running_one(
     fleet: Fleet, held: list[Lease], in_ci: None
 ) -> None:
     responses.add_passthru(ENGINES)
-    running = responses.get(JOB, json=fixture("job_running.json"))
+    running = responses.get(HOLDER_JOB, json=fixture("job_running.json"))
     fleet.write()
     code, out = fleet.run("deploy", "--report-dir", str(fleet.path.parent))
     assert code == 4, out  # the job runs: its lock holds
@@ -109,7 +103,7 @@ def test_a_deploy_breaks_the_lock_of_a_failed_job_and_waits_for_a_running_one(
     for client in fleet.clients:
         assert len(lock_ids(client, fleet.app)) == 1
 
-    responses.replace(responses.GET, JOB, json=fixture("job_failed.json"))
+    responses.replace(responses.GET, HOLDER_JOB, json=fixture("job_failed.json"))
     code, out = fleet.run("deploy", "--report-dir", str(fleet.path.parent))
     assert code == 0, out
     assert "is failed: its lock is stale" in out and "stale deploy lock" in out

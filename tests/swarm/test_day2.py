@@ -15,7 +15,7 @@ import responses
 
 from deployer import labels as L
 from deployer.swarm.target import SwarmTarget
-from tests.gitlab.helpers import API, JOB_TOKEN, SERVER, fixture
+from tests.gitlab.helpers import ENGINES, HOLDER, HOLDER_JOB, JOB_TOKEN, SERVER, fixture
 from tests.swarm.helpers import cli, remove_from_swarm
 from tests.testenv import TestEnv
 
@@ -49,8 +49,6 @@ rollout:
   healthy_after: 1s
 """
 LINE = re.compile(r"^(?P<host>\S+) api\.(?P<n>\d) \| (?P<stamp>\S+) api line \d token=(?P<t>\S+)$")
-HOLDER = f"{SERVER}/shop/checkout/-/jobs/76001"
-ENGINES = re.compile(r"^(http\+unix|http\+docker|https?://(127\.0\.0\.1|localhost))")
 
 
 @responses.activate
@@ -116,9 +114,7 @@ def test_day2_commands_on_a_swarm(
     # A lock left by a job GitLab reports as failed: unlock breaks it.
     with _target(path, env) as target:
         target.acquire_lock(HOLDER, 1800)
-    job = responses.get(
-        f"{API}/projects/shop%2Fcheckout/jobs/76001", json=fixture("job_failed.json")
-    )
+    job = responses.get(HOLDER_JOB, json=fixture("job_failed.json"))
     ci = {**env, "CI_SERVER_URL": SERVER, "CI_JOB_TOKEN": JOB_TOKEN}
     code, out = cli("down", *f, env=env)
     assert code == 4, out  # the stale lock blocks down until it is broken

@@ -7,7 +7,6 @@ at the HTTP layer) reports as running."""
 from __future__ import annotations
 
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -20,7 +19,7 @@ import responses
 from docker.types import Resources, RestartPolicy
 
 from deployer.swarm.target import SwarmTarget
-from tests.gitlab.helpers import API, JOB_TOKEN, SERVER, fixture
+from tests.gitlab.helpers import ENGINES, HOLDER, HOLDER_JOB, JOB_TOKEN, SERVER, fixture
 from tests.ops.live_events import HOG, events_during
 from tests.swarm.helpers import STACK, cli
 from tests.testenv import TestEnv, push_as
@@ -57,8 +56,6 @@ rollout:
   health_timeout: 60s
   healthy_after: 1s
 """
-HOLDER = f"{SERVER}/shop/checkout/-/jobs/76001"
-ENGINES = re.compile(r"^(http\+unix|http\+docker|https?://(127\.0\.0\.1|localhost))")
 
 
 def tasks(swarm: docker.DockerClient, app: str, service: str = "api") -> set[str]:
@@ -178,9 +175,7 @@ def test_swarm_follow_restart_rollback_oom_and_running_lock(
         target.acquire_lock(HOLDER, 1800)
     finally:
         target.close()
-    job = responses.get(
-        f"{API}/projects/shop%2Fcheckout/jobs/76001", json=fixture("job_running.json")
-    )
+    job = responses.get(HOLDER_JOB, json=fixture("job_running.json"))
     code, out = cli("unlock", *f, env=manifest_env)
     assert code == 4, out
     assert job.call_count == 1
