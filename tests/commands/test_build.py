@@ -13,13 +13,12 @@ import docker.errors
 import pytest
 
 from deployer import labels as L
+from tests.cli import DEPLOYER, Job, job_environ
 from tests.conftest import Cleanup
 from tests.testenv import TestEnv
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-ROOT = Path(__file__).resolve().parents[2]
-DEPLOYER = ROOT / ".venv" / "bin" / "deployer"
 BUILD_ARG = "build-arg-secret-71c3e9"
 
 DOCKERFILE = """\
@@ -82,14 +81,13 @@ def test_build_push_then_deploy_runs_those_digests(
     (tmp_path / "docker-compose.yml").write_text(COMPOSE.format(registry=testenv.registry, app=app))
     (tmp_path / "deploy.yml").write_text(MANIFEST.format(app=app))
     sha = "0123456789abcdef0123456789abcdef01234567"
-    env = {
-        "PATH": "/usr/local/bin:/usr/bin:/bin",
-        "HOME": str(ROOT / ".testenv"),
-        "DOCKER_HOST": testenv.engine_host,
-        "CI_REGISTRY_IMAGE": f"{testenv.registry}/{app}",
-        "CI_COMMIT_SHA": sha,
-        "BUILD_TOKEN": BUILD_ARG,
-    }
+    env = job_environ(
+        testenv,
+        "engine",
+        CI_REGISTRY_IMAGE=f"{testenv.registry}/{app}",
+        CI_COMMIT_SHA=sha,
+        BUILD_TOKEN=BUILD_ARG,
+    )
     built = [f"{testenv.registry}/{app}/web:{sha}", f"{testenv.registry}/{app}/api:v1"]
 
     def untag() -> None:
@@ -99,17 +97,10 @@ def test_build_push_then_deploy_runs_those_digests(
 
     cleanup.later(untag)
 
+    job = Job(tmp_path, env, timeout=600)
+
     def deployer(*args: str) -> str:
-        proc = subprocess.run(
-            [str(DEPLOYER), *args],
-            cwd=tmp_path,
-            env=env,
-            capture_output=True,
-            timeout=600,
-            check=False,
-        )
-        text = proc.stdout.decode() + proc.stderr.decode()
-        assert proc.returncode == 0, text
+        text = job(*args)
         assert BUILD_ARG not in text
         return text
 

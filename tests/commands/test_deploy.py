@@ -6,7 +6,6 @@ A manifest file per test (unique app name), images from the test registry; a loa
 
 from __future__ import annotations
 
-import io
 import json
 import time
 from pathlib import Path
@@ -16,10 +15,10 @@ import pytest
 
 from bench.rollout_probe import ensure_base, start_probe, stop_probe, wait_serving
 from deployer import labels as L
-from deployer.cli import main
 from deployer.docker.host import connect_host
 from deployer.docker.lock import lock_name
 from deployer.engine import default_network
+from tests.cli import cli
 from tests.conftest import Cleanup
 from tests.testenv import TestEnv
 
@@ -56,12 +55,6 @@ def project(app: str, testenv: TestEnv, tmp_path: Path, monkeypatch: pytest.Monk
     f = tmp_path / "deploy.yml"
     f.write_text(MANIFEST.format(app=app, host=testenv.engine_host))
     return f
-
-
-def cli(*argv: str) -> tuple[int, str]:
-    out = io.StringIO()
-    code = main(list(argv), out)
-    return code, out.getvalue()
 
 
 def deploy(

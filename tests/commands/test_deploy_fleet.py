@@ -4,7 +4,6 @@ choosing a release."""
 
 from __future__ import annotations
 
-import io
 import json
 from pathlib import Path
 
@@ -12,10 +11,10 @@ import docker
 import pytest
 
 from deployer import labels as L
-from deployer.cli import main
 from deployer.engine import Release
 from deployer.errors import InvalidInput
 from deployer.releases import choose
+from tests.cli import cli
 from tests.testenv import TestEnv
 
 MANIFEST = """\
@@ -35,11 +34,6 @@ rollout:
   batch: 1
   canary: 1s
 """
-
-
-def cli(*argv: str) -> tuple[int, str]:
-    out = io.StringIO()
-    return main(list(argv), out), out.getvalue()
 
 
 def digests(client: docker.DockerClient, app: str) -> set[str]:

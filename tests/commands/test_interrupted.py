@@ -10,7 +10,6 @@ every running container of the app, and nothing may be left over.
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import queue
@@ -27,8 +26,8 @@ import pytest
 
 from bench.rollout_probe import ensure_base, wait_serving
 from deployer import labels as L
-from deployer.cli import main
 from deployer.engine import NEXT_MARK, default_network
+from tests.cli import cli
 from tests.conftest import Cleanup
 from tests.testenv import TestEnv
 
@@ -79,12 +78,6 @@ KILL_AT = {
     "drain": r"draining the old container",
     "retention": r"release \S+ recorded on",
 }
-
-
-def cli(*argv: str) -> tuple[int, str]:
-    out = io.StringIO()
-    code = main(list(argv), out)
-    return code, out.getvalue()
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ leave ``update_config.monitor`` unset: the default watch does it.
 
 from __future__ import annotations
 
-import io
 import time
 from pathlib import Path
 
@@ -16,7 +15,7 @@ import docker
 import pytest
 
 from deployer import labels as L
-from deployer.cli import main
+from tests.cli import cli
 from tests.conftest import Cleanup
 from tests.testenv import TestEnv
 
@@ -65,12 +64,6 @@ CRASHING = """\
       interval: 1s
       timeout: 5s
       retries: 3"""
-
-
-def cli(*argv: str) -> tuple[int, str]:
-    out = io.StringIO()
-    code = main(list(argv), out)
-    return code, out.getvalue()
 
 
 def deploy(

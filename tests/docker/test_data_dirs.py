@@ -9,19 +9,16 @@ container writes there survives a redeploy that replaces the container and a rol
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import docker
 import pytest
 
-from deployer import labels as L
+from tests.cli import Job, current, job_environ, sh
 from tests.testenv import TestEnv
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-ROOT = Path(__file__).resolve().parents[2]
-DEPLOYER = ROOT / ".venv" / "bin" / "deployer"
 
 COMPOSE = """\
 name: {app}
@@ -53,20 +50,6 @@ rollout:
 """
 
 
-def _current(engine: docker.DockerClient, app: str) -> docker.models.containers.Container:
-    found = engine.containers.list(
-        filters={"label": [f"{L.APP}={app}", f"{L.SERVICE}=db", f"{L.ROLE}=current"]}
-    )
-    assert len(found) == 1, [c.name for c in found]
-    return found[0]
-
-
-def _sh(container: docker.models.containers.Container, script: str) -> str:
-    code, out = container.exec_run(["sh", "-c", script])
-    assert code == 0, out
-    return str(out.decode())
-
-
 def test_data_directories_persist_across_deploys_and_rollbacks_over_ssh(
     tmp_path: Path, app: str, testenv: TestEnv, engine: docker.DockerClient
 ) -> None:
@@ -76,47 +59,29 @@ def test_data_directories_persist_across_deploys_and_rollbacks_over_ssh(
     compose = checkout / "docker-compose.yml"
     compose.write_text(COMPOSE.format(app=app, image=testenv.image_v1, release="1"))
     (checkout / "deploy.yml").write_text(MANIFEST.format(app=app))
-    env = {
-        "PATH": "/usr/local/bin:/usr/bin:/bin",
-        "HOME": str(ROOT / ".testenv"),
-        **testenv.ssh_environ(),
-        "DOCKER_HOST": testenv.ssh_host,
-    }
-
-    def deployer(*args: str) -> str:
-        proc = subprocess.run(
-            [str(DEPLOYER), *args],
-            cwd=checkout,
-            env=env,
-            capture_output=True,
-            timeout=300,
-            check=False,
-        )
-        out = proc.stdout.decode() + proc.stderr.decode()
-        assert proc.returncode == 0, (args, out)
-        return out
+    deployer = Job(checkout, job_environ(testenv))
 
     plan = deployer("plan")
     assert f"./data is data (db at /var/lib/db): the volume {app}_data, created empty" in plan
     assert f"./uploads is data (db at /srv/uploads): the volume {app}_uploads" in plan
     deployer("deploy")
-    first = _current(engine, app)
-    _sh(first, "echo rows > /var/lib/db/table && echo pic > /srv/uploads/a.png")
+    first = current(engine, app, "db")
+    sh(first, "echo rows > /var/lib/db/table && echo pic > /srv/uploads/a.png")
     assert not (checkout / "data").exists()  # nothing is written into the checkout
 
     # A redeploy that replaces the container (a new image) keeps the data.
     compose.write_text(COMPOSE.format(app=app, image=testenv.image_v2, release="2"))
     deployer("deploy")
-    second = _current(engine, app)
+    second = current(engine, app, "db")
     assert second.id != first.id
-    assert _sh(second, "cat /var/lib/db/table /srv/uploads/a.png") == "rows\npic\n"
-    _sh(second, "echo more >> /var/lib/db/table")
+    assert sh(second, "cat /var/lib/db/table /srv/uploads/a.png") == "rows\npic\n"
+    sh(second, "echo more >> /var/lib/db/table")
 
     # A rollback brings the previous release (the first image) back on the same data.
     deployer("rollback")
-    third = _current(engine, app)
+    third = current(engine, app, "db")
     assert third.id != second.id and third.image.id == first.image.id
-    assert _sh(third, "cat /var/lib/db/table") == "rows\nmore\n"
+    assert sh(third, "cat /var/lib/db/table") == "rows\nmore\n"
 
     # `down` keeps the data; `down --volumes` removes it.
     volumes = {f"{app}_data", f"{app}_uploads"}

@@ -20,12 +20,11 @@ import pytest
 
 from deployer import labels as L
 from deployer.docker import files as repo_files
+from tests.cli import DEPLOYER, Job, current, job_environ, sh
 from tests.testenv import TestEnv
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-ROOT = Path(__file__).resolve().parents[2]
-DEPLOYER = ROOT / ".venv" / "bin" / "deployer"
 DB_PASSWORD = "db-secret-8c1f27d4e9"
 API_KEY = "api-secret-5b0e93a6f2"
 
@@ -90,34 +89,12 @@ rollout:
 def _environ(testenv: TestEnv, tmp: Path) -> dict[str, str]:
     secret_file = tmp / "gitlab-file-variable"  # GitLab writes File-type variables so
     secret_file.write_text(DB_PASSWORD)
-    return {
-        "PATH": "/usr/local/bin:/usr/bin:/bin",
-        "HOME": str(ROOT / ".testenv"),
-        **testenv.ssh_environ(),
-        "DOCKER_HOST": testenv.ssh_host,
-        "DB_PASSWORD_FILE": str(secret_file),
-        "API_KEY": API_KEY,
-        "CI_COMMIT_SHA": "7b5c3cc8be40ee161ae89a06bba6229da1032a0c",
-    }
-
-
-def _current(
-    engine: docker.DockerClient, app: str, service: str
-) -> docker.models.containers.Container:
-    found = [
-        c
-        for c in engine.containers.list(
-            filters={"label": [f"{L.APP}={app}", f"{L.SERVICE}={service}", f"{L.ROLE}=current"]}
-        )
-    ]
-    assert len(found) == 1, [c.name for c in found]
-    return found[0]
-
-
-def _sh(container: docker.models.containers.Container, script: str) -> str:
-    code, out = container.exec_run(["sh", "-c", script])
-    assert code == 0, out
-    return str(out.decode())
+    return job_environ(
+        testenv,
+        DB_PASSWORD_FILE=str(secret_file),
+        API_KEY=API_KEY,
+        CI_COMMIT_SHA="7b5c3cc8be40ee161ae89a06bba6229da1032a0c",
+    )
 
 
 def _file_volumes(engine: docker.DockerClient, app: str) -> dict[str, str]:
@@ -141,35 +118,21 @@ def test_files_configs_and_secrets_over_ssh(
     (checkout / "static" / "sub" / "a.txt").write_text("a\n")
     (checkout / "docker-compose.yml").write_text(COMPOSE.format(registry=testenv.registry))
     (checkout / "deploy.yml").write_text(MANIFEST.format(app=app))
-    env = _environ(testenv, tmp_path)
-    written: list[tuple[str, bytes]] = []
-
-    def deployer(*args: str, expect: int = 0) -> str:
-        proc = subprocess.run(
-            [str(DEPLOYER), *args],
-            cwd=checkout,
-            env=env,
-            capture_output=True,
-            timeout=300,
-            check=False,
-        )
-        written.append((f"{args} stdout", proc.stdout))
-        written.append((f"{args} stderr", proc.stderr))
-        assert proc.returncode == expect, (args, proc.stdout.decode(), proc.stderr.decode())
-        return str(proc.stdout.decode())
+    deployer = Job(checkout, _environ(testenv, tmp_path), stderr=False)
+    written = deployer.written
 
     deployer("validate")
     plan = deployer("plan")
     assert "build" in plan  # the plan says `build:` is not used at deploy time
     deployer("deploy", "--report-dir", str(tmp_path / "r1"))
 
-    web = _current(engine, app, "web")
-    assert _sh(web, "cat /etc/app/app.conf") == "version=1\n"
-    assert _sh(web, "cat /srv/static/index.html /srv/static/sub/a.txt") == "<h1>static</h1>\na\n"
-    assert _sh(web, "cat /etc/app/extra.yml") == "greeting: hello"
-    assert _sh(web, "cat /run/secrets/db_password") == DB_PASSWORD
-    assert _sh(web, "cat /run/secrets/api") == API_KEY
-    listing = _sh(web, "ls -ln /run/secrets/api /run/secrets/db_password /etc/app/extra.yml")
+    web = current(engine, app, "web")
+    assert sh(web, "cat /etc/app/app.conf") == "version=1\n"
+    assert sh(web, "cat /srv/static/index.html /srv/static/sub/a.txt") == "<h1>static</h1>\na\n"
+    assert sh(web, "cat /etc/app/extra.yml") == "greeting: hello"
+    assert sh(web, "cat /run/secrets/db_password") == DB_PASSWORD
+    assert sh(web, "cat /run/secrets/api") == API_KEY
+    listing = sh(web, "ls -ln /run/secrets/api /run/secrets/db_password /etc/app/extra.yml")
     lines = {line.split()[-1]: line.split() for line in listing.splitlines()}
     assert lines["/run/secrets/api"][0] == "-r--------"
     assert lines["/run/secrets/api"][2:4] == ["1000", "1001"]
@@ -180,8 +143,8 @@ def test_files_configs_and_secrets_over_ssh(
     assert code != 0
     code, _ = web.exec_run(["sh", "-c", "echo x > /run/secrets/api"])
     assert code != 0
-    worker = _current(engine, app, "worker")
-    assert _sh(worker, "cat /etc/worker.conf") == "worker=1\n"
+    worker = current(engine, app, "worker")
+    assert sh(worker, "cat /etc/worker.conf") == "worker=1\n"
     v1 = set(_file_volumes(engine, app))
 
     # A changed file replaces exactly the service that mounts it; the plan names it.
@@ -190,23 +153,23 @@ def test_files_configs_and_secrets_over_ssh(
     assert "file ./conf/app.conf" in plan
     assert "worker" in plan
     deployer("deploy", "--report-dir", str(tmp_path / "r2"))
-    assert _current(engine, app, "worker").id == worker.id
-    web2 = _current(engine, app, "web")
+    assert current(engine, app, "worker").id == worker.id
+    web2 = current(engine, app, "web")
     assert web2.id != web.id
-    assert _sh(web2, "cat /etc/app/app.conf") == "version=2\n"
+    assert sh(web2, "cat /etc/app/app.conf") == "version=2\n"
     v2 = set(_file_volumes(engine, app)) - v1
     assert len(v2) == 1
 
     # Rollback mounts the previous copy (the checkout has only the new one).
     deployer("rollback", "--report-dir", str(tmp_path / "r3"))
-    web3 = _current(engine, app, "web")
-    assert _sh(web3, "cat /etc/app/app.conf") == "version=1\n"
-    assert _current(engine, app, "worker").id == worker.id
+    web3 = current(engine, app, "web")
+    assert sh(web3, "cat /etc/app/app.conf") == "version=1\n"
+    assert current(engine, app, "worker").id == worker.id
 
     # Retention (keep 2): a third version; the second is used by no kept release.
     (checkout / "conf" / "app.conf").write_text("version=3\n")
     deployer("deploy", "--report-dir", str(tmp_path / "r4"))
-    assert _sh(_current(engine, app, "web"), "cat /etc/app/app.conf") == "version=3\n"
+    assert sh(current(engine, app, "web"), "cat /etc/app/app.conf") == "version=3\n"
     left = _file_volumes(engine, app)
     assert not (v2 & set(left)), left
     assert v1 <= set(left)  # the rollback release still mounts the first copies

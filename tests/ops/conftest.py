@@ -4,7 +4,6 @@ tcp+TLS), deploys ``MANIFEST`` through the CLI and cleans both engines afterward
 
 from __future__ import annotations
 
-import io
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,7 +11,7 @@ from pathlib import Path
 import docker
 import pytest
 
-from deployer.cli import main
+from tests.cli import cli
 from tests.testenv import TestEnv
 
 # Two services of two replicas each that print numbered lines (one quotes a secret) and
@@ -69,11 +68,6 @@ rollout:
 """
 
 TRANSPORTS = ["unix+tls", "ssh+tls"]
-
-
-def cli(*argv: str) -> tuple[int, str]:
-    out = io.StringIO()
-    return main(list(argv), out), out.getvalue()
 
 
 @dataclass

@@ -13,7 +13,6 @@ variable's file) are mounted as files only and scanned for in the environments t
 from __future__ import annotations
 
 import json
-import subprocess
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -23,10 +22,9 @@ import docker
 import pytest
 
 from deployer import labels as L
+from tests.cli import Job, job_environ
 from tests.testenv import TestEnv
 
-ROOT = Path(__file__).resolve().parents[2]
-DEPLOYER = ROOT / ".venv" / "bin" / "deployer"
 SECRETS = {
     "DB_PASSWORD": "db-pass-4f7c2a91e3",
     "API_KEY": "api-key-0d93b6e2c1a8",
@@ -81,9 +79,7 @@ LEAKY = """\
 
 def _environ(testenv: TestEnv) -> dict[str, str]:
     return {
-        "PATH": "/usr/local/bin:/usr/bin:/bin",
-        "HOME": str(ROOT / ".testenv"),
-        "DOCKER_HOST": testenv.engine_host,
+        **job_environ(testenv, "engine"),
         "REGISTRY_PASSWORD": testenv.auth_password,
         **SECRETS,
         # A merge request pipeline whose GitLab cannot be reached: every note and
@@ -110,20 +106,8 @@ def test_no_secret_in_any_output(
     secrets = [*SECRETS.values(), SECRET_FILE, testenv.auth_password]
     manifest = tmp_path / "deploy.yml"
     reports = tmp_path / "reports"
-    written: list[tuple[str, bytes]] = []
-
-    def deployer(*args: str, expect: int = 0) -> None:
-        proc = subprocess.run(
-            [str(DEPLOYER), *args],
-            cwd=tmp_path,
-            env=env,
-            capture_output=True,
-            timeout=180,
-            check=False,
-        )
-        written.append((f"{args} stdout", proc.stdout))
-        written.append((f"{args} stderr", proc.stderr))
-        assert proc.returncode == expect, (args, proc.stdout.decode(), proc.stderr.decode())
+    deployer = Job(tmp_path, env, timeout=180)
+    written = deployer.written
 
     def write(tag: str, extra: str = "") -> None:
         manifest.write_text(
@@ -274,21 +258,8 @@ def test_short_secrets_error_paths_the_mr_note_and_names(
     secrets = [*SHORT.values(), SECRETS["DEPLOYER_GITLAB_TOKEN"]]
     manifest = tmp_path / "deploy.yml"
     reports = tmp_path / "reports"
-    written: list[tuple[str, bytes]] = []
-
-    def deployer(*args: str, expect: int = 0) -> str:
-        proc = subprocess.run(
-            [str(DEPLOYER), *args],
-            cwd=tmp_path,
-            env=env,
-            capture_output=True,
-            timeout=300,
-            check=False,
-        )
-        written.append((f"{args} stdout", proc.stdout))
-        written.append((f"{args} stderr", proc.stderr))
-        assert proc.returncode == expect, (args, proc.stdout.decode(), proc.stderr.decode())
-        return proc.stdout.decode() + proc.stderr.decode()
+    deployer = Job(tmp_path, env)
+    written = deployer.written
 
     try:
         registry = testenv.registry
