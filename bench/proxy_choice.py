@@ -44,6 +44,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.proxy_downtime import build_proxy_image  # noqa: E402
+from bench.proxy_downtime import wrk as run_wrk  # noqa: E402
 from bench.rollout_probe import ensure_web  # noqa: E402
 from deployer.manifest.model import Route  # noqa: E402
 from deployer.proxy import routes as R  # noqa: E402
@@ -161,22 +162,10 @@ def running(cmd: list[str], port: int, log: Path) -> Iterator[subprocess.Popen[b
 
 
 def wrk(url: str, seconds: int) -> tuple[float, int]:
-    exe = shutil.which("wrk")
-    if exe is None:
-        raise SystemExit("wrk is missing: apt-get install wrk")
-    out = subprocess.run(
-        [exe, "-t2", "-c32", f"-d{seconds}s", "-H", f"Host: {HOST}", url],
-        capture_output=True,
-        text=True,
-        timeout=seconds + 60,
-        check=True,
-    ).stdout
-    rate = re.search(r"Requests/sec:\s+([\d.]+)", out)
-    count = re.search(r"(\d+) requests in", out)
-    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    if rate is None or count is None or bad is not None:
+    rate, count, out = run_wrk(url, seconds, HOST)
+    if re.search(r"Non-2xx or 3xx responses: (\d+)", out):
         raise SystemExit(f"wrk through {url} failed:\n{out}")
-    return float(rate.group(1)), int(count.group(1))
+    return rate, count
 
 
 def measure(

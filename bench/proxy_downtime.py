@@ -18,7 +18,9 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import re
 import secrets
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -109,6 +111,36 @@ def deployer(manifest: Path, image: str, *, app: str = "", timeout: float = 600)
         raise SystemExit(f"deployer deploy{of} failed:\n{proc.stdout[-3000:]}{proc.stderr}")
 
 
+def remove_proxied(client: docker.DockerClient, app: str) -> None:
+    """The app, its edge proxy container and the proxy's volumes."""
+    with contextlib.suppress(docker.errors.NotFound):
+        client.containers.get(f"{app}-edge").remove(force=True)
+    remove_app(client, app)
+    for vol in (f"{app}-edge-config", f"{app}-edge-data"):
+        with contextlib.suppress(docker.errors.NotFound):
+            client.volumes.get(vol).remove(force=True)
+
+
+def wrk(url: str, seconds: int, host: str) -> tuple[float, int, str]:
+    """wrk (2 threads, 32 connections) on ``url`` with ``Host: host`` for ``seconds``:
+    (requests a second, requests, its output)."""
+    exe = shutil.which("wrk")
+    if exe is None:
+        raise SystemExit("wrk is missing: apt-get install wrk (scripts/testenv.sh installs it)")
+    out = subprocess.run(
+        [exe, "-t2", "-c32", f"-d{seconds}s", "-H", f"Host: {host}", url],
+        capture_output=True,
+        text=True,
+        timeout=seconds + 60,
+        check=True,
+    ).stdout
+    rate = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    count = re.search(r"(\d+) requests in", out)
+    if rate is None or count is None or int(count.group(1)) == 0:
+        raise SystemExit(f"wrk printed no rate for {url}:\n{out}")
+    return float(rate.group(1)), int(count.group(1)), out
+
+
 def ours(
     client: docker.DockerClient, v1: str, v2: str, proxied: bool, keep_alive: bool, proxy_image: str
 ) -> tuple[ProxyProbe, float]:
@@ -129,12 +161,7 @@ def ours(
                 lambda: deployer(m, v2, app=app, timeout=300),
             )
         finally:
-            with contextlib.suppress(docker.errors.NotFound):
-                client.containers.get(f"{app}-edge").remove(force=True)
-            remove_app(client, app)
-            for vol in (f"{app}-edge-config", f"{app}-edge-data"):
-                with contextlib.suppress(docker.errors.NotFound):
-                    client.volumes.get(vol).remove(force=True)
+            remove_proxied(client, app)
 
 
 def compose(v1: str, v2: str, keep_alive: bool) -> tuple[ProxyProbe, float]:

@@ -31,7 +31,6 @@ Usage: .venv/bin/python bench/proxy_fleet.py [--rounds N] [--services N]
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import secrets
 import statistics
@@ -48,9 +47,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.installed import compile_package  # noqa: E402
-from bench.proxy_downtime import build_proxy_image, deployer  # noqa: E402
+from bench.proxy_downtime import build_proxy_image, deployer, remove_proxied  # noqa: E402
 from bench.proxy_probe import ProxyProbe  # noqa: E402
-from bench.rollout_probe import ensure_web, remove_app  # noqa: E402
+from bench.rollout_probe import ensure_web  # noqa: E402
 from tests.composev2 import binary as compose_binary  # noqa: E402
 
 PROXY_PORT = 18380
@@ -73,15 +72,6 @@ def manifest_text(app: str, n: int, image: str) -> str:
     )
 
 
-def cleanup_ours(client: docker.DockerClient, app: str) -> None:
-    with contextlib.suppress(docker.errors.NotFound):
-        client.containers.get(f"{app}-edge").remove(force=True)
-    remove_app(client, app)
-    for vol in (f"{app}-edge-config", f"{app}-edge-data"):
-        with contextlib.suppress(docker.errors.NotFound):
-            client.volumes.get(vol).remove(force=True)
-
-
 def ours(
     client: docker.DockerClient, v1: str, v2: str, n: int, image: str
 ) -> tuple[float, int, int]:
@@ -102,7 +92,7 @@ def ours(
                     p.stop()
             return took, sum(p.requests for p in probes), sum(p.failed for p in probes)
         finally:
-            cleanup_ours(client, app)
+            remove_proxied(client, app)
 
 
 def compose(v1: str, v2: str, n: int) -> float:

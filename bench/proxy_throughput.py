@@ -27,14 +27,11 @@ Port 19620 on 127.0.0.1. Usage: .venv/bin/python bench/proxy_throughput.py [--ro
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import re
 import resource
 import secrets
-import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -48,9 +45,10 @@ import docker.errors
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.proxy_downtime import build_proxy_image, deployer  # noqa: E402
+from bench.proxy_downtime import build_proxy_image, deployer, remove_proxied  # noqa: E402
+from bench.proxy_downtime import wrk as run_wrk  # noqa: E402
 from bench.proxy_probe import get  # noqa: E402
-from bench.rollout_probe import ensure_web, remove_app  # noqa: E402
+from bench.rollout_probe import ensure_web  # noqa: E402
 
 PORT = 19620
 HOST = "web.throughput.test"
@@ -91,25 +89,11 @@ def container_cpu(client: docker.DockerClient, name: str) -> float:
 def wrk(
     client: docker.DockerClient, url: str, seconds: int, app_c: str, proxy_c: str
 ) -> tuple[float, tuple[float, float, float], str]:
-    exe = shutil.which("wrk")
-    if exe is None:
-        raise SystemExit("wrk is missing: apt-get install wrk (scripts/testenv.sh installs it)")
     a0, p0 = container_cpu(client, app_c), container_cpu(client, proxy_c)
     r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
-    out = subprocess.run(
-        [exe, "-t2", "-c32", f"-d{seconds}s", "-H", f"Host: {HOST}", url],
-        capture_output=True,
-        text=True,
-        timeout=seconds + 60,
-        check=True,
-    ).stdout
+    rate, n, out = run_wrk(url, seconds, HOST)
     r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     a1, p1 = container_cpu(client, app_c), container_cpu(client, proxy_c)
-    rate = re.search(r"Requests/sec:\s+([\d.]+)", out)
-    count = re.search(r"(\d+) requests in", out)
-    if rate is None or count is None or int(count.group(1)) == 0:
-        raise SystemExit(f"wrk printed no rate for {url}:\n{out}")
-    n = int(count.group(1))
     wrk_cpu = (r1.ru_utime + r1.ru_stime) - (r0.ru_utime + r0.ru_stime)
     per = ((a1 - a0) / n * 1e6, (p1 - p0) / n * 1e6, wrk_cpu / n * 1e6)
     bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
@@ -117,21 +101,12 @@ def wrk(
     errors = ", ".join(
         x for x in (f"{bad.group(1)} non-2xx" if bad else "", sock.group(1) if sock else "") if x
     )
-    return float(rate.group(1)), per, errors
+    return rate, per, errors
 
 
 def address(client: docker.DockerClient, name: str, network: str) -> str:
     info: dict[str, Any] = client.api.inspect_container(name)
     return str(info["NetworkSettings"]["Networks"][network]["IPAddress"])
-
-
-def cleanup(client: docker.DockerClient, app: str) -> None:
-    with contextlib.suppress(docker.errors.NotFound):
-        client.containers.get(f"{app}-edge").remove(force=True)
-    remove_app(client, app)
-    for vol in (f"{app}-edge-config", f"{app}-edge-data"):
-        with contextlib.suppress(docker.errors.NotFound):
-            client.volumes.get(vol).remove(force=True)
 
 
 def measure(
@@ -148,9 +123,7 @@ def measure(
     with tempfile.TemporaryDirectory() as d:
         m = Path(d) / "deploy.yml"
         m.write_text(
-            MANIFEST.format(
-                app=app, port=PORT, proxy_image=proxy_image, host=HOST, command=command
-            )
+            MANIFEST.format(app=app, port=PORT, proxy_image=proxy_image, host=HOST, command=command)
         )
         try:
             deployer(m, image)
@@ -174,7 +147,7 @@ def measure(
                         rows[name].errors.append(errors)
                     loads.append(os.getloadavg()[0])
         finally:
-            cleanup(client, app)
+            remove_proxied(client, app)
     return rows, loads
 
 

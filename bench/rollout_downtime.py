@@ -45,12 +45,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.rollout_probe import (
     WEB_HEALTHCHECK,
     ProbeResult,
-    deploy,
     ensure_web,
+    probe_deploys,
     probe_update,
-    remove_app,
 )
-from deployer.docker.host import connect_host
 from deployer.engine import default_network
 from deployer.manifest.model import (
     Environment,
@@ -90,23 +88,12 @@ def ours(
     client: docker.DockerClient, v1: str, v2: str, port: int | None, drain: float = DRAIN
 ) -> tuple[ProbeResult, float]:
     app = "bench" + secrets.token_hex(4)
-    host = connect_host("unix:///var/run/docker.sock", {})
-    try:
-        deploy(host, manifest(app, v1, port, drain))
-        if port:
-            url, net = f"http://127.0.0.1:{port}/version", None
-        else:
-            url, net = "http://web:8080/version", default_network(app, ENV)
-        return probe_update(
-            client,
-            url,
-            net,
-            {"io.deployer.app": app},
-            lambda: deploy(host, manifest(app, v2, port, drain)),
-        )
-    finally:
-        remove_app(client, app)
-        host.close()
+    if port:
+        url, net = f"http://127.0.0.1:{port}/version", None
+    else:
+        url, net = "http://web:8080/version", default_network(app, ENV)
+    first, second = manifest(app, v1, port, drain), manifest(app, v2, port, drain)
+    return probe_deploys(client, first, second, url, net)
 
 
 def compose(

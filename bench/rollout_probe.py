@@ -243,6 +243,30 @@ def deploy(host: object, manifest: object, quiet: bool = True) -> object:
     return r
 
 
+def probe_deploys(
+    client: docker.DockerClient,
+    first: object,
+    second: object,
+    url: str,
+    network: str | None,
+) -> tuple[ProbeResult, float]:
+    """The manifest ``first`` deployed on the local engine by the deployer's own rollout,
+    then the update to ``second`` under the probe at ``url`` (``probe_update``); the app
+    removed afterwards."""
+    from deployer.docker.host import connect_host
+    from deployer.manifest.model import Manifest
+
+    assert isinstance(first, Manifest) and isinstance(second, Manifest)
+    host = connect_host("unix:///var/run/docker.sock", {})
+    try:
+        deploy(host, first)
+        labels = {"io.deployer.app": first.app}
+        return probe_update(client, url, network, labels, lambda: deploy(host, second))
+    finally:
+        remove_app(client, first.app)
+        host.close()
+
+
 def remove_app(client: docker.DockerClient, app: str) -> None:
     """Everything labelled with the app (containers, then volumes and networks)."""
     flt = {"label": [f"io.deployer.app={app}"]}

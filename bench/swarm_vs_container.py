@@ -43,12 +43,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.rollout_probe import (
     WEB_HEALTHCHECK,
     ProbeResult,
-    deploy,
     ensure_web,
+    probe_deploys,
     probe_update,
-    remove_app,
 )
-from deployer.docker.host import connect_host
 from deployer.engine import default_network
 from deployer.manifest.model import (
     Environment,
@@ -111,20 +109,10 @@ def remove_swarm_app(client: docker.DockerClient, app: str) -> None:
 
 def container_mode(client: docker.DockerClient, v1: str, v2: str) -> tuple[ProbeResult, float]:
     app = "bench" + secrets.token_hex(4)
-    host = connect_host(SOCKET, {})
-    try:
-        deploy(host, manifest(app, v1, "container"))
-        url, net = "http://web:8080/version", default_network(app, ENV)
-        return probe_update(
-            client,
-            url,
-            net,
-            {"io.deployer.app": app},
-            lambda: deploy(host, manifest(app, v2, "container")),
-        )
-    finally:
-        remove_app(client, app)
-        host.close()
+    first, second = manifest(app, v1, "container"), manifest(app, v2, "container")
+    return probe_deploys(
+        client, first, second, "http://web:8080/version", default_network(app, ENV)
+    )
 
 
 def _swarm_deploy(client: docker.DockerClient, m: Manifest) -> None:
