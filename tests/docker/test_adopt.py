@@ -15,13 +15,12 @@ import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import docker
 import pytest
 
 from deployer import labels as L
-from deployer.context import Context
 from deployer.docker import adopt
 from deployer.docker.host import DockerHost
 from deployer.manifest import load_manifest
@@ -34,15 +33,14 @@ from deployer.manifest.model import (
     Port,
     Service,
 )
-from deployer.plan import Action, Observed, Plan, make_plan
+from deployer.plan import Action
 from deployer.report.plan import action_text
-from deployer.rollout import PrintLog, Rollout
+from tests.docker.compose_app import ENV, actions, deploy, exec_out, plan_of
 from tests.testenv import TestEnv
 
 pytestmark = pytest.mark.integration
 
 FIXTURES = Path(__file__).parent / "compose_fixtures"
-ENV = "test"
 
 
 @dataclass
@@ -82,6 +80,39 @@ class ComposeApp:
         return out
 
 
+def copy_fixture(app: str, tmp_path: Path, fixture: str, files: tuple[str, ...], wait: str) -> Path:
+    """The fixture's directory copied, with a deploy.yml of ``files`` (``wait``: the
+    health timeout)."""
+    path = tmp_path / fixture
+    shutil.copytree(FIXTURES / fixture, path)
+    (path / "deploy.yml").write_text(
+        f"app: {app}\n"
+        f"compose: [{', '.join(files)}]\n"
+        f"environments:\n  {ENV}: {{}}\n"
+        f"rollout:\n  health_timeout: {wait}\n  healthy_after: 1s\n  drain: 0.2s\n"
+    )
+    return path
+
+
+App = TypeVar("App", bound=ComposeApp)
+
+
+def up(ca: App, testenv: TestEnv, *args: str, **env: str) -> Iterator[App]:
+    """``ca`` started with `up -d <args>` on the v1 images, and taken down afterwards."""
+    ca.write_env(
+        COMPOSE_PROJECT_NAME=ca.project,
+        WEB_IMAGE=testenv.image_v1,
+        BASE_IMAGE=testenv.image_base,
+        **env,
+    )
+    try:
+        ca.compose("up", "-d", *args)
+        yield ca
+    finally:
+        # what compose made (containers, networks, volumes); the app fixture removes the rest
+        ca.compose("down", "-v", "--timeout", "1")
+
+
 def start(
     app: str,
     testenv: TestEnv,
@@ -90,27 +121,8 @@ def start(
     files: tuple[str, ...],
     **env: str,
 ) -> Iterator[ComposeApp]:
-    path = tmp_path / fixture
-    shutil.copytree(FIXTURES / fixture, path)
-    (path / "deploy.yml").write_text(
-        f"app: {app}\n"
-        f"compose: [{', '.join(files)}]\n"
-        f"environments:\n  {ENV}: {{}}\n"
-        "rollout:\n  health_timeout: 30s\n  healthy_after: 1s\n  drain: 0.2s\n"
-    )
-    ca = ComposeApp(app, path, files, {})
-    ca.write_env(
-        COMPOSE_PROJECT_NAME=app,
-        WEB_IMAGE=testenv.image_v1,
-        BASE_IMAGE=testenv.image_base,
-        **env,
-    )
-    try:
-        ca.compose("up", "-d")
-        yield ca
-    finally:
-        # what compose made (containers, networks, volumes); the app fixture removes the rest
-        ca.compose("down", "-v", "--timeout", "1")
+    path = copy_fixture(app, tmp_path, fixture, files, "30s")
+    yield from up(ComposeApp(app, path, files, {}), testenv, **env)
 
 
 @pytest.fixture
@@ -125,30 +137,6 @@ def voting(app: str, testenv: TestEnv, tmp_path: Path) -> Iterator[ComposeApp]:
     )
 
 
-def plan_of(h: DockerHost, m: Manifest) -> tuple[Plan, dict[str, Observed]]:
-    obs = h.observe(m.app, ENV, compose_project=m.compose_project, services=m.services)
-    digests = {s.name: h.resolve(s.image, None, pull_policy=s.pull_policy) for s in m.services}
-    return make_plan(m, [obs], digests), {h.name: obs}
-
-
-def deploy(h: DockerHost, m: Manifest) -> Plan:
-    plan, observed = plan_of(h, m)
-    r = Rollout(m, plan, {h.name: h}, observed, Context(), PrintLog(lambda s: None))
-    r.run()
-    assert r.error is None, r.result.error
-    return plan
-
-
-def actions(plan: Plan) -> dict[str, tuple[str, tuple[str, ...]]]:
-    return {s.service: (str(s.action), s.reasons) for s in plan.hosts[0].steps}
-
-
-def exec_out(engine: docker.DockerClient, cid: str, *cmd: str) -> str:
-    res = engine.containers.get(cid).exec_run(list(cmd))
-    assert res.exit_code == 0, res.output
-    return bytes(res.output).decode().strip()
-
-
 def test_an_unchanged_compose_app_is_adopted_without_recreating_anything(
     shop: ComposeApp, h1: DockerHost, engine: docker.DockerClient
 ) -> None:
@@ -157,7 +145,7 @@ def test_an_unchanged_compose_app_is_adopted_without_recreating_anything(
     m = shop.manifest()
     assert m.compose_project == shop.project
 
-    plan = deploy(h1, m)
+    plan = deploy(h1, m).plan
 
     assert actions(plan) == {
         name: ("unchanged", ("up to date",)) for name in ("cache", "db", "web", "worker")
@@ -167,14 +155,17 @@ def test_an_unchanged_compose_app_is_adopted_without_recreating_anything(
     assert shop.ids(engine) == before  # nothing recreated
 
 
-def test_a_changed_image_replaces_only_its_service_and_keeps_volume_data(
+def replace_web_keeping_data(
     shop: ComposeApp, h1: DockerHost, engine: docker.DockerClient, testenv: TestEnv
-) -> None:
+) -> dict[str, str]:
+    """A new image of web deployed over the shop compose started: web alone is replaced,
+    its new container serves v2 and reads what worker wrote to their named volume.
+    The containers by service afterwards."""
     before = shop.ids(engine)
     exec_out(engine, before["worker"], "sh", "-c", "echo kept > /uploads/f")
     shop.write_env(WEB_IMAGE=testenv.image_v2)
 
-    plan = deploy(h1, shop.manifest())
+    plan = deploy(h1, shop.manifest()).plan
 
     got = actions(plan)
     assert got["web"] == ("replace", ("new image digest",))
@@ -182,15 +173,19 @@ def test_a_changed_image_replaces_only_its_service_and_keeps_volume_data(
         ("cache", "db", "worker"), "unchanged"
     )
     after = shop.ids(engine)
-    assert {k: after[k] == before[k] for k in before} == {
-        "cache": True,
-        "db": True,
-        "web": False,
-        "worker": True,
-    }
+    assert sorted(after) == sorted(before) == ["cache", "db", "web", "worker"]
+    assert [k for k in sorted(before) if after[k] != before[k]] == ["web"]
     new = after["web"]
     assert exec_out(engine, new, "wget", "-q", "-O", "-", "http://127.0.0.1:8080/version") == "v2"
-    assert exec_out(engine, new, "cat", "/srv/uploads/f") == "kept"  # same named volume
+    assert exec_out(engine, new, "cat", "/srv/uploads/f") == "kept"  # the same named volume
+    return after
+
+
+def test_a_changed_image_replaces_only_its_service_and_keeps_volume_data(
+    shop: ComposeApp, h1: DockerHost, engine: docker.DockerClient, testenv: TestEnv
+) -> None:
+    after = replace_web_keeping_data(shop, h1, engine, testenv)
+    new = after["web"]
     nets = engine.api.inspect_container(new)["NetworkSettings"]["Networks"]
     assert sorted(nets) == [f"{shop.project}_back", f"{shop.project}_front"]  # compose's
 
@@ -235,7 +230,7 @@ def test_the_voting_app_with_an_override_file_is_adopted_unchanged(
     before = voting.ids(engine)
     m = voting.manifest()
 
-    plan = deploy(h1, m)
+    plan = deploy(h1, m).plan
 
     assert {k: v[0] for k, v in actions(plan).items()} == dict.fromkeys(sorted(before), "unchanged")
     assert voting.ids(engine) == before

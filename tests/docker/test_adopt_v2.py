@@ -5,7 +5,6 @@ service (volume data kept), `docker compose ps` still lists every service, and
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,15 +13,8 @@ import pytest
 
 from deployer.docker.host import DockerHost
 from tests import composev2
-from tests.docker.test_adopt import (
-    ENV,
-    FIXTURES,
-    ComposeApp,
-    actions,
-    deploy,
-    exec_out,
-    plan_of,
-)
+from tests.docker.compose_app import actions, deploy, exec_out, plan_of
+from tests.docker.test_adopt import ComposeApp, copy_fixture, replace_web_keeping_data, up
 from tests.testenv import TestEnv
 
 pytestmark = pytest.mark.integration
@@ -51,24 +43,10 @@ def start_v2(
     *,
     wait: bool = True,
 ) -> Iterator[ComposeV2App]:
-    path = tmp_path / fixture
-    shutil.copytree(FIXTURES / fixture, path)
-    (path / "deploy.yml").write_text(
-        f"app: {app}\n"
-        f"compose: [{', '.join(files)}]\n"
-        f"environments:\n  {ENV}: {{}}\n"
-        "rollout:\n  health_timeout: 60s\n  healthy_after: 1s\n  drain: 0.2s\n"
-    )
+    path = copy_fixture(app, tmp_path, fixture, files, "60s")
     ca = ComposeV2App(app, path, files, {})
     ca.docker_host = testenv.engine_host
-    ca.write_env(
-        COMPOSE_PROJECT_NAME=app, WEB_IMAGE=testenv.image_v1, BASE_IMAGE=testenv.image_base
-    )
-    try:
-        ca.compose("up", "-d", *(("--wait", "--wait-timeout", "120") if wait else ()))
-        yield ca
-    finally:
-        ca.compose("down", "-v", "--timeout", "1")
+    yield from up(ca, testenv, *(("--wait", "--wait-timeout", "120") if wait else ()))
 
 
 @pytest.fixture
@@ -96,7 +74,7 @@ def test_an_app_compose_v2_started_plans_unchanged(
 ) -> None:
     before = shop.ids(engine)
     assert sorted(before) == ALL
-    plan = deploy(h1, shop.manifest())
+    plan = deploy(h1, shop.manifest()).plan
     assert actions(plan) == {name: ("unchanged", ("up to date",)) for name in ALL}
     assert all(s.adopted for s in plan.hosts[0].steps)
     assert shop.ids(engine) == before
@@ -114,22 +92,7 @@ def test_the_voting_app_with_an_override_file_plans_unchanged(
 def test_a_new_image_replaces_only_its_service_and_compose_v2_can_take_the_app_back(
     shop: ComposeV2App, h1: DockerHost, engine: docker.DockerClient, testenv: TestEnv
 ) -> None:
-    before = shop.ids(engine)
-    exec_out(engine, before["worker"], "sh", "-c", "echo kept > /uploads/f")
-    shop.write_env(WEB_IMAGE=testenv.image_v2)
-
-    plan = deploy(h1, shop.manifest())
-
-    got = actions(plan)
-    assert got["web"] == ("replace", ("new image digest",))
-    assert {k: v[0] for k, v in got.items() if k != "web"} == dict.fromkeys(
-        ("cache", "db", "worker"), "unchanged"
-    )
-    after = shop.ids(engine)
-    assert [k for k in ALL if after[k] != before[k]] == ["web"]
-    new = after["web"]
-    assert exec_out(engine, new, "wget", "-q", "-O", "-", "http://127.0.0.1:8080/version") == "v2"
-    assert exec_out(engine, new, "cat", "/srv/uploads/f") == "kept"  # compose's named volume
+    after = replace_web_keeping_data(shop, h1, engine, testenv)
 
     # `docker compose ps` still lists every service, the deployer's web among them
     assert set(after.values()) <= set(shop.compose("ps", "-q", "--no-trunc").split())

@@ -23,17 +23,15 @@ from deployer.context import Context
 from deployer.docker import adopt
 from deployer.docker.host import DockerHost
 from deployer.errors import InvalidInput
-from deployer.manifest import load_manifest
 from deployer.manifest.model import Manifest, Mount, NetworkAttachment, Service
-from deployer.plan import Observed, Plan, make_plan
 from deployer.rollout import PrintLog, Rollout
 from deployer.targets import check_engine_api
 from tests import composev2
+from tests.docker.compose_app import ENV, ComposeProject, actions, plan_of
 from tests.testenv import TestEnv
 
 pytestmark = pytest.mark.integration
 
-ENV = "test"
 MIB = 1024 * 1024
 
 COMPOSE = """\
@@ -98,20 +96,9 @@ volumes:
 
 
 @dataclass
-class App:
-    project: str
-    path: Path
-    host: str
+class App(ComposeProject):
     ip: str
     data: str
-
-    def compose(self, *args: str) -> str:
-        return composev2.run(
-            ["-p", self.project, *args], cwd=self.path, docker_host=self.host
-        ).stdout
-
-    def manifest(self) -> Manifest:
-        return load_manifest(self.path / "deploy.yml", ENV, {})
 
     def web_id(self, engine: docker.DockerClient) -> str:
         found = engine.api.containers(
@@ -191,22 +178,6 @@ def check_every_key(c: dict[str, Any], ka: App, subnet_ip: str) -> None:
     assert net[0] == f"{ka.project}-backnet"
     assert net[1]["IPAddress"] == subnet_ip == net[1]["IPAMConfig"]["IPv4Address"]
     assert "web" in net[1]["Aliases"]
-
-
-def plan_of(h: DockerHost, m: Manifest) -> tuple[Plan, dict[str, Observed]]:
-    obs = h.observe(
-        m.app,
-        ENV,
-        compose_project=m.compose_project,
-        services=m.services,
-        engine_names=m.engine_names(),
-    )
-    digests = {s.name: h.resolve(s.image, None, pull_policy=s.pull_policy) for s in m.services}
-    return make_plan(m, [obs], digests), {h.name: obs}
-
-
-def actions(plan: Plan) -> dict[str, tuple[str, tuple[str, ...]]]:
-    return {s.service: (str(s.action), s.reasons) for s in plan.hosts[0].steps}
 
 
 # Each new key changed alone: (key, a changed web service).

@@ -21,7 +21,7 @@ from deployer.context import Context
 from deployer.docker.host import DockerHost
 from deployer.releases import choose, release_digests
 from deployer.rollout import PrintLog, Rollout
-from tests.docker.test_adopt import ENV, exec_out, plan_of
+from tests.docker.compose_app import ENV, exec_out, plan_of
 from tests.docker.test_adopt_v2 import ComposeV2App, start_v2
 from tests.testenv import TestEnv
 

@@ -14,7 +14,6 @@ restarts. On the deployer's own containers a changed alias replaces db naming
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,18 +21,12 @@ import docker
 import pytest
 
 from deployer import labels as L
-from deployer.context import Context
 from deployer.docker.host import DockerHost
-from deployer.manifest import load_manifest
-from deployer.manifest.model import Manifest
-from deployer.plan import Observed, Plan, make_plan
-from deployer.rollout import PrintLog, Rollout
 from tests import composev2
+from tests.docker.compose_app import ENV, ComposeProject, actions, deploy, plan_of
 from tests.testenv import TestEnv
 
 pytestmark = pytest.mark.integration
-
-ENV = "test"
 
 COMPOSE = """\
 services:
@@ -58,20 +51,7 @@ services:
 """
 
 
-@dataclass
-class App:
-    project: str
-    path: Path
-    host: str
-
-    def compose(self, *args: str) -> str:
-        return composev2.run(
-            ["-p", self.project, *args], cwd=self.path, docker_host=self.host
-        ).stdout
-
-    def manifest(self) -> Manifest:
-        return load_manifest(self.path / "deploy.yml", ENV, {})
-
+class App(ComposeProject):
     def env(self, db: str, web: str, extra: str = "") -> None:
         (self.path / ".env").write_text(
             f"COMPOSE_PROJECT_NAME={self.project}\nDB_IMAGE={db}\nWEB_IMAGE={web}\n{extra}"
@@ -109,30 +89,6 @@ def linked_app(app: str, testenv: TestEnv, tmp_path: Path) -> Iterator[App]:
             docker_host=testenv.engine_host,
             check=False,
         )
-
-
-def plan_of(h: DockerHost, m: Manifest) -> tuple[Plan, dict[str, Observed]]:
-    obs = h.observe(
-        m.app,
-        ENV,
-        compose_project=m.compose_project,
-        services=m.services,
-        engine_names=m.engine_names(),
-    )
-    digests = {s.name: h.resolve(s.image, None, pull_policy=s.pull_policy) for s in m.services}
-    return make_plan(m, [obs], digests), {h.name: obs}
-
-
-def actions(plan: Plan) -> dict[str, tuple[str, tuple[str, ...]]]:
-    return {s.service: (str(s.action), s.reasons) for s in plan.hosts[0].steps}
-
-
-def deploy(h: DockerHost, m: Manifest) -> Rollout:
-    plan, observed = plan_of(h, m)
-    r = Rollout(m, plan, {h.name: h}, observed, Context(), PrintLog(lambda s: None))
-    r.run()
-    assert r.error is None, r.result.error
-    return r
 
 
 UNCHANGED = ("unchanged", ("up to date",))
