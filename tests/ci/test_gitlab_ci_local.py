@@ -10,33 +10,22 @@ is scanned for the app's secret.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import docker
 import pytest
 
 from deployer import labels as L
+from tests.ci.local import DEPLOYER, TEMPLATE, LocalRepo
 from tests.testenv import TestEnv, repo_digest
 
-ROOT = Path(__file__).resolve().parents[2]
-TEMPLATE = ROOT / "templates" / "deploy.yml"
 SECRET = "ci-secret-5b1e0c7a9d"
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-
-
-def _sh(cmd: list[str], cwd: Path | None = None, timeout: float = 120) -> str:
-    proc = subprocess.run(
-        cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout, check=False
-    )
-    assert proc.returncode == 0, f"{cmd}: {proc.stdout}\n{proc.stderr}"
-    return proc.stdout
 
 
 MANIFEST = """\
@@ -73,18 +62,7 @@ include:
 """
 
 
-@dataclass
-class AppRepo:
-    path: Path
-    binary: Path
-    app: str
-
-    def git(self, *args: str) -> str:
-        return _sh(
-            ["git", "-c", "user.name=Dev", "-c", "user.email=dev@example.com", *args],
-            cwd=self.path,
-        )
-
+class AppRepo(LocalRepo):
     def commit(self, tag: str, registry: str) -> str:
         (self.path / "deploy.yml").write_text(
             MANIFEST.format(app=self.app, registry=registry, tag=tag)
@@ -92,28 +70,6 @@ class AppRepo:
         self.git("add", "-A")
         self.git("commit", "-q", "-m", f"web {tag}")
         return self.git("rev-parse", "HEAD").strip()
-
-    def run(self, *args: str) -> subprocess.CompletedProcess[str]:
-        env = {
-            k: v for k, v in os.environ.items() if not k.startswith(("CI_", "GITLAB_", "DEPLOYER_"))
-        }
-        env["DOCKER_HOST"] = "unix:///var/run/docker.sock"
-        return subprocess.run(
-            [
-                str(self.binary),
-                "--force-shell-executor",
-                "--no-color",
-                "--variable",
-                f"APP_SECRET={SECRET}",
-                *args,
-            ],
-            cwd=self.path,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=False,
-        )
 
     def job_log(self, job: str) -> str:
         return (self.path / ".gitlab-ci-local" / "output" / f"{job}.log").read_text()
@@ -128,13 +84,10 @@ def repo(tmp_path: Path, app: str, gitlab_ci_local: Path) -> Iterator[AppRepo]:
     path.mkdir()
     (path / "ci").mkdir()
     shutil.copy2(TEMPLATE, path / "ci" / "deploy.gitlab-ci.yml")
-    (path / ".gitlab-ci.yml").write_text(
-        PIPELINE.format(command=ROOT / ".venv" / "bin" / "deployer", app=app)
-    )
+    (path / ".gitlab-ci.yml").write_text(PIPELINE.format(command=DEPLOYER, app=app))
     (path / ".gitignore").write_text(".gitlab-ci-local/\ndeploy-reports/\n")
-    r = AppRepo(path, gitlab_ci_local, app)
-    r.git("init", "-q", "-b", "main")
-    r.git("remote", "add", "origin", f"https://gitlab.example.com/shop/{app}.git")
+    r = AppRepo(path, gitlab_ci_local, app, SECRET)
+    r.init()
     yield r
 
 
@@ -145,17 +98,9 @@ def _running_digest(engine: docker.DockerClient, app: str) -> set[str]:
     return {c.labels.get(L.DIGEST, "") for c in found}
 
 
-def _assert_no_secret(repo: AppRepo, *outputs: str) -> None:
-    for text in outputs:
-        assert SECRET not in text
-    for path in (repo.path / ".gitlab-ci-local").rglob("*"):
-        if path.is_file() and ("output" in path.parts or "artifacts" in path.parts):
-            assert SECRET.encode() not in path.read_bytes(), path
-
-
 def test_merge_request_pipeline_validates_and_plans(repo: AppRepo, testenv: TestEnv) -> None:
     repo.commit("v1", testenv.registry)
-    proc = repo.run(
+    proc = repo.pipeline(
         "--variable",
         "CI_PIPELINE_SOURCE=merge_request_event",
         "--variable",
@@ -177,25 +122,25 @@ def test_merge_request_pipeline_validates_and_plans(repo: AppRepo, testenv: Test
         in plan_log
     )
     assert "valid for production (1 services)" in plan_log
-    _assert_no_secret(repo, proc.stdout, proc.stderr)
+    repo.assert_no_secret(proc.stdout, proc.stderr)
 
 
 def test_push_pipeline_has_no_merge_request_jobs(repo: AppRepo, testenv: TestEnv) -> None:
     repo.commit("v1", testenv.registry)
-    proc = repo.run("--list")
+    proc = repo.pipeline("--list")
     assert proc.returncode == 0, proc.stderr
     jobs = {line.split()[0] for line in proc.stdout.splitlines()[1:] if line.strip()}
     assert {"production-deploy", "production-rollback"} <= jobs
     assert "production-validate" not in jobs
-    frozen = repo.run("--list", "--variable", "CI_DEPLOY_FREEZE=true")
+    frozen = repo.pipeline("--list", "--variable", "CI_DEPLOY_FREEZE=true")
     assert "production-deploy" not in frozen.stdout
 
 
 def _deploy_job(repo: AppRepo, job: str = "production-deploy") -> subprocess.CompletedProcess[str]:
-    proc = repo.run(job)
+    proc = repo.pipeline(job)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
     assert f"PASS  {job}" in proc.stdout
-    _assert_no_secret(repo, proc.stdout, proc.stderr)
+    repo.assert_no_secret(proc.stdout, proc.stderr)
     return proc
 
 
@@ -264,10 +209,10 @@ def test_failed_deploy_job_reports_the_failure(
     repo: AppRepo, testenv: TestEnv, engine: docker.DockerClient
 ) -> None:
     repo.commit("crash", testenv.registry)
-    proc = repo.run("production-deploy")
+    proc = repo.pipeline("production-deploy")
     assert proc.returncode != 0, proc.stdout
     assert "FAIL  production-deploy" in proc.stdout
-    _assert_no_secret(repo, proc.stdout, proc.stderr)
+    repo.assert_no_secret(proc.stdout, proc.stderr)
     assert _running_digest(engine, repo.app) == set()  # rolled back: nothing left running
 
     # artifacts: when: always — the reports of the failed run are there.
@@ -306,16 +251,16 @@ def test_logs_and_stop_jobs_against_the_engine(
     saved = repo.path / ".gitlab-ci-local" / "artifacts" / "production-logs"
     text = (saved / "deploy-reports" / "logs.txt").read_text()
     assert "web says hello" in text and "\x1b[" not in text
-    _assert_no_secret(repo, proc.stdout)
+    repo.assert_no_secret(proc.stdout)
 
     # The restart button, the service chosen by a variable: new containers, same image.
     before = {c.id for c in engine.containers.list(filters={"label": f"{L.APP}={repo.app}"})}
-    proc = repo.run("production-restart", "--variable", "DEPLOYER_SERVICES=web")
+    proc = repo.pipeline("production-restart", "--variable", "DEPLOYER_SERVICES=web")
     assert proc.returncode == 0 and "PASS  production-restart" in proc.stdout, proc.stdout
     after = {c.id for c in engine.containers.list(filters={"label": f"{L.APP}={repo.app}"})}
     assert after and not after & before
     assert "no release recorded" in repo.job_log("production-restart")
-    proc = repo.run("production-stats")
+    proc = repo.pipeline("production-stats")
     assert proc.returncode == 0 and "web.1" in repo.job_log("production-stats"), proc.stdout
 
     # The environment's stop button takes the app off the host; its data would stay.

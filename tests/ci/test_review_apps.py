@@ -7,12 +7,10 @@ route, and the other keeps serving through the proxy."""
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import docker
@@ -20,12 +18,11 @@ import pytest
 
 from bench.proxy_probe import get
 from deployer import labels as L
+from tests.ci.local import DEPLOYER, TEMPLATE, LocalRepo
 from tests.conftest import Cleanup
 from tests.proxy.conftest import Edge, make_edge, proxy_image  # noqa: F401 - a fixture
 from tests.testenv import TestEnv
 
-ROOT = Path(__file__).resolve().parents[2]
-TEMPLATE = ROOT / "templates" / "deploy.yml"
 SECRET = "review-secret-0c4f9a7e21"
 EDGE_PORT = 18454
 
@@ -78,51 +75,18 @@ include:
 """
 
 
-@dataclass
-class AppRepo:
-    path: Path
-    binary: Path
-    app: str
-
-    def git(self, *args: str) -> str:
-        proc = subprocess.run(
-            ["git", "-c", "user.name=Dev", "-c", "user.email=dev@example.com", *args],
-            cwd=self.path,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
-        assert proc.returncode == 0, proc.stdout + proc.stderr
-        return proc.stdout
-
+class AppRepo(LocalRepo):
     def mr_pipeline(self, branch: str, iid: int, *jobs: str) -> subprocess.CompletedProcess[str]:
         """gitlab-ci-local on ``branch`` as a merge request pipeline (it sets no MR
         variables itself)."""
         self.git("checkout", "-q", branch)
-        env = {
-            k: v for k, v in os.environ.items() if not k.startswith(("CI_", "GITLAB_", "DEPLOYER_"))
-        }
-        env["DOCKER_HOST"] = "unix:///var/run/docker.sock"
-        return subprocess.run(
-            [
-                str(self.binary),
-                "--force-shell-executor",
-                "--no-color",
-                "--variable",
-                f"APP_SECRET={SECRET}",
-                "--variable",
-                "CI_PIPELINE_SOURCE=merge_request_event",
-                "--variable",
-                f"CI_MERGE_REQUEST_IID={iid}",
-                *jobs,
-            ],
-            cwd=self.path,
-            env=env,
-            capture_output=True,
-            text=True,
+        return self.pipeline(
+            "--variable",
+            "CI_PIPELINE_SOURCE=merge_request_event",
+            "--variable",
+            f"CI_MERGE_REQUEST_IID={iid}",
+            *jobs,
             timeout=600,
-            check=False,
         )
 
     def dotenv(self) -> dict[str, str]:
@@ -143,16 +107,13 @@ def repo(
     path = tmp_path / "app"
     (path / "ci").mkdir(parents=True)
     shutil.copy2(TEMPLATE, path / "ci" / "deploy.yml")
-    (path / ".gitlab-ci.yml").write_text(
-        PIPELINE.format(command=ROOT / ".venv" / "bin" / "deployer")
-    )
+    (path / ".gitlab-ci.yml").write_text(PIPELINE.format(command=DEPLOYER))
     (path / ".gitignore").write_text(".gitlab-ci-local/\ndeploy-reports/\n")
     (path / "deploy.yml").write_text(
         MANIFEST.format(app=app, image=testenv.image_v1, edge=edge.yaml(drain="1s"))
     )
-    r = AppRepo(path, gitlab_ci_local, app)
-    r.git("init", "-q", "-b", "main")
-    r.git("remote", "add", "origin", f"https://gitlab.example.com/shop/{app}.git")
+    r = AppRepo(path, gitlab_ci_local, app, SECRET)
+    r.init()
     r.git("add", "-A")
     r.git("commit", "-q", "-m", "app")
     for branch in ("feat-a", "Feat/B"):
@@ -179,14 +140,6 @@ def _serves(engine: docker.DockerClient, app: str, env: str) -> str:
     assert code == 0, out
     env_values = dict(x.split("=", 1) for x in web.attrs["Config"]["Env"] if "=" in x)
     return f"{out.decode().strip()} | {env_values.get('GREETING')}"
-
-
-def _no_secret(repo: AppRepo, *outputs: str) -> None:
-    for text in outputs:
-        assert SECRET not in text
-    for path in (repo.path / ".gitlab-ci-local").rglob("*"):
-        if path.is_file() and ("output" in path.parts or "artifacts" in path.parts):
-            assert SECRET.encode() not in path.read_bytes(), path
 
 
 def _through_edge(edge: Edge, host: str, want: int = 200, timeout: float = 60) -> str:
@@ -252,4 +205,4 @@ def test_two_review_apps_side_by_side_and_one_stopped(
     )
     assert get(edge.address, host_a)[1] == ""
     assert _through_edge(edge, host_b)
-    _no_secret(repo, a.stdout, a.stderr, b.stdout, b.stderr, stop.stdout, stop.stderr)
+    repo.assert_no_secret(a.stdout, a.stderr, b.stdout, b.stderr, stop.stdout, stop.stderr)
