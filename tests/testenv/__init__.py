@@ -14,6 +14,7 @@ import fcntl
 import hashlib
 import json
 import secrets
+import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -213,11 +214,8 @@ def cleanup(clients: Mapping[str, docker.DockerClient], app: str) -> list[str]:
                 except docker.errors.NotFound:
                     pass
             for n in dc.networks.list(filters={"label": flt}):
-                try:
-                    n.remove()
+                if _remove_network(n):
                     removed.append(f"{host}: network {n.name}")
-                except docker.errors.NotFound:
-                    pass
             for v in dc.volumes.list(filters={"label": flt}):
                 try:
                     v.remove(force=True)
@@ -225,6 +223,22 @@ def cleanup(clients: Mapping[str, docker.DockerClient], app: str) -> list[str]:
                 except docker.errors.NotFound:
                     pass
     return removed
+
+
+def _remove_network(net: Any, wait: float = 30.0) -> bool:
+    """Remove ``net``; False when it is gone already. The engine refuses while a removed
+    container's endpoint is still leaving it ("has active endpoints"): retried a while."""
+    give_up = time.monotonic() + wait
+    while True:
+        try:
+            net.remove()
+            return True
+        except docker.errors.NotFound:
+            return False
+        except docker.errors.APIError as e:
+            if "active endpoints" not in str(e) or time.monotonic() > give_up:
+                raise
+        time.sleep(0.25)
 
 
 def repo_digest(dc: docker.DockerClient, image: str) -> str:
