@@ -42,7 +42,10 @@ def why(e: BaseException) -> str:
 
 
 @contextlib.contextmanager
-def wrapped_errors(name: str, what: str) -> Iterator[None]:
+def wrapped_errors(name: str, what: str, *, who: str = "host") -> Iterator[None]:
+    """A failed engine call ``what`` on ``name`` as a ``DeployerError`` saying where
+    (``who``: "host", or "Swarm manager") and what to check: TLS, a timeout, no
+    connection, SSH, the engine's refusal."""
     transport_errors: tuple[type[BaseException], ...] = (OSError, EOFError, *ssh_errors())
     try:
         yield
@@ -52,47 +55,48 @@ def wrapped_errors(name: str, what: str) -> Iterator[None]:
         reason = _ssl_reason(e)
         if "ALERT" in reason:  # the server's side of the handshake refused us
             raise Unreachable(
-                f"host {name}: {what}: the host refused our TLS client certificate: {reason}",
+                f"{who} {name}: {what}: the host refused our TLS client certificate: {reason}",
                 hint="DOCKER_TLS_CERT / DOCKER_TLS_KEY (or cert.pem / key.pem) must be a client "
                 "certificate signed by the CA the host's dockerd trusts (its --tlscacert)",
             ) from e
         raise Unreachable(
-            f"host {name}: {what}: TLS verification failed: {reason}",
+            f"{who} {name}: {what}: TLS verification failed: {reason}",
             hint="the server's certificate must be signed by the CA in DOCKER_TLS_CA_CERT / "
             "DOCKER_CERT_PATH/ca.pem and name the host you connect to (SAN)",
         ) from e
     except requests.exceptions.Timeout as e:
         raise Unreachable(
-            f"host {name}: {what}: no answer in time ({why(e)})",
+            f"{who} {name}: {what}: no answer in time ({why(e)})",
             hint="check that the host is up and that a firewall lets you reach it",
         ) from e
     except requests.exceptions.ConnectionError as e:
         if name.startswith("ssh://"):
             raise Unreachable(
-                f"host {name}: {what}: logged in over SSH, but the Docker engine did not answer "
+                f"{who} {name}: {what}: logged in over SSH, but the Docker engine did not answer "
                 f"through it ({why(_root(e))})",
                 hint="on that host, `docker system dial-stdio` must work for the SSH user: "
                 "docker installed and on its PATH, the user allowed to use the engine "
                 "(root or the docker group), dockerd running",
             ) from e
         raise Unreachable(
-            f"host {name}: {what}: cannot connect ({why(_root(e))})",
+            f"{who} {name}: {what}: cannot connect ({why(_root(e))})",
             hint="check the host URL (DOCKER_HOST or the environment's hosts) and that the "
             "Docker engine runs there",
         ) from e
+    # An engine's refusal is an OSError too (requests' HTTPError): before the transport's.
+    except docker.errors.APIError as e:
+        raise Unreachable(
+            f"{who} {name}: {what}: the engine refused: {e.explanation or e}",
+            hint="check the engine's log on that host",
+        ) from e
     except transport_errors as e:
         raise Unreachable(
-            f"host {name}: {what}: the SSH connection failed ({why(e)})",
+            f"{who} {name}: {what}: the SSH connection failed ({why(e)})",
             hint="check that `docker` is installed on the host and the SSH user may run it "
             "(`docker system dial-stdio`)",
         ) from e
-    except docker.errors.APIError as e:
-        raise Unreachable(
-            f"host {name}: {what}: the engine refused: {e.explanation or e}",
-            hint="check the engine's log on that host",
-        ) from e
     except docker.errors.DockerException as e:
-        raise Unreachable(f"host {name}: {what}: {why(e)}") from e
+        raise Unreachable(f"{who} {name}: {what}: {why(e)}") from e
 
 
 def ssh_errors() -> tuple[type[BaseException], ...]:

@@ -20,7 +20,8 @@ import requests.exceptions
 from deployer import labels as L
 from deployer.context import Context
 from deployer.docker import registry
-from deployer.errors import DeployerError, InvalidInput, Unreachable
+from deployer.docker.transport import wrapped_errors
+from deployer.errors import InvalidInput
 from deployer.manifest.model import Manifest, RegistryAuth, Service
 from deployer.naming import stack_network_name
 from deployer.report.log import Log
@@ -29,12 +30,6 @@ from deployer.swarm import spec as S
 from deployer.swarm.engine import DockerSwarmEngine, SwarmEngine
 
 POLL = 0.5
-
-
-def why(e: BaseException) -> str:
-    if isinstance(e, docker.errors.APIError):
-        return str(e.explanation or e).splitlines()[0][:300]
-    return (str(e) or e.__class__.__name__).splitlines()[0][:300]
 
 
 class SwarmApi:
@@ -78,22 +73,10 @@ class SwarmApi:
 
     @contextlib.contextmanager
     def wrapped(self, what: str) -> Iterator[None]:
-        try:
+        """A failed call ``what`` as a located ``Unreachable``, as for a host
+        (``transport.wrapped_errors``: TLS, timeouts, SSH, the engine's refusal)."""
+        with wrapped_errors(self.name, what, who="Swarm manager"):
             yield
-        except DeployerError:
-            raise
-        except docker.errors.APIError as e:
-            raise Unreachable(
-                f"Swarm manager {self.name}: {what}: the engine refused: {why(e)}",
-                hint="check the engine's log on the manager",
-            ) from e
-        except (requests.exceptions.RequestException, OSError) as e:
-            raise Unreachable(
-                f"Swarm manager {self.name}: {what}: {why(e)}",
-                hint="check that the manager is up and reachable",
-            ) from e
-        except docker.errors.DockerException as e:
-            raise Unreachable(f"Swarm manager {self.name}: {what}: {why(e)}") from e
 
     def step(self, kind: str, name: str, service: str, **fields: Any) -> StepRecord:
         """A step of this run on the manager, started now."""

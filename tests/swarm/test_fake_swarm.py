@@ -8,9 +8,11 @@ of a failed run is switched off.
 
 from __future__ import annotations
 
+import docker.errors
 import pytest
+import requests.exceptions
 
-from deployer.errors import Blocked
+from deployer.errors import Blocked, Unreachable
 from deployer.manifest.model import Manifest, Service, Task
 from deployer.plan import Action
 from deployer.report.log import PrintLog
@@ -191,3 +193,26 @@ def test_the_fake_satisfies_the_protocol_at_run_time_too() -> None:
     t.swarm.check_manager()
     with pytest.raises(Exception, match="worker"):
         target(manifest("shop", svc), FakeSwarm(manager=False)).swarm.check_manager()
+
+
+def test_a_call_that_fails_on_the_way_is_a_located_unreachable() -> None:
+    """An SSH session that drops, a refused connection or an engine's refusal during a
+    Swarm call: the manager and the call named, the exit of an unreachable host (an
+    SSH failure was an internal error before)."""
+    paramiko = pytest.importorskip("paramiko")
+    t = target(manifest("shop", Service("web", V1)), FakeSwarm())
+    for raised, said in (
+        (paramiko.SSHException("SSH session not active"), "the SSH connection failed"),
+        (requests.exceptions.ConnectionError("refused"), "cannot connect"),
+        (docker.errors.APIError("500", explanation="rpc error: manager lost"), "refused"),
+    ):
+
+        def fails(*_args: object, **_kw: object) -> None:
+            raise raised  # noqa: B023 - called at once, in this iteration
+
+        t.swarm.api.services = fails  # type: ignore[method-assign,assignment]
+        with pytest.raises(Unreachable) as e:
+            t.swarm.app_services()
+        assert e.value.message.startswith("Swarm manager mgr: listing services: "), e.value
+        assert said in e.value.message, e.value
+        assert e.value.exit_code == Unreachable.exit_code
