@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import docker
 import docker.errors
@@ -84,6 +85,7 @@ def prune(  # noqa: C901, PLR0912 (retention rules in order)
         containers = api.containers(
             all=True, filters={"label": [f"{L.APP}={app}", f"{L.ENVIRONMENT}={env}"]}
         )
+        doomed: list[tuple[str, str, dict[str, str]]] = []  # (id, name, labels)
         for c in containers:
             name = (c.get("Names") or ["/"])[0].lstrip("/")
             labels = c.get("Labels") or {}
@@ -93,9 +95,11 @@ def prune(  # noqa: C901, PLR0912 (retention rules in order)
                 continue
             if labels.get(L.RELEASE) in keep_ids:
                 continue
-            try:
-                api.remove_container(c["Id"])
-            except docker.errors.NotFound:
+            doomed.append((c["Id"], name, labels))
+        for (_, name, labels), gone in zip(
+            doomed, _remove_containers(api, [d[0] for d in doomed]), strict=True
+        ):
+            if not gone:
                 continue
             removed.append(f"container {name}")
             if labels.get(L.DIGEST):
@@ -131,6 +135,28 @@ def prune(  # noqa: C901, PLR0912 (retention rules in order)
                 kept_files.setdefault(f"{r.id}/{svc}", []).extend(dict(x) for x in recs)
         removed += repo_files.prune(api, app, env, kept_files)
     return removed
+
+
+# Removals of one prune in flight at once: a release of 10 services left 10 stopped
+# containers, which one at a time took 0.25 s at the end of every deploy.
+REMOVE_PARALLEL = 8
+
+
+def _remove_containers(api: docker.APIClient, ids: Sequence[str]) -> list[bool]:
+    """Remove the (stopped) containers ``ids`` side by side; for each, whether it was
+    removed (False: already gone). Any other failure is raised."""
+
+    def remove(cid: str) -> bool:
+        try:
+            api.remove_container(cid)
+        except docker.errors.NotFound:
+            return False
+        return True
+
+    if len(ids) <= 1:
+        return [remove(cid) for cid in ids]
+    with ThreadPoolExecutor(max_workers=min(REMOVE_PARALLEL, len(ids))) as pool:
+        return list(pool.map(remove, ids))
 
 
 def _same_image(api: docker.APIClient, image_id: str, ref: str) -> bool:
