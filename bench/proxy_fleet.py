@@ -25,6 +25,14 @@ at load ~20 (14.3 s): 2.7 s before the first container change, the 10 starts 2.3
 time summed over the threads), 23 execs (10 health checks, 10 switches with their drain,
 3 to prepare the proxy).
 
+On the idle machine (2026-11-29, load 5-7, 3 rounds, medians), with up to 10 starts at
+once per host (was 4): 6.46 s against 3.55 s for `up -d --wait` (1.82x), 0 failed of
+1795 probe requests. Side by side one round each, 4 vs 10 starts at once: 6.94 / 7.54 s
+vs 6.47 / 7.11 s. What is left is start-first's own work, which `up --wait` (stop-first)
+does not do: the four network reconnects per service that move the internal aliases
+(new container in once healthy, old one out keeping its address), which the engine runs
+one at a time, and the starts made beside the running old containers.
+
 Usage: .venv/bin/python bench/proxy_fleet.py [--rounds N] [--services N]
 """
 

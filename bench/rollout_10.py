@@ -51,10 +51,27 @@ these changes 16.7 s (2.81x `up -d --wait`), after 9.8 s (1.66x), Compose v2 `up
 This script, 2 rounds at load 43 and 36: start-first 18.6 s (2.55x), stop-first 16.4 s
 (2.25x), v2 `up -d` 6.0 s, v2 `up -d --wait` 7.3 s, 1.29 `up -d` 11.1 s (1.53x).
 
-On this shared machine the last row matters: the deployer's own process spends about
-0.9 s of CPU on such an update (about half of it starting: imports), Compose v2 about
-0.1 s; at a load average L on 2 cores a runnable process gets about 2/L of a core, so
-each CPU second can cost up to L/2 s of wall time and the ratio grows with the load.
+Then (idle machine, 3 rounds, load 5-8) stop-first took 3.66 s against 3.53 s for `up -d
+--wait` (1.04x). Traced once more (2026-11-29, idle, 3.4 s in all): 0.48 s before the
+first Engine API call, every create done at 0.72 s, the old containers stopping from 0.6
+to 1.5 s, starts from 0.95 to 3.0 s, the last rename at 3.29 s, exit at 3.40 s; a steady
+deploy then pruned the release before last one container at a time (0.25 s for 10). Changes
+since: a host starts up to 10 new containers at once (was 4: a 10-service app
+started in three rounds), the benches run the deployer from bytecode as an installed
+deployer does (a checkout under PYTHONDONTWRITEBYTECODE=1 compiled 96 modules on every
+run: bench/installed.py), the command ends without tearing the interpreter down
+(60-120 ms), retention removes containers 8 at once, and a service's config parts are
+computed once. This script, two runs of 5 interleaved rounds each on the idle machine
+(2026-11-29, load 6-11, medians): stop-first 3.28 s and 3.15 s against `up -d --wait`
+3.58 s and 3.52 s (0.92x and 0.89x; faster in all 10 rounds), start-first 6.29 s and
+6.30 s (1.76x, 1.79x), v2 `up -d` 2.34 s and 2.42 s. CPU per update: the deployer 0.42 s,
+Compose v2 0.08 s.
+
+On a shared machine the CPU row matters: the deployer's own process spends about 0.4 s of
+CPU on such an update (mostly starting: the Docker SDK with requests, jsonschema and the
+manifest's model), Compose v2 about 0.1 s; at a load average L on 2 cores a runnable
+process gets about 2/L of a core, so each CPU second can cost up to L/2 s of wall time
+and the ratio grows with the load.
 
 Usage: .venv/bin/python bench/rollout_10.py [--rounds N] [--drain S]
 """
