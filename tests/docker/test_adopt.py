@@ -300,8 +300,14 @@ def test_each_changed_key_of_a_service_is_named_against_compose_s_container(
 
 @pytest.fixture
 def blog(app: str, testenv: TestEnv, tmp_path: Path) -> Iterator[ComposeApp]:
-    content = str(tmp_path / "blog" / "content")  # a bind mount needs an absolute path
-    yield from start(app, testenv, tmp_path, "blog", ("docker-compose.yml",), CONTENT_DIR=content)
+    # a host directory, bound by its absolute path outside the project: an absolute path
+    # inside the project directory is the checkout's own file (./content), which a deploy
+    # ships to the host instead of binding it (docs/manifest.md)
+    content = tmp_path / "host" / "content"
+    shutil.copytree(FIXTURES / "blog" / "content", content)
+    yield from start(
+        app, testenv, tmp_path, "blog", ("docker-compose.yml",), CONTENT_DIR=str(content)
+    )
 
 
 def test_a_service_with_most_container_settings_is_adopted_unchanged(
