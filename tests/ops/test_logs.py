@@ -79,12 +79,20 @@ def test_follow_survives_a_deploy_that_replaces_the_containers(
     log = tmp_path / "follow.log"
     with log.open("w") as sink:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "deployer", "logs", *fleet.base, "--follow", "--since", "1s"],
+            [sys.executable, "-m", "deployer", "logs", *fleet.base, "--follow", "--since", "1h"],
             stdout=sink,
             stderr=subprocess.STDOUT,
             env=dict(os.environ),
         )
         try:
+            # the follow has started (its first read printed the old replicas' lines)
+            # before the deploy: a replacement is read from the follow's start, and on a
+            # loaded machine the command can take seconds to get there
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and not all(
+                f"{h} line 2" in log.read_text() for h in old
+            ):
+                time.sleep(0.2)
             fleet.deploy(lines=3, pause="0.1", mark="2")  # every container replaced
             new = set().union(*(hostnames(c, fleet.app) for c in fleet.clients))
             assert new and not new & old
