@@ -38,14 +38,19 @@ class ComposeProject:
         return load_manifest(self.path / "deploy.yml", ENV, {})
 
 
-def plan_of(h: DockerHost, m: Manifest) -> tuple[Plan, dict[str, Observed]]:
-    obs = h.observe(
+def observe(h: DockerHost, m: Manifest) -> Observed:
+    """What the deployer sees of ``m``'s app on ``h``, compose's containers included."""
+    return h.observe(
         m.app,
-        ENV,
+        m.environment.name,
         compose_project=m.compose_project,
         services=m.services,
         engine_names=m.engine_names(),
     )
+
+
+def plan_of(h: DockerHost, m: Manifest) -> tuple[Plan, dict[str, Observed]]:
+    obs = observe(h, m)
     digests = {s.name: h.resolve(s.image, None, pull_policy=s.pull_policy) for s in m.services}
     return make_plan(m, [obs], digests), {h.name: obs}
 

@@ -24,6 +24,7 @@ from deployer.manifest import load_manifest
 from deployer.manifest.model import DeviceRequest, Manifest
 from deployer.plan import Step, make_plan
 from tests import composev2
+from tests.docker.compose_app import observe
 from tests.testenv import TestEnv
 
 pytestmark = pytest.mark.integration
@@ -118,13 +119,7 @@ def test_compose_s_gpu_reservation_is_adopted_and_compared(
 
 
 def plan_of(h: DockerHost, m: Manifest, digest: str) -> tuple[Step, ...]:
-    obs = h.observe(
-        m.app,
-        ENV,
-        compose_project=m.compose_project,
-        services=m.services,
-        engine_names=m.engine_names(),
-    )
+    obs = observe(h, m)
     # as if compose's container ran: no engine here can start it
     obs = replace(obs, containers=tuple(replace(c, running=True) for c in obs.containers))
     return make_plan(m, [obs], {"gpu": digest}).hosts[0].steps
