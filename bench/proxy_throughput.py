@@ -45,7 +45,7 @@ import docker.errors
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.proxy_downtime import build_proxy_image, deployer, remove_proxied  # noqa: E402
+from bench.proxy_downtime import MANIFEST, build_proxy_image, deployer, remove_proxied  # noqa: E402
 from bench.proxy_downtime import wrk as run_wrk  # noqa: E402
 from bench.proxy_probe import get  # noqa: E402
 from bench.rollout_probe import ensure_web  # noqa: E402
@@ -57,21 +57,6 @@ UPSTREAMS = {
     "keepalive": "Caddy respond (keep-alive)",
 }
 
-MANIFEST = """\
-app: {app}
-environments:
-  bench:
-    hosts: ["unix:///var/run/docker.sock"]
-    proxy: {{http: "127.0.0.1:{port}", https: false, image: "{proxy_image}",
-             name: {app}-edge, drain_timeout: 10s}}
-services:
-  web:
-    image: ${{WEB_IMAGE}}
-    pull_policy: never
-    init: true
-{command}    proxy: {{host: {host}, port: 8080}}
-rollout: {{health_timeout: 60s, healthy_after: 1s}}
-"""
 
 
 @dataclass
@@ -123,7 +108,12 @@ def measure(
     with tempfile.TemporaryDirectory() as d:
         m = Path(d) / "deploy.yml"
         m.write_text(
-            MANIFEST.format(app=app, port=PORT, proxy_image=proxy_image, host=HOST, command=command)
+            MANIFEST.format(
+                app=app,
+                proxy_port=PORT,
+                proxy_image=proxy_image,
+                public=f"{command}    proxy: {{host: {HOST}, port: 8080}}",
+            )
         )
         try:
             deployer(m, image)
