@@ -55,28 +55,29 @@ def in_checkout(b: Builder, source: str) -> str | None:
 
 
 def one(b: Builder, p: Path, item: Any) -> Mount | FileMount | None:
-    if isinstance(item, str) and b.repo:
-        source, sep, rest = item.partition(":")
-        rel = in_checkout(b, source)
-        if rel is not None and sep:
-            return b.repo.short_bind(b, p, f"{rel}:{rest}")
-    if isinstance(item, str) and R.is_local_source(item.partition(":")[0]):
-        return b.repo.short_bind(b, p, item) if b.repo else None
     if isinstance(item, str):
+        source, sep, rest = item.partition(":")
+        rel = in_checkout(b, source) if sep else None
+        if rel is not None:
+            item = f"{rel}:{rest}"
+        if R.is_local_source(item.partition(":")[0]):
+            return b.repo.short_bind(b, p, item) if b.repo else None
         return b.parsed(p, parse.volume_short, item)
     if not isinstance(item, dict):
         return None
+    src = item.get("source")
+    if isinstance(src, str):
+        src = in_checkout(b, src) or src
     if (
         item.get("type") == "bind"
-        and isinstance(item.get("source"), str)
-        and (R.is_local_source(item["source"]) or in_checkout(b, item["source"]))
+        and isinstance(src, str)
+        and R.is_local_source(src)
         and isinstance(item.get("target"), str)
         and item["target"].startswith("/")
     ):
         if not b.repo:
             return None
-        source = in_checkout(b, item["source"]) or item["source"]
-        return b.repo.bind(b, p, source, item["target"], item.get("read_only") is True)
+        return b.repo.bind(b, p, src, item["target"], item.get("read_only") is True)
     return mount_long(b, p, item)
 
 
