@@ -108,7 +108,7 @@ def _ports(svc: Service, i: Inspect) -> bool:
         (
             f"{p.target}/{p.protocol}",
             p.host_ip or "",
-            str(p.published) if p.published is not None else "",
+            p.host_port,
         )
         for p in svc.ports
     )

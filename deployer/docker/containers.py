@@ -140,14 +140,15 @@ def anonymous_volumes(api: docker.APIClient, container_id: str) -> dict[str, str
 
 def _ports(service: Service) -> tuple[list[Any], dict[str, Any]]:
     exposed: list[Any] = []
-    bindings: dict[str, list[tuple[str, int] | tuple[str] | int | None]] = {}
+    bindings: dict[str, list[tuple[str, int | str] | tuple[str] | int | str | None]] = {}
     for p in service.ports:
         key = f"{p.target}/{p.protocol}"
         exposed.append((p.target, p.protocol) if p.protocol != "tcp" else p.target)
         if p.published is None:
             value: Any = (p.host_ip,) if p.host_ip else None
         else:
-            value = (p.host_ip, p.published) if p.host_ip else p.published
+            host: int | str = p.host_port if p.host_port_count > 1 else p.published
+            value = (p.host_ip, host) if p.host_ip else host
         bindings.setdefault(key, []).append(value)
     return exposed, {k: v if len(v) > 1 else v[0] for k, v in bindings.items()}
 

@@ -34,12 +34,30 @@ class Build:
 
 @dataclass(frozen=True)
 class Port:
-    """A published port. ``published`` None means the engine picks a free host port."""
+    """A published port. ``published`` None means the engine picks a free host port;
+    ``published_end`` makes it a range (``"8080-8082:80"``): the engine binds the first
+    free host port of ``published``..``published_end`` (one per replica)."""
 
     target: int
     published: int | None = None
     host_ip: str = ""
     protocol: str = "tcp"
+    published_end: int | None = field(default=None, metadata={"since": 3})
+
+    @property
+    def host_port(self) -> str:
+        """The host port as the engine takes it: "", "8080" or "8080-8082"."""
+        if self.published is None:
+            return ""
+        if self.published_end is not None and self.published_end != self.published:
+            return f"{self.published}-{self.published_end}"
+        return str(self.published)
+
+    @property
+    def host_port_count(self) -> int:
+        if self.published is None:
+            return 0
+        return (self.published_end or self.published) - self.published + 1
 
 
 @dataclass(frozen=True)
@@ -300,7 +318,7 @@ class Service:
         if self.update_config.order is not None:
             return "written in update_config.order"
         if self.fixed_host_ports:
-            ports = ", ".join(str(p.published) for p in self.fixed_host_ports)
+            ports = ", ".join(p.host_port for p in self.fixed_host_ports)
             return f"fixed host port {ports}"
         if self.container_name:
             return f"container_name {self.container_name}"

@@ -104,6 +104,12 @@ def _port_number(text: str, what: str) -> int:
     return int(text)
 
 
+def host_port_range(text: str) -> tuple[int, int]:
+    """``"8080"`` or ``"8080-8082"`` (a long-syntax ``published``): first and last port."""
+    ports = _port_range(text.strip(), "host port")
+    return ports[0], ports[-1]
+
+
 def _port_range(text: str, what: str) -> list[int]:
     if "-" in text:
         lo_s, _, hi_s = text.partition("-")
@@ -114,7 +120,20 @@ def _port_range(text: str, what: str) -> list[int]:
     return [_port_number(text, what)]
 
 
-def port_short(value: str | int) -> list[Port]:  # noqa: PLR0912 (compose port grammar)
+def _published(hosts: list[int], targets: list[int], host_ip: str, proto: str) -> list[Port]:
+    """Host ports paired with container ports; a range for one container port is the
+    engine's to bind a free port of (one per replica)."""
+    if len(targets) == 1 and len(hosts) > 1:
+        return [Port(targets[0], hosts[0], host_ip, proto, published_end=hosts[-1])]
+    if len(hosts) != len(targets):
+        raise ValueError("the host and container port ranges differ in length")
+    return [
+        Port(target=t, published=h, host_ip=host_ip, protocol=proto)
+        for h, t in zip(hosts, targets, strict=True)
+    ]
+
+
+def port_short(value: str | int) -> list[Port]:
     """``"127.0.0.1:8080:80/tcp"`` -> Port(80, 8080, "127.0.0.1", "tcp"); ranges expand."""
     if isinstance(value, int):
         return [Port(target=_port_number(str(value), "container port"))]
@@ -154,13 +173,7 @@ def port_short(value: str | int) -> list[Port]:  # noqa: PLR0912 (compose port g
         targets = _port_range(target_s, "container port")
         if not host_s:
             return [Port(target=t, host_ip=host_ip, protocol=proto) for t in targets]
-        hosts = _port_range(host_s, "host port")
-        if len(hosts) != len(targets):
-            raise ValueError("the host and container port ranges differ in length")
-        return [
-            Port(target=t, published=h, host_ip=host_ip, protocol=proto)
-            for h, t in zip(hosts, targets, strict=True)
-        ]
+        return _published(_port_range(host_s, "host port"), targets, host_ip, proto)
     except ValueError as e:
         raise ValueError(f'"{text}" is not a port mapping ({e}); {_PORT_HELP}') from None
 

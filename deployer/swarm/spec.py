@@ -167,6 +167,16 @@ def check_supported(manifest: Manifest, service: Service) -> None:
                 "engine: container",
             )
     for port in service.ports:
+        if port.host_port_count > 1:
+            raise _refuse(
+                manifest,
+                service,
+                "ports",
+                f"a range of host ports ({port.host_port}:{port.target}) is not possible: "
+                "a Swarm task publishes one given port",
+                "publish one host port per container port, or deploy this environment "
+                "with engine: container",
+            )
         if port.host_ip:
             raise _refuse(
                 manifest,

@@ -66,6 +66,9 @@ def test_bad_size(text: object) -> None:
         ("[::1]:8443:443", [Port(443, 8443, "::1")]),
         ("7000-7001:8000-8001", [Port(8000, 7000), Port(8001, 7001)]),
         ("9000-9001", [Port(9000), Port(9001)]),
+        # a host port range for one container port: the engine binds a free one of it
+        ("8000-8002:80", [Port(80, 8000, published_end=8002)]),
+        ("127.0.0.1:8000-8001:80/udp", [Port(80, 8000, "127.0.0.1", "udp", 8001)]),
     ],
 )
 def test_port_short(text: str | int, ports: list[Port]) -> None:
@@ -81,7 +84,7 @@ def test_port_short(text: str | int, ports: list[Port]) -> None:
         "a:b",
         "80/sctp",
         "1:2:3:4",
-        "8000-8002:80",
+        "8000-8002:80-81",
         "9-1:9-1",
         "[::1]8080:80",
         ":80:80",
@@ -161,3 +164,10 @@ def test_command_splits_like_a_shell() -> None:
     assert parse.command(["a", 1]) == ("a", "1")
     with pytest.raises(ValueError, match="split"):
         parse.command('bin/x "unclosed')
+
+
+def test_a_host_port_range_is_what_the_engine_takes() -> None:
+    (port,) = parse.port_short("8000-8002:80")
+    assert (port.host_port, port.host_port_count) == ("8000-8002", 3)
+    assert (Port(80, 8080).host_port, Port(80, 8080).host_port_count) == ("8080", 1)
+    assert (Port(80).host_port, Port(80).host_port_count) == ("", 0)

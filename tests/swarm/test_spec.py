@@ -171,6 +171,7 @@ def test_disabled_healthcheck_and_restart_no() -> None:
         ({"network_mode": "host"}, "network_mode"),
         ({"pid": "host"}, "pid"),
         ({"ports": (Port(target=80, published=8080, host_ip="127.0.0.1"),)}, "ports"),
+        ({"ports": (Port(target=80, published=8080, published_end=8082),)}, "ports"),
     ],
 )
 def test_keys_swarm_cannot_honour_are_refused_with_the_key_and_a_fix(

@@ -136,10 +136,13 @@ def dns_names(b: Builder, names: list[Any]) -> None:
 
 
 def host_ports(b: Builder, services: list[Service], raw_services: dict[str, Any]) -> None:
-    """Every service runs on every host of the environment: a fixed host port once."""
+    """Every service runs on every host of the environment: a fixed host port once. A
+    range of host ports is the engine's to share out (a free port of it per container)."""
     taken: dict[tuple[int, str], tuple[str, str]] = {}
     for svc in services:
         for port in svc.fixed_host_ports:
+            if port.host_port_count > 1:
+                continue
             assert port.published is not None
             slot = (port.published, port.protocol)
             ip = port.host_ip or "0.0.0.0"
@@ -158,20 +161,34 @@ def host_ports(b: Builder, services: list[Service], raw_services: dict[str, Any]
 
 
 def fixed_port_rollout(b: Builder, svc: Service) -> None:
-    ports = ", ".join(str(p.published) for p in svc.fixed_host_ports)
-    if svc.replicas > 1:
-        b.err(
-            ("services", svc.name, "deploy", "replicas"),
-            f"{svc.replicas} replicas cannot all publish the fixed host port {ports} on one host",
-            'publish only the container port (e.g. "8080") behind a proxy, or use replicas: 1',
-        )
-    if svc.update_config.order == "start-first":
-        b.err(
-            ("services", svc.name, "deploy", "update_config", "order"),
-            f"start-first cannot work with the fixed host port {ports}: the new "
-            "container cannot bind it while the old one runs",
-            "use order: stop-first, or publish only the container port",
-        )
+    """As many containers at once as the narrowest published host port (or range) has
+    ports: every replica, and during a start-first update the new ones beside them."""
+    fixed = svc.fixed_host_ports
+    ports = ", ".join(p.host_port for p in fixed)
+    room = min(p.host_port_count for p in fixed)
+    if svc.replicas > room:
+        if room == 1:
+            problem = f"{svc.replicas} replicas cannot all publish the fixed host port {ports}"
+            fix = 'publish only the container port (e.g. "8080") behind a proxy, or use '
+            fix += "replicas: 1"
+        else:
+            problem = f"{svc.replicas} replicas need {svc.replicas} host ports, but {ports} "
+            problem += f"has {room}"
+            fix = "widen the host port range, or use fewer replicas"
+        b.err(("services", svc.name, "deploy", "replicas"), f"{problem} on one host", fix)
+        return
+    par = svc.update_config.parallelism or svc.replicas
+    if svc.update_config.order == "start-first" and svc.replicas + min(par, svc.replicas) > room:
+        if room == 1:
+            problem = f"start-first cannot work with the fixed host port {ports}: the new "
+            problem += "container cannot bind it while the old one runs"
+            fix = "use order: stop-first, or publish only the container port"
+        else:
+            problem = f"start-first needs {svc.replicas + min(par, svc.replicas)} host ports "
+            problem += f"at once (the old containers and the new ones), but {ports} has {room}"
+            fix = "widen the host port range, lower update_config.parallelism, or use "
+            fix += "order: stop-first"
+        b.err(("services", svc.name, "deploy", "update_config", "order"), problem, fix)
 
 
 def swarm_directories(b: Builder, environment: Environment, services: list[Service]) -> None:

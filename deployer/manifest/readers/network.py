@@ -35,8 +35,12 @@ def ports(b: Builder, path: Path, raw: Any) -> tuple[Port, ...]:
 def port_long(b: Builder, p: Path, item: dict[str, Any]) -> Port | None:
     target = b.parsed((*p, "target"), port_int, item.get("target"))
     published = item.get("published")
-    pub = None
-    if published not in (None, ""):
+    pub = end = None
+    if isinstance(published, str) and "-" in published:  # a range: "8080-8082"
+        span = b.parsed((*p, "published"), parse.host_port_range, published)
+        if span is not None:
+            pub, end = span
+    elif published not in (None, ""):
         pub = b.parsed((*p, "published"), port_int, published)
     host_ip = item.get("host_ip", "")
     if host_ip and isinstance(host_ip, str):
@@ -51,6 +55,7 @@ def port_long(b: Builder, p: Path, item: dict[str, Any]) -> Port | None:
         published=pub,
         host_ip=host_ip if isinstance(host_ip, str) else "",
         protocol=str(item.get("protocol", "tcp")),
+        published_end=end if end != pub else None,
     )
 
 
