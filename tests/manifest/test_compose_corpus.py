@@ -213,11 +213,11 @@ def compare(service: Service, spec: dict[str, Any]) -> list[str]:
             for k, v in (spec.get("depends_on") or {}).items()
         },
     )
-    mine_ports = sorted((p.target, p.published, p.host_ip, p.protocol) for p in service.ports)
+    mine_ports = sorted((p.target, p.host_port, p.host_ip, p.protocol) for p in service.ports)
     theirs_ports = sorted(
         (
             int(p["target"]),
-            int(p["published"]) if p.get("published") else None,
+            str(p.get("published") or ""),
             p.get("host_ip", ""),
             p.get("protocol", "tcp"),
         )
