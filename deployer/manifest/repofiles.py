@@ -328,9 +328,7 @@ def _mode(b: Builder, p: Path, raw: Any) -> int | None:
     if raw is None:
         return DEFAULT_MODE
     if isinstance(raw, int) and not isinstance(raw, bool):
-        # `mode: 0440` is octal for compose; YAML 1.2 reads it as 440: octal digits are octal
-        text = str(raw)
-        value = int(text, 8) if re.fullmatch(r"[0-7]{3,4}", text) else raw
+        value = raw  # `mode: 0440` is read as the octal number it is, as compose reads it
     elif isinstance(raw, str) and re.fullmatch(r"0?[0-7]{3,4}", raw.strip()):
         value = int(raw.strip(), 8)
     else:

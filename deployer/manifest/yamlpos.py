@@ -1,10 +1,12 @@
 """YAML with positions: plain Python data plus the file, line and column of every key path.
 
 Built on PyYAML's SafeLoader node API (``compose``), so nothing but plain data is ever
-constructed. Scalars resolve as YAML 1.2's core schema, like docker compose does: only
-``true``/``false`` are booleans (not ``yes``/``on``), and ``80:80`` is a string, never the
-sexagesimal number 4880. Anchors, aliases and ``<<`` merge keys work; duplicate keys,
-recursive aliases, non-string keys and unusual tags are reported as problems.
+constructed. Scalars resolve as docker compose's YAML library resolves them (YAML 1.2's core
+schema, and integers as that library reads them): only ``true``/``false`` are booleans (not
+``yes``/``on``), ``80:80`` is a string, never the sexagesimal number 4880, and ``0440`` is
+the octal number 288, as a file mode means it. Anchors, aliases and ``<<`` merge keys
+work; duplicate keys, recursive aliases, non-string keys and unusual tags are reported as
+problems.
 """
 
 from __future__ import annotations
@@ -54,7 +56,9 @@ for _cls in (_PyLoader, _Loader):
     _cls.add_implicit_resolver(_NULL, re.compile(r"^(?:~|null|Null|NULL|)$"), ["~", "n", "N", ""])
     _cls.add_implicit_resolver(
         _INT,
-        re.compile(r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$"),
+        # as compose's YAML library reads integers: underscores dropped, a sign, then
+        # 0x/0o/0b, or a leading 0 for octal (`mode: 0440`); `09` is a float there
+        re.compile(r"^[-+]?(?:0[xX][0-9a-fA-F_]+|0[oO][0-7_]+|0[bB][01_]+|0[0-7_]*|[1-9][0-9_]*)$"),
         list("-+0123456789"),
     )
     _cls.add_implicit_resolver(
@@ -239,10 +243,7 @@ class _Walker:
             return None
         if tag == _INT:
             try:
-                t = text.replace("_", "")
-                if t.startswith("0o"):
-                    return int(t[2:], 8)
-                return int(t, 16) if t.startswith("0x") else int(t)
+                return _integer(text)
             except ValueError:
                 self.add(node, path, "!!int needs an integer")
                 return None
@@ -259,6 +260,19 @@ class _Walker:
                 return None
         self.add(node, path, f"unsupported YAML tag {tag}", "remove the tag")
         return text
+
+
+def _integer(text: str) -> int:
+    """An integer as compose reads one: ``0x1f``, ``0o17``, ``0b11``, ``017`` (octal),
+    ``1_000``, each with an optional sign."""
+    t = text.replace("_", "")
+    sign = -1 if t.startswith("-") else 1
+    t = t[1:] if t[:1] in "+-" else t
+    bases = {"0x": 16, "0o": 8, "0b": 2}
+    base = bases.get(t[:2].lower())
+    if base is not None:
+        return sign * int(t[2:], base)
+    return sign * int(t, 8 if len(t) > 1 and t.startswith("0") else 10)
 
 
 def _syntax_problem(file: str, e: yaml.YAMLError, text: str) -> Problem:

@@ -44,6 +44,7 @@ def test_positions_of_values_and_keys() -> None:
 
 
 def test_yaml_12_scalars() -> None:
+    """As compose's YAML library reads them (checked against ``docker compose config``)."""
     doc = load_text(
         "a: [yes, no, on, true, False, 80:80, 0o17, 0x1f, 010, 1e3, .5, ~, null, '', 1_0]",
         "f",
@@ -57,14 +58,19 @@ def test_yaml_12_scalars() -> None:
         "80:80",
         15,
         31,
-        10,
+        8,  # a leading 0 is octal: `mode: 0440` is 288
         1000.0,
         0.5,
         None,
         None,
         "",
-        "1_0",
+        10,
     ]
+
+
+def test_integers_read_as_compose_reads_them() -> None:
+    doc = load_text("a: [-010, +010, 0b11, 0B1, -0x1f, 0_7, 09, 0440, 0o440, '0440', 0x]", "f")
+    assert doc.data["a"] == [-8, 8, 3, 1, -31, 7, 9.0, 288, 288, "0440", "0x"]
 
 
 def test_anchors_aliases_and_merge_keys() -> None:
