@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from deployer.manifest.model import Healthcheck
+from deployer.manifest.model import Healthcheck, Mount
 
 NS = 1_000_000_000
 
@@ -47,3 +47,9 @@ def healthcheck(hc: Healthcheck | None) -> dict[str, Any] | None:
     if hc.retries is not None:
         out["Retries"] = hc.retries
     return out or None
+
+
+def tmpfs_options(m: Mount) -> dict[str, int] | None:
+    """A tmpfs mount's TmpfsOptions (size in bytes, mode bits); None for the defaults."""
+    options = {"SizeBytes": m.tmpfs_size, "Mode": m.tmpfs_mode}
+    return {k: v for k, v in options.items() if v} or None

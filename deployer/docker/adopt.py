@@ -151,6 +151,15 @@ def _nocopy(i: Inspect, target: str) -> bool:
     return False
 
 
+def _tmpfs_options(i: Inspect, target: str) -> tuple[int, int]:
+    """(size, mode) the container's tmpfs mount at ``target`` was created with (0: unset)."""
+    for m in i.host.get("Mounts") or []:
+        if posixpath.normpath(str(m.get("Target") or "")) == target:
+            options = m.get("TmpfsOptions") or {}
+            return int(options.get("SizeBytes") or 0), int(options.get("Mode") or 0)
+    return 0, 0
+
+
 def _subpath(i: Inspect, target: str) -> str:
     for m in i.host.get("Mounts") or []:
         if posixpath.normpath(str(m.get("Target") or "")) == target:
@@ -183,6 +192,7 @@ def _volumes(svc: Service, i: Inspect) -> bool:
                 ok = h.get("Source") == m.source and _selinux(h) == m.selinux
             else:
                 ok = m.type == "tmpfs" and kind == "tmpfs"
+                ok = ok and _tmpfs_options(i, m.target) == (m.tmpfs_size, m.tmpfs_mode)
             if ok:
                 found = h
                 break

@@ -26,7 +26,7 @@ from deployer import labels as L
 from deployer.docker import transport as _transport
 from deployer.engine import network_name, service_networks, volume_name
 from deployer.errors import DeployFailed
-from deployer.manifest.model import Healthcheck, Manifest, Service, TopNetwork
+from deployer.manifest.model import Healthcheck, Manifest, Mount, Service, TopNetwork
 
 _ANONYMOUS = re.compile(r"^[0-9a-f]{64}$")
 
@@ -45,9 +45,9 @@ def _mounts(
     for m in service.volumes:
         targets.add(m.target)
         if m.type == "tmpfs":
-            mounts.append({"Type": "tmpfs", "Target": m.target, "ReadOnly": m.read_only})
-        elif m.type == "bind" and m.selinux:
-            continue  # a relabelled bind is a Binds entry (binds()): Mounts has no z/Z
+            mounts.append(_tmpfs(m))
+        elif _is_bind_entry(m):
+            continue  # a Binds entry (binds())
         elif m.type == "bind":
             mounts.append(
                 {"Type": "bind", "Source": m.source, "Target": m.target, "ReadOnly": m.read_only}
@@ -95,13 +95,33 @@ def _mounts(
     return mounts
 
 
+def _tmpfs(m: Mount) -> dict[str, Any]:
+    tmpfs: dict[str, Any] = {"Type": "tmpfs", "Target": m.target, "ReadOnly": m.read_only}
+    options = apispec.tmpfs_options(m)
+    if options:
+        tmpfs["TmpfsOptions"] = options
+    return tmpfs
+
+
+def _is_bind_entry(m: Mount) -> bool:
+    """Whether the bind is one of the engine's Binds entries, as docker compose makes it:
+    one relabelled (``z``/``Z``: Mounts cannot say it), and one whose missing host path
+    the engine is to create (``create_host_path``, compose's default: Mounts refuses a
+    missing source) unless a ``:`` or ``,`` in a path cannot be written in an entry."""
+    if m.type != "bind" or not m.source:
+        return False
+    return bool(m.selinux) or (
+        m.create_host_path and not any(c in m.source + m.target for c in ":,")
+    )
+
+
 def binds(service: Service) -> list[str]:
-    """Bind mounts with an SELinux relabel (``z``/``Z``) as the engine's Binds entries
-    (``SOURCE:TARGET:rw,z``), as docker compose creates them."""
+    """Binds entries (``SOURCE:TARGET:rw[,z]``), as docker compose creates them."""
     return [
-        f"{m.source}:{m.target}:{'ro' if m.read_only else 'rw'},{m.selinux}"
+        f"{m.source}:{m.target}:{'ro' if m.read_only else 'rw'}"
+        + (f",{m.selinux}" if m.selinux else "")
         for m in service.volumes
-        if m.type == "bind" and m.selinux
+        if _is_bind_entry(m)
     ]
 
 

@@ -72,6 +72,10 @@ class Mount:
     selinux: str = field(default="", metadata={"since": 2})  # "z" (shared) or "Z" (private)
     nocopy: bool = field(default=False, metadata={"since": 2})  # volume: no copy of image data
     subpath: str = field(default="", metadata={"since": 2})  # volume: mount a sub-directory
+    # bind: the engine creates a missing host path (compose's default); False refuses it
+    create_host_path: bool = field(default=True, metadata={"since": 3})
+    tmpfs_size: int = field(default=0, metadata={"since": 3})  # tmpfs: bytes (0: the default)
+    tmpfs_mode: int = field(default=0, metadata={"since": 3})  # tmpfs: permission bits
 
 
 FileKind = Literal["file", "config", "secret"]

@@ -17,6 +17,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from deployer import apispec
 from deployer import labels as L
 from deployer.apispec import healthcheck, nano_cpus, ns
 from deployer.errors import InvalidInput
@@ -232,6 +233,8 @@ def _mounts(manifest: Manifest, service: Service) -> list[dict[str, Any]]:
             }
         elif m.type == "bind" and m.source:
             mount["Source"] = m.source
+        elif m.type == "tmpfs" and apispec.tmpfs_options(m):
+            mount["TmpfsOptions"] = apispec.tmpfs_options(m)
         mounts.append(mount)
     for entry in service.tmpfs:
         target, _, _ = entry.partition(":")

@@ -224,3 +224,10 @@ def test_named_volumes_carry_the_top_level_driver_and_labels() -> None:
         "Labels": {"k": "v", S.STACK_NAMESPACE: "shop"},
         "DriverConfig": {"Name": "local"},
     }
+
+
+def test_a_tmpfs_mount_carries_its_size_and_mode() -> None:
+    s = svc(volumes=(Mount("tmpfs", "/scratch", tmpfs_size=16 * 2**20, tmpfs_mode=0o1770),))
+    m = manifest("shop", s)
+    (mount,) = S.service_spec(m, m.services[0], DIGEST)["TaskTemplate"]["ContainerSpec"]["Mounts"]
+    assert mount["TmpfsOptions"] == {"SizeBytes": 16 * 2**20, "Mode": 0o1770}

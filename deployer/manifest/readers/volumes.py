@@ -126,6 +126,7 @@ def mount_long(b: Builder, p: Path, item: dict[str, Any]) -> Mount | None:
     bind: dict[str, Any] = item["bind"] if isinstance(item.get("bind"), dict) else {}
     volume: dict[str, Any] = item["volume"] if isinstance(item.get("volume"), dict) else {}
     selinux = bind.get("selinux") if kind == "bind" else None
+    tmpfs = tmpfs_options(b, (*p, "tmpfs"), item.get("tmpfs")) if kind == "tmpfs" else (0, 0)
     subpath = volume.get("subpath") if kind == "volume" else None
     if isinstance(subpath, str) and (subpath.startswith("/") or ".." in subpath.split("/")):
         b.err((*p, "volume", "subpath"), f'"{subpath}" must be a path inside the volume')
@@ -138,4 +139,22 @@ def mount_long(b: Builder, p: Path, item: dict[str, Any]) -> Mount | None:
         selinux=selinux if selinux in ("z", "Z") else "",
         nocopy=kind == "volume" and volume.get("nocopy") is True,
         subpath=subpath if isinstance(subpath, str) else "",
+        create_host_path=bind.get("create_host_path") is not False,
+        tmpfs_size=tmpfs[0],
+        tmpfs_mode=tmpfs[1],
     )
+
+
+def tmpfs_options(b: Builder, p: Path, raw: Any) -> tuple[int, int]:
+    """``tmpfs: {size, mode}`` of a long-syntax tmpfs mount: bytes (0: the engine's
+    default) and permission bits (0: the engine's default, 1777)."""
+    if not isinstance(raw, dict):
+        return 0, 0
+    size = 0
+    if raw.get("size") is not None:
+        size = b.parsed((*p, "size"), parse.size, raw["size"]) or 0
+    mode = raw.get("mode", 0)
+    if not isinstance(mode, int) or isinstance(mode, bool) or not 0 <= mode <= 0o7777:
+        b.err((*p, "mode"), f'"{mode}" is not a file mode', "write it in octal, e.g. 01777")
+        mode = 0
+    return size, mode
