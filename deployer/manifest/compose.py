@@ -476,7 +476,15 @@ def _include(compose: Doc, merged: Doc, chain: tuple[str, ...]) -> None:  # noqa
                 merge(merged, (section,), part, (section,))
 
 
-def _apply_profiles(doc: Doc, profiles: set[str]) -> None:
+def _profile(text: str, lookup: Mapping[str, str]) -> str:
+    """A profile name as compose sees it: interpolated first (``${DB_PROFILE:-}``)."""
+    try:
+        return interpolate(text, lookup).value
+    except InterpolationSyntaxError:
+        return text  # reported where the file is interpolated
+
+
+def _apply_profiles(doc: Doc, profiles: set[str], lookup: Mapping[str, str]) -> None:
     services = doc.data.get("services") if isinstance(doc.data, dict) else None
     if not isinstance(services, dict):
         return
@@ -490,7 +498,7 @@ def _apply_profiles(doc: Doc, profiles: set[str]) -> None:
                 doc.problem(("services", name, "profiles"), "expected a list of profile names")
             )
             continue
-        if profiles & set(wanted) or "*" in profiles:
+        if profiles & {_profile(p, lookup) for p in wanted} or "*" in profiles:
             del raw["profiles"]
         else:
             del services[name]
@@ -610,7 +618,9 @@ def merge_compose(doc: Doc, environ: Mapping[str, str]) -> None:  # noqa: C901, 
     else:
         found = [(p, e, os.path.normpath(os.path.join(base, e))) for p, e in entries]
     merged = Doc(doc.file, {s: {} for s in SECTIONS})
-    profiles = {p.strip() for p in cenv.get("COMPOSE_PROFILES", "").split(",") if p.strip()}
+    # as compose splits it: unset or empty is the one profile "", which a service's
+    # `profiles: [""]` (an unset `${X:-}`) names, so such a service runs by default
+    profiles = {p.strip() for p in cenv.get("COMPOSE_PROFILES", "").split(",")}
     name: str | None = None
     name_at: Problem | None = None
     for path, entry, shown in found:
@@ -647,7 +657,7 @@ def merge_compose(doc: Doc, environ: Mapping[str, str]) -> None:  # noqa: C901, 
                 if isinstance(compose.data.get(section), dict):
                     merge(merged, (section,), compose, (section,))
         doc.problems.extend(compose.problems)
-    _apply_profiles(merged, profiles)
+    _apply_profiles(merged, profiles, cenv)
     doc.problems.extend(merged.problems)
     for section in SECTIONS:
         if isinstance(data.get(section), dict):
@@ -663,11 +673,12 @@ def merge_compose(doc: Doc, environ: Mapping[str, str]) -> None:  # noqa: C901, 
             if key_pos:
                 doc.keys[(section,)] = key_pos
     if not data["services"] and doc.compose_files:
+        enabled = profiles - {""}
         doc.problems.append(
             doc.problem(
                 ("compose",),
                 "the compose files define no active service"
-                + (f" (COMPOSE_PROFILES={','.join(sorted(profiles))})" if profiles else ""),
+                + (f" (COMPOSE_PROFILES={','.join(sorted(enabled))})" if enabled else ""),
                 "check the files and their `profiles:`",
                 key=True,
             )
@@ -725,12 +736,10 @@ def _deployer_files(doc: Doc, compose: Doc, file_dir: str, project_dir: str) -> 
 
 def _rebase(doc: Doc, file_dir: str, project_dir: str) -> None:
     """Relative paths of an override file in another directory are relative to the project
-    directory, as compose resolves them: rewrite them relative to the file's own directory,
-    where the rest of the pipeline resolves a value's path."""
-    if file_dir == project_dir:
-        return
-    services = doc.data.get("services")
-    if not isinstance(services, dict):
+    directory, as compose resolves them. Bind sources and build contexts are resolved from
+    the project directory already (the checkout's files); an ``env_file`` is read from the
+    directory of the file that names it, so it is rewritten relative to that directory."""
+    if file_dir == project_dir or not isinstance(doc.data, dict):
         return
 
     def moved(rel: str) -> str:
@@ -738,10 +747,9 @@ def _rebase(doc: Doc, file_dir: str, project_dir: str) -> None:
             return rel
         return os.path.relpath(os.path.join(project_dir, rel), file_dir)
 
-    for raw in services.values():
-        if not isinstance(raw, dict):
-            continue
-        env_file = raw.get("env_file")
+    services = doc.data.get("services")
+    for raw in services.values() if isinstance(services, dict) else ():
+        env_file = raw.get("env_file") if isinstance(raw, dict) else None
         if isinstance(env_file, str):
             raw["env_file"] = moved(env_file)
         elif isinstance(env_file, list):
@@ -750,10 +758,3 @@ def _rebase(doc: Doc, file_dir: str, project_dir: str) -> None:
                     env_file[i] = moved(item)
                 elif isinstance(item, dict) and isinstance(item.get("path"), str):
                     item["path"] = moved(item["path"])
-        volumes = raw.get("volumes")
-        for i, item in enumerate(volumes if isinstance(volumes, list) else []):
-            if isinstance(item, str) and item.startswith("."):
-                src, sep, rest = item.partition(":")
-                volumes[i] = moved(src) + sep + rest  # type: ignore[index]
-            elif isinstance(item, dict) and str(item.get("source", "")).startswith("."):
-                item["source"] = moved(item["source"])

@@ -57,7 +57,6 @@ COMPOSE_UNSUPPORTED = frozenset(
         "rollback_config",
         "endpoint_mode",
         "max_failure_ratio",
-        "app_protocol",
         "priority",
         "link_local_ips",
         "gw_priority",

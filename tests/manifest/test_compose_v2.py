@@ -243,6 +243,31 @@ def test_profiles_apply_after_merging(tmp_path: Path, home: Path) -> None:
         same(deployer(tmp_path, "[app/compose.yaml, app/compose.prod.yml]", env), theirs)
 
 
+@pytest.mark.parametrize("profiles", [None, "", "x", "x,", " x", "*"])
+def test_an_empty_profile_is_on_unless_profiles_are_named(
+    tmp_path: Path, home: Path, profiles: str | None
+) -> None:
+    """pixelfed writes `profiles: [${DOCKER_DB_PROFILE:-}]`: unset, the service runs. Compose
+    splits COMPOSE_PROFILES keeping an empty entry, and an unset one is that entry alone."""
+    project = tmp_path / "app"
+    write(
+        project,
+        {
+            "compose.yaml": """\
+            services:
+              a: {image: "a:1", profiles: ["${A_PROFILE:-}"]}
+              b: {image: "b:1", profiles: ["", x]}
+              e: {image: "e:1", profiles: ["${E_PROFILE:-off}"]}
+              c: {image: "c:1", profiles: [x]}
+              d: {image: "d:1"}
+            """
+        },
+    )
+    env = {} if profiles is None else {"COMPOSE_PROFILES": profiles}
+    theirs = compose_config(project, ["compose.yaml"], env, home)
+    same(deployer(tmp_path, "app/compose.yaml", env), theirs)
+
+
 def test_override_in_another_directory_resolves_paths_from_the_project(
     tmp_path: Path, home: Path
 ) -> None:
@@ -259,6 +284,47 @@ def test_override_in_another_directory_resolves_paths_from_the_project(
     mine = deployer(tmp_path, "[app/compose.yaml, app/proxy/compose.proxy.yml]", {})
     same(mine, theirs)
     assert mine.service("web").env_dict == {"FROM": "project-dir"}
+
+
+def test_override_in_a_subdirectory_keeps_its_binds_builds_and_configs_paths(
+    tmp_path: Path, home: Path
+) -> None:
+    """docker-elk's extensions: `./extensions/x/config/x.yml` in `extensions/x/x.yml` is the
+    project's file, as compose reads it (it was rewritten as the volume name
+    `config/x.yml`)."""
+    project = tmp_path / "app"
+    ext = "extensions/curator"
+    write(
+        project,
+        {
+            "compose.yaml": "services:\n  web: {image: 'web:1'}\n",
+            f"{ext}/curator-compose.yml": f"""\
+                services:
+                  curator:
+                    image: curator:1
+                    build: {{context: {ext}/}}
+                    volumes:
+                      - ./{ext}/config/curator.yml:/.curator/curator.yml:ro,Z
+                      - {{type: bind, source: ./{ext}/config/actions, target: /actions}}
+                    configs: [{{source: rules, target: /rules.yml}}]
+                configs:
+                  rules: {{file: ./{ext}/config/rules.yml}}
+                """,
+            f"{ext}/config/curator.yml": "client: {}\n",
+            f"{ext}/config/actions/a.yml": "actions: {}\n",
+            f"{ext}/config/rules.yml": "rules: []\n",
+            f"{ext}/Dockerfile": "FROM scratch\n",
+        },
+    )
+    files = ["compose.yaml", f"{ext}/curator-compose.yml"]
+    theirs = compose_config(project, files, {}, home)
+    mine = deployer(tmp_path, f"[app/compose.yaml, app/{ext}/curator-compose.yml]", {})
+    same(mine, theirs)
+    shipped = {f.name: f for f in mine.service("curator").files}
+    assert set(shipped) == {f"./{ext}/config/curator.yml", f"./{ext}/config/actions", "rules"}
+    assert shipped[f"./{ext}/config/actions"].directory
+    build = mine.service("curator").build
+    assert build is not None and Path(build.context) == project / ext
 
 
 def test_reset_and_override_tags(tmp_path: Path, home: Path) -> None:
