@@ -198,6 +198,10 @@ class HostEngine(Protocol):
         ``timeout``; while it starts, its healthcheck is also run every ``start_interval``."""
         ...
 
+    def wait_completed(self, container_id: str, timeout: float) -> HealthOutcome:
+        """A container that runs once: until it exits (0: completed) or ``timeout``."""
+        ...
+
     def watch(
         self, container_ids: Sequence[str], seconds: float
     ) -> tuple[str, HealthOutcome] | None:

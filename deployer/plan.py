@@ -44,6 +44,7 @@ class ObservedContainer:
     health: str = "none"  # healthy, unhealthy, starting, none
     adopted_from: str | None = None  # "compose" when compose created it, None when we did
     created: str = ""
+    exit_code: int | None = None  # of an exited container
 
 
 @dataclass(frozen=True)
@@ -192,6 +193,11 @@ def _config_differs(desired: Service, container: ObservedContainer) -> bool:
     )
 
 
+def _down(svc: Service, c: ObservedContainer) -> bool:
+    """Not running as it should: a service that runs once is done when it exited 0."""
+    return not c.running and not (svc.completes and c.exit_code == 0)
+
+
 def _service_step(desired: Desired, current: list[ObservedContainer], wave: int) -> Step:
     svc = desired.service
     want = svc.replicas
@@ -221,7 +227,7 @@ def _service_step(desired: Desired, current: list[ObservedContainer], wave: int)
             changed.update(_changed_keys(svc, c))
     if changed:
         reasons.append("config changed: " + ", ".join(sorted(changed)))
-    stopped = [c for c in kept if not c.running]
+    stopped = [c for c in kept if _down(svc, c)]
     if stopped and not reasons:
         reasons.append(f"{len(stopped)} container(s) not running")
     if have != want:
@@ -234,7 +240,7 @@ def _service_step(desired: Desired, current: list[ObservedContainer], wave: int)
         to_replace = tuple(
             c.id
             for c in kept
-            if not _runs(c, desired.digest) or _config_differs(svc, c) or not c.running
+            if not _runs(c, desired.digest) or _config_differs(svc, c) or _down(svc, c)
         )
         return replace(
             base,

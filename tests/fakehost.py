@@ -214,6 +214,14 @@ class FakeHost:
             return HealthOutcome(False, "unhealthy", "healthcheck exit 1: connection refused")
         return HealthOutcome(True, "healthy", "", 0.5)
 
+    def wait_completed(self, container_id: str, timeout: float) -> HealthOutcome:
+        c = self.containers[container_id]
+        self._call("wait_completed", c.name)
+        c.running = False
+        if c.digest in self.unhealthy:
+            return HealthOutcome(False, "exited (code 1)", "migration failed")
+        return HealthOutcome(True, "completed (exit 0)", "", 0.5)
+
     def watch(
         self, container_ids: Sequence[str], seconds: float
     ) -> tuple[str, HealthOutcome] | None:

@@ -139,6 +139,23 @@ def test_stopped_container_with_same_config_is_replaced() -> None:
     assert step.reasons == ("1 container(s) not running",)
 
 
+def test_a_service_that_runs_once_is_done_when_it_exited_0() -> None:
+    migrate = svc("migrate", completes=True)
+    for code, want in ((0, Action.UNCHANGED), (1, Action.REPLACE), (None, Action.REPLACE)):
+        p = plan1(manifest(migrate), running(migrate, running=False, exit_code=code))
+        (step,) = p.hosts[0].steps
+        assert step.action == want, code
+        assert step.strategy == "stop-first"
+        assert step.strategy_reason == "runs once: a service waits for it to complete"
+    # a long-running service that exited 0 is down all the same
+    p = plan1(manifest(svc()), running(svc(), running=False, exit_code=0))
+    assert p.hosts[0].steps[0].reasons == ("1 container(s) not running",)
+
+
+def test_running_once_is_not_configuration() -> None:
+    assert svc(completes=True).config_hash() == svc().config_hash()
+
+
 def test_scale_up_only() -> None:
     web = svc("web", replicas=3)
     step = plan1(manifest(web), running(web)).hosts[0].step("web")

@@ -181,6 +181,36 @@ def wait_healthy(
         sleep(pause)
 
 
+def wait_completed(
+    client: docker.DockerClient,
+    host: str,
+    container_id: str,
+    timeout: float,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> HealthOutcome:
+    """A container that runs once (a migration, an init job): poll until it exits, 0 being
+    its success, any other code or ``timeout`` seconds a failure. Restarts its restart
+    policy makes (``on-failure``) are waited through: only how it ends counts."""
+    api: docker.APIClient = client.api
+    start = clock()
+    poll = FIRST_POLL
+    while True:
+        with wrapped(f"inspect {container_id[:12]}", host):
+            state = api.inspect_container(container_id)["State"]
+        elapsed = clock() - start
+        if not state.get("Running") and not state.get("Restarting"):
+            code = state.get("ExitCode")
+            if code == 0:
+                return HealthOutcome(True, "completed (exit 0)", "", elapsed)
+            return _failed(client, host, container_id, f"exited (code {code})", "", elapsed)
+        if elapsed >= timeout:
+            status = f"timeout (still running after {timeout:g}s)"
+            return _failed(client, host, container_id, status, "", elapsed)
+        sleep(min(poll, max(timeout - elapsed, 0.01)))
+        poll = min(poll * 2, POLL)
+
+
 def _failed(
     client: docker.DockerClient, host: str, cid: str, status: str, health: str, elapsed: float
 ) -> HealthOutcome:

@@ -159,6 +159,9 @@ class DockerHost:
             self.client, self._name, container_id, timeout, stable, start_interval=start_interval
         )
 
+    def wait_completed(self, container_id: str, timeout: float) -> HealthOutcome:
+        return _health.wait_completed(self.client, self._name, container_id, timeout)
+
     def watch(
         self, container_ids: Sequence[str], seconds: float
     ) -> tuple[str, HealthOutcome] | None:

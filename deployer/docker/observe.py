@@ -17,6 +17,7 @@ so an unchanged service stays as compose left it.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -75,6 +76,18 @@ def _int(value: str | None) -> int:
         return 0
 
 
+_EXITED = re.compile(r"^Exited \((-?\d+)\)")
+
+
+def exit_code(summary: Mapping[str, Any]) -> int | None:
+    """The exit code of an exited container, from the listing's status ("Exited (0) 5
+    minutes ago"); None for one that has not exited."""
+    if summary.get("State") != "exited":
+        return None
+    m = _EXITED.match(str(summary.get("Status") or ""))
+    return int(m.group(1)) if m else None
+
+
 def _ours(summary: Mapping[str, Any]) -> ObservedContainer:
     labels: dict[str, str] = summary.get("Labels") or {}
     return ObservedContainer(
@@ -83,6 +96,7 @@ def _ours(summary: Mapping[str, Any]) -> ObservedContainer:
         service=labels.get(L.SERVICE, ""),
         replica=_int(labels.get(L.REPLICA)),
         running=summary.get("State") == "running",
+        exit_code=exit_code(summary),
         image_digest=labels.get(L.DIGEST) or None,
         config_hash=labels.get(L.CONFIG_HASH) or None,
         config_parts=_parts(labels),
@@ -215,6 +229,7 @@ def _compose(
                 service=service,
                 replica=_int(labels.get(L.COMPOSE_NUMBER)) or 1,
                 running=s.get("State") == "running",
+                exit_code=exit_code(s),
                 image_digest=digest,
                 image_digests=tuple(known),
                 config_hash=config_hash,

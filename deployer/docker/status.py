@@ -12,6 +12,7 @@ from typing import Any
 from deployer import labels as L
 from deployer.docker.host import DockerHost
 from deployer.manifest.model import Manifest
+from deployer.plan import ObservedContainer
 
 
 def started_at(info: Mapping[str, Any]) -> float | None:
@@ -44,6 +45,7 @@ def collect(
         releases = {r.id: r for r in host.releases(app, env)}
         latest = max(releases) if releases else None
         rows = []
+        once = {s.name for s in manifest.services if s.completes}
         by_ip: dict[str, dict[str, Any]] = {}
         for c in sorted(observed.containers, key=lambda c: (c.service, c.replica)):
             info = host.api.inspect_container(c.id)
@@ -57,7 +59,7 @@ def collect(
                     "replica": c.replica,
                     "container": c.name,
                     "running": c.running,
-                    "health": health or ("running" if c.running else "stopped"),
+                    "health": health or _state(c, c.service in once),
                     "uptime_seconds": round(now - started, 1) if started else None,
                     "release": c.release,
                     "image": labels.get(L.IMAGE, ""),
@@ -95,3 +97,13 @@ def collect(
             }
         )
     return out
+
+
+def _state(c: ObservedContainer, runs_once: bool) -> str:
+    """Without a health verdict: running, or how it stopped (a service that runs once
+    shows "completed" after exit 0)."""
+    if c.running:
+        return "running"
+    if runs_once and c.exit_code == 0:
+        return "completed"
+    return "stopped" if c.exit_code is None else f"exited ({c.exit_code})"

@@ -289,6 +289,10 @@ class Service:
     links: tuple[str, ...] = ()
     # The aliases other services link to this one by, per network: (network, alias).
     link_aliases: tuple[tuple[str, str], ...] = ()
+    # Runs once and exits: another service waits for it to complete (depends_on condition
+    # service_completed_successfully, as a migration or an init job). Exit 0 is its
+    # success, an exited container its normal state. Not configuration: how it is rolled.
+    completes: bool = False
 
     @property
     def env_dict(self) -> dict[str, str]:
@@ -321,6 +325,8 @@ class Service:
         """Why ``order`` is what it is, for the plan."""
         if self.update_config.order is not None:
             return "written in update_config.order"
+        if self.completes:
+            return "runs once: a service waits for it to complete"
         if self.fixed_host_ports:
             ports = ", ".join(p.host_port for p in self.fixed_host_ports)
             return f"fixed host port {ports}"
@@ -383,7 +389,17 @@ class Service:
 
 
 _NOT_CONFIG = frozenset(
-    {"name", "image", "pull_policy", "replicas", "update_config", "proxy", "build", "links"}
+    {
+        "name",
+        "image",
+        "pull_policy",
+        "replicas",
+        "update_config",
+        "proxy",
+        "build",
+        "links",
+        "completes",
+    }
 )
 
 

@@ -83,10 +83,16 @@ def create(
 def gate(r: RunState, host: str, svc: Service, cid: str, item: Item) -> None:
     engine = r.hosts[host]
     pol = r.manifest.rollout
-    r.line(f"{item.canonical}: waiting until healthy (up to {pol.health_timeout:g}s)", host)
-    hc = svc.healthcheck
-    start_interval = hc.start_interval if hc is not None else None
-    out = engine.wait_healthy(cid, pol.health_timeout, pol.healthy_after, start_interval)
+    if svc.completes:
+        r.line(
+            f"{item.canonical}: waiting until it completes (up to {pol.health_timeout:g}s)", host
+        )
+        out = engine.wait_completed(cid, pol.health_timeout)
+    else:
+        r.line(f"{item.canonical}: waiting until healthy (up to {pol.health_timeout:g}s)", host)
+        hc = svc.healthcheck
+        start_interval = hc.start_interval if hc is not None else None
+        out = engine.wait_healthy(cid, pol.health_timeout, pol.healthy_after, start_interval)
     if not out.healthy:
         detail = out.detail.strip()
         r.line(f"{item.canonical}: new container is {out.status}", host)
@@ -152,7 +158,7 @@ def monitor(r: RunState, host: str, svc: Service, switched: list[tuple[Item, str
     its healthchecks for ``update_config.monitor`` seconds, or the deploy rolls back."""
     seconds = svc.update_config.monitor
     seconds = DEFAULT_MONITOR if seconds is None else seconds
-    if seconds <= 0 or not switched:
+    if seconds <= 0 or not switched or svc.completes:  # a completed run exited: as it should
         return
     r.line(f"{svc.name}: watching the new container(s) for {seconds:g}s", host)
     failed = r.hosts[host].watch([cid for _, cid in switched], seconds)

@@ -95,6 +95,17 @@ def _file_refs(
 
 def check_supported(manifest: Manifest, service: Service) -> None:
     """Refuse keys Swarm services cannot honour, naming the key and the way out."""
+    for name, condition in service.depends_on:
+        if condition == "service_completed_successfully":
+            raise _refuse(
+                manifest,
+                service,
+                f"depends_on.{name}.condition",
+                f"waiting for {name} to complete (a service that runs once) is not possible: "
+                "Swarm restarts a service's tasks when they exit and orders no services",
+                f"run {name} as a task of the manifest (`tasks:`, before the deploy), or "
+                "deploy this environment with engine: container",
+            )
     if service.privileged:
         raise _refuse(
             manifest,

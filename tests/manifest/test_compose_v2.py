@@ -549,3 +549,25 @@ def test_an_empty_platform_is_unset_as_compose_reads_it(tmp_path: Path, home: Pa
     )
     theirs = compose_config(project, [], {}, home)
     same(deployer(tmp_path, "app/compose.yaml", {}), theirs)
+
+
+def test_a_service_another_waits_to_complete_runs_once(tmp_path: Path) -> None:
+    """`condition: service_completed_successfully` makes the service one that runs once
+    (exit 0 is its success); `service_started` and `service_healthy` do not."""
+    write(
+        tmp_path / "app",
+        {
+            "compose.yaml": """\
+            services:
+              migrate: {image: "web:1", command: ["migrate"]}
+              cache: {image: "redis:7"}
+              web:
+                image: "web:1"
+                depends_on:
+                  migrate: {condition: service_completed_successfully}
+                  cache: {condition: service_started}
+            """
+        },
+    )
+    m = deployer(tmp_path, "app/compose.yaml", {})
+    assert [s.name for s in m.services if s.completes] == ["migrate"]

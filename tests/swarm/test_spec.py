@@ -171,6 +171,10 @@ def test_disabled_healthcheck_and_restart_no() -> None:
         ({"network_mode": "host"}, "network_mode"),
         ({"pid": "host"}, "pid"),
         ({"ports": (Port(target=80, published=8080, host_ip="127.0.0.1"),)}, "ports"),
+        (
+            {"depends_on": (("migrate", "service_completed_successfully"),)},
+            "depends_on.migrate.condition",
+        ),
         ({"ports": (Port(target=80, published=8080, published_end=8082),)}, "ports"),
     ],
 )

@@ -4,7 +4,7 @@ level read section by section (each section's readers live in a module of their 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 from deployer.manifest import parse
@@ -158,4 +158,11 @@ class Builder:
                 if svc is not None:
                     out.append(svc)
             out = network.link_aliases(out, raw_services)
+            waited = {
+                name
+                for s in out
+                for name, condition in s.depends_on
+                if condition == "service_completed_successfully"
+            }
+            out = [replace(s, completes=True) if s.name in waited else s for s in out]
         return out

@@ -1,0 +1,138 @@
+"""A service that runs once (a migration another service waits for with `depends_on:
+condition: service_completed_successfully`), on the real engine with Docker Compose v2 as
+the peer: compose's exited container is adopted as done; a deploy runs the new one to
+completion before its dependents start; a failed or endless run fails the deploy, rolls
+back, and leaves the dependents as they were."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import docker
+import pytest
+
+from deployer import labels as L
+from deployer.context import Context
+from deployer.docker.host import DockerHost
+from deployer.docker.status import collect
+from deployer.rollout import PrintLog, Rollout
+from tests import composev2
+from tests.docker.compose_app import ENV, ComposeProject, actions, deploy, plan_of
+from tests.testenv import TestEnv
+
+pytestmark = pytest.mark.integration
+
+COMPOSE = """\
+services:
+  migrate:
+    image: ${WEB_IMAGE}
+    command: ["sh", "-c", "${MIGRATION}"]
+    healthcheck: {disable: true}
+  web:
+    image: ${WEB_IMAGE}
+    depends_on:
+      migrate: {condition: service_completed_successfully}
+"""
+
+
+def env(app: str, image: str, migration: str) -> str:
+    return f"COMPOSE_PROJECT_NAME={app}\nWEB_IMAGE={image}\nMIGRATION={migration}\n"
+
+
+@pytest.fixture
+def once_app(app: str, testenv: TestEnv, tmp_path: Path) -> Iterator[ComposeProject]:
+    (tmp_path / "docker-compose.yml").write_text(COMPOSE)
+    (tmp_path / ".env").write_text(env(app, testenv.image_v1, "echo migrated v1"))
+    (tmp_path / "deploy.yml").write_text(
+        f"app: {app}\ncompose: [docker-compose.yml]\nenvironments:\n  {ENV}: {{}}\n"
+        "rollout:\n  health_timeout: 20s\n  healthy_after: 1s\n"
+    )
+    project = ComposeProject(app, tmp_path, testenv.engine_host)
+    try:
+        project.compose("up", "-d", "--wait")
+        yield project
+    finally:
+        composev2.run(
+            ["-p", app, "down", "--timeout", "1"],
+            cwd=tmp_path,
+            docker_host=testenv.engine_host,
+            check=False,
+        )
+
+
+def containers(engine: docker.DockerClient, project: str, service: str) -> list[dict[str, str]]:
+    found = engine.api.containers(
+        all=True,
+        filters={"label": [f"{L.COMPOSE_PROJECT}={project}", f"{L.COMPOSE_SERVICE}={service}"]},
+    )
+    return [{"id": c["Id"], "state": c["State"], "status": c["Status"]} for c in found]
+
+
+def failed_deploy(h1: DockerHost, project: ComposeProject) -> Rollout:
+    plan, observed = plan_of(h1, project.manifest())
+    r = Rollout(project.manifest(), plan, {h1.name: h1}, observed, Context(), PrintLog(print))
+    r.run()
+    assert r.error is not None
+    return r
+
+
+def test_a_run_once_service_is_adopted_done_and_runs_before_its_dependents(
+    once_app: ComposeProject, h1: DockerHost, engine: docker.DockerClient, testenv: TestEnv
+) -> None:
+    (migration,) = containers(engine, once_app.project, "migrate")
+    assert migration["status"].startswith("Exited (0)")
+    m = once_app.manifest()
+    assert m.service("migrate").completes and not m.service("web").completes
+    assert m.service("migrate").order == "stop-first"
+    plan, _ = plan_of(h1, m)
+    assert actions(plan) == {
+        "migrate": ("unchanged", ("up to date",)),
+        "web": ("unchanged", ("up to date",)),
+    }
+
+    (once_app.path / ".env").write_text(env(once_app.project, testenv.image_v2, "echo v2"))
+    deploy(h1, once_app.manifest())
+    runs = containers(engine, once_app.project, "migrate")
+    new = [c for c in runs if c["id"] != migration["id"]]
+    assert len(new) == 1 and new[0]["status"].startswith("Exited (0)")
+    assert engine.api.logs(new[0]["id"]).decode().strip() == "v2"
+    # it completed before web's new container was created
+    finished = engine.api.inspect_container(new[0]["id"])["State"]["FinishedAt"]
+    (web,) = [c for c in containers(engine, once_app.project, "web") if c["state"] == "running"]
+    assert engine.api.inspect_container(web["id"])["Created"] > finished
+
+    plan, _ = plan_of(h1, once_app.manifest())
+    assert not plan.changes, actions(plan)
+    rows = {r["service"]: r for r in collect(once_app.manifest(), [h1])["hosts"][0]["services"]}
+    assert rows["migrate"]["health"] == "completed"
+
+
+@pytest.mark.parametrize(
+    ("migration", "status"),
+    [("echo broken; exit 3", "exited (code 3)"), ("sleep 60", "timeout (still running")],
+)
+def test_a_failed_run_rolls_back_before_its_dependents_change(
+    once_app: ComposeProject,
+    h1: DockerHost,
+    engine: docker.DockerClient,
+    testenv: TestEnv,
+    migration: str,
+    status: str,
+) -> None:
+    (web_before,) = containers(engine, once_app.project, "web")
+    if migration.startswith("sleep"):
+        text = (once_app.path / "deploy.yml").read_text()
+        (once_app.path / "deploy.yml").write_text(text.replace("20s", "3s"))
+    (once_app.path / ".env").write_text(env(once_app.project, testenv.image_v2, migration))
+    r = failed_deploy(h1, once_app)
+    assert status in str(r.error)
+    assert "migrate" in str(r.error)
+    (web_after,) = containers(engine, once_app.project, "web")
+    assert web_after["id"] == web_before["id"] and web_after["state"] == "running"
+    assert (
+        engine.api.inspect_image(engine.api.inspect_container(web_after["id"])["Image"])[
+            "RepoDigests"
+        ]
+        == engine.api.inspect_image(testenv.image_v1)["RepoDigests"]
+    )
