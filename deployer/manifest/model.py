@@ -202,6 +202,19 @@ class DeviceRequest:
 
 
 @dataclass(frozen=True)
+class BlkioConfig:
+    """``blkio_config``, as compose gives it to the engine: ``weight`` 0 is unset; each
+    device entry is (path, weight) or (path, rate), rates in bytes or I/Os per second."""
+
+    weight: int = 0
+    weight_device: tuple[tuple[str, int], ...] = ()
+    device_read_bps: tuple[tuple[str, int], ...] = ()
+    device_write_bps: tuple[tuple[str, int], ...] = ()
+    device_read_iops: tuple[tuple[str, int], ...] = ()
+    device_write_iops: tuple[tuple[str, int], ...] = ()
+
+
+@dataclass(frozen=True)
 class Service:
     name: str
     image: str
@@ -274,6 +287,23 @@ class Service:
     annotations: tuple[tuple[str, str], ...] = ()  # Docker API 1.43
     # deploy.resources.reservations.devices (GPUs); policy-gated as `devices`
     device_requests: tuple[DeviceRequest, ...] = ()
+    # compose's `gpus:` (after the reservations in HostConfig.DeviceRequests, as compose
+    # sends them; each one's capabilities end with the "gpu" compose adds); as `devices`
+    gpus: tuple[DeviceRequest, ...] = ()
+    cpuset: str | None = None  # CpusetCpus, e.g. "0-3"
+    cpu_period: int | None = None  # microseconds
+    cpu_quota: int | None = None  # microseconds; -1: no quota
+    cpu_rt_period: int | None = None  # microseconds
+    cpu_rt_runtime: int | None = None  # microseconds
+    mem_swappiness: int | None = None  # 1-100 (0 is not sent, as compose)
+    oom_kill_disable: bool = False
+    cgroup: str | None = None  # the cgroup namespace: "private", or "host" (policy-gated)
+    cgroup_parent: str | None = None
+    userns_mode: str | None = None  # "host" (policy-gated)
+    uts: str | None = None  # "host" (policy-gated)
+    storage_opt: tuple[tuple[str, str], ...] = ()
+    blkio_config: BlkioConfig | None = None
+    device_cgroup_rules: tuple[str, ...] = ()  # "c 1:3 rwm"; policy-gated as `devices`
     # Swarm-only (deploy.*): container mode refuses them, or warns where compose ignores them.
     cpus_reservation: float | None = None
     deploy_labels: tuple[tuple[str, str], ...] = ()

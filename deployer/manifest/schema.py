@@ -24,34 +24,15 @@ SCHEMA_FILE = "deploy-manifest.schema.json"
 # refused with a message that says so, never silently ignored.
 COMPOSE_UNSUPPORTED = frozenset(
     [
-        "blkio_config",
-        "cgroup",
-        "cgroup_parent",
-        "cpu_count",
-        "cpu_percent",
-        "cpu_period",
-        "cpu_quota",
-        "cpu_rt_period",
-        "cpu_rt_runtime",
-        "cpuset",
-        "credential_spec",
-        "device_cgroup_rules",
         "external_links",
-        "gpus",
-        "isolation",
         "label_file",
-        "mem_swappiness",
         "models",
-        "oom_kill_disable",
         "post_start",
         "pre_stop",
         "profiles",
         "provider",
         "scale",
-        "storage_opt",
         "use_api_socket",
-        "userns_mode",
-        "uts",
         "volumes_from",
         "extends",
         "rollback_config",
@@ -64,6 +45,10 @@ COMPOSE_UNSUPPORTED = frozenset(
         "version",
     ]
 )
+
+# Keys of the Compose Specification for Windows containers (the deployer runs Linux ones):
+# refused, saying so.
+WINDOWS_ONLY = frozenset(["cpu_count", "cpu_percent", "credential_spec", "isolation"])
 
 _WHY = {
     "scale": "use deploy.replicas",
@@ -145,6 +130,14 @@ def unknown_key_problem(doc: Doc, path: Path, allowed: list[str]) -> Problem:
     key = str(path[-1])
     where = "here"
     guess = did_you_mean(key, allowed)
+    if key in WINDOWS_ONLY and guess != key:
+        return doc.problem(
+            path,
+            f"`{key}` is a Compose key for Windows containers only: the deployer runs "
+            "Linux containers, where the engine has no such setting",
+            "remove it",
+            key=True,
+        )
     if key in COMPOSE_UNSUPPORTED and guess != key:
         fix = _WHY.get(key, "remove it")
         return doc.problem(

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from deployer.manifest import parse
 from deployer.manifest.problems import Path
-from deployer.manifest.readers import deploy, security
+from deployer.manifest.readers import cgroups, deploy, security
 from deployer.manifest.readers.values import (
     CONTAINER_NAME,
     MAC,
@@ -188,6 +188,31 @@ def read_security(b: Builder, path: Path, raw: dict[str, Any], out: dict[str, An
     security.devices(b, path, raw, out)
 
 
+def read_gpus(b: Builder, path: Path, raw: dict[str, Any], out: dict[str, Any]) -> None:
+    """``gpus: all`` or a list of requests, as compose gives them to the engine (after the
+    reservations of ``deploy.resources.reservations.devices``): policy-gated as devices."""
+    value = raw.get("gpus")
+    p = (*path, "gpus")
+    if isinstance(value, str):
+        if value.strip().lower() != "all":
+            b.err(
+                p,
+                f'"{value}" is not a GPU request',
+                "write `gpus: all`, or a list of {driver, count, device_ids, capabilities, "
+                "options}",
+            )
+            return
+        value = [{"count": "all"}]  # compose's own reading of the short form
+    requests = deploy.device_requests(b, p, value, gpus=True)
+    if requests:
+        out["gpus"] = requests
+
+
+def read_namespaces(b: Builder, path: Path, raw: dict[str, Any], out: dict[str, Any]) -> None:
+    security.namespaces(b, path, raw, out)
+    security.device_cgroup_rules(b, path, raw, out)
+
+
 def read_deploy_keys(b: Builder, path: Path, raw: dict[str, Any], out: dict[str, Any]) -> None:
     deploy.deploy_keys(b, (*path, "deploy"), deploy.section(raw), out)
 
@@ -203,4 +228,10 @@ READERS: tuple[Reader, ...] = (
     read_limits,
     read_security,
     read_deploy_keys,
+    read_gpus,
+    cgroups.read_cpu,
+    cgroups.read_memory,
+    cgroups.read_cgroup_parent,
+    cgroups.read_blkio,
+    read_namespaces,
 )

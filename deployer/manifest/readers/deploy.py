@@ -107,47 +107,82 @@ def read_reservations(b: Builder, path: Path, raw: dict[str, Any], out: dict[str
 def read_device_requests(b: Builder, p: Path, items: Any, out: dict[str, Any]) -> None:
     """GPUs, as compose asks the engine for them (``HostConfig.DeviceRequests``): direct
     access to host hardware, so ``policy.allow: [devices]`` as for ``devices:``."""
+    requests = device_requests(b, p, items)
+    if requests is not None:
+        out["device_requests"] = requests
+
+
+def device_requests(
+    b: Builder, p: Path, items: Any, *, gpus: bool = False
+) -> tuple[DeviceRequest, ...] | None:
+    """The device requests of ``deploy.resources.reservations.devices`` or, with ``gpus``,
+    of compose's ``gpus:`` list, whose entries need no capabilities: compose adds "gpu" to
+    each one's (also when it is listed already). None when ``items`` is not a list."""
     if not isinstance(items, list):
-        return  # the schema names the type
+        return None  # the schema names the type
     requests = []
     for i, item in enumerate(items):
         at = (*p, i)
         if not isinstance(item, dict):
-            b.err(at, "a device reservation is a mapping (capabilities, driver, count, ...)")
+            what = "a GPU request" if gpus else "a device reservation"
+            b.err(at, f"{what} is a mapping (capabilities, driver, count, ...)")
             continue
-        caps = item.get("capabilities")
-        if not isinstance(caps, list) or not caps or not all(isinstance(c, str) for c in caps):
+        caps = item.get("capabilities", [] if gpus else None)
+        if (
+            not isinstance(caps, list)
+            or not all(isinstance(c, str) for c in caps)
+            or not (caps or gpus)
+        ):
             b.err((*at, "capabilities"), "capabilities must list what the devices do ([gpu])")
             continue
         ids = item.get("device_ids") or []
-        count = item.get("count")
-        if count == "all" or (count is None and not ids):
-            count = -1
-        elif count is None:
-            count = 0
-        if not isinstance(count, int) or isinstance(count, bool) or count < -1:
-            b.err((*at, "count"), f'count "{count}" is not a number of devices or "all"')
+        if not isinstance(ids, list):
+            b.err((*at, "device_ids"), "device_ids must be a list", 'e.g. ["0", "1"]')
             continue
-        options = item.get("options") or {}
+        count = _count(item.get("count"), ids)
+        if count is None:
+            b.err(
+                (*at, "count"),
+                f'count "{item.get("count")}" is not a number of devices or "all"',
+                'write a number, or "all"',
+            )
+            continue
+        options = b.pairs((*at, "options"), item.get("options"))
         requests.append(
             DeviceRequest(
-                capabilities=tuple(caps),
+                capabilities=(*caps, "gpu") if gpus else tuple(caps),
                 driver=str(item.get("driver") or ""),
                 count=count,
                 device_ids=tuple(str(d) for d in ids),
-                options=tuple(sorted((str(k), str(v)) for k, v in options.items())),
+                options=options,
             )
         )
     if requests and "devices" not in b.allow:
+        what = "gpus" if gpus else "reserved devices (GPUs)"
         b.err(
             p,
-            "reserved devices (GPUs) give the container direct access to host hardware; "
+            f"{what} give the container direct access to host hardware; "
             "they are refused by the safety policy",
             'remove them, or add "devices" to `policy: {allow: [...]}` if this app '
             "really needs them",
             key=True,
         )
-    out["device_requests"] = tuple(requests)
+    return tuple(requests)
+
+
+def _count(count: Any, ids: Any) -> int | None:
+    """A request's count as compose reads it: "all" (any case) or neither a count nor
+    device_ids is -1 (every device); with device_ids only, 0; a number or numeric text."""
+    if count is None:
+        return 0 if ids else -1
+    if isinstance(count, str):
+        text = count.strip()
+        if text.lower() == "all":
+            return -1
+        count = int(text) if text.lstrip("-").isdigit() else None
+    if not isinstance(count, int) or isinstance(count, bool) or count < -1:
+        return None
+    return count
 
 
 def read_limits(b: Builder, path: Path, raw: dict[str, Any], out: dict[str, Any]) -> None:

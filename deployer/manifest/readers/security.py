@@ -1,9 +1,11 @@
 """The safety policy: what a service may not do without a ``policy.allow`` entry
-(privileged, host namespaces, capabilities, devices, switched-off isolation).
+(privileged, host namespaces, capabilities, devices and device rules, switched-off
+isolation).
 Protected host paths are checked with the mounts (``volumes.bind_policy``)."""
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any
 
 from deployer.manifest.problems import Path
@@ -16,6 +18,9 @@ POLICY_NAMES = (
     "host-network",
     "host-pid",
     "host-ipc",
+    "host-cgroup",
+    "host-userns",
+    "host-uts",
     "docker-socket",
     "system-bind",
     "cap_add",
@@ -186,3 +191,73 @@ def devices(b: Builder, path: Path, raw: dict[str, Any], out: dict[str, Any]) ->
             key=True,
         )
     out["devices"] = tuple(kept)
+
+
+# compose's namespace keys beyond pid and ipc: the one value each that shares the host's
+# namespace ("host") and its policy entry; which other values the engine takes.
+NAMESPACES = {
+    "cgroup": ("host-cgroup", ("private",)),
+    "userns_mode": ("host-userns", ()),
+    "uts": ("host-uts", ()),
+}
+
+
+def namespaces(b: Builder, path: Path, raw: dict[str, Any], out: dict[str, Any]) -> None:
+    """cgroup (host or private), userns_mode and uts (host): sharing a namespace of the host
+    needs its ``policy.allow`` entry."""
+    for key, (name, others) in NAMESPACES.items():
+        value = raw.get(key)
+        if not isinstance(value, str) or not value:
+            continue
+        p = (*path, key)
+        if value == "host":
+            refuse(b, p, f"{key}: host", name)
+        elif value not in others:
+            b.err(
+                p,
+                f'"{value}" is not a mode the engine has for {key}',
+                "use " + " or ".join(("host", *others)) + ", or remove it",
+            )
+            continue
+        out[key] = value
+    if out.get("uts") == "host" and isinstance(raw.get("hostname"), str):
+        b.err(
+            (*path, "uts"),
+            "uts: host gives the container the host's name: hostname cannot be set as well "
+            "(the engine refuses both)",
+            "remove hostname, or uts",
+        )
+
+
+DEVICE_RULE = re.compile(r"^[abc] (\d+|\*):(\d+|\*) [rwm]{1,3}$")
+
+
+def device_cgroup_rules(b: Builder, path: Path, raw: dict[str, Any], out: dict[str, Any]) -> None:
+    """``device_cgroup_rules`` ("c 1:3 rwm"): they let the container use host devices, so
+    ``policy.allow: [devices]`` as for ``devices:``."""
+    rules = raw.get("device_cgroup_rules")
+    if not isinstance(rules, list) or not rules:
+        return
+    kept = []
+    for i, rule in enumerate(rules):
+        if not isinstance(rule, str):
+            continue
+        if not DEVICE_RULE.match(rule.strip()):
+            b.err(
+                (*path, "device_cgroup_rules", i),
+                f'"{rule}" is not a device rule',
+                'write "TYPE MAJOR:MINOR ACCESS", e.g. "c 1:3 rwm" (type a, b or c; '
+                "* for any number; access r, w and m)",
+            )
+            continue
+        kept.append(rule.strip())
+    if "devices" not in b.allow:
+        b.err(
+            (*path, "device_cgroup_rules"),
+            "device_cgroup_rules let the container use host devices; they are refused by "
+            "the safety policy",
+            'remove them, or add "devices" to `policy: {allow: [...]}` if this app '
+            "really needs them",
+            key=True,
+        )
+    out["device_cgroup_rules"] = tuple(kept)
