@@ -185,6 +185,11 @@ def needs_api(manifest: Manifest) -> list[tuple[str, str, str]]:
                 out.append((f"services.{svc.name}.volumes[{i}]", "1.45", "a volume subpath"))
         if svc.annotations:
             out.append((f"services.{svc.name}.annotations", "1.43", "annotations"))
+        # older engines ignore a cgroup namespace mode, and take no device requests
+        if svc.cgroup:
+            out.append((f"services.{svc.name}.cgroup", "1.41", "a cgroup namespace mode"))
+        if svc.gpus:
+            out.append((f"services.{svc.name}.gpus", "1.40", "a GPU request"))
     return out
 
 

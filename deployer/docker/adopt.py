@@ -23,7 +23,7 @@ from typing import Any
 
 from deployer.apispec import nano_cpus
 from deployer.docker.containers import healthcheck_config
-from deployer.manifest.model import Service, differing_parts
+from deployer.manifest.model import BlkioConfig, DeviceRequest, Service, differing_parts
 
 DIFFERS = "differs"
 EXTRA = "settings outside the manifest"  # a part only a container can have
@@ -43,6 +43,7 @@ class Inspect:
         project: str,
         default_log_driver: str | None,
         engine_names: Mapping[str, str] | None = None,
+        default_cgroupns: str | None = None,
     ) -> None:
         self.id = str(container.get("Id", ""))
         self.name = str(container.get("Name", "")).lstrip("/")
@@ -56,6 +57,7 @@ class Inspect:
         self.project = project
         self.default_log_driver = default_log_driver
         self.engine_names = engine_names or {}
+        self.default_cgroupns = default_cgroupns  # None: not known
 
     def names(self, name: str, kind: str) -> set[str]:
         """Engine names a network or volume (``kind``) ``name`` of the compose project may
@@ -356,6 +358,75 @@ def _device_requests(items: Any) -> list[tuple[Any, ...]]:
     ]
 
 
+def _wanted_requests(requests: tuple[DeviceRequest, ...]) -> list[tuple[Any, ...]]:
+    return _device_requests(
+        [
+            {
+                "Driver": r.driver,
+                "Count": r.count,
+                "DeviceIDs": list(r.device_ids),
+                "Capabilities": [list(r.capabilities)],
+                "Options": dict(r.options),
+            }
+            for r in requests
+        ]
+    )
+
+
+def _requests_match(svc: Service, i: Inspect) -> tuple[bool, bool]:
+    """Whether the container's DeviceRequests hold (the reservations, the gpus): compose
+    sends the reservations first, then the gpus. The one part that fits keeps its key;
+    when only the whole list can tell (one entry too many), both keys differ."""
+    have = _device_requests(i.host.get("DeviceRequests"))
+    reserved, gpus = _wanted_requests(svc.device_requests), _wanted_requests(svc.gpus)
+    head = have[: len(reserved)] == reserved
+    tail = len(have) >= len(gpus) and have[len(have) - len(gpus) :] == gpus
+    reserved_ok = have[: len(have) - len(gpus)] == reserved if tail else head
+    gpus_ok = have[len(reserved) :] == gpus if head else tail
+    return reserved_ok, gpus_ok
+
+
+def _blkio(svc: Service, i: Inspect) -> bool:
+    def pairs(items: Any, value: str) -> list[tuple[str, int]]:
+        return [(str(d.get("Path")), int(d.get(value) or 0)) for d in items or []]
+
+    b = svc.blkio_config or BlkioConfig()
+    h = i.host
+    return (
+        int(h.get("BlkioWeight") or 0) == b.weight
+        and pairs(h.get("BlkioWeightDevice"), "Weight") == list(b.weight_device)
+        and pairs(h.get("BlkioDeviceReadBps"), "Rate") == list(b.device_read_bps)
+        and pairs(h.get("BlkioDeviceWriteBps"), "Rate") == list(b.device_write_bps)
+        and pairs(h.get("BlkioDeviceReadIOps"), "Rate") == list(b.device_read_iops)
+        and pairs(h.get("BlkioDeviceWriteIOps"), "Rate") == list(b.device_write_iops)
+    )
+
+
+def _number(key: str, setting: str) -> Callable[[Service, Inspect], bool]:
+    """The service's integer ``key`` (None: 0) against the container's ``setting``."""
+
+    def compare(svc: Service, i: Inspect) -> bool:
+        want: int | None = getattr(svc, key)
+        return int(i.host.get(setting) or 0) == (want or 0)
+
+    return compare
+
+
+def _mem_swappiness(svc: Service, i: Inspect) -> bool:
+    have = i.host.get("MemorySwappiness")
+    if svc.mem_swappiness is None:
+        return have in (None, -1)  # unset: the engine writes null (older ones -1)
+    return have is not None and int(have) == svc.mem_swappiness
+
+
+def _cgroup(svc: Service, i: Inspect) -> bool:
+    mode = str(i.host.get("CgroupnsMode") or "")
+    if svc.cgroup is None:
+        # unset: the engine's default, host with cgroup v1 and private with v2
+        return mode in ("", i.default_cgroupns) if i.default_cgroupns else True
+    return mode == svc.cgroup
+
+
 def _devices(svc: Service, i: Inspect) -> bool:
     want = []
     for d in svc.devices:
@@ -536,20 +607,33 @@ _COMPARE: dict[str, Callable[[Service, Inspect], bool]] = {
         lambda i: sorted(i.host.get("SecurityOpt") or []), lambda s, i: sorted(s.security_opt)
     ),
     "devices": _devices,
-    "device_requests": _simple(
-        lambda i: _device_requests(i.host.get("DeviceRequests")),
-        lambda s, i: _device_requests(
-            [
-                {
-                    "Driver": r.driver,
-                    "Count": r.count,
-                    "DeviceIDs": list(r.device_ids),
-                    "Capabilities": [list(r.capabilities)],
-                    "Options": dict(r.options),
-                }
-                for r in s.device_requests
-            ]
-        ),
+    "device_requests": lambda s, i: _requests_match(s, i)[0],
+    "gpus": lambda s, i: _requests_match(s, i)[1],
+    "cpuset": _simple(lambda i: str(i.host.get("CpusetCpus") or ""), lambda s, i: s.cpuset or ""),
+    "cpu_period": _number("cpu_period", "CpuPeriod"),
+    "cpu_quota": _number("cpu_quota", "CpuQuota"),
+    "cpu_rt_period": _number("cpu_rt_period", "CpuRealtimePeriod"),
+    "cpu_rt_runtime": _number("cpu_rt_runtime", "CpuRealtimeRuntime"),
+    "mem_swappiness": _mem_swappiness,
+    "oom_kill_disable": _simple(
+        lambda i: bool(i.host.get("OomKillDisable")), lambda s, i: s.oom_kill_disable
+    ),
+    "cgroup": _cgroup,
+    "cgroup_parent": _simple(
+        lambda i: str(i.host.get("CgroupParent") or ""), lambda s, i: s.cgroup_parent or ""
+    ),
+    "userns_mode": _simple(
+        lambda i: str(i.host.get("UsernsMode") or ""), lambda s, i: s.userns_mode or ""
+    ),
+    "uts": _simple(lambda i: str(i.host.get("UTSMode") or ""), lambda s, i: s.uts or ""),
+    "storage_opt": _simple(
+        lambda i: {str(k): str(v) for k, v in (i.host.get("StorageOpt") or {}).items()},
+        lambda s, i: dict(s.storage_opt),
+    ),
+    "blkio_config": _blkio,
+    "device_cgroup_rules": _simple(
+        lambda i: list(i.host.get("DeviceCgroupRules") or []),
+        lambda s, i: list(s.device_cgroup_rules),
     ),
     "annotations": _simple(
         lambda i: dict(i.host.get("Annotations") or {}), lambda s, i: dict(s.annotations)
@@ -562,8 +646,7 @@ _COMPARE: dict[str, Callable[[Service, Inspect], bool]] = {
 _UNMODELLED_HOST = (
     "Links",
     "VolumesFrom",
-    "CpusetCpus",
-    "OomKillDisable",
+    "CpusetMems",
 )
 
 
@@ -578,14 +661,17 @@ def config_parts(
     project: str,
     default_log_driver: str | None,
     engine_names: Mapping[str, str] | None = None,
+    default_cgroupns: str | None = None,
 ) -> dict[str, str]:
     """Per-key parts for a compose container: the desired hash where it matches, else DIFFERS.
 
     ``container``/``image``: the engine's inspect of the container and of its image;
     ``project``: the compose project (its networks and volumes are ``<project>_<name>``);
-    ``default_log_driver``: the engine's (``docker info``), what no ``logging`` means.
+    ``default_log_driver``: the engine's (``docker info``), what no ``logging`` means;
+    ``default_cgroupns``: the engine's cgroup namespace mode (``default_cgroupns``), what
+    no ``cgroup`` means (None: unknown, any mode is taken for it).
     """
-    i = Inspect(container, image, project, default_log_driver, engine_names)
+    i = Inspect(container, image, project, default_log_driver, engine_names, default_cgroupns)
     parts: dict[str, str] = {}
     for key, value in service.full_config_parts().items():
         compare = _COMPARE.get(key)
@@ -593,6 +679,13 @@ def config_parts(
     if _extra_settings(i):
         parts[EXTRA] = DIFFERS
     return parts
+
+
+def default_cgroupns(info: Mapping[str, Any]) -> str | None:
+    """The cgroup namespace mode a container gets with none given, from ``docker info``:
+    private with cgroup v2, host with v1 (the engine's defaults); None when not told."""
+    version = str(info.get("CgroupVersion") or "")
+    return {"1": "host", "2": "private"}.get(version)
 
 
 def differing(parts: Mapping[str, str], service: Service) -> list[str]:

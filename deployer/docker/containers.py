@@ -247,6 +247,20 @@ def create_container(  # noqa: PLR0913 (a whole container)
             devices=list(service.devices) or None,
             device_requests=_device_requests(service) or None,
             runtime=service.runtime,
+            cpuset_cpus=service.cpuset,
+            cpu_period=service.cpu_period,
+            cpu_quota=service.cpu_quota,
+            cpu_rt_period=service.cpu_rt_period,
+            cpu_rt_runtime=service.cpu_rt_runtime,
+            mem_swappiness=service.mem_swappiness,
+            oom_kill_disable=service.oom_kill_disable,
+            cgroupns=service.cgroup,
+            cgroup_parent=service.cgroup_parent,
+            userns_mode=service.userns_mode,
+            uts_mode=service.uts,
+            storage_opt=dict(service.storage_opt) or None,
+            device_cgroup_rules=list(service.device_cgroup_rules) or None,
+            **_blkio(service),
         )
         if service.annotations:
             host_config["Annotations"] = dict(service.annotations)
@@ -643,8 +657,8 @@ def run_task(  # noqa: PLR0913 (a whole task run)
 
 
 def _device_requests(service: Service) -> list[docker.types.DeviceRequest]:
-    """``deploy.resources.reservations.devices`` as compose gives them to the engine: one
-    request each, its capabilities one set."""
+    """``deploy.resources.reservations.devices``, then ``gpus``, as compose gives them to the
+    engine: one request each, its capabilities one set."""
     return [
         docker.types.DeviceRequest(
             driver=r.driver,
@@ -653,5 +667,22 @@ def _device_requests(service: Service) -> list[docker.types.DeviceRequest]:
             capabilities=[list(r.capabilities)],
             options=dict(r.options),
         )
-        for r in service.device_requests
+        for r in (*service.device_requests, *service.gpus)
     ]
+
+
+def _blkio(service: Service) -> dict[str, Any]:
+    """``blkio_config`` as ``create_host_config`` keywords (only the ones set)."""
+    b = service.blkio_config
+    if b is None:
+        return {}
+    out: dict[str, Any] = {}
+    if b.weight:
+        out["blkio_weight"] = b.weight
+    if b.weight_device:
+        out["blkio_weight_device"] = [{"Path": p, "Weight": w} for p, w in b.weight_device]
+    for key in ("device_read_bps", "device_write_bps", "device_read_iops", "device_write_iops"):
+        devices: tuple[tuple[str, int], ...] = getattr(b, key)
+        if devices:
+            out[key] = [{"Path": p, "Rate": r} for p, r in devices]
+    return out

@@ -183,7 +183,7 @@ def _compose(
         )
     out: list[ObservedContainer] = []
     images: dict[str, dict[str, Any]] = {}
-    log_driver: list[str | None] = []
+    engine: list[dict[str, Any]] = []  # docker info, read once
     for s in summaries:
         labels = s.get("Labels") or {}
         if labels.get(L.APP) or labels.get(L.COMPOSE_ONEOFF, "False").lower() == "true":
@@ -210,16 +210,22 @@ def _compose(
         parts: dict[str, str] = {}
         config_hash: str | None = None  # not in the manifest: nothing to compare with
         if svc is not None:
-            if not log_driver:
-                with wrapped_errors(host, "reading the engine's default logging driver"):
-                    log_driver.append(str(api.info().get("LoggingDriver") or "") or None)
+            if not engine:
+                with wrapped_errors(host, "reading the engine's defaults (docker info)"):
+                    engine.append(dict(api.info()))
             with wrapped_errors(host, f"inspecting container {_name(s)}"):
                 try:
                     inspect = api.inspect_container(s["Id"])
                 except docker.errors.NotFound:
                     continue  # removed meanwhile
             parts = adopt.config_parts(
-                svc, inspect, images[image_id], project, log_driver[0], engine_names
+                svc,
+                inspect,
+                images[image_id],
+                project,
+                str(engine[0].get("LoggingDriver") or "") or None,
+                engine_names,
+                adopt.default_cgroupns(engine[0]),
             )
             config_hash = adopt.config_hash(parts, svc)
         out.append(

@@ -293,9 +293,11 @@ def test_each_changed_key_of_a_service_is_named_against_compose_s_container(
         # a compose key the manifest has is compared as that key
         tty = {**container, "Config": {**container["Config"], "Tty": True}}
         assert diff(svc, tty) == ["tty"]
-        # a setting the manifest cannot express makes the container differ
         cpuset = {**container, "HostConfig": {**container["HostConfig"], "CpusetCpus": "0"}}
-        assert diff(svc, cpuset) == [adopt.EXTRA]
+        assert diff(svc, cpuset) == ["cpuset"]
+        # a setting the manifest cannot express makes the container differ
+        mems = {**container, "HostConfig": {**container["HostConfig"], "CpusetMems": "0"}}
+        assert diff(svc, mems) == [adopt.EXTRA]
 
 
 @pytest.fixture

@@ -1,7 +1,9 @@
 """The compose keys real files use, on the real engine, with Docker Compose v2 as the peer.
 
 One app is started with ``docker compose up -d`` (v2); its web service uses most of the
-keys (container_name, hostname, ulimits, sysctls, a fixed IP address, mount options, ...).
+keys (container_name, hostname, ulimits, sysctls, a fixed IP address, mount options, cgroup
+keys, block I/O limits, ...), its db service those that cannot go with web's (a CFS period
+and quota beside cpus, uts: host beside hostname).
 The container compose made carries each key (inspect); the deployer adopts the app with
 nothing to do; each key changed alone plans a replace that names only that key; and the
 container the deployer creates in its place carries every key again.
@@ -23,7 +25,7 @@ from deployer.context import Context
 from deployer.docker import adopt
 from deployer.docker.host import DockerHost
 from deployer.errors import InvalidInput
-from deployer.manifest.model import Manifest, Mount, NetworkAttachment, Service
+from deployer.manifest.model import DeviceRequest, Manifest, Mount, NetworkAttachment, Service
 from deployer.rollout import PrintLog, Rollout
 from deployer.targets import check_engine_api
 from tests import composev2
@@ -40,6 +42,9 @@ services:
     image: ${{WEB_IMAGE}}
     init: true
     networks: [back]
+    cpu_period: 100000
+    cpu_quota: "50000"
+    uts: host
   web:
     image: ${{WEB_IMAGE}}
     init: true
@@ -66,6 +71,19 @@ services:
     security_opt: ["no-new-privileges:true"]
     devices: ["/dev/null:/dev/xnull:rwm"]
     runtime: runc
+    cpuset: "0"
+    cpu_rt_period: 100000
+    mem_swappiness: 10
+    oom_kill_disable: true
+    cgroup: private
+    cgroup_parent: /docker
+    userns_mode: host
+    device_cgroup_rules: ["c 1:3 rmw"]
+    blkio_config:
+      device_read_bps: [{{path: {blk}, rate: 10mb}}]
+      device_write_bps: [{{path: {blk}, rate: 5mb}}]
+      device_read_iops: [{{path: {blk}, rate: 1000}}]
+      device_write_iops: [{{path: {blk}, rate: "500"}}]
     platform: linux/amd64
     mac_address: "02:42:0a:d5:{mac}:0a"
     pull_policy: missing
@@ -99,13 +117,24 @@ volumes:
 class App(ComposeProject):
     ip: str
     data: str
+    blk: str  # the block device the blkio limits name
 
     def web_id(self, engine: docker.DockerClient) -> str:
-        found = engine.api.containers(
-            filters={"label": [f"{L.COMPOSE_PROJECT}={self.project}", f"{L.COMPOSE_SERVICE}=web"]}
-        )
+        return self.service_id(engine, "web")
+
+    def service_id(self, engine: docker.DockerClient, service: str) -> str:
+        labels = [f"{L.COMPOSE_PROJECT}={self.project}", f"{L.COMPOSE_SERVICE}={service}"]
+        found = engine.api.containers(filters={"label": labels})
         assert len(found) == 1, found
         return str(found[0]["Id"])
+
+
+def block_device() -> str:
+    """A block device of the engine's host (the tests' own machine) for the blkio limits."""
+    for name in ("loop0", "vda", "sda", "nvme0n1", "xvda"):
+        if Path(f"/dev/{name}").is_block_device():
+            return f"/dev/{name}"
+    raise AssertionError("no block device for the blkio limits on this host")
 
 
 @pytest.fixture
@@ -116,17 +145,19 @@ def keys_app(app: str, testenv: TestEnv, tmp_path: Path) -> Iterator[App]:
     data.mkdir()
     path = tmp_path / "app"
     path.mkdir()
-    text = COMPOSE.format(app=app, subnet=subnet, ip=ip, data=data, mac=f"{n:02x}")
+    text = COMPOSE.format(
+        app=app, subnet=subnet, ip=ip, data=data, mac=f"{n:02x}", blk=block_device()
+    )
     (path / "docker-compose.yml").write_text(text)
     (path / ".env").write_text(f"COMPOSE_PROJECT_NAME={app}\nWEB_IMAGE={testenv.image_v1}\n")
     (path / "deploy.yml").write_text(
         f"app: {app}\n"
         "compose: [docker-compose.yml]\n"
         f"environments:\n  {ENV}: {{}}\n"
-        "policy:\n  allow: [devices]\n"
+        "policy:\n  allow: [devices, host-userns, host-uts]\n"
         "rollout:\n  health_timeout: 60s\n  healthy_after: 1s\n"
     )
-    ka = App(app, path, testenv.engine_host, ip, str(data))
+    ka = App(app, path, testenv.engine_host, ip, str(data), block_device())
     try:
         ka.compose("up", "-d")
         yield ka
@@ -178,11 +209,33 @@ def check_every_key(c: dict[str, Any], ka: App, subnet_ip: str) -> None:
     assert net[0] == f"{ka.project}-backnet"
     assert net[1]["IPAddress"] == subnet_ip == net[1]["IPAMConfig"]["IPv4Address"]
     assert "web" in net[1]["Aliases"]
+    assert (host["CpusetCpus"], host["CpuRealtimePeriod"]) == ("0", 100_000)
+    assert (host["MemorySwappiness"], host["OomKillDisable"]) == (10, True)
+    assert (host["CgroupnsMode"], host["CgroupParent"]) == ("private", "/docker")
+    assert host["UsernsMode"] == "host" and host["DeviceCgroupRules"] == ["c 1:3 rmw"]
+    blkio = [
+        [(d["Path"], d["Rate"]) for d in host[key]]
+        for key in (
+            "BlkioDeviceReadBps",
+            "BlkioDeviceWriteBps",
+            "BlkioDeviceReadIOps",
+            "BlkioDeviceWriteIOps",
+        )
+    ]
+    assert blkio == [[(ka.blk, r)] for r in (10 * MIB, 5 * MIB, 1000, 500)]
+
+
+def check_db_keys(c: dict[str, Any]) -> None:
+    """The db service's keys (those that cannot go with web's)."""
+    host = c["HostConfig"]
+    assert (host["CpuPeriod"], host["CpuQuota"], host["UTSMode"]) == (100_000, 50_000, "host")
 
 
 # Each new key changed alone: (key, a changed web service).
 def changes(svc: Service) -> list[tuple[str, Service]]:
     back = svc.networks[0]
+    blkio = svc.blkio_config
+    assert blkio is not None
     return [
         ("container_name", replace(svc, container_name="other-name")),
         ("hostname", replace(svc, hostname="other")),
@@ -217,6 +270,30 @@ def changes(svc: Service) -> list[tuple[str, Service]]:
             "networks",
             replace(svc, networks=(replace(back, ipv4_address=back.ipv4_address[:-1] + "1"),)),
         ),
+        ("cpuset", replace(svc, cpuset="1")),
+        ("cpu_rt_period", replace(svc, cpu_rt_period=200_000)),
+        ("cpu_rt_runtime", replace(svc, cpu_rt_runtime=1000)),
+        ("mem_swappiness", replace(svc, mem_swappiness=None)),
+        ("oom_kill_disable", replace(svc, oom_kill_disable=False)),
+        ("cgroup", replace(svc, cgroup="host")),
+        ("cgroup_parent", replace(svc, cgroup_parent=None)),
+        ("userns_mode", replace(svc, userns_mode=None)),
+        ("device_cgroup_rules", replace(svc, device_cgroup_rules=("c 1:5 rwm",))),
+        ("storage_opt", replace(svc, storage_opt=(("size", "1G"),))),
+        ("gpus", replace(svc, gpus=(DeviceRequest(("gpu",), count=-1),))),
+        (
+            "blkio_config",
+            replace(svc, blkio_config=replace(blkio, device_write_iops=())),
+        ),
+        ("blkio_config", replace(svc, blkio_config=replace(blkio, weight=500))),
+    ]
+
+
+def db_changes(svc: Service) -> list[tuple[str, Service]]:
+    return [
+        ("cpu_period", replace(svc, cpu_period=200_000)),
+        ("cpu_quota", replace(svc, cpu_quota=25_000)),
+        ("uts", replace(svc, uts=None)),
     ]
 
 
@@ -225,6 +302,8 @@ def test_compose_v2_app_with_the_keys_is_adopted_and_each_key_is_compared(
 ) -> None:
     web = engine.api.inspect_container(keys_app.web_id(engine))
     check_every_key(web, keys_app, keys_app.ip)
+    db = engine.api.inspect_container(keys_app.service_id(engine, "db"))
+    check_db_keys(db)
 
     m = keys_app.manifest()
     svc = m.service("web")
@@ -242,6 +321,12 @@ def test_compose_v2_app_with_the_keys_is_adopted_and_each_key_is_compared(
     assert adopt.differing(parts, svc) == []
     for key, changed in changes(svc):
         parts = adopt.config_parts(changed, web, image, keys_app.project, driver, names)
+        assert adopt.differing(parts, changed) == [key], key
+    db_svc = m.service("db")
+    parts = adopt.config_parts(db_svc, db, image, keys_app.project, driver, names)
+    assert adopt.differing(parts, db_svc) == []
+    for key, changed in db_changes(db_svc):
+        parts = adopt.config_parts(changed, db, image, keys_app.project, driver, names)
         assert adopt.differing(parts, changed) == [key], key
 
     # a key changed in the compose file plans a replace naming only that key
@@ -273,6 +358,7 @@ def test_the_deployer_s_own_container_keeps_every_key(
     new = engine.api.inspect_container(after)
     assert new["State"]["Running"]
     check_every_key(new, keys_app, keys_app.ip)  # the name and the address too
+    check_db_keys(engine.api.inspect_container(keys_app.service_id(engine, "db")))
     # the compose container is kept (stopped, renamed) for a rollback
     old = engine.api.inspect_container(before)
     assert not old["State"]["Running"] and old["Name"] != new["Name"]

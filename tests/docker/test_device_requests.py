@@ -1,5 +1,5 @@
-"""GPU reservations (``deploy.resources.reservations.devices``) on the real engine, with
-Docker Compose v2 as the peer.
+"""GPU reservations (``deploy.resources.reservations.devices``) and ``gpus:`` on the real
+engine, with Docker Compose v2 as the peer.
 
 The test engines have no GPU and no NVIDIA runtime: a container that asks for one is
 created (the engine records the request) but cannot start, for compose as for the
@@ -43,6 +43,10 @@ services:
               capabilities: [gpu, compute]
               options: {{virtualization: "false"}}
             - capabilities: [gpu]
+    gpus:
+      - driver: nvidia
+        device_ids: ["0"]
+        capabilities: [utility]
 """
 WANTED = [
     {
@@ -53,6 +57,14 @@ WANTED = [
         "Options": {"virtualization": "false"},
     },
     {"Driver": "", "Count": -1, "DeviceIDs": None, "Capabilities": [["gpu"]], "Options": {}},
+    # gpus: after the reservations; compose adds "gpu" to the capabilities
+    {
+        "Driver": "nvidia",
+        "Count": 0,
+        "DeviceIDs": ["0"],
+        "Capabilities": [["utility", "gpu"]],
+        "Options": {},
+    },
 ]
 
 
@@ -96,6 +108,7 @@ def test_compose_s_gpu_reservation_is_adopted_and_compared(
         DeviceRequest(("gpu", "compute"), "nvidia", 1, (), (("virtualization", "false"),)),
         DeviceRequest(("gpu",), "", -1),
     )
+    assert svc.gpus == (DeviceRequest(("utility", "gpu"), "nvidia", 0, ("0",)),)
     (found,) = engine.api.containers(all=True, filters={"label": f"{L.COMPOSE_PROJECT}={app}"})
     made = engine.api.inspect_container(found["Id"])
     assert _requests(made) == WANTED  # what compose asked the engine for
@@ -104,9 +117,20 @@ def test_compose_s_gpu_reservation_is_adopted_and_compared(
     driver = engine.api.info()["LoggingDriver"]
     parts = adopt.config_parts(svc, made, image, app, driver, m.engine_names())
     assert adopt.differing(parts, svc) == []
-    more = replace(svc, device_requests=(replace(svc.device_requests[0], count=2),))
-    parts = adopt.config_parts(more, made, image, app, driver, m.engine_names())
-    assert adopt.differing(parts, more) == ["device_requests"]
+    gpu = svc.gpus[0]
+    for key, changed in (
+        ("device_requests", {"device_requests": (replace(svc.device_requests[0], count=2),)}),
+        ("device_requests", {"device_requests": svc.device_requests[1:]}),
+        ("gpus", {"gpus": (replace(gpu, device_ids=("1",)),)}),
+        ("gpus", {"gpus": (gpu, gpu)}),
+    ):
+        more = replace(svc, **changed)
+        parts = adopt.config_parts(more, made, image, app, driver, m.engine_names())
+        assert adopt.differing(parts, more) == [key], changed
+    # without gpus, the last request cannot be told from one reservation too many
+    less = replace(svc, gpus=())
+    parts = adopt.config_parts(less, made, image, app, driver, m.engine_names())
+    assert adopt.differing(parts, less) == ["device_requests", "gpus"]
 
     # a changed reservation in the compose file plans a replace that names it
     digest = h1.resolve(svc.image, None, pull_policy=svc.pull_policy)
@@ -116,6 +140,10 @@ def test_compose_s_gpu_reservation_is_adopted_and_compared(
     compose.write_text(compose.read_text().replace("count: 1", "count: 2"))
     (step,) = plan_of(h1, load_manifest(gpu_app / "deploy.yml", ENV, {}), digest)
     assert (str(step.action), step.reasons) == ("replace", ("config changed: device_requests",))
+    compose.write_text(compose.read_text().replace('device_ids: ["0"]', 'device_ids: ["1"]'))
+    m = load_manifest(gpu_app / "deploy.yml", ENV, {})
+    (step,) = plan_of(h1, m, digest)
+    assert step.reasons == ("config changed: device_requests, gpus",)
 
 
 def plan_of(h: DockerHost, m: Manifest, digest: str) -> tuple[Step, ...]:

@@ -11,6 +11,8 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from deployer.manifest import check_manifest, load_manifest
 from deployer.manifest.model import BlkioConfig, DeviceRequest, Service
 from tests import composev2
@@ -175,3 +177,21 @@ def test_keys_left_unset_or_at_what_compose_does_not_send_keep_the_config_hash(
     assert same.config_hash() == plain.config_hash()
     set_ = load_manifest(project(tmp_path, base + "    cpuset: '0'\n"), "production", {})
     assert set(set_.service("web").config_parts()) - set(plain.config_parts()) == {"cpuset"}
+
+
+def test_an_engine_too_old_for_a_key_is_refused_before_anything_changes(tmp_path: Path) -> None:
+    from deployer.errors import InvalidInput
+    from deployer.targets import check_engine_api
+
+    m = load_manifest(project(tmp_path), "production", {})
+    check_engine_api(m, [("h1", "1.41")])
+    with pytest.raises(InvalidInput) as exc:
+        check_engine_api(m, [("h1", "1.39")])
+    lines = exc.value.message.splitlines()
+    assert sorted(line.split(": ")[1] for line in lines) == [
+        "services.web.cgroup",
+        "services.web.gpus",
+        "services.worker.cgroup",
+        "services.worker.gpus",
+    ]
+    assert "a GPU request needs Docker API 1.40 (the engine of h1 speaks 1.39)" in lines[1]
