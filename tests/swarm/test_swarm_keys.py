@@ -10,7 +10,7 @@ import docker
 import pytest
 
 from deployer.errors import InvalidInput
-from deployer.manifest.model import DeviceRequest, Mount
+from deployer.manifest.model import BlkioConfig, DeviceRequest, Mount
 from deployer.report.log import PrintLog
 from deployer.result import Outcome
 from deployer.swarm import SwarmTarget
@@ -113,6 +113,21 @@ def test_the_keys_swarm_has_reach_the_service_and_its_task(
         ),
         ("mac_address", {"mac_address": "02:42:ac:11:00:02"}),
         ("volumes[0]", {"volumes": (Mount("bind", "/x", "/srv", selinux="z"),)}),
+        ("gpus", {"gpus": (DeviceRequest(("gpu",), count=-1),)}),
+        ("cpuset", {"cpuset": "0"}),
+        ("cpu_period", {"cpu_period": 100_000}),
+        ("cpu_quota", {"cpu_quota": 50_000}),
+        ("cpu_rt_period", {"cpu_rt_period": 100_000}),
+        ("cpu_rt_runtime", {"cpu_rt_runtime": 1000}),
+        ("mem_swappiness", {"mem_swappiness": 10}),
+        ("oom_kill_disable", {"oom_kill_disable": True}),
+        ("cgroup", {"cgroup": "private"}),
+        ("cgroup_parent", {"cgroup_parent": "/docker"}),
+        ("userns_mode", {"userns_mode": "host"}),
+        ("uts", {"uts": "host"}),
+        ("storage_opt", {"storage_opt": (("size", "1G"),)}),
+        ("blkio_config", {"blkio_config": BlkioConfig(device_read_iops=(("/dev/sda", 9),))}),
+        ("device_cgroup_rules", {"device_cgroup_rules": ("c 1:3 rwm",)}),
     ],
 )
 def test_a_key_swarm_has_not_is_refused_before_anything_changes(
