@@ -220,7 +220,7 @@ def namespaces(b: Builder, path: Path, raw: dict[str, Any], out: dict[str, Any])
             )
             continue
         out[key] = value
-    if out.get("uts") == "host" and isinstance(raw.get("hostname"), str):
+    if out.get("uts") == "host" and isinstance(raw.get("hostname"), str) and raw["hostname"]:
         b.err(
             (*path, "uts"),
             "uts: host gives the container the host's name: hostname cannot be set as well "
