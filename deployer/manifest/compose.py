@@ -505,6 +505,8 @@ def _apply_profiles(doc: Doc, profiles: set[str], lookup: Mapping[str, str]) -> 
 
 
 def _check_top(doc: Doc) -> None:
+    if doc.data is None and not doc.problems:
+        doc.data = {}  # an empty file (comments only): nothing to merge, as compose reads it
     if not isinstance(doc.data, dict):
         doc.problems.append(
             doc.problem((), "a compose file must be a mapping with `services:`", None)

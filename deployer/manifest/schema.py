@@ -31,7 +31,6 @@ COMPOSE_UNSUPPORTED = frozenset(
         "pre_stop",
         "profiles",
         "provider",
-        "scale",
         "use_api_socket",
         "volumes_from",
         "extends",
@@ -51,7 +50,6 @@ COMPOSE_UNSUPPORTED = frozenset(
 WINDOWS_ONLY = frozenset(["cpu_count", "cpu_percent", "credential_spec", "isolation"])
 
 _WHY = {
-    "scale": "use deploy.replicas",
     "version": "remove it (it is obsolete in compose too)",
     "extends": "write the service in full, or use YAML anchors (x-common: &common, <<: *common)",
 }

@@ -571,3 +571,45 @@ def test_a_service_another_waits_to_complete_runs_once(tmp_path: Path) -> None:
     )
     m = deployer(tmp_path, "app/compose.yaml", {})
     assert [s.name for s in m.services if s.completes] == ["migrate"]
+
+
+def test_scale_an_empty_override_and_a_target_written_twice(tmp_path: Path, home: Path) -> None:
+    """cp-all-in-one's `scale: 1`, opentelemetry-demo's comments-only extras file, and
+    docker-sonarqube's two volumes on one target (compose keeps the last)."""
+    project = tmp_path / "app"
+    write(
+        project,
+        {
+            "compose.yaml": """\
+            services:
+              web:
+                image: "web:1"
+                scale: 2
+                volumes:
+                  - logs:/var/log/app
+                  - /srv/old:/data
+                  - web_logs:/var/log/app
+                  - /srv/new:/data/
+            volumes: {logs: {}, web_logs: {}}
+            """,
+            "extras.yaml": "# nothing here yet\n# (a place for local additions)\n",
+        },
+    )
+    theirs = compose_config(project, ["compose.yaml", "extras.yaml"], {}, home)
+    mine = deployer(tmp_path, "[app/compose.yaml, app/extras.yaml]", {})
+    same(mine, theirs)
+    web = mine.service("web")
+    assert web.replicas == 2 == theirs["services"]["web"]["scale"]
+    assert [(v.source, v.target) for v in web.volumes] == [
+        ("web_logs", "/var/log/app"),
+        ("/srv/new", "/data"),
+    ]
+
+
+def test_scale_and_replicas_must_agree(tmp_path: Path) -> None:
+    write(
+        tmp_path / "app",
+        {"compose.yaml": "services:\n  web: {image: 'web:1', scale: 2, deploy: {replicas: 3}}\n"},
+    )
+    with pytest.raises(ManifestError, match=r"services\.web\.scale: scale 2 and deploy"):
+        deployer(tmp_path, "app/compose.yaml", {})

@@ -126,7 +126,7 @@ def network_mode(b: Builder, path: Path, raw: dict[str, Any]) -> None:
         return
     if mode == "host":
         refuse(b, (*path, "network_mode"), "network_mode: host", "host-network")
-    elif mode != "none":
+    elif mode not in ("none", "bridge"):  # bridge: the engine's default network
         b.err(
             (*path, "network_mode"),
             f'network_mode "{mode}" is not supported yet',

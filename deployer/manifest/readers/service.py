@@ -127,6 +127,15 @@ def read_networks(b: Builder, path: Path, raw: dict[str, Any], out: dict[str, An
 
 def read_deploy(b: Builder, path: Path, raw: dict[str, Any], out: dict[str, Any]) -> None:
     spec = deploy.section(raw)
+    scale = raw.get("scale")
+    if isinstance(scale, int) and not isinstance(scale, bool):  # compose's older replicas
+        if spec.get("replicas", scale) != scale:
+            b.err(
+                (*path, "scale"),
+                f"scale {scale} and deploy.replicas {spec['replicas']} differ",
+                "write one of them (deploy.replicas)",
+            )
+        spec = {**spec, "replicas": scale}
     replicas, cpus, memory, update = deploy.basics(b, (*path, "deploy"), spec)
     out.update(replicas=replicas, cpus=cpus, memory=memory, update_config=update)
 

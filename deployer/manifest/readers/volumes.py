@@ -16,17 +16,19 @@ if TYPE_CHECKING:
 
 
 def mounts(b: Builder, path: Path, raw: Any) -> tuple[Mount, ...]:
-    """The mounts; files from the checkout go to ``b.service_files``."""
+    """The mounts; files from the checkout go to ``b.service_files``. Two entries with one
+    target are one mount, the last written, as compose keeps them."""
     out: list[Mount] = []
     if not isinstance(raw, list):
         return ()
-    for i, item in enumerate(raw):
-        p = (*path, i)
-        mount = one(b, p, item)
+    read = [(i, one(b, (*path, i), item)) for i, item in enumerate(raw)]
+    last = {m.target: i for i, m in read if m is not None}
+    for i, mount in read:
+        item, p = raw[i], (*path, i)
+        if mount is None or last[mount.target] != i:
+            continue
         if isinstance(mount, FileMount):
             b.service_files.append(mount)
-            continue
-        if mount is None:
             continue
         if mount.type == "bind" and mount.source is not None:
             bind_policy(b, p, item, mount)
