@@ -382,9 +382,6 @@ KNOWN_OTHER = {
     # compose mounts the volumes of the listed service's container
     "huginn/docker/single-process/docker-compose.yml": "`volumes_from` is not supported",
     "huginn/docker/single-process/postgresql.yml": "`volumes_from` is not supported",
-    # `network_mode: bridge`: the engine's default bridge network, as `docker run` without
-    # --network (with a policy refusal of its docker.sock bind)
-    "nextcloud-all-in-one/compose.yaml": "network_mode \"bridge\" is not supported yet",
 }
 
 
@@ -440,9 +437,8 @@ def test_acceptance_without_the_policy_refusals(outcomes: dict[str, Outcome]) ->
 
 @pytest.mark.xfail(
     strict=True,
-    reason="228 files: 173 accepted (76%), 42 refused by the safety policy, 8 refused by "
-    "compose too, 5 other (2 image references compose up refuses, 3 gaps: volumes_from x2, "
-    "network_mode bridge)",
+    reason="228 files: 173 accepted (76%), 43 refused by the safety policy, 8 refused by "
+    "compose too, 4 other (2 image references compose up refuses, 2 gaps: volumes_from x2)",
 )
 def test_corpus_acceptance_goal(outcomes: dict[str, Outcome]) -> None:
     accepted, total = acceptance(outcomes)
