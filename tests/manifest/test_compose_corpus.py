@@ -286,6 +286,9 @@ def test_case(case: Case, outcomes: dict[str, Outcome]) -> None:
         diffs = []
         for service in o.manifest.services:
             diffs += compare(service, o.compose_json["services"][service.name])
+        if case.id in KNOWN_DIFFS:
+            assert diffs, f"no difference left: remove {case.id} from KNOWN_DIFFS"
+            pytest.xfail(KNOWN_DIFFS[case.id])
         assert not diffs, "\n".join(diffs)
     else:
         for text in o.problems:
@@ -384,6 +387,11 @@ KNOWN_OTHER = {
     "huginn/docker/single-process/postgresql.yml": "`volumes_from` is not supported",
 }
 
+# Accepted, but what the deployer would deploy differs from what compose creates: each with
+# the difference (the case fails the day the difference goes).
+KNOWN_DIFFS: dict[str, str] = {
+}
+
 
 def test_every_refusal_is_the_policy_or_compose_refuses_too(
     outcomes: dict[str, Outcome],
@@ -437,8 +445,7 @@ def test_acceptance_without_the_policy_refusals(outcomes: dict[str, Outcome]) ->
 
 @pytest.mark.xfail(
     strict=True,
-    reason="228 files: 173 accepted (76%), 43 refused by the safety policy, 8 refused by "
-    "compose too, 4 other (2 image references compose up refuses, 2 gaps: volumes_from x2)",
+    reason="FIGURES",
 )
 def test_corpus_acceptance_goal(outcomes: dict[str, Outcome]) -> None:
     accepted, total = acceptance(outcomes)
