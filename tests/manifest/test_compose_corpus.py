@@ -421,8 +421,12 @@ def test_policy_refusals_point_at_the_volume_line(outcomes: dict[str, Outcome]) 
         file, line = p.split(":")[0], int(p.split(":")[1])
         lines = Path(file).read_text().splitlines()
         written = lines[line - 1]
-        shown = re.search(r'bind mount of "([^"]+)"', p)
+        # a variable's value is never shown: a path equal to one is shown as the variable
+        shown = re.search(r'bind mount of (?:"([^"]+)"|\(a part of (\$\{\w+\})\))', p)
         assert shown is not None, p
+        if shown.group(2):  # a variable's value is not shown: the line is checked above
+            assert written.lstrip().startswith("-"), (o.case.id, p, written)
+            continue
         source = shown.group(1).split(":")[0]
         if written.lstrip().startswith("- type:"):  # the long syntax: the entry's own lines
             dash = written.index("-")
@@ -445,7 +449,8 @@ def test_acceptance_without_the_policy_refusals(outcomes: dict[str, Outcome]) ->
 
 @pytest.mark.xfail(
     strict=True,
-    reason="FIGURES",
+    reason="271 files: 197 accepted (73%), 62 refused by the safety policy, 8 refused by "
+    "compose too, 4 other (2 image references compose up refuses, 2 gaps: volumes_from x2)",
 )
 def test_corpus_acceptance_goal(outcomes: dict[str, Outcome]) -> None:
     accepted, total = acceptance(outcomes)
