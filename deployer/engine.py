@@ -203,10 +203,11 @@ class HostEngine(Protocol):
         ...
 
     def watch(
-        self, container_ids: Sequence[str], seconds: float
+        self, container_ids: Sequence[str], seconds: float, exit_ok: bool = False
     ) -> tuple[str, HealthOutcome] | None:
         """Watch switched containers for ``seconds``: the first that exits, restarts or
-        turns unhealthy (with its outcome), or None when every one held."""
+        turns unhealthy (with its outcome), or None when every one held. With ``exit_ok``,
+        one that exited 0 is done, not failed."""
         ...
 
     def logs(self, container_id: str, tail: int) -> str: ...

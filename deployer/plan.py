@@ -194,8 +194,8 @@ def _config_differs(desired: Service, container: ObservedContainer) -> bool:
 
 
 def _down(svc: Service, c: ObservedContainer) -> bool:
-    """Not running as it should: a service that runs once is done when it exited 0."""
-    return not c.running and not (svc.completes and c.exit_code == 0)
+    """Not running as it should: a service that may exit is done when it exited 0."""
+    return not c.running and not (svc.may_exit and c.exit_code == 0)
 
 
 def _service_step(desired: Desired, current: list[ObservedContainer], wave: int) -> Step:

@@ -223,7 +223,7 @@ class FakeHost:
         return HealthOutcome(True, "completed (exit 0)", "", 0.5)
 
     def watch(
-        self, container_ids: Sequence[str], seconds: float
+        self, container_ids: Sequence[str], seconds: float, exit_ok: bool = False
     ) -> tuple[str, HealthOutcome] | None:
         self._call("watch", *[self.containers[c].name for c in container_ids])
         for cid in container_ids:

@@ -550,7 +550,7 @@ class Overlap(FakeHost):
         return super().wait_healthy(container_id, timeout, stable, start_interval)
 
     def watch(
-        self, container_ids: Sequence[str], seconds: float
+        self, container_ids: Sequence[str], seconds: float, exit_ok: bool = False
     ) -> tuple[str, HealthOutcome] | None:
         import time
 

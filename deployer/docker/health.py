@@ -226,18 +226,21 @@ def watch(
     seconds: float,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
+    exit_ok: bool = False,
 ) -> tuple[str, HealthOutcome] | None:
     """Watch switched containers for ``seconds``: the first (id, outcome) that exits,
     restarts, is ``unhealthy``, or fails ``retries`` healthchecks in a row (read from the
     health log, so a flapping check is seen even between two polls); None when all held.
+    With ``exit_ok`` (a service that may exit), one that exited 0 is done, not failed.
     """
     api: docker.APIClient = client.api
     deadline = clock() + seconds
+    container_ids = list(container_ids)
     first: dict[str, tuple[int, str | None]] = {}
     seen: dict[str, set[str]] = {}
     streak: dict[str, int] = {}
     while True:
-        for cid in container_ids:
+        for cid in list(container_ids):
             with wrapped(f"inspect {cid[:12]}", host):
                 info = api.inspect_container(cid)
             state = info["State"]
@@ -251,6 +254,9 @@ def watch(
                 streak[cid] = 0
             look = snapshot(info)
             elapsed = seconds - max(deadline - clock(), 0.0)
+            if exit_ok and look.status == "exited (code 0)":
+                container_ids.remove(cid)  # done: a run that ended as it should
+                continue
             if (restarts, state.get("StartedAt")) != first[cid] or look.status == "restarting":
                 return cid, _failed(client, host, cid, "restarted", look.detail, elapsed)
             if look.status.startswith("exited") or look.status == "unhealthy":
@@ -266,6 +272,6 @@ def watch(
                     status = f"unhealthy ({streak[cid]} failed healthcheck(s) in a row)"
                     return cid, _failed(client, host, cid, status, look.detail, elapsed)
         now = clock()
-        if now >= deadline:
+        if now >= deadline or not container_ids:
             return None
         sleep(min(POLL, deadline - now))

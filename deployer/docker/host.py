@@ -163,9 +163,9 @@ class DockerHost:
         return _health.wait_completed(self.client, self._name, container_id, timeout)
 
     def watch(
-        self, container_ids: Sequence[str], seconds: float
+        self, container_ids: Sequence[str], seconds: float, exit_ok: bool = False
     ) -> tuple[str, HealthOutcome] | None:
-        return _health.watch(self.client, self._name, container_ids, seconds)
+        return _health.watch(self.client, self._name, container_ids, seconds, exit_ok=exit_ok)
 
     def logs(self, container_id: str, tail: int) -> str:
         return _containers.logs(self.client, self._name, container_id, tail)

@@ -45,7 +45,7 @@ def collect(
         releases = {r.id: r for r in host.releases(app, env)}
         latest = max(releases) if releases else None
         rows = []
-        once = {s.name for s in manifest.services if s.completes}
+        once = {s.name for s in manifest.services if s.may_exit}
         by_ip: dict[str, dict[str, Any]] = {}
         for c in sorted(observed.containers, key=lambda c: (c.service, c.replica)):
             info = host.api.inspect_container(c.id)

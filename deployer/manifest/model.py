@@ -329,6 +329,14 @@ class Service:
         return dict(self.environment)
 
     @property
+    def may_exit(self) -> bool:
+        """Whether exit 0 is a success: it runs once (``completes``), or its written restart
+        policy leaves a container that exited 0 stopped (``restart: "no"``, ``on-failure``:
+        a migration or an init job nothing waits for); it may also keep running."""
+        restart = (self.restart or "").strip()
+        return self.completes or restart == "no" or restart.startswith("on-failure")
+
+    @property
     def fixed_host_ports(self) -> tuple[Port, ...]:
         return tuple(p for p in self.ports if p.published is not None)
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from functools import partial
 
 from deployer import labels as L
-from deployer.engine import kept_name, next_name, service_networks
+from deployer.engine import HealthOutcome, kept_name, next_name, service_networks
 from deployer.manifest.model import Service
 from deployer.plan import ObservedContainer, Step
 from deployer.releases import merge_request_text
@@ -93,6 +93,8 @@ def gate(r: RunState, host: str, svc: Service, cid: str, item: Item) -> None:
         hc = svc.healthcheck
         start_interval = hc.start_interval if hc is not None else None
         out = engine.wait_healthy(cid, pol.health_timeout, pol.healthy_after, start_interval)
+        if svc.may_exit and not out.healthy and out.status == "exited (code 0)":
+            out = HealthOutcome(True, "completed (exit 0)", "", out.seconds)  # as it may
     if not out.healthy:
         detail = out.detail.strip()
         r.line(f"{item.canonical}: new container is {out.status}", host)
@@ -161,7 +163,7 @@ def monitor(r: RunState, host: str, svc: Service, switched: list[tuple[Item, str
     if seconds <= 0 or not switched or svc.completes:  # a completed run exited: as it should
         return
     r.line(f"{svc.name}: watching the new container(s) for {seconds:g}s", host)
-    failed = r.hosts[host].watch([cid for _, cid in switched], seconds)
+    failed = r.hosts[host].watch([cid for _, cid in switched], seconds, exit_ok=svc.may_exit)
     if failed is None:
         r.line(f"{svc.name}: stayed healthy for {seconds:g}s", host)
         return

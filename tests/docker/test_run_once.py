@@ -6,6 +6,7 @@ back, and leaves the dependents as they were."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -136,3 +137,85 @@ def test_a_failed_run_rolls_back_before_its_dependents_change(
         ]
         == engine.api.inspect_image(testenv.image_v1)["RepoDigests"]
     )
+
+
+MAY_EXIT = """\
+services:
+  fix-permissions:
+    image: ${WEB_IMAGE}
+    command: ["sh", "-c", "echo fixed"]
+    restart: "no"
+    healthcheck: {disable: true}
+  migrations:
+    image: ${WEB_IMAGE}
+    command: ["sh", "-c", "echo migrated"]
+    restart: on-failure
+    healthcheck: {disable: true}
+  web:
+    image: ${WEB_IMAGE}
+    restart: on-failure
+"""
+
+
+def test_a_job_nothing_waits_for_may_exit_0_when_its_restart_policy_says_so(
+    app: str, h1: DockerHost, engine: docker.DockerClient, testenv: TestEnv, tmp_path: Path
+) -> None:
+    """kong's migrations and zammad's init (`restart: on-failure`), rocket.chat's permission
+    fix (`restart: "no"`): compose runs them on `up` and nothing waits for them. Exit 0 is
+    their success; a long-running service with the same policy is still gated on health."""
+    (tmp_path / "docker-compose.yml").write_text(MAY_EXIT)
+    (tmp_path / ".env").write_text(env(app, testenv.image_v1, ""))
+    (tmp_path / "deploy.yml").write_text(
+        f"app: {app}\ncompose: [docker-compose.yml]\nenvironments:\n  {ENV}: {{}}\n"
+        "rollout:\n  health_timeout: 20s\n  healthy_after: 1s\n"
+    )
+    project = ComposeProject(app, tmp_path, testenv.engine_host)
+    try:
+        project.compose("up", "-d")  # `--wait` fails on a container that exited, even 0
+        for _ in range(100):
+            jobs = containers(engine, app, "fix-permissions") + containers(
+                engine, app, "migrations"
+            )
+            if all(c["state"] == "exited" for c in jobs):
+                break
+            time.sleep(0.1)
+        m = project.manifest()
+        assert [s.name for s in m.services if s.may_exit] == [
+            "fix-permissions",
+            "migrations",
+            "web",
+        ]
+        assert not any(s.completes for s in m.services)
+        plan, _ = plan_of(h1, m)
+        assert {s: a for s, (a, _) in actions(plan).items()} == dict.fromkeys(
+            ("fix-permissions", "migrations", "web"), "unchanged"
+        )
+
+        (tmp_path / ".env").write_text(env(app, testenv.image_v2, ""))
+        deploy(h1, project.manifest())
+        for service in ("fix-permissions", "migrations"):
+            runs = containers(engine, app, service)
+            assert sum(c["status"].startswith("Exited (0)") for c in runs) == 2, runs
+        (web,) = [c for c in containers(engine, app, "web") if c["state"] == "running"]
+        assert (
+            engine.api.inspect_image(engine.api.inspect_container(web["id"])["Image"])[
+                "RepoDigests"
+            ]
+            == engine.api.inspect_image(testenv.image_v2)["RepoDigests"]
+        )
+        plan, _ = plan_of(h1, project.manifest())
+        assert not plan.changes, actions(plan)
+        rows = collect(project.manifest(), [h1])["hosts"][0]["services"]
+        health = {r["service"]: r["health"] for r in rows}
+        assert health == {
+            "fix-permissions": "completed",
+            "migrations": "completed",
+            "web": "healthy",
+        }
+    finally:
+        composev2.run(
+            ["-p", app, "down", "--timeout", "1"],
+            cwd=tmp_path,
+            docker_host=testenv.engine_host,
+            check=False,
+        )
