@@ -153,6 +153,12 @@ def _nocopy(i: Inspect, target: str) -> bool:
     return False
 
 
+def _volumes_from(svc: Service, i: Inspect) -> bool:
+    """As many sources as the service names: compose gives the engine container ids (and
+    leaves out the mode), which name no service once their containers are replaced."""
+    return len(i.host.get("VolumesFrom") or []) == len(svc.volumes_from)
+
+
 def _tmpfs_options(i: Inspect, target: str) -> tuple[int, int]:
     """(size, mode) the container's tmpfs mount at ``target`` was created with (0: unset)."""
     for m in i.host.get("Mounts") or []:
@@ -201,6 +207,8 @@ def _volumes(svc: Service, i: Inspect) -> bool:
         if found is None:
             return False
         unmatched.remove(found)
+    if svc.volumes_from:
+        return True  # the mounts left are the sources' (compared by `volumes_from`)
     image_volumes = set((i.image.get("Volumes") or {}).keys())
     # Anonymous volumes the image declares are carried over by our create as well.
     return all(
@@ -517,6 +525,7 @@ _COMPARE: dict[str, Callable[[Service, Inspect], bool]] = {
     "volumes": _volumes,
     "networks": _networks,
     "network_mode": _network_mode,
+    "volumes_from": _volumes_from,
     "healthcheck": _healthcheck,
     "depends_on": _depends_on,
     # compose sets a link on the linking container (its endpoint's Links), not an alias on
@@ -645,7 +654,6 @@ _COMPARE: dict[str, Callable[[Service, Inspect], bool]] = {
 # Container settings the manifest cannot express: set on the container, they differ.
 _UNMODELLED_HOST = (
     "Links",
-    "VolumesFrom",
     "CpusetMems",
 )
 

@@ -27,6 +27,7 @@ from deployer.docker import transport as _transport
 from deployer.engine import network_name, service_networks, volume_name
 from deployer.errors import DeployFailed
 from deployer.manifest.model import Healthcheck, Manifest, Mount, Service, TopNetwork
+from deployer.naming import KEPT_SEP
 
 _ANONYMOUS = re.compile(r"^[0-9a-f]{64}$")
 
@@ -93,6 +94,45 @@ def _mounts(
         if target not in targets:
             mounts.append({"Type": "volume", "Source": name, "Target": target})
     return mounts
+
+
+def _volumes_from(api: docker.APIClient, manifest: Manifest, service: Service) -> list[str]:
+    """``volumes_from`` as the engine takes it: the current container of each service it
+    names (that service rolled first), or the host's container, with the mode."""
+    out = []
+    for entry in service.volumes_from:
+        kind, name, mode = entry.split(":")
+        target = name if kind == "container" else _current(api, manifest, service, name)
+        out.append(f"{target}:{mode}")
+    return out
+
+
+def _current(api: docker.APIClient, manifest: Manifest, service: Service, name: str) -> str:
+    """The id of the container service ``name`` runs now on this host (its first replica):
+    neither kept for a rollback nor an interrupted deploy's replacement."""
+    if manifest.compose_project:  # compose's own containers, and the deployer's
+        labels = [f"{L.COMPOSE_PROJECT}={manifest.compose_project}"]
+        labels.append(f"{L.COMPOSE_SERVICE}={name}")
+    else:
+        labels = [f"{L.APP}={manifest.app}", f"{L.ENVIRONMENT}={manifest.environment.name}"]
+        labels.append(f"{L.SERVICE}={name}")
+    found = []
+    for c in api.containers(all=True, filters={"label": labels}):
+        names = [str(n).lstrip("/") for n in c.get("Names") or []]
+        marks = c.get("Labels") or {}
+        if any(KEPT_SEP in n for n in names) or marks.get(L.COMPOSE_ONEOFF) == "True":
+            continue
+        if marks.get(L.ROLE) in (L.ROLE_TASK, L.ROLE_LOCK, L.ROLE_RELEASE):
+            continue
+        replica = marks.get(L.REPLICA) or marks.get(L.COMPOSE_NUMBER) or "1"
+        found.append((int(replica) if replica.isdigit() else 1, str(c["Id"])))
+    if not found:
+        raise DeployFailed(
+            f"service {service.name}: volumes_from names the service {name}, which has no "
+            "container on this host",
+            hint=f"deploy {name} too (it rolls before {service.name})",
+        )
+    return min(found)[1]
 
 
 def _tmpfs(m: Mount) -> dict[str, Any]:
@@ -217,6 +257,7 @@ def create_container(  # noqa: PLR0913 (a whole container)
             port_bindings=bindings or None,
             binds=binds(service) or None,
             mounts=_mounts(api, manifest, service, carried) or None,
+            volumes_from=_volumes_from(api, manifest, service) or None,
             restart_policy=restart,
             init=service.init,
             read_only=service.read_only or None,

@@ -317,12 +317,17 @@ class Service:
     depends_restart: tuple[str, ...] = ()
     # compose's `links:` (the services linked to, in order: they start first, as depends_on)
     links: tuple[str, ...] = ()
+    # compose's `volumes_from`: "service:NAME:ro|rw" or "container:NAME:ro|rw"
+    volumes_from: tuple[str, ...] = ()
     # The aliases other services link to this one by, per network: (network, alias).
     link_aliases: tuple[tuple[str, str], ...] = ()
     # Runs once and exits: another service waits for it to complete (depends_on condition
     # service_completed_successfully, as a migration or an init job). Exit 0 is its
     # success, an exited container its normal state. Not configuration: how it is rolled.
     completes: bool = False
+    # Another service takes its volumes (volumes_from): a data-only container, which may
+    # exit 0 at once (compose's pattern). Not configuration either.
+    lends_volumes: bool = False
 
     @property
     def env_dict(self) -> dict[str, str]:
@@ -330,11 +335,13 @@ class Service:
 
     @property
     def may_exit(self) -> bool:
-        """Whether exit 0 is a success: it runs once (``completes``), or its written restart
-        policy leaves a container that exited 0 stopped (``restart: "no"``, ``on-failure``:
-        a migration or an init job nothing waits for); it may also keep running."""
+        """Whether exit 0 is a success: it runs once (``completes``), it lends its volumes
+        (a data-only container), or its written restart policy leaves a container that
+        exited 0 stopped (``restart: "no"``, ``on-failure``: a migration or an init job
+        nothing waits for); it may also keep running."""
         restart = (self.restart or "").strip()
-        return self.completes or restart == "no" or restart.startswith("on-failure")
+        once = self.completes or self.lends_volumes
+        return once or restart == "no" or restart.startswith("on-failure")
 
     @property
     def fixed_host_ports(self) -> tuple[Port, ...]:
@@ -437,6 +444,7 @@ _NOT_CONFIG = frozenset(
         "build",
         "links",
         "completes",
+        "lends_volumes",
     }
 )
 

@@ -32,7 +32,6 @@ COMPOSE_UNSUPPORTED = frozenset(
         "profiles",
         "provider",
         "use_api_socket",
-        "volumes_from",
         "extends",
         "rollback_config",
         "endpoint_mode",

@@ -143,6 +143,11 @@ def check_supported(manifest: Manifest, service: Service) -> None:
             "this engine's Swarm gives tasks no device requests (GPUs)",
         ),
         ("annotations", service.annotations, "Swarm services have no container annotations"),
+        (
+            "volumes_from",
+            service.volumes_from,
+            "Swarm tasks cannot take another container's volumes (name the volumes instead)",
+        ),
         ("gpus", service.gpus, "this engine's Swarm gives tasks no device requests (GPUs)"),
         ("cpuset", service.cpuset, "Swarm services have no CPU set"),
         (

@@ -382,9 +382,6 @@ KNOWN_OTHER = {
     "apache/airflow:|version| is not a valid reference",
     # the same for the docs build of gitea's install guide, which replaces @version@
     "gitea/docker-compose.yml": "the image gitea/gitea:@version@ is not a valid reference",
-    # compose mounts the volumes of the listed service's container
-    "huginn/docker/single-process/docker-compose.yml": "`volumes_from` is not supported",
-    "huginn/docker/single-process/postgresql.yml": "`volumes_from` is not supported",
     # Swarm stack files (`docker stack deploy`): deploy.placement and deploy.mode: global
     # choose Swarm nodes, refused with engine: container (they point at engine: swarm);
     # a non-Swarm compose ignores placement. The rest is the safety policy's

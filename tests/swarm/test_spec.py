@@ -175,6 +175,7 @@ def test_disabled_healthcheck_and_restart_no() -> None:
             {"depends_on": (("migrate", "service_completed_successfully"),)},
             "depends_on.migrate.condition",
         ),
+        ({"volumes_from": ("service:data:rw",)}, "volumes_from"),
         ({"ports": (Port(target=80, published=8080, published_end=8082),)}, "ports"),
     ],
 )

@@ -108,6 +108,14 @@ def dependencies(b: Builder, raw_services: dict[str, Any]) -> None:
             target = str(item).partition(":")[0]
             if target in raw_services and target != name and target not in graph[name]:
                 graph[name].append(target)  # links start the linked service first too
+        sources = raw.get("volumes_from")
+        for item in sources if isinstance(sources, list) else []:
+            parts = str(item).split(":")
+            if parts[0] == "container":
+                continue  # a container of the host, not of the app
+            source = parts[1] if parts[0] == "service" and len(parts) > 1 else parts[0]
+            if source in raw_services and source != name and source not in graph[name]:
+                graph[name].append(source)  # so does volumes_from
     for cycle in cycles(graph):
         b.err(
             ("services", cycle[0], "depends_on"),

@@ -165,4 +165,21 @@ class Builder:
                 if condition == "service_completed_successfully"
             }
             out = [replace(s, completes=True) if s.name in waited else s for s in out]
+            out = [_lenders_first(s) for s in out]
+            lent = {name for s in out for name in _lenders(s)}
+            out = [replace(s, lends_volumes=True) if s.name in lent else s for s in out]
         return out
+
+
+def _lenders(s: Service) -> list[str]:
+    """The services ``s`` takes the volumes of (``volumes_from``)."""
+    return [v.split(":")[1] for v in s.volumes_from if v.startswith("service:")]
+
+
+def _lenders_first(s: Service) -> Service:
+    """A service taking another's volumes depends on it (started first), as compose
+    records it."""
+    deps = dict(s.depends_on)
+    for name in _lenders(s):
+        deps.setdefault(name, "service_started")
+    return replace(s, depends_on=tuple(deps.items())) if len(deps) > len(s.depends_on) else s

@@ -213,6 +213,40 @@ def read_safety(b: Builder, path: Path, raw: dict[str, Any], out: dict[str, Any]
     )
 
 
+def read_volumes_from(
+    b: Builder, path: Path, raw: dict[str, Any], out: dict[str, Any]
+) -> None:
+    """``volumes_from: [SERVICE[:ro|rw], container:NAME[:ro|rw]]``: every mount of that
+    service's container (its volumes, the image's anonymous ones included) or of a
+    container the host runs; the service starts after it, as compose orders them."""
+    items = raw.get("volumes_from")
+    entries: list[str] = []
+    for i, item in enumerate(items if isinstance(items, list) else []):
+        if not isinstance(item, str):
+            continue
+        p = (*path, "volumes_from", i)
+        kind, parts = "service", item.split(":")
+        if parts[0] in ("service", "container") and len(parts) > 1:
+            kind, parts = parts[0], parts[1:]
+        name, mode = parts[0], ":".join(parts[1:]) or "rw"
+        if mode not in ("ro", "rw"):
+            b.err(p, f'"{item}": the mode "{mode}" is not ro or rw', "write NAME[:ro] or NAME:rw")
+        elif kind == "service" and name == path[-1]:
+            b.err(p, f'service "{name}" takes the volumes of itself', "remove it")
+        elif kind == "service" and name not in b.service_names:
+            b.err(
+                p,
+                f'"{item}" names the service "{name}", which is not defined',
+                f'name one of: {", ".join(sorted(b.service_names))}, or "container:NAME"',
+            )
+        elif not name:
+            b.err(p, f'"{item}" names no container', "write container:NAME")
+        else:
+            entries.append(f"{kind}:{name}:{mode}")
+    if entries:
+        out["volumes_from"] = tuple(entries)
+
+
 def read_links(b: Builder, path: Path, raw: dict[str, Any], out: dict[str, Any]) -> None:
     """``links: [SERVICE[:ALIAS]]``: the linked services start first, and this one restarts
     when a deploy replaces them (compose makes a link such a dependency); the aliases are
@@ -304,6 +338,7 @@ READERS: tuple[Reader, ...] = (
     read_labels,
     read_safety,
     read_links,
+    read_volumes_from,
     read_proxy,
     read_compose_keys,
     read_command,
