@@ -198,6 +198,7 @@ def _volumes(svc: Service, i: Inspect) -> bool:
                 ok = ok and _nocopy(i, m.target) == m.nocopy and _subpath(i, m.target) == m.subpath
             elif m.type == "bind" and kind == "bind":
                 ok = h.get("Source") == m.source and _selinux(h) == m.selinux
+                ok = ok and (h.get("Propagation") or "rprivate") == (m.propagation or "rprivate")
             else:
                 ok = m.type == "tmpfs" and kind == "tmpfs"
                 ok = ok and _tmpfs_options(i, m.target) == (m.tmpfs_size, m.tmpfs_mode)

@@ -50,9 +50,7 @@ def _mounts(
         elif _is_bind_entry(m):
             continue  # a Binds entry (binds())
         elif m.type == "bind":
-            mounts.append(
-                {"Type": "bind", "Source": m.source, "Target": m.target, "ReadOnly": m.read_only}
-            )
+            mounts.append(_bind(m))
         elif m.source:
             mounts.append(
                 {
@@ -135,6 +133,18 @@ def _current(api: docker.APIClient, manifest: Manifest, service: Service, name: 
     return min(found)[1]
 
 
+def _bind(m: Mount) -> dict[str, Any]:
+    bind: dict[str, Any] = {
+        "Type": "bind",
+        "Source": m.source,
+        "Target": m.target,
+        "ReadOnly": m.read_only,
+    }
+    if m.propagation:
+        bind["BindOptions"] = {"Propagation": m.propagation}
+    return bind
+
+
 def _tmpfs(m: Mount) -> dict[str, Any]:
     tmpfs: dict[str, Any] = {"Type": "tmpfs", "Target": m.target, "ReadOnly": m.read_only}
     options = apispec.tmpfs_options(m)
@@ -159,7 +169,7 @@ def binds(service: Service) -> list[str]:
     """Binds entries (``SOURCE:TARGET:rw[,z]``), as docker compose creates them."""
     return [
         f"{m.source}:{m.target}:{'ro' if m.read_only else 'rw'}"
-        + (f",{m.selinux}" if m.selinux else "")
+        + "".join(f",{o}" for o in (m.selinux, m.propagation) if o)
         for m in service.volumes
         if _is_bind_entry(m)
     ]

@@ -76,6 +76,7 @@ class Mount:
     create_host_path: bool = field(default=True, metadata={"since": 3})
     tmpfs_size: int = field(default=0, metadata={"since": 3})  # tmpfs: bytes (0: the default)
     tmpfs_mode: int = field(default=0, metadata={"since": 3})  # tmpfs: permission bits
+    propagation: str = field(default="", metadata={"since": 3})  # bind: rslave, rshared...
 
 
 FileKind = Literal["file", "config", "secret"]

@@ -179,7 +179,30 @@ def port_short(value: str | int) -> list[Port]:
 
 
 VOLUME_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
+# How a bind's mounts propagate between host and container (docker's `-v ...:rslave`)
+PROPAGATION = ("rprivate", "private", "rshared", "shared", "rslave", "slave")
 _VOLUME_OPTIONS_NOOP = {"rw", "cached", "delegated", "consistent"}
+
+
+def _mount_options(text: str) -> tuple[bool, str, bool, str]:
+    """``ro,z,nocopy,rslave`` -> (read-only, SELinux relabel, nocopy, propagation)."""
+    read_only = nocopy = False
+    selinux = propagation = ""
+    for opt in text.split(",") if text else []:
+        if opt == "ro":
+            read_only = True
+        elif opt in ("z", "Z"):
+            selinux = opt
+        elif opt == "nocopy":
+            nocopy = True
+        elif opt in PROPAGATION:
+            propagation = opt
+        elif opt not in _VOLUME_OPTIONS_NOOP:
+            raise ValueError(
+                f'mount option "{opt}" is not supported yet; use ro, rw, z, Z, nocopy or a '
+                "bind propagation (rslave, rshared, rprivate...)"
+            )
+    return read_only, selinux, nocopy, propagation
 
 
 def volume_short(text: str) -> Mount:
@@ -196,20 +219,7 @@ def volume_short(text: str) -> Mount:
     if len(parts) > 3:
         raise ValueError(f'"{text}" has too many colons; expected "SOURCE:/path[:ro]"')
     source, target = parts[0], parts[1]
-    options = parts[2].split(",") if len(parts) == 3 else []
-    read_only = nocopy = False
-    selinux = ""
-    for opt in options:
-        if opt == "ro":
-            read_only = True
-        elif opt in ("z", "Z"):
-            selinux = opt
-        elif opt == "nocopy":
-            nocopy = True
-        elif opt not in _VOLUME_OPTIONS_NOOP:
-            raise ValueError(
-                f'mount option "{opt}" is not supported yet; use ro, rw, z, Z or nocopy'
-            )
+    read_only, selinux, nocopy, propagation = _mount_options(parts[2] if len(parts) == 3 else "")
     if not target.startswith("/"):
         raise ValueError(f'"{text}": the container path must be absolute (start with /)')
     target = posixpath.normpath(target)
@@ -222,7 +232,10 @@ def volume_short(text: str) -> Mount:
             target=target,
             read_only=read_only,
             selinux=selinux,
+            propagation=propagation,
         )
+    if propagation:
+        raise ValueError(f'"{text}": {propagation} applies to bind mounts, not to volumes')
     if source.startswith((".", "~")):
         raise ValueError(
             f'"{text}": a relative host path is not supported (it would be resolved on the '

@@ -23,6 +23,16 @@ from deployer.manifest.problems import Path, Problem
 _VAR = re.compile(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)")
 _QUOTED = re.compile(r'"([^"]*)"|\'([^\']*)\'|`([^`]*)`')
 BARE_MIN = 4  # shorter values are too likely to be ordinary words of the message
+# Values that tell nothing where they stand bare, and that messages use as words: a flag's
+# `true`, `default`, a path's `../` (no letter or digit). Quoted, they are still judged.
+_PLAIN_WORDS = frozenset(
+    {"true", "false", "yes", "no", "on", "off", "default", "none", "null", "always", "never"}
+)
+
+
+def _telling(value: str) -> bool:
+    """Whether a value standing bare in a message could tell something of a secret."""
+    return value.lower() not in _PLAIN_WORDS and any(c.isalnum() for c in value)
 
 
 def _at(data: Any, path: Path) -> Any:
@@ -96,7 +106,7 @@ class Scrubber:
         # what the manifest writes where it interpolates: quoted whole, it is shown as it is
         # (`"${SOCK}:/var/run/docker.sock"` keeps its target, though SOCK's value is that)
         self.written = {raw for _, raw in self.pairs}
-        self.bare = _bare_pattern(self.shown)
+        self.bare = _bare_pattern(v for v in self.shown if _telling(v))
 
     def text(self, text: str) -> str:
         if not self.pairs and not self.names:

@@ -1,6 +1,8 @@
 """Long-syntax mount options on the real engine, with Docker Compose v2 as the peer: a
-tmpfs mount's size and mode, and the host path of a bind mount that does not exist yet
-(created by the engine, as compose has it created, unless ``create_host_path: false``)."""
+tmpfs mount's size and mode, a bind's propagation (`private`: `rslave` and `rshared` need a
+host path on a shared mount, which this machine has not), and the host path of a bind
+mount that does not exist yet (created by the engine, as compose has it created, unless
+``create_host_path: false``)."""
 
 from __future__ import annotations
 
@@ -37,7 +39,7 @@ services:
         source: {short}
         target: /short
         consistency: cached
-      - {long}:/long:ro
+      - {long}:/long:ro,private
 """
 
 
@@ -45,7 +47,8 @@ services:
 def mounts_app(app: str, testenv: TestEnv, tmp_path: Path) -> Iterator[ComposeProject]:
     path = tmp_path / "app"
     path.mkdir()
-    host = tmp_path / "host"  # nothing of it exists yet: compose has the engine create it
+    host = tmp_path / "host"  # short does not exist yet: compose has the engine create it
+    (host / "long").mkdir(parents=True)  # with a propagation, compose would refuse it
     text = COMPOSE.format(short=host / "short", long=host / "long")
     (path / "docker-compose.yml").write_text(text)
     (path / ".env").write_text(f"COMPOSE_PROJECT_NAME={app}\nWEB_IMAGE={testenv.image_v1}\n")
@@ -79,11 +82,18 @@ def tmpfs_of(c: dict[str, object]) -> object:
     return [m.get("TmpfsOptions") for m in host["Mounts"] or [] if m["Type"] == "tmpfs"]
 
 
+def propagation(c: dict[str, object]) -> dict[str, str]:
+    mounts = c["Mounts"]
+    assert isinstance(mounts, list)
+    return {m["Destination"]: m["Propagation"] for m in mounts if m["Type"] == "bind"}
+
+
 def test_tmpfs_options_and_missing_bind_paths_as_compose_has_them(
     mounts_app: ComposeProject, h1: DockerHost, engine: docker.DockerClient, testenv: TestEnv
 ) -> None:
     before = web(engine, mounts_app.project)
     assert tmpfs_of(before) == [{"SizeBytes": 16 * MIB, "Mode": 0o1770}]
+    assert propagation(before) == {"/short": "rprivate", "/long": "private"}
 
     m = mounts_app.manifest()
     svc = m.service("web")
@@ -93,8 +103,13 @@ def test_tmpfs_options_and_missing_bind_paths_as_compose_has_them(
     image = engine.api.inspect_image(str(before["Image"]))
     driver = engine.api.info()["LoggingDriver"]
     scratch = next(v for v in svc.volumes if v.type == "tmpfs")
-    for changed in (replace(scratch, tmpfs_size=32 * MIB), replace(scratch, tmpfs_mode=0o1777)):
-        other = replace(svc, volumes=tuple(changed if v is scratch else v for v in svc.volumes))
+    long = next(v for v in svc.volumes if v.target == "/long")
+    for old, changed in (
+        (scratch, replace(scratch, tmpfs_size=32 * MIB)),
+        (scratch, replace(scratch, tmpfs_mode=0o1777)),
+        (long, replace(long, propagation="")),
+    ):
+        other = replace(svc, volumes=tuple(changed if v is old else v for v in svc.volumes))
         parts = adopt.config_parts(other, before, image, mounts_app.project, driver, {})
         assert adopt.differing(parts, other) == ["volumes"]
 
@@ -109,6 +124,7 @@ def test_tmpfs_options_and_missing_bind_paths_as_compose_has_them(
     after = web(engine, mounts_app.project)
     assert after["Id"] != before["Id"]
     assert tmpfs_of(after) == [{"SizeBytes": 16 * MIB, "Mode": 0o1770}]
+    assert propagation(after) == {"/short": "rprivate", "/long": "private"}
     assert (host / "short").is_dir() and (host / "long").is_dir()
     plan, _ = plan_of(h1, mounts_app.manifest())
     assert not plan.changes, actions(plan)

@@ -101,6 +101,7 @@ def test_bad_port(text: str) -> None:
         ("data:/data", Mount("volume", "/data", "data")),
         ("data:/data:ro", Mount("volume", "/data", "data", True)),
         ("/srv/x/../y:/y:rw", Mount("bind", "/y", "/srv/y")),
+        ("/:/host:ro,rslave", Mount("bind", "/host", "/", True, propagation="rslave")),
         ("/cache", Mount("volume", "/cache")),
     ],
 )
@@ -115,7 +116,8 @@ def test_volume_short(text: str, mount: Mount) -> None:
         ("~/data:/data", "relative"),
         ("data:rel", "absolute"),
         ("cache", "not a mount"),
-        ("a:/b:rshared", "not supported"),
+        ("a:/b:rshared", "applies to bind mounts"),
+        ("a:/b:rmaster", "not supported"),
         ("/srv:/b:nocopy", "applies to volumes"),
         ("a:/b:ro:x", "too many"),
         ("bad name!:/x", "not a volume name"),

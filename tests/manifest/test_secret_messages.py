@@ -216,3 +216,25 @@ def test_a_value_quoted_as_written_is_shown_as_written(tmp_path: pathlib.Path) -
     report = check_manifest(path, None, {"SOCK": "/var/run/docker.sock"})
     (problem,) = report.problems
     assert '"${SOCK}:/var/run/docker.sock:ro"' in problem.message, problem.render()
+
+
+def test_a_flag_or_a_bare_path_is_no_secret_to_hide_in_the_message_s_own_words(
+    tmp_path: pathlib.Path,
+) -> None:
+    """laradock's variables hold `true`, `default` and `../`: a message's own `true` (a
+    literal `privileged: true`) and its `[...]` stay as they are; a telling value is still
+    named, never shown."""
+    path = tmp_path / "deploy.yml"
+    path.write_text(
+        "app: shop\nenvironments:\n  production: {}\nservices:\n  web:\n"
+        "    image: registry.example.com/shop/web:1\n"
+        "    privileged: true\n"
+        '    environment: {A: "${FLAG}", B: "${MODE}", C: "${UP}", D: "${TOKEN}"}\n'
+        '    ports: ["${TOKEN}"]\n'
+    )
+    env = {"FLAG": "true", "MODE": "default", "UP": "../", "TOKEN": "Жs3cret"}
+    report = check_manifest(path, None, env)
+    text = "\n".join(p.render() for p in report.problems)
+    assert "privileged: true" in text and "allow: [...]" in text, text
+    assert "${FLAG}" not in text and "${UP}" not in text, text
+    assert "Ж" not in text and "s3cret" not in text, text

@@ -228,11 +228,12 @@ def read_mode(b: Builder, path: Path, raw: dict[str, Any], out: dict[str, Any]) 
             "use replicated (the default) or global",
         )
     elif b.engine != "swarm":
-        b.err(
+        b.warn(
             (*path, "mode"),
-            "deploy.mode: global runs one task per Swarm node; with engine: "
-            "container every host already runs the service",
-            "remove it (use replicas), or deploy this environment with engine: swarm",
+            "deploy.mode: global runs one task per Swarm node; with engine: container "
+            "every host of the environment runs the service (one container, as compose "
+            "runs it)",
+            "remove it, or deploy this environment with engine: swarm",
         )
     else:
         out["global_mode"] = True
@@ -250,13 +251,14 @@ def read_placement(b: Builder, path: Path, raw: dict[str, Any], out: dict[str, A
         return
     pp = (*path, "placement")
     if b.engine != "swarm":
-        b.err(
+        b.warn(
             pp,
-            "deploy.placement chooses Swarm nodes; with engine: container the "
-            "environment's hosts decide where the service runs",
+            "deploy.placement chooses Swarm nodes; with engine: container it is not used "
+            "(as compose does not use it): the environment's hosts decide where the "
+            "service runs",
             "remove it, or deploy this environment with engine: swarm",
-            key=True,
         )
+        return
     constraints = placement.get("constraints")
     if isinstance(constraints, list):
         out["placement_constraints"] = tuple(c for c in constraints if isinstance(c, str))

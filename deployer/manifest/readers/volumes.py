@@ -128,6 +128,13 @@ def mount_long(b: Builder, p: Path, item: dict[str, Any]) -> Mount | None:
     bind: dict[str, Any] = item["bind"] if isinstance(item.get("bind"), dict) else {}
     volume: dict[str, Any] = item["volume"] if isinstance(item.get("volume"), dict) else {}
     selinux = bind.get("selinux") if kind == "bind" else None
+    propagation = bind.get("propagation") if kind == "bind" else None
+    if propagation is not None and propagation not in parse.PROPAGATION:
+        b.err(
+            (*p, "bind", "propagation"),
+            f'"{propagation}" is not a bind propagation',
+            "use " + ", ".join(parse.PROPAGATION),
+        )
     tmpfs = tmpfs_options(b, (*p, "tmpfs"), item.get("tmpfs")) if kind == "tmpfs" else (0, 0)
     subpath = volume.get("subpath") if kind == "volume" else None
     if isinstance(subpath, str) and (subpath.startswith("/") or ".." in subpath.split("/")):
@@ -142,6 +149,7 @@ def mount_long(b: Builder, p: Path, item: dict[str, Any]) -> Mount | None:
         nocopy=kind == "volume" and volume.get("nocopy") is True,
         subpath=subpath if isinstance(subpath, str) else "",
         create_host_path=bind.get("create_host_path") is not False,
+        propagation=propagation if propagation in parse.PROPAGATION else "",
         tmpfs_size=tmpfs[0],
         tmpfs_mode=tmpfs[1],
     )
