@@ -4,6 +4,8 @@ adoption (compose 1.29 and v2), compose's keys, links and depends_on, and the ro
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,6 +38,41 @@ class ComposeProject:
 
     def manifest(self) -> Manifest:
         return load_manifest(self.path / "deploy.yml", ENV, {})
+
+    def set_env(self, **variables: str) -> None:
+        """The project's ``.env``: its name and ``variables`` (a new image, say)."""
+        lines = [f"COMPOSE_PROJECT_NAME={self.project}"]
+        lines += [f"{k}={v}" for k, v in variables.items()]
+        (self.path / ".env").write_text("\n".join(lines) + "\n")
+
+
+@contextmanager
+def compose_up(
+    app: str,
+    path: Path,
+    host: str,
+    compose: str,
+    variables: Mapping[str, str],
+    up: tuple[str, ...] = ("-d", "--wait"),
+    health_timeout: str = "60s",
+) -> Iterator[ComposeProject]:
+    """A Docker Compose v2 project ``app`` in ``path`` (the compose file, its ``.env`` and
+    the deploy.yml beside), started with ``docker compose up`` and taken down after."""
+    path.mkdir(parents=True, exist_ok=True)
+    (path / "docker-compose.yml").write_text(compose)
+    (path / "deploy.yml").write_text(
+        f"app: {app}\ncompose: [docker-compose.yml]\nenvironments:\n  {ENV}: {{}}\n"
+        f"rollout:\n  health_timeout: {health_timeout}\n  healthy_after: 1s\n"
+    )
+    project = ComposeProject(app, path, host)
+    project.set_env(**variables)
+    try:
+        project.compose("up", *up)
+        yield project
+    finally:
+        composev2.run(
+            ["-p", app, "down", "-v", "--timeout", "1"], cwd=path, docker_host=host, check=False
+        )
 
 
 def observe(h: DockerHost, m: Manifest) -> Observed:

@@ -16,8 +16,7 @@ import pytest
 from deployer import labels as L
 from deployer.docker import adopt
 from deployer.docker.host import DockerHost
-from tests import composev2
-from tests.docker.compose_app import ENV, ComposeProject, actions, deploy, plan_of
+from tests.docker.compose_app import ENV, ComposeProject, actions, compose_up, deploy, plan_of
 from tests.testenv import TestEnv
 
 pytestmark = pytest.mark.integration
@@ -45,28 +44,14 @@ services:
 
 @pytest.fixture
 def mounts_app(app: str, testenv: TestEnv, tmp_path: Path) -> Iterator[ComposeProject]:
-    path = tmp_path / "app"
-    path.mkdir()
     host = tmp_path / "host"  # short does not exist yet: compose has the engine create it
     (host / "long").mkdir(parents=True)  # with a propagation, compose would refuse it
-    text = COMPOSE.format(short=host / "short", long=host / "long")
-    (path / "docker-compose.yml").write_text(text)
-    (path / ".env").write_text(f"COMPOSE_PROJECT_NAME={app}\nWEB_IMAGE={testenv.image_v1}\n")
-    (path / "deploy.yml").write_text(
-        f"app: {app}\ncompose: [docker-compose.yml]\nenvironments:\n  {ENV}: {{}}\n"
-        "rollout:\n  health_timeout: 60s\n  healthy_after: 1s\n"
-    )
-    project = ComposeProject(app, path, testenv.engine_host)
-    try:
-        project.compose("up", "-d")
+    compose = COMPOSE.format(short=host / "short", long=host / "long")
+    variables = {"WEB_IMAGE": testenv.image_v1}
+    with compose_up(
+        app, tmp_path / "app", testenv.engine_host, compose, variables, ("-d",)
+    ) as project:
         yield project
-    finally:
-        composev2.run(
-            ["-p", app, "down", "--timeout", "1"],
-            cwd=path,
-            docker_host=testenv.engine_host,
-            check=False,
-        )
 
 
 def web(engine: docker.DockerClient, project: str) -> dict[str, object]:
@@ -117,9 +102,7 @@ def test_tmpfs_options_and_missing_bind_paths_as_compose_has_them(
     host = Path(str(next(v.source for v in svc.volumes if v.target == "/short"))).parent
     for d in ("short", "long"):
         (host / d).rmdir()
-    (mounts_app.path / ".env").write_text(
-        f"COMPOSE_PROJECT_NAME={mounts_app.project}\nWEB_IMAGE={testenv.image_v2}\n"
-    )
+    mounts_app.set_env(WEB_IMAGE=testenv.image_v2)
     deploy(h1, mounts_app.manifest())
     after = web(engine, mounts_app.project)
     assert after["Id"] != before["Id"]

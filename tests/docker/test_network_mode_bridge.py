@@ -11,8 +11,7 @@ import pytest
 
 from deployer import labels as L
 from deployer.docker.host import DockerHost
-from tests import composev2
-from tests.docker.compose_app import ENV, ComposeProject, actions, deploy, plan_of
+from tests.docker.compose_app import ComposeProject, actions, compose_up, deploy, plan_of
 from tests.testenv import TestEnv
 
 pytestmark = pytest.mark.integration
@@ -27,23 +26,9 @@ services:
 
 @pytest.fixture
 def bridged(app: str, testenv: TestEnv, tmp_path: Path) -> Iterator[ComposeProject]:
-    (tmp_path / "docker-compose.yml").write_text(COMPOSE)
-    (tmp_path / ".env").write_text(f"COMPOSE_PROJECT_NAME={app}\nWEB_IMAGE={testenv.image_v1}\n")
-    (tmp_path / "deploy.yml").write_text(
-        f"app: {app}\ncompose: [docker-compose.yml]\nenvironments:\n  {ENV}: {{}}\n"
-        "rollout:\n  health_timeout: 60s\n  healthy_after: 1s\n"
-    )
-    project = ComposeProject(app, tmp_path, testenv.engine_host)
-    try:
-        project.compose("up", "-d", "--wait")
+    variables = {"WEB_IMAGE": testenv.image_v1}
+    with compose_up(app, tmp_path, testenv.engine_host, COMPOSE, variables) as project:
         yield project
-    finally:
-        composev2.run(
-            ["-p", app, "down", "--timeout", "1"],
-            cwd=tmp_path,
-            docker_host=testenv.engine_host,
-            check=False,
-        )
 
 
 def running_web(engine: docker.DockerClient, project: str) -> dict[str, object]:
@@ -58,9 +43,7 @@ def test_the_default_bridge_is_adopted_and_kept(
     plan, _ = plan_of(h1, bridged.manifest())
     assert actions(plan) == {"web": ("unchanged", ("up to date",))}
 
-    (bridged.path / ".env").write_text(
-        f"COMPOSE_PROJECT_NAME={bridged.project}\nWEB_IMAGE={testenv.image_v2}\n"
-    )
+    bridged.set_env(WEB_IMAGE=testenv.image_v2)
     deploy(h1, bridged.manifest())
     after = running_web(engine, bridged.project)
     assert after["Id"] != before["Id"]

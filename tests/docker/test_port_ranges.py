@@ -17,8 +17,7 @@ import pytest
 from deployer import labels as L
 from deployer.docker import adopt
 from deployer.docker.host import DockerHost
-from tests import composev2
-from tests.docker.compose_app import ENV, ComposeProject, actions, deploy, plan_of
+from tests.docker.compose_app import ComposeProject, actions, compose_up, deploy, plan_of
 from tests.testenv import TestEnv
 
 pytestmark = pytest.mark.integration
@@ -36,23 +35,10 @@ services:
 @pytest.fixture
 def ranged(app: str, testenv: TestEnv, tmp_path: Path) -> Iterator[tuple[ComposeProject, int]]:
     first = 20000 + int(hashlib.sha256(app.encode()).hexdigest(), 16) % 2000 * 3
-    (tmp_path / "docker-compose.yml").write_text(COMPOSE.format(first=first, last=first + 2))
-    (tmp_path / ".env").write_text(f"COMPOSE_PROJECT_NAME={app}\nWEB_IMAGE={testenv.image_v1}\n")
-    (tmp_path / "deploy.yml").write_text(
-        f"app: {app}\ncompose: [docker-compose.yml]\nenvironments:\n  {ENV}: {{}}\n"
-        "rollout:\n  health_timeout: 60s\n  healthy_after: 1s\n"
-    )
-    project = ComposeProject(app, tmp_path, testenv.engine_host)
-    try:
-        project.compose("up", "-d", "--wait")
+    compose = COMPOSE.format(first=first, last=first + 2)
+    variables = {"WEB_IMAGE": testenv.image_v1}
+    with compose_up(app, tmp_path, testenv.engine_host, compose, variables) as project:
         yield project, first
-    finally:
-        composev2.run(
-            ["-p", app, "down", "--timeout", "1"],
-            cwd=tmp_path,
-            docker_host=testenv.engine_host,
-            check=False,
-        )
 
 
 def host_ports(engine: docker.DockerClient, app: str) -> dict[str, int]:
@@ -97,15 +83,11 @@ def test_a_range_is_adopted_and_each_update_binds_ports_of_it(
     parts = adopt.config_parts(wider, web, image, project.project, driver, m.engine_names())
     assert adopt.differing(parts, wider) == ["ports"]
 
-    (project.path / ".env").write_text(
-        f"COMPOSE_PROJECT_NAME={project.project}\nWEB_IMAGE={testenv.image_v2}\n"
-    )
+    project.set_env(WEB_IMAGE=testenv.image_v2)
     deploy(h1, project.manifest())
     after = host_ports(engine, project.project)
     running = {
-        cid: p
-        for cid, p in after.items()
-        if engine.api.inspect_container(cid)["State"]["Running"]
+        cid: p for cid, p in after.items() if engine.api.inspect_container(cid)["State"]["Running"]
     }
     assert len(running) == 2 and not set(running) & set(before)
     assert set(running.values()) <= in_range and len(set(running.values())) == 2

@@ -18,8 +18,7 @@ from deployer.context import Context
 from deployer.docker.host import DockerHost
 from deployer.docker.status import collect
 from deployer.rollout import PrintLog, Rollout
-from tests import composev2
-from tests.docker.compose_app import ENV, ComposeProject, actions, deploy, plan_of
+from tests.docker.compose_app import ComposeProject, actions, compose_up, deploy, plan_of
 from tests.testenv import TestEnv
 
 pytestmark = pytest.mark.integration
@@ -37,29 +36,13 @@ services:
 """
 
 
-def env(app: str, image: str, migration: str) -> str:
-    return f"COMPOSE_PROJECT_NAME={app}\nWEB_IMAGE={image}\nMIGRATION={migration}\n"
-
-
 @pytest.fixture
 def once_app(app: str, testenv: TestEnv, tmp_path: Path) -> Iterator[ComposeProject]:
-    (tmp_path / "docker-compose.yml").write_text(COMPOSE)
-    (tmp_path / ".env").write_text(env(app, testenv.image_v1, "echo migrated v1"))
-    (tmp_path / "deploy.yml").write_text(
-        f"app: {app}\ncompose: [docker-compose.yml]\nenvironments:\n  {ENV}: {{}}\n"
-        "rollout:\n  health_timeout: 20s\n  healthy_after: 1s\n"
-    )
-    project = ComposeProject(app, tmp_path, testenv.engine_host)
-    try:
-        project.compose("up", "-d", "--wait")
+    variables = {"WEB_IMAGE": testenv.image_v1, "MIGRATION": "echo migrated v1"}
+    with compose_up(
+        app, tmp_path, testenv.engine_host, COMPOSE, variables, health_timeout="20s"
+    ) as project:
         yield project
-    finally:
-        composev2.run(
-            ["-p", app, "down", "--timeout", "1"],
-            cwd=tmp_path,
-            docker_host=testenv.engine_host,
-            check=False,
-        )
 
 
 def containers(engine: docker.DockerClient, project: str, service: str) -> list[dict[str, str]]:
@@ -92,7 +75,7 @@ def test_a_run_once_service_is_adopted_done_and_runs_before_its_dependents(
         "web": ("unchanged", ("up to date",)),
     }
 
-    (once_app.path / ".env").write_text(env(once_app.project, testenv.image_v2, "echo v2"))
+    once_app.set_env(WEB_IMAGE=testenv.image_v2, MIGRATION="echo v2")
     deploy(h1, once_app.manifest())
     runs = containers(engine, once_app.project, "migrate")
     new = [c for c in runs if c["id"] != migration["id"]]
@@ -125,7 +108,7 @@ def test_a_failed_run_rolls_back_before_its_dependents_change(
     if migration.startswith("sleep"):
         text = (once_app.path / "deploy.yml").read_text()
         (once_app.path / "deploy.yml").write_text(text.replace("20s", "3s"))
-    (once_app.path / ".env").write_text(env(once_app.project, testenv.image_v2, migration))
+    once_app.set_env(WEB_IMAGE=testenv.image_v2, MIGRATION=migration)
     r = failed_deploy(h1, once_app)
     assert status in str(r.error)
     assert "migrate" in str(r.error)
@@ -163,15 +146,9 @@ def test_a_job_nothing_waits_for_may_exit_0_when_its_restart_policy_says_so(
     """kong's migrations and zammad's init (`restart: on-failure`), rocket.chat's permission
     fix (`restart: "no"`): compose runs them on `up` and nothing waits for them. Exit 0 is
     their success; a long-running service with the same policy is still gated on health."""
-    (tmp_path / "docker-compose.yml").write_text(MAY_EXIT)
-    (tmp_path / ".env").write_text(env(app, testenv.image_v1, ""))
-    (tmp_path / "deploy.yml").write_text(
-        f"app: {app}\ncompose: [docker-compose.yml]\nenvironments:\n  {ENV}: {{}}\n"
-        "rollout:\n  health_timeout: 20s\n  healthy_after: 1s\n"
-    )
-    project = ComposeProject(app, tmp_path, testenv.engine_host)
-    try:
-        project.compose("up", "-d")  # `--wait` fails on a container that exited, even 0
+    variables = {"WEB_IMAGE": testenv.image_v1}
+    # `--wait` fails on a container that exited, even 0
+    with compose_up(app, tmp_path, testenv.engine_host, MAY_EXIT, variables, ("-d",)) as project:
         for _ in range(100):
             jobs = containers(engine, app, "fix-permissions") + containers(
                 engine, app, "migrations"
@@ -191,7 +168,7 @@ def test_a_job_nothing_waits_for_may_exit_0_when_its_restart_policy_says_so(
             ("fix-permissions", "migrations", "web"), "unchanged"
         )
 
-        (tmp_path / ".env").write_text(env(app, testenv.image_v2, ""))
+        project.set_env(WEB_IMAGE=testenv.image_v2)
         deploy(h1, project.manifest())
         for service in ("fix-permissions", "migrations"):
             runs = containers(engine, app, service)
@@ -212,10 +189,3 @@ def test_a_job_nothing_waits_for_may_exit_0_when_its_restart_policy_says_so(
             "migrations": "completed",
             "web": "healthy",
         }
-    finally:
-        composev2.run(
-            ["-p", app, "down", "--timeout", "1"],
-            cwd=tmp_path,
-            docker_host=testenv.engine_host,
-            check=False,
-        )

@@ -14,8 +14,14 @@ import pytest
 
 from deployer import labels as L
 from deployer.docker.host import DockerHost
-from tests import composev2
-from tests.docker.compose_app import ENV, ComposeProject, actions, deploy, exec_out, plan_of
+from tests.docker.compose_app import (
+    ComposeProject,
+    actions,
+    compose_up,
+    deploy,
+    exec_out,
+    plan_of,
+)
 from tests.testenv import TestEnv
 
 pytestmark = pytest.mark.integration
@@ -35,23 +41,10 @@ services:
 
 @pytest.fixture
 def lent(app: str, testenv: TestEnv, tmp_path: Path) -> Iterator[ComposeProject]:
-    (tmp_path / "docker-compose.yml").write_text(COMPOSE)
-    (tmp_path / ".env").write_text(f"COMPOSE_PROJECT_NAME={app}\nWEB_IMAGE={testenv.image_v1}\n")
-    (tmp_path / "deploy.yml").write_text(
-        f"app: {app}\ncompose: [docker-compose.yml]\nenvironments:\n  {ENV}: {{}}\n"
-        "rollout:\n  health_timeout: 60s\n  healthy_after: 1s\n"
-    )
-    project = ComposeProject(app, tmp_path, testenv.engine_host)
-    try:
-        project.compose("up", "-d")  # `--wait` fails on the data container, which exits 0
+    variables = {"WEB_IMAGE": testenv.image_v1}
+    # `--wait` fails on the data container, which exits 0
+    with compose_up(app, tmp_path, testenv.engine_host, COMPOSE, variables, ("-d",)) as project:
         yield project
-    finally:
-        composev2.run(
-            ["-p", app, "down", "-v", "--timeout", "1"],
-            cwd=tmp_path,
-            docker_host=testenv.engine_host,
-            check=False,
-        )
 
 
 def running(engine: docker.DockerClient, project: str, service: str) -> list[str]:
@@ -77,9 +70,7 @@ def test_a_data_container_lends_its_volumes_across_a_deploy(
         "app": ("unchanged", ("up to date",)),
     }
 
-    (lent.path / ".env").write_text(
-        f"COMPOSE_PROJECT_NAME={lent.project}\nWEB_IMAGE={testenv.image_v2}\n"
-    )
+    lent.set_env(WEB_IMAGE=testenv.image_v2)
     plan, _ = plan_of(h1, lent.manifest())
     assert [w for w in plan.waves] == [("data",), ("app",)]
     deploy(h1, lent.manifest())
