@@ -18,7 +18,7 @@ from __future__ import annotations
 import copy
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from deployer.manifest import yamlpos
@@ -394,10 +394,13 @@ def _resolve_extends(doc: Doc, chain: tuple[str, ...] = ()) -> None:  # noqa: C9
         resolve(name, (name,))
 
 
-def _include(compose: Doc, merged: Doc, chain: tuple[str, ...]) -> None:  # noqa: C901, PLR0912 (compose include rules)
+def _include(  # noqa: C901, PLR0912 (compose include rules)
+    compose: Doc, merged: Doc, chain: tuple[str, ...], project_dir: str
+) -> None:
     """Top-level ``include:``: each entry's files (merged in order) are loaded as their own
     project, relative to the including file, and their resources added to the project; a
-    resource the including file defines as well is an error, as in compose."""
+    resource the including file defines as well is an error, as in compose. An included
+    file's relative paths are its own directory's, or ``project_directory``'s."""
     entries = compose.data.pop("include", None)
     if entries is None:
         return
@@ -418,13 +421,12 @@ def _include(compose: Doc, merged: Doc, chain: tuple[str, ...]) -> None:  # noqa
             continue
         if isinstance(item, dict):
             for key in item:
-                if key != "path":
+                if key not in ("path", "project_directory"):
                     compose.problems.append(
                         compose.problem(
                             (*at, key),
                             f"`include.{key}` is not supported yet",
-                            "remove it: included files are read relative to their own "
-                            "directory, with the project's variables",
+                            "remove it: included files are read with the project's variables",
                             key=True,
                         )
                     )
@@ -454,8 +456,11 @@ def _include(compose: Doc, merged: Doc, chain: tuple[str, ...]) -> None:  # noqa
                 continue
             _check_top(sub)
             if isinstance(sub.data, dict):
-                _include(sub, part, chain)
+                _include(sub, part, chain, project_dir)
                 _resolve_extends(sub)
+                given = item.get("project_directory") if isinstance(item, dict) else None
+                base = os.path.join(here, given) if isinstance(given, str) else None
+                _rebase_included(sub, os.path.normpath(base or os.path.dirname(full)), project_dir)
                 for section in SECTIONS:
                     if isinstance(sub.data.get(section), dict):
                         merge(part, (section,), sub, (section,))
@@ -474,6 +479,50 @@ def _include(compose: Doc, merged: Doc, chain: tuple[str, ...]) -> None:  # noqa
                     )
             if part.data[section]:
                 merge(merged, (section,), part, (section,))
+
+
+def _rebase_included(doc: Doc, base: str, project_dir: str) -> None:
+    """An included file's relative bind sources and build contexts are its ``base``'s (its
+    directory, or the include's ``project_directory``); the pipeline reads them from the
+    project directory, so they are rewritten relative to it (``./conf/x`` of ``sub/`` is
+    ``./sub/conf/x``). An ``env_file`` is read from the file's own directory: rewritten
+    relative to it when the base is another."""
+    if not isinstance(doc.data, dict):
+        return
+    file_dir = os.path.dirname(os.path.abspath(doc.file))
+
+    def moved(rel: str, to: str) -> str:
+        if os.path.isabs(rel) or rel.startswith("~"):
+            return rel
+        out = os.path.relpath(os.path.join(base, rel), to)
+        return out if out.startswith(".") else f"./{out}"  # still a path, never a name
+
+    services = doc.data.get("services")
+    for raw in services.values() if isinstance(services, dict) else ():
+        if not isinstance(raw, dict):
+            continue
+        volumes = raw.get("volumes")
+        for i, item in enumerate(volumes if isinstance(volumes, list) else []):
+            if isinstance(item, str) and item.startswith("."):
+                src, sep, rest = item.partition(":")
+                volumes[i] = moved(src, project_dir) + sep + rest  # type: ignore[index]
+            elif isinstance(item, dict) and str(item.get("source", "")).startswith("."):
+                item["source"] = moved(item["source"], project_dir)
+        build = raw.get("build")
+        if isinstance(build, str) and not _REMOTE.match(build):
+            raw["build"] = moved(build, project_dir)
+        elif isinstance(build, dict) and not _REMOTE.match(str(build.get("context", "."))):
+            build["context"] = moved(str(build.get("context", ".")), project_dir)
+        if base != file_dir:
+            _move_env_files(raw, lambda rel: moved(rel, file_dir))
+    for section in ("configs", "secrets"):
+        top = doc.data.get(section)
+        for spec in top.values() if isinstance(top, dict) else ():
+            if isinstance(spec, dict) and isinstance(spec.get("file"), str):
+                spec["file"] = moved(spec["file"], project_dir)
+
+
+_REMOTE = re.compile(r"^(?:[a-z]+://|git@)")  # a build context that is a git URL
 
 
 def _profile(text: str, lookup: Mapping[str, str]) -> str:
@@ -648,7 +697,7 @@ def merge_compose(doc: Doc, environ: Mapping[str, str]) -> None:  # noqa: C901, 
         doc.compose_files.append(shown)
         _check_top(compose)
         if isinstance(compose.data, dict):
-            _include(compose, merged, ())
+            _include(compose, merged, (), project_dir)
             _resolve_extends(compose)
             _rebase(compose, os.path.dirname(os.path.abspath(shown)), project_dir)
             _deployer_files(doc, compose, os.path.dirname(os.path.abspath(shown)), project_dir)
@@ -751,12 +800,18 @@ def _rebase(doc: Doc, file_dir: str, project_dir: str) -> None:
 
     services = doc.data.get("services")
     for raw in services.values() if isinstance(services, dict) else ():
-        env_file = raw.get("env_file") if isinstance(raw, dict) else None
-        if isinstance(env_file, str):
-            raw["env_file"] = moved(env_file)
-        elif isinstance(env_file, list):
-            for i, item in enumerate(env_file):
-                if isinstance(item, str):
-                    env_file[i] = moved(item)
-                elif isinstance(item, dict) and isinstance(item.get("path"), str):
-                    item["path"] = moved(item["path"])
+        if isinstance(raw, dict):
+            _move_env_files(raw, moved)
+
+
+def _move_env_files(raw: dict[str, Any], moved: Callable[[str], str]) -> None:
+    """A service's ``env_file`` paths, each through ``moved``."""
+    env_file = raw.get("env_file")
+    if isinstance(env_file, str):
+        raw["env_file"] = moved(env_file)
+    elif isinstance(env_file, list):
+        for i, item in enumerate(env_file):
+            if isinstance(item, str):
+                env_file[i] = moved(item)
+            elif isinstance(item, dict) and isinstance(item.get("path"), str):
+                item["path"] = moved(item["path"])

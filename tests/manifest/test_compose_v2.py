@@ -485,6 +485,65 @@ def test_include(tmp_path: Path, home: Path) -> None:
     assert [v.name for v in mine.volumes] == ["data"]
 
 
+def test_an_included_file_s_paths_are_its_directory_s_or_its_project_directory_s(
+    tmp_path: Path, home: Path
+) -> None:
+    """`./conf/app.ini` in `api/compose.yaml` is `api/conf/app.ini` (it was read from the
+    project's directory: a missing path, so a data volume); with laradock's
+    `project_directory: .` the included file's paths are the project's."""
+    project = tmp_path / "app"
+    write(
+        project,
+        {
+            "compose.yaml": """\
+            include:
+              - api/compose.yaml
+              - path: worker/compose.yml
+                project_directory: .
+            services:
+              web: {image: "web:1"}
+            """,
+            "api/compose.yaml": """\
+            services:
+              api:
+                image: api:1
+                build: {context: ., dockerfile: Dockerfile}
+                env_file: [api.env]
+                volumes:
+                  - ./conf/app.ini:/etc/app.ini:ro
+                  - {type: bind, source: ./static, target: /static, read_only: true}
+            """,
+            "api/api.env": "FROM=api-dir\n",
+            "api/conf/app.ini": "[app]\n",
+            "api/static/index.html": "hi\n",
+            "api/Dockerfile": "FROM scratch\n",
+            "worker/compose.yml": """\
+            services:
+              worker:
+                image: worker:1
+                build: ./worker
+                env_file: [shared.env]
+                volumes: [./shared/jobs.yml:/etc/jobs.yml:ro]
+            """,
+            "worker/Dockerfile": "FROM scratch\n",
+            "shared.env": "FROM=project-dir\n",
+            "shared/jobs.yml": "jobs: []\n",
+        },
+    )
+    theirs = compose_config(project, [], {}, home)
+    mine = deployer(tmp_path, "app/compose.yaml", {})
+    same(mine, theirs)
+    api, worker = mine.service("api"), mine.service("worker")
+    assert {f.name: f.source for f in api.files} == {
+        "./api/conf/app.ini": str(project / "api/conf/app.ini"),
+        "./api/static": str(project / "api/static"),
+    }
+    assert {f.name for f in worker.files} == {"./shared/jobs.yml"}
+    assert api.build is not None and Path(api.build.context) == project / "api"
+    assert worker.build is not None and Path(worker.build.context) == project / "worker"
+    assert (api.env_dict, worker.env_dict) == ({"FROM": "api-dir"}, {"FROM": "project-dir"})
+
+
 def test_include_conflict_refused_as_compose_refuses_it(tmp_path: Path, home: Path) -> None:
     project = tmp_path / "app"
     write(
