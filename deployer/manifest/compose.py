@@ -421,15 +421,16 @@ def _include(  # noqa: C901, PLR0912 (compose include rules)
             continue
         if isinstance(item, dict):
             for key in item:
-                if key not in ("path", "project_directory"):
+                if key not in ("path", "project_directory", "env_file"):
                     compose.problems.append(
                         compose.problem(
                             (*at, key),
                             f"`include.{key}` is not supported yet",
-                            "remove it: included files are read with the project's variables",
+                            "remove it",
                             key=True,
                         )
                     )
+        env = _include_env(compose, at, item.get("env_file") if isinstance(item, dict) else None)
         part = Doc(compose.file, {s: {} for s in SECTIONS})
         for j, rel in enumerate(paths):
             full = os.path.normpath(os.path.join(here, rel))
@@ -479,6 +480,31 @@ def _include(  # noqa: C901, PLR0912 (compose include rules)
                     )
             if part.data[section]:
                 merge(merged, (section,), part, (section,))
+            for key in part.data[section]:  # the entry's env file, under a nested one's
+                scoped = {**env, **part.scoped_env.get((section, key), {})}
+                if scoped:
+                    merged.scoped_env[(section, key)] = scoped
+
+
+def _include_env(compose: Doc, at: Path, raw: Any) -> dict[str, str]:
+    """An include's ``env_file`` (a path or a list, relative to the including file): the
+    variables its files are interpolated with, below every other source, as compose reads
+    them."""
+    files = [raw] if isinstance(raw, str) else raw if isinstance(raw, list) else []
+    out: dict[str, str] = {}
+    for j, rel in enumerate(files):
+        where: Path = (*at, "env_file") if isinstance(raw, str) else (*at, "env_file", j)
+        full = os.path.normpath(os.path.join(os.path.dirname(compose.file), str(rel)))
+        if not os.path.isfile(full):
+            compose.problems.append(
+                compose.problem(where, f'env file "{rel}" not found (looked at {full})')
+            )
+            continue
+        try:
+            out.update(read_dotenv(full, out))
+        except FileRefused as e:
+            compose.problems.append(compose.problem(where, f'env file "{rel}" {e}'))
+    return out
 
 
 def _rebase_included(doc: Doc, base: str, project_dir: str) -> None:
@@ -709,6 +735,7 @@ def merge_compose(doc: Doc, environ: Mapping[str, str]) -> None:  # noqa: C901, 
                     merge(merged, (section,), compose, (section,))
         doc.problems.extend(compose.problems)
     _apply_profiles(merged, profiles, cenv)
+    doc.scoped_env.update(merged.scoped_env)
     doc.problems.extend(merged.problems)
     for section in SECTIONS:
         if isinstance(data.get(section), dict):

@@ -188,7 +188,8 @@ def _interpolate_tree(  # noqa: C901 (one walk, key rules)
                     continue
                 if len(sub) == 3 and sub[:2] == ("environments", env_name) and key == "variables":
                     continue
-                node[key] = walk(node[key], sub, lookup)
+                scoped = doc.scoped_env.get(sub) if len(sub) == 2 else None
+                node[key] = walk(node[key], sub, {**scoped, **lookup} if scoped else lookup)
         return node
 
     variables: dict[str, str] = {}
@@ -223,6 +224,8 @@ def _interpolate_tree(  # noqa: C901 (one walk, key rules)
         **builtin_variables(env_name),
     }
     walk(data, (), lookup)
+    # the include env files' values too, below all: what the scrubber may name
+    lookup = {k: v for scoped in doc.scoped_env.values() for k, v in scoped.items()} | lookup
     for var, paths in undefined.items():
         places = []
         for p in dict.fromkeys(paths):

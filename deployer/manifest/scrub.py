@@ -75,6 +75,20 @@ def _path_value(value: str) -> str:
     return stripped if stripped and stripped != value else value
 
 
+def _keys(tree: Any) -> set[str]:
+    """Every mapping key of ``tree`` (a YAML document's plain data)."""
+    out: set[str] = set()
+    stack = [tree]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            out.update(k for k in node if isinstance(k, str))
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return out
+
+
 class Scrubber:
     """Built once per environment from the written tree, the interpolated tree, the paths
     that were interpolated and the variables they could read."""
@@ -106,6 +120,9 @@ class Scrubber:
         # what the manifest writes where it interpolates: quoted whole, it is shown as it is
         # (`"${SOCK}:/var/run/docker.sock"` keeps its target, though SOCK's value is that)
         self.written = {raw for _, raw in self.pairs}
+        # the manifest's own names (services, volumes, keys): quoted, a message names them
+        # (`service "mailer"`), never a secret though a value holds them (`mail`)
+        self.names_written = _keys(written)
         self.bare = _bare_pattern(v for v in self.shown if _telling(v))
 
     def text(self, text: str) -> str:
@@ -114,7 +131,7 @@ class Scrubber:
 
         def quoted(m: re.Match[str]) -> str:
             seg = next(g for g in m.groups() if g is not None)
-            if seg in self.written:
+            if seg in self.written or seg in self.names_written:
                 return m.group(0)  # the manifest's own text, quoted as written
             for value, raw in self.pairs:
                 if seg == value:

@@ -91,6 +91,8 @@ class Doc:
     compose_project: str | None = None  # set when services come from compose files
     compose_files: list[str] = field(default_factory=list)
     compose_dotenv: dict[str, str] = field(default_factory=dict)  # the project's .env
+    # an include's env_file, per resource it brought ((section, name) -> variables)
+    scoped_env: dict[Path, dict[str, str]] = field(default_factory=dict)
     tags: dict[Path, str] = field(default_factory=dict)  # values tagged !reset / !override
 
     def pos(self, path: Path, *, key: bool = False) -> Pos:

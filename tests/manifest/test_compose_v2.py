@@ -544,6 +544,40 @@ def test_an_included_file_s_paths_are_its_directory_s_or_its_project_directory_s
     assert (api.env_dict, worker.env_dict) == ({"FROM": "api-dir"}, {"FROM": "project-dir"})
 
 
+@pytest.mark.parametrize("environ", [{}, {"A": "from-ci"}])
+def test_an_include_s_env_file_interpolates_its_files_below_every_other_source(
+    tmp_path: Path, home: Path, environ: dict[str, str]
+) -> None:
+    """laradock's `env_file: ./adminer/defaults.env`: its variables fill the included file
+    only, below the project's .env and the CI variables."""
+    project = tmp_path / "app"
+    write(
+        project,
+        {
+            "compose.yaml": """\
+            include:
+              - path: sub/compose.yaml
+                env_file: sub/defaults.env
+            services:
+              web: {image: "web:${A:-none}", environment: {B: "${B:-unset}"}}
+            """,
+            "sub/compose.yaml": """\
+            services:
+              api:
+                image: "api:${A:-none}"
+                environment: {B: "${B:-unset}", C: "${C:-unset}"}
+            """,
+            "sub/defaults.env": "A=from-include\nB=from-include\n",
+            ".env": "A=from-dotenv\nC=from-dotenv\n",
+        },
+    )
+    theirs = compose_config(project, [], environ, home)
+    mine = deployer(tmp_path, "app/compose.yaml", environ)
+    same(mine, theirs)
+    assert mine.service("api").env_dict == {"B": "from-include", "C": "from-dotenv"}
+    assert mine.service("web").env_dict == {"B": "unset"}
+
+
 def test_include_conflict_refused_as_compose_refuses_it(tmp_path: Path, home: Path) -> None:
     project = tmp_path / "app"
     write(

@@ -238,3 +238,20 @@ def test_a_flag_or_a_bare_path_is_no_secret_to_hide_in_the_message_s_own_words(
     assert "privileged: true" in text and "allow: [...]" in text, text
     assert "${FLAG}" not in text and "${UP}" not in text, text
     assert "Ж" not in text and "s3cret" not in text, text
+
+
+def test_the_manifest_s_own_names_are_shown_though_a_value_holds_them(
+    tmp_path: pathlib.Path,
+) -> None:
+    """laradock: `service "mailer"` read `service "${MAILU_DMARC_RUF}er"` because a
+    variable's value was `mail`. A service's name is the manifest's own word."""
+    path = tmp_path / "deploy.yml"
+    path.write_text(
+        "app: shop\nenvironments:\n  production: {}\nservices:\n"
+        '  mailer: {image: "registry.example.com/shop/mail:1", ports: ["8025:8025"]}\n'
+        '  webmail:\n    image: "registry.example.com/shop/web:1"\n    ports: ["8025:80"]\n'
+        '    environment: {A: "${MAIL}", B: "${SITES}"}\n'
+    )
+    report = check_manifest(path, None, {"MAIL": "mail", "SITES": "/srv/webmail/sites"})
+    (problem,) = report.problems
+    assert 'already published by service "mailer"' in problem.message, problem.render()
