@@ -14,7 +14,9 @@ import pytest
 
 from deployer import labels as L
 from deployer.docker.host import DockerHost
+from deployer.manifest import load_manifest
 from tests.docker.compose_app import (
+    ENV,
     ComposeProject,
     actions,
     compose_up,
@@ -84,3 +86,49 @@ def test_a_data_container_lends_its_volumes_across_a_deploy(
     assert data["State"]["Status"] == "exited" and data["State"]["ExitCode"] == 0
     plan, _ = plan_of(h1, lent.manifest())
     assert not plan.changes, actions(plan)
+
+
+def test_the_volumes_of_a_container_of_the_host(
+    app: str, h1: DockerHost, engine: docker.DockerClient, testenv: TestEnv, tmp_path: Path
+) -> None:
+    """`volumes_from: ["container:NAME:ro"]`: a container the host runs outside the app
+    lends its volumes, read-only as written."""
+    holder = engine.containers.run(
+        testenv.image_v1,
+        ["sh", "-c", "echo shared > /srv/tools/note; sleep 600"],
+        name=f"{app}-holder",
+        volumes=[f"{app}-tools:/srv/tools"],
+        detach=True,
+    )
+    try:
+        for _ in range(50):
+            if exec_ok(engine, holder.id):
+                break
+            time.sleep(0.1)
+        (tmp_path / "deploy.yml").write_text(
+            f"app: {app}\nenvironments:\n  {ENV}: {{}}\n"
+            "rollout:\n  health_timeout: 60s\n  healthy_after: 1s\n"
+            f"services:\n  web:\n    image: {testenv.image_v1}\n"
+            f"    volumes_from: ['container:{app}-holder:ro']\n"
+        )
+        m = load_manifest(tmp_path / "deploy.yml", ENV, {})
+        assert m.service("web").volumes_from == (f"container:{app}-holder:ro",)
+        deploy(h1, m)
+        (web,) = engine.api.containers(filters={"label": f"{L.APP}={app}"})
+        assert exec_out(engine, web["Id"], "cat", "/srv/tools/note") == "shared"
+        (mount,) = [
+            m
+            for m in engine.api.inspect_container(web["Id"])["Mounts"]
+            if m["Destination"] == "/srv/tools"
+        ]
+        assert mount["RW"] is False
+    finally:
+        for c in engine.api.containers(all=True, filters={"label": f"{L.APP}={app}"}):
+            engine.api.remove_container(c["Id"], force=True)  # they hold the volume too
+        holder.remove(force=True)
+        engine.volumes.get(f"{app}-tools").remove(force=True)
+
+
+def exec_ok(engine: docker.DockerClient, cid: str) -> bool:
+    res = engine.containers.get(cid).exec_run(["cat", "/srv/tools/note"])
+    return bool(res.exit_code == 0)
