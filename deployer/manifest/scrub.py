@@ -123,7 +123,10 @@ class Scrubber:
         # the manifest's own names (services, volumes, keys): quoted, a message names them
         # (`service "mailer"`), never a secret though a value holds them (`mail`)
         self.names_written = _keys(written)
-        self.bare = _bare_pattern(v for v in self.shown if _telling(v))
+        # a bare value that is one of the manifest's names (`app`) is the message's word
+        self.bare = _bare_pattern(
+            v for v in self.shown if _telling(v) and v not in self.names_written
+        )
 
     def text(self, text: str) -> str:
         if not self.pairs and not self.names:

@@ -255,3 +255,20 @@ def test_the_manifest_s_own_names_are_shown_though_a_value_holds_them(
     report = check_manifest(path, None, {"MAIL": "mail", "SITES": "/srv/webmail/sites"})
     (problem,) = report.problems
     assert 'already published by service "mailer"' in problem.message, problem.render()
+
+
+def test_a_value_that_is_one_of_the_manifest_s_names_is_left_in_the_message_s_words(
+    tmp_path: pathlib.Path,
+) -> None:
+    """full-stack-fastapi's POSTGRES_DB=app: the fix's own "if this app really needs it"
+    read "if this ${POSTGRES_DB} really needs it" (`app` is a key of every manifest)."""
+    path = tmp_path / "deploy.yml"
+    path.write_text(
+        "app: shop\nenvironments:\n  production: {}\nservices:\n  web:\n"
+        "    image: registry.example.com/shop/web:1\n"
+        '    environment: {DB: "${POSTGRES_DB}"}\n'
+        '    volumes: ["/var/run/docker.sock:/var/run/docker.sock"]\n'
+    )
+    report = check_manifest(path, None, {"POSTGRES_DB": "app"})
+    (problem,) = report.problems
+    assert "if this app really needs it" in problem.render(), problem.render()
