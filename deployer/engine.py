@@ -57,6 +57,14 @@ class HealthOutcome:
     seconds: float = 0.0
 
 
+COMPLETED = "completed (exit 0)"  # the status of a run that ended as it should
+
+
+def exited(code: object) -> str:
+    """The status of a container that exited with ``code``."""
+    return f"exited (code {code})"
+
+
 @dataclass(frozen=True)
 class TaskOutcome:
     exit_code: int

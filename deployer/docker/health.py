@@ -26,7 +26,7 @@ import docker.errors
 
 from deployer.apispec import NS
 from deployer.docker.containers import logs, wrapped
-from deployer.engine import HealthOutcome
+from deployer.engine import COMPLETED, HealthOutcome, exited
 
 POLL = 0.25
 FIRST_POLL = 0.05  # a container that is ready at once is seen at once: 0.05, 0.1, 0.2, 0.25 s
@@ -49,7 +49,7 @@ def snapshot(info: dict[str, Any]) -> HealthOutcome:
     if state.get("Restarting"):
         return HealthOutcome(False, "restarting", _health_log(state))
     if not state.get("Running"):
-        return HealthOutcome(False, f"exited (code {state.get('ExitCode')})", _health_log(state))
+        return HealthOutcome(False, exited(state.get("ExitCode")), _health_log(state))
     if health:
         status = str(health.get("Status") or "starting")
         return HealthOutcome(status == "healthy", status, _health_log(state))
@@ -202,8 +202,8 @@ def wait_completed(
         if not state.get("Running") and not state.get("Restarting"):
             code = state.get("ExitCode")
             if code == 0:
-                return HealthOutcome(True, "completed (exit 0)", "", elapsed)
-            return _failed(client, host, container_id, f"exited (code {code})", "", elapsed)
+                return HealthOutcome(True, COMPLETED, "", elapsed)
+            return _failed(client, host, container_id, exited(code), "", elapsed)
         if elapsed >= timeout:
             status = f"timeout (still running after {timeout:g}s)"
             return _failed(client, host, container_id, status, "", elapsed)
@@ -254,7 +254,7 @@ def watch(
                 streak[cid] = 0
             look = snapshot(info)
             elapsed = seconds - max(deadline - clock(), 0.0)
-            if exit_ok and look.status == "exited (code 0)":
+            if exit_ok and look.status == exited(0):
                 container_ids.remove(cid)  # done: a run that ended as it should
                 continue
             if (restarts, state.get("StartedAt")) != first[cid] or look.status == "restarting":

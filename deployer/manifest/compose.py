@@ -431,6 +431,8 @@ def _include(  # noqa: C901, PLR0912 (compose include rules)
                         )
                     )
         env = _include_env(compose, at, item.get("env_file") if isinstance(item, dict) else None)
+        given = item.get("project_directory") if isinstance(item, dict) else None
+        base = os.path.normpath(os.path.join(here, given)) if isinstance(given, str) else None
         part = Doc(compose.file, {s: {} for s in SECTIONS})
         for j, rel in enumerate(paths):
             full = os.path.normpath(os.path.join(here, rel))
@@ -459,9 +461,7 @@ def _include(  # noqa: C901, PLR0912 (compose include rules)
             if isinstance(sub.data, dict):
                 _include(sub, part, chain, project_dir)
                 _resolve_extends(sub)
-                given = item.get("project_directory") if isinstance(item, dict) else None
-                base = os.path.join(here, given) if isinstance(given, str) else None
-                _rebase_included(sub, os.path.normpath(base or os.path.dirname(full)), project_dir)
+                _rebase_included(sub, base or os.path.dirname(full), project_dir)
                 for section in SECTIONS:
                     if isinstance(sub.data.get(section), dict):
                         merge(part, (section,), sub, (section,))
@@ -518,10 +518,7 @@ def _rebase_included(doc: Doc, base: str, project_dir: str) -> None:
     file_dir = os.path.dirname(os.path.abspath(doc.file))
 
     def moved(rel: str, to: str) -> str:
-        if os.path.isabs(rel) or rel.startswith("~"):
-            return rel
-        out = os.path.relpath(os.path.join(base, rel), to)
-        return out if out.startswith(".") else f"./{out}"  # still a path, never a name
+        return _relative(rel, base, to)
 
     services = doc.data.get("services")
     for raw in services.values() if isinstance(services, dict) else ():
@@ -821,14 +818,22 @@ def _rebase(doc: Doc, file_dir: str, project_dir: str) -> None:
         return
 
     def moved(rel: str) -> str:
-        if os.path.isabs(rel) or rel.startswith("~"):
-            return rel
-        return os.path.relpath(os.path.join(project_dir, rel), file_dir)
+        return _relative(rel, project_dir, file_dir)
 
     services = doc.data.get("services")
     for raw in services.values() if isinstance(services, dict) else ():
         if isinstance(raw, dict):
             _move_env_files(raw, moved)
+
+
+def _relative(rel: str, base: str, to: str) -> str:
+    """``rel``, a path relative to ``base``, as a path relative to ``to``; an absolute or
+    home path stays as it is. It keeps a leading ``./``: `config/x.yml` would read as a
+    volume name."""
+    if os.path.isabs(rel) or rel.startswith("~"):
+        return rel
+    out = os.path.relpath(os.path.join(base, rel), to)
+    return out if out.startswith(".") else f"./{out}"
 
 
 def _move_env_files(raw: dict[str, Any], moved: Callable[[str], str]) -> None:

@@ -11,7 +11,14 @@ from dataclasses import dataclass
 from functools import partial
 
 from deployer import labels as L
-from deployer.engine import HealthOutcome, kept_name, next_name, service_networks
+from deployer.engine import (
+    COMPLETED,
+    HealthOutcome,
+    exited,
+    kept_name,
+    next_name,
+    service_networks,
+)
 from deployer.manifest.model import Service
 from deployer.plan import ObservedContainer, Step
 from deployer.releases import merge_request_text
@@ -93,8 +100,8 @@ def gate(r: RunState, host: str, svc: Service, cid: str, item: Item) -> None:
         hc = svc.healthcheck
         start_interval = hc.start_interval if hc is not None else None
         out = engine.wait_healthy(cid, pol.health_timeout, pol.healthy_after, start_interval)
-        if svc.may_exit and not out.healthy and out.status == "exited (code 0)":
-            out = HealthOutcome(True, "completed (exit 0)", "", out.seconds)  # as it may
+        if svc.may_exit and not out.healthy and out.status == exited(0):
+            out = HealthOutcome(True, COMPLETED, "", out.seconds)  # as it may
     if not out.healthy:
         detail = out.detail.strip()
         r.line(f"{item.canonical}: new container is {out.status}", host)
