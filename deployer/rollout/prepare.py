@@ -9,7 +9,7 @@ from functools import partial
 
 from deployer import labels as L
 from deployer.engine import service_networks
-from deployer.errors import DeployerError
+from deployer.errors import Blocked, DeployerError
 from deployer.manifest.model import RegistryAuth, Task
 from deployer.plan import Action, Leftover
 from deployer.result import StepStatus
@@ -20,7 +20,10 @@ from deployer.rollout.strategies import labels
 def cleanup(r: RunState) -> None:
     """Under the lock, before any change: what an interrupted deploy left behind.
 
-    Listed again now that no other deploy can run: current containers get back the
+    Listed again now that no other deploy can run. First, a run of a service that runs
+    once (a migration) that the interrupted deploy started and that is still at work is
+    waited for, never cut short: if it still runs after ``rollout.health_timeout``, the
+    deploy stops here (exit 4), nothing touched. Then current containers get back the
     aliases an interrupted drain took; leftovers leave the aliases, are drained, and
     are removed (a kept container of a release is stopped, not removed). Nothing of
     this is undone by a rollback: none of it belongs to a release.
@@ -41,8 +44,36 @@ def cleanup(r: RunState) -> None:
         r.done(rec, detail=", ".join(c.name for c in found))
 
 
+def _let_runs_finish(r: RunState, host: str, found: Sequence[Leftover]) -> None:
+    """Wait for each run of a run-once service still at work (a migration killed midway
+    can leave data half changed; removing it would kill it): it ends as it ends, the
+    deploy then runs its own. Blocked when one still runs after the health timeout."""
+    engine = r.hosts[host]
+    timeout = r.manifest.rollout.health_timeout
+    for lo in found:
+        known = lo.service in r.manifest.service_names
+        if not (lo.running and known and r.manifest.service(lo.service).completes):
+            continue
+        r.line(
+            f"cleanup: {lo.name} is a run of {lo.service} an interrupted deploy started, still "
+            f"at work: waiting until it exits (up to {timeout:g}s)",
+            host,
+        )
+        out = engine.wait_completed(lo.id, timeout)
+        if out.healthy or not out.status.startswith("timeout"):
+            r.line(f"cleanup: {lo.name} {out.status} after {out.seconds:.1f}s", host)
+            continue
+        raise Blocked(
+            f"{host}: {lo.name}, a run of {lo.service} started by an interrupted deploy, is "
+            f"still running after {timeout:g}s; it is left at work",
+            hint=f"deploy again once it has exited (`deployer logs {lo.service}` follows it), "
+            "or stop it if it must not finish",
+        )
+
+
 def _clean_host(r: RunState, host: str, found: Sequence[Leftover]) -> None:
     engine = r.hosts[host]
+    _let_runs_finish(r, host, found)
     for c in r.observed[host].containers:
         if not c.running or c.service not in r.manifest.service_names:
             continue
