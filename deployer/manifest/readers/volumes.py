@@ -56,10 +56,24 @@ def in_checkout(b: Builder, source: str) -> str | None:
     return "./" + posixpath.relpath(path, base)
 
 
+def spelled_relative(source: str, *, long_bind: bool) -> str:
+    """A host path compose resolves in the project directory though it does not start
+    with ``./``: any short-syntax source that starts with a dot (``.psqlrc``), and a
+    long-syntax bind's source that is neither absolute nor in a home (``conf/app.ini``).
+    Written with ``./`` so that it is read as every other file of the checkout."""
+    if source.startswith("/") or R.is_local_source(source) or not source:
+        return source
+    if source.startswith(".") or long_bind:
+        return "./" + source
+    return source
+
+
 def one(b: Builder, p: Path, item: Any) -> Mount | FileMount | None:
     if isinstance(item, str):
         source, sep, rest = item.partition(":")
         rel = in_checkout(b, source) if sep else None
+        if rel is None and sep:
+            rel = spelled_relative(source, long_bind=False)
         if rel is not None:
             item = f"{rel}:{rest}"
         if R.is_local_source(item.partition(":")[0]):
@@ -70,6 +84,8 @@ def one(b: Builder, p: Path, item: Any) -> Mount | FileMount | None:
     src = item.get("source")
     if isinstance(src, str):
         src = in_checkout(b, src) or src
+        if item.get("type") == "bind":
+            src = spelled_relative(src, long_bind=True)
     if (
         item.get("type") == "bind"
         and isinstance(src, str)
