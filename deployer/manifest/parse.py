@@ -72,14 +72,15 @@ def size(value: object) -> int:
 
 
 def cpus(value: object) -> float:
+    """A CPU count; 0 is accepted and means no limit, as compose reads it (callers drop it)."""
     try:
         if isinstance(value, bool):
             raise ValueError
         result = float(value)  # type: ignore[arg-type]
     except (TypeError, ValueError):
         raise ValueError(f'"{value}" is not a CPU count; expected a number like 0.5 or 2') from None
-    if not 0 < result < 10_000:
-        raise ValueError(f"{value} is not a CPU count; expected a number greater than 0")
+    if not 0 <= result < 10_000:
+        raise ValueError(f"{value} is not a CPU count; expected 0 (no limit) or more")
     return result
 
 

@@ -391,13 +391,6 @@ KNOWN_OTHER = {
     # several publish one host port (81, 443, 1025, 5432...), which `config` lets pass and
     # `up` of them all would fail on
     "laradock/docker-compose.yml": "host ports published twice",
-    # `deploy.resources.limits.cpus: "0"` (the default of `${DOCKER_*_CPUS:-0}`): compose
-    # reads 0 as no limit and leaves it out, the deployer refuses it
-    "docker-django-example/compose.yaml": "deploy.resources.limits.cpus 0 is refused",
-    "docker-flask-example/compose.yaml": "deploy.resources.limits.cpus 0 is refused",
-    "docker-rails-example/compose.yaml": "deploy.resources.limits.cpus 0 is refused",
-    "docker-node-example/compose.yaml": "deploy.resources.limits.cpus 0 is refused",
-    "docker-phoenix-example/compose.yaml": "deploy.resources.limits.cpus 0 is refused",
 }
 
 # Accepted, but what the deployer would deploy differs from what compose creates: each with
@@ -462,9 +455,9 @@ def test_acceptance_without_the_policy_refusals(outcomes: dict[str, Outcome]) ->
 
 @pytest.mark.xfail(
     strict=True,
-    reason="388 files: 285 accepted (73%), 84 refused by the safety policy, 11 refused by "
-    "compose too, 8 other (2 image references compose up refuses, laradock's host ports "
-    "published twice, 5 starters' deploy.resources.limits.cpus 0)",
+    reason="388 files: 290 accepted (75%), 84 refused by the safety policy, 11 refused by "
+    "compose too, 3 other (2 image references compose up refuses, laradock's host ports "
+    "published twice)",
 )
 def test_corpus_acceptance_goal(outcomes: dict[str, Outcome]) -> None:
     accepted, total = acceptance(outcomes)

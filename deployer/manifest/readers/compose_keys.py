@@ -108,7 +108,7 @@ def size(b: Builder, path: Path, raw: dict[str, Any], out: dict[str, Any], key: 
         out[name] = -1
         return
     got = b.parsed((*path, key), parse.size, value)
-    if got is not None:
+    if got:  # 0 is no limit (the engine's default), as compose reads it: not set
         out[name] = got
 
 
@@ -167,7 +167,8 @@ def read_lists(b: Builder, path: Path, raw: dict[str, Any], out: dict[str, Any])
 def read_numbers(b: Builder, path: Path, raw: dict[str, Any], out: dict[str, Any]) -> None:
     for key in ("pids_limit", "cpu_shares", "oom_score_adj"):
         value = raw.get(key)
-        if isinstance(value, int) and not isinstance(value, bool):
+        # 0 is the engine's default for each: not set, as compose reads it
+        if isinstance(value, int) and not isinstance(value, bool) and value != 0:
             if key == "oom_score_adj" and not -1000 <= value <= 1000:
                 b.err((*path, key), f"{value} is out of range", "use -1000 to 1000")
             out[key] = value
@@ -179,7 +180,7 @@ def read_limits(b: Builder, path: Path, raw: dict[str, Any], out: dict[str, Any]
         size(b, path, raw, out, key)
     if raw.get("cpus") is not None:
         cpus = b.parsed((*path, "cpus"), parse.cpus, raw["cpus"])
-        if cpus is not None:
+        if cpus:  # 0 is no limit
             out["cpus"] = cpus
 
 

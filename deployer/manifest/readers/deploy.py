@@ -45,7 +45,8 @@ def basics(
             memory = b.parsed(
                 (*path, "resources", "limits", "memory"), parse.size, limits["memory"]
             )
-    return replicas, cpus, memory, update_config(b, path, raw)
+    # a limit of 0 is no limit, as compose reads it (`${CPUS:-0}` in a real file)
+    return replicas, cpus or None, memory or None, update_config(b, path, raw)
 
 
 def update_config(b: Builder, path: Path, raw: dict[str, Any]) -> UpdateConfig:
@@ -80,7 +81,7 @@ def read_reservations(b: Builder, path: Path, raw: dict[str, Any], out: dict[str
     rp = (*path, "resources", "reservations")
     if reservations.get("memory") is not None:
         got = b.parsed((*rp, "memory"), parse.size, reservations["memory"])
-        if got is not None:
+        if got:  # 0 reserves nothing
             if out.get("mem_reservation") not in (None, got):
                 b.err(
                     (*rp, "memory"),
@@ -90,7 +91,7 @@ def read_reservations(b: Builder, path: Path, raw: dict[str, Any], out: dict[str
             out["mem_reservation"] = got
     if reservations.get("cpus") is not None:
         got_cpus = b.parsed((*rp, "cpus"), parse.cpus, reservations["cpus"])
-        if got_cpus is not None:
+        if got_cpus:
             out["cpus_reservation"] = got_cpus
     if "devices" in reservations:
         read_device_requests(b, (*rp, "devices"), reservations["devices"], out)
