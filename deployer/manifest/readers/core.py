@@ -146,6 +146,30 @@ class Builder:
             warnings=tuple(self.warnings),
         )
 
+    def _refuse_endless_runs(self, out: list[Service], raw: dict[str, Any]) -> None:
+        """A service others wait for to complete, whose restart policy starts it again
+        each time it exits (``always``, ``unless-stopped``): it never stays completed,
+        so the deploy would wait for it until the health timeout and roll back, while
+        the engine ran it again and again (a migration in a loop)."""
+        for s in out:
+            restart = (s.restart or "").strip()
+            if not s.completes or restart not in ("always", "unless-stopped"):
+                continue
+            spec = raw.get(s.name)
+            deploy = spec.get("deploy") if isinstance(spec, dict) else None
+            at: Path = (
+                ("services", s.name, "deploy", "restart_policy", "condition")
+                if isinstance(deploy, dict) and isinstance(deploy.get("restart_policy"), dict)
+                else ("services", s.name, "restart")
+            )
+            self.err(
+                at,
+                f"{s.name} runs once ({', '.join(_waiters(out, s.name))} waits for it to "
+                f"complete successfully), but restart {restart} starts it again each time "
+                "it exits: it never completes, and would run again and again",
+                'use restart: "no" or on-failure, or let the others wait for service_started',
+            )
+
     def services(self, data: dict[str, Any]) -> list[Service]:
         out: list[Service] = []
         raw_services = data.get("services")
@@ -165,10 +189,19 @@ class Builder:
                 if condition == "service_completed_successfully"
             }
             out = [replace(s, completes=True) if s.name in waited else s for s in out]
+            self._refuse_endless_runs(out, raw_services)
             out = [_lenders_first(s) for s in out]
             lent = {name for s in out for name in _lenders(s)}
             out = [replace(s, lends_volumes=True) if s.name in lent else s for s in out]
         return out
+
+
+def _waiters(services: list[Service], name: str) -> list[str]:
+    return [
+        s.name
+        for s in services
+        if (name, "service_completed_successfully") in s.depends_on
+    ]
 
 
 def _lenders(s: Service) -> list[str]:
