@@ -18,7 +18,7 @@ from deployer.manifest import ManifestError, check_manifest, load_manifest
 from deployer.manifest.compose import parse_dotenv
 from deployer.manifest.model import Manifest
 from tests import composev2
-from tests.manifest.test_compose_corpus import compare
+from tests.manifest.compose_compare import compare
 
 
 def write(root: Path, files: dict[str, str]) -> None:
