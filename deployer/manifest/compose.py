@@ -34,6 +34,41 @@ _MAP_KEYS = ("environment", "labels", "networks", "depends_on")  # list or map: 
 _LIST_KEYS = ("ports", "expose", "cap_add", "tmpfs", "env_file", "extra_hosts", "dns")
 
 
+def _keyed(item: Any) -> Any:
+    """Compose's index of a text entry: its part before ``=``."""
+    return item.partition("=")[0] if isinstance(item, str) else item
+
+
+def _mount_index(base: str) -> Callable[[Any], Any]:
+    """Compose's index of a config or secret: its target as written, else ``base/source``."""
+
+    def index(item: Any) -> Any:
+        if isinstance(item, dict):
+            return item.get("target") or f"{base}/{item.get('source')}"
+        return f"{base}/{item}"
+
+    return index
+
+
+# The other sequences of a service: compose appends an override's entries (its merge
+# default); an entry with the index of one already there takes its place (compose's
+# unicity rules), None keeps every entry.
+_APPENDED: dict[str, Callable[[Any], Any] | None] = {
+    "secrets": _mount_index("/run/secrets"),
+    "configs": _mount_index(""),
+    "cap_drop": _keyed,
+    "dns_opt": _keyed,
+    "dns_search": _keyed,
+    "links": _keyed,
+    "profiles": _keyed,
+    "group_add": None,
+    "security_opt": None,
+    "volumes_from": None,
+    "external_links": None,
+    "device_cgroup_rules": None,
+}
+
+
 def project_name(text: str) -> str:
     """Compose's normalisation: lowercase, keep [a-z0-9_-], no leading _ or -."""
     return re.sub(r"[^a-z0-9_-]", "", text.lower()).lstrip("_-")
@@ -226,6 +261,19 @@ def _as_map(doc: Doc, path: Path, key: str) -> None:
             doc.keys[new] = pos
 
 
+def _as_list(doc: Doc, path: Path, key: str) -> Any:
+    """The sequence at ``path``, a single text (``dns: 8.8.8.8``) or extra_hosts' mapping
+    form made the list compose reads it as, each item keeping its position."""
+    value = _get(doc.data, path)
+    if isinstance(value, str):
+        value = _get(doc.data, path[:-1])[path[-1]] = [value]
+        if path in doc.values:
+            doc.values[(*path, 0)] = doc.values[path]
+    elif isinstance(value, dict) and key == "extra_hosts":
+        value = _get(doc.data, path[:-1])[path[-1]] = [f"{h}:{ip}" for h, ip in value.items()]
+    return value
+
+
 def _volume_target(item: Any) -> Any:
     if isinstance(item, dict):
         return item.get("target")
@@ -263,20 +311,26 @@ def merge(dst: Doc, dpath: Path, src: Doc, spath: Path, *, depth: int = 0) -> No
         _as_map(src, spath, str(key))
         d, s = _get(dst.data, dpath), _get(src.data, spath)
     if in_service and key in _LIST_KEYS:
-        for doc, path in ((dst, dpath), (src, spath)):
-            value = _get(doc.data, path)
-            if isinstance(value, str):
-                _get(doc.data, path[:-1])[path[-1]] = [value]
-                if path in doc.values:
-                    doc.values[(*path, 0)] = doc.values[path]
-            elif isinstance(value, dict) and key == "extra_hosts":
-                _get(doc.data, path[:-1])[path[-1]] = [f"{h}:{ip}" for h, ip in value.items()]
-        d, s = _get(dst.data, dpath), _get(src.data, spath)
+        d, s = _as_list(dst, dpath, str(key)), _as_list(src, spath, str(key))
         if isinstance(d, list) and isinstance(s, list):
             for j, item in enumerate(s):
                 if item not in d:
                     d.append(None)
                     _place(dst, (*dpath, len(d) - 1), src, (*spath, j))
+            return
+    aliases = len(dpath) == 5 and dpath[0] == "services" and dpath[2] == "networks"
+    if (in_service and key in _APPENDED) or (aliases and key in ("aliases", "link_local_ips")):
+        index = _APPENDED.get(str(key), _keyed) if in_service else _keyed
+        d, s = _as_list(dst, dpath, str(key)), _as_list(src, spath, str(key))
+        if isinstance(d, list) and isinstance(s, list):
+            for j, item in enumerate(s):
+                at = None
+                if index is not None:
+                    at = next((i for i, x in enumerate(d) if index(x) == index(item)), None)
+                if at is None:
+                    d.append(None)
+                    at = len(d) - 1
+                _place(dst, (*dpath, at), src, (*spath, j))
             return
     if in_service and key == "volumes" and isinstance(d, list) and isinstance(s, list):
         for j, item in enumerate(s):

@@ -330,8 +330,6 @@ KNOWN_DIFFS: dict[str, str] = {
     "+frappe_docker/overrides/compose.multi-bench.yaml"
     "+frappe_docker/overrides/compose.multi-bench-ssl.yaml": "labels merged from list forms "
     "keep ${ROUTER} uninterpolated in their keys",
-    "docker-zulip/compose.yaml+docker-zulip/compose.override.yaml.example": "the override's "
-    "`secrets: []` replaces the service's secrets; compose appends it",
     "freshrss/Docker/freshrss/docker-compose.yml+freshrss/Docker/freshrss/"
     "docker-compose-local.yml": "logging options without a driver are not sent",
     "freshrss/Docker/freshrss/docker-compose.yml+freshrss/Docker/freshrss/"

@@ -706,3 +706,69 @@ def test_scale_and_replicas_must_agree(tmp_path: Path) -> None:
     )
     with pytest.raises(ManifestError, match=r"services\.web\.scale: scale 2 and deploy"):
         deployer(tmp_path, "app/compose.yaml", {})
+
+
+def test_an_override_s_sequences_are_appended_as_compose_merges_them(
+    tmp_path: Path, home: Path
+) -> None:
+    """docker-zulip's override writes `secrets: []`: the service keeps its secrets. An
+    override adds to a service's sequences; an entry with the index of one already there
+    takes its place (a secret's or config's target, a text's part before `=`)."""
+    project = tmp_path / "app"
+    write(
+        project,
+        {
+            "compose.yaml": """\
+            services:
+              web:
+                image: "web:1"
+                secrets: [s1, {source: s2, target: /a}]
+                configs: [c1]
+                cap_drop: [NET_RAW]
+                dns_search: a.example
+                dns_opt: ["ndots:2", "timeout=1"]
+                security_opt: ["no-new-privileges:true"]
+                group_add: [mail]
+                links: [db]
+                volumes_from: [db]
+                networks:
+                  front: {aliases: [one]}
+              db: {image: "db:1", networks: [front]}
+            networks: {front: {}}
+            secrets: {s1: {file: ./s1}, s2: {file: ./s2}}
+            configs: {c1: {file: ./c1}, c2: {file: ./c2}}
+            """,
+            "compose.override.yaml": """\
+            services:
+              web:
+                secrets: [{source: s1, target: /a}, s2]
+                configs: []
+                cap_drop: [MKNOD]
+                dns_search: [b.example]
+                dns_opt: ["timeout=2"]
+                group_add: ["12"]
+                links: ["db:database"]
+                networks:
+                  front: {aliases: [two]}
+              db:
+                configs: [c2]
+            """,
+            "s1": "one\n",
+            "s2": "two\n",
+            "c1": "c\n",
+            "c2": "c\n",
+        },
+    )
+    files = ["compose.yaml", "compose.override.yaml"]
+    theirs = compose_config(project, files, {}, home)
+    mine = deployer(tmp_path, "[app/compose.yaml, app/compose.override.yaml]", {})
+    same(mine, theirs)
+    web = mine.service("web")
+    assert sorted((f.name, f.target) for f in web.files) == [
+        ("c1", "/c1"),
+        ("s1", "/a"),
+        ("s1", "/run/secrets/s1"),
+        ("s2", "/run/secrets/s2"),
+    ]
+    assert web.dns_opt == ("ndots:2", "timeout=2")
+    assert web.cap_drop == ("NET_RAW", "MKNOD")
