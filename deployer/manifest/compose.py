@@ -195,6 +195,7 @@ def _drop_positions(doc: Doc, prefix: Path) -> None:
         for p in [p for p in table if p[:n] == prefix and len(p) > n]:
             del table[p]
     doc.values.pop(prefix, None)
+    doc.item_keys -= {p for p in doc.item_keys if p[:n] == prefix}
 
 
 def _copy_positions(src: Doc, sprefix: Path, dst: Doc, dprefix: Path) -> None:
@@ -203,6 +204,7 @@ def _copy_positions(src: Doc, sprefix: Path, dst: Doc, dprefix: Path) -> None:
         for p, pos in list(stable.items()):
             if p[:n] == sprefix:
                 dtable[dprefix + p[n:]] = pos
+    dst.item_keys |= {dprefix + p[n:] for p in src.item_keys if p[:n] == sprefix}
 
 
 def _place(dst: Doc, dpath: Path, src: Doc, spath: Path) -> None:
@@ -236,7 +238,8 @@ def _remove(doc: Doc, path: Path) -> None:
 
 def _as_map(doc: Doc, path: Path, key: str) -> None:
     """Turn the list form of environment/labels/networks/depends_on at ``path`` into the
-    mapping form, moving each item's position to its key."""
+    mapping form, moving each item's position to its key (marked as an item's, which the
+    environment's variables interpolate as compose does)."""
     value = _get(doc.data, path)
     if not isinstance(value, list):
         return
@@ -259,6 +262,7 @@ def _as_map(doc: Doc, path: Path, key: str) -> None:
         if pos is not None:
             doc.values[new] = pos
             doc.keys[new] = pos
+        doc.item_keys.add(new)
 
 
 def _as_list(doc: Doc, path: Path, key: str) -> Any:
@@ -432,7 +436,7 @@ def _resolve_extends(doc: Doc, chain: tuple[str, ...] = ()) -> None:  # noqa: C9
             scratch.keys.pop(("services", name), None)
             own = copy.deepcopy(raw)
             holder = Doc(doc.file, {"services": {name: own}}, doc.values, doc.keys)
-            holder.tags = doc.tags
+            holder.tags, holder.item_keys = doc.tags, doc.item_keys
             merge(scratch, ("services", name), holder, ("services", name))
             merged = scratch.data["services"][name]
             if isinstance(merged, dict):

@@ -7,7 +7,7 @@ import copy
 import fnmatch
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import Any
 
@@ -132,12 +132,39 @@ def select_environment(
     )
 
 
+Rename = tuple[Path, str, str]  # a mapping's path, a key as written, as interpolated
+
+
+def _item_keys(
+    doc: Doc, node: dict[str, Any], path: Path, expand: Callable[[Path, str], str]
+) -> list[Rename]:
+    """Keys written as list items (``- traefik.http.routers.${ROUTER}.rule=...``) are
+    interpolated, as compose reads each item whole before files are merged; a key written
+    as a mapping key is not. The positions follow the key."""
+    items = list(node.items())
+    if not any(isinstance(k, str) and "$" in k and (*path, k) in doc.item_keys for k, _ in items):
+        return []
+    renamed = []
+    node.clear()
+    for key, value in items:
+        sub, new = (*path, key), key
+        if isinstance(key, str) and "$" in key and sub in doc.item_keys:
+            new = expand(sub, key)
+            if new != key:
+                renamed.append((path, key, new))
+                for table in (doc.values, doc.keys):
+                    if sub in table:
+                        table[(*path, new)] = table[sub]
+        node[new] = value
+    return renamed
+
+
 def _interpolate_tree(  # noqa: C901 (one walk, key rules)
     doc: Doc, data: Any, env_name: str, environ: Mapping[str, str]
-) -> tuple[set[Path], list[Problem], dict[str, str], list[Path]]:
+) -> tuple[set[Path], list[Problem], dict[str, str], list[Path], list[Rename]]:
     """Interpolate ``data`` in place for ``env_name``; returns the interpolated paths, the
-    problems, the lookup (environ over the environment's variables) and the paths whose
-    value is wrong because of an interpolation problem."""
+    problems, the lookup (environ over the environment's variables), the paths whose
+    value is wrong because of an interpolation problem and the item keys renamed."""
     problems: list[Problem] = []
     broken: list[Path] = []
     undefined: dict[str, list[Path]] = {}
@@ -180,6 +207,8 @@ def _interpolate_tree(  # noqa: C901 (one walk, key rules)
             for i, item in enumerate(node):
                 node[i] = walk(item, (*path, i), lookup)
         elif isinstance(node, dict):
+            if doc.item_keys:
+                renamed.extend(_item_keys(doc, node, path, lambda p, t: expand(p, t, lookup)))
             for key in list(node):
                 sub = (*path, key)
                 if not path and key.startswith("x-"):
@@ -192,6 +221,7 @@ def _interpolate_tree(  # noqa: C901 (one walk, key rules)
                 node[key] = walk(node[key], sub, {**scoped, **lookup} if scoped else lookup)
         return node
 
+    renamed: list[Rename] = []
     variables: dict[str, str] = {}
     env_raw = data["environments"][env_name] if isinstance(data, dict) else None
     if isinstance(env_raw, dict) and isinstance(env_raw.get("variables"), dict):
@@ -239,7 +269,21 @@ def _interpolate_tree(  # noqa: C901 (one walk, key rules)
                 f"environments.{env_name}.variables, or give a default: ${{{var}:-value}}",
             )
         )
-    return interpolated, problems, lookup, broken
+    return interpolated, problems, lookup, broken, renamed
+
+
+def _written(written: Any, renamed: list[Rename]) -> Any:
+    """The tree as written, its item keys renamed as they were interpolated: each path of
+    the interpolated tree leads to the text it was interpolated from."""
+    if not renamed:
+        return written
+    out = copy.deepcopy(written)
+    for path, old, new in sorted(renamed, key=lambda r: len(r[0])):
+        node = out
+        for part in path:
+            node = node[part]
+        node[new] = node.pop(old)
+    return out
 
 
 def _check_env(
@@ -247,7 +291,9 @@ def _check_env(
 ) -> tuple[list[Problem], list[Problem], Manifest | None]:
     doc = _for_environment(doc, env_name)
     data = copy.deepcopy(doc.data)
-    interpolated, problems, lookup, broken = _interpolate_tree(doc, data, env_name, environ)
+    interpolated, problems, lookup, broken, renamed = _interpolate_tree(
+        doc, data, env_name, environ
+    )
     schema_problems = validate(doc, data, interpolated)
     located = [_path_of(p, doc) for p in schema_problems + doc.problems]
     skip = [s for s in located if s is not None] + broken
@@ -257,7 +303,8 @@ def _check_env(
     if manifest is not None and doc.compose_project:
         manifest = replace(manifest, compose_project=doc.compose_project)
     # quote the manifest as written: an interpolated value may be a secret
-    scrubber = Scrubber(doc.data, data, interpolated, lookup)
+    keys = {new: old for _, old, new in renamed}
+    scrubber = Scrubber(_written(doc.data, renamed), data, interpolated, lookup, keys)
     if manifest is not None and manifest.warnings:
         warnings = tuple(replace(w, message=scrubber.text(w.message)) for w in manifest.warnings)
         manifest = replace(manifest, warnings=warnings)

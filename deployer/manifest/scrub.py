@@ -18,7 +18,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from typing import Any
 
-from deployer.manifest.problems import Path, Problem
+from deployer.manifest.problems import Path, Problem, format_path
 
 _VAR = re.compile(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)")
 _QUOTED = re.compile(r'"([^"]*)"|\'([^\']*)\'|`([^`]*)`')
@@ -75,6 +75,11 @@ def _path_value(value: str) -> str:
     return stripped if stripped and stripped != value else value
 
 
+def _segment(key: str) -> str:
+    """How a problem's path writes a mapping key: ``.KEY``, or ``["KEY"]``."""
+    return format_path(("x", key))[1:]
+
+
 def _keys(tree: Any) -> set[str]:
     """Every mapping key of ``tree`` (a YAML document's plain data)."""
     out: set[str] = set()
@@ -99,12 +104,14 @@ class Scrubber:
         data: Any,
         interpolated: Iterable[Path],
         lookup: Mapping[str, str],
+        keys: Mapping[str, str] | None = None,
     ) -> None:
+        """``keys``: the mapping keys written as list items that were interpolated (the
+        interpolated key -> as written)."""
         pairs: dict[str, str] = {}  # interpolated value -> as written
         names: dict[str, str] = {}  # variable value -> ${NAME}
-        for path in interpolated:
-            raw = _at(written, path)
-            value = _text(_at(data, path))
+        texts = [(_at(written, path), _text(_at(data, path))) for path in interpolated]
+        for raw, value in texts + [(old, new) for new, old in (keys or {}).items()]:
             if not isinstance(raw, str) or not value or value == raw:
                 continue  # an empty value reveals nothing (and would match everywhere)
             pairs.setdefault(value, raw)
@@ -122,7 +129,12 @@ class Scrubber:
         self.written = {raw for _, raw in self.pairs}
         # the manifest's own names (services, volumes, keys): quoted, a message names them
         # (`service "mailer"`), never a secret though a value holds them (`mail`)
-        self.names_written = _keys(written)
+        self.names_written = _keys(written) - set(keys or ())  # an item's key is a value
+        # a problem's path names such a key as written
+        self.segments = [
+            (re.compile(re.escape(_segment(new)) + r"(?=$|[.\[])"), _segment(old))
+            for new, old in (keys or {}).items()
+        ]
         # a bare value that is one of the manifest's names (`app`) is the message's word
         self.bare = _bare_pattern(
             v for v in self.shown if _telling(v) and v not in self.names_written
@@ -166,9 +178,12 @@ class Scrubber:
     def problem(self, p: Problem) -> Problem:
         message = self.text(p.message)
         fix = self.text(p.fix) if p.fix else p.fix
-        if message == p.message and fix == p.fix:
+        path = p.path
+        for segment, written in self.segments:
+            path = segment.sub(lambda _: written, path)  # noqa: B023 (used at once)
+        if message == p.message and fix == p.fix and path == p.path:
             return p
-        return replace(p, message=message, fix=fix)
+        return replace(p, message=message, fix=fix, path=path)
 
     def problems(self, problems: Iterable[Problem]) -> list[Problem]:
         return [self.problem(p) for p in problems]

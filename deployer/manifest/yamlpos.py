@@ -94,6 +94,9 @@ class Doc:
     # an include's env_file, per resource it brought ((section, name) -> variables)
     scoped_env: dict[Path, dict[str, str]] = field(default_factory=dict)
     tags: dict[Path, str] = field(default_factory=dict)  # values tagged !reset / !override
+    # mapping keys written as list items (`- KEY=VALUE`, `- NAME`) and turned into keys when
+    # files were merged: compose interpolates an item whole, its key part too
+    item_keys: set[Path] = field(default_factory=set)
 
     def pos(self, path: Path, *, key: bool = False) -> Pos:
         """Position of ``path`` (its key if ``key``), else of its nearest known ancestor."""

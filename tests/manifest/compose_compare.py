@@ -63,7 +63,7 @@ def _text(value: Any) -> str | None:
 def _mapping(value: Any) -> dict[str, str]:
     """A compose mapping as the engine takes it: text values (compose prints a list form,
     ``["KEY=VALUE"]``, as a mapping already)."""
-    return {str(k): _literal("" if v is None else v) for k, v in (value or {}).items()}
+    return {_literal(k): _literal("" if v is None else v) for k, v in (value or {}).items()}
 
 
 _DURATION = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
@@ -99,7 +99,11 @@ def _process(service: Service, spec: dict[str, Any]) -> Iterator[Pair]:
     yield "image", service.image, spec.get("image") or (built if "build" in spec else None)
     # `KEY` with no value and no variable: compose shows null and the container has no KEY
     # (the engine leaves a bare `KEY` out of the process environment), as with the deployer
-    env = {k: _literal(v) for k, v in (spec.get("environment") or {}).items() if v is not None}
+    env = {
+        _literal(k): _literal(v)
+        for k, v in (spec.get("environment") or {}).items()
+        if v is not None
+    }
     yield "environment", service.env_dict, env
     yield "command", service.command, _words(spec.get("command"))
     yield "entrypoint", service.entrypoint, _words(spec.get("entrypoint"))

@@ -326,10 +326,6 @@ KNOWN_OTHER = {
 # Accepted, but what the deployer would deploy differs from what compose creates: each with
 # the difference (the case fails the day the difference goes).
 KNOWN_DIFFS: dict[str, str] = {
-    "frappe_docker/compose.yaml+frappe_docker/overrides/compose.redis.yaml"
-    "+frappe_docker/overrides/compose.multi-bench.yaml"
-    "+frappe_docker/overrides/compose.multi-bench-ssl.yaml": "labels merged from list forms "
-    "keep ${ROUTER} uninterpolated in their keys",
     "freshrss/Docker/freshrss/docker-compose.yml+freshrss/Docker/freshrss/"
     "docker-compose-local.yml": "logging options without a driver are not sent",
     "freshrss/Docker/freshrss/docker-compose.yml+freshrss/Docker/freshrss/"

@@ -772,3 +772,48 @@ def test_an_override_s_sequences_are_appended_as_compose_merges_them(
     ]
     assert web.dns_opt == ("ndots:2", "timeout=2")
     assert web.cap_drop == ("NET_RAW", "MKNOD")
+
+
+def test_a_key_written_in_a_list_item_is_interpolated_as_compose_reads_it(
+    tmp_path: Path, home: Path
+) -> None:
+    """frappe_docker's overrides label `- traefik.http.routers.${ROUTER}-http.rule=...`:
+    compose interpolates a list item whole, its key too, before the files are merged; a key
+    written as a mapping key is taken as it is, `$$` included."""
+    project = tmp_path / "app"
+    write(
+        project,
+        {
+            "compose.yaml": """\
+            services:
+              web:
+                image: "web:1"
+                labels:
+                  - traefik.http.routers.${ROUTER}.rule=Host(`${HOST}`)
+                environment:
+                  - ${PREFIX}_HOST=db
+              worker:
+                image: "web:1"
+                labels:
+                  literal.$${ROUTER}: "1"
+            """,
+            "compose.override.yaml": """\
+            services:
+              web:
+                labels:
+                  - traefik.http.services.${ROUTER?ROUTER not set}.loadbalancer.server.port=8080
+                environment:
+                  - ${PREFIX}_PORT=5432
+              worker:
+                labels: ["written.${ROUTER}=2"]
+            """,
+        },
+    )
+    environ = {"ROUTER": "shop", "HOST": "shop.example.com", "PREFIX": "DB"}
+    files = ["compose.yaml", "compose.override.yaml"]
+    theirs = compose_config(project, files, environ, home)
+    mine = deployer(tmp_path, "[app/compose.yaml, app/compose.override.yaml]", environ)
+    same(mine, theirs)
+    assert mine.service("web").env_dict == {"DB_HOST": "db", "DB_PORT": "5432"}
+    labels = {"literal.$${ROUTER}": "1", "written.shop": "2"}
+    assert dict(mine.service("worker").labels) == labels

@@ -272,3 +272,28 @@ def test_a_value_that_is_one_of_the_manifest_s_names_is_left_in_the_message_s_wo
     report = check_manifest(path, None, {"POSTGRES_DB": "app"})
     (problem,) = report.problems
     assert "if this app really needs it" in problem.render(), problem.render()
+
+
+@pytest.mark.parametrize(
+    ("override", "written"),
+    [
+        ('    labels: ["io.deployer.${S}=1"]', '"io.deployer.${S}"'),
+        ('    networks: ["${S}"]', '"${S}"'),
+    ],
+    ids=["label", "network"],
+)
+def test_a_key_an_override_s_list_item_interpolates_is_shown_as_written(
+    tmp_path: pathlib.Path, override: str, written: str
+) -> None:
+    """Merged with another file's, a list item (`- KEY=VALUE`) becomes a mapping key that
+    is interpolated: neither the message nor its path shows the value."""
+    (tmp_path / "compose.yaml").write_text(
+        'services:\n  web:\n    image: "web:1"\n    labels: ["a=1"]\n    networks: [default]\n'
+    )
+    (tmp_path / "override.yaml").write_text(f"services:\n  web:\n{override}\n")
+    files = f"[{tmp_path}/compose.yaml, {tmp_path}/override.yaml]"
+    text = f"app: shop\ncompose: {files}\nenvironments:\n  production: {{}}\n"
+    code, out = run(["validate"], text, SECRETS["long"])
+    assert code == 2, out
+    assert not SECRET_CHARS.search(out), out
+    assert written in out, out
