@@ -314,9 +314,11 @@ def _simple(get: Callable[[Inspect], Any], want: Callable[[Service, Inspect], An
 def _logging(svc: Service, i: Inspect) -> bool:
     log = i.host.get("LogConfig") or {}
     kind, options = log.get("Type"), dict(log.get("Config") or {})
-    if svc.logging is None or not svc.logging.driver:
-        return i.default_log_driver is not None and kind == i.default_log_driver and not options
-    return kind == svc.logging.driver and options == dict(svc.logging.options)
+    want = dict(svc.logging.options) if svc.logging else {}
+    driver = svc.logging.driver if svc.logging else None
+    if not driver:  # the engine's default driver, with the options written (or none)
+        return i.default_log_driver is not None and kind == i.default_log_driver and options == want
+    return kind == driver and options == want
 
 
 def _tmpfs(svc: Service, i: Inspect) -> bool:

@@ -260,8 +260,10 @@ def create_container(  # noqa: PLR0913 (a whole container)
             else:
                 restart = {"Name": service.restart}
         log_config = None
-        if service.logging and service.logging.driver:
-            log_config = {"Type": service.logging.driver, "Config": dict(service.logging.options)}
+        logging = service.logging
+        if logging and (logging.driver or logging.options):
+            # options without a driver are the engine's default driver's, as compose sends them
+            log_config = {"Type": logging.driver or "", "Config": dict(logging.options)}
         check_platform(api, service, image)
         host_config = api.create_host_config(
             port_bindings=bindings or None,

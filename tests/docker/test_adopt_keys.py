@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from deployer.docker import adopt
-from deployer.manifest.model import Service
+from deployer.manifest.model import Logging, Service
 
 # An inspect as the engine gives it for `busybox` started with no settings, on compose's
 # default network of project "p".
@@ -55,3 +55,19 @@ def test_an_image_default_overridden_by_the_environment_is_compared_with_the_ove
     assert adopt.differing(same, svc) == ["environment"]
     env = {**CONTAINER, "Config": {**CONTAINER["Config"], "Env": ["PATH=/usr/bin"]}}
     assert adopt.differing(adopt.config_parts(svc, env, IMAGE, "p", "json-file"), svc) == []
+
+
+def test_log_options_without_a_driver_are_the_default_driver_s() -> None:
+    """compose sends `logging: {options: {max-size: 10m}}` with no driver: the engine's
+    default driver takes the options."""
+    svc = Service("web", "busybox:1", logging=Logging(options=(("max-size", "10m"),)))
+    log = {"Type": "json-file", "Config": {"max-size": "10m"}}
+    rotated = {**CONTAINER, "HostConfig": {**CONTAINER["HostConfig"], "LogConfig": log}}
+    assert adopt.differing(adopt.config_parts(svc, rotated, IMAGE, "p", "json-file"), svc) == []
+    assert adopt.differing(adopt.config_parts(svc, CONTAINER, IMAGE, "p", "json-file"), svc) == [
+        "logging"
+    ]
+    plain = Service("web", "busybox:1")
+    assert adopt.differing(adopt.config_parts(plain, rotated, IMAGE, "p", "json-file"), plain) == [
+        "logging"
+    ]

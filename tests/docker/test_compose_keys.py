@@ -25,7 +25,14 @@ from deployer.context import Context
 from deployer.docker import adopt
 from deployer.docker.host import DockerHost
 from deployer.errors import InvalidInput
-from deployer.manifest.model import DeviceRequest, Manifest, Mount, NetworkAttachment, Service
+from deployer.manifest.model import (
+    DeviceRequest,
+    Logging,
+    Manifest,
+    Mount,
+    NetworkAttachment,
+    Service,
+)
 from deployer.rollout import PrintLog, Rollout
 from deployer.targets import check_engine_api
 from tests import composev2
@@ -89,6 +96,8 @@ services:
     pull_policy: missing
     attach: false
     stop_grace_period: 1m30s
+    logging:
+      options: {{max-size: 10m, max-file: "3"}}
     depends_on:
       db: {{condition: service_started}}
     volumes:
@@ -200,6 +209,8 @@ def check_every_key(c: dict[str, Any], ka: App, subnet_ip: str) -> None:
     assert host["Runtime"] == "runc"
     assert host["RestartPolicy"] == {"Name": "on-failure", "MaximumRetryCount": 3}
     assert config["StopTimeout"] == 90
+    # options without a driver: the engine's default driver's
+    assert host["LogConfig"]["Config"] == {"max-size": "10m", "max-file": "3"}
     mounts = {m["Destination"]: m for m in c["Mounts"]}
     assert mounts["/srv/data"]["Source"] == ka.data and "z" in mounts["/srv/data"]["Mode"]
     assert [m.get("VolumeOptions") for m in host["Mounts"] or [] if m["Target"] == "/cache"] == [
@@ -264,6 +275,8 @@ def changes(svc: Service) -> list[tuple[str, Service]]:
         ("devices", replace(svc, devices=())),
         ("restart", replace(svc, restart="always")),
         ("stop_grace_period", replace(svc, stop_grace_period=30.0)),
+        ("logging", replace(svc, logging=Logging(options=(("max-size", "20m"),)))),
+        ("logging", replace(svc, logging=None)),
         ("volumes", replace(svc, volumes=tuple(replace(m, selinux="") for m in svc.volumes))),
         ("volumes", replace(svc, volumes=tuple(replace(m, nocopy=False) for m in svc.volumes))),
         (

@@ -376,11 +376,12 @@ def _metadata(service: Service, spec: dict[str, Any]) -> Iterator[Pair]:
 
 
 def _logging_mine(service: Service) -> Any:
-    """The log config the deployer sends: one with a driver only (docker/containers.py)."""
+    """The log config the deployer sends (docker/containers.py): a driver "" is the
+    engine's default, options without a driver are that driver's."""
     logging = service.logging
-    if logging is None or not logging.driver:
+    if logging is None or not (logging.driver or logging.options):
         return None
-    return (logging.driver, dict(logging.options))
+    return (logging.driver or "", dict(logging.options))
 
 
 def _logging_theirs(spec: dict[str, Any]) -> Any:

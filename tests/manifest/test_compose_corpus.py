@@ -326,13 +326,6 @@ KNOWN_OTHER = {
 # Accepted, but what the deployer would deploy differs from what compose creates: each with
 # the difference (the case fails the day the difference goes).
 KNOWN_DIFFS: dict[str, str] = {
-    "freshrss/Docker/freshrss/docker-compose.yml+freshrss/Docker/freshrss/"
-    "docker-compose-local.yml": "logging options without a driver are not sent",
-    "freshrss/Docker/freshrss/docker-compose.yml+freshrss/Docker/freshrss/"
-    "docker-compose-db.yml+freshrss/Docker/freshrss/docker-compose-local.yml": "logging "
-    "options without a driver are not sent",
-    "signoz/deploy/docker/docker-compose.yaml": "logging options without a driver are not sent",
-    "invidious/docker-compose.production.yml": "logging options without a driver are not sent",
 }
 
 
