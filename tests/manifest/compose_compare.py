@@ -147,7 +147,10 @@ def _restart_theirs(spec: dict[str, Any]) -> tuple[str, int]:
     policy = (spec.get("deploy") or {}).get("restart_policy")
     if policy is not None:
         name, count = str(policy.get("condition") or ""), int(policy.get("max_attempts") or 0)
-    return (_ENGINE_RESTART.get(name, name), count)
+    name = _ENGINE_RESTART.get(name, name)
+    # the engine counts restarts on failure only: an empty condition ("no") with a count
+    # (compose sends max_attempts as it is) never restarts either
+    return (name, count if name != "no" else 0)
 
 
 def _dependencies(service: Service, spec: dict[str, Any]) -> Iterator[Pair]:

@@ -817,3 +817,68 @@ def test_a_key_written_in_a_list_item_is_interpolated_as_compose_reads_it(
     assert mine.service("web").env_dict == {"DB_HOST": "db", "DB_PORT": "5432"}
     labels = {"literal.$${ROUTER}": "1", "written.shop": "2"}
     assert dict(mine.service("worker").labels) == labels
+
+
+def test_a_restart_policy_without_condition_restarts_nothing_as_compose_creates_it(
+    tmp_path: Path, home: Path
+) -> None:
+    """compose gives the engine deploy.restart_policy's condition as it is, an empty one
+    (never restart) when it is left out, in place of `restart:` too; the deployer warns."""
+    project = tmp_path / "app"
+    write(
+        project,
+        {
+            "compose.yaml": """\
+            services:
+              web:
+                image: "web:1"
+                restart: always
+                deploy:
+                  restart_policy: {delay: 5s}
+              worker:
+                image: "web:1"
+                deploy:
+                  restart_policy: {max_attempts: 3}
+              job:
+                image: "web:1"
+                deploy:
+                  restart_policy: {condition: on-failure, max_attempts: 3}
+            """,
+        },
+    )
+    theirs = compose_config(project, ["compose.yaml"], {}, home)
+    mine = deployer(tmp_path, "app/compose.yaml", {})
+    same(mine, theirs)
+    assert [mine.service(s).restart for s in ("web", "worker", "job")] == [
+        "no",
+        "no",
+        "on-failure:3",
+    ]
+    assert [w.path for w in mine.warnings if "no condition" in w.message] == [
+        "services.web.deploy.restart_policy",
+        "services.worker.deploy.restart_policy",
+    ]
+
+
+@pytest.mark.parametrize("condition", ["any", "none"])
+def test_max_attempts_with_a_condition_other_than_on_failure_is_refused(
+    tmp_path: Path, condition: str
+) -> None:
+    """The engine refuses a retry count with any policy but on-failure: `docker compose up`
+    fails on it (`config` lets it pass)."""
+    write(
+        tmp_path,
+        {
+            "compose.yaml": f"""\
+            services:
+              web:
+                image: "web:1"
+                deploy:
+                  restart_policy: {{condition: {condition}, max_attempts: 3}}
+            """
+        },
+    )
+    with pytest.raises(ManifestError) as e:
+        deployer(tmp_path, "compose.yaml", {})
+    assert "services.web.deploy.restart_policy.max_attempts" in str(e.value)
+    assert "docker compose up fails" in str(e.value)

@@ -282,16 +282,25 @@ def read_restart_policy(b: Builder, path: Path, raw: dict[str, Any], out: dict[s
     if not isinstance(policy, dict):
         return
     rp = (*path, "restart_policy")
-    condition = policy.get("condition", "any")
+    condition = policy.get("condition")
     attempts = policy.get("max_attempts")
     mapped = {"none": "no", "any": "always", "on-failure": "on-failure"}.get(str(condition))
-    if mapped is None:
+    if condition is None:
+        mapped = _no_condition(b, rp, attempts)
+    elif mapped is None:
         b.err(
             (*rp, "condition"),
             f'"{condition}" is not a restart condition',
             "use none, on-failure or any",
         )
-    else:
+    elif mapped != "on-failure" and isinstance(attempts, int) and attempts and b.engine != "swarm":
+        b.err(
+            (*rp, "max_attempts"),
+            f"max_attempts counts restarts on failure: the engine refuses it with condition "
+            f"{condition} (docker compose up fails on it)",
+            "use condition: on-failure, or remove max_attempts",
+        )
+    if mapped is not None:
         if mapped == "on-failure" and isinstance(attempts, int) and attempts > 0:
             mapped = f"on-failure:{attempts}"
         out["restart"] = mapped  # as docker compose: deploy.restart_policy wins
@@ -304,6 +313,22 @@ def read_restart_policy(b: Builder, path: Path, raw: dict[str, Any], out: dict[s
                     f"restart_policy.{key} applies to Swarm services only; the "
                     "engine restarts a container with its own back-off",
                 )
+
+
+def _no_condition(b: Builder, rp: Path, attempts: Any) -> str:
+    """A restart_policy without ``condition``: Swarm's default is any; docker compose gives
+    the container an empty condition (the engine's "no"), in place of ``restart:`` too."""
+    if b.engine == "swarm":
+        return "always"
+    b.warn(
+        rp,
+        "deploy.restart_policy has no condition: the container is never restarted, as "
+        "docker compose creates it (an empty condition, which replaces `restart:`; Swarm's "
+        "default `any` applies to Swarm services only)"
+        + ("; max_attempts has no effect" if isinstance(attempts, int) and attempts else ""),
+        "write the condition: any, on-failure or none",
+    )
+    return "no"
 
 
 READERS: tuple[Reader, ...] = (
