@@ -53,3 +53,13 @@ def tmpfs_options(m: Mount) -> dict[str, int] | None:
     """A tmpfs mount's TmpfsOptions (size in bytes, mode bits); None for the defaults."""
     options = {"SizeBytes": m.tmpfs_size, "Mode": m.tmpfs_mode}
     return {k: v for k, v in options.items() if v} or None
+
+
+def exposed_ports(expose: tuple[str, ...]) -> list[str]:
+    """``expose:`` as the engine's ExposedPorts keys, as compose gives them: each entry as
+    written ("8080", a range "8000-8010"), with its protocol (tcp when left out)."""
+    out = []
+    for entry in expose:
+        port, _, proto = entry.partition("/")
+        out.append(f"{port}/{proto or 'tcp'}")
+    return out

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from deployer.apispec import healthcheck, ns
+from deployer.apispec import exposed_ports, healthcheck, ns
 from deployer.manifest.model import Healthcheck
 
 
@@ -44,3 +44,7 @@ def test_a_bare_command_runs_through_the_shell() -> None:
 
 def test_only_the_given_fields_are_sent() -> None:
     assert healthcheck(Healthcheck(interval=0.25)) == {"Interval": 250_000_000}
+
+
+def test_exposed_ports_are_the_entries_with_their_protocol_as_compose_gives_them() -> None:
+    assert exposed_ports(("8080", "53/udp", "9000-9002")) == ["8080/tcp", "53/udp", "9000-9002/tcp"]

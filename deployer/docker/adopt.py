@@ -21,7 +21,7 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from deployer.apispec import nano_cpus
+from deployer.apispec import exposed_ports, nano_cpus
 from deployer.docker.containers import healthcheck_config
 from deployer.manifest.model import BlkioConfig, DeviceRequest, Service, differing_parts
 
@@ -122,23 +122,17 @@ def _ports(svc: Service, i: Inspect) -> bool:
     return have == want
 
 
-def _port_key(text: str) -> str | None:
+def _port_key(text: str) -> str:
     port, _, proto = text.partition("/")
-    if not port.isdigit():
-        return None  # a range: not compared
-    return f"{int(port)}/{proto or 'tcp'}"
+    return f"{port}/{proto or 'tcp'}"
 
 
 def _expose(svc: Service, i: Inspect) -> bool:
     # Compose v2 writes an exposed port without its protocol ("8081"): the engine means tcp
-    want = {_port_key(k) or k for k in (i.image.get("ExposedPorts") or {})}
+    want = {_port_key(k) for k in (i.image.get("ExposedPorts") or {})}
     want |= {f"{p.target}/{p.protocol}" for p in svc.ports}
-    for e in svc.expose:
-        key = _port_key(e)
-        if key is None:
-            return False
-        want.add(key)
-    return {_port_key(k) or k for k in (i.config.get("ExposedPorts") or {})} == want
+    want |= set(exposed_ports(svc.expose))
+    return {_port_key(k) for k in (i.config.get("ExposedPorts") or {})} == want
 
 
 def _nocopy(i: Inspect, target: str) -> bool:

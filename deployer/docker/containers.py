@@ -220,6 +220,11 @@ def _ports(service: Service) -> tuple[list[Any], dict[str, Any]]:
             host: int | str = p.host_port if p.host_port_count > 1 else p.published
             value = (p.host_ip, host) if p.host_ip else host
         bindings.setdefault(key, []).append(value)
+    # `expose:` adds exposed ports without publishing them (what a proxy reading the
+    # container's ports finds), as compose creates the container
+    for key in apispec.exposed_ports(service.expose):
+        port, _, proto = key.partition("/")
+        exposed.append((port, proto))
     return exposed, {k: v if len(v) > 1 else v[0] for k, v in bindings.items()}
 
 

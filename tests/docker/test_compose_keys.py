@@ -98,6 +98,7 @@ services:
     stop_grace_period: 1m30s
     logging:
       options: {{max-size: 10m, max-file: "3"}}
+    expose: ["8081", "9000-9001/udp"]
     depends_on:
       db: {{condition: service_started}}
     volumes:
@@ -211,6 +212,9 @@ def check_every_key(c: dict[str, Any], ka: App, subnet_ip: str) -> None:
     assert config["StopTimeout"] == 90
     # options without a driver: the engine's default driver's
     assert host["LogConfig"]["Config"] == {"max-size": "10m", "max-file": "3"}
+    # as compose gives them: the entries as written (a range too), tcp when left out
+    exposed = {k if "/" in k else f"{k}/tcp" for k in config["ExposedPorts"]}
+    assert {"8081/tcp", "9000-9001/udp"} <= exposed
     mounts = {m["Destination"]: m for m in c["Mounts"]}
     assert mounts["/srv/data"]["Source"] == ka.data and "z" in mounts["/srv/data"]["Mode"]
     assert [m.get("VolumeOptions") for m in host["Mounts"] or [] if m["Target"] == "/cache"] == [
@@ -277,6 +281,7 @@ def changes(svc: Service) -> list[tuple[str, Service]]:
         ("stop_grace_period", replace(svc, stop_grace_period=30.0)),
         ("logging", replace(svc, logging=Logging(options=(("max-size", "20m"),)))),
         ("logging", replace(svc, logging=None)),
+        ("expose", replace(svc, expose=("8081", "9000-9002/udp"))),
         ("volumes", replace(svc, volumes=tuple(replace(m, selinux="") for m in svc.volumes))),
         ("volumes", replace(svc, volumes=tuple(replace(m, nocopy=False) for m in svc.volumes))),
         (
