@@ -30,7 +30,9 @@ from deployer.manifest.yamlpos import Doc
 
 SECTIONS = ("services", "volumes", "networks", "configs", "secrets")
 _TOP_KEYS = ("services", "volumes", "networks", "configs", "secrets", "name", "version", "include")
-_MAP_KEYS = ("environment", "labels", "networks", "depends_on")  # list or map: merge as maps
+# list or map: merge as maps (the first ones' items are KEY=VALUE, the others' NAME)
+_PAIRS_KEYS = ("environment", "labels", "sysctls", "annotations")
+_MAP_KEYS = (*_PAIRS_KEYS, "networks", "depends_on")
 _LIST_KEYS = ("ports", "expose", "cap_add", "tmpfs", "env_file", "extra_hosts", "dns")
 
 
@@ -237,9 +239,9 @@ def _remove(doc: Doc, path: Path) -> None:
 
 
 def _as_map(doc: Doc, path: Path, key: str) -> None:
-    """Turn the list form of environment/labels/networks/depends_on at ``path`` into the
-    mapping form, moving each item's position to its key (marked as an item's, which the
-    environment's variables interpolate as compose does)."""
+    """Turn the list form of a ``_MAP_KEYS`` key at ``path`` into the mapping form, moving
+    each item's position to its key (marked as an item's, which the environment's
+    variables interpolate as compose does)."""
     value = _get(doc.data, path)
     if not isinstance(value, list):
         return
@@ -248,14 +250,14 @@ def _as_map(doc: Doc, path: Path, key: str) -> None:
     for i, item in enumerate(value):
         if not isinstance(item, str):
             return  # wrong types: leave it for the schema to report
-        if key in ("environment", "labels"):
+        if key in _PAIRS_KEYS:
             k, sep, v = item.partition("=")
             out[k] = v if sep else None
         elif key == "depends_on":
             out[item] = {"condition": "service_started"}
         else:
             out[item] = None
-        moved.append(((*path, i), (*path, k if key in ("environment", "labels") else item)))
+        moved.append(((*path, i), (*path, k if key in _PAIRS_KEYS else item)))
     _get(doc.data, path[:-1])[path[-1]] = out
     for old, new in moved:
         pos = doc.values.pop(old, None)
@@ -263,6 +265,14 @@ def _as_map(doc: Doc, path: Path, key: str) -> None:
             doc.values[new] = pos
             doc.keys[new] = pos
         doc.item_keys.add(new)
+
+
+def _other_driver(d: Any, s: Any) -> bool:
+    """Whether an override's ``logging`` names another driver than the one it overrides:
+    compose then takes the override's whole (its merge of logging)."""
+    if not isinstance(d, dict) or not isinstance(s, dict):
+        return False
+    return "driver" in d and "driver" in s and d["driver"] != s["driver"]
 
 
 def _as_list(doc: Doc, path: Path, key: str) -> Any:
@@ -310,6 +320,9 @@ def merge(dst: Doc, dpath: Path, src: Doc, spath: Path, *, depth: int = 0) -> No
         dst.keys[dpath] = src.keys[spath]
     key = dpath[-1] if dpath else ""
     in_service = len(dpath) == 3 and dpath[0] == "services"
+    if in_service and key == "logging" and _other_driver(d, s):
+        _place(dst, dpath, src, spath)  # another driver: its options are not the first's
+        return
     if in_service and key in _MAP_KEYS:
         _as_map(dst, dpath, str(key))
         _as_map(src, spath, str(key))

@@ -882,3 +882,50 @@ def test_max_attempts_with_a_condition_other_than_on_failure_is_refused(
         deployer(tmp_path, "compose.yaml", {})
     assert "services.web.deploy.restart_policy.max_attempts" in str(e.value)
     assert "docker compose up fails" in str(e.value)
+
+
+def test_sysctls_annotations_and_logging_merged_as_compose_merges_them(
+    tmp_path: Path, home: Path
+) -> None:
+    """sysctls and annotations, in either form, merge as mappings; a logging override
+    that names another driver replaces the logging section (the first driver's options are
+    not the second's), one with the same driver or none adds its options."""
+    project = tmp_path / "app"
+    write(
+        project,
+        {
+            "compose.yaml": """\
+            services:
+              web:
+                image: "web:1"
+                sysctls: ["net.core.somaxconn=1024"]
+                annotations: ["a=1"]
+                logging: {driver: syslog, options: {tag: web}}
+              db:
+                image: "db:1"
+                sysctls: {net.core.somaxconn: "512"}
+                logging: {driver: json-file, options: {max-size: 10m}}
+            """,
+            "compose.override.yaml": """\
+            services:
+              web:
+                sysctls: ["net.ipv4.tcp_syncookies=1"]
+                annotations: {b: "2"}
+                logging: {driver: json-file, options: {max-size: 1m}}
+              db:
+                sysctls: ["net.ipv4.tcp_syncookies=0"]
+                logging: {options: {max-file: "3"}}
+            """,
+        },
+    )
+    files = ["compose.yaml", "compose.override.yaml"]
+    theirs = compose_config(project, files, {}, home)
+    mine = deployer(tmp_path, "[app/compose.yaml, app/compose.override.yaml]", {})
+    same(mine, theirs)
+    web, db = mine.service("web"), mine.service("db")
+    assert dict(web.sysctls) == {"net.core.somaxconn": "1024", "net.ipv4.tcp_syncookies": "1"}
+    assert web.logging is not None and dict(web.logging.options) == {"max-size": "1m"}
+    assert db.logging is not None and dict(db.logging.options) == {
+        "max-size": "10m",
+        "max-file": "3",
+    }
