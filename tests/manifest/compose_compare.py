@@ -343,6 +343,9 @@ def _resources(service: Service, spec: dict[str, Any]) -> Iterator[Pair]:
     yield "ulimits", sorted(service.ulimits), _ulimits_theirs(spec)
     yield "sysctls", dict(service.sysctls), _mapping(spec.get("sysctls"))
     yield "cgroup_parent", service.cgroup_parent, spec.get("cgroup_parent")
+    yield "cpu_rt_period", service.cpu_rt_period, _int(spec.get("cpu_rt_period"))
+    yield "cpu_rt_runtime", service.cpu_rt_runtime, _int(spec.get("cpu_rt_runtime"))
+    yield "storage_opt", dict(service.storage_opt), _mapping(spec.get("storage_opt"))
 
 
 def _ulimits_theirs(spec: dict[str, Any]) -> list[tuple[str, int, int]]:
@@ -368,6 +371,8 @@ def _privileges(service: Service, spec: dict[str, Any]) -> Iterator[Pair]:
     yield "userns_mode", service.userns_mode, spec.get("userns_mode")
     yield "uts", service.uts, spec.get("uts")
     yield "cgroup", service.cgroup, spec.get("cgroup")
+    rules = tuple(spec.get("device_cgroup_rules") or ())
+    yield "device_cgroup_rules", service.device_cgroup_rules, rules
 
 
 def _metadata(service: Service, spec: dict[str, Any]) -> Iterator[Pair]:
