@@ -929,3 +929,30 @@ def test_sysctls_annotations_and_logging_merged_as_compose_merges_them(
         "max-size": "10m",
         "max-file": "3",
     }
+
+
+def test_limits_of_0_are_no_limits_as_compose_sends_them(tmp_path: Path, home: Path) -> None:
+    """compose sends no limit for a 0 (deploy.resources.limits.pids too: the engine's
+    default applies, not an explicit "unlimited")."""
+    write(
+        tmp_path,
+        {
+            "compose.yaml": """\
+            services:
+              web:
+                image: "web:1"
+                mem_limit: 0
+                cpus: 0
+                shm_size: 0
+                pids_limit: 0
+                deploy:
+                  resources:
+                    limits: {memory: "0", cpus: "0", pids: 0}
+                    reservations: {memory: "0"}
+            """
+        },
+    )
+    theirs = compose_config(tmp_path, ["compose.yaml"], {}, home)
+    mine = deployer(tmp_path, "compose.yaml", {})
+    same(mine, theirs)
+    assert mine.service("web").pids_limit is None

@@ -200,8 +200,9 @@ def read_limits(b: Builder, path: Path, raw: dict[str, Any], out: dict[str, Any]
         if got_c is not None and got_c != out["cpus"]:
             b.err((*lp, "cpus"), "cpus and this limit differ", "keep one")
         out.pop("cpus")
-    if isinstance(limits.get("pids"), int):
-        out.setdefault("pids_limit", limits["pids"])
+    pids = limits.get("pids")
+    if isinstance(pids, int) and not isinstance(pids, bool) and pids > 0:  # compose's setLimits
+        out.setdefault("pids_limit", pids)
 
 
 def read_labels(b: Builder, path: Path, raw: dict[str, Any], out: dict[str, Any]) -> None:
