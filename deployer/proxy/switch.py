@@ -146,7 +146,7 @@ class EdgeSwitch:
                 public = list(self.manifest.public_services)
                 proxy.join([self.network(svc) for svc in public])
                 self._set_routes(host, proxy, config, public)
-                self._fill_upstreams(proxy, public, observed.get(host))
+                self._fill_upstreams(host, proxy, public, observed.get(host))
                 self._tls(host, proxy)
             finally:
                 engine.release_lock(lease)
@@ -176,23 +176,38 @@ class EdgeSwitch:
                     self.line(f"edge proxy: route {self._shown(mine[rid])} set", host)
 
     def _fill_upstreams(
-        self, proxy: CaddyHost, public: Sequence[Service], obs: Observed | None
+        self, host: str, proxy: CaddyHost, public: Sequence[Service], obs: Observed | None
     ) -> None:
-        """A replica slot with no upstream yet gets the container running now."""
-        slots: dict[str, tuple[str, str, int]] = {}  # path -> (container, network, port)
+        """Each replica slot names the container that runs as that replica now. A slot
+        with no upstream yet gets it (a service made public without a new image); so does
+        one that names another address, once the container answers: the engine restarted
+        and gave the containers new addresses, or a killed deploy's replacement that the
+        slot named was removed since (without this, a deploy with nothing to change left
+        the route on an address nobody holds)."""
+        slots: dict[str, tuple[Service, int, str]] = {}  # path -> (service, replica, address)
         for svc in public:
             for c in obs.of_service(svc.name) if obs else []:
                 if c.running and c.replica <= svc.replicas:
                     path = R.upstream_file(self.rid(svc), c.replica)
-                    slots[path] = (c.id, self.network(svc), self.route(svc).port)
+                    addr = f"{proxy.container_ip(c.id, self.network(svc))}:{self.route(svc).port}"
+                    slots[path] = (svc, c.replica, addr)
         have = proxy.read_upstreams(list(slots))
-        proxy.write_upstreams(
-            {
-                path: f"{proxy.container_ip(cid, net)}:{port}"
-                for path, (cid, net, port) in slots.items()
-                if not have.get(path)
-            }
-        )
+        proxy.write_upstreams({p: a for p, (_, _, a) in slots.items() if not have.get(p)})
+        for path, (svc, replica, addr) in slots.items():
+            held = have.get(path)
+            if not held or held == addr:
+                continue
+            what = f"edge proxy: {self._shown(svc)} replica {replica} named {held}"
+            problem = proxy.reachable(addr, self.route(svc).healthcheck)
+            if problem is not None:
+                self.line(
+                    f"{what}, not its container's {addr}, which does not answer "
+                    f"({problem}): left as it was",
+                    host,
+                )
+                continue
+            proxy.write_upstream(path, addr)
+            self.line(f"{what}, not its container's address: now {addr}", host)
 
     def _tls(self, host: str, proxy: CaddyHost) -> None:
         """Certificates of this app's TLS routes: ACME (auto) or PEM files (file)."""
