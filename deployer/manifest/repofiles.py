@@ -70,6 +70,29 @@ def is_data(full: str) -> bool:
         return False
 
 
+def checkout_root(base: str, manifest_dir: str, lookup: Mapping[str, str]) -> str:
+    """The top of the checkout the relative sources must stay in: the CI job's project
+    directory (``CI_PROJECT_DIR``) when the files are in it, else the nearest directory
+    above the manifest holding ``.git``, else the directory both the manifest and the
+    first compose file are in."""
+    base, manifest_dir = os.path.realpath(base), os.path.realpath(manifest_dir)
+    project = lookup.get("CI_PROJECT_DIR")
+    if project and inside(base, os.path.realpath(project)):
+        return os.path.realpath(project)
+    d = manifest_dir
+    while True:
+        if os.path.lexists(os.path.join(d, ".git")) and inside(base, d):
+            return d
+        parent = os.path.dirname(d)
+        if parent == d:
+            return os.path.commonpath([base, manifest_dir])
+        d = parent
+
+
+def inside(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip("/") + "/")
+
+
 def config_place(target: str) -> bool:
     t = target.rstrip("/") + "/"
     if any(t.startswith(p) or t.rstrip("/") == p.rstrip("/") for p in _CONFIG_PLACES):
@@ -83,6 +106,7 @@ class RepoFiles:
     configs and secrets, and the data volumes made from `files.data`."""
 
     base: str  # the project directory (of the first compose file, else of the manifest)
+    root: str = ""  # the checkout: a relative source that exists must resolve inside it
     data_dirs: dict[str, Path] = field(default_factory=dict)  # normalised abs path -> where
     config_dirs: set[str] = field(default_factory=set)
     configs: dict[str, Any] = field(default_factory=dict)
@@ -95,7 +119,9 @@ class RepoFiles:
     def read(cls, b: Builder, data: Mapping[str, Any]) -> RepoFiles:
         doc = b.doc
         first = doc.compose_files[0] if doc.compose_files else doc.file
-        out = cls(base=os.path.dirname(os.path.abspath(first)))
+        base = os.path.dirname(os.path.abspath(first))
+        manifest_dir = os.path.dirname(os.path.abspath(doc.file))
+        out = cls(base=base, root=checkout_root(base, manifest_dir, b.lookup))
         spec = data.get("files")
         if isinstance(spec, dict):
             for key in ("data", "config"):
@@ -124,6 +150,29 @@ class RepoFiles:
     def abs(self, rel: str) -> str:
         return os.path.normpath(os.path.join(self.base, rel))
 
+    def escapes(self, b: Builder, p: Path, full: str, shown: str, *, bind: bool = True) -> bool:
+        """Refuse (True) a relative source that exists outside the checkout: written with
+        ``../`` past its top, or a symlink of the repository that points out of it (to a
+        key of the CI runner, say). Only files of the repository are shipped to hosts."""
+        if not self.root or not os.path.lexists(full):
+            return False
+        real = os.path.realpath(full)
+        if inside(real, self.root):
+            return False
+        b.err(
+            p,
+            f'"{shown}" is outside the repository checkout ({real}): only files of the '
+            "repository are shipped to the hosts",
+            "commit the file into the repository"
+            + (
+                ", or bind an absolute path of the deploy host"
+                if bind
+                else "; for a file of the CI job (a File-type variable), write its "
+                "absolute path, e.g. file: ${MY_FILE}"
+            ),
+        )
+        return True
+
     def rel(self, full: str) -> str:
         r = os.path.relpath(full, self.base)
         return r if r.startswith("..") else "./" + r if r != "." else "."
@@ -151,6 +200,8 @@ class RepoFiles:
                     "named volume",
                 )
             return self.data(b, p, shown, full, target, read_only)
+        if self.escapes(b, p, full, shown):  # what is shipped is read: only the checkout's
+            return None
         directory = os.path.isdir(full)
         if directory and not (read_only or full in self.config_dirs or config_place(target)):
             b.warn(
@@ -280,6 +331,10 @@ class RepoFiles:
         }
         if isinstance(spec.get("file"), str):
             full = self.abs(spec["file"])
+            written_relative = not spec["file"].startswith("/")
+            shown = spec["file"]
+            if written_relative and self.escapes(b, (*where, "file"), full, shown, bind=False):
+                return None
             try:
                 if os.path.isdir(full):
                     if kind == "secret":

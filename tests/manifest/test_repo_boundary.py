@@ -1,0 +1,85 @@
+"""Only files of the repository are shipped to the hosts: a relative source that resolves
+outside the checkout (``../`` past its top, or a symlink of the repository pointing out,
+at a key of the CI runner say) is refused at its line, exit 2, nothing read. A File-type
+variable's file, written as its absolute path, is still a secret's or config's source."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from deployer.manifest import check_manifest, load_manifest
+
+COMPOSE = """\
+services:
+  web:
+    image: registry.example.com/web:1
+    volumes: ["{bind}:/etc/app/key.pem:ro"]
+"""
+
+
+def checkout(tmp_path: Path, bind: str) -> Path:
+    outside = tmp_path / "runner"
+    outside.mkdir()
+    (outside / "key.pem").write_text("runner's key\n")
+    repo = tmp_path / "builds" / "shop"
+    (repo / ".git").mkdir(parents=True)
+    (repo / "conf").mkdir()
+    (repo / "conf" / "app.pem").write_text("app\n")
+    (repo / "inside.pem").symlink_to("conf/app.pem")
+    (repo / "outside.pem").symlink_to(outside / "key.pem")
+    (repo / "docker-compose.yml").write_text(COMPOSE.format(bind=bind))
+    m = repo / "deploy.yml"
+    m.write_text("app: shop\ncompose: docker-compose.yml\nenvironments: {prod: {}}\n")
+    return m
+
+
+def problems(m: Path, env: dict[str, str] | None = None) -> list[str]:
+    return [p.render() for p in check_manifest(m, None, env or {}).problems]
+
+
+def test_a_path_past_the_top_of_the_checkout_is_refused(tmp_path: Path) -> None:
+    (problem,) = problems(checkout(tmp_path, "../../runner/key.pem"))
+    assert "docker-compose.yml:4:15: services.web.volumes[0]" in problem, problem
+    assert "is outside the repository checkout" in problem, problem
+    assert "runner's key" not in problem
+
+
+def test_a_symlink_of_the_repository_pointing_out_is_refused(tmp_path: Path) -> None:
+    (problem,) = problems(checkout(tmp_path, "./outside.pem"))
+    assert '"./outside.pem" is outside the repository checkout' in problem, problem
+    assert str(tmp_path / "runner" / "key.pem") in problem
+
+
+def test_a_symlink_inside_the_checkout_is_shipped(tmp_path: Path) -> None:
+    m = checkout(tmp_path, "./inside.pem")
+    assert problems(m) == []
+    (f,) = load_manifest(m, "prod", {}).service("web").files
+    assert f.source == str(m.parent / "inside.pem")
+
+
+def test_the_ci_project_dir_is_the_top_for_a_compose_file_in_a_subdirectory(
+    tmp_path: Path,
+) -> None:
+    m = checkout(tmp_path, "./x")
+    (m.parent / ".git").rmdir()  # no git directory: CI_PROJECT_DIR says where the top is
+    sub = m.parent / "deploy"
+    sub.mkdir()
+    (sub / "docker-compose.yml").write_text(COMPOSE.format(bind="../conf/app.pem"))
+    (sub / "deploy.yml").write_text(
+        "app: shop\ncompose: docker-compose.yml\nenvironments: {prod: {}}\n"
+    )
+    assert problems(sub / "deploy.yml", {"CI_PROJECT_DIR": str(m.parent)}) == []
+    assert problems(sub / "deploy.yml") != []  # without it, the top is deploy/ itself
+
+
+def test_a_file_type_variable_outside_the_checkout_is_a_secret_source(tmp_path: Path) -> None:
+    m = checkout(tmp_path, "./conf/app.pem")
+    compose = m.parent / "docker-compose.yml"
+    compose.write_text(
+        compose.read_text() + '    secrets: [key]\nsecrets:\n  key: {file: "${KEY_FILE}"}\n'
+    )
+    key = str(tmp_path / "runner" / "key.pem")
+    assert problems(m, {"KEY_FILE": key}) == []
+    compose.write_text(compose.read_text().replace("${KEY_FILE}", "../../runner/key.pem"))
+    (problem,) = problems(m)
+    assert "secrets.key.file" in problem and "outside the repository checkout" in problem
