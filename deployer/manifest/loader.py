@@ -246,8 +246,11 @@ def _interpolate_tree(  # noqa: C901 (one walk, key rules)
     # the compose project's .env file
     # ${DEPLOYER_ENVIRONMENT} and ${DEPLOYER_ENVIRONMENT_SLUG}: the deployer's own.
     # ${PWD} unset reads the working directory, as compose does (a shell always sets it).
+    # ${COMPOSE_PROJECT_NAME} unset is the project's name, as compose fills it in
+    project = {"COMPOSE_PROJECT_NAME": doc.compose_project} if doc.compose_project else {}
     lookup = {
         "PWD": os.getcwd(),
+        **project,
         **doc.compose_dotenv,
         **variables,
         **environ,

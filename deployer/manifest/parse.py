@@ -160,10 +160,9 @@ def port_short(value: str | int) -> list[Port]:
         if len(parts) == 2:
             host_s, target_s = parts
         elif len(parts) == 3:
+            # an empty IP (`${BIND:-}:443:443`) is every address, as compose reads it
             ip_part, host_s, target_s = parts
             host_ip = host_ip or ip_part
-            if not host_ip:
-                raise ValueError("the IP address is empty")
         else:
             raise ValueError("too many colons")
         if host_ip:
@@ -198,12 +197,15 @@ def _mount_options(text: str) -> tuple[bool, str, bool, str]:
             nocopy = True
         elif opt in PROPAGATION:
             propagation = opt
-        elif opt not in _VOLUME_OPTIONS_NOOP:
-            raise ValueError(
-                f'mount option "{opt}" is not supported yet; use ro, rw, z, Z, nocopy or a '
-                "bind propagation (rslave, rshared, rprivate...)"
-            )
+        # any other word compose ignores, and so does the deployer (the reader warns)
     return read_only, selinux, nocopy, propagation
+
+
+def unknown_mount_options(text: str) -> list[str]:
+    """The words of a short volume's mode that neither compose nor the engine use
+    (``roz``: compose mounts it read-write, with no SELinux label)."""
+    known = {"ro", "z", "Z", "nocopy", *PROPAGATION, *_VOLUME_OPTIONS_NOOP}
+    return [opt for opt in text.split(",") if opt and opt not in known]
 
 
 def volume_short(text: str) -> Mount:

@@ -321,21 +321,6 @@ KNOWN_OTHER = {
     # several publish one host port (81, 443, 1025, 5432...), which `config` lets pass and
     # `up` of them all would fail on
     "laradock/docker-compose.yml": "host ports published twice",
-    # a port whose host IP is an empty default ("${HTTPS_BIND:-}:443:443", compose publishes
-    # on every address), and ${COMPOSE_PROJECT_NAME} without a default, which compose
-    # interpolates with the project's name
-    "mailcow-dockerized/docker-compose.yml": "an empty host IP in a port mapping; "
-    "COMPOSE_PROJECT_NAME read as unset",
-    # the shared compose_zabbix_components.yaml mounts a volume with the mode "roz"; compose
-    # ignores a mode it does not know (the volume is mounted read-write)
-    **dict.fromkeys(
-        (
-            f"zabbix-docker/docker-compose_v3_{os}_{db}_latest.yaml"
-            for os in ("alpine", "centos", "ol", "ubuntu")
-            for db in ("mysql", "pgsql")
-        ),
-        'the unknown volume mode "roz"',
-    ),
 }
 
 # Accepted, but what the deployer would deploy differs from what compose creates: each with
@@ -400,10 +385,9 @@ def test_acceptance_without_the_policy_refusals(outcomes: dict[str, Outcome]) ->
 
 @pytest.mark.xfail(
     strict=True,
-    reason="439 files: 326 accepted (74%), 89 refused by the safety policy, 12 refused by "
-    "compose too, 12 other (2 image references compose up refuses, laradock's host ports "
-    "published twice, mailcow's empty host IP and COMPOSE_PROJECT_NAME, zabbix's volume "
-    'mode "roz" in 8 files)',
+    reason="439 files: 334 accepted (76%), 90 refused by the safety policy, 12 refused by "
+    "compose too, 3 other (2 image references compose up refuses, laradock's host ports "
+    "published twice)",
 )
 def test_corpus_acceptance_goal(outcomes: dict[str, Outcome]) -> None:
     accepted, total = acceptance(outcomes)

@@ -92,3 +92,42 @@ def test_a_dot_file_and_a_bare_long_bind_are_files_of_the_project(tmp_path: Path
     assert files["/root/.psqlrc"].digest == files["/root/same.psqlrc"].digest
     assert files["/etc/app.ini"].source == str(tmp_path / "conf" / "app.ini")
     assert not db.volumes
+
+
+MAILCOW_ZABBIX = """\
+services:
+  nginx:
+    image: busybox
+    command: ["echo", "${COMPOSE_PROJECT_NAME}"]
+    ports:
+      - "${HTTPS_BIND:-}:${HTTPS_PORT:-443}:${HTTPS_PORT:-443}"
+    volumes:
+      - snmptraps:/var/lib/zabbix/snmptraps:roz
+volumes: {snmptraps: {}}
+"""
+
+
+def test_an_unknown_mode_word_an_empty_host_ip_and_the_project_name_as_compose(
+    tmp_path: Path,
+) -> None:
+    """zabbix's `:roz` (compose ignores the word: read-write, no label), mailcow's
+    `${HTTPS_BIND:-}:443:443` (every address) and its `${COMPOSE_PROJECT_NAME}` unset
+    (the project's name)."""
+    project = tmp_path / "mailcow"
+    write(project, {"compose.yaml": MAILCOW_ZABBIX})
+    theirs = compose_config(project, ["compose.yaml"], {}, tmp_path)["services"]["nginx"]
+    m = deployer(project, "[compose.yaml]", {})
+    nginx = m.service("nginx")
+    assert list(nginx.command or ()) == theirs["command"] == ["echo", "mailcow"]
+    (port,) = theirs["ports"]
+    assert [(p.target, p.published, p.host_ip) for p in nginx.ports] == [
+        (port["target"], int(port["published"]), port.get("host_ip", ""))
+    ]
+    (volume,) = theirs["volumes"]
+    (mount,) = nginx.volumes
+    assert (mount.target, mount.read_only, mount.selinux) == (
+        volume["target"],
+        volume.get("read_only", False),
+        (volume.get("bind") or {}).get("selinux", ""),
+    )
+    assert any('mount option "roz"' in w.message for w in m.warnings), m.warnings

@@ -46,7 +46,7 @@ TEMPLATES = {
     "image": None,  # services.web.image
     "tmpfs": '    tmpfs: ["${S}"]',
     "volume_short": '    volumes: ["${S}"]',
-    "volume_option": '    volumes: ["/srv:/x:${S}"]',
+    "volume_option": '    volumes: ["/srv:/x:${S}"]',  # a warning: compose ignores the word
     "volume_long_target": '    volumes: [{type: bind, source: /srv, target: "${S}"}]',
     "extra_hosts": '    extra_hosts: ["db:${S}"]',
     "memory": '    deploy: {resources: {limits: {memory: "${S}"}}}',
@@ -65,6 +65,10 @@ TEMPLATES = {
     "host_url": None,  # environments.production.hosts
     "env_url": None,  # environments.production.url
 }
+
+
+# what is a warning, not a refusal: shown without the secret all the same
+WARNED = {"volume_option"}
 
 
 def manifest(key: str) -> str:
@@ -123,20 +127,21 @@ def _no_ci(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_validate_never_shows_a_secret(key: str, secret: str) -> None:
     value = SECRETS[secret]
     text = manifest(key)
+    expected = 0 if key in WARNED and ":" not in value else 2  # a colon: another word
     code, out = run(["validate"], text, value)
-    assert code == 2, out
+    assert code == expected, out
     assert not SECRET_CHARS.search(out), out
     code, out = run(["validate", "--format", "json"], text, value)
-    assert code == 2, out
+    assert code == expected, out
     assert not SECRET_CHARS.search(out), out
-    problems = json.loads(out)["problems"]
+    problems = json.loads(out)["problems" if expected else "warnings"]
     assert any("${S}" in p["message"] or "not shown" in p["message"] for p in problems) or (
         key in ("replicas", "update_order", "pull_policy", "network_mode", "ipc", "command")
     ), problems
 
 
 @pytest.mark.parametrize("command", ["plan", "deploy"])
-@pytest.mark.parametrize("key", ["ports_short", "stop_grace_period", "volume_option"])
+@pytest.mark.parametrize("key", ["ports_short", "stop_grace_period", "volume_long_target"])
 def test_plan_and_deploy_refuse_without_showing_a_secret(command: str, key: str) -> None:
     for value in SECRETS.values():
         code, out = run([command], manifest(key), value)

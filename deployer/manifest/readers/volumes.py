@@ -56,6 +56,19 @@ def in_checkout(b: Builder, source: str) -> str | None:
     return "./" + posixpath.relpath(path, base)
 
 
+def _warn_unknown_options(b: Builder, p: Path, item: str) -> None:
+    parts = item.split(":")
+    unknown = parse.unknown_mount_options(parts[2]) if len(parts) == 3 else []
+    if unknown:
+        words = ", ".join(f'"{w}"' for w in unknown)
+        b.warn(
+            p,
+            f"mount option {words} is no option compose or the engine knows: compose ignores "
+            "it, and so does the deployer",
+            "separate options with commas (ro,z), or remove it",
+        )
+
+
 def spelled_relative(source: str, *, long_bind: bool) -> str:
     """A host path compose resolves in the project directory though it does not start
     with ``./``: any short-syntax source that starts with a dot (``.psqlrc``), and a
@@ -70,6 +83,7 @@ def spelled_relative(source: str, *, long_bind: bool) -> str:
 
 def one(b: Builder, p: Path, item: Any) -> Mount | FileMount | None:
     if isinstance(item, str):
+        _warn_unknown_options(b, p, item)
         source, sep, rest = item.partition(":")
         rel = in_checkout(b, source) if sep else None
         if rel is None and sep:
