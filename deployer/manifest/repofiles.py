@@ -150,10 +150,12 @@ class RepoFiles:
     def abs(self, rel: str) -> str:
         return os.path.normpath(os.path.join(self.base, rel))
 
-    def escapes(self, b: Builder, p: Path, full: str, shown: str, *, bind: bool = True) -> bool:
+    def escapes(self, b: Builder, p: Path, full: str, shown: str, *, key: str = "bind") -> bool:
         """Refuse (True) a relative source that exists outside the checkout: written with
         ``../`` past its top, or a symlink of the repository that points out of it (to a
-        key of the CI runner, say). Only files of the repository are shipped to hosts."""
+        key of the CI runner, or ``/proc/self/environ``, say). Only files of the repository
+        are shipped to hosts, or read into a container's environment (``key``: "bind",
+        "file" of a config or secret, "env_file")."""
         if not self.root or not os.path.lexists(full):
             return False
         real = os.path.realpath(full)
@@ -166,9 +168,9 @@ class RepoFiles:
             "commit the file into the repository"
             + (
                 ", or bind an absolute path of the deploy host"
-                if bind
+                if key == "bind"
                 else "; for a file of the CI job (a File-type variable), write its "
-                "absolute path, e.g. file: ${MY_FILE}"
+                f"absolute path, e.g. {key}: ${{MY_FILE}}"
             ),
         )
         return True
@@ -333,7 +335,7 @@ class RepoFiles:
             full = self.abs(spec["file"])
             written_relative = not spec["file"].startswith("/")
             shown = spec["file"]
-            if written_relative and self.escapes(b, (*where, "file"), full, shown, bind=False):
+            if written_relative and self.escapes(b, (*where, "file"), full, shown, key="file"):
                 return None
             try:
                 if os.path.isdir(full):

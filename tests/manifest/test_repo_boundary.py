@@ -83,3 +83,23 @@ def test_a_file_type_variable_outside_the_checkout_is_a_secret_source(tmp_path: 
     compose.write_text(compose.read_text().replace("${KEY_FILE}", "../../runner/key.pem"))
     (problem,) = problems(m)
     assert "secrets.key.file" in problem and "outside the repository checkout" in problem
+
+
+def test_an_env_file_out_of_the_checkout_is_refused_unread(tmp_path: Path) -> None:
+    """A committed `app.env` linked to `/proc/self/environ` would read the deploy job's
+    own variables into the app's containers; `../` past the top, a file of the runner."""
+    m = checkout(tmp_path, "./conf/app.pem")
+    compose = m.parent / "docker-compose.yml"
+    (m.parent / "app.env").symlink_to("/proc/self/environ")
+    env_files = '    env_file: ["./app.env", "../../runner/key.pem"]\n'
+    compose.write_text(compose.read_text() + env_files)
+    got = problems(m)
+    assert len(got) == 2, got
+    assert '"./app.env" is outside the repository checkout' in got[0], got
+    assert "services.web.env_file[0]" in got[0] and "env_file: ${MY_FILE}" in got[0], got
+    assert "services.web.env_file[1]" in got[1], got
+    (m.parent / "app.env").unlink()
+    (m.parent / "app.env").write_text("A=1\n")
+    compose.write_text(compose.read_text().replace(', "../../runner/key.pem"', ""))
+    assert problems(m) == []
+    assert ("A", "1") in load_manifest(m, "prod", {}).service("web").environment

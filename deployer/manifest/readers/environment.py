@@ -80,6 +80,8 @@ def from_list(b: Builder, epath: Path, value: list[Any]) -> dict[str, str]:
 def read_env_file(b: Builder, path: Path, name: str, *, required: bool) -> dict[str, str]:
     base = os.path.dirname(b.doc.pos(path).file)
     full = os.path.join(base, name)
+    if not os.path.isabs(name) and b.repo and b.repo.escapes(b, path, full, name, key="env_file"):
+        return {}  # a relative path out of the checkout: not read
     try:
         text = files.read_limited(full, files.ENV_FILE_LIMIT).decode("utf-8-sig")
     except files.FileRefused as e:
