@@ -29,7 +29,8 @@ environments:
 services:
   migrate:
     image: ${{WEB_IMAGE}}
-    command: ["sh", "-c", "echo start >> /state/log; sleep {seconds}; echo end >> /state/log"]
+    command: ["sh", "-c", "echo start >> /state/log; sleep $$RUN_SECONDS; echo end >> /state/log"]
+    environment: {{RUN_SECONDS: "${{RUN_SECONDS}}"}}
     healthcheck: {{disable: true}}
     volumes: ["state:/state"]
   web:
@@ -45,12 +46,31 @@ rollout:
 """
 
 
-def project(tmp_path: Path, app: str, testenv: TestEnv, seconds: int, timeout: int) -> Path:
+def project(tmp_path: Path, app: str, testenv: TestEnv, timeout: int) -> Path:
     f = tmp_path / "deploy.yml"
-    f.write_text(
-        MANIFEST.format(app=app, host=testenv.engine_host, seconds=seconds, timeout=timeout)
-    )
+    f.write_text(MANIFEST.format(app=app, host=testenv.engine_host, timeout=timeout))
     return f
+
+
+def deploy_then_kill_mid_run(
+    f: Path,
+    app: str,
+    testenv: TestEnv,
+    engine: docker.DockerClient,
+    monkeypatch: pytest.MonkeyPatch,
+    seconds: int,
+) -> tuple[int, str]:
+    """v1 deployed (its migration runs 1 s); a deploy of v2 killed while it waits for its
+    migration, which runs ``seconds``; then v2 deployed again at once: (exit code, output)."""
+    monkeypatch.setenv("WEB_IMAGE", testenv.image_v1)
+    monkeypatch.setenv("RUN_SECONDS", "1")
+    code, out = cli("deploy", "-f", str(f), "--env", "test")
+    assert code == 0, out
+    assert runs(engine, app, testenv.image_v1) == ["start", "end"]
+    monkeypatch.setenv("RUN_SECONDS", str(seconds))
+    kill_at(f, testenv.image_v2, r"migrate-1: waiting until it completes")
+    monkeypatch.setenv("WEB_IMAGE", testenv.image_v2)
+    return cli("deploy", "-f", str(f), "--env", "test", "--wait-lock", "120s")
 
 
 def runs(engine: docker.DockerClient, app: str, image: str) -> list[str]:
@@ -74,15 +94,8 @@ def test_rerun_waits_for_the_migration_the_killed_deploy_started(
     engine: docker.DockerClient,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    f = project(tmp_path, app, testenv, seconds=20, timeout=60)
-    monkeypatch.setenv("WEB_IMAGE", testenv.image_v1)
-    code, out = cli("deploy", "-f", str(f), "--env", "test")
-    assert code == 0, out
-    assert runs(engine, app, testenv.image_v1) == ["start", "end"]
-
-    kill_at(f, testenv.image_v2, r"migrate-1: waiting until it completes")
-    monkeypatch.setenv("WEB_IMAGE", testenv.image_v2)
-    code, out = cli("deploy", "-f", str(f), "--env", "test", "--wait-lock", "120s")
+    f = project(tmp_path, app, testenv, timeout=60)
+    code, out = deploy_then_kill_mid_run(f, app, testenv, engine, monkeypatch, seconds=20)
     assert code == 0, out
     assert "still at work: waiting until it exits" in out, out
     assert "cleanup: " in out and "removed" in out, out
@@ -100,16 +113,8 @@ def test_a_migration_still_running_past_the_timeout_blocks_the_rerun_untouched(
     engine: docker.DockerClient,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    f = project(tmp_path, app, testenv, seconds=30, timeout=3)
-    monkeypatch.setenv("WEB_IMAGE", testenv.image_v1)
-    f.write_text(f.read_text().replace("sleep 30", "sleep 1"))
-    code, out = cli("deploy", "-f", str(f), "--env", "test")
-    assert code == 0, out
-    f.write_text(f.read_text().replace("sleep 1", "sleep 30"))
-
-    kill_at(f, testenv.image_v2, r"migrate-1: waiting until it completes")
-    monkeypatch.setenv("WEB_IMAGE", testenv.image_v2)
-    code, out = cli("deploy", "-f", str(f), "--env", "test", "--wait-lock", "120s")
+    f = project(tmp_path, app, testenv, timeout=3)
+    code, out = deploy_then_kill_mid_run(f, app, testenv, engine, monkeypatch, seconds=30)
     assert code == 4, out
     assert "still running after 3s; it is left at work" in out, out
     assert "stopped before any change" in out, out
