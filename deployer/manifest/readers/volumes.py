@@ -51,7 +51,7 @@ def in_checkout(b: Builder, source: str) -> str | None:
         return None
     base = posixpath.normpath(b.repo.base)
     path = policy.canonical(source)
-    if path == base or not path.startswith(base + "/"):
+    if path == base or not R.inside(path, base):
         return None
     return "./" + posixpath.relpath(path, base)
 
