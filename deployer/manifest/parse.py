@@ -208,6 +208,16 @@ def unknown_mount_options(text: str) -> list[str]:
     return [opt for opt in text.split(",") if opt and opt not in known]
 
 
+def volumes_from(text: str) -> tuple[str, str, str]:
+    """A ``volumes_from`` entry -> ``(kind, name, mode)``: ``"SERVICE[:MODE]"`` and
+    ``"service:SERVICE[:MODE]"`` name a service of the app, ``"container:NAME[:MODE]"`` a
+    container of the host; the mode is as written, "" when left out."""
+    kind, parts = "service", text.split(":")
+    if parts[0] in ("service", "container") and len(parts) > 1:
+        kind, parts = parts[0], parts[1:]
+    return kind, parts[0], ":".join(parts[1:])
+
+
 def volume_short(text: str) -> Mount:
     """``"data:/var/lib/x:ro"``, ``"/srv/x:/x"``, ``"/anon"`` -> Mount."""
     parts = text.split(":")

@@ -176,3 +176,24 @@ def test_a_host_port_range_is_what_the_engine_takes() -> None:
     assert (port.host_port, port.host_port_count) == ("8000-8002", 3)
     assert (Port(80, 8080).host_port, Port(80, 8080).host_port_count) == ("8080", 1)
     assert (Port(80).host_port, Port(80).host_port_count) == ("", 0)
+
+
+@pytest.mark.parametrize(
+    ("text", "parts"),
+    [
+        ("db", ("service", "db", "")),
+        ("db:ro", ("service", "db", "ro")),
+        ("service:db", ("service", "db", "")),
+        ("service:db:rw", ("service", "db", "rw")),
+        ("container:legacy", ("container", "legacy", "")),
+        ("container:legacy:ro", ("container", "legacy", "ro")),
+        ("container:", ("container", "", "")),
+        ("db:ro:z", ("service", "db", "ro:z")),  # a mode the reader refuses, as written
+        ("service", ("service", "service", "")),  # a service named "service"
+        ("container", ("service", "container", "")),
+    ],
+)
+def test_volumes_from(text: str, parts: tuple[str, str, str]) -> None:
+    """One reading of a volumes_from entry, for the service's mounts and for the start
+    order (a service lending its volumes starts first)."""
+    assert parse.volumes_from(text) == parts

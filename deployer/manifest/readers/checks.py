@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from deployer.manifest import parse
 from deployer.manifest.model import Environment, Healthcheck, Service
 from deployer.manifest.problems import Path
 from deployer.manifest.schema import did_you_mean
@@ -110,10 +111,9 @@ def dependencies(b: Builder, raw_services: dict[str, Any]) -> None:
                 graph[name].append(target)  # links start the linked service first too
         sources = raw.get("volumes_from")
         for item in sources if isinstance(sources, list) else []:
-            parts = str(item).split(":")
-            if parts[0] == "container":
+            kind, source, _ = parse.volumes_from(str(item))
+            if kind == "container":
                 continue  # a container of the host, not of the app
-            source = parts[1] if parts[0] == "service" and len(parts) > 1 else parts[0]
             if source in raw_services and source != name and source not in graph[name]:
                 graph[name].append(source)  # so does volumes_from
     for cycle in cycles(graph):

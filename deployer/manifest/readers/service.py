@@ -213,9 +213,7 @@ def read_safety(b: Builder, path: Path, raw: dict[str, Any], out: dict[str, Any]
     )
 
 
-def read_volumes_from(
-    b: Builder, path: Path, raw: dict[str, Any], out: dict[str, Any]
-) -> None:
+def read_volumes_from(b: Builder, path: Path, raw: dict[str, Any], out: dict[str, Any]) -> None:
     """``volumes_from: [SERVICE[:ro|rw], container:NAME[:ro|rw]]``: every mount of that
     service's container (its volumes, the image's anonymous ones included) or of a
     container the host runs; the service starts after it, as compose orders them."""
@@ -225,10 +223,8 @@ def read_volumes_from(
         if not isinstance(item, str):
             continue
         p = (*path, "volumes_from", i)
-        kind, parts = "service", item.split(":")
-        if parts[0] in ("service", "container") and len(parts) > 1:
-            kind, parts = parts[0], parts[1:]
-        name, mode = parts[0], ":".join(parts[1:]) or "rw"
+        kind, name, mode = parse.volumes_from(item)
+        mode = mode or "rw"
         if mode not in ("ro", "rw"):
             b.err(p, f'"{item}": the mode "{mode}" is not ro or rw', "write NAME[:ro] or NAME:rw")
         elif kind == "service" and name == path[-1]:
