@@ -323,6 +323,9 @@ def merge(dst: Doc, dpath: Path, src: Doc, spath: Path, *, depth: int = 0) -> No
     if in_service and key == "logging" and _other_driver(d, s):
         _place(dst, dpath, src, spath)  # another driver: its options are not the first's
         return
+    if len(dpath) == 4 and dpath[0] == "services" and dpath[2] == "ulimits":
+        _place(dst, dpath, src, spath)  # one limit is replaced whole, never field by field
+        return
     if in_service and key in _MAP_KEYS:
         _as_map(dst, dpath, str(key))
         _as_map(src, spath, str(key))

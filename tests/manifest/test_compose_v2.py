@@ -956,3 +956,100 @@ def test_limits_of_0_are_no_limits_as_compose_sends_them(tmp_path: Path, home: P
     mine = deployer(tmp_path, "compose.yaml", {})
     same(mine, theirs)
     assert mine.service("web").pids_limit is None
+
+
+def compose_refuses(project: Path, files: list[str], home: Path) -> str:
+    """Compose's message for a project it refuses (`docker compose config` exits non-zero)."""
+    args = [str(composev2.binary())]
+    for f in files:
+        args += ["-f", f]
+    proc = subprocess.run(
+        [*args, "config", "--format", "json"],
+        cwd=project,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(home)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode != 0, proc.stdout
+    return proc.stderr
+
+
+def test_an_override_s_ulimit_replaces_the_entry_whole(tmp_path: Path, home: Path) -> None:
+    """An override (a second file, or `extends`) replaces a ulimit entry whole: a number
+    over `{soft, hard}`, `{soft, hard}` over a number; the entries it does not name stay."""
+    project = tmp_path / "app"
+    write(
+        project,
+        {
+            "compose.yaml": """\
+            services:
+              web:
+                image: "web:1"
+                ulimits:
+                  nofile: {soft: 1000, hard: 2000}
+                  nproc: 100
+                  memlock: {soft: 1, hard: 2}
+              worker:
+                extends: web
+                ulimits:
+                  nofile: 300
+                  nproc: {soft: 10, hard: 20}
+            """,
+            "compose.override.yaml": """\
+            services:
+              web:
+                ulimits:
+                  nofile: 4000
+                  nproc: {soft: 50, hard: 60}
+            """,
+        },
+    )
+    files = ["compose.yaml", "compose.override.yaml"]
+    theirs = compose_config(project, files, {}, home)
+    mine = deployer(tmp_path, "[app/compose.yaml, app/compose.override.yaml]", {})
+    same(mine, theirs)
+    assert mine.service("web").ulimits == (
+        ("memlock", 1, 2),
+        ("nofile", 4000, 4000),
+        ("nproc", 50, 60),
+    )
+    assert mine.service("worker").ulimits == (
+        ("memlock", 1, 2),
+        ("nofile", 300, 300),
+        ("nproc", 10, 20),
+    )
+
+
+@pytest.mark.parametrize("how", ["override", "extends"])
+def test_a_ulimit_override_with_soft_or_hard_alone_is_refused_as_compose_refuses_it(
+    tmp_path: Path, home: Path, how: str
+) -> None:
+    """`nofile: {soft: 500}` over `{soft: 1000, hard: 2000}` is not merged into
+    `{soft: 500, hard: 2000}`: compose refuses the override (each file must give both), and
+    so does the deployer, at the override's line."""
+    project = tmp_path / "app"
+    base = 'image: "web:1"\n    ulimits: {nofile: {soft: 1000, hard: 2000}}'
+    if how == "override":
+        files = {
+            "compose.yaml": f"services:\n  web:\n    {base}\n",
+            "compose.override.yaml": "services:\n  web:\n    ulimits:\n      nofile: {soft: 500}\n",
+        }
+    else:
+        files = {
+            "compose.yaml": f"services:\n  base:\n    {base}\n  web:\n    extends: base\n"
+            "    ulimits:\n      nofile: {soft: 500}\n",
+        }
+    write(project, files)
+    names = list(files)
+    assert "services.web.ulimits.nofile must be a integer or string" in compose_refuses(
+        project, names, home
+    )
+    with pytest.raises(ManifestError) as e:
+        deployer(tmp_path, "[" + ", ".join(f"app/{n}" for n in names) + "]", {})
+    (p,) = e.value.problems
+    where = "compose.override.yaml" if how == "override" else "compose.yaml"
+    line = files[where].splitlines().index("      nofile: {soft: 500}") + 1
+    assert (Path(p.file).name, p.line, p.path) == (where, line, "services.web.ulimits.nofile")
+    assert "missing required key `hard`" in p.message
