@@ -1053,3 +1053,118 @@ def test_a_ulimit_override_with_soft_or_hard_alone_is_refused_as_compose_refuses
     line = files[where].splitlines().index("      nofile: {soft: 500}") + 1
     assert (Path(p.file).name, p.line, p.path) == (where, line, "services.web.ulimits.nofile")
     assert "missing required key `hard`" in p.message
+
+
+TWINS_REFUSED = [
+    # (the service's keys, compose's pair, the deployer's key path, words of its message)
+    ("mem_limit: 1g\n    deploy: {resources: {limits: {cpus: '1'}}}", "mem_limit",
+     "services.web.mem_limit", "deploy.resources.limits sets no memory"),
+    ("mem_limit: 1g\n    deploy: {resources: {limits: {}}}", "mem_limit",
+     "services.web.mem_limit", "deploy.resources.limits sets no memory"),
+    ("mem_limit: 1g\n    deploy: {resources: {limits: {memory: '0'}}}", "mem_limit",
+     "services.web.deploy.resources.limits.memory", "mem_limit (1g) and deploy.resources"),
+    ("mem_limit: 1g\n    deploy: {resources: {limits: {memory: 2g}}}", "mem_limit",
+     "services.web.deploy.resources.limits.memory", "mem_limit (1g) and deploy.resources"),
+    ("cpus: 1\n    deploy: {resources: {limits: {memory: 1g}}}", "cpus",
+     "services.web.cpus", "deploy.resources.limits sets no cpus"),
+    ("cpus: 1\n    deploy: {resources: {limits: {cpus: '2'}}}", "cpus",
+     "services.web.deploy.resources.limits.cpus", "cpus (1) and deploy.resources"),
+    ("pids_limit: -1\n    deploy: {resources: {limits: {memory: 1g}}}", "pids_limit",
+     "services.web.pids_limit", "deploy.resources.limits sets no pids"),
+    ("pids_limit: 10\n    deploy: {resources: {limits: {pids: 20}}}", "pids_limit",
+     "services.web.deploy.resources.limits.pids", "pids_limit (10) and deploy.resources"),
+    ("mem_reservation: 1g\n    deploy: {resources: {reservations: {cpus: '1'}}}",
+     "mem_reservation", "services.web.mem_reservation",
+     "deploy.resources.reservations sets no memory"),
+    ("mem_reservation: 1g\n    deploy: {resources: {reservations: {memory: 2g}}}",
+     "mem_reservation", "services.web.deploy.resources.reservations.memory",
+     "mem_reservation (1g) and deploy.resources"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("keys", "pair", "path", "words"), TWINS_REFUSED)
+def test_a_limit_set_twice_differently_is_refused_as_compose_refuses_it(
+    tmp_path: Path, home: Path, keys: str, pair: str, path: str, words: str
+) -> None:
+    """A limit set at the service's top level and in a `deploy.resources` mapping the
+    service writes must be one value: compose refuses the project otherwise, a mapping that
+    leaves the key out (no limit) included. The deployer refuses the same, at the key."""
+    write(tmp_path, {"compose.yaml": f"services:\n  web:\n    image: 'web:1'\n    {keys}\n"})
+    twin = {
+        "mem_limit": "deploy.resources.limits.memory",
+        "cpus": "deploy.resources.limits.cpus",
+        "pids_limit": "deploy.resources.limits.pids",
+        "mem_reservation": "deploy.resources.reservations.memory",
+    }[pair]
+    assert f"can't set distinct values on '{pair}' and '{twin}'" in compose_refuses(
+        tmp_path, ["compose.yaml"], home
+    )
+    with pytest.raises(ManifestError) as e:
+        deployer(tmp_path, "compose.yaml", {})
+    (p,) = e.value.problems
+    assert p.path == path and words in p.message, p.render()
+    assert p.line == (4 if path == f"services.web.{pair}" else 5)
+    assert "docker compose refuses" in p.message and p.fix
+
+
+def test_the_same_limit_set_twice_or_one_of_0_is_accepted_as_compose_accepts_it(
+    tmp_path: Path, home: Path
+) -> None:
+    """The same value both ways (1024m is 1g), a top-level 0 (no limit), or no mapping of
+    that kind beside it: compose accepts each, and so does the deployer, with compose's
+    limits."""
+    write(
+        tmp_path,
+        {
+            "compose.yaml": """\
+            services:
+              same:
+                image: "web:1"
+                mem_limit: 1024m
+                cpus: 0.5
+                pids_limit: 10
+                deploy: {resources: {limits: {memory: 1g, cpus: "0.50", pids: 10}}}
+              zero:
+                image: "web:1"
+                mem_limit: 0
+                deploy: {resources: {limits: {cpus: "1"}}}
+              other:
+                image: "web:1"
+                mem_limit: 1g
+                cpus: 1
+                deploy: {resources: {reservations: {cpus: "2"}}}
+              reserved:
+                image: "web:1"
+                mem_reservation: 1g
+                deploy: {resources: {limits: {memory: 2g}}}
+            """
+        },
+    )
+    theirs = compose_config(tmp_path, ["compose.yaml"], {}, home)
+    mine = deployer(tmp_path, "compose.yaml", {})
+    same(mine, theirs)
+    assert mine.service("other").memory == 1 << 30
+
+
+def test_a_limit_set_twice_differently_exits_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from deployer.cli import main
+
+    write(
+        tmp_path,
+        {
+            "compose.yaml": "services:\n  web:\n    image: 'web:1'\n    mem_limit: 1g\n"
+            "    deploy: {resources: {limits: {cpus: '1'}}}\n"
+        },
+    )
+    (tmp_path / "deploy.yml").write_text(
+        "app: demo\ncompose: compose.yaml\nenvironments:\n  production:\n"
+        "    hosts: [ssh://deploy@host.example.com]\n"
+    )
+    code = main(["validate", "-f", str(tmp_path / "deploy.yml"), "--env", "production"])
+    assert code == 2
+    out = capsys.readouterr()
+    err = out.out + out.err
+    assert "compose.yaml:4:5: services.web.mem_limit: mem_limit is 1g" in err
+    assert "(fix: set it once: write `memory: 1g` in deploy.resources.limits" in err

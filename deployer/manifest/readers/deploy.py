@@ -81,13 +81,7 @@ def read_reservations(b: Builder, path: Path, raw: dict[str, Any], out: dict[str
     rp = (*path, "resources", "reservations")
     if reservations.get("memory") is not None:
         got = b.parsed((*rp, "memory"), parse.size, reservations["memory"])
-        if got:  # 0 reserves nothing
-            if out.get("mem_reservation") not in (None, got):
-                b.err(
-                    (*rp, "memory"),
-                    "mem_reservation and deploy.resources.reservations.memory differ",
-                    "keep one of them",
-                )
+        if got:  # 0 reserves nothing (mem_reservation agrees: check_twins)
             out["mem_reservation"] = got
     if reservations.get("cpus") is not None:
         got_cpus = b.parsed((*rp, "cpus"), parse.cpus, reservations["cpus"])
@@ -186,19 +180,67 @@ def _count(count: Any, ids: Any) -> int | None:
     return count
 
 
+def _pids(value: object) -> int:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ValueError("expected a number")  # reported by the schema
+    return value
+
+
+# A limit the service sets at its top level and in deploy.resources: (its key, its field
+# in ``out``, the mapping of deploy.resources, the key there, how to read it)
+_TWINS: tuple[tuple[str, str, str, str, Callable[[Any], float]], ...] = (
+    ("mem_limit", "memory", "limits", "memory", parse.size),
+    ("cpus", "cpus", "limits", "cpus", parse.cpus),
+    ("pids_limit", "pids_limit", "limits", "pids", _pids),
+    ("mem_reservation", "mem_reservation", "reservations", "memory", parse.size),
+)
+
+
+def check_twins(b: Builder, path: Path, raw: dict[str, Any], out: dict[str, Any]) -> None:
+    """A limit set at the service's top level (not 0) must be the one of the
+    ``deploy.resources`` mapping it has a twin in, when the service writes that mapping:
+    docker compose refuses the project otherwise ("can't set distinct values on 'mem_limit'
+    and 'deploy.resources.limits.memory'"), a mapping that leaves the key out included (it
+    counts as 0, no limit)."""
+    resources = mapping(raw, "resources")
+    service = path[:-1]
+    for top, field, section, key, read in _TWINS:
+        mine, spec = out.get(field), resources.get(section)
+        if mine is None or not isinstance(spec, dict):
+            continue
+        try:
+            theirs = 0.0 if spec.get(key) is None else read(spec[key])
+        except ValueError:
+            continue  # reported where that key is read
+        if (theirs or 0) == mine:
+            continue
+        twin = f"deploy.resources.{section}.{key}"
+        written = b.written((*service, top))
+        if spec.get(key) is None:
+            b.err(
+                (*service, top),
+                f"{top} is {written} but deploy.resources.{section} sets no {key}: docker "
+                f"compose refuses a service whose {top} and {twin} differ",
+                f"set it once: write `{key}: {written}` in deploy.resources.{section} and "
+                f"remove {top}",
+                key=True,
+            )
+        else:
+            b.err(
+                (*path, "resources", section, key),
+                f"{top} ({written}) and {twin} ({b.written((*path, 'resources', section, key))})"
+                f" differ: docker compose refuses a service that sets them differently",
+                f"remove {top} (the service keeps {twin}), or give both one value",
+            )
+
+
 def read_limits(b: Builder, path: Path, raw: dict[str, Any], out: dict[str, Any]) -> None:
-    """A limit set both ways must agree; the service keeps deploy's (read by ``basics``)."""
+    """A limit set both ways must agree (``check_twins``); the service keeps deploy's
+    (read by ``basics``)."""
     limits = mapping(mapping(raw, "resources"), "limits")
-    lp = (*path, "resources", "limits")
     if limits.get("memory") is not None and out.get("memory") is not None:
-        got = b.parsed((*lp, "memory"), parse.size, limits["memory"])
-        if got is not None and got != out["memory"]:
-            b.err((*lp, "memory"), "mem_limit and this limit differ", "keep one")
         out.pop("memory")
     if limits.get("cpus") is not None and out.get("cpus") is not None:
-        got_c = b.parsed((*lp, "cpus"), parse.cpus, limits["cpus"])
-        if got_c is not None and got_c != out["cpus"]:
-            b.err((*lp, "cpus"), "cpus and this limit differ", "keep one")
         out.pop("cpus")
     pids = limits.get("pids")
     if isinstance(pids, int) and not isinstance(pids, bool) and pids > 0:  # compose's setLimits
@@ -333,6 +375,7 @@ def _no_condition(b: Builder, rp: Path, attempts: Any) -> str:
 
 
 READERS: tuple[Reader, ...] = (
+    check_twins,  # before the readers that set the service's limits from deploy's
     read_reservations,
     read_limits,
     read_labels,
