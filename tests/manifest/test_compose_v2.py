@@ -1168,3 +1168,143 @@ def test_a_limit_set_twice_differently_exits_2(
     err = out.out + out.err
     assert "compose.yaml:4:5: services.web.mem_limit: mem_limit is 1g" in err
     assert "(fix: set it once: write `memory: 1g` in deploy.resources.limits" in err
+
+
+def test_equal_entries_of_one_file_are_kept_once_as_compose_keeps_them(
+    tmp_path: Path, home: Path
+) -> None:
+    """compose keeps one of equal entries written in one file: the first of equal ports
+    (any spelling), expose, dns, dns_search, dns_opt, cap_add, cap_drop, tmpfs, links and
+    env_file entries; the last of two volumes, configs or secrets with one target, and of
+    two `environment` items with one key (`- KEY` alone, with no such variable: unset)."""
+    project = tmp_path / "app"
+    write(
+        project,
+        {
+            "compose.yaml": """\
+            services:
+              web:
+                image: "web:1"
+                ports: ["8080:80", "9090:90", "8080:80", {target: 80, published: "8080"},
+                        "80", "80", "7000-7001:70-71", "7000:70"]
+                expose: ["80", 80, 81, "80/tcp"]
+                dns: [1.1.1.1, 8.8.8.8, 1.1.1.1]
+                dns_search: [a.example, b.example, a.example]
+                dns_opt: ["ndots:2", "timeout:1", "ndots:3", "ndots:2"]
+                cap_add: [CHOWN, CHOWN]
+                cap_drop: [MKNOD, NET_RAW, MKNOD]
+                tmpfs: [/run, /tmp, /run]
+                environment: [A=1, B=2, A=3, C=1, C, D, D=4]
+                volumes: ["./a:/data", "./b:/data", "one:/other",
+                          {type: volume, source: two, target: /other}, "/c", "one:/c:ro"]
+                links: [db, "db:database", db]
+                secrets: [s1, s1, {source: s2, target: /run/secrets/s1},
+                          {source: s1, target: /x}, {source: s2, target: /x}]
+                configs: [c1, c1, {source: c1, target: /y}, {source: c2, target: /y}]
+              worker:
+                image: "web:1"
+                env_file: [one.env, two.env, one.env]
+              db: {image: "db:1"}
+            volumes: {one: {}, two: {}}
+            secrets: {s1: {file: ./s1}, s2: {file: ./s2}}
+            configs: {c1: {file: ./c1}, c2: {file: ./c2}}
+            """,
+            "one.env": "A=1\n",
+            "two.env": "A=2\n",
+            "s1": "one\n",
+            "s2": "two\n",
+            "c1": "c\n",
+            "c2": "c\n",
+            "a/x": "",
+            "b/x": "",
+        },
+    )
+    theirs = compose_config(project, ["compose.yaml"], {}, home)
+    mine = deployer(tmp_path, "app/compose.yaml", {})
+    same(mine, theirs)
+    web = mine.service("web")
+    assert web.env_dict == {"A": "3", "B": "2", "D": "4"}
+    assert mine.service("worker").env_dict == {"A": "2"}  # one.env, two.env
+    assert len(web.ports) == 5 and web.expose == ("80", "81", "80/tcp")
+    assert web.dns == ("1.1.1.1", "8.8.8.8") and web.cap_add == ("CHOWN",)
+    assert sorted((f.kind, f.name, f.target) for f in web.files if f.kind != "file") == [
+        ("config", "c1", "/c1"),
+        ("config", "c2", "/y"),
+        ("secret", "s2", "/run/secrets/s1"),
+        ("secret", "s2", "/x"),
+    ]
+    assert {v.target: v.source for v in web.volumes if v.type == "volume"} == {
+        "/other": "two",
+        "/c": "one",
+    }
+    twice = [w.path for w in mine.warnings if "set twice" in w.message]
+    assert twice == [f"services.web.environment[{i}]" for i in (2, 4, 6)]
+
+
+@pytest.mark.parametrize(
+    ("key", "items"),
+    [
+        ("security_opt", '["no-new-privileges:true", "label:disable", "no-new-privileges:true"]'),
+        ("group_add", '[mail, "12", mail]'),
+        ("volumes_from", '[db, "db:ro", db]'),
+        ("device_cgroup_rules", '["c 1:3 mr", "c 1:5 r", "c 1:3 mr"]'),
+        ("extra_hosts", '["a.example:10.0.0.1", "b.example:10.0.0.2", "a.example:10.0.0.1"]'),
+        ("networks", "[default, back, default]"),
+    ],
+)
+def test_equal_entries_compose_refuses_are_refused_at_the_second(
+    tmp_path: Path, home: Path, key: str, items: str
+) -> None:
+    """compose refuses these lists with two equal entries ("items at 0 and 2 are equal"),
+    where it keeps one of others: so does the deployer, at the second entry."""
+    write(
+        tmp_path,
+        {
+            "compose.yaml": f"""\
+            services:
+              web:
+                image: "web:1"
+                {key}: {items}
+              db: {{image: "db:1"}}
+            networks: {{back: {{}}}}
+            """
+        },
+    )
+    said = compose_refuses(tmp_path, ["compose.yaml"], home)
+    assert f"services.web.{key} items at 0 and 2 are equal" in said or (
+        key == "extra_hosts" and "services.web.extra_hosts must be a mapping" in said
+    )
+    with pytest.raises(ManifestError) as e:
+        deployer(tmp_path, "compose.yaml", {})
+    ours = [p for p in e.value.problems if "written twice" in p.message]  # not the policy's
+    assert [(p.path, p.line) for p in ours] == [(f"services.web.{key}[2]", 4)]
+    assert f"({key}[0] and [2]): docker compose refuses" in ours[0].message
+
+
+def test_an_override_s_entry_equal_to_the_base_s_is_refused_as_compose_refuses_it(
+    tmp_path: Path, home: Path
+) -> None:
+    """compose checks the merged lists: security_opt (group_add, volumes_from...) written in
+    the base and again in an override is refused, at the override's line."""
+    project = tmp_path / "app"
+    write(
+        project,
+        {
+            "compose.yaml": 'services:\n  web:\n    image: "web:1"\n'
+            '    security_opt: ["no-new-privileges:true"]\n',
+            "compose.override.yaml": "services:\n  web:\n"
+            '    security_opt: ["no-new-privileges:true"]\n',
+        },
+    )
+    files = ["compose.yaml", "compose.override.yaml"]
+    assert "services.web.security_opt items at 0 and 1 are equal" in compose_refuses(
+        project, files, home
+    )
+    with pytest.raises(ManifestError) as e:
+        deployer(tmp_path, "[app/compose.yaml, app/compose.override.yaml]", {})
+    (p,) = e.value.problems
+    assert (Path(p.file).name, p.line, p.path) == (
+        "compose.override.yaml",
+        3,
+        "services.web.security_opt[1]",
+    )

@@ -162,6 +162,9 @@ def read_lists(b: Builder, path: Path, raw: dict[str, Any], out: dict[str, Any])
         if not is_ip(d):
             p = (*path, "dns", i) if isinstance(raw.get("dns"), list) else (*path, "dns")
             b.err(p, f'"{d}" is not an IP address (a DNS server)')
+    for key in ("dns", "dns_search", "dns_opt", "cap_drop"):
+        if key in out:  # compose keeps the first of equal entries (group_add: refused)
+            out[key] = tuple(dict.fromkeys(out[key]))
 
 
 def read_numbers(b: Builder, path: Path, raw: dict[str, Any], out: dict[str, Any]) -> None:

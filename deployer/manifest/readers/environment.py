@@ -33,13 +33,15 @@ def env_files(b: Builder, path: Path, env_file: Any) -> dict[str, str]:
         entries = [((*path, "env_file"), env_file)]
     elif isinstance(env_file, list):
         entries = [((*path, "env_file", i), f) for i, f in enumerate(env_file)]
+    seen: set[str] = set()
     for fpath, spec in entries:
         required = True
         name = spec
         if isinstance(spec, dict):
             required = spec.get("required", True) is not False
             name = spec.get("path")
-        if isinstance(name, str):
+        if isinstance(name, str) and name not in seen:  # compose reads a file once, first
+            seen.add(name)
             env.update(read_env_file(b, fpath, name, required=required))
     return env
 
@@ -58,6 +60,8 @@ def from_mapping(b: Builder, epath: Path, value: dict[str, Any]) -> dict[str, st
 
 
 def from_list(b: Builder, epath: Path, value: list[Any]) -> dict[str, str]:
+    """``- KEY=VALUE`` or ``- KEY`` (the CI variable's value, else unset); a key written
+    twice takes its last entry, as compose reads the list (a mapping of its entries)."""
     env: dict[str, str] = {}
     seen: set[str] = set()
     for i, item in enumerate(value):
@@ -68,8 +72,9 @@ def from_list(b: Builder, epath: Path, value: list[Any]) -> dict[str, str]:
             b.err((*epath, i), "expected KEY=value (value not shown: a secret)")
             continue
         if k in seen:
-            b.err((*epath, i), f"variable {k} is set twice")
+            b.warn((*epath, i), f"variable {k} is set twice: this last one counts", "remove one")
         seen.add(k)
+        env.pop(k, None)
         if sep:
             env[k] = v
         elif k in b.lookup:

@@ -29,7 +29,9 @@ def ports(b: Builder, path: Path, raw: Any) -> tuple[Port, ...]:
             port = port_long(b, p, item)
             if port is not None:
                 out.append(port)
-    return tuple(out)
+    # the same port written twice (any spelling: "8080:80", {target: 80, published: 8080})
+    # is published once, as compose keeps one of each
+    return tuple(dict.fromkeys(out))
 
 
 def port_long(b: Builder, p: Path, item: dict[str, Any]) -> Port | None:

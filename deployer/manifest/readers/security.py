@@ -110,6 +110,7 @@ def cap_add(b: Builder, path: Path, raw: dict[str, Any]) -> None:
     if not isinstance(caps, list) or "cap_add" in b.allow:
         return
     extra = [str(c) for c in caps if not (isinstance(c, str) and capability(c) in DEFAULT_CAPS)]
+    extra = list(dict.fromkeys(extra))
     if extra:
         listed = ", ".join(extra)
         refuse(

@@ -118,7 +118,9 @@ def read_volumes(b: Builder, path: Path, raw: dict[str, Any], out: dict[str, Any
     repo = b.repo or R.RepoFiles(base=os.path.dirname(os.path.abspath(b.doc.file)))
     files += repo.refs(b, (*path, "configs"), "config", raw.get("configs"))
     files += repo.refs(b, (*path, "secrets"), "secret", raw.get("secrets"))
-    out["files"] = tuple(files)
+    # two configs (or secrets) at one target are one, the last written, in the place of the
+    # first, as compose keeps them
+    out["files"] = tuple({(f.kind, f.target): f for f in files}.values())
 
 
 def read_networks(b: Builder, path: Path, raw: dict[str, Any], out: dict[str, Any]) -> None:
@@ -170,7 +172,7 @@ def read_tmpfs(b: Builder, path: Path, raw: dict[str, Any], out: dict[str, Any])
         if isinstance(t, str) and not t.startswith("/"):
             p = (*path, "tmpfs") if isinstance(tmpfs, str) else (*path, "tmpfs", i)
             b.err(p, f'"{t}" is not an absolute path inside the container')
-    out["tmpfs"] = tuple(t for t in tmpfs_list if isinstance(t, str))
+    out["tmpfs"] = tuple(dict.fromkeys(t for t in tmpfs_list if isinstance(t, str)))
 
 
 def read_extra_hosts(b: Builder, path: Path, raw: dict[str, Any], out: dict[str, Any]) -> None:
@@ -209,7 +211,7 @@ def read_safety(b: Builder, path: Path, raw: dict[str, Any], out: dict[str, Any]
         network_mode=str_or_none(raw.get("network_mode")),
         pid=str_or_none(raw.get("pid")),
         ipc=str_or_none(raw.get("ipc")),
-        cap_add=tuple(c for c in cap_add if isinstance(c, str)),
+        cap_add=tuple(dict.fromkeys(c for c in cap_add if isinstance(c, str))),
     )
 
 
@@ -241,6 +243,29 @@ def read_volumes_from(b: Builder, path: Path, raw: dict[str, Any], out: dict[str
             entries.append(f"{kind}:{name}:{mode}")
     if entries:
         out["volumes_from"] = tuple(entries)
+
+
+# The lists compose refuses with two equal entries ("items at 0 and 1 are equal"), once its
+# files are merged: an override's entry equal to the base's too (extra_hosts and networks
+# written as lists, within one file: their files merge as mappings)
+UNIQUE = ("security_opt", "group_add", "volumes_from", "device_cgroup_rules")
+UNIQUE_IN_A_FILE = ("extra_hosts", "networks")
+
+
+def read_unique(b: Builder, path: Path, raw: dict[str, Any], out: dict[str, Any]) -> None:
+    for key in (*UNIQUE, *UNIQUE_IN_A_FILE):
+        items = raw.get(key)
+        if not isinstance(items, list):
+            continue
+        for j, item in enumerate(items):
+            first = items.index(item)
+            if first < j:
+                b.err(
+                    (*path, key, j),
+                    f'"{item}" is written twice ({key}[{first}] and [{j}]): docker compose '
+                    "refuses equal entries here",
+                    "remove one",
+                )
 
 
 def read_links(b: Builder, path: Path, raw: dict[str, Any], out: dict[str, Any]) -> None:
@@ -298,7 +323,7 @@ def read_expose(b: Builder, path: Path, raw: dict[str, Any], out: dict[str, Any]
                 (*path, "expose", i),
                 f'"{e}" is not a port to expose; expected e.g. "8080", "8080/udp" or "8000-8010"',
             )
-    out["expose"] = tuple(str(e) for e in expose if isinstance(e, str | int))
+    out["expose"] = tuple(dict.fromkeys(str(e) for e in expose if isinstance(e, str | int)))
 
 
 def read_process(b: Builder, path: Path, raw: dict[str, Any], out: dict[str, Any]) -> None:
@@ -333,6 +358,7 @@ READERS: tuple[Reader, ...] = (
     read_logging,
     read_labels,
     read_safety,
+    read_unique,
     read_links,
     read_volumes_from,
     read_proxy,
