@@ -84,7 +84,7 @@ def networks(b: Builder, raw: Any) -> tuple[TopNetwork, ...]:
 def ipam_subnets(b: Builder, path: Path, raw: Any) -> list[tuple[str, str, str]]:
     """``ipam.config``: (subnet, gateway, ip_range) of each entry."""
     subnets = []
-    for i, cfg in enumerate(raw or []):
+    for i, cfg in enumerate(raw if isinstance(raw, list) else []):  # else: the schema's
         if not isinstance(cfg, dict):
             continue
         cp = (*path, i)
