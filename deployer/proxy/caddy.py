@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import docker
@@ -19,6 +19,7 @@ import docker.errors
 from deployer import labels as L
 from deployer.docker.containers import wrapped
 from deployer.manifest.model import EdgeProxy
+from deployer.proxy import batch as B
 from deployer.proxy import routes as R
 from deployer.proxy.routes import EdgeError
 
@@ -37,36 +38,21 @@ printf '%s %s HTTP/1.0\r\n%b\r\nContent-Length: %s\r\n\r\n%s' "$m" "$p" "$h" "$n
 _WRITE = 'mkdir -p "$(dirname "$1")" && printf "%s" "$2" > "$1.tmp" && mv -f "$1.tmp" "$1"'
 # read FILE...: one line per file, "<path>\t<content>" (empty content when missing)
 _READ_ALL = 'for f in "$@"; do printf "%s\\t%s\\n" "$f" "$(cat "$f" 2>/dev/null)"; done'
+# check KIND URL TIMEOUT ADDRESS: exit 0 when ADDRESS answers (KIND http: GET URL answers
+# 2xx/3xx; tcp: a connection) within TIMEOUT seconds. (busybox wget -T crashes in some
+# static builds: it is bounded with timeout instead.)
+_CHECK = r"""
+if [ "$1" = http ]; then
+  busybox timeout "$3" busybox wget -q -O /dev/null "$2"
+else
+  a=$4; busybox nc -w "$3" "${a%:*}" "${a##*:}" < /dev/null
+fi
+"""
 # write PATH CONTENT [PATH CONTENT...]: each one written aside, then renamed over
 _WRITE_ALL = r"""
 while [ $# -ge 2 ]; do
   mkdir -p "$(dirname "$1")" && printf '%s' "$2" > "$1.tmp" && mv -f "$1.tmp" "$1" || exit 1
   shift 2
-done
-"""
-# switch PATH ADDRESS WANTED ROUNDS: print what PATH held, write ADDRESS into it (aside,
-# then renamed over). With ROUNDS > 0, drain: every 0.1 s count the open connections
-# (/proc/net/tcp{,6}: the remote address, then any state but 06 TIME_WAIT, 07 CLOSE,
-# 0A LISTEN) to the hex addresses WANTED ("A|B") and to what PATH held, until none or
-# ROUNDS checks. Prints "busy <count>" last.
-_SWITCH = r"""
-prev=$(cat "$1" 2>/dev/null); echo "$prev"
-mkdir -p "$(dirname "$1")" && printf '%s' "$2" > "$1.tmp" && mv -f "$1.tmp" "$1" || exit 1
-want=$3; rounds=$4
-case "$prev" in
-  "$2"|"") ;;
-  *.*.*.*:*)
-    ip=${prev%:*}; port=${prev##*:}
-    hex=$(IFS=.; set -- $ip; printf '%02X%02X%02X%02X:%04X' "$4" "$3" "$2" "$1" "$port") &&
-      want="${want:+$want|}$hex|0000000000000000FFFF0000$hex" ;;
-esac
-if [ "$rounds" -eq 0 ] || [ -z "$want" ]; then echo "busy 0"; exit 0; fi
-i=0
-while :; do
-  n=$(cat /proc/net/tcp /proc/net/tcp6 2>/dev/null | grep -c -E " ($want) (0[1-589]|0B) ")
-  if [ "$n" -eq 0 ] || [ "$i" -ge "$rounds" ]; then echo "busy $n"; exit 0; fi
-  i=$((i + 1))
-  sleep 0.1
 done
 """
 
@@ -78,6 +64,7 @@ class CaddyHost:
         self.client = client
         self.host = host
         self.edge = edge
+        self._switches = B.Batcher(self._run_switches)
 
     # -- the container ----------------------------------------------------------------
 
@@ -315,7 +302,8 @@ class CaddyHost:
 
     def reachable(self, address: str, path: str | None, timeout: float = 5.0) -> str | None:
         """None when ``address`` answers (HTTP 2xx/3xx on ``path``, or a TCP connect)."""
-        code, out = self.exec(["sh", "-c", _check(address, path, timeout), "check"])
+        args = B.Switch(address=address, check=path, timeout=timeout).check_args()
+        code, out = self.exec(["sh", "-c", _CHECK, "check", *args])
         return None if code == 0 else (out.strip() or f"exit {code}")
 
     def switch_upstream(
@@ -328,21 +316,67 @@ class CaddyHost:
         drain: Sequence[str] | None = None,
         drain_timeout: float = 0.0,
     ) -> tuple[bool, str, int]:
-        """In one exec: when ``address`` answers (``check`` path, or a TCP connect), write
-        it as the upstream ``path``. Then, with ``drain`` (addresses other slots held), wait
-        until the proxy holds no open TCP connection to them nor to what ``path`` held
-        (in-flight or idle; counted every 0.1 s), at most ``drain_timeout`` seconds.
-        (True, the previous upstream, the connections still open) or (False, why not, 0)."""
-        script = f"{_check(address, check, timeout)} || exit 3\n{_SWITCH}"
-        wanted = _drain_hex(drain or ())
-        rounds = str(max(1, int(drain_timeout * 10))) if drain is not None else "0"
-        code, out = self.exec(["sh", "-c", script, "switch", path, address, wanted, rounds])
-        if code == 3:
-            return False, out.strip() or "no answer", 0
-        lines = out.splitlines()
-        if code != 0 or not lines or not lines[-1].startswith("busy "):
-            raise EdgeError(f"{self.host}: could not write the upstream {path}: {out.strip()}")
-        return True, lines[0].strip(), int(lines[-1].split()[1])
+        """When ``address`` answers (``check`` path, or a TCP connect), write it as the
+        upstream ``path``. Then, with ``drain`` (addresses other slots held), wait until
+        the proxy holds no open TCP connection to them nor to what ``path`` held (in-flight
+        or idle; counted every 0.1 s), at most ``drain_timeout`` seconds. (True, the
+        previous upstream, the connections still open) or (False, why not, 0). Switches
+        asked for at once go in one exec (deployer/proxy/batch.py)."""
+        return self._switches.submit(
+            B.Switch(
+                path=path,
+                address=address,
+                check=check,
+                timeout=timeout,
+                drain=None if drain is None else _drain_hex(drain),
+                rounds=max(1, int(drain_timeout * 10)) if drain is not None else 0,
+            )
+        )
+
+    def _run_switches(
+        self,
+        batch: Sequence[B.Switch],
+        deliver: Callable[[int, B.Outcome], None],
+        written: Callable[[], None],
+    ) -> None:
+        args = [a for s in batch for a in s.args()]
+        seen: list[str] = []
+
+        def lines(chunks: Iterator[str]) -> Iterator[str]:
+            for line in chunks:
+                seen.append(line)
+                yield line
+
+        with wrapped(f"exec in the edge proxy {self.edge.name}", self.host):
+            stream, code = self._exec_lines(["sh", "-c", B.SCRIPT, "batch", *args])
+            done = B.parse(lines(stream), len(batch), deliver, written)
+            exit_code = code()
+        if len(done) < len(batch):
+            out = "".join(seen).strip()[-300:] or f"exit {exit_code}"
+            raise EdgeError(f"{self.host}: could not write the upstreams: {out}")
+
+    def _exec_lines(self, cmd: list[str]) -> tuple[Iterator[str], Callable[[], int]]:
+        """Run ``cmd`` in the proxy; its output line by line as it comes, and a call for
+        its exit code once the output ended."""
+        api: docker.APIClient = self.client.api
+        exec_id = api.exec_create(self.edge.name, cmd)["Id"]
+        chunks = api.exec_start(exec_id, stream=True)
+
+        def lines() -> Iterator[str]:
+            buf = ""
+            for chunk in chunks:
+                buf += chunk.decode("utf-8", "replace")
+                while "\n" in buf:
+                    line, buf = buf.split("\n", 1)
+                    yield line + "\n"
+            if buf:
+                yield buf
+
+        def code() -> int:
+            got = api.exec_inspect(exec_id).get("ExitCode")
+            return int(got) if got is not None else -1
+
+        return lines(), code
 
     def connect(self, network: str) -> None:
         self.join([network])
@@ -371,16 +405,6 @@ class CaddyHost:
         if not ip:
             raise EdgeError(f"{self.host}: {container_id[:12]} has no address on {network}")
         return str(ip)
-
-
-def _check(address: str, path: str | None, timeout: float) -> str:
-    """Shell: exit 0 when ``address`` answers. (busybox wget -T crashes in some static
-    builds: it is bounded with timeout instead.)"""
-    t = str(max(1, int(timeout)))
-    if path:
-        return f"busybox timeout {t} busybox wget -q -O /dev/null 'http://{address}{path}'"
-    ip, _, port = address.rpartition(":")
-    return f"busybox nc -w {t} {ip} {port} </dev/null"
 
 
 def _drain_hex(addresses: Sequence[str]) -> str:
