@@ -18,6 +18,7 @@ import docker.errors
 
 from deployer import labels as L
 from deployer.docker.containers import wrapped
+from deployer.errors import DeployFailed
 from deployer.manifest.model import EdgeProxy
 from deployer.proxy import batch as B
 from deployer.proxy import routes as R
@@ -89,6 +90,7 @@ class CaddyHost:
                 if (
                     labels.get(EDGE_IMAGE) != self.edge.image
                     or labels.get(EDGE_LISTEN) != self._listen()
+                    or self._image_moved(c)
                 ):
                     log(f"edge proxy {self.edge.name}: upgrading to {self.edge.image}")
                     c.stop(timeout=max(1, int(self.edge.drain_timeout)))
@@ -97,13 +99,22 @@ class CaddyHost:
             if c is None:
                 c = self._create()
                 log(f"edge proxy {self.edge.name}: started ({self.edge.image}, {self._listen()})")
-            elif c.status != "running":
+            elif c.status not in ("running", "restarting"):
                 c.start()
                 log(f"edge proxy {self.edge.name}: started again")
         config = self._wait_admin()
         if self._ensure_base(config):
             config = self._wait_admin()
         return config
+
+    def _image_moved(self, c: Any) -> bool:
+        """The image's name now names another image on the host (rebuilt or pulled since
+        the proxy was created): the proxy runs the old one until it is replaced."""
+        try:
+            now = self.client.api.inspect_image(self.edge.image).get("Id")
+        except docker.errors.ImageNotFound:
+            return False
+        return bool(now) and now != c.attrs.get("Image")
 
     def _create(self) -> Any:
         ports: dict[str, tuple[str, int]] = {}
@@ -146,18 +157,38 @@ class CaddyHost:
         while time.monotonic() < deadline:
             try:
                 status, body = self.admin("GET", "/config/")
-            except EdgeError as e:
+            except DeployFailed as e:  # not running (yet), or restarting
                 status, body = 0, e.message
             if status == 200:
                 got = json.loads(body) if body.strip() else None
                 return got if isinstance(got, dict) else {}
             last = body.strip()[-300:]
+            if time.monotonic() > deadline - timeout + 3:
+                self._fail_if_down()
             time.sleep(pause)
             pause = min(pause * 2, 0.3)
         raise EdgeError(
             f"{self.host}: the edge proxy {self.edge.name} did not answer on its admin API "
             f"within {timeout:g}s: {last}",
             hint=f"look at `docker logs {self.edge.name}` on the host",
+        )
+
+    def _fail_if_down(self) -> None:
+        """A proxy that exited or restarts over and over will not answer: say so, with
+        the last lines it wrote, rather than waiting for the admin API."""
+        with wrapped(f"inspect the edge proxy {self.edge.name}", self.host):
+            c = self._container()
+            if c is None:
+                raise EdgeError(f"{self.host}: the edge proxy {self.edge.name} is not there")
+            if c.status == "running":
+                return
+            tail = c.logs(tail=10).decode("utf-8", "replace").strip()
+        lines = "".join(f"\n  | {line}" for line in tail.splitlines()[-10:])
+        raise EdgeError(
+            f"{self.host}: the edge proxy {self.edge.name} is {c.status}, not running "
+            f"(image {self.edge.image}); its last lines:{lines or ' (none)'}",
+            hint=f"fix the proxy's image or its config (`docker logs {self.edge.name}` on "
+            "the host), then deploy again: a proxy whose image changed is replaced",
         )
 
     def _ensure_base(self, config: dict[str, Any]) -> bool:

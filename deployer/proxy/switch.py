@@ -18,7 +18,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from deployer.engine import HostEngine, service_networks
-from deployer.errors import InvalidInput
+from deployer.errors import DeployFailed, InvalidInput
 from deployer.manifest.model import EdgeProxy, Manifest, Route, Service
 from deployer.plan import Observed
 from deployer.proxy import routes as R
@@ -117,9 +117,11 @@ class EdgeSwitch:
         for host, proxy in self.proxies.items():
             if proxy._container() is None:
                 continue
-            found = R.conflicts(
-                proxy.all_routes(), self.manifest.app, self.manifest.environment.name, wanted
-            )
+            try:
+                routes = proxy.all_routes()
+            except DeployFailed:  # not running, or restarting: read once it runs (prepare)
+                continue
+            found = R.conflicts(routes, self.manifest.app, self.manifest.environment.name, wanted)
             if found:
                 raise InvalidInput(
                     f"{host}: " + "; ".join(found),

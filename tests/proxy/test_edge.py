@@ -9,6 +9,8 @@ other than 200, counts as failed.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import subprocess
@@ -17,9 +19,11 @@ import time
 from pathlib import Path
 
 import docker
+import docker.errors
 import pytest
 
 from bench.proxy_probe import ProxyProbe, get
+from deployer import labels as L
 from deployer.errors import EXIT_INVALID, EXIT_OK, EXIT_ROLLED_BACK
 from deployer.proxy import routes as R
 from tests.conftest import Cleanup
@@ -105,8 +109,18 @@ def deploy(manifest: Path, image: str, **env: str) -> tuple[int, str]:
 def plan_routes(manifest: Path, image: str) -> list[dict[str, str]]:
     """`deployer plan --format json`: its route changes (the edge proxy's own excluded)."""
     proc = subprocess.run(
-        [sys.executable, "-m", "deployer", "plan", "-f", str(manifest), "--env", "test",
-         "--format", "json"],
+        [
+            sys.executable,
+            "-m",
+            "deployer",
+            "plan",
+            "-f",
+            str(manifest),
+            "--env",
+            "test",
+            "--format",
+            "json",
+        ],
         capture_output=True,
         text=True,
         timeout=120,
@@ -339,3 +353,38 @@ def test_a_host_name_of_another_app_is_refused_naming_both(
     code, out = deploy(second, testenv.image_v2)
     assert code == EXIT_OK, out
     assert get(edge.address, public) == (200, "v2")
+
+
+def test_a_proxy_that_does_not_run_is_named_with_its_lines_and_replaced_once_fixed(
+    app: str, edge: Edge, testenv: TestEnv, tmp_path: Path, engine: docker.DockerClient
+) -> None:
+    """The proxy's image crashes at start: the deploy fails at once (not after the admin
+    API's 60 s) saying so, with the proxy's own lines, and touches no app container. The
+    image is fixed under the same name: the next deploy replaces the proxy and succeeds."""
+    broken = f"{app}-proxy:broken"
+    dockerfile = (
+        f"FROM {edge.image}\n"
+        "RUN printf '#!/bin/sh\\necho \"caddy: broken on purpose\" >&2\\nexit 1\\n' "
+        "> /usr/bin/caddy\n"
+    )
+    engine.images.build(fileobj=io.BytesIO(dockerfile.encode()), tag=broken, rm=True)
+    try:
+        bad = Edge(edge.name, edge.address, broken)
+        public = f"{app}.example.test"
+        manifest = write_manifest(tmp_path, app, testenv, bad, public, replicas=1)
+        t0 = time.monotonic()
+        code, out = deploy(manifest, testenv.image_v1)
+        assert code == EXIT_ROLLED_BACK, out
+        assert time.monotonic() - t0 < 45, out
+        assert f"the edge proxy {edge.name} is" in out and "not running" in out, out
+        assert "caddy: broken on purpose" in out, out
+        assert not engine.containers.list(all=True, filters={"label": f"{L.APP}={app}"})
+
+        engine.images.get(edge.image).tag(broken)  # the same name, a working image now
+        code, out = deploy(manifest, testenv.image_v1)
+        assert code == EXIT_OK, out
+        assert "upgrading to" in out, out
+        wait_body(bad, public, "v1")
+    finally:
+        with contextlib.suppress(docker.errors.ImageNotFound):
+            engine.images.remove(broken, force=True)
