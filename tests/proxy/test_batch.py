@@ -16,6 +16,7 @@ from deployer.proxy.batch import Batcher, Outcome, Switch
 from deployer.proxy.caddy import CaddyHost
 from deployer.proxy.routes import EdgeError
 from tests.conftest import Cleanup
+from tests.testenv import TestEnv
 
 
 def _switch(n: int) -> Switch:
@@ -179,3 +180,27 @@ def test_a_health_check_path_cannot_run_commands_in_the_proxy(proxy: CaddyHost) 
         proxy.reachable("127.0.0.1:18080", check, 2)
     code, _ = proxy.exec(["test", "-e", "/tmp/pwned"])
     assert code != 0, "a health check path ran a command in the proxy"
+
+
+def test_a_drain_longer_than_the_engine_timeout_is_waited_for(
+    proxy: CaddyHost, engine: docker.DockerClient, testenv: TestEnv
+) -> None:
+    """A connection to the old address stays open for the whole drain, and the exec says
+    nothing until it ends: a client whose read timeout is shorter than the drain still
+    gets the outcome (the exec's output is read without the client's timeout)."""
+    container = engine.containers.get(proxy.edge.name)
+    # a second server for the new address; a client holding a connection to the old one
+    # (httpd waits for its request line)
+    container.exec_run(["busybox", "httpd", "-p", "127.0.0.1:18082", "-h", "/www"])
+    container.exec_run(["sh", "-c", "sleep 60 | busybox nc 127.0.0.1 18080"], detach=True)
+    time.sleep(1)
+    proxy.write_upstreams({"/config/u/old": "127.0.0.1:18080"})
+    impatient = docker.DockerClient(base_url=testenv.engine_host, timeout=2)
+    host = CaddyHost(impatient, "test-host", proxy.edge)
+    t0 = time.monotonic()
+    done, before, busy = host.switch_upstream(
+        "/config/u/old", "127.0.0.1:18082", "/up", 2, drain=[], drain_timeout=4
+    )
+    assert (done, before) == (True, "127.0.0.1:18080")
+    assert busy >= 1  # still open when the drain timed out
+    assert time.monotonic() - t0 >= 3.5
