@@ -144,13 +144,18 @@ def acme_policy(edge: EdgeProxy) -> dict[str, Any]:
     return {"policies": [{"issuers": [issuer]}]}
 
 
-def route_order_key(route: Mapping[str, Any]) -> tuple[int, str]:
-    """Longer path prefixes first, so /api/* of a host wins over its /."""
+def route_order_key(route: Mapping[str, Any]) -> tuple[bool, int, str]:
+    """The proxy takes the first route that matches: host names before wildcards (one
+    app's ``*.example.com`` never takes another's ``shop.example.com``, whatever either's
+    paths), then longer path prefixes first, so /api/* of a host wins over its /."""
     paths: list[str] = []
+    hosts: list[str] = []
     for m in route.get("match", []):
         paths.extend(m.get("path", []))
+        hosts.extend(m.get("host", []))
     longest = max((len(p) for p in paths), default=0)
-    return (-longest, str(route.get("@id", "")))
+    wildcard = any(str(h).startswith("*") for h in hosts)
+    return (wildcard, -longest, str(route.get("@id", "")))
 
 
 @dataclass(frozen=True)

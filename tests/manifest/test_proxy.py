@@ -103,3 +103,28 @@ def test_swarm_refuses_the_edge_proxy_naming_the_key_and_the_fix(
     assert where in text and "deploy.yml:" in text, text
     assert "container mode only" in text and "engine: container" in text, text
     assert "Traceback" not in text
+
+
+def test_acme_for_a_wildcard_host_is_refused_naming_the_key_and_the_fix(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        BASE.format(env="    {}", svc="    proxy: {host: '*.example.com', port: 80, tls: auto}"),
+    )
+    with pytest.raises(ManifestError) as e:
+        load_manifest(path, "production", {})
+    text = str(e.value)
+    assert "services.web.proxy.tls" in text and "DNS challenge" in text, text
+    assert "certificate" in text  # the fix
+
+
+def test_a_wildcard_host_with_certificate_files_is_accepted(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        BASE.format(
+            env="    {}",
+            svc="    proxy: {host: '*.example.com', port: 80, "
+            "tls: {certificate: /c.pem, key: /k.pem}}",
+        ),
+    )
+    web = load_manifest(path, "production", {}).services[0]
+    assert web.proxy is not None and web.proxy.host == "*.example.com"

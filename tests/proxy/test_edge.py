@@ -27,7 +27,7 @@ from deployer import labels as L
 from deployer.errors import EXIT_INVALID, EXIT_OK, EXIT_ROLLED_BACK
 from deployer.proxy import routes as R
 from tests.conftest import Cleanup
-from tests.proxy.conftest import Edge, make_edge, remove_edge
+from tests.proxy.conftest import Edge, free_port, make_edge, remove_edge
 from tests.testenv import TestEnv, unique_app
 from tests.testenv import cleanup as remove_app
 
@@ -388,3 +388,32 @@ def test_a_proxy_that_does_not_run_is_named_with_its_lines_and_replaced_once_fix
     finally:
         with contextlib.suppress(docker.errors.ImageNotFound):
             engine.images.remove(broken, force=True)
+
+
+def test_a_wildcard_route_of_one_app_never_takes_another_apps_host_name(
+    app: str,
+    testenv: TestEnv,
+    tmp_path: Path,
+    engine: docker.DockerClient,
+    engine2: docker.DockerClient,
+    cleanup: Cleanup,
+    proxy_image: str,
+) -> None:
+    """App W routes *.<base>, app S routes shop.<base> on the same proxy; the proxy takes
+    the first route that matches, and W's route id sorts first: shop.<base> still reaches
+    S, any other name W."""
+    other = unique_app()
+    cleanup.later(lambda: remove_app({"engine": engine, "engine2": engine2}, other))
+    edge = make_edge(engine, cleanup, app, free_port(), proxy_image)
+    # the wildcard app is the one whose route id sorts first
+    wild, shop = sorted([app, other], key=lambda a: R.route_id(a, "test", "web"))
+    base = f"{app}.test"
+    m_wild = write_manifest(tmp_path / "w", wild, testenv, edge, f"'*.{base}'", replicas=1)
+    m_shop = write_manifest(tmp_path / "s", shop, testenv, edge, f"shop.{base}", replicas=1)
+    code, out = deploy(m_shop, testenv.image_v1)
+    assert code == EXIT_OK, out
+    code, out = deploy(m_wild, testenv.image_v2)
+    assert code == EXIT_OK, out
+    wait_body(edge, f"anything.{base}", "v2")
+    assert get(edge.address, f"shop.{base}") == (200, "v1")
+    assert get(edge.address, f"www.{base}") == (200, "v2")

@@ -27,6 +27,12 @@ def test_longer_path_prefixes_come_first() -> None:
     assert sorted([root, api], key=R.route_order_key) == [api, root]
 
 
+def test_host_names_come_before_wildcards_whatever_their_paths() -> None:
+    wild = R.route_json("deployer:a:p:web", Route(host="*.a.test", port=1, path_prefix="/x"), 1)
+    named = R.route_json("deployer:b:p:web", Route(host="shop.a.test", port=1), 1)
+    assert sorted([wild, named], key=R.route_order_key) == [named, wild]
+
+
 def test_a_host_name_of_another_app_or_environment_conflicts() -> None:
     existing = [
         R.route_json(R.route_id("shop", "prod", "web"), Route(host="shop.test", port=1), 1),

@@ -42,6 +42,14 @@ def route(b: Builder, path: Path, raw: dict[str, Any]) -> Route | None:
     if check is not None and (not isinstance(check, str) or not check.startswith("/")):
         b.err((*p, "healthcheck"), f'"{check}" is not an HTTP path', "e.g. /up")
     mode, cert, key_file = tls(b, p, spec.get("tls", "none"))
+    if mode == "auto" and isinstance(host, str) and host.startswith("*"):
+        b.err(
+            (*p, "tls"),
+            f"an ACME certificate for the wildcard {host} needs a DNS challenge, which the "
+            "edge proxy does not make",
+            "give the certificate as files (tls: {certificate: ..., key: ...}), or route "
+            "each host name",
+        )
     if not isinstance(host, str) or not isinstance(port, int) or not isinstance(prefix, str):
         return None
     return Route(
