@@ -54,7 +54,13 @@ def owner_of(rid: str) -> tuple[str, str, str] | None:
 
 
 def upstream_file(rid: str, replica: int) -> str:
-    safe = rid[len(ID_PREFIX) :].replace(":", "--")
+    """The file of one replica slot of route ``rid``: one file name per (app, environment,
+    service), joined by "@" and with an environment's "/" as "=", characters no name may
+    hold, so no app can name another app's file (with "--" as the joint, app "a--b" in
+    environment "c" and app "a" in environment "b--c" shared one)."""
+    owner = owner_of(rid)
+    parts = owner if owner is not None else (rid,)
+    safe = "@".join(p.replace("/", "=").replace(":", "@") for p in parts)
     return f"{UPSTREAMS}/{safe}/{replica}"
 
 

@@ -147,8 +147,10 @@ class EdgeSwitch:
                 self._refuse_conflicts(host, existing)
                 public = list(self.manifest.public_services)
                 proxy.join([self.network(svc) for svc in public])
-                self._set_routes(host, proxy, config, public)
+                # the files first: a route added or changed (more replicas) names files
+                # that hold an address from its first request on
                 self._fill_upstreams(host, proxy, public, observed.get(host))
+                self._set_routes(host, proxy, config, public)
                 self._tls(host, proxy)
             finally:
                 engine.release_lock(lease)

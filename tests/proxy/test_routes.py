@@ -10,7 +10,27 @@ def test_route_ids_name_their_owner() -> None:
     rid = R.route_id("shop", "review-42", "web")
     assert R.owner_of(rid) == ("shop", "review-42", "web")
     assert R.owner_of("someone-else") is None
-    assert R.upstream_file(rid, 2) == f"{R.UPSTREAMS}/shop--review-42--web/2"
+    assert R.upstream_file(rid, 2) == f"{R.UPSTREAMS}/shop@review-42@web/2"
+    review = R.route_id("shop", "review/x", "web")
+    assert R.upstream_file(review, 1) == f"{R.UPSTREAMS}/shop@review=x@web/1"
+
+
+def test_no_two_routes_share_an_upstream_file() -> None:
+    """Names may hold "-", "_", "." and an environment one "/": no (app, environment,
+    service) names another's file, or one app could move another app's traffic."""
+    owners = [
+        ("a--b", "c", "d"),
+        ("a", "b--c", "d"),
+        ("a", "b", "c--d"),
+        ("a", "b/c", "d"),
+        ("a", "b", "c"),
+        ("a.b", "c", "d"),
+        ("a", "b.c", "d"),
+        ("a", "b_c", "d"),
+        ("a_b", "c", "d"),
+    ]
+    files = {R.upstream_file(R.route_id(*o), 1) for o in owners}
+    assert len(files) == len(owners)
 
 
 def test_a_route_reads_one_upstream_file_per_replica() -> None:
