@@ -128,13 +128,15 @@ class ContainerOperations:
         try:
             for host in self.hosts:  # every lock first: refuse before anything is removed
                 leases.append((host, host.acquire_lock(self.key, holder, ttl, 0.0)))
-            return each_flat(lambda h: self._down_host(h, volumes, say), self.hosts)
+            return each_flat(lambda h: self._down_host(h, volumes, say, holder), self.hosts)
         finally:
             for host, lease in leases:
                 with contextlib.suppress(DeployerError):
                     host.release_lock(lease)
 
-    def _down_host(self, host: DockerHost, volumes: bool, say: Callable[[str], None]) -> list[str]:
+    def _down_host(
+        self, host: DockerHost, volumes: bool, say: Callable[[str], None], holder: str
+    ) -> list[str]:
         api: docker.APIClient = host.api
         removed: list[str] = []
 
@@ -153,7 +155,7 @@ class ContainerOperations:
                     continue
                 gone(f"container {name}")
             networks = api.networks(filters=_ours(self.app, self.env))
-            self._detach_edge(host, [n["Id"] for n in networks], gone)
+            self._detach_edge(host, [n["Id"] for n in networks], gone, holder)
             for net in networks:
                 if remove_in_use(api.remove_network, net["Id"]):
                     gone(f"network {net['Name']}")
@@ -180,7 +182,11 @@ class ContainerOperations:
         return removed
 
     def _detach_edge(
-        self, host: DockerHost, networks: Sequence[str], gone: Callable[[str], None]
+        self,
+        host: DockerHost,
+        networks: Sequence[str],
+        gone: Callable[[str], None],
+        holder: str,
     ) -> None:
         """The edge proxy forgets the environment: its routes go, and it leaves the
         environment's networks (a network with the proxy still on it cannot be removed).
@@ -190,17 +196,16 @@ class ContainerOperations:
             return
         from deployer.proxy import routes as R
         from deployer.proxy.caddy import CaddyHost
+        from deployer.proxy.switch import forget
 
         proxy = CaddyHost(host.client, host.name, edge)
         try:
             container = host.client.containers.get(edge.name)
         except docker.errors.NotFound:
             return
-        rids = {
-            R.route_id(self.app, self.env, s.name): s.name for s in self.manifest.public_services
-        }
-        for rid in dict.fromkeys(proxy.remove_routes(set(rids))):
-            gone(f"route of {rids[rid]} on {edge.name}")
+        for rid in dict.fromkeys(forget(proxy, host, self.app, self.env, holder)):
+            owner = R.owner_of(rid)
+            gone(f"route of {owner[2] if owner else rid} on {edge.name}")
         for net in networks:
             # Not on it (NotFound or an API error): removing the network says what is wrong.
             with contextlib.suppress(docker.errors.APIError):

@@ -53,15 +53,29 @@ def owner_of(rid: str) -> tuple[str, str, str] | None:
     return parts[0], parts[1], parts[2]
 
 
-def upstream_file(rid: str, replica: int) -> str:
-    """The file of one replica slot of route ``rid``: one file name per (app, environment,
-    service), joined by "@" and with an environment's "/" as "=", characters no name may
-    hold, so no app can name another app's file (with "--" as the joint, app "a--b" in
-    environment "c" and app "a" in environment "b--c" shared one)."""
+def owned_by(route: Mapping[str, Any], app: str, environment: str) -> bool:
+    """Whether ``route`` is one the deployer wrote for ``app``/``environment``."""
+    owner = owner_of(str(route.get("@id", "")))
+    return owner is not None and owner[:2] == (app, environment)
+
+
+def safe_name(parts: Sequence[str]) -> str:
+    """One file name for (app, environment[, service]): joined by "@" and with an
+    environment's "/" as "=", characters no name may hold, so no app can name another
+    app's file (with "--" as the joint, app "a--b" in environment "c" and app "a" in
+    environment "b--c" shared one)."""
+    return "@".join(p.replace("/", "=").replace(":", "@") for p in parts)
+
+
+def upstream_dir(rid: str) -> str:
+    """The folder of route ``rid``'s replica slots."""
     owner = owner_of(rid)
-    parts = owner if owner is not None else (rid,)
-    safe = "@".join(p.replace("/", "=").replace(":", "@") for p in parts)
-    return f"{UPSTREAMS}/{safe}/{replica}"
+    return f"{UPSTREAMS}/{safe_name(owner if owner is not None else (rid,))}"
+
+
+def upstream_file(rid: str, replica: int) -> str:
+    """The file of one replica slot of route ``rid``."""
+    return f"{upstream_dir(rid)}/{replica}"
 
 
 def listen_port(address: str) -> str:
@@ -127,27 +141,8 @@ def route_json(rid: str, route: Route, replicas: int) -> dict[str, Any]:
     }
 
 
-ACME_CA_ROOT = "/config/deployer/acme-ca-root.pem"
-LETS_ENCRYPT = "https://acme-v02.api.letsencrypt.org/directory"
-
-
 def server_of(route: Route) -> str:
     return TLS_SERVER if route.tls != "none" else SERVER
-
-
-def acme_policy(edge: EdgeProxy) -> dict[str, Any]:
-    """The proxy's one automation policy: certificates from the environment's ACME
-    directory (Let's Encrypt by default) for every TLS route without its own files."""
-    issuer: dict[str, Any] = {
-        "module": "acme",
-        "ca": edge.acme_directory or LETS_ENCRYPT,
-        "challenges": {"tls-alpn": {"disabled": True}},
-    }
-    if edge.acme_email:
-        issuer["email"] = edge.acme_email
-    if edge.acme_ca_root:
-        issuer["trusted_roots_pem_files"] = [ACME_CA_ROOT]
-    return {"policies": [{"issuers": [issuer]}]}
 
 
 def route_order_key(route: Mapping[str, Any]) -> tuple[bool, int, str]:

@@ -91,6 +91,14 @@ def route_changes(manifest: Manifest, client: Any, host: str) -> list[dict[str, 
         out.append(
             {"host": host, "route": f"{url} → {svc.name}:{svc.proxy.port}", "change": change}
         )
+    public = {R.route_id(app, env, s.name) for s in manifest.public_services}
+    for r in existing:
+        rid = str(r.get("@id", ""))
+        owner = R.owner_of(rid)
+        if owner is not None and owner[:2] == (app, env) and rid not in public:
+            hosts = [h for m in r.get("match", []) for h in m.get("host", [])]
+            shown = f"{', '.join(hosts)} → {owner[2]}"
+            out.append({"host": host, "route": shown, "change": "remove"})
     return out
 
 

@@ -22,6 +22,7 @@ from deployer.errors import DeployFailed, InvalidInput
 from deployer.manifest.model import EdgeProxy, Manifest, Route, Service
 from deployer.plan import Observed
 from deployer.proxy import routes as R
+from deployer.proxy import tls as T
 from deployer.proxy.routes import EdgeError
 
 if TYPE_CHECKING:
@@ -151,7 +152,7 @@ class EdgeSwitch:
                 # that hold an address from its first request on
                 self._fill_upstreams(host, proxy, public, observed.get(host))
                 self._set_routes(host, proxy, config, public)
-                self._tls(host, proxy)
+                self._tls(host, proxy, config)
             finally:
                 engine.release_lock(lease)
 
@@ -169,6 +170,8 @@ class EdgeSwitch:
                 for rid, svc in mine.items()
                 if R.server_of(self.route(svc)) == server
             }
+            # a route of this environment the manifest no longer has stays until the
+            # deploy succeeded (retire): a rollback finds it as it was
             others = [r for r in current if r.get("@id") not in mine]
             wanted = sorted([*others, *bodies.values()], key=R.route_order_key)
             if _same(wanted, current):
@@ -213,43 +216,47 @@ class EdgeSwitch:
             proxy.write_upstream(path, addr)
             self.line(f"{what}, not its container's address: now {addr}", host)
 
-    def _tls(self, host: str, proxy: CaddyHost) -> None:
-        """Certificates of this app's TLS routes: ACME (auto) or PEM files (file)."""
+    def _tls(self, host: str, proxy: CaddyHost, config: Mapping[str, Any]) -> None:
+        """This app's part of the TLS settings: an ACME policy for its auto routes, the
+        certificates of its file routes; every other app's part as it is (tls.py)."""
+        app, env = self.manifest.app, self.manifest.environment.name
         routes = [(s, self.route(s)) for s in self.manifest.public_services]
         tls = [(s, r) for s, r in routes if r.tls != "none"]
-        if not tls:
-            return
-        if not self.edge.https:
+        if tls and not self.edge.https:
             raise InvalidInput(
                 f"{tls[0][0].name}: a TLS route needs the proxy's https listener",
                 hint="set environments.<env>.proxy.https, or tls: none",
             )
-        if any(r.tls == "auto" for _, r in tls):
-            if self.edge.acme_ca_root:
-                proxy.write_file(R.ACME_CA_ROOT, _read(self.edge.acme_ca_root, "acme.ca_root"))
-            if proxy.ensure_value("/config/apps/tls/automation", R.acme_policy(self.edge)):
-                self.line("edge proxy: ACME issuer set", host)
+        autos = {r.host for _, r in tls if r.tls == "auto"}
+        if autos and self.edge.acme_ca_root:
+            text = _read(self.edge.acme_ca_root, "acme.ca_root")
+            proxy.write_file(T.ca_root_file(app, env), text)
         files = [(s, r) for s, r in tls if r.tls == "file"]
-        if not files:
-            return
-        mine = {self.rid(s) for s, _ in files}
-        current = proxy.get("/config/apps/tls/certificates/load_pem") or []
-        keep = [c for c in current if not set(c.get("tags") or []) & mine]
+        certificates = []
         for s, r in files:
             assert r.certificate is not None and r.key is not None
-            keep.append(
+            certificates.append(
                 {
                     "certificate": _read(r.certificate, f"{s.name}.proxy.tls.certificate"),
                     "key": _read(r.key, f"{s.name}.proxy.tls.key"),
                     "tags": [self.rid(s)],
                 }
             )
-        if proxy.ensure_value("/config/apps/tls/certificates/load_pem", keep):
-            self.line(f"edge proxy: certificate(s) of {len(files)} route(s) loaded", host)
-        skip = sorted({r.host for _, r in files})
-        path = f"/config/apps/http/servers/{R.TLS_SERVER}/automatic_https/skip_certificates"
-        have = proxy.get(path) or []
-        proxy.ensure_value(path, sorted(set(have) | set(skip)))
+        part = T.Part(
+            policy=T.acme_policy(self.edge, app, env, autos) if autos else None,
+            certificates=certificates,
+            file_hosts=frozenset(r.host for _, r in files),
+            hosts=frozenset(T.hosts_of(config, app, env) | {r.host for _, r in routes}),
+        )
+        for path, value in T.changes(config, app, env, part).items():
+            proxy.ensure_value(path, value)
+            if path == T.AUTOMATION:
+                self.line(
+                    "edge proxy: ACME issuer set" if autos else "edge proxy: ACME policy removed",
+                    host,
+                )
+            elif path == T.LOAD_PEM and files:
+                self.line(f"edge proxy: certificate(s) of {len(files)} route(s) loaded", host)
 
     def _host_line(self, host: str, text: str) -> None:
         self.line(text, host)
@@ -374,6 +381,74 @@ class EdgeSwitch:
             f"proxy ({addr}): {problem}",
             hint=f"check that the container listens on port {route.port} (proxy.port)",
         )
+
+
+def forget(
+    proxy: CaddyHost,
+    engine: HostEngine,
+    app: str,
+    environment: str,
+    holder: str,
+    keep: frozenset[str] = frozenset(),
+) -> list[str]:
+    """The routes of ``app``/``environment`` but ``keep`` (route ids) go, with their
+    upstream files, and with no route kept, its part of the TLS settings too (a deploy
+    sets that part for the routes it keeps). Under the proxy lock: a deploy of another app
+    may be editing the proxy's config. The ids of the routes removed."""
+    lease = engine.acquire_lock(f"edge/{proxy.edge.name}", holder, PROXY_LOCK_TTL, PROXY_LOCK_TTL)
+    try:
+        config = proxy.get("/config/") or {}
+        rids = {
+            str(r.get("@id"))
+            for server in _listeners(proxy.edge)
+            for r in R.routes_in(config, server)
+            if R.owned_by(r, app, environment) and r.get("@id") not in keep
+        }
+        removed = proxy.remove_routes(rids) if rids else []
+        if not keep:
+            part = T.Part(hosts=frozenset(T.hosts_of(config, app, environment)))
+            for path, value in T.changes(config, app, environment, part).items():
+                proxy.ensure_value(path, value)
+        stale = [R.upstream_dir(rid) for rid in sorted(rids)]
+        if not keep:
+            stale.append(T.ca_root_file(app, environment))
+        if stale:
+            proxy.exec(["rm", "-rf", *stale])
+        return removed
+    finally:
+        engine.release_lock(lease)
+
+
+def retire_routes(
+    manifest: Manifest, engines: Mapping[str, HostEngine], line: Line, holder: str
+) -> None:
+    """After a deploy succeeded: the routes this environment left on a host's proxy for
+    services that are no longer public (their ``proxy:`` removed, or the service gone),
+    also when none is public any more. Looked at without the lock first (a deploy that
+    has nothing to retire takes no lock)."""
+    from deployer.proxy.caddy import CaddyHost  # the Docker SDK, only when needed
+
+    edge = manifest.edge or manifest.environment.proxy or EdgeProxy()
+    app, env = manifest.app, manifest.environment.name
+    keep = frozenset(R.route_id(app, env, s.name) for s in manifest.public_services)
+    for name, engine in engines.items():
+        client = getattr(engine, "client", None)
+        if client is None:
+            continue
+        proxy = CaddyHost(client, name, edge)
+        c = proxy._container()
+        if c is None or c.status != "running":
+            continue
+        try:
+            routes = proxy.all_routes()
+        except DeployFailed:
+            continue
+        if not any(R.owned_by(r, app, env) and r.get("@id") not in keep for r in routes):
+            continue
+        for rid in forget(proxy, engine, app, env, holder, keep):
+            owner = R.owner_of(rid)
+            what = owner[2] if owner else rid
+            line(f"edge proxy: route of {what} removed (not public any more)", name)
 
 
 @dataclass

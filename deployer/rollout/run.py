@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from deployer.errors import Blocked, DeployerError, DeployFailed, InvalidInput, Unreachable
+from deployer.proxy.switch import retire_routes
 from deployer.result import DeployResult, Outcome
 from deployer.rollout import locks, prepare, record
 from deployer.rollout.fleet import roll_fleet
@@ -24,6 +25,7 @@ class Rollout(RunState):
             if not any(s.changes for h in self.plan.hosts for s in h.steps):
                 if self.edge is not None:
                     self.edge.prepare(self.observed)
+                self._retire_routes()
                 self.line("nothing to do: every service already runs what the manifest says")
                 self.result.outcome = Outcome.NOTHING_TO_DO
                 return self.result
@@ -36,6 +38,7 @@ class Rollout(RunState):
             roll_fleet(self)
             prepare.tasks(self, "after-deploy")
             self.check_cancel()
+            self._retire_routes()
             record.finish(self)
         except Blocked as e:
             self._fail_early(e, Outcome.BLOCKED)
@@ -58,6 +61,16 @@ class Rollout(RunState):
             leases.release()
             self.result.seconds = round(self.wall() - self.result.started_at, 3)
         return self.result
+
+    def _retire_routes(self) -> None:
+        """A deploy that succeeded takes away the edge proxy's routes of services that are
+        no longer public (a rollback or restart changes no route)."""
+        if self.kind != "deploy":
+            return
+        try:
+            retire_routes(self.manifest, self.hosts, self.line, self.context.holder)
+        except DeployerError as e:  # the deploy itself succeeded: not a reason to undo it
+            self.line(f"warning: old edge proxy routes left in place: {e.message}")
 
     def _fail_early(self, e: DeployerError, outcome: Outcome) -> None:
         self.result.outcome = outcome

@@ -19,6 +19,7 @@ import shutil
 import socket
 import ssl
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -32,8 +33,9 @@ from cryptography.x509.oid import NameOID
 
 from tests.conftest import Cleanup
 from tests.proxy.conftest import Edge, make_edge
-from tests.proxy.test_edge import deploy
-from tests.testenv import TestEnv
+from tests.proxy.test_edge import ROOT, deploy
+from tests.testenv import TestEnv, unique_app
+from tests.testenv import cleanup as remove_app
 
 pytestmark = pytest.mark.integration
 
@@ -45,6 +47,7 @@ HTTP_PORT = 18375
 @pytest.fixture
 def edge(engine: docker.DockerClient, cleanup: Cleanup, app: str, proxy_image: str) -> Edge:
     return make_edge(engine, cleanup, app, HTTP_PORT, proxy_image)
+
 
 MANIFEST = """\
 app: {app}
@@ -263,3 +266,104 @@ def test_a_certificate_from_files_is_served(
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.5)
+
+
+def _get_pebble_cert(host: str, root: Path, want: str = "v1", timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    last: object = None
+    while time.monotonic() < deadline:
+        try:
+            got = https_get(host, root)
+            if got == (200, want):
+                return
+            last = got
+        except (OSError, ssl.SSLError) as e:  # not issued yet
+            last = e
+        time.sleep(1)
+    raise AssertionError(f"no certificate from pebble served for {host}: {last!r}")
+
+
+def test_a_route_moved_from_files_to_acme_gets_its_certificate_from_the_acme_server(
+    app: str, edge: Edge, testenv: TestEnv, tmp_path: Path, pebble: tuple[str, Path]
+) -> None:
+    """Files first (the host is on the proxy's list of names ACME must skip, and the
+    file's certificate is loaded), then tls: auto: the host leaves that list and the old
+    certificate goes, so the ACME server's certificate is the one served."""
+    directory, pebble_tls = pebble
+    host = f"{app}.example.test"
+    cert, key = self_signed(tmp_path, "site", [x509.DNSName(host)])
+    tls = f'{{certificate: "{cert}", key: "{key}"}}'
+    code, out = deploy(
+        write(tmp_path, app, testenv, edge, directory, pebble_tls, tls), testenv.image_v1
+    )
+    assert code == 0, out
+    code, out = deploy(
+        write(tmp_path, app, testenv, edge, directory, pebble_tls, "auto"), testenv.image_v1
+    )
+    assert code == 0, out
+    root = tmp_path / "pebble-root.pem"
+    root.write_text(pebble_root(pebble_tls))
+    _get_pebble_cert(host, root)
+
+
+def _policies(engine: docker.DockerClient, edge: Edge) -> list[dict[str, object]]:
+    code, out = engine.containers.get(edge.name).exec_run(
+        ["wget", "-q", "-O", "-", "http://127.0.0.1:2019/config/apps/tls/automation/policies"]
+    )
+    assert code == 0, out
+    return list(json.loads(out) or [])
+
+
+def test_one_apps_acme_settings_never_govern_another_apps_certificates(
+    app: str,
+    testenv: TestEnv,
+    tmp_path: Path,
+    engine: docker.DockerClient,
+    engine2: docker.DockerClient,
+    cleanup: Cleanup,
+    proxy_image: str,
+    pebble: tuple[str, Path],
+) -> None:
+    """App A gets its certificates from pebble; app B, on the same proxy, names another
+    ACME directory. A's host names stay under A's issuer after B's deploy, and B's
+    `deployer down` takes B's issuer away and leaves A's."""
+    other = unique_app()
+    cleanup.later(lambda: remove_app({"engine": engine, "engine2": engine2}, other))
+    edge = make_edge(engine, cleanup, app, HTTP_PORT, proxy_image)
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    directory, pebble_tls = pebble
+    code, out = deploy(
+        write(tmp_path / "a", app, testenv, edge, directory, pebble_tls, "auto"), testenv.image_v1
+    )
+    assert code == 0, out
+    b = write(tmp_path / "b", other, testenv, edge, "https://127.0.0.1:1/dir", pebble_tls, "auto")
+    code, out = deploy(b, testenv.image_v1)
+    assert code == 0, out
+
+    def issuer_of(host: str) -> object:
+        for p in _policies(engine, edge):  # the proxy takes the first policy naming the host
+            if host in (p.get("subjects") or [host]):  # type: ignore[operator]
+                return p["issuers"][0]["ca"]  # type: ignore[index]
+        return None
+
+    assert issuer_of(f"{app}.example.test") == directory
+    assert issuer_of(f"{other}.example.test") == "https://127.0.0.1:1/dir"
+    root = tmp_path / "pebble-root.pem"
+    root.write_text(pebble_root(pebble_tls))
+    _get_pebble_cert(f"{app}.example.test", root)
+
+    env = {k: v for k, v in os.environ.items() if k not in ("GITLAB_CI", "CI", "DOCKER_HOST")}
+    down = subprocess.run(
+        [sys.executable, "-m", "deployer", "down", "-f", str(b), "--env", "test"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**env, "WEB_IMAGE": testenv.image_v1},
+        cwd=ROOT,
+        check=False,
+    )
+    assert down.returncode == 0, down.stdout + down.stderr
+    ids = [p.get("@id") for p in _policies(engine, edge)]
+    assert f"deployer-acme:{app}:test" in ids and f"deployer-acme:{other}:test" not in ids
+    _get_pebble_cert(f"{app}.example.test", root)

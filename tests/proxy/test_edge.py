@@ -24,6 +24,7 @@ import pytest
 
 from bench.proxy_probe import ProxyProbe, get
 from deployer import labels as L
+from deployer.docker.host import connect_host
 from deployer.errors import EXIT_INVALID, EXIT_OK, EXIT_ROLLED_BACK
 from deployer.proxy import routes as R
 from tests.conftest import Cleanup
@@ -417,3 +418,70 @@ def test_a_wildcard_route_of_one_app_never_takes_another_apps_host_name(
     wait_body(edge, f"anything.{base}", "v2")
     assert get(edge.address, f"shop.{base}") == (200, "v1")
     assert get(edge.address, f"www.{base}") == (200, "v2")
+
+
+def test_a_service_no_longer_public_loses_its_route(
+    app: str, edge: Edge, testenv: TestEnv, tmp_path: Path, engine: docker.DockerClient
+) -> None:
+    """web and api are public; then api is not (its `proxy:` removed): plan says its route
+    goes, the deploy removes it, and its host name no longer reaches it."""
+    manifest = write_manifest(tmp_path, app, testenv, edge, f"web.{app}.test", replicas=1)
+    text = manifest.read_text()
+    web = text[text.index("  web:\n") : text.index("rollout:")]
+    api = web.replace("  web:\n", "  api:\n").replace(f"web.{app}.test", f"api.{app}.test")
+    manifest.write_text(text.replace("rollout:", api + "rollout:"))
+    code, out = deploy(manifest, testenv.image_v1)
+    assert code == EXIT_OK, out
+    wait_body(edge, f"api.{app}.test", "v1")
+    route_line = api[api.index("    proxy:") : api.index("\n", api.index("    proxy:")) + 1]
+    manifest.write_text(manifest.read_text().replace(route_line, "", 1))
+    assert "remove" in [r["change"] for r in plan_routes(manifest, testenv.image_v1)]
+    # a deploy that fails leaves the route as it was
+    code, out = deploy(manifest, testenv.image_crash)
+    assert code == EXIT_ROLLED_BACK, out
+    assert get(edge.address, f"api.{app}.test") == (200, "v1")
+    code, out = deploy(manifest, testenv.image_v1)
+    assert code == EXIT_OK, out
+    assert "route of api removed (not public any more)" in out, out
+    assert get(edge.address, f"api.{app}.test") != (200, "v1")
+    assert get(edge.address, f"web.{app}.test") == (200, "v1")
+    # the last public service too: no service is public, its route goes all the same
+    route_line = web[web.index("    proxy:") : web.index("\n", web.index("    proxy:")) + 1]
+    manifest.write_text(manifest.read_text().replace(route_line, "", 1))
+    code, out = deploy(manifest, testenv.image_v1)
+    assert code == EXIT_OK, out
+    assert "route of web removed (not public any more)" in out, out
+    assert get(edge.address, f"web.{app}.test") != (200, "v1")
+
+
+def test_down_waits_for_the_proxy_lock_before_it_edits_the_proxy(
+    app: str, edge: Edge, testenv: TestEnv, tmp_path: Path, engine: docker.DockerClient
+) -> None:
+    """Another deploy holds the proxy lock (it edits the proxy's config): `deployer down`
+    removes the app's containers but waits to remove its route until the lock is free, so
+    neither edit is lost (each writes the routes it read)."""
+    public = f"{app}.example.test"
+    manifest = write_manifest(tmp_path, app, testenv, edge, public, replicas=1)
+    code, out = deploy(manifest, testenv.image_v1)
+    assert code == EXIT_OK, out
+    host = connect_host(testenv.engine_host, {})
+    try:
+        lease = host.acquire_lock(f"edge/{edge.name}", "another deploy", ttl=60)
+        env = {k: v for k, v in os.environ.items() if k not in ("GITLAB_CI", "CI", "DOCKER_HOST")}
+        down = subprocess.Popen(
+            [sys.executable, "-m", "deployer", "down", "-f", str(manifest), "--env", "test"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env={**env, "WEB_IMAGE": testenv.image_v1},
+            cwd=ROOT,
+        )
+        time.sleep(6)
+        assert down.poll() is None, down.communicate()[0]  # still waiting
+        route_of(engine, edge, R.route_id(app, "test", "web"))  # still there
+        host.release_lock(lease)
+        out, _ = down.communicate(timeout=120)
+        assert down.returncode == EXIT_OK, out
+    finally:
+        host.close()
+    assert f"route of web on {edge.name}" in out, out

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from deployer.manifest.model import EdgeProxy, Route
 from deployer.proxy import routes as R
+from deployer.proxy import tls as T
 
 
 def test_route_ids_name_their_owner() -> None:
@@ -68,7 +69,60 @@ def test_a_host_name_of_another_app_or_environment_conflicts() -> None:
 def test_tls_listener_only_when_https_is_set() -> None:
     assert R.TLS_SERVER in R.base_config(EdgeProxy())["apps"]["http"]["servers"]
     assert R.TLS_SERVER not in R.base_config(EdgeProxy(https=None))["apps"]["http"]["servers"]
-    policy = R.acme_policy(EdgeProxy(acme_directory="https://acme.test/dir", acme_ca_root="/x"))
-    (issuer,) = policy["policies"][0]["issuers"]
+    edge = EdgeProxy(acme_directory="https://acme.test/dir", acme_ca_root="/x")
+    policy = T.acme_policy(edge, "shop", "review/1", ["b.test", "a.test"])
+    (issuer,) = policy["issuers"]
     assert issuer["ca"] == "https://acme.test/dir"
-    assert issuer["trusted_roots_pem_files"] == [R.ACME_CA_ROOT]
+    assert issuer["trusted_roots_pem_files"] == [T.ca_root_file("shop", "review/1")]
+    assert policy["subjects"] == ["a.test", "b.test"]
+
+
+def _config(
+    policies: list[dict[str, object]], pem: list[dict[str, object]], skip: list[str]
+) -> dict[str, object]:
+    routes = [R.route_json(R.route_id("shop", "prod", "web"), Route(host="shop.test", port=1), 1)]
+    return {
+        "apps": {
+            "http": {
+                "servers": {
+                    R.TLS_SERVER: {"routes": routes, "automatic_https": {"skip_certificates": skip}}
+                }
+            },
+            "tls": {"automation": {"policies": policies}, "certificates": {"load_pem": pem}},
+        }
+    }
+
+
+def test_each_app_changes_only_its_own_part_of_the_tls_settings() -> None:
+    edge = EdgeProxy(acme_directory="https://acme.test/dir")
+    blog = T.acme_policy(
+        EdgeProxy(acme_directory="https://other.test/dir"), "blog", "prod", ["blog.test"]
+    )
+    legacy = {"issuers": [{"module": "acme", "ca": "https://old.test/dir"}]}  # no subjects
+    pem_blog = {"certificate": "B", "key": "K", "tags": [R.route_id("blog", "prod", "api")]}
+    pem_shop = {"certificate": "S", "key": "K", "tags": [R.route_id("shop", "prod", "web")]}
+    config = _config([legacy, blog], [pem_blog, pem_shop], ["shop.test", "api.blog.test"])
+    # shop moves shop.test from files to ACME
+    mine = T.acme_policy(edge, "shop", "prod", ["shop.test"])
+    part = T.Part(policy=mine, hosts=frozenset({"shop.test"}))
+    got = T.changes(config, "shop", "prod", part)
+    # policies naming hosts first (the proxy takes the first that names one), the rest kept
+    assert got[T.AUTOMATION]["policies"] == [blog, mine, legacy]
+    assert got[T.LOAD_PEM] == [pem_blog]  # its own old certificate goes, blog's stays
+    assert got[T.SKIP] == ["api.blog.test"]  # ACME may now get shop.test's certificate
+    # down: its part goes, nothing else
+    gone = T.changes(
+        config, "shop", "prod", T.Part(hosts=frozenset(T.hosts_of(config, "shop", "prod")))
+    )
+    assert gone[T.AUTOMATION]["policies"] == [blog, legacy]
+    assert gone[T.SKIP] == ["api.blog.test"]
+    # blog's deploy, as it is: nothing to change (a reload of the proxy closes idle
+    # connections: no change is sent when none is needed)
+    config = _config([blog, legacy], [pem_shop, pem_blog], ["shop.test", "api.blog.test"])
+    same = T.Part(
+        policy=blog,
+        certificates=[pem_blog],
+        file_hosts=frozenset({"api.blog.test"}),
+        hosts=frozenset({"blog.test", "api.blog.test"}),
+    )
+    assert T.changes(config, "blog", "prod", same) == {}
