@@ -196,7 +196,7 @@ class ContainerOperations:
             return
         from deployer.proxy import routes as R
         from deployer.proxy.caddy import CaddyHost
-        from deployer.proxy.switch import forget
+        from deployer.proxy.retire import forget
 
         proxy = CaddyHost(host.client, host.name, edge)
         try:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from deployer.errors import Blocked, DeployerError, DeployFailed, InvalidInput, Unreachable
-from deployer.proxy.switch import retire_routes
+from deployer.proxy.retire import retire_routes
 from deployer.result import DeployResult, Outcome
 from deployer.rollout import locks, prepare, record
 from deployer.rollout.fleet import roll_fleet
