@@ -36,13 +36,22 @@ MAX_LINKS = 40
 _MODE_SYMLINK = 1 << 27  # Go's os.ModeSymlink in the stat's mode
 
 
-def bind_sources(manifest: Manifest) -> list[tuple[str, int, str, bool]]:
-    """(service, volume index, host path, read-only) of every bind mount of the manifest."""
-    out = []
+Key = tuple[str | int, ...]
+
+
+def bind_sources(manifest: Manifest) -> list[tuple[Key, str, bool]]:
+    """(key path, host path, read-only) of every bind mount of the manifest, and of every
+    host path a named volume's ``driver_opts`` mount (``o: bind``, ``device: ...``)."""
+    out: list[tuple[Key, str, bool]] = []
     for svc in manifest.services:
         for i, m in enumerate(svc.volumes):
             if m.type == "bind" and m.source:
-                out.append((svc.name, i, m.source, m.read_only))
+                out.append((("services", svc.name, "volumes", i), m.source, m.read_only))
+    for v in manifest.volumes:
+        if v.external:
+            continue
+        for source, read_only in policy.volume_host_paths(v.driver, dict(v.driver_opts)):
+            out.append((("volumes", v.name, "driver_opts"), source, read_only))
     return out
 
 
@@ -99,11 +108,12 @@ def resolve(api: docker.APIClient, probe: str, path: str) -> str:
     return done
 
 
-def _where(manifest: Manifest, service: str, index: int) -> str:
-    """``file:line:column: services.<service>.volumes[<i>]:`` of a volume, as the manifest
-    writes it (the key path alone when the file cannot be read again)."""
-    key = ("services", service, "volumes", index)
-    shown = f"services.{service}.volumes[{index}]:"
+def _where(manifest: Manifest, key: Key) -> str:
+    """``file:line:column: services.<service>.volumes[<i>]:`` of a volume (or
+    ``volumes.<name>.driver_opts``), as the manifest writes it (the key path alone when the
+    file cannot be read again)."""
+    shown = ".".join(str(k) for k in key if not isinstance(k, int))
+    shown += "".join(f"[{k}]" for k in key if isinstance(k, int)) + ":"
     try:
         from deployer.manifest.loader import read
 
@@ -129,12 +139,12 @@ def check_binds(manifest: Manifest, client: docker.DockerClient, host: str) -> N
             host_config=api.create_host_config(binds=[f"/:{MOUNT}:ro"]),
         )["Id"]
         try:
-            resolved = {src: resolve(api, probe, src) for _, _, src, _ in binds}
+            resolved = {src: resolve(api, probe, src) for _, src, _ in binds}
         finally:
             with contextlib.suppress(docker.errors.NotFound):
                 api.remove_container(probe, force=True)
     allowed = set(manifest.policy_allow)
-    for service, index, source, read_only in binds:
+    for key, source, read_only in binds:
         real = resolved[source]
         if real == policy.canonical(source):
             continue  # no link: the manifest's check judged this very path
@@ -147,7 +157,7 @@ def check_binds(manifest: Manifest, client: docker.DockerClient, host: str) -> N
             reasons = "; ".join(why for _, why in missing)
             names = " and ".join(f'"{n}"' for n, _ in missing)
             raise InvalidInput(
-                f"{_where(manifest, service, index)} on {host}, the host "
+                f"{_where(manifest, key)} on {host}, the host "
                 f'path "{source}" is a symlink to {real}, which the safety policy refuses: '
                 f"{reasons}",
                 hint=f"bind {real} itself if it is meant, and add {names} to "

@@ -139,3 +139,40 @@ def refusal(written: str, source: str, missing: list[tuple[str, str]]) -> tuple[
     message = f"the bind mount of {spelled} is refused by the safety policy: {reasons}"
     fix = f"remove it, or add {names} to `policy: {{allow: [...]}}` if this app really needs it"
     return message, fix
+
+
+# Filesystems the local volume driver mounts from the network or from memory: their
+# `device` is a remote share or a name, not a path of the host.
+REMOTE_TYPES = frozenset({"nfs", "nfs4", "cifs", "smb3", "tmpfs", "ramfs"})
+
+
+def volume_host_paths(driver: str | None, opts: dict[str, str]) -> list[tuple[str, bool]]:
+    """(host path, read-only) of every path of the host a named volume mounts.
+
+    The engine's local driver mounts what ``driver_opts`` say: ``o: bind`` (or ``rbind``)
+    with ``device: /var/run`` is a bind mount of the host's ``/var/run`` whatever
+    ``type`` says; ``type: overlay`` mounts the directories ``lowerdir``, ``upperdir`` and
+    ``workdir`` of ``o``; any other filesystem that is not a network share or memory
+    (``ext4``, ``xfs``, ...) mounts the host's device ``device`` (``/dev/sda1``). Each
+    such path is judged as a bind source is. A relative path is read from the engine's
+    working directory, ``/``. Another driver (a plugin the host installed) is the host's.
+    """
+    if driver not in (None, "", "local"):
+        return []
+    kind = opts.get("type", "").strip().lower()
+    options = [o.strip() for o in opts.get("o", "").split(",")]
+    read_only = "ro" in options
+    device = opts.get("device", "").strip()
+    out: list[tuple[str, bool]] = []
+    binds = bool({"bind", "rbind"} & set(options))
+    if device and (binds or kind not in (*REMOTE_TYPES, "overlay")):
+        out.append(("/" + device if not device.startswith("/") else device, read_only))
+    if kind == "overlay":
+        for option in options:
+            key, _, value = option.partition("=")
+            if key in ("lowerdir", "upperdir", "workdir") and value:
+                for part in value.split(":"):
+                    if part:
+                        p = part if part.startswith("/") else "/" + part
+                        out.append((p, read_only or key == "lowerdir"))
+    return out

@@ -295,3 +295,92 @@ def test_a_gpu_reservation_is_read_as_compose_gives_it_and_needs_devices(
     bad = check_manifest(_gpus(tmp_path, "[{count: 1}]", ["devices"]), None, {})
     (problem,) = bad.problems
     assert problem.path == "services.web.deploy.resources.reservations.devices[0].capabilities"
+
+
+# A named volume of the local driver mounts what its driver_opts say: (driver_opts, the
+# allow entries it needs). Each passed validation before (a bind of the host's /var/run
+# through `o: bind`, found by reading what the engine's local driver mounts).
+VOLUME_BYPASSES: list[tuple[str, set[str]]] = [
+    ("{type: none, o: bind, device: /var/run}", {SOCK, SYS}),
+    ("{type: none, o: bind, device: /var/run/docker.sock}", {SOCK, SYS}),
+    ('{type: none, o: "ro,rbind", device: //var/./run/}', {SOCK, SYS}),
+    ("{o: bind, device: /}", {SOCK, SYS}),
+    ("{type: nfs, o: bind, device: /etc}", {SYS}),  # bind wins over the type
+    ("{o: bind, device: var/lib/docker}", {SYS}),  # relative: from the engine's /
+    ("{type: none, o: bind, device: /home/deploy/.ssh}", {SYS}),
+    ("{type: ext4, device: /dev/sda1}", {SYS}),  # a device of the host
+    ("{type: btrfs, device: /dev/../dev/nvme0n1p2}", {SYS}),
+    (
+        '{type: overlay, o: "lowerdir=/etc:/srv/a,upperdir=/srv/u,workdir=/srv/w"}',
+        {SYS},
+    ),
+    ('{type: overlay, device: overlay, o: "lowerdir=/srv/a,upperdir=/root,workdir=/srv/w"}', {SYS}),
+]
+VOLUME_HARMLESS = [
+    "{type: none, o: bind, device: /srv/shop/data}",
+    '{type: none, o: "ro,bind", device: /var/lib/shop}',
+    '{type: nfs, o: "addr=10.0.0.1,rw", device: ":/export/shop"}',
+    '{type: cifs, o: "addr=files,username=shop", device: "//files/shop"}',
+    '{type: tmpfs, device: tmpfs, o: "size=100m"}',
+    '{type: overlay, device: overlay, o: "lowerdir=/srv/a,upperdir=/srv/u,workdir=/srv/w"}',
+]
+
+
+def _volume_manifest(
+    tmp_path: Path, opts: str, allow: list[str] | None = None, driver: str = ""
+) -> Path:
+    path = tmp_path / "deploy.yml"
+    path.write_text(
+        "app: shop\nenvironments:\n  production: {}\n"
+        f"policy: {{allow: {json.dumps(allow or [])}}}\n"
+        "services:\n  web:\n    image: registry.example.com/shop/web:1\n"
+        "    volumes: [data:/data]\n"
+        f"volumes:\n  data:\n{driver}    driver_opts: {opts}\n"
+    )
+    return path
+
+
+@pytest.mark.parametrize(("opts", "entries"), VOLUME_BYPASSES, ids=[o for o, _ in VOLUME_BYPASSES])
+def test_a_volume_mounting_a_protected_host_path_is_refused(
+    tmp_path: Path, opts: str, entries: set[str]
+) -> None:
+    report = check_manifest(_volume_manifest(tmp_path, opts), None, {})
+    (problem,) = report.problems
+    assert problem.path == "volumes.data.driver_opts", problem.render()
+    assert problem.line == 11, problem.render()
+    assert "refused by the safety policy" in problem.message
+    assert problem.fix is not None
+    for entry in entries:
+        assert f'"{entry}"' in problem.fix, problem.render()
+    allowed = check_manifest(_volume_manifest(tmp_path, opts, sorted(entries)), None, {})
+    assert allowed.ok, [p.render() for p in allowed.problems]
+    local = check_manifest(_volume_manifest(tmp_path, opts, driver="    driver: local\n"), None, {})
+    assert not local.ok
+
+
+@pytest.mark.parametrize("opts", VOLUME_HARMLESS)
+def test_a_volume_mounting_data_or_a_share_passes(tmp_path: Path, opts: str) -> None:
+    report = check_manifest(_volume_manifest(tmp_path, opts), None, {})
+    assert report.ok, [p.render() for p in report.problems]
+
+
+def test_a_volume_path_from_a_variable_is_judged_and_never_shown(tmp_path: Path) -> None:
+    path = _volume_manifest(tmp_path, '{type: none, o: bind, device: "${DATA_DIR}"}')
+    (problem,) = check_manifest(path, None, {"DATA_DIR": "/var/run"}).problems
+    assert "a path given by a variable" in problem.message, problem.render()
+    assert check_manifest(path, None, {"DATA_DIR": "/srv/shop"}).ok
+
+
+def test_a_compose_volume_is_judged_too(tmp_path: Path) -> None:
+    (tmp_path / "deploy.yml").write_text(
+        "app: shop\ncompose: [docker-compose.yml]\nenvironments:\n  production: {}\n"
+    )
+    (tmp_path / "docker-compose.yml").write_text(
+        "services:\n  web:\n    image: registry.example.com/shop/web:1\n"
+        "    volumes: [run:/run/host]\n"
+        "volumes:\n  run:\n    driver: local\n"
+        "    driver_opts:\n      type: none\n      o: bind\n      device: /var/run\n"
+    )
+    (problem,) = check_manifest(tmp_path / "deploy.yml", None, {}).problems
+    assert problem.path == "volumes.run.driver_opts", problem.render()
+    assert problem.file.endswith("docker-compose.yml"), problem.render()

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any
 
-from deployer.manifest import parse
+from deployer.manifest import parse, policy
 from deployer.manifest.model import EdgeProxy, Environment, TopNetwork, TopVolume, host_form
 from deployer.manifest.problems import Path
 from deployer.manifest.readers.values import (
@@ -37,6 +37,9 @@ def volumes(b: Builder, raw: Any) -> tuple[TopVolume, ...]:
             b.volumes_declared.add(name)
             sp = spec if isinstance(spec, dict) else {}
             external, engine_name = external_name(b, path, sp)
+            driver_opts = b.pairs((*path, "driver_opts"), sp.get("driver_opts"))
+            if not external:
+                volume_policy(b, path, str_or_none(sp.get("driver")), dict(driver_opts))
             out.append(
                 TopVolume(
                     name=name,
@@ -44,10 +47,37 @@ def volumes(b: Builder, raw: Any) -> tuple[TopVolume, ...]:
                     driver=str_or_none(sp.get("driver")),
                     labels=b.pairs((*path, "labels"), sp.get("labels")),
                     engine_name=engine_name,
-                    driver_opts=b.pairs((*path, "driver_opts"), sp.get("driver_opts")),
+                    driver_opts=driver_opts,
                 )
             )
     return tuple(out)
+
+
+def volume_policy(b: Builder, path: Path, driver: str | None, opts: dict[str, str]) -> None:
+    """A named volume whose ``driver_opts`` mount a path of the host (``o: bind`` with
+    ``device: /var/run``, an overlay of ``/``, a device of the host) is judged as a bind
+    mount of that path: the same policy, the same ``policy.allow`` entries."""
+    for source, read_only in policy.volume_host_paths(driver, opts):
+        missing = [
+            (name, why)
+            for name, why in policy.needs(source, read_only=read_only)
+            if name not in b.allow
+        ]
+        if not missing:
+            continue
+        written = b.written((*path, "driver_opts"))
+        variable = isinstance(written, dict) and any("$" in str(v) for v in written.values())
+        # as written when a variable gives it: an interpolated value is never shown
+        shown = "a path given by a variable" if variable else f'"{source}"'
+        reasons = "; ".join(why for _, why in missing)
+        names = " and ".join(f'"{name}"' for name, _ in missing)
+        b.err(
+            (*path, "driver_opts"),
+            f'volume "{path[-1]}" mounts {shown} of the host through its driver_opts, '
+            f"as a bind mount would; it is refused by the safety policy: {reasons}",
+            f"remove it, or add {names} to `policy: {{allow: [...]}}` if this app really needs it",
+        )
+        return
 
 
 def networks(b: Builder, raw: Any) -> tuple[TopNetwork, ...]:
