@@ -384,3 +384,65 @@ def test_a_compose_volume_is_judged_too(tmp_path: Path) -> None:
     (problem,) = check_manifest(tmp_path / "deploy.yml", None, {}).problems
     assert problem.path == "volumes.run.driver_opts", problem.render()
     assert problem.file.endswith("docker-compose.yml"), problem.render()
+
+
+# security_opt as the engine reads it (moby's parseSecurityOpt): (written, the allow entry
+# it needs). The first three passed validation before: the exact spellings of
+# `unconfined` were the only ones refused.
+SECURITY_OPTS: list[tuple[str, str]] = [
+    ('seccomp={"defaultAction":"SCMP_ACT_ALLOW"}', "seccomp=unconfined"),
+    ("disable", "label=disable"),  # the engine reads it as label=disable
+    ("label=type:spc_t", "label=disable"),
+    ("label:user:system_u", "label=disable"),
+    ("apparmor=docker-unconfined", "apparmor=unconfined"),
+    ("seccomp:/srv/profile.json", "seccomp=unconfined"),
+    ("seccomp=unconfined", "seccomp=unconfined"),
+    ("seccomp:unconfined", "seccomp=unconfined"),
+    ("apparmor:unconfined", "apparmor=unconfined"),
+    ("label=disable", "label=disable"),
+    ("label:disable", "label=disable"),
+]
+SECURITY_OPTS_KEPT = [
+    "no-new-privileges",
+    "no-new-privileges:true",
+    "no-new-privileges=false",
+    "label=level:s0:c100,c200",
+    "label:filetype:container_file_t",
+    "apparmor=docker-default",
+    "seccomp=builtin",
+]
+
+
+def _security(tmp_path: Path, opt: str, allow: list[str] | None = None) -> Path:
+    path = tmp_path / "deploy.yml"
+    path.write_text(
+        "app: shop\nenvironments:\n  production: {}\n"
+        f"policy: {{allow: {json.dumps(allow or [])}}}\n"
+        "services:\n  web:\n    image: registry.example.com/shop/web:1\n"
+        f"    security_opt: [{json.dumps(opt)}]\n"
+    )
+    return path
+
+
+@pytest.mark.parametrize(("opt", "entry"), SECURITY_OPTS, ids=[o for o, _ in SECURITY_OPTS])
+def test_a_security_opt_weakening_isolation_is_refused_in_every_spelling(
+    tmp_path: Path, opt: str, entry: str
+) -> None:
+    (problem,) = check_manifest(_security(tmp_path, opt), None, {}).problems
+    assert problem.path == "services.web.security_opt[0]", problem.render()
+    assert "refused by the safety policy" in problem.message, problem.render()
+    assert problem.fix is not None and f'"{entry}"' in problem.fix, problem.render()
+    allowed = check_manifest(_security(tmp_path, opt, [entry]), None, {})
+    assert allowed.ok, [p.render() for p in allowed.problems]
+
+
+@pytest.mark.parametrize("opt", SECURITY_OPTS_KEPT)
+def test_a_security_opt_keeping_isolation_passes(tmp_path: Path, opt: str) -> None:
+    report = check_manifest(_security(tmp_path, opt), None, {})
+    assert report.ok, [p.render() for p in report.problems]
+
+
+@pytest.mark.parametrize("opt", ["seccomp = unconfined", "Seccomp=unconfined", "bogus"])
+def test_a_security_opt_the_engine_does_not_read_is_refused(tmp_path: Path, opt: str) -> None:
+    (problem,) = check_manifest(_security(tmp_path, opt), None, {}).problems
+    assert "not a security option" in problem.message, problem.render()

@@ -29,15 +29,38 @@ POLICY_NAMES = (
     "apparmor=unconfined",
     "label=disable",
 )
-# security_opt entries that switch an isolation off: each needs its own policy.allow entry.
-UNCONFINED = {
-    "seccomp=unconfined": "seccomp=unconfined",
-    "seccomp:unconfined": "seccomp=unconfined",
-    "apparmor=unconfined": "apparmor=unconfined",
-    "apparmor:unconfined": "apparmor=unconfined",
-    "label=disable": "label=disable",
-    "label:disable": "label=disable",
-}
+# The engine's default profiles: anything else given to `seccomp=` or `apparmor=` replaces
+# them with a profile the manifest chooses (an inline seccomp JSON that allows every
+# call, `unconfined`, a loaded AppArmor profile that confines nothing).
+DEFAULT_PROFILES = {"seccomp": ("builtin",), "apparmor": ("docker-default",)}
+# SELinux label options that keep the engine's confinement (an MCS level, the file type
+# of the container's files); any other (`disable`, `type:spc_t`, `user:`, `role:`)
+# switches it off or picks another domain.
+LABELS_KEPT = ("level", "filetype")
+
+
+def read_security_opt(opt: str) -> tuple[str, str] | None:
+    """``opt`` as the engine reads it (moby's parseSecurityOpt): (key, value); a bare
+    ``no-new-privileges`` or ``disable`` (the latter is ``label=disable``); split at the
+    first ``=``, else at the first ``:``. None when the engine would refuse it."""
+    if opt == "no-new-privileges":
+        return ("no-new-privileges", "true")
+    if opt == "disable":
+        return ("label", "disable")
+    sep = "=" if "=" in opt else ":"
+    key, found, value = opt.partition(sep)
+    return (key, value) if found else None
+
+
+def weakened(key: str, value: str) -> str | None:
+    """The ``policy.allow`` entry a security option the engine reads as (key, value)
+    needs, None when it keeps the engine's isolation."""
+    if key in DEFAULT_PROFILES:
+        return None if value in DEFAULT_PROFILES[key] else f"{key}=unconfined"
+    if key == "label":
+        kind = value.partition(":")[0]
+        return None if kind in LABELS_KEPT else "label=disable"
+    return None
 
 
 def policy_allow(raw: Any) -> set[str]:
@@ -142,6 +165,11 @@ def network_mode(b: Builder, path: Path, raw: dict[str, Any]) -> None:
 
 
 def security_opt(b: Builder, path: Path, raw: dict[str, Any], out: dict[str, Any]) -> None:
+    """Each option judged as the engine reads it: a seccomp or AppArmor profile other than
+    the engine's default (an inline seccomp JSON allowing every call is as unconfined as
+    ``seccomp=unconfined``), or a SELinux label other than a level (``disable`` alone is
+    ``label=disable``), needs its ``policy.allow`` entry; an option the engine does not
+    know is refused (fail closed)."""
     opts = raw.get("security_opt")
     if not isinstance(opts, list) or not opts:
         return
@@ -149,12 +177,23 @@ def security_opt(b: Builder, path: Path, raw: dict[str, Any], out: dict[str, Any
     for i, opt in enumerate(opts):
         if not isinstance(opt, str):
             continue
-        allow = UNCONFINED.get(opt.replace(" ", ""))
+        p = (*path, "security_opt", i)
+        written = b.written(p)
+        shown = written if isinstance(written, str) else opt
+        read = read_security_opt(opt)
+        if read is None or read[0] not in (*DEFAULT_PROFILES, "label", "no-new-privileges"):
+            b.err(
+                p,
+                f'"{shown}" is not a security option the deployer knows',
+                "write no-new-privileges[:true], seccomp=..., apparmor=... or label=...",
+            )
+            continue
+        allow = weakened(*read)
         if allow and allow not in b.allow:
             b.err(
-                (*path, "security_opt", i),
-                f'security_opt "{opt}" switches off an isolation of the container; '
-                "it is refused by the safety policy",
+                p,
+                f'security_opt "{shown}" switches off an isolation of the container or '
+                "replaces the engine's default profile; it is refused by the safety policy",
                 f'remove it, or add "{allow}" to `policy: {{allow: [...]}}` if this '
                 "app really needs it",
             )
