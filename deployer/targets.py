@@ -155,11 +155,12 @@ def observe_all(manifest: Manifest, hosts: Sequence[DockerHost]) -> list[Observe
 
 
 def check_bind_links(manifest: Manifest, hosts: Sequence[DockerHost]) -> None:
-    """Refuse a bind whose source is, on a host, a symlink to a protected path: before
-    anything of the app changes (exit 2)."""
-    from deployer.docker.symlinks import bind_sources
+    """Refuse a bind whose source is, on a host, a symlink to a protected path, and a
+    ``volumes_from: container:NAME`` whose container mounts one: before anything of the app
+    changes (exit 2)."""
+    from deployer.docker.symlinks import bind_sources, lending_containers
 
-    if not bind_sources(manifest):
+    if not bind_sources(manifest) and not lending_containers(manifest):
         return
     errors = [
         e

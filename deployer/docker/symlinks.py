@@ -55,6 +55,46 @@ def bind_sources(manifest: Manifest) -> list[tuple[Key, str, bool]]:
     return out
 
 
+def lending_containers(manifest: Manifest) -> list[tuple[Key, str, bool]]:
+    """(key path, container name, read-only) of every ``volumes_from: container:NAME``:
+    a container of the host the service takes every mount of."""
+    out: list[tuple[Key, str, bool]] = []
+    for svc in manifest.services:
+        for i, entry in enumerate(svc.volumes_from):
+            kind, name, mode = entry.split(":")
+            if kind == "container":
+                out.append((("services", svc.name, "volumes_from", i), name, mode == "ro"))
+    return out
+
+
+def lent_sources(
+    manifest: Manifest, api: docker.APIClient, host: str
+) -> list[tuple[Key, str, str, bool]]:
+    """(key path, container, host path, read-only) of every host path the containers of
+    ``volumes_from: container:NAME`` mount: their binds, and what their volumes' driver
+    options mount. A container that does not exist lends nothing (the engine refuses it)."""
+    out: list[tuple[Key, str, str, bool]] = []
+    for key, name, ro in lending_containers(manifest):
+        with wrapped(f"look at the mounts of container {name}", host):
+            try:
+                mounts = api.inspect_container(name).get("Mounts") or []
+            except docker.errors.NotFound:
+                continue
+            for m in mounts:
+                read_only = ro or m.get("RW") is False
+                if m.get("Type") == "bind" and m.get("Source"):
+                    out.append((key, name, str(m["Source"]), read_only))
+                elif m.get("Type") == "volume" and m.get("Name"):
+                    try:
+                        vol = api.inspect_volume(m["Name"])
+                    except docker.errors.NotFound:
+                        continue
+                    opts = {str(k): str(v) for k, v in (vol.get("Options") or {}).items()}
+                    for source, vro in policy.volume_host_paths(vol.get("Driver"), opts):
+                        out.append((key, name, source, read_only or vro))
+    return out
+
+
 def _stat(api: docker.APIClient, probe: str, path: str) -> dict[str, Any] | None:
     res = api.head(api._url("/containers/{0}/archive", probe), params={"path": path})
     if res.status_code == 404:
@@ -126,10 +166,11 @@ def _where(manifest: Manifest, key: Key) -> str:
 def check_binds(manifest: Manifest, client: docker.DockerClient, host: str) -> None:
     """Refuse (InvalidInput, exit 2) a bind whose source is, on ``host``, a symlink to a path
     the policy refuses and ``policy.allow`` does not accept. Nothing of the app changes."""
-    binds = bind_sources(manifest)
-    if not binds:
-        return
     api: docker.APIClient = client.api
+    binds = bind_sources(manifest)
+    lent = lent_sources(manifest, api, host) if lending_containers(manifest) else []
+    if not binds and not lent:
+        return
     ensure_lock_image(client, host)
     with wrapped("look at the bind mounts' host paths", host):
         probe = api.create_container(
@@ -139,11 +180,14 @@ def check_binds(manifest: Manifest, client: docker.DockerClient, host: str) -> N
             host_config=api.create_host_config(binds=[f"/:{MOUNT}:ro"]),
         )["Id"]
         try:
-            resolved = {src: resolve(api, probe, src) for _, src, _ in binds}
+            sources = {src for _, src, _ in binds} | {src for _, _, src, _ in lent}
+            resolved = {src: resolve(api, probe, src) for src in sources}
         finally:
             with contextlib.suppress(docker.errors.NotFound):
                 api.remove_container(probe, force=True)
     allowed = set(manifest.policy_allow)
+    for key, name, source, read_only in lent:
+        _judge_lent(manifest, host, allowed, key, name, source, resolved[source], read_only)
     for key, source, read_only in binds:
         real = resolved[source]
         if real == policy.canonical(source):
@@ -163,3 +207,34 @@ def check_binds(manifest: Manifest, client: docker.DockerClient, host: str) -> N
                 hint=f"bind {real} itself if it is meant, and add {names} to "
                 "`policy: {allow: [...]}` if this app really needs it; or remove the bind",
             )
+
+
+def _judge_lent(
+    manifest: Manifest,
+    host: str,
+    allowed: set[str],
+    key: Key,
+    name: str,
+    source: str,
+    real: str,
+    read_only: bool,
+) -> None:
+    """Refuse a host path a ``volumes_from`` container lends that the policy refuses: the
+    service would mount it as if it bound it itself."""
+    missing: dict[str, str] = {}
+    for path in dict.fromkeys((policy.canonical(source), real)):
+        for entry, why in policy.needs(path, read_only=read_only):
+            if entry not in allowed:
+                missing.setdefault(entry, why)
+    if not missing:
+        return
+    reasons = "; ".join(missing.values())
+    names = " and ".join(f'"{n}"' for n in missing)
+    path = policy.canonical(source)
+    shown = path + (f" (a symlink to {real})" if real != path else "")
+    raise InvalidInput(
+        f'{_where(manifest, key)} on {host}, the container "{name}" mounts the host path '
+        f"{shown}, which the service would mount too; the safety policy refuses it: {reasons}",
+        hint=f"add {names} to `policy: {{allow: [...]}}` if this app really needs it; or "
+        "remove the volumes_from entry",
+    )
