@@ -10,16 +10,25 @@ A deploy longer than the lease renews it: labels cannot change, so each renewal 
 second never-started container naming the lease (by id) and a later expiry; the lease
 holds until the latest of them. A renewal is created before the previous one is removed,
 so there is no moment without one; an expired lease is removed with its renewals.
+
+Expiry is judged on the engine's clock, never on a CI runner's: each lock container
+carries its time to live (``lock-ttl``), and it expires ``ttl`` after the engine created
+it, compared with the engine's own time (``SystemTime`` of ``/info``). Runners whose
+clocks disagree (a runner minutes ahead would see a live lease as expired and take it
+while its holder still deploys) agree on the engine's. A lease written by an older
+deployer (``lock-expires`` alone) is judged by its absolute time, as before.
 """
 
 from __future__ import annotations
 
 import contextlib
 import io
+import re
 import secrets
 import tarfile
 import time
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 import docker
@@ -36,6 +45,7 @@ EXPIRES = L.PREFIX + "lock-expires"
 KEY = L.PREFIX + "lock-key"
 SINCE = L.PREFIX + "lock-since"
 LEASE = L.PREFIX + "lock-lease"  # on a renewal: the id of the lease container it extends
+TTL = L.PREFIX + "lock-ttl"  # seconds from the engine's creation of the container
 
 
 def lock_name(key: str) -> str:
@@ -88,7 +98,8 @@ def acquire(
             KEY: key,
             HOLDER: holder,
             SINCE: f"{now:.3f}",
-            EXPIRES: f"{now + ttl:.3f}",
+            EXPIRES: f"{now + ttl:.3f}",  # shown by `status`; expiry is judged by TTL
+            TTL: f"{ttl:.3f}",
         }
         with wrapped(f"take the deploy lock {key}", host):
             try:
@@ -106,8 +117,9 @@ def acquire(
         theirs = info["Config"].get("Labels") or {}
         with wrapped(f"read the deploy lock {key}", host):
             renewals = _renewals(api, key, info["Id"])
-        expires = max([float(theirs.get(EXPIRES) or 0)] + [_expiry(r) for r in renewals])
-        if expires <= now:
+            engine_now = _engine_time(api)
+            left = max(_left(c, engine_now, now) for c in [info, *_inspected(api, renewals)])
+        if left <= 0:
             with wrapped(f"remove the expired deploy lock {key}", host):
                 for c in [info, *renewals]:
                     if not _remove_raced(api, c["Id"]):
@@ -118,7 +130,7 @@ def acquire(
             raise Blocked(
                 f"{host}: another deploy of {key} holds the lock: {theirs.get(HOLDER, '?')} "
                 f"(since {time.strftime('%H:%M:%S', time.gmtime(since))} UTC, expires in "
-                f"{expires - now:.0f}s)",
+                f"{left:.0f}s)",
                 hint="wait for it to finish, or retry with `--wait-lock 10m`",
             )
         sleep(min(1.0, max(give_up - clock(), 0.05)))
@@ -157,6 +169,7 @@ def renew(
                 LEASE: lease.token,
                 HOLDER: lease.holder,
                 EXPIRES: f"{expires:.3f}",
+                TTL: f"{ttl:.3f}",
             },
             network_disabled=True,
         )
@@ -197,5 +210,43 @@ def _renewals(api: docker.APIClient, key: str, token: str) -> list[dict[str, Any
     return found
 
 
-def _expiry(container: dict[str, Any]) -> float:
-    return float((container.get("Labels") or {}).get(EXPIRES) or 0)
+def _inspected(api: docker.APIClient, listed: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The listed containers inspected: their creation time to the nanosecond (a listing
+    gives whole seconds, which would end a lease up to a second early)."""
+    out = []
+    for c in listed:
+        with contextlib.suppress(docker.errors.NotFound):
+            out.append(api.inspect_container(c["Id"]))
+    return out
+
+
+_RFC3339 = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?(Z|[+-]\d\d:\d\d)?$")
+
+
+def _timestamp(text: str) -> float:
+    """An engine's RFC 3339 time (nanoseconds, ``Z`` or an offset) as Unix seconds."""
+    m = _RFC3339.match(text.strip())
+    if not m:
+        raise ValueError(f"not a time: {text!r}")
+    frac = (m.group(2) or ".0")[:7]
+    zone = m.group(3) or "Z"
+    zone = "+00:00" if zone == "Z" else zone
+    return datetime.fromisoformat(f"{m.group(1)}{frac}{zone}").timestamp()
+
+
+def _engine_time(api: docker.APIClient) -> float:
+    """The engine's clock now."""
+    return _timestamp(str(api.info()["SystemTime"]))
+
+
+def _left(container: dict[str, Any], engine_now: float, now: float) -> float:
+    """Seconds the lock container ``container`` (inspected, or listed) still holds: on the
+    engine's clock when it carries its time to live, else (an older deployer's) by its
+    absolute expiry on the runner's clock."""
+    labels = (container.get("Config") or {}).get("Labels") or container.get("Labels") or {}
+    ttl = labels.get(TTL)
+    created = container.get("Created")
+    if ttl and created is not None:
+        at = float(created) if isinstance(created, int | float) else _timestamp(str(created))
+        return at + float(ttl) - engine_now
+    return float(labels.get(EXPIRES) or 0) - now

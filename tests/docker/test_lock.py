@@ -94,3 +94,27 @@ def test_concurrent_deploys_racing_to_remove_an_expired_lease_exit_4(
     finally:
         for h in hosts:
             h.close()
+
+
+def test_runner_clocks_that_disagree_judge_the_lease_on_the_engines_clock(
+    app: str, h1: DockerHost, engine: docker.DockerClient
+) -> None:
+    """Found this way: the expiry was an absolute time written by the holder's runner and
+    compared with the next runner's clock. A runner 2 minutes ahead took a live 60 s lease
+    (two deploys of one environment at once); a runner 2 minutes behind stayed blocked by
+    a lease that had expired. Both now judge on the engine's clock."""
+    key = f"{app}/test"
+    ahead = lambda: time.time() + 120  # noqa: E731
+    behind = lambda: time.time() - 120  # noqa: E731
+    held = lock.acquire(h1.client, h1.name, key, "deploy on time", 60)
+    with pytest.raises(Blocked, match="deploy on time"):
+        lock.acquire(h1.client, h1.name, key, "deploy ahead", 60, clock=ahead)
+    h1.release_lock(held)
+    assert lock_containers(engine, key) == []
+    # a killed deploy's lease, written by a runner 2 minutes ahead, expires after its ttl
+    lock.acquire(h1.client, h1.name, key, "killed deploy ahead", 1, clock=ahead)
+    time.sleep(2.1)
+    taken = lock.acquire(h1.client, h1.name, key, "deploy behind", 60, clock=behind)
+    assert lock_containers(engine, key) == [lock.lock_name(key)]
+    h1.release_lock(taken)
+    assert lock_containers(engine, key) == []
