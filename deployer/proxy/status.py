@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from deployer.manifest.model import Manifest
+from deployer.manifest.model import EdgeProxy, Manifest
 from deployer.proxy import routes as R
 from deployer.proxy.switch import public_urls
 
@@ -62,18 +62,20 @@ def route_changes(manifest: Manifest, client: Any, host: str) -> list[dict[str, 
     (add, change, keep) and host names another app holds (the deploy would refuse)."""
     from deployer.proxy.caddy import EDGE_IMAGE, EDGE_LISTEN, CaddyHost
 
-    edge = manifest.edge
-    if edge is None:
-        return []
+    # no service public: the deploy runs no proxy, but takes routes left from before away
+    routed = manifest.edge is not None
+    edge = manifest.edge or manifest.environment.proxy or EdgeProxy()
     proxy = CaddyHost(client, host, edge)
     c = proxy._container()
     out: list[dict[str, str]] = []
     if c is None:
-        out.append({"host": host, "route": f"edge proxy {edge.name}", "change": "create"})
+        if routed:
+            out.append({"host": host, "route": f"edge proxy {edge.name}", "change": "create"})
         existing: list[dict[str, Any]] = []
     else:
         labels = c.labels or {}
-        if labels.get(EDGE_IMAGE) != edge.image or labels.get(EDGE_LISTEN) != proxy._listen():
+        moved = labels.get(EDGE_IMAGE) != edge.image or labels.get(EDGE_LISTEN) != proxy._listen()
+        if routed and moved:
             out.append({"host": host, "route": f"edge proxy {edge.name}", "change": "replace"})
         existing = proxy.all_routes() if c.status == "running" else []
     app, env = manifest.app, manifest.environment.name

@@ -98,8 +98,6 @@ class ContainerEnvironment:
         return prepared.plan
 
     def routes(self) -> list[dict[str, str]]:
-        if self._manifest.edge is None:
-            return []
         from deployer.proxy.status import route_changes
 
         out: list[dict[str, str]] = []

@@ -448,6 +448,7 @@ def test_a_service_no_longer_public_loses_its_route(
     # the last public service too: no service is public, its route goes all the same
     route_line = web[web.index("    proxy:") : web.index("\n", web.index("    proxy:")) + 1]
     manifest.write_text(manifest.read_text().replace(route_line, "", 1))
+    assert [r["change"] for r in plan_routes(manifest, testenv.image_v1)] == ["remove"]
     code, out = deploy(manifest, testenv.image_v1)
     assert code == EXIT_OK, out
     assert "route of web removed (not public any more)" in out, out
