@@ -90,7 +90,10 @@ class CaddyHost:
                 if (
                     labels.get(EDGE_IMAGE) != self.edge.image
                     or labels.get(EDGE_LISTEN) != self._listen()
-                    or self._image_moved(c)
+                    # a proxy that does not run, whose image name now names another image
+                    # (fixed since): replaced; a running one is never replaced behind the
+                    # manifest's back (every app on the host would wait for it)
+                    or (c.status != "running" and self._image_moved(c))
                 ):
                     log(f"edge proxy {self.edge.name}: upgrading to {self.edge.image}")
                     c.stop(timeout=max(1, int(self.edge.drain_timeout)))
@@ -109,7 +112,7 @@ class CaddyHost:
 
     def _image_moved(self, c: Any) -> bool:
         """The image's name now names another image on the host (rebuilt or pulled since
-        the proxy was created): the proxy runs the old one until it is replaced."""
+        the proxy was created)."""
         try:
             now = self.client.api.inspect_image(self.edge.image).get("Id")
         except docker.errors.ImageNotFound:

@@ -386,6 +386,15 @@ def test_a_proxy_that_does_not_run_is_named_with_its_lines_and_replaced_once_fix
         assert code == EXIT_OK, out
         assert "upgrading to" in out, out
         wait_body(bad, public, "v1")
+        # a running proxy is never replaced behind the manifest's back: the name moves to
+        # another (working) image, the next deploy leaves the proxy as it runs
+        running = engine.containers.get(edge.name).id
+        other = f"FROM {edge.image}\nLABEL rebuilt=yes\n"
+        engine.images.build(fileobj=io.BytesIO(other.encode()), tag=broken, rm=True)
+        code, out = deploy(manifest, testenv.image_v2)
+        assert code == EXIT_OK, out
+        assert "upgrading to" not in out, out
+        assert engine.containers.get(edge.name).id == running
     finally:
         with contextlib.suppress(docker.errors.ImageNotFound):
             engine.images.remove(broken, force=True)
