@@ -61,7 +61,7 @@ compose: [docker-compose.yml]
 environments:
   production: {}
 policy:
-  allow: [devices, host-cgroup, host-userns, host-uts]
+  allow: [devices, host-cgroup, host-userns, host-uts, cgroup_parent]
 """
 MIB = 1024 * 1024
 

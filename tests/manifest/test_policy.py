@@ -446,3 +446,46 @@ def test_a_security_opt_keeping_isolation_passes(tmp_path: Path, opt: str) -> No
 def test_a_security_opt_the_engine_does_not_read_is_refused(tmp_path: Path, opt: str) -> None:
     (problem,) = check_manifest(_security(tmp_path, opt), None, {}).problems
     assert "not a security option" in problem.message, problem.render()
+
+
+def _keyed(tmp_path: Path, key: str, value: str, allow: list[str] | None = None) -> Path:
+    path = tmp_path / "deploy.yml"
+    path.write_text(
+        "app: shop\nenvironments:\n  production: {}\n"
+        f"policy: {{allow: {json.dumps(allow or [])}}}\n"
+        "services:\n  web:\n    image: registry.example.com/shop/web:1\n"
+        f"    {key}: {json.dumps(value)}\n"
+    )
+    return path
+
+
+HOST_CHOSEN = [
+    ("runtime", "nvidia", "runtime"),  # every GPU with NVIDIA_VISIBLE_DEVICES=all
+    ("runtime", "sysbox-runc", "runtime"),
+    ("runtime", "io.containerd.wasmedge.v1", "runtime"),
+    ("cgroup_parent", "/", "cgroup_parent"),
+    ("cgroup_parent", "system.slice", "cgroup_parent"),
+    ("cgroup_parent", "/docker/0123456789ab", "cgroup_parent"),  # another container's
+]
+
+
+@pytest.mark.parametrize(("key", "value", "entry"), HOST_CHOSEN)
+def test_a_runtime_or_cgroup_parent_of_the_hosts_needs_its_allow_entry(
+    tmp_path: Path, key: str, value: str, entry: str
+) -> None:
+    """A runtime is whatever the host registered under that name (the `nvidia` runtime
+    gives every GPU without `devices`); a cgroup parent takes the container out of the
+    engine's cgroup and its limits, or into another workload's. Both passed before."""
+    (problem,) = check_manifest(_keyed(tmp_path, key, value), None, {}).problems
+    assert problem.path == f"services.web.{key}", problem.render()
+    assert problem.line == 8, problem.render()
+    assert "refused by the safety policy" in problem.message, problem.render()
+    assert problem.fix is not None and f'"{entry}"' in problem.fix, problem.render()
+    allowed = check_manifest(_keyed(tmp_path, key, value, [entry]), None, {})
+    assert allowed.ok, [p.render() for p in allowed.problems]
+
+
+@pytest.mark.parametrize("runtime", ["runc", "io.containerd.runc.v2"])
+def test_the_engines_own_runtime_needs_no_allow(tmp_path: Path, runtime: str) -> None:
+    report = check_manifest(_keyed(tmp_path, "runtime", runtime), None, {})
+    assert report.ok, [p.render() for p in report.problems]

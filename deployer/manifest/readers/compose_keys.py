@@ -214,6 +214,7 @@ def read_gpus(b: Builder, path: Path, raw: dict[str, Any], out: dict[str, Any]) 
 
 def read_namespaces(b: Builder, path: Path, raw: dict[str, Any], out: dict[str, Any]) -> None:
     security.namespaces(b, path, raw, out)
+    security.runtime_and_cgroup_parent(b, path, raw)
     security.device_cgroup_rules(b, path, raw, out)
 
 

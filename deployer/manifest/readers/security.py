@@ -28,6 +28,8 @@ POLICY_NAMES = (
     "seccomp=unconfined",
     "apparmor=unconfined",
     "label=disable",
+    "runtime",
+    "cgroup_parent",
 )
 # The engine's default profiles: anything else given to `seccomp=` or `apparmor=` replaces
 # them with a profile the manifest chooses (an inline seccomp JSON that allows every
@@ -240,6 +242,38 @@ NAMESPACES = {
     "userns_mode": ("host-userns", ()),
     "uts": ("host-uts", ()),
 }
+
+
+# The runtime the engine runs every container with unless told otherwise (dockerd
+# registers runc under both names).
+DEFAULT_RUNTIMES = ("runc", "io.containerd.runc.v2")
+
+
+def runtime_and_cgroup_parent(b: Builder, path: Path, raw: dict[str, Any]) -> None:
+    """``runtime`` other than runc, and any ``cgroup_parent``, need their ``policy.allow``
+    entries. A runtime is whatever program the host registered under that name: one that
+    hands out GPUs (``nvidia`` with ``NVIDIA_VISIBLE_DEVICES=all`` gives every GPU without
+    ``devices``), one that runs without the engine's isolation, one meant for another
+    team's workloads. A cgroup parent takes the container out of the cgroup the engine
+    (``--cgroup-parent``) puts every container in, out of the limits the host set there, or
+    into another workload's cgroup, whose memory and CPU it then shares and can exhaust."""
+    runtime = raw.get("runtime")
+    if isinstance(runtime, str) and runtime and runtime not in DEFAULT_RUNTIMES:
+        refuse(
+            b,
+            (*path, "runtime"),
+            f'runtime "{runtime}" (a runtime other than the engine\'s runc)',
+            "runtime",
+        )
+    parent = raw.get("cgroup_parent")
+    if isinstance(parent, str) and parent.strip():
+        refuse(
+            b,
+            (*path, "cgroup_parent"),
+            f'cgroup_parent "{parent.strip()}" (the container leaves the cgroup the engine '
+            "puts containers in, and its limits)",
+            "cgroup_parent",
+        )
 
 
 def namespaces(b: Builder, path: Path, raw: dict[str, Any], out: dict[str, Any]) -> None:
