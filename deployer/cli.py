@@ -253,27 +253,53 @@ class _KeepGoing(io.TextIOBase):
             print("note: standard output was closed; the run goes on without it", file=sys.stderr)
 
 
+def masked(text: str, req: Request | None) -> str:
+    """``text`` with every secret value masked, as the job log and the reports mask them.
+
+    An error can quote what the engine, a registry or GitLab answered, and their answers
+    can quote a value the deployer knows is secret (the engine's "unable to find user
+    <value>"). The secrets are the services' environment values, the registry passwords,
+    the webhook URLs and the tokens (:func:`deployer.report.redact.secret_values`): the
+    manifest is read again for them (only on this error path; a manifest that cannot be
+    read gives the job's variables alone: its problems quote it as written)."""
+    from deployer.manifest.model import Manifest
+    from deployer.report.redact import Redactor, secret_values
+
+    manifest: Manifest | None = None
+    file, env = getattr(req, "file", None), getattr(req, "env", None)
+    if isinstance(file, str):
+        from deployer.manifest import load_manifest
+
+        try:
+            manifest = load_manifest(file, env, os.environ)
+        except Exception:  # noqa: BLE001 - the error being printed may be the loader's own
+            manifest = None
+    return Redactor(secret_values(manifest, os.environ))(text)
+
+
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     if out is None:
         out = cast(TextIO, _KeepGoing(sys.stdout))
+    req: Request | None = None
     try:
         args = build_parser().parse_args(argv)
         if args.command is None:
             build_parser().print_help(out)
             return EXIT_INVALID
         module = importlib.import_module(f"deployer.commands.{args.command}")
-        code: int = module.run(request_of(args), out)
+        req = request_of(args)
+        code: int = module.run(req, out)
         return code
     except DeployerError as e:
         out.flush()
-        print(f"error: {e.render()}", file=sys.stderr)
+        print(f"error: {masked(e.render(), req)}", file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130
     except Exception:  # noqa: BLE001 - the one place a bug becomes exit 70
         out.flush()
-        traceback.print_exc()
+        print(masked(traceback.format_exc(), req), end="", file=sys.stderr)
         print(
             "error: internal error (a bug in the deployer). Please report it with the "
             "traceback above.",

@@ -303,3 +303,41 @@ def test_short_secrets_error_paths_the_mr_note_and_names(
         for secret in secrets:
             at = data.find(secret.encode())
             assert at < 0, f"{secret!r} in {name}: ...{data[max(0, at - 300) : at + 60]!r}"
+
+
+ECHOED = """\
+app: {app}
+environments:
+  production: {{}}
+services:
+  web:
+    image: {image}
+    user: ${{APP_USER}}
+    environment:
+      APP_USER: ${{APP_USER}}
+rollout:
+  health_timeout: 10s
+"""
+
+
+def test_an_engine_error_quoting_a_secret_is_masked(
+    tmp_path: Path, app: str, testenv: TestEnv
+) -> None:
+    """The engine's own error text can quote a value the deployer knows is secret: here a
+    service's environment value is also its ``user``, and the engine refuses to start the
+    container with "unable to find user <value>". The deploy fails; the error the deployer
+    prints (stderr, through its one top-level handler), the job log and every report show
+    the value masked. Before, the handler printed the engine's text as it came."""
+    secret = "svc-user-5b0e9c2d71"
+    env = {**job_environ(testenv, "engine"), "APP_USER": secret}
+    (tmp_path / "deploy.yml").write_text(ECHOED.format(app=app, image=testenv.image_v1))
+    reports = tmp_path / "reports"
+    deployer = Job(tmp_path, env)
+    out = deployer("deploy", "--report-dir", str(reports), expect=1)
+    assert "unable to find user [MASKED]" in out, out  # the engine did quote it
+    for path in sorted(reports.rglob("*")):
+        if path.is_file():
+            deployer.written.append((str(path), path.read_bytes()))
+    for name, data in deployer.written:
+        at = data.find(secret.encode())
+        assert at < 0, f"{secret!r} in {name}: ...{data[max(0, at - 300) : at + 60]!r}"
