@@ -156,10 +156,21 @@ def observe_all(manifest: Manifest, hosts: Sequence[DockerHost]) -> list[Observe
 
 def check_bind_links(manifest: Manifest, hosts: Sequence[DockerHost]) -> None:
     """Refuse a bind whose source is, on a host, a symlink to a protected path, and a
-    ``volumes_from: container:NAME`` whose container mounts one: before anything of the app
-    changes (exit 2)."""
+    ``volumes_from: container:NAME`` whose container mounts one; and an existing volume or a
+    lending container that is not this app's and environment's (``deployer.docker.owners``):
+    before anything of the app changes (exit 2)."""
+    from deployer.docker.owners import mounted_volumes
     from deployer.docker.symlinks import bind_sources, lending_containers
 
+    if mounted_volumes(manifest) or lending_containers(manifest):
+        # another app's (or environment's) volume or container: its data
+        _raise_first(
+            [
+                e
+                for e in _parallel(lambda h: h.check_owners(manifest), hosts)
+                if isinstance(e, DeployerError)
+            ]
+        )
     if not bind_sources(manifest) and not lending_containers(manifest):
         return
     errors = [

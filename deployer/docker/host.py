@@ -51,6 +51,13 @@ class DockerHost:
 
         check_binds(manifest, self.client, self.name)
 
+    def check_owners(self, manifest: Manifest) -> None:
+        """Refuse (exit 2) an existing volume or a lending container that is not this app's
+        and environment's."""
+        from deployer.docker.owners import check_owners
+
+        check_owners(manifest, self.client, self.name)
+
     # -- read side ----------------------------------------------------------------------
 
     def observe(

@@ -22,14 +22,9 @@ import pytest
 from deployer import labels as L
 from deployer.cli import main
 from deployer.errors import EXIT_INVALID
-from tests.testenv import TestEnv, unique_app
+from tests.testenv import TestEnv
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def app_name() -> str:
-    return "rt" + unique_app()
 
 
 @pytest.fixture
@@ -75,8 +70,15 @@ def data_lender(
 
 
 def _deploy(
-    tmp_path: Path, app: str, testenv: TestEnv, monkeypatch: pytest.MonkeyPatch, lender: str
+    tmp_path: Path,
+    app: str,
+    testenv: TestEnv,
+    monkeypatch: pytest.MonkeyPatch,
+    lender: str,
+    allow: str = "[foreign-container]",
 ) -> tuple[int, str]:
+    """Deploy a service lending from ``lender``, a container of no app (so, unless told,
+    with the entry that lets a container of another app lend)."""
     for var in ("CI_ENVIRONMENT_NAME", "DOCKER_CERT_PATH", "DOCKER_TLS_VERIFY"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("DOCKER_HOST", testenv.engine_host)
@@ -86,6 +88,7 @@ def _deploy(
         f"app: {app}\n"
         "environments:\n"
         "  prod: {}\n"
+        f"policy: {{allow: {allow}}}\n"
         "services:\n"
         "  web:\n"
         f"    image: {testenv.image_v1}\n"
@@ -114,7 +117,7 @@ def test_a_container_lending_the_docker_socket_is_refused(
     code, out = _deploy(tmp_path, app, testenv, monkeypatch, socket_lender)
     err = capsys.readouterr().err
     assert code == EXIT_INVALID, out + err
-    assert "services.web.volumes_from[0]" in err, err
+    assert "deploy.yml:8:" in err and "services.web.volumes_from[0]" in err, err
     assert f'the container "{socket_lender}" mounts the host path /var/run/docker.sock' in err
     assert '"docker-socket"' in err, err
     assert _of_app(engine, app) == []  # no container of the app, no probe left
@@ -148,3 +151,39 @@ def test_a_container_lending_data_deploys(
     assert code == 0, out
     (name,) = _of_app(engine, app)
     assert engine.containers.get(name).exec_run(["sh", "-c", "test -d /data"]).exit_code == 0
+
+
+def test_a_container_of_another_app_lends_only_with_its_entry(
+    tmp_path: Path,
+    app: str,
+    testenv: TestEnv,
+    engine: docker.DockerClient,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A container of another app (here one holding a named volume of its data) lends its
+    volumes only with ``policy.allow: [foreign-container]``; exit 0 before, and the app's
+    container read the other app's volume."""
+    volume = f"{app}-other-data"
+    lender = engine.containers.create(
+        testenv.image_v1,
+        ["sleep", "600"],
+        name=f"{app}-other",
+        volumes=[f"{volume}:/data"],
+        labels={L.APP: f"{app}x", L.ENVIRONMENT: "prod", L.MANAGED: "true"},
+    )
+    try:
+        code, out = _deploy(tmp_path, app, testenv, monkeypatch, lender.name, allow="[]")
+        err = capsys.readouterr().err
+        assert code == EXIT_INVALID, out + err
+        assert "deploy.yml:8:" in err and "services.web.volumes_from[0]" in err, err
+        assert f'the container "{lender.name}" is not this app' in err, err
+        assert f'the app "{app}x"' in err and '"foreign-container"' in err, err
+        assert _of_app(engine, app) == []
+        code, out = _deploy(tmp_path, app, testenv, monkeypatch, lender.name)
+        assert code == 0, out
+    finally:
+        for c in engine.containers.list(all=True, filters={"label": f"{L.APP}={app}"}):
+            c.remove(force=True)
+        lender.remove(force=True, v=False)
+        engine.volumes.get(volume).remove(force=True)

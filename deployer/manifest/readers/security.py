@@ -30,6 +30,7 @@ POLICY_NAMES = (
     "label=disable",
     "runtime",
     "cgroup_parent",
+    "foreign-container",
 )
 # The engine's default profiles: anything else given to `seccomp=` or `apparmor=` replaces
 # them with a profile the manifest chooses (an inline seccomp JSON that allows every

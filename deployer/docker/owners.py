@@ -1,0 +1,123 @@
+"""One app's data stays its own: the named volumes and lending containers a manifest
+names must be this app's and environment's, on each host, before anything changes.
+
+A named volume is created when it is missing and mounted as it is when it exists, so a
+manifest that names another app's volume (a top-level ``name: <its volume>``, or the
+name the deployer gives another environment's) would mount that app's data. Docker
+Compose warns in that case ("already exists but was created for project ...; use
+`external: true`") and goes ahead; a deploy job's warning is read by nobody, so the
+deployer refuses: an existing volume must carry this app's and environment's labels, or
+be the compose project's own (``com.docker.compose.project``: an app that ``docker
+compose up`` started, adopted on its first deploy). A volume meant to be shared is
+declared ``external: true``, which says so in the manifest.
+
+``volumes_from: [container:NAME]`` gives the service every mount of that container, its
+named volumes included: the container must be this app's and environment's (or the
+compose project's), unless ``policy.allow`` lists ``foreign-container``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import docker
+import docker.errors
+
+from deployer import labels as L
+from deployer.docker.containers import wrapped
+from deployer.docker.symlinks import Key, _where, lending_containers
+from deployer.errors import InvalidInput
+from deployer.manifest.model import Manifest
+from deployer.naming import volume_name
+
+COMPOSE_PROJECT = "com.docker.compose.project"
+FOREIGN_CONTAINER = "foreign-container"
+
+
+def mounted_volumes(manifest: Manifest) -> list[tuple[Key, str]]:
+    """(key path, engine name) of each named volume the services mount that the deployer
+    creates when it is missing (not ``external``), once each: at the top-level volume's
+    ``name:`` when it has one, else at the first mount."""
+    top = {v.name: v for v in manifest.volumes}
+    out: dict[str, Key] = {}
+    for svc in manifest.services:
+        for i, m in enumerate(svc.volumes):
+            if m.type != "volume" or not m.source:
+                continue
+            tv = top.get(m.source)
+            if tv is not None and tv.external:
+                continue
+            real = volume_name(manifest, m.source)
+            if real in out:
+                continue
+            if tv is not None and tv.engine_name and not tv.data_dir:
+                out[real] = ("volumes", m.source, "name")
+            else:
+                out[real] = ("services", svc.name, "volumes", i)
+    return [(key, real) for real, key in out.items()]
+
+
+def _owner(labels: dict[str, str]) -> str:
+    if L.APP in labels:
+        return (
+            f'it belongs to the app "{labels.get(L.APP)}", environment '
+            f'"{labels.get(L.ENVIRONMENT, "")}"'
+        )
+    if COMPOSE_PROJECT in labels:
+        return f'docker compose created it for the project "{labels[COMPOSE_PROJECT]}"'
+    return (
+        "it carries no label of the deployer or of docker compose (made by hand or by another tool)"
+    )
+
+
+def _ours(manifest: Manifest, labels: dict[str, str]) -> bool:
+    if L.APP in labels:
+        return (
+            labels.get(L.APP) == manifest.app
+            and labels.get(L.ENVIRONMENT) == manifest.environment.name
+        )
+    project = manifest.compose_project
+    return bool(project) and labels.get(COMPOSE_PROJECT) == project
+
+
+def _labels(data: dict[str, Any] | None) -> dict[str, str]:
+    return {str(k): str(v) for k, v in (data or {}).items()}
+
+
+def check_owners(manifest: Manifest, client: docker.DockerClient, host: str) -> None:
+    """Refuse (InvalidInput, exit 2) an existing volume or a lending container of ``host``
+    that is not this app's and environment's. Reads only."""
+    api: docker.APIClient = client.api
+    for key, real in mounted_volumes(manifest):
+        with wrapped(f"look at the volume {real}", host):
+            try:
+                labels = _labels(api.inspect_volume(real).get("Labels"))
+            except docker.errors.NotFound:
+                continue
+        if _ours(manifest, labels):
+            continue
+        raise InvalidInput(
+            f'{_where(manifest, key)} on {host}, the volume "{real}" already exists and is '
+            f"not this app's and environment's: {_owner(labels)}; the deployer would mount "
+            "its data into this app's containers",
+            hint="give the volume a name of its own (or remove its `name:`); or, if this app "
+            "is meant to use that volume, declare it `external: true`",
+        )
+    if FOREIGN_CONTAINER in manifest.policy_allow:
+        return
+    for key, name, _ in lending_containers(manifest):
+        with wrapped(f"look at the container {name}", host):
+            try:
+                info = api.inspect_container(name)
+            except docker.errors.NotFound:
+                continue
+        labels = _labels((info.get("Config") or {}).get("Labels"))
+        if _ours(manifest, labels):
+            continue
+        raise InvalidInput(
+            f'{_where(manifest, key)} on {host}, the container "{name}" is not this app\'s '
+            f"and environment's: {_owner(labels)}; volumes_from would mount its volumes "
+            "(its data) into this app's containers",
+            hint=f'lend from a container of this app, or add "{FOREIGN_CONTAINER}" to '
+            "`policy: {allow: [...]}` if this app really needs it",
+        )
