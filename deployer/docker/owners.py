@@ -8,7 +8,8 @@ Compose warns in that case ("already exists but was created for project ...; use
 `external: true`") and goes ahead; a deploy job's warning is read by nobody, so the
 deployer refuses: an existing volume must carry this app's and environment's labels, or
 be the compose project's own (``com.docker.compose.project``: an app that ``docker
-compose up`` started, adopted on its first deploy). A volume meant to be shared is
+compose up`` started, adopted on its first deploy) that no container of another app or
+environment mounts. A volume meant to be shared is
 declared ``external: true``, which says so in the manifest.
 
 ``volumes_from: [container:NAME]`` gives the service every mount of that container, its
@@ -84,6 +85,22 @@ def _labels(data: dict[str, Any] | None) -> dict[str, str]:
     return {str(k): str(v) for k, v in (data or {}).items()}
 
 
+def _used_by_another(
+    manifest: Manifest, api: docker.APIClient, host: str, volume: str
+) -> dict[str, str] | None:
+    """The labels of a container of another app or environment that mounts ``volume``, a
+    volume of the compose project: once the deployer has adopted a compose app, its
+    containers say whose the project's volumes are (another manifest giving its compose
+    project the same name does not make them its own)."""
+    with wrapped(f"look at the containers of the volume {volume}", host):
+        users = api.containers(all=True, filters={"volume": volume})
+    for c in users:
+        labels = _labels(c.get("Labels"))
+        if L.APP in labels and not _ours(manifest, labels):
+            return labels
+    return None
+
+
 def check_owners(manifest: Manifest, client: docker.DockerClient, host: str) -> None:
     """Refuse (InvalidInput, exit 2) an existing volume or a lending container of ``host``
     that is not this app's and environment's. Reads only."""
@@ -95,7 +112,10 @@ def check_owners(manifest: Manifest, client: docker.DockerClient, host: str) -> 
             except docker.errors.NotFound:
                 continue
         if _ours(manifest, labels):
-            continue
+            other = _used_by_another(manifest, api, host, real) if L.APP not in labels else None
+            if other is None:
+                continue
+            labels = other
         raise InvalidInput(
             f'{_where(manifest, key)} on {host}, the volume "{real}" already exists and is '
             f"not this app's and environment's: {_owner(labels)}; the deployer would mount "

@@ -160,3 +160,68 @@ def test_this_apps_volume_and_an_external_one_deploy(
     assert code == 0, out
     code, out = _deploy(tmp_path, app, testenv, monkeypatch, f"{app}-fresh-data")
     assert code == 0, out
+
+
+def test_a_compose_projects_volume_another_app_adopted_is_refused(
+    tmp_path: Path,
+    app: str,
+    testenv: TestEnv,
+    engine: docker.DockerClient,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    volumes: list[str],
+) -> None:
+    """A compose project's volume is this app's when the app's compose project has that
+    name (adoption), unless a container of another app mounts it: a manifest that gives
+    its compose file the other app's project name does not make the volume its own."""
+    project = f"{app}p"
+    name = f"{project}_data"
+    volumes.append(name)
+    _victim(
+        engine,
+        testenv,
+        name,
+        {"com.docker.compose.project": project, "com.docker.compose.volume": "data"},
+    )
+    user = engine.containers.create(
+        testenv.image_v1,
+        ["sleep", "600"],
+        name=f"{app}-owner",
+        volumes=[f"{name}:/data"],
+        labels={L.APP: f"{app}x", L.ENVIRONMENT: "prod", L.MANAGED: "true"},
+    )
+    try:
+        for var in ("CI_ENVIRONMENT_NAME", "DOCKER_CERT_PATH", "DOCKER_TLS_VERIFY"):
+            monkeypatch.delenv(var, raising=False)
+        monkeypatch.setenv("DOCKER_HOST", testenv.engine_host)
+        monkeypatch.chdir(tmp_path)
+        (tmp_path / "docker-compose.yml").write_text(
+            f"name: {project}\n"
+            "services:\n"
+            "  web:\n"
+            f"    image: {testenv.image_v1}\n"
+            "    volumes: [data:/data]\n"
+            "volumes:\n"
+            "  data: {}\n"
+        )
+        (tmp_path / "deploy.yml").write_text(
+            f"app: {app}\ncompose: [docker-compose.yml]\nenvironments:\n  prod: {{}}\n"
+        )
+        out = io.StringIO()
+        code = main(["deploy", "-f", str(tmp_path / "deploy.yml")], out=out)
+        err = capsys.readouterr().err
+        assert code == EXIT_INVALID, out.getvalue() + err
+        assert f'the volume "{name}" already exists' in err, err
+        assert f'the app "{app}x"' in err, err
+        assert _of_app(engine, app) == []
+        user.remove(force=True)  # nobody else's any more: the compose project's own
+        out = io.StringIO()
+        code = main(["deploy", "-f", str(tmp_path / "deploy.yml")], out=out)
+        assert code == 0, out.getvalue() + capsys.readouterr().err
+    finally:
+        with contextlib.suppress(docker.errors.NotFound):
+            user.remove(force=True)
+        for c in engine.containers.list(all=True, filters={"label": f"{L.APP}={app}"}):
+            c.remove(force=True)
+        for n in engine.networks.list(names=[f"{project}_default"]):
+            n.remove()
