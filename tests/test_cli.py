@@ -151,3 +151,39 @@ def test_a_closed_stdout_does_not_stop_the_run_or_print_a_traceback() -> None:
     assert proc.wait(timeout=60) == 0, err
     assert "standard output was closed" in err
     assert "Traceback" not in err and "Exception ignored" not in err
+
+
+@pytest.mark.parametrize("kind", ["deployer error", "internal error"])
+def test_an_error_quoting_a_secret_is_masked_by_the_handler(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    kind: str,
+) -> None:
+    """Whatever an error quotes (an engine's or a registry's answer), the handler masks the
+    services' environment values and the job's secret variables, in a DeployerError's
+    message and in an internal error's traceback alike."""
+    from deployer.commands import plan as plan_command
+
+    env_secret, token = "svc-value-0c4b7e91d2", "registry-pass-9e2a61f0b7"
+    (tmp_path / "deploy.yml").write_text(
+        "app: shop\nenvironments:\n  production: {}\nservices:\n  web:\n"
+        "    image: registry.example.com/shop/web:1\n"
+        "    environment: {DB_URL: '${DB_URL}'}\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DB_URL", env_secret)
+    monkeypatch.setenv("CI_REGISTRY_PASSWORD", token)
+
+    def fail(req: object, out: object) -> int:
+        text = f"the engine said: bad value {env_secret}; login {token} refused"
+        if kind == "internal error":
+            raise RuntimeError(text)
+        raise errors.DeployFailed(text, hint=f"check {token}")
+
+    monkeypatch.setattr(plan_command, "run", fail)
+    code = main(["plan"], out=io.StringIO())
+    err = capsys.readouterr().err
+    assert code == (errors.EXIT_INTERNAL if kind == "internal error" else 1), err
+    assert "bad value [MASKED]; login [MASKED] refused" in err, err
+    assert env_secret not in err and token not in err, err
