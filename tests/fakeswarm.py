@@ -24,6 +24,7 @@ import base64
 import copy
 import hashlib
 import itertools
+import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -135,10 +136,11 @@ class FakeSwarm:
     def info(self) -> dict[str, Any]:
         self._call("info", "")
         return {
+            "SystemTime": _now(),
             "Swarm": {
                 "LocalNodeState": "active",
                 "ControlAvailable": self.manager,
-            }
+            },
         }
 
     # -- services and tasks -------------------------------------------------------------
@@ -253,6 +255,8 @@ class FakeSwarm:
         cfg = {
             "ID": _id("g"),
             "Version": {"Index": next(_ids)},
+            "CreatedAt": _now(),
+            "UpdatedAt": _now(),
             "Spec": {
                 "Name": name,
                 "Labels": dict(labels or {}),
@@ -287,6 +291,7 @@ class FakeSwarm:
             raise docker.errors.APIError(f"update out of sequence (version {version})")
         cfg["Spec"] = {**cfg["Spec"], "Labels": dict(spec.get("Labels") or {})}
         cfg["Version"] = {"Index": next(_ids)}
+        cfg["UpdatedAt"] = _now()
 
     def remove_config(self, config: str) -> None:
         self._call("remove_config", config)
@@ -373,3 +378,9 @@ class _Response:
 
     def json(self) -> dict[str, str]:
         return {"message": "conflict"}
+
+
+def _now() -> str:
+    """The engine's clock, as the Docker API writes it (RFC 3339, nanoseconds)."""
+    t = time.time()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1e9):09d}Z"

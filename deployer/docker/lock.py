@@ -223,7 +223,7 @@ def _inspected(api: docker.APIClient, listed: list[dict[str, Any]]) -> list[dict
 _RFC3339 = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?(Z|[+-]\d\d:\d\d)?$")
 
 
-def _timestamp(text: str) -> float:
+def engine_timestamp(text: str) -> float:
     """An engine's RFC 3339 time (nanoseconds, ``Z`` or an offset) as Unix seconds."""
     m = _RFC3339.match(text.strip())
     if not m:
@@ -236,7 +236,7 @@ def _timestamp(text: str) -> float:
 
 def _engine_time(api: docker.APIClient) -> float:
     """The engine's clock now."""
-    return _timestamp(str(api.info()["SystemTime"]))
+    return engine_timestamp(str(api.info()["SystemTime"]))
 
 
 def _left(container: dict[str, Any], engine_now: float, now: float) -> float:
@@ -247,6 +247,6 @@ def _left(container: dict[str, Any], engine_now: float, now: float) -> float:
     ttl = labels.get(TTL)
     created = container.get("Created")
     if ttl and created is not None:
-        at = float(created) if isinstance(created, int | float) else _timestamp(str(created))
+        at = float(created) if isinstance(created, int | float) else engine_timestamp(str(created))
         return at + float(ttl) - engine_now
     return float(labels.get(EXPIRES) or 0) - now
