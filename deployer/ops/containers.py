@@ -204,8 +204,7 @@ class ContainerOperations:
         except docker.errors.NotFound:
             return
         for rid in dict.fromkeys(forget(proxy, host, self.app, self.env, holder)):
-            owner = R.owner_of(rid)
-            gone(f"route of {owner[2] if owner else rid} on {edge.name}")
+            gone(f"route of {R.service_of(rid)} on {edge.name}")
         for net in networks:
             # Not on it (NotFound or an API error): removing the network says what is wrong.
             with contextlib.suppress(docker.errors.APIError):

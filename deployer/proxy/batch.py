@@ -28,21 +28,30 @@ from dataclasses import dataclass
 # connections (/proc/net/tcp{,6}: remote address, then any state but 06 TIME_WAIT, 07 CLOSE,
 # 0A LISTEN) to the hex addresses WANT ("A|B", may be empty) and to what PATH held, and
 # print "drained N <count>" once none is open or after ROUNDS checks.
-SCRIPT = r"""
+# check KIND URL TIMEOUT ADDRESS: exit 0 when ADDRESS answers (KIND http: GET URL answers
+# 2xx/3xx; tcp: a connection) within TIMEOUT seconds. (busybox wget -T crashes in some
+# static builds: it is bounded with timeout instead.) The batch and a single check
+# (CaddyHost.reachable) both run it.
+CHECK = r"""
+check() {
+  if [ "$1" = http ]; then
+    busybox timeout "$3" busybox wget -q -O /dev/null "$2"
+  else
+    a=$4; busybox nc -w "$3" "${a%:*}" "${a##*:}" < /dev/null
+  fi
+}
+"""
+
+SCRIPT = (
+    CHECK
+    + r"""
 d=$(mktemp -d) || exit 1
 trap 'rm -rf "$d"' EXIT
 n=0
 while [ $# -ge 7 ]; do
   printf '%s' "$1" > "$d/$n.path"; printf '%s' "$2" > "$d/$n.addr"
   printf '%s' "$6" > "$d/$n.want"; printf '%s' "$7" > "$d/$n.rounds"
-  a=$2
-  if [ "$3" = http ]; then
-    ( busybox timeout "$5" busybox wget -q -O /dev/null "$4" > "$d/$n.out" 2>&1
-      echo $? > "$d/$n.rc" ) &
-  else
-    ( busybox nc -w "$5" "${a%:*}" "${a##*:}" < /dev/null > "$d/$n.out" 2>&1
-      echo $? > "$d/$n.rc" ) &
-  fi
+  ( check "$3" "$4" "$5" "$2" > "$d/$n.out" 2>&1; echo $? > "$d/$n.rc" ) &
   n=$((n + 1)); shift 7
 done
 wait
@@ -89,6 +98,7 @@ while [ -n "$pending" ]; do
   r=$((r + 1)); sleep 0.1
 done
 """
+)
 
 
 @dataclass(frozen=True)
@@ -105,16 +115,17 @@ class Switch:
     drain: str | None = None
     rounds: int = 0
 
-    def check_args(self) -> list[str]:
-        """KIND URL TIMEOUT ADDRESS, as the check scripts take them."""
-        url = f"http://{self.address}{self.check}" if self.check else ""
-        kind = "http" if self.check else "tcp"
-        return [kind, url, str(max(1, int(self.timeout))), self.address]
-
     def args(self) -> list[str]:
-        kind, url, timeout, _ = self.check_args()
+        kind, url, timeout, _ = check_args(self.address, self.check, self.timeout)
         drain = "-" if self.drain is None else self.drain
         return [self.path, self.address, kind, url, timeout, drain, str(max(0, self.rounds))]
+
+
+def check_args(address: str, check: str | None, timeout: float) -> list[str]:
+    """KIND URL TIMEOUT ADDRESS, as ``check`` (CHECK) takes them: GET ``check`` on
+    ``address``, or a TCP connect without one."""
+    url = f"http://{address}{check}" if check else ""
+    return ["http" if check else "tcp", url, str(max(1, int(timeout))), address]
 
 
 Outcome = tuple[bool, str, int]  # (switched, what the slot held or why not, still open)

@@ -39,16 +39,6 @@ printf '%s %s HTTP/1.0\r\n%b\r\nContent-Length: %s\r\n\r\n%s' "$m" "$p" "$h" "$n
 _WRITE = 'mkdir -p "$(dirname "$1")" && printf "%s" "$2" > "$1.tmp" && mv -f "$1.tmp" "$1"'
 # read FILE...: one line per file, "<path>\t<content>" (empty content when missing)
 _READ_ALL = 'for f in "$@"; do printf "%s\\t%s\\n" "$f" "$(cat "$f" 2>/dev/null)"; done'
-# check KIND URL TIMEOUT ADDRESS: exit 0 when ADDRESS answers (KIND http: GET URL answers
-# 2xx/3xx; tcp: a connection) within TIMEOUT seconds. (busybox wget -T crashes in some
-# static builds: it is bounded with timeout instead.)
-_CHECK = r"""
-if [ "$1" = http ]; then
-  busybox timeout "$3" busybox wget -q -O /dev/null "$2"
-else
-  a=$4; busybox nc -w "$3" "${a%:*}" "${a##*:}" < /dev/null
-fi
-"""
 # write PATH CONTENT [PATH CONTENT...]: each one written aside, then renamed over
 _WRITE_ALL = r"""
 while [ $# -ge 2 ]; do
@@ -250,7 +240,7 @@ class CaddyHost:
         """The routes of both listeners, read in one request."""
         got = self.get("/config/apps/http/servers")
         servers = got if isinstance(got, dict) else {}
-        names = (R.SERVER, R.TLS_SERVER) if self.edge.https else (R.SERVER,)
+        names = R.listeners(self.edge)
         return [r for n in names for r in (servers.get(n) or {}).get("routes") or []]
 
     def set_routes(self, server: str, routes: list[dict[str, Any]]) -> None:
@@ -288,14 +278,15 @@ class CaddyHost:
             raise EdgeError(f"{self.host}: could not write {path} in the edge proxy")
         return True
 
-    def remove_routes(self, rids: set[str]) -> list[str]:
-        """Remove the routes with these ids from every server; returns the ids removed.
+    def remove_routes(self, rids: set[str], config: Mapping[str, Any]) -> list[str]:
+        """Remove the routes with these ids from every server of ``config`` (the proxy's
+        config, read under the proxy lock); returns the ids removed.
 
         By listing, not through ``/id/``: an id holds the environment's name, and a
         review app's (``review/<slug>``) has a ``/`` the admin API would read as a path."""
         removed: list[str] = []
-        for server in (R.SERVER, R.TLS_SERVER) if self.edge.https else (R.SERVER,):
-            current = self.routes(server)
+        for server in R.listeners(self.edge):
+            current = R.routes_in(config, server)
             keep = [r for r in current if r.get("@id") not in rids]
             if len(keep) != len(current):
                 self._ok("PATCH", f"/config/apps/http/servers/{server}/routes", keep)
@@ -336,8 +327,8 @@ class CaddyHost:
 
     def reachable(self, address: str, path: str | None, timeout: float = 5.0) -> str | None:
         """None when ``address`` answers (HTTP 2xx/3xx on ``path``, or a TCP connect)."""
-        args = B.Switch(address=address, check=path, timeout=timeout).check_args()
-        code, out = self.exec(["sh", "-c", _CHECK, "check", *args])
+        args = B.check_args(address, path, timeout)
+        code, out = self.exec(["sh", "-c", B.CHECK + 'check "$@"', "check", *args])
         return None if code == 0 else (out.strip() or f"exit {code}")
 
     def switch_upstream(

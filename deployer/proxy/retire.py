@@ -8,10 +8,10 @@ from typing import TYPE_CHECKING
 
 from deployer.engine import HostEngine
 from deployer.errors import DeployFailed
-from deployer.manifest.model import EdgeProxy, Manifest
+from deployer.manifest.model import Manifest
 from deployer.proxy import routes as R
 from deployer.proxy import tls as T
-from deployer.proxy.switch import PROXY_LOCK_TTL, Line, listeners
+from deployer.proxy.switch import PROXY_LOCK_TTL, Line, proxy_of
 
 if TYPE_CHECKING:
     from deployer.proxy.caddy import CaddyHost
@@ -32,13 +32,9 @@ def forget(
     lease = engine.acquire_lock(f"edge/{proxy.edge.name}", holder, PROXY_LOCK_TTL, PROXY_LOCK_TTL)
     try:
         config = proxy.get("/config/") or {}
-        rids = {
-            str(r.get("@id"))
-            for server in listeners(proxy.edge)
-            for r in R.routes_in(config, server)
-            if R.owned_by(r, app, environment) and r.get("@id") not in keep
-        }
-        removed = proxy.remove_routes(rids) if rids else []
+        routes = [r for s in R.listeners(proxy.edge) for r in R.routes_in(config, s)]
+        rids = {str(r.get("@id")) for r in R.stale_routes(routes, app, environment, keep)}
+        removed = proxy.remove_routes(rids, config) if rids else []
         if not keep:
             part = T.Part(hosts=frozenset(T.hosts_of(config, app, environment)))
             for path, value in T.changes(config, app, environment, part).items():
@@ -62,7 +58,7 @@ def retire_routes(
     has nothing to retire takes no lock)."""
     from deployer.proxy.caddy import CaddyHost  # the Docker SDK, only when needed
 
-    edge = manifest.edge or manifest.environment.proxy or EdgeProxy()
+    edge = proxy_of(manifest)
     app, env = manifest.app, manifest.environment.name
     keep = frozenset(R.route_id(app, env, s.name) for s in manifest.public_services)
     for name, engine in engines.items():
@@ -77,9 +73,7 @@ def retire_routes(
             routes = proxy.all_routes()
         except DeployFailed:
             continue
-        if not any(R.owned_by(r, app, env) and r.get("@id") not in keep for r in routes):
+        if not R.stale_routes(routes, app, env, keep):
             continue
         for rid in forget(proxy, engine, app, env, holder, keep):
-            owner = R.owner_of(rid)
-            what = owner[2] if owner else rid
-            line(f"edge proxy: route of {what} removed (not public any more)", name)
+            line(f"edge proxy: route of {R.service_of(rid)} removed (not public any more)", name)

@@ -53,10 +53,30 @@ def owner_of(rid: str) -> tuple[str, str, str] | None:
     return parts[0], parts[1], parts[2]
 
 
+def service_of(rid: str) -> str:
+    """The service a route id names (the id itself when it is not the deployer's)."""
+    owner = owner_of(rid)
+    return owner[2] if owner is not None else rid
+
+
 def owned_by(route: Mapping[str, Any], app: str, environment: str) -> bool:
     """Whether ``route`` is one the deployer wrote for ``app``/``environment``."""
     owner = owner_of(str(route.get("@id", "")))
     return owner is not None and owner[:2] == (app, environment)
+
+
+def stale_routes(
+    routes: Iterable[Mapping[str, Any]], app: str, environment: str, keep: Iterable[str]
+) -> list[Mapping[str, Any]]:
+    """The routes of ``app``/``environment`` whose ids are not in ``keep`` (the routes of
+    the services public now): services no longer public, or no longer there."""
+    kept = set(keep)
+    return [r for r in routes if owned_by(r, app, environment) and r.get("@id") not in kept]
+
+
+def listeners(edge: EdgeProxy) -> tuple[str, ...]:
+    """The proxy's servers the deployer's routes live in."""
+    return (SERVER, TLS_SERVER) if edge.https else (SERVER,)
 
 
 def safe_name(parts: Sequence[str]) -> str:

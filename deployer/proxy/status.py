@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from deployer.manifest.model import EdgeProxy, Manifest
+from deployer.manifest.model import Manifest
 from deployer.proxy import routes as R
-from deployer.proxy.switch import public_urls
+from deployer.proxy.switch import proxy_of, public_urls
 
 
 def routes(
@@ -64,7 +64,7 @@ def route_changes(manifest: Manifest, client: Any, host: str) -> list[dict[str, 
 
     # no service public: the deploy runs no proxy, but takes routes left from before away
     routed = manifest.edge is not None
-    edge = manifest.edge or manifest.environment.proxy or EdgeProxy()
+    edge = proxy_of(manifest)
     proxy = CaddyHost(client, host, edge)
     c = proxy._container()
     out: list[dict[str, str]] = []
@@ -93,14 +93,11 @@ def route_changes(manifest: Manifest, client: Any, host: str) -> list[dict[str, 
         out.append(
             {"host": host, "route": f"{url} → {svc.name}:{svc.proxy.port}", "change": change}
         )
-    public = {R.route_id(app, env, s.name) for s in manifest.public_services}
-    for r in existing:
-        rid = str(r.get("@id", ""))
-        owner = R.owner_of(rid)
-        if owner is not None and owner[:2] == (app, env) and rid not in public:
-            hosts = [h for m in r.get("match", []) for h in m.get("host", [])]
-            shown = f"{', '.join(hosts)} → {owner[2]}"
-            out.append({"host": host, "route": shown, "change": "remove"})
+    public = [R.route_id(app, env, s.name) for s in manifest.public_services]
+    for r in R.stale_routes(existing, app, env, public):
+        hosts = [h for m in r.get("match", []) for h in m.get("host", [])]
+        shown = f"{', '.join(hosts)} → {R.service_of(str(r.get('@id', '')))}"
+        out.append({"host": host, "route": shown, "change": "remove"})
     return out
 
 

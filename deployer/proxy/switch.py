@@ -144,7 +144,7 @@ class EdgeSwitch:
             )
             try:
                 config = proxy.ensure(partial(self._host_line, host))
-                existing = [r for s in listeners(self.edge) for r in R.routes_in(config, s)]
+                existing = [r for s in R.listeners(self.edge) for r in R.routes_in(config, s)]
                 self._refuse_conflicts(host, existing)
                 public = list(self.manifest.public_services)
                 proxy.join([self.network(svc) for svc in public])
@@ -163,7 +163,7 @@ class EdgeSwitch:
         says (a route whose tls changed moves to the other listener); a listener whose
         routes are already so is not touched (every change is a reload of Caddy)."""
         mine = {self.rid(svc): svc for svc in public}
-        for server in listeners(self.edge):
+        for server in R.listeners(self.edge):
             current = R.routes_in(config, server)
             bodies = {
                 rid: R.route_json(rid, self.route(svc), svc.replicas)
@@ -392,8 +392,10 @@ class _Move:
     refused: bool = False
 
 
-def listeners(edge: EdgeProxy) -> tuple[str, ...]:
-    return (R.SERVER, R.TLS_SERVER) if edge.https else (R.SERVER,)
+def proxy_of(manifest: Manifest) -> EdgeProxy:
+    """The edge proxy of the manifest's environment, also when no service is public (the
+    proxy that holds the routes it left from before)."""
+    return manifest.edge or manifest.environment.proxy or EdgeProxy()
 
 
 def _same(a: Any, b: Any) -> bool:
