@@ -98,8 +98,7 @@ def _volumes_from(api: docker.APIClient, manifest: Manifest, service: Service) -
     """``volumes_from`` as the engine takes it: the current container of each service it
     names (that service rolled first), or the host's container, with the mode."""
     out = []
-    for entry in service.volumes_from:
-        kind, name, mode = entry.split(":")
+    for kind, name, mode in service.volume_lenders:
         target = name if kind == "container" else _current(api, manifest, service, name)
         out.append(f"{target}:{mode}")
     return out

@@ -31,7 +31,6 @@ from deployer.errors import InvalidInput
 from deployer.manifest.model import Manifest
 from deployer.naming import volume_name
 
-COMPOSE_PROJECT = "com.docker.compose.project"
 FOREIGN_CONTAINER = "foreign-container"
 
 
@@ -64,8 +63,8 @@ def _owner(labels: dict[str, str]) -> str:
             f'it belongs to the app "{labels.get(L.APP)}", environment '
             f'"{labels.get(L.ENVIRONMENT, "")}"'
         )
-    if COMPOSE_PROJECT in labels:
-        return f'docker compose created it for the project "{labels[COMPOSE_PROJECT]}"'
+    if L.COMPOSE_PROJECT in labels:
+        return f'docker compose created it for the project "{labels[L.COMPOSE_PROJECT]}"'
     return (
         "it carries no label of the deployer or of docker compose (made by hand or by another tool)"
     )
@@ -78,7 +77,7 @@ def _ours(manifest: Manifest, labels: dict[str, str]) -> bool:
             and labels.get(L.ENVIRONMENT) == manifest.environment.name
         )
     project = manifest.compose_project
-    return bool(project) and labels.get(COMPOSE_PROJECT) == project
+    return bool(project) and labels.get(L.COMPOSE_PROJECT) == project
 
 
 def _labels(data: dict[str, Any] | None) -> dict[str, str]:

@@ -60,8 +60,7 @@ def lending_containers(manifest: Manifest) -> list[tuple[Key, str, bool]]:
     a container of the host the service takes every mount of."""
     out: list[tuple[Key, str, bool]] = []
     for svc in manifest.services:
-        for i, entry in enumerate(svc.volumes_from):
-            kind, name, mode = entry.split(":")
+        for i, (kind, name, mode) in enumerate(svc.volume_lenders):
             if kind == "container":
                 out.append((("services", svc.name, "volumes_from", i), name, mode == "ro"))
     return out

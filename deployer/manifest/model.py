@@ -335,6 +335,16 @@ class Service:
         return dict(self.environment)
 
     @property
+    def volume_lenders(self) -> tuple[tuple[str, str, str], ...]:
+        """``volumes_from`` as (kind, name, mode): "service" or "container", its name, "ro"
+        or "rw" (each entry as the reader wrote it, "kind:name:mode")."""
+        out = []
+        for entry in self.volumes_from:
+            kind, name, mode = entry.split(":", 2)
+            out.append((kind, name, mode))
+        return tuple(out)
+
+    @property
     def may_exit(self) -> bool:
         """Whether exit 0 is a success: it runs once (``completes``), it lends its volumes
         (a data-only container), or its written restart policy leaves a container that

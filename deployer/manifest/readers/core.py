@@ -206,7 +206,7 @@ def _waiters(services: list[Service], name: str) -> list[str]:
 
 def _lenders(s: Service) -> list[str]:
     """The services ``s`` takes the volumes of (``volumes_from``)."""
-    return [v.split(":")[1] for v in s.volumes_from if v.startswith("service:")]
+    return [name for kind, name, _ in s.volume_lenders if kind == "service"]
 
 
 def _lenders_first(s: Service) -> Service:
