@@ -244,9 +244,23 @@ def _left(container: dict[str, Any], engine_now: float, now: float) -> float:
     engine's clock when it carries its time to live, else (an older deployer's) by its
     absolute expiry on the runner's clock."""
     labels = (container.get("Config") or {}).get("Labels") or container.get("Labels") or {}
-    ttl = labels.get(TTL)
     created = container.get("Created")
-    if ttl and created is not None:
-        at = float(created) if isinstance(created, int | float) else engine_timestamp(str(created))
-        return at + float(ttl) - engine_now
-    return float(labels.get(EXPIRES) or 0) - now
+    if isinstance(created, str):
+        created = engine_timestamp(created)
+    return lease_left(labels.get(TTL), created, labels.get(EXPIRES), lambda: engine_now, now)
+
+
+def lease_left(
+    ttl: str | None,
+    written: float | None,
+    expires: str | None,
+    engine_now: Callable[[], float],
+    now: float,
+) -> float:
+    """Seconds a lease still holds: ``ttl`` seconds after the engine wrote it (``written``,
+    on the engine's clock, as ``engine_now``) when it carries its time to live; else (an
+    older deployer's lease) until its absolute ``expires``, on the runner's clock ``now``.
+    The container lock and the Swarm lock both judge by it."""
+    if ttl and written is not None:
+        return written + float(ttl) - engine_now()
+    return float(expires or 0) - now

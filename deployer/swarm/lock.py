@@ -17,7 +17,7 @@ from typing import Any
 import docker.errors
 
 from deployer import labels as L
-from deployer.docker.lock import engine_timestamp
+from deployer.docker.lock import engine_timestamp, lease_left
 from deployer.errors import Blocked
 from deployer.manifest.model import host_form
 from deployer.swarm.api import SwarmApi
@@ -101,11 +101,14 @@ def _left(sw: SwarmApi, config: dict[str, Any], clock: Callable[[], float]) -> f
     """Seconds the lock ``config`` still holds: on the manager's clock when it carries its
     time to live, else (an older deployer's) by its absolute expiry on this runner's."""
     labels = config["Spec"].get("Labels") or {}
-    ttl, updated = labels.get(LOCK_TTL), config.get("UpdatedAt") or config.get("CreatedAt")
-    if ttl and updated:
-        now = engine_timestamp(str(sw.api.info()["SystemTime"]))
-        return engine_timestamp(str(updated)) + float(ttl) - now
-    return float(labels.get(LOCK_EXPIRES, "0") or 0) - clock()
+    updated = config.get("UpdatedAt") or config.get("CreatedAt")
+    return lease_left(
+        labels.get(LOCK_TTL),
+        engine_timestamp(str(updated)) if updated else None,
+        labels.get(LOCK_EXPIRES),
+        lambda: engine_timestamp(str(sw.api.info()["SystemTime"])),
+        clock(),
+    )
 
 
 def renew_lock(sw: SwarmApi, lease: SwarmLease, ttl: float) -> SwarmLease:
