@@ -53,8 +53,9 @@ SYSTEM_PATHS = (
 )
 # /root is a home directory; /home holds one per user.
 HOMES = ("/root", "/home")
-# Files a container may read from the host without an allow entry.
-READ_ONLY_ALLOWED = ("/etc/localtime", "/etc/timezone")
+# Files a container may read from the host without an allow entry: the host's time zone,
+# and the kernel's random devices, which every container has in its own /dev already.
+READ_ONLY_ALLOWED = ("/etc/localtime", "/etc/timezone", "/dev/random", "/dev/urandom")
 
 _SLASHES = re.compile(r"/{2,}")
 

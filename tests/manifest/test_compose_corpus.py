@@ -388,7 +388,7 @@ def test_acceptance_without_the_policy_refusals(outcomes: dict[str, Outcome]) ->
 
 @pytest.mark.xfail(
     strict=True,
-    reason="456 files: 346 accepted (76%), 94 refused by the safety policy, 13 refused by "
+    reason="456 files: 348 accepted (76%), 92 refused by the safety policy, 13 refused by "
     "compose too, 3 other (2 image references compose up refuses, laradock's host ports "
     "published twice)",
 )

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from deployer.manifest import check_manifest
-from deployer.manifest.policy import canonical, needs
+from deployer.manifest.policy import READ_ONLY_ALLOWED, canonical, needs
 
 SOCK = "docker-socket"
 SYS = "system-bind"
@@ -78,6 +78,9 @@ BYPASSES: list[tuple[str, set[str]]] = [
     ("/sys/fs/cgroup", {SYS}),
     ("/dev", {SYS}),
     ("/dev/sda", {SYS}),
+    ("/dev/urandom", {SYS}),  # allowed read-only only
+    ("/dev/random/..", {SYS}),
+    ("/dev/urandom/../sda", {SYS}),
     ("/boot/", {SYS}),
     # home directories and their dot-entries; /home holds every home
     ("/root", {SYS}),
@@ -118,7 +121,14 @@ HARMLESS = [
     "/tmp/docker.socket-notes",
 ]
 
-READ_ONLY_OK = ["/etc/localtime", "/etc/timezone", "//etc/localtime", "/etc/./timezone"]
+READ_ONLY_OK = [
+    "/etc/localtime",
+    "/etc/timezone",
+    "//etc/localtime",
+    "/etc/./timezone",
+    "/dev/urandom",
+    "/dev//random",
+]
 
 
 def test_the_table_is_big_enough() -> None:
@@ -182,7 +192,7 @@ def test_every_spelling_is_refused_in_every_form(
     tmp_path: Path, written: str, entries: set[str]
 ) -> None:
     for form, line, read_only in _forms(written):
-        if read_only and canonical(written) in ("/etc/localtime", "/etc/timezone"):
+        if read_only and canonical(written) in READ_ONLY_ALLOWED:
             continue
         report = check_manifest(_manifest(tmp_path, line), None, {})
         assert not report.ok, (form, written)
@@ -209,7 +219,7 @@ def test_harmless_binds_pass(tmp_path: Path, written: str) -> None:
 
 
 @pytest.mark.parametrize("written", READ_ONLY_OK)
-def test_time_zone_files_read_only(tmp_path: Path, written: str) -> None:
+def test_harmless_host_files_read_only(tmp_path: Path, written: str) -> None:
     forms = _forms(written)
     for form, line, read_only in forms:
         report = check_manifest(_manifest(tmp_path, line), None, {})
