@@ -32,6 +32,8 @@ ROLE_LOCK = "lock"
 ROLE_RELEASE = "release"
 
 COMPOSE_PROJECT = "com.docker.compose.project"
+# What Swarm (and `docker stack deploy`) labels a stack's services and volumes with.
+STACK_NAMESPACE = "com.docker.stack.namespace"
 COMPOSE_SERVICE = "com.docker.compose.service"
 COMPOSE_NUMBER = "com.docker.compose.container-number"
 COMPOSE_ONEOFF = "com.docker.compose.oneoff"

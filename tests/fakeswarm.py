@@ -64,6 +64,7 @@ class FakeSwarm:
         self._tasks: list[dict[str, Any]] = []
         self._configs: dict[str, dict[str, Any]] = {}
         self._networks: dict[str, dict[str, Any]] = {}
+        self.volumes: dict[str, dict[str, Any]] = {}  # the manager's, by name (tests set them)
 
     # -- helpers ------------------------------------------------------------------------
     def _call(self, method: str, arg: str) -> None:
@@ -351,6 +352,12 @@ class FakeSwarm:
 
     def inspect_image(self, image: str) -> dict[str, Any]:
         return {"Id": _digest(image)}
+
+    def inspect_volume(self, name: str) -> dict[str, Any]:
+        self._call("inspect_volume", name)
+        if name not in self.volumes:
+            raise docker.errors.NotFound(f"volume {name} not found")
+        return copy.deepcopy(self.volumes[name])
 
     # -- what tests look at -------------------------------------------------------------
     def running_images(self, name: str) -> list[str]:

@@ -29,15 +29,16 @@ from deployer.docker.containers import wrapped
 from deployer.docker.symlinks import Key, _where, lending_containers
 from deployer.errors import InvalidInput
 from deployer.manifest.model import Manifest
-from deployer.naming import volume_name
+from deployer.naming import app_volume_name
 
 FOREIGN_CONTAINER = "foreign-container"
 
 
 def mounted_volumes(manifest: Manifest) -> list[tuple[Key, str]]:
     """(key path, engine name) of each named volume the services mount that the deployer
-    creates when it is missing (not ``external``), once each: at the top-level volume's
-    ``name:`` when it has one, else at the first mount."""
+    (or Swarm) creates when it is missing (not ``external``), once each: at the top-level
+    volume's ``name:`` when it has one, else at the first mount. The engine name is the
+    environment's: ``<app>_<volume>`` on a Swarm."""
     top = {v.name: v for v in manifest.volumes}
     out: dict[str, Key] = {}
     for svc in manifest.services:
@@ -47,7 +48,7 @@ def mounted_volumes(manifest: Manifest) -> list[tuple[Key, str]]:
             tv = top.get(m.source)
             if tv is not None and tv.external:
                 continue
-            real = volume_name(manifest, m.source)
+            real = app_volume_name(manifest, m.source)
             if real in out:
                 continue
             if tv is not None and tv.engine_name and not tv.data_dir:
@@ -57,7 +58,7 @@ def mounted_volumes(manifest: Manifest) -> list[tuple[Key, str]]:
     return [(key, real) for real, key in out.items()]
 
 
-def _owner(labels: dict[str, str]) -> str:
+def owner(labels: dict[str, str]) -> str:
     if L.APP in labels:
         return (
             f'it belongs to the app "{labels.get(L.APP)}", environment '
@@ -65,6 +66,8 @@ def _owner(labels: dict[str, str]) -> str:
         )
     if L.COMPOSE_PROJECT in labels:
         return f'docker compose created it for the project "{labels[L.COMPOSE_PROJECT]}"'
+    if L.STACK_NAMESPACE in labels:
+        return f'it belongs to the Swarm stack "{labels[L.STACK_NAMESPACE]}"'
     return (
         "it carries no label of the deployer or of docker compose (made by hand or by another tool)"
     )
@@ -117,7 +120,7 @@ def check_owners(manifest: Manifest, client: docker.DockerClient, host: str) -> 
             labels = other
         raise InvalidInput(
             f'{_where(manifest, key)} on {host}, the volume "{real}" already exists and is '
-            f"not this app's and environment's: {_owner(labels)}; the deployer would mount "
+            f"not this app's and environment's: {owner(labels)}; the deployer would mount "
             "its data into this app's containers",
             hint="give the volume a name of its own (or remove its `name:`); or, if this app "
             "is meant to use that volume, declare it `external: true`",
@@ -135,7 +138,7 @@ def check_owners(manifest: Manifest, client: docker.DockerClient, host: str) -> 
             continue
         raise InvalidInput(
             f'{_where(manifest, key)} on {host}, the container "{name}" is not this app\'s '
-            f"and environment's: {_owner(labels)}; volumes_from would mount its volumes "
+            f"and environment's: {owner(labels)}; volumes_from would mount its volumes "
             "(its data) into this app's containers",
             hint=f'lend from a container of this app, or add "{FOREIGN_CONTAINER}" to '
             "`policy: {allow: [...]}` if this app really needs it",

@@ -70,6 +70,9 @@ class SwarmEngine(Protocol):
     ) -> dict[str, Any]: ...
     def inspect_image(self, image: str) -> dict[str, Any]: ...
 
+    # -- volumes (the manager's own) ----------------------------------------------------
+    def inspect_volume(self, name: str) -> dict[str, Any]: ...
+
 
 class DockerSwarmEngine:
     """``SwarmEngine`` over the docker SDK's ``APIClient`` of a manager."""
@@ -185,3 +188,6 @@ class DockerSwarmEngine:
 
     def inspect_image(self, image: str) -> dict[str, Any]:
         return dict(self.raw.inspect_image(image))
+
+    def inspect_volume(self, name: str) -> dict[str, Any]:
+        return dict(self.raw.inspect_volume(name))

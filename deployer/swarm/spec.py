@@ -26,7 +26,7 @@ from deployer.naming import service_name
 from deployer.naming import stack_network_name as network_name
 from deployer.naming import stack_volume_name as volume_name
 
-STACK_NAMESPACE = "com.docker.stack.namespace"
+STACK_NAMESPACE = L.STACK_NAMESPACE
 DEFAULT_NETWORK = "default"
 
 Spec = dict[str, Any]

@@ -39,6 +39,7 @@ from deployer.swarm.apply import raise_for_outcome
 from deployer.swarm.converge import Verdict, wait_converged
 from deployer.swarm.engine import DockerSwarmEngine
 from deployer.swarm.lock import LOCK_EXPIRES, LOCK_HOLDER, SwarmLease
+from deployer.swarm.owners import check_volume_owners
 
 __all__ = [
     "LOCK_EXPIRES",
@@ -171,6 +172,7 @@ class SwarmTarget:
     def plan(self, only: Sequence[str] | None = None) -> Plan:
         for service in self.manifest.services:
             S.check_supported(self.manifest, service)  # refuse before anything changes
+        check_volume_owners(self.swarm)  # another stack's data
         return make_plan(self.manifest, [self.observe()], self.resolve(only), only)
 
     # -- the lock -----------------------------------------------------------------------

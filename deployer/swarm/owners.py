@@ -1,0 +1,85 @@
+"""One app's data stays its own on a Swarm too (``deployer.docker.owners`` for hosts).
+
+A stack's named volume is ``<app>_<volume>``, or the top-level volume's ``name:``; Swarm
+creates it on the node a task runs on, and mounts it as it is when it exists. A manifest
+that names another stack's volume would mount that stack's data. Before anything changes,
+the deployer refuses (exit 2) a volume it would create that
+
+- a service of another stack mounts (the services are the Swarm's, whatever node their
+  tasks run on), or
+- exists on the manager with labels that are not this app's: another stack's, another
+  app's, another compose project's, or none (made by hand).
+
+The manager's engine sees only its own volumes: a volume made by hand on a worker is not
+seen. A volume meant to be shared is declared ``external: true``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import docker.errors
+
+from deployer import labels as L
+from deployer.docker.owners import mounted_volumes, owner
+from deployer.docker.symlinks import _where
+from deployer.errors import InvalidInput
+from deployer.swarm.api import SwarmApi
+
+_HINT = (
+    "give the volume a name of its own (or remove its `name:`); or, if this app is meant "
+    "to use that volume, declare it `external: true`"
+)
+
+
+def _ours(app: str, compose_project: str | None, labels: dict[str, str]) -> bool:
+    if L.STACK_NAMESPACE in labels:
+        return labels[L.STACK_NAMESPACE] == app
+    if L.APP in labels:
+        return labels[L.APP] == app
+    return bool(compose_project) and labels.get(L.COMPOSE_PROJECT) == compose_project
+
+
+def _mounts(service: dict[str, Any]) -> list[dict[str, Any]]:
+    template = service.get("Spec", {}).get("TaskTemplate") or {}
+    return list((template.get("ContainerSpec") or {}).get("Mounts") or [])
+
+
+def check_volume_owners(swarm: SwarmApi) -> None:
+    """Refuse (InvalidInput, exit 2) a volume of the manifest that another stack mounts,
+    or that exists on the manager and is not this app's. Reads only."""
+    m = swarm.manifest
+    volumes = mounted_volumes(m)
+    if not volumes:
+        return
+    with swarm.wrapped("list the services"):
+        services = swarm.api.services()
+    for key, real in volumes:
+        for s in services:
+            labels = {str(k): str(v) for k, v in (s["Spec"].get("Labels") or {}).items()}
+            if labels.get(L.STACK_NAMESPACE) == m.app:
+                continue
+            if any(
+                x.get("Type", "volume") == "volume" and x.get("Source") == real for x in _mounts(s)
+            ):
+                raise InvalidInput(
+                    f'{_where(m, key)} on the Swarm {swarm.name}, the volume "{real}" is '
+                    f'mounted by the service "{s["Spec"].get("Name")}", which is not this '
+                    f"app's: {owner(labels)}; the deployer would mount its data into this "
+                    "app's services",
+                    hint=_HINT,
+                )
+        with swarm.wrapped(f"look at the volume {real}"):
+            try:
+                found = swarm.api.inspect_volume(real)
+            except docker.errors.NotFound:
+                continue
+        labels = {str(k): str(v) for k, v in (found.get("Labels") or {}).items()}
+        if _ours(m.app, m.compose_project, labels):
+            continue
+        raise InvalidInput(
+            f'{_where(m, key)} on the Swarm {swarm.name}, the volume "{real}" already exists '
+            f"on the manager and is not this app's: {owner(labels)}; the deployer would "
+            "mount its data into this app's services",
+            hint=_HINT,
+        )
