@@ -1,8 +1,9 @@
 """``DockerHost``: one Docker host behind the ``HostEngine`` interface (deployer/engine.py).
 
 Read side (observe, kept, resolve) here and in observe.py/registry.py; the write side
-(create, start, stop, health, lock, releases, ...) in containers.py, health.py, pull.py,
-lock.py and releases.py. A ``DockerHost`` owns its ``Connection``: ``close()`` it.
+(create, start, stop, health, lock, releases, ...) in containers.py, infra.py (networks,
+volumes), aliases.py (network aliases, start), health.py, pull.py, lock.py and
+releases.py. A ``DockerHost`` owns its ``Connection``: ``close()`` it.
 """
 
 from __future__ import annotations
@@ -10,8 +11,10 @@ from __future__ import annotations
 import secrets
 from collections.abc import Callable, Mapping, Sequence
 
+from deployer.docker import aliases as _aliases
 from deployer.docker import containers as _containers
 from deployer.docker import health as _health
+from deployer.docker import infra as _infra
 from deployer.docker import lock as _lock
 from deployer.docker import observe as _observe
 from deployer.docker import pull as _pull
@@ -105,7 +108,7 @@ class DockerHost:
         _pull.pull(self.client, self._name, ref, auth, progress)
 
     def ensure_infrastructure(self, manifest: Manifest) -> None:
-        _containers.ensure_infrastructure(self.client, self._name, manifest)
+        _infra.ensure_infrastructure(self.client, self._name, manifest)
         if any(s.files for s in manifest.services):
             from deployer.docker import files as repo_files
 
@@ -135,7 +138,7 @@ class DockerHost:
         )
 
     def start(self, container_id: str) -> None:
-        _containers.start(self.client, self._name, container_id)
+        _aliases.start(self.client, self._name, container_id)
 
     def stop(self, container_id: str, timeout: float) -> None:
         _containers.stop(self.client, self._name, container_id, timeout)
@@ -148,13 +151,13 @@ class DockerHost:
         _containers.remove(self.client, self._name, container_id)
 
     def detach_aliases(self, container_id: str) -> Mapping[str, Sequence[str]]:
-        return _containers.detach_aliases(self.client, self._name, container_id)
+        return _aliases.detach_aliases(self.client, self._name, container_id)
 
     def attach_aliases(self, container_id: str, aliases: Mapping[str, Sequence[str]]) -> None:
-        _containers.attach_aliases(self.client, self._name, container_id, aliases)
+        _aliases.attach_aliases(self.client, self._name, container_id, aliases)
 
     def ensure_aliases(self, container_id: str, aliases: Mapping[str, Sequence[str]]) -> bool:
-        return _containers.ensure_aliases(self.client, self._name, container_id, aliases)
+        return _aliases.ensure_aliases(self.client, self._name, container_id, aliases)
 
     def health_now(self, container_id: str) -> HealthOutcome:
         return _health.health_now(self.client, self._name, container_id)
