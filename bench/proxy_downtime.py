@@ -98,7 +98,10 @@ def deployer(manifest: Path, image: str, *, app: str = "", timeout: float = 600)
     env = {k: v for k, v in os.environ.items() if k != "DOCKER_HOST"}
     env["WEB_IMAGE"] = image
     proc = subprocess.run(
-        [sys.executable, "-m", "deployer", "deploy", "-f", str(manifest), "--env", "bench"],
+        [
+            *(sys.executable, "-m", "deployer", "deploy", "-f", str(manifest), "--env", "bench"),
+            *("--report-dir", str(manifest.parent)),  # beside the manifest, not in the checkout
+        ],
         capture_output=True,
         text=True,
         timeout=timeout,
