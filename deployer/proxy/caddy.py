@@ -8,7 +8,10 @@ and SSH, and the admin API is never exposed on the network.
 
 from __future__ import annotations
 
+import codecs
 import json
+import queue
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
@@ -18,6 +21,7 @@ import docker.errors
 
 from deployer import labels as L
 from deployer.docker.containers import wrapped
+from deployer.docker.execute import ExecIO, exec_in
 from deployer.errors import DeployFailed
 from deployer.manifest.model import EdgeProxy
 from deployer.proxy import batch as B
@@ -203,9 +207,9 @@ class CaddyHost:
             c = self._container()
             if c is None:
                 raise EdgeError(f"{self.host}: the edge proxy {self.edge.name} is not there")
-            code, out = c.exec_run(cmd, demux=False)
-        text = out.decode("utf-8", "replace") if isinstance(out, bytes) else str(out or "")
-        return int(code if code is not None else -1), text
+            out = bytearray()
+            code = exec_in(self.client.api, self.host, c.id, cmd, ExecIO(out.extend, out.extend))
+        return code, out.decode("utf-8", "replace")
 
     def admin(self, method: str, path: str, body: Any = None) -> tuple[int, str]:
         payload = "" if body is None else json.dumps(body, separators=(",", ":"))
@@ -382,24 +386,43 @@ class CaddyHost:
 
     def _exec_lines(self, cmd: list[str]) -> tuple[Iterator[str], Callable[[], int]]:
         """Run ``cmd`` in the proxy; its output line by line as it comes, and a call for
-        its exit code once the output ended."""
-        api: docker.APIClient = self.client.api
-        exec_id = api.exec_create(self.edge.name, cmd)["Id"]
-        chunks = api.exec_start(exec_id, stream=True)
+        its exit code once the output ended. The connection is taken over from the HTTP
+        client (deployer.docker.execute), as in ``exec``: the SDK's own streaming reads
+        past the bytes its HTTP client buffered with the response's headers, and loses
+        the first lines of a command that printed them before the client read the
+        headers (on a busy runner: the switch's "switched" line, a failed deploy)."""
+        chunks: queue.Queue[bytes | None] = queue.Queue()
+        result: dict[str, int | BaseException] = {}
+
+        def run() -> None:
+            try:
+                io = ExecIO(chunks.put, chunks.put)
+                result["code"] = exec_in(self.client.api, self.host, self.edge.name, cmd, io)
+            except BaseException as e:  # noqa: BLE001 (raised again in the reader)
+                result["error"] = e
+            finally:
+                chunks.put(None)
+
+        threading.Thread(target=run, name="edge-exec", daemon=True).start()
 
         def lines() -> Iterator[str]:
+            decode = codecs.getincrementaldecoder("utf-8")("replace").decode
             buf = ""
-            for chunk in chunks:
-                buf += chunk.decode("utf-8", "replace")
+            while (chunk := chunks.get()) is not None:
+                buf += decode(chunk)
                 while "\n" in buf:
                     line, buf = buf.split("\n", 1)
                     yield line + "\n"
+            buf += decode(b"", final=True)
             if buf:
                 yield buf
+            error = result.get("error")
+            if isinstance(error, BaseException):
+                raise error
 
         def code() -> int:
-            got = api.exec_inspect(exec_id).get("ExitCode")
-            return int(got) if got is not None else -1
+            got = result.get("code")
+            return got if isinstance(got, int) else -1
 
         return lines(), code
 
