@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import codecs
 import json
+import os
 import queue
 import threading
 import time
@@ -32,14 +33,19 @@ ROLE_EDGE = "edge-proxy"
 EDGE_IMAGE = L.PREFIX + "edge-image"
 EDGE_LISTEN = L.PREFIX + "edge-listen"
 
-# proxy-admin METHOD PATH [BODY]: prints the status code, a newline, the response body
+# proxy-admin METHOD PATH LENGTH: prints the status code, a newline, the response body.
+# The body (LENGTH bytes) is the exec's standard input, never an argument: an exec's
+# command line is public on the host (the engine's events, its inspect data, the process
+# list), and a body can hold private keys (the certificates of routes with key files).
 _ADMIN = r"""
-m="$1"; p="$2"; b="${3:-}"
-n=$(printf '%s' "$b" | wc -c)
+m="$1"; p="$2"; n="${3:-0}"
 h='Host: 127.0.0.1:2019\r\nContent-Type: application/json'
-printf '%s %s HTTP/1.0\r\n%b\r\nContent-Length: %s\r\n\r\n%s' "$m" "$p" "$h" "$n" "$b" \
+{ printf '%s %s HTTP/1.0\r\n%b\r\nContent-Length: %s\r\n\r\n' "$m" "$p" "$h" "$n"
+  [ "$n" = 0 ] || cat; } \
   | nc 127.0.0.1 2019 | sed -e '1s/^HTTP\/[0-9.]* \([0-9]*\).*/\1/' -e '2,/^\r*$/d'
 """
+# write PATH: standard input written aside, then renamed over
+_WRITE_INPUT = 'mkdir -p "$(dirname "$1")" && cat > "$1.tmp" && mv -f "$1.tmp" "$1"'
 _WRITE = 'mkdir -p "$(dirname "$1")" && printf "%s" "$2" > "$1.tmp" && mv -f "$1.tmp" "$1"'
 # read FILE...: one line per file, "<path>\t<content>" (empty content when missing)
 _READ_ALL = 'for f in "$@"; do printf "%s\\t%s\\n" "$f" "$(cat "$f" 2>/dev/null)"; done'
@@ -202,18 +208,53 @@ class CaddyHost:
 
     # -- admin API ----------------------------------------------------------------------
 
-    def exec(self, cmd: list[str]) -> tuple[int, str]:
-        with wrapped(f"exec in the edge proxy {self.edge.name}", self.host):
-            c = self._container()
-            if c is None:
-                raise EdgeError(f"{self.host}: the edge proxy {self.edge.name} is not there")
-            out = bytearray()
-            code = exec_in(self.client.api, self.host, c.id, cmd, ExecIO(out.extend, out.extend))
+    def exec(self, cmd: list[str], data: bytes | None = None) -> tuple[int, str]:
+        """``cmd`` in the proxy: (exit code, output). ``data`` goes on its standard input:
+        what the proxy is given to keep (a request body, a file) goes this way, never as
+        an argument, since an exec's command line is public on the host."""
+        read = write = -1
+        feeder: threading.Thread | None = None
+        if data is not None:
+            read, write = os.pipe()
+
+            def feed() -> None:
+                try:
+                    view = memoryview(data)
+                    while view:
+                        view = view[os.write(write, view) :]
+                except OSError:  # the command ended without reading it all: its output says
+                    pass
+                finally:
+                    os.close(write)
+
+            feeder = threading.Thread(target=feed, name="edge-proxy-input", daemon=True)
+        try:
+            with wrapped(f"exec in the edge proxy {self.edge.name}", self.host):
+                c = self._container()
+                if c is None:
+                    raise EdgeError(f"{self.host}: the edge proxy {self.edge.name} is not there")
+                out = bytearray()
+                if feeder is not None:
+                    feeder.start()
+                io = ExecIO(out.extend, out.extend, read if data is not None else None)
+                code = exec_in(self.client.api, self.host, c.id, cmd, io)
+        finally:
+            if data is not None:
+                os.close(read)  # a feeder still writing gets EPIPE and ends
+                if feeder is not None and feeder.ident is not None:
+                    feeder.join()
+                elif feeder is not None:
+                    os.close(write)
         return code, out.decode("utf-8", "replace")
 
     def admin(self, method: str, path: str, body: Any = None) -> tuple[int, str]:
-        payload = "" if body is None else json.dumps(body, separators=(",", ":"))
-        code, out = self.exec(["sh", "-c", _ADMIN, "proxy-admin", method, path, payload])
+        if body is None:
+            code, out = self.exec(["sh", "-c", _ADMIN, "proxy-admin", method, path])
+        else:
+            payload = json.dumps(body, separators=(",", ":")).encode()
+            code, out = self.exec(
+                ["sh", "-c", _ADMIN, "proxy-admin", method, path, str(len(payload))], payload
+            )
         first, _, rest = out.partition("\n")
         if code != 0 or not first.strip().isdigit():
             return 0, out
@@ -277,7 +318,7 @@ class CaddyHost:
         """Write ``text`` into the proxy's ``path`` unless it holds it already."""
         if self.read_upstream(path) == text.strip():
             return False
-        code, _out = self.exec(["sh", "-c", _WRITE, "write", path, text])
+        code, _out = self.exec(["sh", "-c", _WRITE_INPUT, "write", path], text.encode())
         if code != 0:
             raise EdgeError(f"{self.host}: could not write {path} in the edge proxy")
         return True
