@@ -81,8 +81,9 @@ def secret_values(
     manifest: Manifest | None = None, environ: Mapping[str, str] | None = None
 ) -> Secrets:
     """Every value that must never be written: the services' environment values, the
-    registry passwords and the GitLab/registry tokens in the job's variables; with the
-    manifest's names, which are never masked."""
+    registry passwords, the compose secrets, the routes' private keys and the
+    GitLab/registry tokens in the job's variables; with the manifest's names, which are
+    never masked."""
     out: set[str] = set()
     names: set[str] = set()
     if manifest is not None:
@@ -102,16 +103,20 @@ def secret_values(
 
 
 def _secret_files(manifest: Manifest) -> set[str]:
-    """The content of every compose secret (a variable's value, or a small file's text)."""
+    """The content of every compose secret (a variable's value, or a small file's text)
+    and of the private key of every route with certificate files."""
     out: set[str] = set()
     for svc in manifest.services:
-        for fm in svc.files:
-            if fm.kind != "secret":
-                continue
-            text = fm.content
-            if text is None and fm.source is not None:
+        sources: list[tuple[str | None, str | None]] = [
+            (fm.content, fm.source) for fm in svc.files if fm.kind == "secret"
+        ]
+        if svc.proxy is not None and svc.proxy.key:
+            sources.append((None, svc.proxy.key))
+        for content, source in sources:
+            text = content
+            if text is None and source is not None:
                 try:  # a regular file only: a FIFO would block, a device never end
-                    text = read_limited(fm.source, 1 << 20).decode("utf-8")
+                    text = read_limited(source, 1 << 20).decode("utf-8")
                 except (OSError, UnicodeDecodeError, FileRefused):
                     text = None
             if text:

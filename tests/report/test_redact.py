@@ -1,6 +1,9 @@
 from __future__ import annotations
 
-from deployer.manifest.model import Environment, Manifest, RegistryAuth, Service
+import dataclasses
+from pathlib import Path
+
+from deployer.manifest.model import Environment, Manifest, RegistryAuth, Route, Service
 from deployer.report.redact import MASK, Redactor, Secrets, secret_values
 
 
@@ -116,3 +119,16 @@ def test_many_lines_at_once_as_line_by_line() -> None:
     assert redact.lines(texts[:4]) == [redact(t) for t in texts[:4]]
     plain = ["nothing", "to mask"]
     assert redact.lines(plain) is plain
+
+
+def test_the_private_key_of_a_route_with_certificate_files_is_a_secret(tmp_path: Path) -> None:
+    """The key file of ``proxy: {tls: {certificate, key}}`` is masked wherever its text
+    shows (a proxy's error quoting what it was sent), like a compose secret's file."""
+    key = tmp_path / "site-key.pem"
+    body = "MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgSRzg8DTHf7gZovd3"
+    key.write_text(f"-----BEGIN PRIVATE KEY-----\n{body}\n-----END PRIVATE KEY-----\n")
+    route = Route("shop.example.com", 8080, tls="file", certificate=str(key), key=str(key))
+    m = dataclasses.replace(
+        _manifest(), services=(Service("web", "registry.example.com/shop/web:1.2", proxy=route),)
+    )
+    assert Redactor(secret_values(m, {}))(f"refused: {body}") == f"refused: {MASK}"
