@@ -7,6 +7,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
+from deployer.labels import PREFIX as LABEL_PREFIX
 from deployer.manifest import parse
 from deployer.manifest import repofiles as R
 from deployer.manifest.model import FileMount, Manifest, Service, Warning_
@@ -83,6 +84,21 @@ class Builder:
                     continue
                 out[k] = v
         return tuple(sorted(out.items()))
+
+    def labels(self, path: Path, raw: Any) -> tuple[tuple[str, str], ...]:
+        """Labels the manifest writes (of a service, a Swarm service, a volume, a
+        network): a label under the deployer's prefix is refused. The deployer knows what
+        it owns by those labels (app, environment, role: a volume labelled as a release
+        record would be pruned, and removed by ``down`` with its data)."""
+        labels = self.pairs(path, raw)
+        for k, _ in labels:
+            if k.startswith(LABEL_PREFIX):
+                self.err(
+                    path,
+                    f"label `{k}` uses the prefix {LABEL_PREFIX} that the deployer reserves",
+                    "rename the label",
+                )
+        return labels
 
     def written(self, path: Path) -> Any:
         """The value at ``path`` as the manifest writes it (before interpolation)."""

@@ -248,7 +248,7 @@ def read_limits(b: Builder, path: Path, raw: dict[str, Any], out: dict[str, Any]
 
 
 def read_labels(b: Builder, path: Path, raw: dict[str, Any], out: dict[str, Any]) -> None:
-    labels = b.pairs((*path, "labels"), raw.get("labels"))
+    labels = b.labels((*path, "labels"), raw.get("labels"))
     if not labels:
         return
     out["deploy_labels"] = labels

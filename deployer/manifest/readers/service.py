@@ -10,7 +10,6 @@ import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from deployer.labels import PREFIX
 from deployer.manifest import parse
 from deployer.manifest import repofiles as R
 from deployer.manifest.model import Build, Logging, Service
@@ -192,15 +191,7 @@ def read_logging(b: Builder, path: Path, raw: dict[str, Any], out: dict[str, Any
 
 
 def read_labels(b: Builder, path: Path, raw: dict[str, Any], out: dict[str, Any]) -> None:
-    labels = b.pairs((*path, "labels"), raw.get("labels"))
-    for k, _ in labels:
-        if k.startswith(PREFIX):
-            b.err(
-                (*path, "labels"),
-                f"label `{k}` uses the prefix {PREFIX} that the deployer reserves",
-                "rename the label",
-            )
-    out["labels"] = labels
+    out["labels"] = b.labels((*path, "labels"), raw.get("labels"))
 
 
 def read_safety(b: Builder, path: Path, raw: dict[str, Any], out: dict[str, Any]) -> None:

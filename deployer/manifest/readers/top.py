@@ -45,7 +45,7 @@ def volumes(b: Builder, raw: Any) -> tuple[TopVolume, ...]:
                     name=name,
                     external=external,
                     driver=str_or_none(sp.get("driver")),
-                    labels=b.pairs((*path, "labels"), sp.get("labels")),
+                    labels=b.labels((*path, "labels"), sp.get("labels")),
                     engine_name=engine_name,
                     driver_opts=driver_opts,
                 )
@@ -99,7 +99,7 @@ def networks(b: Builder, raw: Any) -> tuple[TopNetwork, ...]:
                     external=external,
                     driver=str_or_none(sp.get("driver")),
                     internal=sp.get("internal") is True,
-                    labels=b.pairs((*path, "labels"), sp.get("labels")),
+                    labels=b.labels((*path, "labels"), sp.get("labels")),
                     engine_name=engine_name,
                     ipam_driver=str_or_none(ipam.get("driver")),
                     subnets=tuple(subnets),
