@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from deployer.manifest import check_manifest, load_manifest
 
 COMPOSE = """\
@@ -103,3 +105,49 @@ def test_an_env_file_out_of_the_checkout_is_refused_unread(tmp_path: Path) -> No
     compose.write_text(compose.read_text().replace(', "../../runner/key.pem"', ""))
     assert problems(m) == []
     assert ("A", "1") in load_manifest(m, "prod", {}).service("web").environment
+
+
+PROXY = """\
+app: shop
+environments:
+  prod:
+    proxy: {{https: "127.0.0.1:8443", acme: {{ca_root: "{ca_root}"}}}}
+services:
+  web:
+    image: registry.example.com/web:1
+    proxy: {{host: shop.example.com, port: 80, tls: {{certificate: "{cert}", key: "{key}"}}}}
+"""
+
+
+def test_the_proxys_pem_files_are_files_of_the_checkout_read_beside_the_manifest(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The route's certificate and key, and ACME's trusted root, go into the edge proxy on
+    the hosts: a relative one is a file of the repository (beside the file naming it,
+    wherever the job runs from); one that resolves outside the checkout is refused unread,
+    a File-type variable's absolute path is taken as it is."""
+    m = checkout(tmp_path, "./conf/app.pem")
+    (m.parent / "tls").mkdir()
+    (m.parent / "tls" / "site.pem").write_text("-----BEGIN CERTIFICATE-----\n")
+    (m.parent / "tls" / "runner.pem").symlink_to(tmp_path / "runner" / "key.pem")
+    (m.parent / "tls" / "environ.pem").symlink_to("/proc/self/environ")
+    m.write_text(
+        PROXY.format(ca_root="./tls/environ.pem", cert="tls/site.pem", key="./tls/runner.pem")
+    )
+    got = problems(m)
+    assert len(got) == 2, got
+    assert "environments.prod.proxy.acme.ca_root" in got[0], got
+    assert '"./tls/environ.pem" is outside the repository checkout' in got[0], got
+    assert "services.web.proxy.tls.key" in got[1], got
+    assert "outside the repository checkout" in got[1] and "key: ${MY_FILE}" in got[1], got
+
+    absolute = str(tmp_path / "runner" / "key.pem")  # a File-type variable's file
+    m.write_text(PROXY.format(ca_root="tls/site.pem", cert="tls/site.pem", key=absolute))
+    monkeypatch.chdir(tmp_path)  # the job runs from elsewhere
+    assert problems(m) == []
+    loaded = load_manifest(m, "prod", {})
+    route = loaded.service("web").proxy
+    assert route is not None and loaded.environment.proxy is not None
+    assert route.certificate == str(m.parent / "tls" / "site.pem")
+    assert route.key == absolute
+    assert loaded.environment.proxy.acme_ca_root == str(m.parent / "tls" / "site.pem")

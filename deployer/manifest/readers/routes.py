@@ -3,6 +3,7 @@ and the checks of all routes of an environment."""
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING, Any, Literal
 
 from deployer.manifest.model import Environment, Route, Service
@@ -80,24 +81,37 @@ def host_port(b: Builder, p: Path, spec: dict[str, Any]) -> tuple[Any, Any]:
     return host, port
 
 
+def pem_file(b: Builder, p: Path, name: str) -> str:
+    """A PEM file the manifest names for the edge proxy, which ships it to the hosts: an
+    absolute path (a File-type CI/CD variable's file) as it is; a relative one is a file
+    of the repository, beside the file that names it, refused when it resolves outside
+    the checkout (``../`` past its top, a committed symlink pointing out)."""
+    if os.path.isabs(name):
+        return name
+    full = os.path.normpath(os.path.join(os.path.dirname(b.doc.pos(p).file), name))
+    if b.repo is not None:
+        b.repo.escapes(b, p, full, name, key=str(p[-1]))
+    return full
+
+
 def tls(b: Builder, p: Path, value: Any) -> tuple[TlsMode, str | None, str | None]:
     """``tls:``: none, auto (ACME) or a certificate and key from files."""
     if value is True or value == "auto":
         return "auto", None, None
     if isinstance(value, dict):
-        cert, key_file = value.get("certificate"), value.get("key")
-        for name, given in (("certificate", cert), ("key", key_file)):
+        files: dict[str, str | None] = {}
+        for name in ("certificate", "key"):
+            given = value.get(name)
             if not isinstance(given, str) or not given:
                 b.err(
                     (*p, "tls"),
                     f"missing `{name}`",
                     f"set `{name}:` to a PEM file, e.g. a File-type CI/CD variable",
                 )
-        return (
-            "file",
-            cert if isinstance(cert, str) else None,
-            key_file if isinstance(key_file, str) else None,
-        )
+                files[name] = None
+            else:
+                files[name] = pem_file(b, (*p, "tls", name), given)
+        return "file", files["certificate"], files["key"]
     if value not in ("none", False, None):
         b.err((*p, "tls"), f'"{value}" is not a TLS mode', "use auto, none or {certificate, key}")
     return "none", None, None

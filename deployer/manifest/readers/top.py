@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from deployer.manifest import parse, policy
 from deployer.manifest.model import EdgeProxy, Environment, TopNetwork, TopVolume, host_form
 from deployer.manifest.problems import Path
+from deployer.manifest.readers import routes
 from deployer.manifest.readers.values import (
     ENV_NAME,
     ENV_NAME_MAX,
@@ -231,6 +232,7 @@ def edge_proxy(b: Builder, path: Path, raw: Any) -> EdgeProxy | None:
     drain = b.dur((*path, "drain_timeout"), raw.get("drain_timeout"))
     acme = mapping(raw, "acme")
     directory = acme.get("directory")
+    ca_root = acme.get("ca_root")
     if isinstance(directory, str) and not directory.startswith("https://"):
         b.err(
             (*path, "acme", "directory"),
@@ -245,5 +247,9 @@ def edge_proxy(b: Builder, path: Path, raw: Any) -> EdgeProxy | None:
         drain_timeout=drain if drain is not None else base.drain_timeout,
         acme_directory=str_or_none(directory),
         acme_email=str_or_none(acme.get("email")),
-        acme_ca_root=str_or_none(acme.get("ca_root")),
+        acme_ca_root=(
+            routes.pem_file(b, (*path, "acme", "ca_root"), ca_root)
+            if isinstance(ca_root, str) and ca_root
+            else None
+        ),
     )
