@@ -78,7 +78,10 @@ def _common(p: argparse.ArgumentParser, *, env: bool = True) -> None:
         )
 
 
-def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 (one argparse table)
+def build_parser(*, split: bool = False) -> argparse.ArgumentParser:  # noqa: PLR0915
+    """The whole command line (one argparse table). ``split``: the command of ``exec`` and
+    ``run`` was already cut off at ``--`` (:func:`parse`), so their options may also come
+    after the service or the task's name, as the docs write them."""
     parser = _Parser(
         prog="deployer",
         description="Deploy Docker images built in GitLab CI to your own Docker hosts.",
@@ -161,7 +164,8 @@ def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 (one argparse ta
         help="give the command a terminal (when attached to one) of the terminal's size",
     )
     p.add_argument("service", metavar="SERVICE")
-    p.add_argument("argv", nargs=argparse.REMAINDER, metavar="-- CMD...")
+    if not split:
+        p.add_argument("argv", nargs=argparse.REMAINDER, metavar="-- CMD...")
 
     p = sub.add_parser("restart", help=COMMANDS["restart"], description=COMMANDS["restart"])
     _common(p)
@@ -173,7 +177,8 @@ def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 (one argparse ta
     _common(p)
     p.add_argument("--service", metavar="S", help="run CMD (after --) as this service")
     p.add_argument("task", nargs="?", metavar="TASK", help="a task of the manifest")
-    p.add_argument("argv", nargs=argparse.REMAINDER, metavar="-- CMD...")
+    if not split:
+        p.add_argument("argv", nargs=argparse.REMAINDER, metavar="-- CMD...")
 
     p = sub.add_parser("stats", help=COMMANDS["stats"], description=COMMANDS["stats"])
     _common(p)
@@ -201,6 +206,26 @@ def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 (one argparse ta
         "--force", action="store_true", help="break the lock without asking GitLab about its job"
     )
     return parser
+
+
+_SPLIT = ("exec", "run")
+
+
+def parse(argv: Sequence[str] | None) -> argparse.Namespace:
+    """``argv`` parsed. For ``exec`` and ``run`` everything after the first ``--`` is the
+    command, and everything before it is options and names in any order
+    (``exec web --replica 2 -- cat x``, ``run migrate --env staging``): argparse's
+    REMAINDER would take the options written after the name as the command's words, and
+    a task's run would drop them (``--env``) without a word. ``run`` without ``--`` runs a
+    task or a one-word command, so it has no command words either."""
+    words = list(sys.argv[1:] if argv is None else argv)
+    command = next((w for w in words if not w.startswith("-")), None)
+    if command not in _SPLIT or (command == "exec" and "--" not in words):
+        return build_parser().parse_args(words)
+    cut = words.index("--") if "--" in words else len(words)
+    args = build_parser(split=True).parse_args(words[:cut])
+    args.argv = ["--", *words[cut + 1 :]] if cut < len(words) else []
+    return args
 
 
 def request_of(args: argparse.Namespace) -> Request:
@@ -282,7 +307,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
         out = cast(TextIO, _KeepGoing(sys.stdout))
     req: Request | None = None
     try:
-        args = build_parser().parse_args(argv)
+        args = parse(argv)
         if args.command is None:
             build_parser().print_help(out)
             return EXIT_INVALID

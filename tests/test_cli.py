@@ -187,3 +187,61 @@ def test_an_error_quoting_a_secret_is_masked_by_the_handler(
     assert code == (errors.EXIT_INTERNAL if kind == "internal error" else 1), err
     assert "bad value [MASKED]; login [MASKED] refused" in err, err
     assert env_secret not in err and token not in err, err
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        # docs/operations.md writes the options after the service's name
+        (
+            ["exec", "web", "--replica", "2", "--host", "10.0.0.5", "--", "cat", "/x"],
+            {"service": "web", "replica": 2, "host": "10.0.0.5", "argv": ("--", "cat", "/x")},
+        ),
+        (
+            ["exec", "-i", "db", "--", "psql", "--", "-x"],
+            {"service": "db", "interactive": True, "argv": ("--", "psql", "--", "-x")},
+        ),
+        (["exec", "web", "ls", "/app"], {"service": "web", "argv": ("ls", "/app")}),
+        (
+            ["exec", "web", "--env", "staging", "--", "sh"],
+            {"service": "web", "env": "staging", "argv": ("--", "sh")},
+        ),
+        (["run", "migrate", "--env", "staging"], {"task": "migrate", "env": "staging", "argv": ()}),
+        (
+            ["run", "--service", "web", "--", "bin/rails", "db:migrate"],
+            {"service": "web", "task": None, "argv": ("--", "bin/rails", "db:migrate")},
+        ),
+        (
+            ["run", "--service", "web", "--env", "production", "--", "ls", "--env", "x"],
+            {"service": "web", "env": "production", "argv": ("--", "ls", "--env", "x")},
+        ),
+    ],
+)
+def test_exec_and_run_take_their_options_anywhere_before_the_command(
+    argv: list[str], expected: dict[str, object]
+) -> None:
+    """Without the cut at `--`, argparse gave `--replica 2 --host ...` written after the
+    service to the container as the command (exit 126), and `run migrate --env staging`
+    ran the task in whatever environment was the default, dropping `--env` unsaid."""
+    from deployer.cli import parse, request_of
+
+    req = request_of(parse(argv))
+    for key, value in expected.items():
+        assert getattr(req, key) == value, key
+
+
+def test_a_task_s_run_refuses_command_words(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    manifest = tmp_path / "deploy.yml"
+    manifest.write_text(
+        "app: uxcli\nenvironments: {production: {hosts: ['unix:///nonexistent.sock']}}\n"
+        "services: {web: {image: 'registry.example.com/web:1'}}\n"
+        "tasks: {migrate: {service: web, command: [bin/migrate]}}\n"
+    )
+    code = main(["run", "-f", str(manifest), "migrate", "--", "ls"], out=io.StringIO())
+    assert code == errors.EXIT_INVALID
+    assert "a task runs the command the manifest gives it" in capsys.readouterr().err
+    code = main(["run", "-f", str(manifest), "migrate", "--env", "nosuch"], out=io.StringIO())
+    assert code == errors.EXIT_INVALID
+    assert '"nosuch", which the manifest does not define' in capsys.readouterr().err

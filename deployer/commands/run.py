@@ -29,6 +29,11 @@ def choose_task(manifest: Manifest, name: str | None, service: str | None, argv:
                 f"{name}: not a task of {manifest.path}",
                 hint=f"the tasks are: {names}; or run a command with --service S -- CMD",
             )
+        if argv[1:] if argv[:1] == ["--"] else argv:
+            raise InvalidInput(
+                f"{name}: a task runs the command the manifest gives it, not `-- CMD`",
+                hint=f"deployer run {name}, or deployer run --service S -- CMD",
+            )
         return found[0]
     if not service:
         raise InvalidInput(
