@@ -51,6 +51,11 @@ class Blocked(DeployerError):
     exit_code = EXIT_BLOCKED
 
 
+class PlanOutdated(Blocked):
+    """The hosts changed while the run waited for the lock (another deploy ran): its plan
+    describes what ran before. Nothing was changed; ``deployer deploy`` plans again."""
+
+
 class DeployFailed(DeployerError):
     """The rollout failed and every change this run made was rolled back."""
 
@@ -61,4 +66,3 @@ class RollbackFailed(DeployerError):
     """The rollout failed and restoring the previous state failed too: a human must look."""
 
     exit_code = EXIT_ROLLBACK_FAILED
-

@@ -19,10 +19,14 @@ from typing import TextIO
 
 from deployer.commands.finish import conclude, finish_early
 from deployer.context import Context
-from deployer.errors import DeployerError, InvalidInput
+from deployer.errors import DeployerError, InvalidInput, PlanOutdated
 from deployer.manifest.model import Manifest
 from deployer.report.log import JobLog
 from deployer.requests import DeployRequest, Request
+
+# How often a deploy that waited for the lock plans again when the deploy it waited for
+# changed the hosts meanwhile (each time, another waiting deploy went first).
+REPLANS = 3
 
 
 def duration_arg(value: str | None, flag: str) -> float:
@@ -82,6 +86,16 @@ def run(req: DeployRequest, out: TextIO, environ: Mapping[str, str] | None = Non
         log.text(render(plan, "text"))
         try:
             applied = target.apply(plan, log, kind="deploy", wait_lock=wait_lock, started=started)
+            for _ in range(REPLANS):
+                # --wait-lock: the deploy waited for ran meanwhile; plan from what runs now
+                if not isinstance(applied.error, PlanOutdated):
+                    break
+                log.line(f"{applied.error.message}: planning again")
+                plan = target.plan(only, log)
+                log.text(render(plan, "text"))
+                applied = target.apply(
+                    plan, log, kind="deploy", wait_lock=wait_lock, started=started
+                )
         except DeployerError as e:
             finish_early(e, manifest, ctx, env, req, log, started, hosts=target.reached)
             raise

@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from deployer.errors import Blocked, DeployerError, DeployFailed, InvalidInput, Unreachable
+from deployer.errors import (
+    Blocked,
+    DeployerError,
+    DeployFailed,
+    InvalidInput,
+    PlanOutdated,
+    Unreachable,
+)
+from deployer.plan import Observed
 from deployer.proxy.retire import retire_routes
 from deployer.result import DeployResult, Outcome
 from deployer.rollout import locks, prepare, record
@@ -19,6 +27,7 @@ class Rollout(RunState):
         leases = locks.held(self)
         try:
             locks.lock_all(self, leases)
+            self._check_current()
             if self.edge is not None:
                 self.edge.claim()
             prepare.cleanup(self)
@@ -62,6 +71,23 @@ class Rollout(RunState):
             self.result.seconds = round(self.wall() - self.result.started_at, 3)
         return self.result
 
+    def _check_current(self) -> None:
+        """A run that may have waited for the lock (``--wait-lock``) planned against what
+        ran before the deploy it waited for: that deploy replaced the containers the plan
+        names (applying the old plan failed on "No such container" and rolled back), or
+        already did what this plan would. When the hosts' containers are no longer those
+        the plan saw, stop before any change (the deploy command plans again)."""
+        if self.wait_lock <= 0 or self.observe_again is None:
+            return
+        now = {o.host: _shape(o) for o in self.observe_again()}
+        if any(now.get(h) != _shape(self.observed.get(h)) for h in self.order):
+            raise PlanOutdated(
+                f"the containers of {self.manifest.app}/{self.manifest.environment.name} "
+                "changed while this run waited for the lock (another deploy ran): the plan "
+                "describes what ran before",
+                hint="run it again: its plan is made from what runs now",
+            )
+
     def _retire_routes(self) -> None:
         """A deploy that succeeded takes away the edge proxy's routes of services that are
         no longer public (a rollback or restart changes no route)."""
@@ -77,3 +103,11 @@ class Rollout(RunState):
         self.result.error = e.message
         self.error = e
         self.line(f"stopped before any change: {e.message}")
+
+
+def _shape(observed: Observed | None) -> frozenset[str]:
+    """The containers of a host a plan is made of, by id (not their state: a container
+    restarting by its policy is not another deploy)."""
+    if observed is None:
+        return frozenset()
+    return frozenset([c.id for c in observed.containers] + [c.id for c in observed.leftovers])

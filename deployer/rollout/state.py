@@ -79,6 +79,7 @@ class RunState:
         kind: str = "deploy",
         release_id: str | None = None,
         auth_for: Callable[[str], RegistryAuth | None] | None = None,
+        observe: Callable[[], Sequence[Observed]] | None = None,
         sleep: Callable[[float], None] = time.sleep,
         wall: Callable[[], float] = time.time,
     ) -> None:
@@ -94,6 +95,8 @@ class RunState:
         self.wall = wall
         self.release_id = release_id or new_release_id(context, wall())
         self.auth_for = auth_for
+        # What runs now, observed as the plan was (``check_current`` after a lock wait).
+        self.observe_again = observe
         self.error: DeployerError | None = None
         self.log = log
         self._log_lock = threading.RLock()

@@ -150,6 +150,7 @@ class ContainerEnvironment:
             wait_lock=wait_lock,
             kind=kind,
             auth_for=auth_lookup(m, self.environ),
+            observe=lambda: observe_all(m, self.hosts),
         )
         with cancel_on_sigterm(rollout.cancelled, log):
             result = rollout.run()

@@ -181,3 +181,59 @@ def test_nothing_to_do_and_unknown_release(
     assert code == 2  # only one release: nothing to roll back to
     code, _ = cli("rollback", "-f", str(project), "--env", "test", "--to", "19990101")
     assert code == 2
+
+
+def test_a_deploy_that_waited_for_the_lock_plans_again_from_what_runs_now(
+    app: str,
+    project: Path,
+    engine: docker.DockerClient,
+    testenv: TestEnv,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`--wait-lock` (README: "waits with --wait-lock"): the deploy plans, then waits
+    while another deploy holds the lock and replaces containers. Applying the plan made
+    before failed on the containers that deploy removed ("No such container", exit 1,
+    rolled back); the deploy now sees the hosts changed, plans again and deploys."""
+    import io
+    import threading
+
+    from deployer.cli import main
+
+    assert deploy(project, testenv.image_v1, monkeypatch)[0] == 0
+    v1 = serving(engine, app)
+    host = connect_host(testenv.engine_host, {})
+    lease = host.acquire_lock(f"{app}/test", "https://gitlab.example/g/p/-/jobs/98", 60)
+    out = io.StringIO()
+
+    def other_deploy() -> None:
+        """Holds the lock until the waiting deploy has planned, changes a container as a
+        deploy would, then lets the waiting deploy go on."""
+        try:
+            deadline = time.monotonic() + 60
+            while "\nPlan: " not in out.getvalue() and time.monotonic() < deadline:
+                time.sleep(0.1)
+            time.sleep(1)
+            (second,) = engine.containers.list(
+                filters={"label": [f"{L.APP}={app}", f"{L.SERVICE}=web", f"{L.REPLICA}=2"]}
+            )
+            second.remove(force=True)
+        finally:
+            host.release_lock(lease)
+
+    holder = threading.Thread(target=other_deploy)
+    holder.start()
+    try:
+        monkeypatch.setenv("WEB_IMAGE", testenv.image_v2)
+        code = main(["deploy", "-f", str(project), "--env", "test", "--wait-lock", "60s"], out)
+    finally:
+        holder.join()
+        host.close()
+    text = out.getvalue()
+    assert code == 0, text
+    assert "changed while this run waited for the lock" in text
+    assert "planning again" in text
+    v2 = serving(engine, app)
+    assert len(v2) == 1 and v2 != v1, text
+    assert (
+        len(engine.containers.list(filters={"label": [f"{L.APP}={app}", f"{L.SERVICE}=web"]})) == 2
+    )
