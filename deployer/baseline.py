@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from deployer.manifest.model import Manifest, differing_parts
+from deployer.manifest.model import SEALED, Manifest, differing_parts, sealed_part
 
 
 @dataclass(frozen=True)
@@ -76,7 +76,13 @@ def compare(manifest: Manifest, report: Mapping[str, Any], baseline: Baseline) -
         reasons: list[str] = []
         if svc.image != have.get("image"):
             reasons.append(f"image {have.get('image')} → {svc.image}")
-        keys = differing_parts(svc.config_parts(), have["config_parts"])
+        had = have["config_parts"]
+        want = svc.config_parts()
+        for key, part in had.items():  # sealed as the deploy's report sealed them
+            if isinstance(part, str) and part.startswith(SEALED) and key in want:
+                where = (manifest.app, manifest.environment.name, svc.name, str(key))
+                want[key] = sealed_part(want[key], where)
+        keys = differing_parts(want, had)
         if keys:
             reasons.append("changed: " + ", ".join(keys))
         if reasons:

@@ -443,6 +443,24 @@ class Service:
         blob = json.dumps(self.config_parts(), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
+    def secret_parts(self) -> set[str]:
+        """The config parts that hash secret values: the environment's, and each compose
+        secret's (its record holds the digest of the content)."""
+        keys = {"environment"} if self.environment else set()
+        keys.update(f.label for f in self.files if f.kind == "secret")
+        return keys
+
+    def recorded_parts(self, app: str, environment: str) -> dict[str, str]:
+        """``config_parts`` as a report records them: the parts that hash secret values
+        sealed (``sealed_part``). A report is an artifact more people can read than the
+        hosts' labels; a fast hash of a service's environment there let anyone who knows
+        the rest of it (the manifest is in the repository) test guesses of a password
+        offline at billions a second."""
+        parts = self.config_parts()
+        for key in self.secret_parts() & parts.keys():
+            parts[key] = sealed_part(parts[key], (app, environment, self.name, key))
+        return parts
+
 
 _NOT_CONFIG = frozenset(
     {
@@ -487,6 +505,20 @@ def default_parts(model: type[Service] | None = None) -> dict[str, str]:
     if model not in _DEFAULT_PARTS:
         _DEFAULT_PARTS[model] = model(name="", image="").full_config_parts()
     return _DEFAULT_PARTS[model]
+
+
+SEALED = "scrypt:"
+
+
+def sealed_part(part: str, where: tuple[str, str, str, str]) -> str:
+    """A config part that hashes secret values, as a report records it: scrypt of the part
+    (about 16 MiB and tens of milliseconds a guess), salted with where it belongs (app,
+    environment, service, key). Equal parts still seal equal, so a merge request's plan
+    compares it with its own manifest (``deployer.baseline``)."""
+    digest = hashlib.scrypt(
+        part.encode(), salt="/".join(("deployer", *where)).encode(), n=1 << 14, r=8, p=1, dklen=16
+    )
+    return SEALED + digest.hex()
 
 
 def differing_parts(want: Mapping[str, str], have: Mapping[str, str]) -> list[str]:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import time
 from typing import Any
 
@@ -76,22 +78,22 @@ def context_data(ctx: Context) -> dict[str, Any]:
 def state_data(manifest: Manifest, result: DeployResult) -> dict[str, Any]:
     """What the environment runs after this run, as the manifest describes it: per service
     the image as written, the digest, the replica count and the configuration's hashes
-    (per key, never a value). A later merge request plan compares its manifest with it
-    without contacting any host (``deployer plan --against last-deployment``)."""
+    (per key, never a value; those of secret values sealed: ``Service.recorded_parts``).
+    A later merge request plan compares its manifest with it without contacting any host
+    (``deployer plan --against last-deployment``)."""
     digests = {**(result.plan.digests if result.plan else {}), **result.digests}
-    return {
-        "engine": manifest.environment.engine,
-        "services": {
-            svc.name: {
-                "image": svc.image,
-                "digest": digests.get(svc.name),
-                "replicas": svc.replicas,
-                "config_hash": svc.config_hash(),
-                "config_parts": svc.config_parts(),
-            }
-            for svc in manifest.services
-        },
-    }
+    services: dict[str, Any] = {}
+    for svc in manifest.services:
+        parts = svc.recorded_parts(manifest.app, manifest.environment.name)
+        blob = json.dumps(parts, sort_keys=True, separators=(",", ":"))
+        services[svc.name] = {
+            "image": svc.image,
+            "digest": digests.get(svc.name),
+            "replicas": svc.replicas,
+            "config_hash": hashlib.sha256(blob.encode()).hexdigest()[:16],
+            "config_parts": parts,
+        }
+    return {"engine": manifest.environment.engine, "services": services}
 
 
 def result_data(
