@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import io
 import subprocess
 import sys
@@ -245,3 +246,33 @@ def test_a_task_s_run_refuses_command_words(
     code = main(["run", "-f", str(manifest), "migrate", "--env", "nosuch"], out=io.StringIO())
     assert code == errors.EXIT_INVALID
     assert '"nosuch", which the manifest does not define' in capsys.readouterr().err
+
+
+def test_the_readme_s_command_synopsis_matches_the_parser() -> None:
+    """README.md, "Commands": every command and option it shows exists, and every
+    command and option of the parser is shown (one spelling of each)."""
+    import re
+
+    from deployer.cli import build_parser
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    block = readme.split("## Commands", 1)[1].split("```", 2)[1]
+    shown: dict[str, set[str]] = {}
+    command = ""
+    for line in block.splitlines():
+        m = re.match(r"deployer (\S+)", line)
+        if m:
+            command = m.group(1)
+        if command == "--version":
+            continue
+        if command:
+            shown.setdefault(command, set()).update(re.findall(r"(?<![\w-])(--?[a-z][\w-]*)", line))
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    assert set(sub.choices) == set(shown)
+    for name, parser in sub.choices.items():
+        options = [a.option_strings for a in parser._actions if a.option_strings]
+        known = {o for strings in options for o in strings}
+        assert shown[name] - {"--"} <= known, name
+        for strings in options:
+            if "--help" not in strings:
+                assert shown[name] & set(strings), (name, strings)
