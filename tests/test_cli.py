@@ -276,3 +276,42 @@ def test_the_readme_s_command_synopsis_matches_the_parser() -> None:
         for strings in options:
             if "--help" not in strings:
                 assert shown[name] & set(strings), (name, strings)
+
+
+def _documented_command_lines() -> list[str]:
+    import re
+    import shlex
+
+    root = Path(__file__).resolve().parents[1]
+    lines = []
+    for doc in [root / "README.md", *sorted((root / "docs").glob("*.md"))]:
+        fences = re.findall(r"^```(\w*)\n(.*?)^```", doc.read_text(), re.M | re.S)
+        for block in (body for lang, body in fences if lang in ("", "sh")):
+            for line in block.splitlines():
+                if not line.startswith("deployer ") or "[" in line:  # not the synopsis
+                    continue
+                words = shlex.split(line, comments=True)
+                if words[:1] == ["deployer"] and words[1:] != ["--version"]:
+                    cut = next((i for i, w in enumerate(words) if w in ("<", ">")), len(words))
+                    lines.append(shlex.join(words[1:cut]))
+    return lines
+
+
+@pytest.mark.parametrize("line", _documented_command_lines())
+def test_a_documented_command_line_parses_as_it_reads(line: str) -> None:
+    """Each `deployer ...` line of the docs' examples is a valid command line, and the
+    command of exec and run is what follows `--` (not an option written after the name)."""
+    import shlex
+
+    from deployer.cli import parse, request_of
+
+    req = request_of(parse(shlex.split(line)))
+    argv = getattr(req, "argv", ())
+    command = argv[1:] if argv[:1] == ("--",) else argv
+    if getattr(req, "service", None) and line.split(maxsplit=1)[0] in ("exec", "run"):
+        assert command, line
+        assert command[0] not in {"--env", "--replica", "--host", "-i", "-t", "-f"}, line
+
+
+def test_the_docs_show_command_lines() -> None:
+    assert len(_documented_command_lines()) >= 20
