@@ -169,11 +169,6 @@ def follow(
 
 
 def run(req: LogsRequest, out: TextIO, environ: Mapping[str, str] | None = None) -> int:
-    from deployer.commands.deploy import load
-    from deployer.ops import open_environment
-    from deployer.report.log import in_gitlab_ci
-    from deployer.report.redact import secret_values
-
     env = dict(os.environ if environ is None else environ)
     now = time.time()
     since = time_arg(req.since, "--since", now)
@@ -182,6 +177,28 @@ def run(req: LogsRequest, out: TextIO, environ: Mapping[str, str] | None = None)
         raise InvalidInput(f"--tail {req.tail}: must be 0 or more")
     if req.follow and until is not None:
         raise InvalidInput("--follow and --until cannot go together", hint="drop one of them")
+    stop = threading.Event()
+    if not req.follow:
+        return _show(req, out, env, now, since, until, stop)
+    # Ctrl-C or SIGTERM from the start (connecting, the first read) ends it cleanly too
+    with stop_on_signals(stop):
+        return _show(req, out, env, now, since, until, stop)
+
+
+def _show(
+    req: LogsRequest,
+    out: TextIO,
+    env: dict[str, str],
+    now: float,
+    since: float | None,
+    until: float | None,
+    stop: threading.Event,
+) -> int:
+    from deployer.commands.deploy import load
+    from deployer.ops import open_environment
+    from deployer.report.log import in_gitlab_ci
+    from deployer.report.redact import secret_values
+
     manifest = load(req, env)
     unknown = [s for s in req.services if s not in manifest.service_names]
     if unknown:
@@ -199,10 +216,8 @@ def run(req: LogsRequest, out: TextIO, environ: Mapping[str, str] | None = None)
         logs = ops.logs(req.services, since=since, until=until, tail=req.tail)
         printer.write(logs)
         if req.follow:
-            stop = threading.Event()
             start_ns = max(int(now * 1e9), _newest_ns(logs))
-            with stop_on_signals(stop):
-                follow(ops, req.services, printer, start_ns, stop, logs)
+            follow(ops, req.services, printer, start_ns, stop, logs)
     finally:
         ops.close()
     return EXIT_OK

@@ -4,9 +4,14 @@ replacement's lines come out once, even those it wrote long before it became a r
 from __future__ import annotations
 
 import io
+import os
+import signal
 import threading
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, cast
+
+import pytest
 
 from deployer.commands.logs import OVERLAP_NS, Printer, follow
 from deployer.ops import Operations, ReplicaLog, stamp_of
@@ -56,3 +61,38 @@ def test_a_replacement_is_read_from_the_start_of_the_follow() -> None:
     follow(cast(Operations, ops), [], Printer(out, set(), False, None), T0, stop, poll=0)
     text = [line.rsplit(" ", 2)[-2:] for line in out.getvalue().splitlines()]
     assert sorted(" ".join(t) for t in text) == ["new 1", "new 2", "old 1", "old 2"]
+
+
+def test_ctrl_c_before_the_follow_started_ends_it_with_exit_0(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """docs/operations.md: "Ctrl-C (or SIGTERM) ends it with exit 0". A Ctrl-C during
+    the first read (connecting to the hosts takes seconds over SSH) was a
+    KeyboardInterrupt: "error: interrupted", exit 130."""
+    from deployer import ops
+    from deployer.cli import main
+
+    class FirstReadInterrupted:
+        reads = 0
+
+        def logs(self, services: Sequence[str], **_: Any) -> list[ReplicaLog]:
+            self.reads += 1
+            if self.reads == 1:
+                os.kill(os.getpid(), signal.SIGINT)  # the user's Ctrl-C, now
+            return []
+
+        def close(self) -> None:
+            pass
+
+    fake = FirstReadInterrupted()
+    monkeypatch.setattr(ops, "open_environment", lambda manifest, env: fake)
+    manifest = tmp_path / "deploy.yml"
+    manifest.write_text(
+        "app: uxlogs\nenvironments: {production: {hosts: ['unix:///nonexistent.sock']}}\n"
+        "services: {web: {image: 'registry.example.com/web:1'}}\n"
+    )
+    out = io.StringIO()
+    code = main(["logs", "-f", str(manifest), "--follow"], out)
+    assert code == 0, capsys.readouterr().err
+    assert fake.reads <= 2  # it stopped at once
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
