@@ -19,7 +19,10 @@ logs:
 
 from __future__ import annotations
 
+import base64
+import binascii
 import bisect
+import json
 import re
 from collections.abc import Iterable, Mapping
 
@@ -99,7 +102,35 @@ def secret_values(
         names = names_of(manifest)
     if environ is not None:
         out.update(environ.get(k, "") for k in SECRET_VARIABLES)
+        out.update(_docker_auth_secrets(environ.get("DOCKER_AUTH_CONFIG", "")))
     return Secrets.of({v for v in out if _maskable(v)}, names)
+
+
+def _docker_auth_secrets(text: str) -> set[str]:
+    """The passwords in ``DOCKER_AUTH_CONFIG`` (GitLab's JSON): each ``password``, each
+    ``auth`` (base64 of user:password) and the password in it, each token. The whole
+    JSON is a secret too, but a registry's or engine's answer quotes one credential,
+    never the JSON; and GitLab cannot mask the variable (its characters are not
+    allowed in a masked variable)."""
+    try:
+        data = json.loads(text) if text.strip() else None
+    except ValueError:
+        return set()
+    auths = data.get("auths") if isinstance(data, dict) else None
+    out: set[str] = set()
+    for entry in auths.values() if isinstance(auths, dict) else ():
+        if not isinstance(entry, dict):
+            continue
+        for key in ("password", "auth", "identitytoken", "registrytoken"):
+            if isinstance(entry.get(key), str):
+                out.add(entry[key])
+        if isinstance(entry.get("auth"), str):
+            try:
+                decoded = base64.b64decode(entry["auth"]).decode()
+            except (binascii.Error, UnicodeDecodeError):
+                continue
+            out.update((decoded, decoded.partition(":")[2]))
+    return out
 
 
 def _secret_files(manifest: Manifest) -> set[str]:

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import base64
 import dataclasses
+import json
 from pathlib import Path
 
 from deployer.manifest.model import Environment, Manifest, RegistryAuth, Route, Service
@@ -132,3 +134,22 @@ def test_the_private_key_of_a_route_with_certificate_files_is_a_secret(tmp_path:
         _manifest(), services=(Service("web", "registry.example.com/shop/web:1.2", proxy=route),)
     )
     assert Redactor(secret_values(m, {}))(f"refused: {body}") == f"refused: {MASK}"
+
+
+def test_the_passwords_inside_docker_auth_config_are_secrets() -> None:
+    """An answer quotes one credential, never the whole JSON: each password, each auth
+    (base64 of user:password) and the password in it are masked."""
+    auth = base64.b64encode(b"deployer:b64-held-pass-77ac").decode()
+    config = json.dumps(
+        {
+            "auths": {
+                "registry.example.com": {"auth": auth},
+                "other.example.com": {"username": "ci", "password": "plain-pass-3e19d0"},
+            }
+        }
+    )
+    redact = Redactor(secret_values(None, {"DOCKER_AUTH_CONFIG": config}))
+    for value in ("b64-held-pass-77ac", "plain-pass-3e19d0", auth):
+        assert redact(f"denied: {value}") == f"denied: {MASK}", value
+    assert redact("user deployer") == "user deployer"  # a user name is not a secret
+    assert secret_values(None, {"DOCKER_AUTH_CONFIG": "{not json"}) == {"{not json"}
