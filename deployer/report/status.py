@@ -44,6 +44,11 @@ def render_containers(data: Mapping[str, Any]) -> str:
     for h in data["hosts"]:
         head = host_heading(h["host"], data, h)
         head += f" · {len(h['releases'])} release(s) kept for rollback"
+        if h["releases"]:
+            # the names `deployer rollback --to` takes (docs/operations.md)
+            head += "\n  releases, newest first (rollback --to RELEASE): " + ", ".join(
+                h["releases"]
+            )
         rows = [
             [
                 r["container"],

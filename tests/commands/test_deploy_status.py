@@ -58,4 +58,10 @@ def test_render_text() -> None:
     for cell in ("abababababab", "01234567", "!12 Faster checkout", "healthy", "90s", "ana"):
         assert cell in row
     assert "ssh://deploy@b:22: shop/prod · no release" in text
+    # docs/operations.md: "`deployer status` lists the releases kept on the hosts"
+    # (the names `deployer rollback --to` takes); only their count was shown
+    assert (
+        "releases, newest first (rollback --to RELEASE): "
+        "20261123T040000000Z-abc, 20261122T040000000Z-def"
+    ) in text
     assert "nothing of this app runs here" in text
