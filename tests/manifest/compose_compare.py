@@ -10,7 +10,7 @@ why); a value one side drops or reads otherwise stays a difference.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from typing import Any
 
 from deployer import apispec
@@ -23,18 +23,23 @@ CI = {"CI_REGISTRY_IMAGE": "registry.example.com/group/app", "CI_COMMIT_SHA": "0
 Pair = tuple[str, Any, Any]
 
 
-def compare(service: Service, spec: dict[str, Any]) -> list[str]:
-    """Differences between what the deployer will deploy and what compose would create."""
+def compare(
+    service: Service, spec: dict[str, Any], active: Collection[str] | None = None
+) -> list[str]:
+    """Differences between what the deployer will deploy and what compose would create.
+    ``active``: the services compose selected (its output's ``services``), when known."""
     return [
         f"{service.name}.{what}: deployer {mine!r} != compose {theirs!r}"
-        for what, mine, theirs in pairs(service, spec)
+        for what, mine, theirs in pairs(service, spec, active)
         if mine != theirs
     ]
 
 
-def pairs(service: Service, spec: dict[str, Any]) -> Iterator[Pair]:
+def pairs(
+    service: Service, spec: dict[str, Any], active: Collection[str] | None = None
+) -> Iterator[Pair]:
     yield from _process(service, spec)
-    yield from _dependencies(service, spec)
+    yield from _dependencies(service, spec, active)
     yield from _network(service, spec)
     yield from _storage(service, spec)
     yield from _health(service, spec)
@@ -153,14 +158,20 @@ def _restart_theirs(spec: dict[str, Any]) -> tuple[str, int]:
     return (name, count if name != "no" else 0)
 
 
-def _dependencies(service: Service, spec: dict[str, Any]) -> Iterator[Pair]:
+def _dependencies(
+    service: Service, spec: dict[str, Any], active: Collection[str] | None
+) -> Iterator[Pair]:
     # a link is a dependency too: the linked services start first (compose records it in
     # depends_on, the deployer as the service's links)
     mine = dict(service.depends_on)
     for linked in service.links:
         mine.setdefault(linked, "service_started")
+    # `config` keeps a dependency with `required: false` on a service no active profile
+    # selects; `up` skips it (nothing to wait for), as the deployer does
     theirs = {
-        k: v.get("condition", "service_started") for k, v in (spec.get("depends_on") or {}).items()
+        k: v.get("condition", "service_started")
+        for k, v in (spec.get("depends_on") or {}).items()
+        if active is None or k in active or v.get("required", True) is not False
     }
     yield "depends_on", mine, theirs
 

@@ -223,7 +223,7 @@ def test_case(case: Case, outcomes: dict[str, Outcome]) -> None:
         assert set(o.manifest.service_names) == o.compose_services
         diffs = []
         for service in o.manifest.services:
-            diffs += compare(service, o.compose_json["services"][service.name])
+            diffs += compare(service, o.compose_json["services"][service.name], o.compose_services)
         if case.id in KNOWN_DIFFS:
             assert diffs, f"no difference left: remove {case.id} from KNOWN_DIFFS"
             pytest.xfail(KNOWN_DIFFS[case.id])
@@ -328,8 +328,7 @@ KNOWN_OTHER = {
 
 # Accepted, but what the deployer would deploy differs from what compose creates: each with
 # the difference (the case fails the day the difference goes).
-KNOWN_DIFFS: dict[str, str] = {
-}
+KNOWN_DIFFS: dict[str, str] = {}
 
 
 def test_every_refusal_is_the_policy_or_compose_refuses_too(
