@@ -98,6 +98,17 @@ def run(req: BuildRequest, out: TextIO, environ: Mapping[str, str] | None = None
     secrets.update(a.password for a in auths.values() if a is not None)
     mask = Redactor(secrets, known.names)
     for svc in services:
+        assert svc.build is not None
+        if svc.build.not_built_here:
+            keys = ", ".join(f"build.{k}" for k in svc.build.not_built_here)
+            raise InvalidInput(
+                f"service `{svc.name}`: {keys} cannot be honoured by `deployer build` (it "
+                "builds through the engine's classic build API: context, dockerfile, args, "
+                "target, labels)",
+                hint="build and push this image in CI with `docker compose build` or "
+                "`docker buildx build` (the deploy takes it by its `image:` name), or "
+                "leave it out with --services",
+            )
         if "@" in svc.image:
             raise InvalidInput(
                 f"service `{svc.name}`: `image: {svc.image}` is pinned by digest; a build "

@@ -30,6 +30,10 @@ class Build:
     target: str | None = None
     labels: tuple[tuple[str, str], ...] = ()
     image_defaulted: bool = False  # no `image:`: the name comes from the CI variables
+    # compose build keys that `deployer build` cannot honour (dockerfile_inline, ssh,
+    # secrets, network...): it refuses to build the service, the deploy takes the image
+    # CI built otherwise
+    not_built_here: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -408,6 +408,11 @@ def _id(b: Builder, p: Path, raw: Any) -> int | None:
     return None
 
 
+# The compose build keys `deployer build` honours (cache_from is a hint it may leave out);
+# the engine's classic build API has no counterpart for the others.
+BUILT_HERE = frozenset({"context", "dockerfile", "args", "target", "labels", "cache_from"})
+
+
 def build_section(
     b: Builder, path: Path, name: str, raw: dict[str, Any], base: str
 ) -> tuple[Build | None, str | None]:
@@ -445,5 +450,6 @@ def build_section(
         target=spec.get("target") if isinstance(spec.get("target"), str) else None,
         labels=b.pairs((*path, "build", "labels"), spec.get("labels")),
         image_defaulted=defaulted,
+        not_built_here=tuple(k for k in spec if k not in BUILT_HERE and not k.startswith("x-")),
     )
     return build, image if isinstance(image, str) else None

@@ -13,7 +13,7 @@ import docker.errors
 import pytest
 
 from deployer import labels as L
-from tests.cli import DEPLOYER, Job, job_environ
+from tests.cli import DEPLOYER, Job, cli, job_environ
 from tests.conftest import Cleanup
 from tests.testenv import TestEnv
 
@@ -143,3 +143,23 @@ def test_build_without_the_ci_variables_says_what_to_set(tmp_path: Path) -> None
     assert proc.returncode == 2, text
     assert "CI_REGISTRY_IMAGE and CI_COMMIT_SHA are not set" in text
     assert "Traceback" not in text
+
+
+def test_build_refuses_the_buildkit_keys_it_cannot_honour(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`deployer build` builds through the engine's classic API: a service whose `build:`
+    needs BuildKit (ssh, network...) is refused by name before anything is built, never
+    built without them."""
+    (tmp_path / "docker-compose.yml").write_text(
+        "services:\n  web:\n    image: registry.example.com/web:1\n"
+        "    build: {context: ., ssh: [default], network: host}\n"
+    )
+    (tmp_path / "deploy.yml").write_text(
+        "app: shop\ncompose: docker-compose.yml\nenvironments: {prod: {}}\n"
+    )
+    code, out = cli("build", "-f", str(tmp_path / "deploy.yml"))
+    text = out + capsys.readouterr().err
+    assert code == 2, text
+    assert "build.ssh, build.network cannot be honoured by `deployer build`" in text
+    assert "docker compose build" in text and "Traceback" not in text

@@ -193,3 +193,59 @@ def test_build_without_image_needs_the_ci_variables(tmp_path: Path) -> None:
     web = load_manifest(m, None, env).service("web")
     assert web.image == "registry.example.com/shop/web:abc"
     assert web.build is not None and web.build.context == str(tmp_path / "web")
+
+
+BUILDKIT = """\
+services:
+  web:
+    image: registry.example.com/web:1
+    build:
+      context: ./web
+      dockerfile_inline: |
+        FROM busybox
+      additional_contexts: {assets: ./assets}
+      ssh: [default]
+      secrets: [npmrc]
+      tags: [registry.example.com/web:latest]
+      platforms: [linux/amd64, linux/arm64]
+      network: host
+      shm_size: 1g
+      extra_hosts: ["mirror.internal=10.0.0.5"]
+      no_cache: true
+      pull: true
+      cache_to: [type=inline]
+      ulimits: {nofile: 65535}
+secrets:
+  npmrc: {file: ./npmrc}
+"""
+
+
+def test_buildkit_keys_of_build_do_not_stop_a_deploy(tmp_path: Path) -> None:
+    """A deploy does not build: compose's BuildKit keys under `build:` are accepted (they
+    were refused as unknown keys), and recorded as those `deployer build` cannot honour."""
+    (tmp_path / "npmrc").write_text("x")
+    m = write(tmp_path, BUILDKIT)
+    assert problems(m) == ""
+    build = load_manifest(m, None, ENV).service("web").build
+    assert build is not None
+    assert build.not_built_here == (
+        "dockerfile_inline",
+        "additional_contexts",
+        "ssh",
+        "secrets",
+        "tags",
+        "platforms",
+        "network",
+        "shm_size",
+        "extra_hosts",
+        "no_cache",
+        "pull",
+        "cache_to",
+        "ulimits",
+    )
+
+
+def test_build_keys_keep_their_types(tmp_path: Path) -> None:
+    m = write(tmp_path, SVC + "    build: {context: ., network: [host], tags: latest}\n")
+    text = problems(m)
+    assert "docker-compose.yml:4:" in text and "build.network" in text and "build.tags" in text
