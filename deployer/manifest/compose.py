@@ -152,6 +152,29 @@ def parse_env_lines(text: str, lookup: Mapping[str, str]) -> tuple[dict[str, str
     return out, bad
 
 
+def parse_raw_env_lines(text: str, lookup: Mapping[str, str]) -> tuple[dict[str, str], list[int]]:
+    """KEY=value lines as docker compose v2 reads an ``env_file`` with ``format: raw``:
+    everything after the first ``=`` is the value as written (no quotes, comments, escapes
+    or ``${VAR}``); blank lines and lines starting with ``#`` are skipped, leading
+    whitespace is not part of the key. A bare ``KEY`` takes its value from ``lookup``.
+    Returns the values and the numbers of the lines whose key is empty or holds
+    whitespace (compose refuses such a file)."""
+    out: dict[str, str] = {}
+    bad: list[int] = []
+    for number, written in enumerate(text.replace("\r\n", "\n").split("\n"), start=1):
+        line = written.lstrip()
+        if not line or line.startswith("#"):
+            continue
+        key, sep, value = line.partition("=")
+        if not key or any(c.isspace() for c in key):
+            bad.append(number)
+        elif sep:
+            out[key] = value
+        elif key in lookup:
+            out[key] = lookup[key]
+    return out, bad
+
+
 _ESCAPES = {"n": "\n", "r": "\r", "t": "\t", "\\": "\\", '"': '"', "$": "$"}
 
 

@@ -633,6 +633,64 @@ def test_env_file_bad_line_is_located_without_its_value(tmp_path: Path) -> None:
     assert "hidden-value" not in p.render()
 
 
+RAW_ENV = (
+    "# a comment\n"
+    'QUOTED="kept"\n'
+    "REF=${FROMENV}x\n"
+    "HASH=a b # kept too\n"
+    "SINGLE='kept'\n"
+    "ESC=multi\\nline\n"
+    "  LEAD=trimmed key\n"
+    "EQ=x=y\n"
+    "TRAIL= spaced \r\n"
+    "FROMENV\n"
+)
+
+
+def test_env_file_format_raw_takes_values_as_written(tmp_path: Path, home: Path) -> None:
+    """`env_file: [{path, format: raw}]` (Compose 2.30): each value as written after the
+    first `=` (it was refused as an unknown key)."""
+    project = tmp_path / "app"
+    write(
+        project,
+        {
+            "compose.yaml": "services:\n  s:\n    image: busybox:1\n"
+            "    env_file: [{path: app.env, format: raw}]\n",
+        },
+    )
+    (project / "app.env").write_text(RAW_ENV)
+    environ = {"FROMENV": "from-the-environment"}
+    theirs = compose_config(project, [], environ, home)
+    mine = deployer(tmp_path, "app/compose.yaml", environ)
+    same(mine, theirs)
+    env = mine.service("s").env_dict
+    assert env["REF"] == "${FROMENV}x" and env["QUOTED"] == '"kept"'
+    assert env["TRAIL"] == " spaced " and env["FROMENV"] == "from-the-environment"
+
+
+def test_env_file_format_raw_bad_key_and_unknown_format_are_located(tmp_path: Path) -> None:
+    project = tmp_path / "app"
+    write(
+        project,
+        {
+            "compose.yaml": "services:\n  s:\n    image: busybox:1\n    env_file:\n"
+            "      - {path: a.env, format: raw}\n      - {path: b.env, format: yaml}\n",
+            "a.env": "A=1\nNOT A KEY=hidden-value\n",
+            "b.env": "B=2\n",
+        },
+    )
+    with pytest.raises(ManifestError) as exc:
+        deployer(tmp_path, "app/compose.yaml", {})
+    raw, fmt = sorted(exc.value.problems, key=lambda p: Path(p.file).name)
+    assert (Path(raw.file).name, raw.line) == ("a.env", 2)
+    assert "hidden-value" not in raw.render()
+    assert (Path(fmt.file).name, fmt.line, fmt.path) == (
+        "compose.yaml",
+        6,
+        "services.s.env_file[1].format",
+    )
+
+
 def test_an_empty_platform_is_unset_as_compose_reads_it(tmp_path: Path, home: Path) -> None:
     """Sentry's `platform: ${DOCKER_PLATFORM:-}`."""
     project = tmp_path / "app"

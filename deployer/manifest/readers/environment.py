@@ -7,7 +7,7 @@ import os
 from typing import TYPE_CHECKING, Any
 
 from deployer.manifest import files
-from deployer.manifest.compose import parse_env_lines
+from deployer.manifest.compose import parse_env_lines, parse_raw_env_lines
 from deployer.manifest.problems import Path, Problem
 from deployer.manifest.readers.values import ENV_KEY, scalar_text
 
@@ -35,14 +35,23 @@ def env_files(b: Builder, path: Path, env_file: Any) -> dict[str, str]:
         entries = [((*path, "env_file", i), f) for i, f in enumerate(env_file)]
     seen: set[str] = set()
     for fpath, spec in entries:
-        required = True
+        required, raw = True, False
         name = spec
         if isinstance(spec, dict):
             required = spec.get("required", True) is not False
             name = spec.get("path")
+            fmt = spec.get("format")
+            raw = fmt == "raw"
+            if fmt is not None and not raw:
+                b.err(
+                    (*fpath, "format"),
+                    f'env_file format "{fmt}" is not one compose reads',
+                    "leave `format:` out (KEY=value lines, as .env), or write `format: raw`",
+                )
+                continue
         if isinstance(name, str) and name not in seen:  # compose reads a file once, first
             seen.add(name)
-            env.update(read_env_file(b, fpath, name, required=required))
+            env.update(read_env_file(b, fpath, name, required=required, raw=raw))
     return env
 
 
@@ -82,7 +91,9 @@ def from_list(b: Builder, epath: Path, value: list[Any]) -> dict[str, str]:
     return env
 
 
-def read_env_file(b: Builder, path: Path, name: str, *, required: bool) -> dict[str, str]:
+def read_env_file(
+    b: Builder, path: Path, name: str, *, required: bool, raw: bool = False
+) -> dict[str, str]:
     base = os.path.dirname(b.doc.pos(path).file)
     full = os.path.join(base, name)
     if not os.path.isabs(name) and b.repo and b.repo.escapes(b, path, full, name, key="env_file"):
@@ -107,7 +118,8 @@ def read_env_file(b: Builder, path: Path, name: str, *, required: bool) -> dict[
     except (OSError, UnicodeDecodeError) as e:
         b.err(path, f'env_file "{name}" cannot be read: {e.__class__.__name__}')
         return {}
-    out, bad = parse_env_lines(text, b.lookup)  # as docker compose v2 reads it
+    # as docker compose v2 reads it
+    out, bad = (parse_raw_env_lines if raw else parse_env_lines)(text, b.lookup)
     for n in bad:
         b.problems.append(
             Problem(
