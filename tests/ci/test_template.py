@@ -346,3 +346,23 @@ def test_restart_job_takes_the_services_from_a_variable() -> None:
     assert job["resource_group"] == "$CI_ENVIRONMENT_NAME"  # never beside a deploy
     assert job["script"][0].endswith(" $DEPLOYER_SERVICES")
     assert job["variables"] == {"DEPLOYER_SERVICES": ""}
+
+
+def test_the_docs_inputs_table_is_the_template_s_inputs() -> None:
+    """docs/gitlab.md, "Inputs": every input of the template, with its default, and no
+    other (a row `a` / `b` gives two inputs and their defaults in the same order)."""
+    text = (ROOT / "docs" / "gitlab.md").read_text()
+    table = text.split("### Inputs", 1)[1].split("\n\n", 2)[1]
+    documented: dict[str, str] = {}
+    for row in table.splitlines()[2:]:
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        names = re.findall(r"`([a-z_]+)`", cells[0])
+        defaults = re.findall(r"`([^`]*)`", cells[1]) or [""] * len(names)
+        assert len(defaults) == len(names), row
+        documented.update(zip(names, defaults, strict=True))
+    inputs = _inputs()
+    assert set(documented) == set(inputs)
+    for name, spec in inputs.items():
+        default = spec.get("default")
+        shown = str(default).lower() if isinstance(default, bool) else str(default)
+        assert documented[name] == shown, name
