@@ -366,3 +366,14 @@ def test_the_docs_inputs_table_is_the_template_s_inputs() -> None:
         default = spec.get("default")
         shown = str(default).lower() if isinstance(default, bool) else str(default)
         assert documented[name] == shown, name
+
+
+def test_every_job_of_the_template_is_in_the_docs() -> None:
+    """docs/gitlab.md names each job the template adds (with build and review apps on),
+    and names no job the template does not have."""
+    text = (ROOT / "docs" / "gitlab.md").read_text()
+    jobs = set(render({"build": "true", "review_apps": "true"}))
+    documented = set(re.findall(r"`(production-[a-z-]+)`", text))
+    documented |= {f"production-{j}" for j in re.findall(r"`<prefix>-([a-z-]+)`", text)}
+    assert jobs <= documented
+    assert documented <= jobs
