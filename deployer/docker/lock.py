@@ -131,7 +131,8 @@ def acquire(
                 f"{host}: another deploy of {key} holds the lock: {theirs.get(HOLDER, '?')} "
                 f"(since {time.strftime('%H:%M:%S', time.gmtime(since))} UTC, expires in "
                 f"{left:.0f}s)",
-                hint="wait for it to finish, or retry with `--wait-lock 10m`",
+                hint="wait for it to finish, or retry with `--wait-lock 10m`; if that deploy "
+                "is gone (killed, its runner lost), `deployer unlock` breaks its lock now",
             )
         sleep(min(1.0, max(give_up - clock(), 0.05)))
 

@@ -27,7 +27,7 @@ from deployer.errors import DeployFailed
 from deployer.manifest.model import EdgeProxy
 from deployer.proxy import batch as B
 from deployer.proxy import routes as R
-from deployer.proxy.routes import EdgeError
+from deployer.proxy.routes import EdgeError, ProxyDown
 
 ROLE_EDGE = "edge-proxy"
 EDGE_IMAGE = L.PREFIX + "edge-image"
@@ -237,7 +237,10 @@ class CaddyHost:
                 if feeder is not None:
                     feeder.start()
                 io = ExecIO(out.extend, out.extend, read if data is not None else None)
-                code = exec_in(self.client.api, self.host, c.id, cmd, io)
+                try:
+                    code = exec_in(self.client.api, self.host, c.id, cmd, io)
+                except DeployFailed as e:
+                    raise self._down(e) from e
         finally:
             if data is not None:
                 os.close(read)  # a feeder still writing gets EPIPE and ends
@@ -246,6 +249,25 @@ class CaddyHost:
                 elif feeder is not None:
                     os.close(write)
         return code, out.decode("utf-8", "replace")
+
+    def _down(self, cause: DeployFailed, wrote: bool = True) -> DeployFailed:
+        """``cause`` of a failed exec, or, when the proxy container does not run (stopped,
+        killed or removed by someone during the deploy), ``ProxyDown`` saying so."""
+        try:
+            c = self._container()
+            state = "not there" if c is None else c.status
+            if c is not None and c.status == "exited":
+                state += f" (exit code {c.attrs.get('State', {}).get('ExitCode')})"
+        except (docker.errors.APIError, OSError):
+            return cause
+        if state == "running":
+            return cause
+        return ProxyDown(
+            f"{self.host}: the edge proxy {self.edge.name} does not run: it is {state}",
+            hint=f"a deploy starts it again and sets its routes (`docker logs {self.edge.name}` "
+            "on the host says why it stopped)",
+            wrote=wrote,
+        )
 
     def admin(self, method: str, path: str, body: Any = None) -> tuple[int, str]:
         if body is None:
@@ -417,13 +439,21 @@ class CaddyHost:
                 seen.append(line)
                 yield line
 
-        with wrapped(f"exec in the edge proxy {self.edge.name}", self.host):
-            stream, code = self._exec_lines(["sh", "-c", B.SCRIPT, "batch", *args])
-            done = B.parse(lines(stream), len(batch), deliver, written)
-            exit_code = code()
+        def wrote() -> bool:  # a slot written before the proxy stopped
+            return any(line.startswith("switched ") for line in seen)
+
+        try:
+            with wrapped(f"exec in the edge proxy {self.edge.name}", self.host):
+                stream, code = self._exec_lines(["sh", "-c", B.SCRIPT, "batch", *args])
+                done = B.parse(lines(stream), len(batch), deliver, written)
+                exit_code = code()
+        except DeployFailed as e:
+            raise self._down(e, wrote()) from e
         if len(done) < len(batch):
             out = "".join(seen).strip()[-300:] or f"exit {exit_code}"
-            raise EdgeError(f"{self.host}: could not write the upstreams: {out}")
+            raise self._down(
+                EdgeError(f"{self.host}: could not write the upstreams: {out}"), wrote()
+            )
 
     def _exec_lines(self, cmd: list[str]) -> tuple[Iterator[str], Callable[[], int]]:
         """Run ``cmd`` in the proxy; its output line by line as it comes, and a call for

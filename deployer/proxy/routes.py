@@ -19,6 +19,15 @@ class EdgeError(DeployFailed):
     """The edge proxy could not be run, configured or switched (the rollout rolls back)."""
 
 
+class ProxyDown(EdgeError):
+    """The proxy container does not run (any more): ``wrote`` when a switch may have
+    written an upstream file before it stopped."""
+
+    def __init__(self, message: str, *, hint: str | None = None, wrote: bool = True) -> None:
+        super().__init__(message, hint=hint)
+        self.wrote = wrote
+
+
 SERVER = "deployer"
 TLS_SERVER = "deployer-tls"
 UPSTREAMS = "/config/deployer/upstreams"

@@ -23,7 +23,7 @@ from deployer.manifest.model import EdgeProxy, Manifest, Route, Service
 from deployer.plan import Observed
 from deployer.proxy import routes as R
 from deployer.proxy import tls as T
-from deployer.proxy.routes import EdgeError
+from deployer.proxy.routes import EdgeError, ProxyDown
 
 if TYPE_CHECKING:
     from deployer.proxy.caddy import CaddyHost
@@ -292,13 +292,11 @@ class EdgeSwitch:
         proxy = self.proxies[host]
         route = self.route(svc)
         net = self.network(svc)
-        news = [
-            (rep, f"{proxy.container_ip(new, net)}:{route.port}", old) for rep, new, old in moves
-        ]
+        news = [(rep, self._address(host, svc, new, net), new, old) for rep, new, old in moves]
         t0 = time.monotonic()
         befores: list[str] = []
         busy = 0
-        for i, (rep, addr, old) in enumerate(news):
+        for i, (rep, addr, new, old) in enumerate(news):
             path = R.upstream_file(self.rid(svc), rep)
             move = _Move()
             journal(
@@ -308,7 +306,7 @@ class EdgeSwitch:
             )
             last = drain and i == len(news) - 1
             move.before, busy = self._switch_when_reachable(
-                host, proxy, svc, path, addr, timeout, befores if last else None, move
+                host, proxy, svc, path, (addr, new), timeout, befores if last else None, move
             )
             if move.before and move.before != addr:
                 befores.append(move.before)
@@ -324,6 +322,26 @@ class EdgeSwitch:
             )
         else:
             self.line(f"edge proxy: switched and old container(s) drained in {took:.1f}s", host)
+
+    def _address(self, host: str, svc: Service, cid: str, net: str) -> str:
+        """The new container's address on the route's network and port."""
+        proxy = self.proxies[host]
+        try:
+            return f"{proxy.container_ip(cid, net)}:{self.route(svc).port}"
+        except EdgeError:
+            self._fail_if_stopped(host, svc, cid)  # it left the network as it exited
+            raise
+
+    def _fail_if_stopped(self, host: str, svc: Service, cid: str) -> None:
+        """A new container that exited (or restarts) after it passed its healthcheck will
+        not answer the proxy: fail now, saying so, rather than after the health timeout."""
+        now = self.engines[host].health_now(cid)
+        if now.status == "restarting" or now.status.startswith("exited"):
+            raise EdgeError(
+                f"{host}: {svc.name}: the new container is {now.status} after it passed its "
+                "healthcheck, before the edge proxy was switched to it",
+                hint="see its logs (`deployer logs`): it stopped on its own",
+            )
 
     @staticmethod
     def _undo(
@@ -347,28 +365,37 @@ class EdgeSwitch:
         proxy: CaddyHost,
         svc: Service,
         path: str,
-        addr: str,
+        new: tuple[str, str],  # the new container's address and id
         timeout: float,
         drain: Sequence[str] | None,
         move: _Move,
     ) -> tuple[str, int]:
-        """Write ``addr`` as the upstream once it answers; with ``drain`` (addresses the
-        group's other slots held), then drain those and what this slot held. The previous
-        upstream and the connections still open."""
+        """Write the new container's address as the upstream once it answers; with
+        ``drain`` (addresses the group's other slots held), then drain those and what this
+        slot held. The previous upstream and the connections still open. A new container
+        that stopped meanwhile (it passed its healthcheck, then exited) fails at once."""
+        addr, cid = new
         route = self.route(svc)
         deadline = time.monotonic() + max(5.0, timeout)
         problem = "not checked"
         while time.monotonic() < deadline:
-            done, text, busy = proxy.switch_upstream(
-                path,
-                addr,
-                route.healthcheck,
-                drain=drain,
-                drain_timeout=self.edge.drain_timeout,
-            )
+            try:
+                done, text, busy = proxy.switch_upstream(
+                    path,
+                    addr,
+                    route.healthcheck,
+                    drain=drain,
+                    drain_timeout=self.edge.drain_timeout,
+                )
+            except ProxyDown as e:
+                move.refused = not e.wrote  # its undo has nothing to put back
+                raise
             if done:
                 return text, busy
             problem = text
+            move.refused = True  # nothing written yet
+            self._fail_if_stopped(host, svc, cid)
+            move.refused = False
             self.sleep(0.5)
         move.refused = True  # every try stopped before the write
         what = (

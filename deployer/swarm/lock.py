@@ -92,7 +92,8 @@ def acquire_lock(
                 f"another deploy of {sw.manifest.app}/{sw.manifest.environment.name} "
                 f"holds the Swarm lock on {sw.name}: "
                 f"{cur_labels.get(LOCK_HOLDER, 'unknown')}",
-                hint=f"wait for it (--wait-lock 10m); if it died, the lock expires at {until}",
+                hint=f"wait for it (--wait-lock 10m); if it died, the lock expires at {until}, "
+                "or `deployer unlock` breaks it now",
             )
         sw.sleep(min(2.0, max(0.1, give_up - time.monotonic())))
 

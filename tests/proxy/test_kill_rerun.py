@@ -1,0 +1,334 @@
+"""Faults during the rollout of a public service, on the real engine and a real edge
+proxy (one replica): the deploy killed (SIGKILL) or cancelled (SIGTERM) at a step of the
+replica's rollout, the proxy stopped during a deploy or removed between two, the new
+container exiting once it passed its healthcheck. After each: what the public route
+answers, and that the next deploy converges (one container per replica, the route on
+it, no leftovers).
+
+The fault comes when the deploy prints the log line of its step, never after a sleep.
+The plain start-first service (network alias) under the same kills:
+tests/commands/test_interrupted.py.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import re
+import secrets
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import docker
+import pytest
+
+from bench.proxy_probe import get
+from deployer import labels as L
+from deployer.errors import EXIT_BLOCKED, EXIT_OK, EXIT_ROLLED_BACK
+from deployer.proxy import routes as R
+from tests.conftest import Cleanup
+from tests.proxy.conftest import Edge, make_edge
+from tests.proxy.test_edge import deploy, wait_body, write_manifest
+from tests.testenv import TestEnv
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def app_name() -> str:
+    return "fx" + secrets.token_hex(4)
+
+
+def start_deploy(manifest: Path, image: str, command: str = "deploy") -> subprocess.Popen[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CI", "GITLAB"))}
+    env.update(WEB_IMAGE=image, PYTHONUNBUFFERED="1")
+    env.pop("DOCKER_HOST", None)
+    return subprocess.Popen(
+        [sys.executable, "-m", "deployer", command, "-f", str(manifest), "--env", "test"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def signal_at(
+    manifest: Path, image: str, pattern: str, sig: int = signal.SIGKILL
+) -> tuple[int, str]:
+    """Run a deploy in its own process, send ``sig`` when it prints ``pattern``; its exit
+    code and its whole output."""
+    proc = start_deploy(manifest, image)
+    lines: queue.Queue[str | None] = queue.Queue()
+
+    def read() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            lines.put(line)
+        lines.put(None)
+
+    threading.Thread(target=read, daemon=True).start()
+    seen: list[str] = []
+    deadline = time.monotonic() + 120
+    sent = False
+    try:
+        while True:
+            try:
+                line = lines.get(timeout=max(deadline - time.monotonic(), 0.1))
+            except queue.Empty:
+                raise AssertionError("no end within 120 s:\n" + "".join(seen)) from None
+            if line is None:
+                break
+            seen.append(line)
+            if not sent and re.search(pattern, line):
+                proc.send_signal(sig)
+                sent = True
+                if sig == signal.SIGKILL:
+                    break
+    finally:
+        if proc.poll() is None and sig == signal.SIGKILL:
+            proc.kill()
+        proc.wait(timeout=120)
+    assert sent, "the deploy ended before the line:\n" + "".join(seen)
+    return proc.returncode, "".join(seen)
+
+
+def running(engine: docker.DockerClient, app: str) -> list[str]:
+    found = engine.api.containers(filters={"label": [f"{L.APP}={app}", f"{L.ENVIRONMENT}=test"]})
+    return sorted(
+        c["Names"][0].lstrip("/")
+        for c in found
+        if (c.get("Labels") or {}).get(L.SERVICE)
+        and (c.get("Labels") or {}).get(L.ROLE) not in (L.ROLE_LOCK, L.ROLE_TASK)
+    )
+
+
+def cli(manifest: Path, *args: str, image: str = "") -> tuple[int, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CI", "GITLAB"))}
+    env.pop("DOCKER_HOST", None)
+    env["WEB_IMAGE"] = image
+    proc = subprocess.run(
+        [sys.executable, "-m", "deployer", *args, "-f", str(manifest), "--env", "test"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    return proc.returncode, proc.stdout + proc.stderr
+
+
+def upstreams(engine: docker.DockerClient, edge: Edge, app: str) -> dict[str, str]:
+    """This app's upstream files in the proxy: path -> address."""
+    rdir = R.upstream_dir(R.route_id(app, "test", "web"))
+    code, out = engine.containers.get(edge.name).exec_run(
+        ["sh", "-c", f'for f in {rdir}/*; do [ -f "$f" ] && echo "$f $(cat "$f")"; done']
+    )
+    assert code == 0, out
+    return dict(line.split(" ", 1) for line in out.decode().splitlines() if " " in line)
+
+
+def address_of(engine: docker.DockerClient, name: str, app: str) -> str:
+    c = engine.containers.get(name)
+    return str(c.attrs["NetworkSettings"]["Networks"][f"{app}-test"]["IPAddress"]) + ":8080"
+
+
+def converged(
+    engine: docker.DockerClient,
+    edge: Edge,
+    app: str,
+    manifest: Path,
+    public: str,
+    want: str,
+    image: str,
+) -> None:
+    """One container per replica, the route on it and answering ``want``, no leftovers."""
+    assert running(engine, app) == [f"{app}-test-web-1"]
+    assert engine.containers.get(f"{app}-test-web-1").status == "running"
+    assert upstreams(engine, edge, app) == {
+        R.upstream_file(R.route_id(app, "test", "web"), 1): address_of(
+            engine, f"{app}-test-web-1", app
+        )
+    }
+    assert get(edge.address, public) == (200, want)
+    code, js = cli(manifest, "status", "--format", "json", image=image)
+    assert code == EXIT_OK, js
+    assert json.loads(js)["hosts"][0]["leftovers"] == [], js
+
+
+KILL_AT = {
+    "started": r"started the new container beside the old one",
+    "healthy": r"web-1: healthy after",  # the switch is journalled next, then made
+    "switched": r"edge proxy: .* replica 1 now ",  # switched and drained, old still runs
+    "stopped": r"web-1: switched",  # the old one stopped, the release not recorded yet
+}
+
+
+def setup(
+    app: str,
+    testenv: TestEnv,
+    tmp_path: Path,
+    engine: docker.DockerClient,
+    cleanup: Cleanup,
+    proxy_image: str,
+    port: int,
+) -> tuple[Edge, Path, str]:
+    """An edge proxy on ``port`` and the app deployed at v1 behind it (one replica)."""
+    edge = make_edge(engine, cleanup, app, port, proxy_image)
+    public = f"{app}.example.test"
+    manifest = write_manifest(tmp_path, app, testenv, edge, public, replicas=1)
+    code, out = deploy(manifest, testenv.image_v1)
+    assert code == EXIT_OK, out
+    wait_body(edge, public, "v1")
+    return edge, manifest, public
+
+
+@pytest.mark.parametrize(("point", "port"), [("healthy", 18620), ("stopped", 18621)])
+def test_killed_deploy_then_rerun(
+    point: str,
+    port: int,
+    app: str,
+    testenv: TestEnv,
+    tmp_path: Path,
+    engine: docker.DockerClient,
+    cleanup: Cleanup,
+    proxy_image: str,
+) -> None:
+    """SIGKILL before the switch and after the old container stopped: the public route
+    answers right after; the rerun is refused on the dead deploy's lock and names
+    `deployer unlock`; after it, the rerun converges and removes the killed deploy's
+    container."""
+    edge, manifest, public = setup(app, testenv, tmp_path, engine, cleanup, proxy_image, port)
+    code, killed = signal_at(manifest, testenv.image_v2, KILL_AT[point])
+    assert code == -signal.SIGKILL, killed
+    assert get(edge.address, public) == (200, "v1" if point == "healthy" else "v2"), killed
+
+    code, out = deploy(manifest, testenv.image_v2)
+    assert code == EXIT_BLOCKED, out
+    assert "`deployer unlock` breaks its lock" in out, out
+    code, out = cli(manifest, "unlock", "--force", image=testenv.image_v2)
+    assert code == EXIT_OK, out
+    code, out = deploy(manifest, testenv.image_v2)
+    assert code == EXIT_OK, out
+    if point == "healthy":
+        assert "cleanup: " in out and "removed" in out, out
+    converged(engine, edge, app, manifest, public, "v2", testenv.image_v2)
+
+
+def test_cancelled_after_the_switch_the_route_comes_back(
+    app: str,
+    testenv: TestEnv,
+    tmp_path: Path,
+    engine: docker.DockerClient,
+    cleanup: Cleanup,
+    proxy_image: str,
+) -> None:
+    """SIGTERM (a cancelled job) once the route names the new container: rolled back, the
+    route on the old container again, the new one gone, the lock released."""
+    edge, manifest, public = setup(app, testenv, tmp_path, engine, cleanup, proxy_image, 18622)
+    code, out = signal_at(manifest, testenv.image_v2, KILL_AT["switched"], signal.SIGTERM)
+    assert code == EXIT_ROLLED_BACK, out
+    assert "undone: route of web replica 1" in out, out
+    converged(engine, edge, app, manifest, public, "v1", testenv.image_v1)
+    code, out = cli(manifest, "unlock", image=testenv.image_v1)
+    assert code == EXIT_OK and "no deploy lock is held" in out, out
+
+
+def test_the_proxy_stopped_during_a_deploy(
+    app: str,
+    testenv: TestEnv,
+    tmp_path: Path,
+    engine: docker.DockerClient,
+    cleanup: Cleanup,
+    proxy_image: str,
+) -> None:
+    """The proxy killed by someone between its preparation and the switch: the deploy
+    says so and rolls back (nothing was switched: nothing to put back in a proxy that
+    does not run); the next deploy starts the proxy again and converges. It was: "exec in
+    <name> failed: Container ... is not running", and the rollback reported as failed
+    (exit 5) for want of undoing a switch that never happened."""
+    edge, manifest, public = setup(app, testenv, tmp_path, engine, cleanup, proxy_image, 18623)
+    code, out = act_at(
+        manifest,
+        testenv.image_v2,
+        KILL_AT["started"],
+        lambda: engine.containers.get(edge.name).kill(),
+    )
+    assert code == EXIT_ROLLED_BACK, out
+    assert f"the edge proxy {edge.name} does not run: it is exited" in out, out
+    assert running(engine, app) == [f"{app}-test-web-1"]
+    code, out = deploy(manifest, testenv.image_v2)
+    assert code == EXIT_OK, out
+    assert "started again" in out, out
+    converged(engine, edge, app, manifest, public, "v2", testenv.image_v2)
+
+
+def test_a_proxy_removed_by_hand_is_made_again(
+    app: str,
+    testenv: TestEnv,
+    tmp_path: Path,
+    engine: docker.DockerClient,
+    cleanup: Cleanup,
+    proxy_image: str,
+) -> None:
+    edge, manifest, public = setup(app, testenv, tmp_path, engine, cleanup, proxy_image, 18624)
+    engine.containers.get(edge.name).remove(force=True)
+    code, out = deploy(manifest, testenv.image_v2)
+    assert code == EXIT_OK, out
+    converged(engine, edge, app, manifest, public, "v2", testenv.image_v2)
+
+
+@pytest.mark.parametrize(("point", "port"), [("healthy", 18625), ("switched", 18626)])
+def test_a_new_container_that_exits_after_its_healthcheck(
+    point: str,
+    port: int,
+    app: str,
+    testenv: TestEnv,
+    tmp_path: Path,
+    engine: docker.DockerClient,
+    cleanup: Cleanup,
+    proxy_image: str,
+) -> None:
+    """Killed once healthy, before the switch: the switch fails at once saying so (it
+    was: the switch retried for the whole health timeout, then blamed the route's
+    port). Killed after the switch: the watch after the switch rolls back. Either way
+    the route is on the old container again."""
+    edge, manifest, public = setup(app, testenv, tmp_path, engine, cleanup, proxy_image, port)
+
+    def kill_new() -> None:
+        name = next(n for n in running(engine, app) if "--next-" in n)
+        engine.containers.get(name).kill()
+
+    code, out = act_at(manifest, testenv.image_v2, KILL_AT[point], kill_new)
+    assert code == EXIT_ROLLED_BACK, out
+    if point == "healthy":
+        assert "the new container is exited (code 137) after it passed its healthcheck" in out
+    else:
+        assert "after the switch (update_config.monitor)" in out, out
+    converged(engine, edge, app, manifest, public, "v1", testenv.image_v1)
+
+
+def act_at(manifest: Path, image: str, pattern: str, act: Callable[[], None]) -> tuple[int, str]:
+    """Run a deploy in its own process, call ``act`` (once) when it prints ``pattern``;
+    its exit code and its whole output."""
+    proc = start_deploy(manifest, image)
+    assert proc.stdout is not None
+    seen: list[str] = []
+    done = False
+    for line in proc.stdout:
+        seen.append(line)
+        if not done and re.search(pattern, line):
+            act()
+            done = True
+    proc.wait(timeout=120)
+    assert done, "the deploy ended before the line:\n" + "".join(seen)
+    return proc.returncode, "".join(seen)
