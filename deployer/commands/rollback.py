@@ -4,7 +4,9 @@ Redeploys the previous release (the one before the latest) or ``--to RELEASE`` w
 release's exact image digests, through the same rollout as `deploy` (lock, pull,
 health-gated rollout, automatic rollback): the current manifest gives the configuration,
 the release gives the images. Tasks do not run on a rollback. The result is recorded as
-a new release, so rolling back twice returns to where you started.
+a new release, so rolling back twice returns to where you started. When what runs is a
+release never recorded (a deploy killed after its switch), the previous release is the
+latest one recorded: what ran before that deploy.
 """
 
 from __future__ import annotations

@@ -113,7 +113,16 @@ class ContainerEnvironment:
         from deployer.releases import with_release_files
 
         first = self._first()
-        target = choose(self.releases(), to, first.name)
+        releases = self.releases()
+        unrecorded = None if to else _unrecorded(releases, self.observe())
+        if unrecorded is not None:
+            target = releases[-1]
+            log.line(
+                f"{unrecorded} runs a release that was never recorded (a deploy interrupted "
+                f"after its switch): going back to the last release recorded, {target.id}"
+            )
+        else:
+            target = choose(releases, to, first.name)
         digests, only = release_digests(target, self._manifest)
         self._manifest = m = with_release_files(self._manifest, target)
         plan = make_plan(m, self.observe(), digests, only)
@@ -164,3 +173,18 @@ class ContainerEnvironment:
         if fmt == "json":
             return json.dumps(data, indent=2, sort_keys=True) + "\n"
         return render_containers(data)
+
+
+def _unrecorded(releases: Sequence[Release], observed: Iterable[Observed]) -> str | None:
+    """A running container made by a deploy after the last release recorded (release ids
+    sort by time): that deploy was interrupted after its switch, and what runs is not
+    the last release. Its name, else None. Rolling back then means back to the last
+    release (what ran before), not to the one before it."""
+    if not releases:
+        return None
+    last = releases[-1].id
+    for o in observed:
+        for c in o.containers:
+            if c.running and c.release and c.release > last:
+                return c.name
+    return None

@@ -332,3 +332,29 @@ def act_at(manifest: Path, image: str, pattern: str, act: Callable[[], None]) ->
     proc.wait(timeout=120)
     assert done, "the deploy ended before the line:\n" + "".join(seen)
     return proc.returncode, "".join(seen)
+
+
+def test_rollback_after_a_deploy_killed_after_its_switch(
+    app: str,
+    testenv: TestEnv,
+    tmp_path: Path,
+    engine: docker.DockerClient,
+    cleanup: Cleanup,
+    proxy_image: str,
+) -> None:
+    """Releases v1 then v2; a deploy of v1 killed once the old container stopped: v1
+    runs, never recorded. `deployer rollback` goes back to the last release recorded
+    (v2, what ran before the killed deploy). It went to the one before it (v1): the
+    killed deploy's version stayed, rolled back to itself."""
+    edge, manifest, public = setup(app, testenv, tmp_path, engine, cleanup, proxy_image, 18627)
+    code, out = deploy(manifest, testenv.image_v2)
+    assert code == EXIT_OK, out
+    code, killed = signal_at(manifest, testenv.image_v1, KILL_AT["stopped"])
+    assert code == -signal.SIGKILL, killed
+    assert get(edge.address, public) == (200, "v1"), killed
+    code, out = cli(manifest, "unlock", "--force", image=testenv.image_v1)
+    assert code == EXIT_OK, out
+    code, out = cli(manifest, "rollback", image=testenv.image_v1)
+    assert code == EXIT_OK, out
+    assert "runs a release that was never recorded" in out, out
+    converged(engine, edge, app, manifest, public, "v2", testenv.image_v2)
