@@ -297,7 +297,7 @@ def _check_env(
     interpolated, problems, lookup, broken, renamed = _interpolate_tree(
         doc, data, env_name, environ
     )
-    schema_problems = validate(doc, data, interpolated)
+    schema_problems = validate(doc, data)
     located = [_path_of(p, doc) for p in schema_problems + doc.problems]
     skip = [s for s in located if s is not None] + broken
     builder = Builder(doc=doc, lookup=lookup, skip=skip)
@@ -343,7 +343,7 @@ def load_manifest(
         problems += found
     elif not environment_names(doc):
         data = copy.deepcopy(doc.data)
-        problems += validate(doc, data, set())
+        problems += validate(doc, data)
     if problems or manifest is None:
         if not problems:  # pragma: no cover - a model is only missing when a problem says why
             problems.append(Problem(doc.file, 1, 1, "", "the manifest is not valid"))
@@ -384,7 +384,7 @@ def check_manifest(
         if manifest is not None:
             manifests.append(manifest)
     if not targets:
-        problems += validate(doc, copy.deepcopy(doc.data), set())
+        problems += validate(doc, copy.deepcopy(doc.data))
     services = manifests[0].service_names if manifests else ()
     tasks = tuple(t.name for t in manifests[0].tasks) if manifests else ()
     return CheckReport(

@@ -153,8 +153,9 @@ _INT_TEXT = re.compile(r"^[-+]?[0-9]+$")
 
 
 def _coerce(value: str, types: list[str]) -> tuple[bool, Any]:
-    """A value that came from interpolation (always a string) cast to the type the schema
-    wants, as compose does for ``replicas: ${REPLICAS}``."""
+    """A string cast to the type the schema wants, as compose casts every value it reads:
+    one that came from interpolation (``replicas: ${REPLICAS}``) or one written quoted
+    (``cpu_shares: "512"``, ``read_only: "true"``)."""
     text = value.strip()
     if "integer" in types and _INT_TEXT.match(text):
         return True, int(text)
@@ -178,15 +179,16 @@ def _errors(data: Any) -> Iterator[Any]:
     yield from _validator().iter_errors(data)
 
 
-def validate(doc: Doc, data: Any, interpolated: set[Path]) -> list[Problem]:
-    """Validate ``data`` (the interpolated tree); coerce interpolated strings in place."""
+def validate(doc: Doc, data: Any) -> list[Problem]:
+    """Validate ``data`` (the interpolated tree); cast strings the schema wants as another
+    type in place, as compose does (``_coerce``)."""
     errors: list[Any] = []
     for _ in range(3):
         changed = False
         errors = list(_errors(data))
         for err in errors:
             path = tuple(err.absolute_path)
-            if err.validator == "type" and path in interpolated and isinstance(err.instance, str):
+            if err.validator == "type" and isinstance(err.instance, str):
                 types = (
                     [err.validator_value]
                     if isinstance(err.validator_value, str)

@@ -691,6 +691,48 @@ def test_env_file_format_raw_bad_key_and_unknown_format_are_located(tmp_path: Pa
     )
 
 
+QUOTED_TYPES = """\
+services:
+  s:
+    image: busybox:1
+    cpu_shares: "512"
+    oom_score_adj: "-10"
+    stdin_open: "true"
+    read_only: "false"
+    ulimits:
+      nproc: {soft: 1024, hard: "2048"}
+    healthcheck:
+      test: ["CMD", "true"]
+      retries: "3"
+    deploy:
+      replicas: "2"
+      resources:
+        limits: {pids: "50"}
+"""
+
+
+def test_numbers_and_booleans_written_quoted_are_cast_as_compose_casts_them(
+    tmp_path: Path, home: Path
+) -> None:
+    """Compose casts a quoted value to the key's type as it casts an interpolated one
+    (`cpu_shares: "512"`); they were refused as strings."""
+    project = tmp_path / "app"
+    write(project, {"compose.yaml": QUOTED_TYPES})
+    theirs = compose_config(project, [], {}, home)
+    mine = deployer(tmp_path, "app/compose.yaml", {})
+    same(mine, theirs)
+    s = mine.service("s")
+    assert s.replicas == 2 and s.read_only is False
+
+
+def test_a_quoted_value_that_is_no_number_is_still_refused(tmp_path: Path) -> None:
+    write(tmp_path / "app", {"compose.yaml": QUOTED_TYPES.replace('"512"', '"many"')})
+    with pytest.raises(ManifestError) as exc:
+        deployer(tmp_path, "app/compose.yaml", {})
+    (p,) = exc.value.problems
+    assert (p.line, p.path) == (4, "services.s.cpu_shares")
+
+
 def test_an_empty_platform_is_unset_as_compose_reads_it(tmp_path: Path, home: Path) -> None:
     """Sentry's `platform: ${DOCKER_PLATFORM:-}`."""
     project = tmp_path / "app"
