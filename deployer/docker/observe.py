@@ -140,10 +140,23 @@ def split(
 
 def leftovers(summaries: Sequence[Mapping[str, Any]], app: str, environment: str) -> list[Leftover]:
     """Containers of the app that no release accounts for: a ``--next-`` replacement
-    (running or not) of a deploy that stopped before its switch, a kept container that
+    (running or not) of a deploy that stopped before its switch (or, while a deploy holds
+    the lock, of that deploy, said so), a kept container that
     runs again (an engine restart with ``restart: always``), a task container left
     stopped. A running task container is left alone (it may be a one-off still at work).
     """
+    from deployer.docker.lock import HOLDER, LEASE
+
+    # A deploy that holds the lock now (running, or killed before its lock expires) has
+    # its `--next-` replacements beside the current containers while it rolls out.
+    holders = sorted(
+        {
+            str((s.get("Labels") or {}).get(HOLDER) or "?")
+            for s in summaries
+            if (s.get("Labels") or {}).get(L.ROLE) == L.ROLE_LOCK
+            and LEASE not in (s.get("Labels") or {})
+        }
+    )
     out: list[Leftover] = []
     for s in summaries:
         labels = s.get("Labels") or {}
@@ -159,7 +172,13 @@ def leftovers(summaries: Sequence[Mapping[str, Any]], app: str, environment: str
             continue
         if not service:
             continue
-        if NEXT_MARK in name:
+        if NEXT_MARK in name and holders:
+            why = (
+                f"replacement of the deploy that holds the lock ({', '.join(holders)}): "
+                "in progress, unless it was killed"
+            )
+            out.append(Leftover(str(s["Id"]), name, service, running, why))
+        elif NEXT_MARK in name:
             why = "replacement started by an interrupted deploy"
             out.append(Leftover(str(s["Id"]), name, service, running, why))
         elif KEPT_SEP in name and running:

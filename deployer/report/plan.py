@@ -107,8 +107,11 @@ def summary_line(plan: Plan) -> str:
     if counts["unchanged"]:
         parts.append(f"{counts['unchanged']} unchanged")
     left = sum(len(h.leftovers) for h in plan.hosts)
-    if left:
-        parts.insert(0, f"{left} leftover(s) of an interrupted deploy to clean up")
+    live = sum(1 for h in plan.hosts for lo in h.leftovers if "holds the lock" in lo.why)
+    if left > live:
+        parts.insert(0, f"{left - live} leftover(s) of an interrupted deploy to clean up")
+    if live:
+        parts.insert(0, f"{live} container(s) of the deploy that holds the lock")
     if not plan.changes:
         return "No changes: every service runs the wanted image digest and configuration."
     return "Plan: " + ", ".join(parts) + "."

@@ -137,3 +137,28 @@ def test_our_containers_win_over_compose_ones_for_a_service(
                         digest=v1, config_hash="h")
     obs = host.observe(app, "prod", compose_project=app)
     assert [c.id for c in obs.containers] == [ours.id]
+
+
+@pytest.mark.integration
+def test_a_replacement_of_the_deploy_holding_the_lock_is_not_called_interrupted(
+    testenv: TestEnv, engine: docker.DockerClient, app: str, host: DockerHost
+) -> None:
+    """`plan` and `status` run while a deploy rolls out saw its `--next-` containers as
+    "replacement started by an interrupted deploy"; while a deploy holds the lock they
+    are named as that deploy's (it may have been killed: the lock says who)."""
+    v1 = repo_digest(engine, testenv.image_v1)
+    run_deployed(engine, app=app, environment="e", service="web", replica=1, digest=v1,
+                 config_hash="x", release="r1")
+    run_deployed(engine, app=app, environment="e", service="web", replica=1, digest=v1,
+                 config_hash="x", release="r2", name=f"{app}-e-web-1--next-r2")
+    (left,) = host.observe(app, "e").leftovers
+    assert left.why == "replacement started by an interrupted deploy"
+
+    holder = "https://gitlab.example/g/p/-/jobs/5"
+    lease = host.acquire_lock(f"{app}/e", holder, 60)
+    try:
+        (left,) = host.observe(app, "e").leftovers
+        assert "interrupted" not in left.why
+        assert f"the deploy that holds the lock ({holder})" in left.why
+    finally:
+        host.release_lock(lease)
