@@ -298,6 +298,17 @@ def _other_driver(d: Any, s: Any) -> bool:
     return "driver" in d and "driver" in s and d["driver"] != s["driver"]
 
 
+def hosts_of_mapping(value: dict[str, Any]) -> list[str]:
+    """extra_hosts' mapping form as the list compose reads it: ``host: ip``, or ``host:
+    [ip, ip]`` (Compose 2.24) for one entry per address."""
+    out = []
+    for host, ips in value.items():
+        for ip in ips if isinstance(ips, list) else [ips]:
+            if isinstance(ip, str):
+                out.append(f"{host}:{ip}")
+    return out
+
+
 def _as_list(doc: Doc, path: Path, key: str) -> Any:
     """The sequence at ``path``, a single text (``dns: 8.8.8.8``) or extra_hosts' mapping
     form made the list compose reads it as, each item keeping its position."""
@@ -307,7 +318,7 @@ def _as_list(doc: Doc, path: Path, key: str) -> Any:
         if path in doc.values:
             doc.values[(*path, 0)] = doc.values[path]
     elif isinstance(value, dict) and key == "extra_hosts":
-        value = _get(doc.data, path[:-1])[path[-1]] = [f"{h}:{ip}" for h, ip in value.items()]
+        value = _get(doc.data, path[:-1])[path[-1]] = hosts_of_mapping(value)
     return value
 
 

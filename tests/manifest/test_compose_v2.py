@@ -733,6 +733,30 @@ def test_a_quoted_value_that_is_no_number_is_still_refused(tmp_path: Path) -> No
     assert (p.line, p.path) == (4, "services.s.cpu_shares")
 
 
+def test_extra_hosts_mapping_with_a_list_of_addresses(tmp_path: Path, home: Path) -> None:
+    """`extra_hosts: {host: [ip, ip]}` (Compose 2.24): one entry per address, in a file
+    alone and merged with an override (it was refused: expected a string, got a list)."""
+    project = tmp_path / "app"
+    write(
+        project,
+        {
+            "compose.yaml": "services:\n  s:\n    image: busybox:1\n    extra_hosts:\n"
+            "      multi: [10.0.0.1, '::1']\n      single: 10.0.0.3\n",
+            "over.yaml": "services:\n  s:\n    extra_hosts:\n      other: [10.0.0.4]\n",
+        },
+    )
+    same(deployer(tmp_path, "app/compose.yaml", {}), compose_config(project, [], {}, home))
+    both = compose_config(project, ["compose.yaml", "over.yaml"], {}, home)
+    mine = deployer(tmp_path, "[app/compose.yaml, app/over.yaml]", {})
+    same(mine, both)
+    assert set(mine.service("s").extra_hosts) == {
+        "multi:10.0.0.1",
+        "multi:::1",
+        "single:10.0.0.3",
+        "other:10.0.0.4",
+    }
+
+
 def test_an_empty_platform_is_unset_as_compose_reads_it(tmp_path: Path, home: Path) -> None:
     """Sentry's `platform: ${DOCKER_PLATFORM:-}`."""
     project = tmp_path / "app"

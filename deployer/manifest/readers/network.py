@@ -8,6 +8,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from deployer.manifest import parse
+from deployer.manifest.compose import hosts_of_mapping
 from deployer.manifest.model import NetworkAttachment, Port, Service
 from deployer.manifest.problems import Path
 from deployer.manifest.readers.values import is_ip, port_int
@@ -112,7 +113,7 @@ def addresses(b: Builder, p: Path, name: str, sp: dict[str, Any]) -> dict[str, s
 def extra_hosts(b: Builder, path: Path, raw: Any) -> tuple[str, ...]:
     out = []
     if isinstance(raw, dict):
-        raw = [f"{k}:{v}" for k, v in raw.items() if isinstance(v, str)]
+        raw = hosts_of_mapping(raw)
     if isinstance(raw, list):
         for i, item in enumerate(raw):
             if not isinstance(item, str):
