@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from deployer.engine import HostEngine, service_networks
-from deployer.errors import DeployFailed, InvalidInput
+from deployer.engine import HostEngine, Lease, service_networks
+from deployer.errors import Blocked, DeployFailed, InvalidInput
 from deployer.manifest.model import EdgeProxy, Manifest, Route, Service
 from deployer.plan import Observed
 from deployer.proxy import routes as R
@@ -139,9 +139,7 @@ class EdgeSwitch:
         for host in sorted(self.proxies):
             proxy = self.proxies[host]
             engine = self.engines[host]
-            lease = engine.acquire_lock(
-                f"edge/{self.edge.name}", self.holder, PROXY_LOCK_TTL, PROXY_LOCK_TTL
-            )
+            lease = self._proxy_lock(host, engine)
             try:
                 config = proxy.ensure(partial(self._host_line, host))
                 existing = [r for s in R.listeners(self.edge) for r in R.routes_in(config, s)]
@@ -155,6 +153,21 @@ class EdgeSwitch:
                 self._tls(host, proxy, config)
             finally:
                 engine.release_lock(lease)
+
+    def _proxy_lock(self, host: str, engine: HostEngine) -> Lease:
+        """The host's proxy lock. A wait for it is said, with its holder: a deploy killed
+        while it held the lock leaves it until it expires (PROXY_LOCK_TTL), and every
+        deploy to the host waits that long."""
+        key = f"edge/{self.edge.name}"
+        try:
+            return engine.acquire_lock(key, self.holder, PROXY_LOCK_TTL, 0.0)
+        except Blocked as e:
+            self.line(
+                f"edge proxy: waiting for its lock ({e.message.partition(': ')[2]}); a deploy "
+                "killed while it held the lock leaves it until it expires",
+                host,
+            )
+        return engine.acquire_lock(key, self.holder, PROXY_LOCK_TTL, PROXY_LOCK_TTL)
 
     def _set_routes(
         self, host: str, proxy: CaddyHost, config: dict[str, Any], public: Sequence[Service]

@@ -30,6 +30,7 @@ import pytest
 
 from bench.proxy_probe import get
 from deployer import labels as L
+from deployer.docker.host import connect_host
 from deployer.errors import EXIT_BLOCKED, EXIT_OK, EXIT_ROLLED_BACK
 from deployer.proxy import routes as R
 from tests.conftest import Cleanup
@@ -357,4 +358,28 @@ def test_rollback_after_a_deploy_killed_after_its_switch(
     code, out = cli(manifest, "rollback", image=testenv.image_v1)
     assert code == EXIT_OK, out
     assert "runs a release that was never recorded" in out, out
+    converged(engine, edge, app, manifest, public, "v2", testenv.image_v2)
+
+
+def test_a_deploy_waiting_for_the_proxy_lock_says_so(
+    app: str,
+    testenv: TestEnv,
+    tmp_path: Path,
+    engine: docker.DockerClient,
+    cleanup: Cleanup,
+    proxy_image: str,
+) -> None:
+    """The proxy lock left by a deploy killed while it held it (its lease: 25 s here, 300 s
+    in a deploy): the next deploy says what it waits for, then goes on once it expired.
+    It waited without a word."""
+    edge, manifest, public = setup(app, testenv, tmp_path, engine, cleanup, proxy_image, 18628)
+    host = connect_host(testenv.engine_host, {})
+    lease = host.acquire_lock(f"edge/{edge.name}", "a killed deploy", 25.0)
+    cleanup.later(lambda: host.release_lock(lease))
+    code, out = deploy(manifest, testenv.image_v2)
+    assert code == EXIT_OK, out
+    assert (
+        f"edge proxy: waiting for its lock (another deploy of edge/{edge.name} holds the "
+        "lock: a killed deploy"
+    ) in out, out
     converged(engine, edge, app, manifest, public, "v2", testenv.image_v2)
