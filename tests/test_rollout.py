@@ -516,12 +516,17 @@ class Overlap(FakeHost):
     """Counts the calls of ``start`` and of ``wait_healthy`` running at once (each one
     takes ``start_s`` / ``health_s`` of real time), and when each ``watch`` ran."""
 
-    def __init__(self, name: str, start_s: float, health_s: float, **kw: object) -> None:
+    def __init__(
+        self, name: str, start_s: float, health_s: float, gather: int = 0, **kw: object
+    ) -> None:
         import threading
 
         super().__init__(name, **kw)  # type: ignore[arg-type]
         self.start_s, self.health_s = start_s, health_s
-        self.lock = threading.Lock()
+        # each start waits (up to 5 s) until ``gather`` starts run at once: the most at
+        # once is then what the rollout allows, not what the scheduler managed under load
+        self.gather = gather
+        self.lock = threading.Condition()
         self.now = {"start": 0, "health": 0}
         self.most = {"start": 0, "health": 0}
         self.times: list[tuple[str, str, float]] = []  # (what, name, monotonic)
@@ -532,6 +537,9 @@ class Overlap(FakeHost):
         with self.lock:
             self.now[what] += 1
             self.most[what] = max(self.most[what], self.now[what])
+            self.lock.notify_all()
+            if what == "start" and self.gather:
+                self.lock.wait_for(lambda: self.most["start"] >= self.gather, timeout=5.0)
         time.sleep(seconds)
         with self.lock:
             self.now[what] -= 1
@@ -571,7 +579,7 @@ def ten(h: FakeHost, n: int = 10) -> tuple[Service, ...]:
 
 
 def test_a_host_starts_a_bounded_number_of_new_containers_at_once_but_gates_them_all() -> None:
-    h = Overlap("h1", start_s=0.05, health_s=0.3)
+    h = Overlap("h1", start_s=0.05, health_s=0.3, gather=START_PARALLEL)
     n = START_PARALLEL + 4
     r = run(manifest(ten(h, n)), [h])
     assert r.error is None
