@@ -34,7 +34,7 @@ from deployer.docker.host import connect_host
 from deployer.errors import EXIT_BLOCKED, EXIT_OK, EXIT_ROLLED_BACK
 from deployer.proxy import routes as R
 from tests.conftest import Cleanup
-from tests.proxy.conftest import Edge, make_edge
+from tests.proxy.conftest import Edge, free_port, make_edge
 from tests.proxy.test_edge import deploy, wait_body, write_manifest
 from tests.testenv import TestEnv
 
@@ -181,10 +181,10 @@ def setup(
     engine: docker.DockerClient,
     cleanup: Cleanup,
     proxy_image: str,
-    port: int,
 ) -> tuple[Edge, Path, str]:
-    """An edge proxy on ``port`` and the app deployed at v1 behind it (one replica)."""
-    edge = make_edge(engine, cleanup, app, port, proxy_image)
+    """An edge proxy on a port nothing listens on (runs of the suite side by side never
+    share one) and the app deployed at v1 behind it (one replica)."""
+    edge = make_edge(engine, cleanup, app, free_port(), proxy_image)
     public = f"{app}.example.test"
     manifest = write_manifest(tmp_path, app, testenv, edge, public, replicas=1)
     code, out = deploy(manifest, testenv.image_v1)
@@ -193,10 +193,9 @@ def setup(
     return edge, manifest, public
 
 
-@pytest.mark.parametrize(("point", "port"), [("healthy", 18620), ("stopped", 18621)])
+@pytest.mark.parametrize("point", ["healthy", "stopped"])
 def test_killed_deploy_then_rerun(
     point: str,
-    port: int,
     app: str,
     testenv: TestEnv,
     tmp_path: Path,
@@ -208,7 +207,7 @@ def test_killed_deploy_then_rerun(
     answers right after; the rerun is refused on the dead deploy's lock and names
     `deployer unlock`; after it, the rerun converges and removes the killed deploy's
     container."""
-    edge, manifest, public = setup(app, testenv, tmp_path, engine, cleanup, proxy_image, port)
+    edge, manifest, public = setup(app, testenv, tmp_path, engine, cleanup, proxy_image)
     code, killed = signal_at(manifest, testenv.image_v2, KILL_AT[point])
     assert code == -signal.SIGKILL, killed
     assert get(edge.address, public) == (200, "v1" if point == "healthy" else "v2"), killed
@@ -235,7 +234,7 @@ def test_cancelled_after_the_switch_the_route_comes_back(
 ) -> None:
     """SIGTERM (a cancelled job) once the route names the new container: rolled back, the
     route on the old container again, the new one gone, the lock released."""
-    edge, manifest, public = setup(app, testenv, tmp_path, engine, cleanup, proxy_image, 18622)
+    edge, manifest, public = setup(app, testenv, tmp_path, engine, cleanup, proxy_image)
     code, out = signal_at(manifest, testenv.image_v2, KILL_AT["switched"], signal.SIGTERM)
     assert code == EXIT_ROLLED_BACK, out
     assert "undone: route of web replica 1" in out, out
@@ -257,7 +256,7 @@ def test_the_proxy_stopped_during_a_deploy(
     does not run); the next deploy starts the proxy again and converges. It was: "exec in
     <name> failed: Container ... is not running", and the rollback reported as failed
     (exit 5) for want of undoing a switch that never happened."""
-    edge, manifest, public = setup(app, testenv, tmp_path, engine, cleanup, proxy_image, 18623)
+    edge, manifest, public = setup(app, testenv, tmp_path, engine, cleanup, proxy_image)
     code, out = act_at(
         manifest,
         testenv.image_v2,
@@ -281,17 +280,16 @@ def test_a_proxy_removed_by_hand_is_made_again(
     cleanup: Cleanup,
     proxy_image: str,
 ) -> None:
-    edge, manifest, public = setup(app, testenv, tmp_path, engine, cleanup, proxy_image, 18624)
+    edge, manifest, public = setup(app, testenv, tmp_path, engine, cleanup, proxy_image)
     engine.containers.get(edge.name).remove(force=True)
     code, out = deploy(manifest, testenv.image_v2)
     assert code == EXIT_OK, out
     converged(engine, edge, app, manifest, public, "v2", testenv.image_v2)
 
 
-@pytest.mark.parametrize(("point", "port"), [("healthy", 18625), ("switched", 18626)])
+@pytest.mark.parametrize("point", ["healthy", "switched"])
 def test_a_new_container_that_exits_after_its_healthcheck(
     point: str,
-    port: int,
     app: str,
     testenv: TestEnv,
     tmp_path: Path,
@@ -303,7 +301,7 @@ def test_a_new_container_that_exits_after_its_healthcheck(
     was: the switch retried for the whole health timeout, then blamed the route's
     port). Killed after the switch: the watch after the switch rolls back. Either way
     the route is on the old container again."""
-    edge, manifest, public = setup(app, testenv, tmp_path, engine, cleanup, proxy_image, port)
+    edge, manifest, public = setup(app, testenv, tmp_path, engine, cleanup, proxy_image)
 
     def kill_new() -> None:
         name = next(n for n in running(engine, app) if "--next-" in n)
@@ -347,7 +345,7 @@ def test_rollback_after_a_deploy_killed_after_its_switch(
     runs, never recorded. `deployer rollback` goes back to the last release recorded
     (v2, what ran before the killed deploy). It went to the one before it (v1): the
     killed deploy's version stayed, rolled back to itself."""
-    edge, manifest, public = setup(app, testenv, tmp_path, engine, cleanup, proxy_image, 18627)
+    edge, manifest, public = setup(app, testenv, tmp_path, engine, cleanup, proxy_image)
     code, out = deploy(manifest, testenv.image_v2)
     assert code == EXIT_OK, out
     code, killed = signal_at(manifest, testenv.image_v1, KILL_AT["stopped"])
@@ -372,7 +370,7 @@ def test_a_deploy_waiting_for_the_proxy_lock_says_so(
     """The proxy lock left by a deploy killed while it held it (its lease: 25 s here, 300 s
     in a deploy): the next deploy says what it waits for, then goes on once it expired.
     It waited without a word."""
-    edge, manifest, public = setup(app, testenv, tmp_path, engine, cleanup, proxy_image, 18628)
+    edge, manifest, public = setup(app, testenv, tmp_path, engine, cleanup, proxy_image)
     host = connect_host(testenv.engine_host, {})
     lease = host.acquire_lock(f"edge/{edge.name}", "a killed deploy", 25.0)
     cleanup.later(lambda: host.release_lock(lease))
