@@ -30,6 +30,10 @@ ROLE_KEPT = "kept"
 ROLE_TASK = "task"
 ROLE_LOCK = "lock"
 ROLE_RELEASE = "release"
+ROLE_EDGE = "edge-proxy"  # the host's edge proxy (deployer.proxy)
+# The policy entry of an app that manages the host's shared edge proxy: replaces it while
+# it holds other apps' routes, and mounts its volumes (every app's certificates).
+EDGE_PROXY_ALLOW = "edge-proxy"
 
 COMPOSE_PROJECT = "com.docker.compose.project"
 # What Swarm (and `docker stack deploy`) labels a stack's services and volumes with.

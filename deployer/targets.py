@@ -159,10 +159,10 @@ def check_bind_links(manifest: Manifest, hosts: Sequence[DockerHost]) -> None:
     ``volumes_from: container:NAME`` whose container mounts one; and an existing volume or a
     lending container that is not this app's and environment's (``deployer.docker.owners``):
     before anything of the app changes (exit 2)."""
-    from deployer.docker.owners import mounted_volumes
+    from deployer.docker.owners import all_volumes
     from deployer.docker.symlinks import bind_sources, lending_containers
 
-    if mounted_volumes(manifest) or lending_containers(manifest):
+    if all_volumes(manifest) or lending_containers(manifest):
         # another app's (or environment's) volume or container: its data
         _raise_first(
             [

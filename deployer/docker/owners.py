@@ -103,10 +103,44 @@ def _used_by_another(
     return None
 
 
+def all_volumes(manifest: Manifest) -> list[tuple[Key, str]]:
+    """(key path of its first mount, engine name) of every named volume the services
+    mount, ``external`` ones included."""
+    out: dict[str, Key] = {}
+    for svc in manifest.services:
+        for i, m in enumerate(svc.volumes):
+            if m.type == "volume" and m.source:
+                out.setdefault(
+                    app_volume_name(manifest, m.source), ("services", svc.name, "volumes", i)
+                )
+    return [(key, real) for real, key in out.items()]
+
+
+def check_edge_volumes(manifest: Manifest, api: docker.APIClient, host: str) -> None:
+    """Refuse a volume of the host's edge proxy (its config and certificates: every app's
+    private keys), ``external`` or not, unless ``policy.allow`` lists ``edge-proxy``."""
+    if L.EDGE_PROXY_ALLOW in manifest.policy_allow:
+        return
+    for key, real in all_volumes(manifest):
+        with wrapped(f"look at the containers of the volume {real}", host):
+            edge = api.containers(
+                all=True, filters={"volume": real, "label": f"{L.ROLE}={L.ROLE_EDGE}"}
+            )
+        if edge:
+            raise InvalidInput(
+                f'{_where(manifest, key)} on {host}, the volume "{real}" is the edge proxy\'s '
+                f"({edge[0]['Names'][0].lstrip('/')}): it holds the routes and certificates, "
+                "private keys included, of every app on the host",
+                hint="give the volume a name of its own; if this app manages the host's edge "
+                f'proxy, add "{L.EDGE_PROXY_ALLOW}" to `policy: {{allow: [...]}}`',
+            )
+
+
 def check_owners(manifest: Manifest, client: docker.DockerClient, host: str) -> None:
     """Refuse (InvalidInput, exit 2) an existing volume or a lending container of ``host``
-    that is not this app's and environment's. Reads only."""
+    that is not this app's and environment's, and a volume of the edge proxy. Reads only."""
     api: docker.APIClient = client.api
+    check_edge_volumes(manifest, api, host)
     for key, real in mounted_volumes(manifest):
         with wrapped(f"look at the volume {real}", host):
             try:

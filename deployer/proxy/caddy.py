@@ -9,6 +9,7 @@ and SSH, and the admin API is never exposed on the network.
 from __future__ import annotations
 
 import codecs
+import contextlib
 import json
 import os
 import queue
@@ -29,7 +30,7 @@ from deployer.proxy import batch as B
 from deployer.proxy import routes as R
 from deployer.proxy.routes import EdgeError, ProxyDown
 
-ROLE_EDGE = "edge-proxy"
+ROLE_EDGE = L.ROLE_EDGE
 EDGE_IMAGE = L.PREFIX + "edge-image"
 EDGE_LISTEN = L.PREFIX + "edge-listen"
 
@@ -85,21 +86,28 @@ class CaddyHost:
         config (read once: a deploy works from it rather than asking route by route)."""
         with wrapped(f"run the edge proxy {self.edge.name}", self.host):
             c = self._container()
-            if c is not None:
-                labels = c.labels or {}
-                if (
-                    labels.get(EDGE_IMAGE) != self.edge.image
-                    or labels.get(EDGE_LISTEN) != self._listen()
-                    # a proxy that does not run, whose image name now names another image
-                    # (fixed since): replaced; a running one is never replaced behind the
-                    # manifest's back (every app on the host would wait for it)
-                    or (c.status != "running" and self._image_moved(c))
-                ):
-                    log(f"edge proxy {self.edge.name}: upgrading to {self.edge.image}")
-                    c.stop(timeout=max(1, int(self.edge.drain_timeout)))
-                    c.remove()
-                    c = None
-            if c is None:
+            if c is not None and (
+                self.differs(c)
+                # a proxy that does not run, whose image name now names another image
+                # (fixed since): replaced; a running one is never replaced behind the
+                # manifest's back (every app on the host would wait for it)
+                or (c.status != "running" and self._image_moved(c))
+            ):
+                log(f"edge proxy {self.edge.name}: upgrading to {self.edge.image}")
+                # the networks of every app it routes to: the new one joins them all
+                networks = [
+                    n
+                    for n in c.attrs.get("NetworkSettings", {}).get("Networks") or {}
+                    if n not in ("bridge", "host", "none")
+                ]
+                c.stop(timeout=max(1, int(self.edge.drain_timeout)))
+                c.remove()
+                c = self._create()
+                for network in networks:
+                    with contextlib.suppress(docker.errors.NotFound):  # removed meanwhile
+                        self.join([network])
+                log(f"edge proxy {self.edge.name}: started ({self.edge.image}, {self._listen()})")
+            elif c is None:
                 c = self._create()
                 log(f"edge proxy {self.edge.name}: started ({self.edge.image}, {self._listen()})")
             elif c.status not in ("running", "restarting"):
@@ -109,6 +117,26 @@ class CaddyHost:
         if self._ensure_base(config):
             config = self._wait_admin()
         return config
+
+    def differs(self, c: Any) -> bool:
+        """The proxy container ``c`` runs another image or listens elsewhere than the
+        manifest says: a deploy replaces it."""
+        labels = c.labels or {}
+        return bool(
+            labels.get(EDGE_IMAGE) != self.edge.image or labels.get(EDGE_LISTEN) != self._listen()
+        )
+
+    def owners(self) -> set[tuple[str, str]]:
+        """(app, environment) of every route the running proxy holds, on any listener."""
+        got = self.get("/config/apps/http/servers")
+        servers = got if isinstance(got, dict) else {}
+        out: set[tuple[str, str]] = set()
+        for server in servers.values():
+            for route in (server or {}).get("routes") or []:
+                owner = R.owner_of(str(route.get("@id", "")))
+                if owner is not None:
+                    out.add((owner[0], owner[1]))
+        return out
 
     def _image_moved(self, c: Any) -> bool:
         """The image's name now names another image on the host (rebuilt or pulled since

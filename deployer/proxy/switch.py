@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
+from deployer import labels as L
 from deployer.engine import HostEngine, Lease, service_networks
 from deployer.errors import Blocked, DeployFailed, InvalidInput
 from deployer.manifest.model import EdgeProxy, Manifest, Route, Service
@@ -113,13 +114,17 @@ class EdgeSwitch:
     # -- before the rollout -------------------------------------------------------------
 
     def claim(self) -> None:
-        """Refuse (nothing touched) when another app or environment owns a host name."""
+        """Refuse (nothing touched) when another app or environment owns a host name, or
+        when this manifest would replace a proxy that holds another's routes."""
         wanted = [self.route(s) for s in self.manifest.public_services]
         for host, proxy in self.proxies.items():
-            if proxy._container() is None:
+            c = proxy._container()
+            if c is None:
                 continue
             try:
                 routes = proxy.all_routes()
+                if proxy.differs(c):
+                    self._refuse_replacing(host, proxy, c)
             except DeployFailed:  # not running, or restarting: read once it runs (prepare)
                 continue
             found = R.conflicts(routes, self.manifest.app, self.manifest.environment.name, wanted)
@@ -129,6 +134,31 @@ class EdgeSwitch:
                     hint="give this app's route another host name (or remove the other app's "
                     "route with its own deploy)",
                 )
+
+    def _refuse_replacing(self, host: str, proxy: CaddyHost, c: Any) -> None:
+        """The proxy holds every app's routes and certificates (private keys included)
+        in its volumes: only a manifest of the one app and environment whose routes it
+        holds chooses its image and listen addresses. Another's would hand them all to
+        the image it names."""
+        from deployer.proxy.caddy import EDGE_IMAGE, EDGE_LISTEN
+
+        if L.EDGE_PROXY_ALLOW in self.manifest.policy_allow:
+            return  # the app that manages the shared proxy upgrades it
+        me = (self.manifest.app, self.manifest.environment.name)
+        others = sorted(f"{a}/{e}" for a, e in proxy.owners() if (a, e) != me)
+        if not others:
+            return
+        labels = c.labels or {}
+        raise InvalidInput(
+            f"{host}: the edge proxy {self.edge.name} runs {labels.get(EDGE_IMAGE)} "
+            f"({labels.get(EDGE_LISTEN)}) and routes {', '.join(others)} too; this manifest "
+            f"names {self.edge.image} ({proxy._listen()}): it would replace the proxy of "
+            "every app on the host",
+            hint="name the image and addresses the proxy runs with (environments.<env>."
+            "proxy), or give this app a proxy of its own (proxy.name and its own addresses); "
+            f'to upgrade the shared proxy from this app, add "{L.EDGE_PROXY_ALLOW}" to '
+            "`policy: {allow: [...]}`",
+        )
 
     def prepare(self, observed: Mapping[str, Observed]) -> None:
         """Per host, under the proxy lock: the proxy runs, joins the app's networks, and

@@ -66,6 +66,7 @@ def _deploy(
     volume: str,
     *,
     external: bool = False,
+    allow: str = "",
 ) -> tuple[int, str]:
     for var in ("CI_ENVIRONMENT_NAME", "DOCKER_CERT_PATH", "DOCKER_TLS_VERIFY"):
         monkeypatch.delenv(var, raising=False)
@@ -82,7 +83,9 @@ def _deploy(
         "    volumes: [data:/data]\n"
         "volumes:\n"
         "  data:\n"
-        f"    name: {volume}\n" + ("    external: true\n" if external else "")
+        f"    name: {volume}\n"
+        + ("    external: true\n" if external else "")
+        + (f"policy: {{allow: [{allow}]}}\n" if allow else "")
     )
     out = io.StringIO()
     assert main(["validate", "-f", str(path)], out=out) == 0, out.getvalue()
@@ -225,3 +228,42 @@ def test_a_compose_projects_volume_another_app_adopted_is_refused(
             c.remove(force=True)
         for n in engine.networks.list(names=[f"{project}_default"]):
             n.remove()
+
+
+def test_the_edge_proxys_volume_is_refused_even_external(
+    tmp_path: Path,
+    app: str,
+    testenv: TestEnv,
+    engine: docker.DockerClient,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    volumes: list[str],
+) -> None:
+    """The edge proxy's volumes hold every app's certificates and private keys: an app
+    naming one, even ``external: true`` (which skips the owner check, as sharing is
+    meant), is refused unless it says it manages the proxy (``edge-proxy``). Before, it
+    deployed with exit 0 and its container read the keys."""
+    name = f"{app}-edge-data"
+    volumes.append(name)
+    _victim(engine, testenv, name, {})
+    edge = engine.containers.create(
+        testenv.image_v1,
+        ["sleep", "600"],
+        name=f"{app}-edge",
+        volumes=[f"{name}:/data"],
+        labels={L.MANAGED: "true", L.ROLE: L.ROLE_EDGE},
+    )
+    try:
+        code, out = _deploy(tmp_path, app, testenv, monkeypatch, name, external=True)
+        err = capsys.readouterr().err
+        assert code == EXIT_INVALID, out + err
+        assert "services.web.volumes[0]:" in err, err
+        assert f'the volume "{name}" is the edge proxy\'s ({app}-edge)' in err, err
+        assert '"edge-proxy"' in err, err
+        assert _of_app(engine, app) == []
+        code, out = _deploy(
+            tmp_path, app, testenv, monkeypatch, name, external=True, allow="edge-proxy"
+        )
+        assert code == 0, out + capsys.readouterr().err
+    finally:
+        edge.remove(force=True)

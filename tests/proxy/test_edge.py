@@ -495,3 +495,61 @@ def test_down_waits_for_the_proxy_lock_before_it_edits_the_proxy(
     finally:
         host.close()
     assert f"route of web on {edge.name}" in out, out
+
+
+def test_a_proxy_holding_another_apps_routes_is_not_replaced_by_this_apps_manifest(
+    app: str,
+    edge: Edge,
+    testenv: TestEnv,
+    tmp_path: Path,
+    engine: docker.DockerClient,
+    engine2: docker.DockerClient,
+    cleanup: Cleanup,
+) -> None:
+    """The shared proxy holds every app's routes and certificates, private keys
+    included, in its volumes. Another app's manifest naming another image for it (or
+    other listen addresses) is refused (exit 2, the apps whose routes it holds named)
+    and the proxy runs on: before, the deploy replaced it with that image, which got
+    the volumes. The app whose routes alone it holds still changes its image."""
+    other = unique_app()
+    cleanup.later(lambda: remove_app({"engine": engine, "engine2": engine2}, other))
+    cleanup.later(lambda: remove_edge(engine, edge.name))  # first: it is on both networks
+    rogue = f"{other}-proxy:rogue"
+    engine.images.build(
+        fileobj=io.BytesIO(f"FROM {edge.image}\nLABEL rogue=yes\n".encode()), tag=rogue, rm=True
+    )
+
+    def remove_rogue() -> None:
+        with contextlib.suppress(docker.errors.APIError):
+            engine.images.remove(rogue, force=True)
+
+    cleanup.later(remove_rogue)
+    first = write_manifest(tmp_path / "a", app, testenv, edge, f"{app}.example.test", 1)
+    code, out = deploy(first, testenv.image_v1)
+    assert code == EXIT_OK, out
+    running = engine.containers.get(edge.name).id
+
+    theirs = Edge(edge.name, edge.address, rogue)
+    second = write_manifest(tmp_path / "b", other, testenv, theirs, f"{other}.example.test", 1)
+    code, out = deploy(second, testenv.image_v1)
+    assert code == EXIT_INVALID, out
+    assert f"{app}/test" in out and rogue in out, out
+    assert engine.containers.get(edge.name).id == running
+    assert not engine.containers.list(all=True, filters={"label": f"{L.APP}={other}"})
+    assert '"edge-proxy"' in out, out  # the allow that upgrades a shared proxy
+    wait_body(edge, f"{app}.example.test", "v1")
+
+    mine = write_manifest(tmp_path / "c", app, testenv, theirs, f"{app}.example.test", 1)
+    code, out = deploy(mine, testenv.image_v1)
+    assert code == EXIT_OK, out
+    assert "upgrading to" in out, out
+    wait_body(edge, f"{app}.example.test", "v1")
+
+    # the app that says it manages the shared proxy upgrades it, the other's route kept
+    manager = write_manifest(tmp_path / "d", other, testenv, edge, f"{other}.example.test", 1)
+    manager.write_text(manager.read_text() + "policy: {allow: [edge-proxy]}\n")
+    code, out = deploy(manager, testenv.image_v1)
+    assert code == EXIT_OK, out
+    assert f"upgrading to {edge.image}" in out, out
+    wait_body(edge, f"{app}.example.test", "v1")
+    wait_body(edge, f"{other}.example.test", "v1")

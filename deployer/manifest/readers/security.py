@@ -31,6 +31,7 @@ POLICY_NAMES = (
     "runtime",
     "cgroup_parent",
     "foreign-container",
+    "edge-proxy",
 )
 # The engine's default profiles: anything else given to `seccomp=` or `apparmor=` replaces
 # them with a profile the manifest chooses (an inline seccomp JSON that allows every
