@@ -221,7 +221,7 @@ def test_two_apps_behind_one_proxy_deploy_at_once(
 ) -> None:
     other = unique_app()
     cleanup.later(lambda: remove_app({"engine": engine, "engine2": engine2}, other))
-    edge = make_edge(engine, cleanup, app, 18354, proxy_image)
+    edge = make_edge(engine, cleanup, app, free_port(), proxy_image)
     apps = {app: f"{app}.example.test", other: f"{other}.example.test"}
     manifests = {a: write_manifest(tmp_path / a, a, testenv, edge, h) for a, h in apps.items()}
     for a, m in manifests.items():
