@@ -138,6 +138,21 @@ class CaddyHost:
                     out.add((owner[0], owner[1]))
         return out
 
+    def network_owners(self, c: Any) -> set[tuple[str, str]]:
+        """(app, environment) of every network the proxy container ``c`` is on, running or
+        not (it joins the network of each app it routes to); a network that names no app
+        of the deployer counts as its own name's."""
+        out: set[tuple[str, str]] = set()
+        for network in c.attrs.get("NetworkSettings", {}).get("Networks") or {}:
+            if network in ("bridge", "host", "none"):
+                continue
+            try:
+                labels = self.client.api.inspect_network(network).get("Labels") or {}
+            except docker.errors.NotFound:
+                continue
+            out.add((labels.get(L.APP) or network, labels.get(L.ENVIRONMENT) or ""))
+        return out
+
     def _image_moved(self, c: Any) -> bool:
         """The image's name now names another image on the host (rebuilt or pulled since
         the proxy was created)."""

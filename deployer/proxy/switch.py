@@ -123,10 +123,13 @@ class EdgeSwitch:
                 continue
             try:
                 routes = proxy.all_routes()
-                if proxy.differs(c):
-                    self._refuse_replacing(host, proxy, c)
+                owners = proxy.owners() if proxy.differs(c) else set()
             except DeployFailed:  # not running, or restarting: read once it runs (prepare)
+                if proxy.differs(c):  # the apps whose networks it joined: whose routes
+                    self._refuse_replacing(host, proxy, c, proxy.network_owners(c))
                 continue
+            if proxy.differs(c):
+                self._refuse_replacing(host, proxy, c, owners)
             found = R.conflicts(routes, self.manifest.app, self.manifest.environment.name, wanted)
             if found:
                 raise InvalidInput(
@@ -135,7 +138,9 @@ class EdgeSwitch:
                     "route with its own deploy)",
                 )
 
-    def _refuse_replacing(self, host: str, proxy: CaddyHost, c: Any) -> None:
+    def _refuse_replacing(
+        self, host: str, proxy: CaddyHost, c: Any, owners: set[tuple[str, str]]
+    ) -> None:
         """The proxy holds every app's routes and certificates (private keys included)
         in its volumes: only a manifest of the one app and environment whose routes it
         holds chooses its image and listen addresses. Another's would hand them all to
@@ -145,7 +150,7 @@ class EdgeSwitch:
         if L.EDGE_PROXY_ALLOW in self.manifest.policy_allow:
             return  # the app that manages the shared proxy upgrades it
         me = (self.manifest.app, self.manifest.environment.name)
-        others = sorted(f"{a}/{e}" for a, e in proxy.owners() if (a, e) != me)
+        others = sorted(f"{a}/{e}".rstrip("/") for a, e in owners if (a, e) != me)
         if not others:
             return
         labels = c.labels or {}

@@ -538,6 +538,15 @@ def test_a_proxy_holding_another_apps_routes_is_not_replaced_by_this_apps_manife
     assert not engine.containers.list(all=True, filters={"label": f"{L.APP}={other}"})
     assert '"edge-proxy"' in out, out  # the allow that upgrades a shared proxy
     wait_body(edge, f"{app}.example.test", "v1")
+    # a proxy that does not run (crashed, stopped) is not replaced by it either: whose
+    # routes it holds is read from the app networks it joined
+    engine.containers.get(edge.name).stop(timeout=1)
+    code, out = deploy(second, testenv.image_v1)
+    assert code == EXIT_INVALID, out
+    assert f"{app}/test" in out and rogue in out, out
+    assert engine.containers.get(edge.name).id == running
+    engine.containers.get(edge.name).start()
+    wait_body(edge, f"{app}.example.test", "v1")
 
     mine = write_manifest(tmp_path / "c", app, testenv, theirs, f"{app}.example.test", 1)
     code, out = deploy(mine, testenv.image_v1)
