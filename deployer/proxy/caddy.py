@@ -140,8 +140,8 @@ class CaddyHost:
 
     def network_owners(self, c: Any) -> set[tuple[str, str]]:
         """(app, environment) of every network the proxy container ``c`` is on, running or
-        not (it joins the network of each app it routes to); a network that names no app
-        of the deployer counts as its own name's."""
+        not (it joins the network of each app it routes to); a compose project's network
+        (an adopted app's) counts as (project, ""), any other as its own name's."""
         out: set[tuple[str, str]] = set()
         for network in c.attrs.get("NetworkSettings", {}).get("Networks") or {}:
             if network in ("bridge", "host", "none"):
@@ -150,7 +150,8 @@ class CaddyHost:
                 labels = self.client.api.inspect_network(network).get("Labels") or {}
             except docker.errors.NotFound:
                 continue
-            out.add((labels.get(L.APP) or network, labels.get(L.ENVIRONMENT) or ""))
+            owner = labels.get(L.APP) or labels.get(L.COMPOSE_PROJECT) or network
+            out.add((owner, labels.get(L.ENVIRONMENT) or ""))
         return out
 
     def _image_moved(self, c: Any) -> bool:

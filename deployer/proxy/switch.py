@@ -149,8 +149,10 @@ class EdgeSwitch:
 
         if L.EDGE_PROXY_ALLOW in self.manifest.policy_allow:
             return  # the app that manages the shared proxy upgrades it
-        me = (self.manifest.app, self.manifest.environment.name)
-        others = sorted(f"{a}/{e}".rstrip("/") for a, e in owners if (a, e) != me)
+        mine = {(self.manifest.app, self.manifest.environment.name)}
+        if self.manifest.compose_project:  # an adopted app's networks are compose's
+            mine.add((self.manifest.compose_project, ""))
+        others = sorted(f"{a}/{e}".rstrip("/") for a, e in owners if (a, e) not in mine)
         if not others:
             return
         labels = c.labels or {}
