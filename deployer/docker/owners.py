@@ -121,15 +121,22 @@ def check_edge_volumes(manifest: Manifest, api: docker.APIClient, host: str) -> 
     private keys), ``external`` or not, unless ``policy.allow`` lists ``edge-proxy``."""
     if L.EDGE_PROXY_ALLOW in manifest.policy_allow:
         return
-    for key, real in all_volumes(manifest):
-        with wrapped(f"look at the containers of the volume {real}", host):
-            edge = api.containers(
-                all=True, filters={"volume": real, "label": f"{L.ROLE}={L.ROLE_EDGE}"}
-            )
-        if edge:
+    volumes = all_volumes(manifest)
+    if not volumes:
+        return
+    with wrapped("look at the edge proxies", host):
+        proxies = api.containers(all=True, filters={"label": f"{L.ROLE}={L.ROLE_EDGE}"})
+    held = {
+        str(m.get("Name")): str(c["Names"][0]).lstrip("/")
+        for c in proxies
+        for m in c.get("Mounts") or []
+        if m.get("Type") == "volume"
+    }
+    for key, real in volumes:
+        if real in held:
             raise InvalidInput(
                 f'{_where(manifest, key)} on {host}, the volume "{real}" is the edge proxy\'s '
-                f"({edge[0]['Names'][0].lstrip('/')}): it holds the routes and certificates, "
+                f"({held[real]}): it holds the routes and certificates, "
                 "private keys included, of every app on the host",
                 hint="give the volume a name of its own; if this app manages the host's edge "
                 f'proxy, add "{L.EDGE_PROXY_ALLOW}" to `policy: {{allow: [...]}}`',

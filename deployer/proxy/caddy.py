@@ -94,12 +94,7 @@ class CaddyHost:
                 or (c.status != "running" and self._image_moved(c))
             ):
                 log(f"edge proxy {self.edge.name}: upgrading to {self.edge.image}")
-                # the networks of every app it routes to: the new one joins them all
-                networks = [
-                    n
-                    for n in c.attrs.get("NetworkSettings", {}).get("Networks") or {}
-                    if n not in ("bridge", "host", "none")
-                ]
+                networks = self._app_networks(c)  # the new one joins them all
                 c.stop(timeout=max(1, int(self.edge.drain_timeout)))
                 c.remove()
                 c = self._create()
@@ -143,9 +138,7 @@ class CaddyHost:
         not (it joins the network of each app it routes to); a compose project's network
         (an adopted app's) counts as (project, ""), any other as its own name's."""
         out: set[tuple[str, str]] = set()
-        for network in c.attrs.get("NetworkSettings", {}).get("Networks") or {}:
-            if network in ("bridge", "host", "none"):
-                continue
+        for network in self._app_networks(c):
             try:
                 labels = self.client.api.inspect_network(network).get("Labels") or {}
             except docker.errors.NotFound:
@@ -153,6 +146,12 @@ class CaddyHost:
             owner = labels.get(L.APP) or labels.get(L.COMPOSE_PROJECT) or network
             out.add((owner, labels.get(L.ENVIRONMENT) or ""))
         return out
+
+    @staticmethod
+    def _app_networks(c: Any) -> list[str]:
+        """The networks the proxy container ``c`` joined: those of the apps it routes to."""
+        networks = c.attrs.get("NetworkSettings", {}).get("Networks") or {}
+        return [n for n in networks if n not in ("bridge", "host", "none")]
 
     def _image_moved(self, c: Any) -> bool:
         """The image's name now names another image on the host (rebuilt or pulled since

@@ -121,14 +121,15 @@ class EdgeSwitch:
             c = proxy._container()
             if c is None:
                 continue
+            replacing = proxy.differs(c)
             try:
                 routes = proxy.all_routes()
-                owners = proxy.owners() if proxy.differs(c) else set()
+                owners = proxy.owners() if replacing else set()
             except DeployFailed:  # not running, or restarting: read once it runs (prepare)
-                if proxy.differs(c):  # the apps whose networks it joined: whose routes
+                if replacing:  # the apps whose networks it joined: whose routes
                     self._refuse_replacing(host, proxy, c, proxy.network_owners(c))
                 continue
-            if proxy.differs(c):
+            if replacing:
                 self._refuse_replacing(host, proxy, c, owners)
             found = R.conflicts(routes, self.manifest.app, self.manifest.environment.name, wanted)
             if found:
