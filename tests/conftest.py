@@ -37,8 +37,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # (fixture name or path under tests/, group): the first that matches a test gives its group.
 GROUPS: tuple[tuple[str, str], ...] = (
-    # edge proxies published on fixed host ports (18091, 1835x, 1837x), pebble on 18370
-    ("tests/proxy/", "edge-proxy"),
+    # pebble and its edge proxy on fixed host ports (18370-18375); the other proxy tests
+    # each run their own edge proxy on a free port
+    ("tests/proxy/test_acme.py", "acme-ports"),
     # the single-node swarm of the main engine: services converge on one manager
     ("swarm", "swarm"),
     # gitlab-ci-local pipelines: each job a node process and a deployer, heavy on CPU

@@ -111,19 +111,26 @@ def compose_config(
     )
 
 
-def variables_for(case: Case, root: Path, home: Path) -> dict[str, str]:
+def variables_for(
+    case: Case, root: Path, home: Path
+) -> tuple[dict[str, str], subprocess.CompletedProcess[str]]:
     """The variables compose says are unset or required (``${X:?}``, which stops it at the
-    first), each given a value as a CI/CD variable would, and GitLab's predefined variables
-    of a pipeline."""
+    first), each given a value as a CI/CD variable would, on top of GitLab's predefined
+    variables of a pipeline and the configs' and secrets' variables; with compose's run
+    on them all (the last probe: nothing it asks for is missing any more)."""
     # a CI job's shell sets PWD: here the directory compose runs in, for both tools
-    given: dict[str, str] = {"PWD": str(root.parent / Path(case.files[0]).parent)}
+    given: dict[str, str] = {
+        "PWD": str(root.parent / Path(case.files[0]).parent),
+        **secret_variables(case, root),
+        **CI,
+    }
     for _ in range(20):
         proc = compose_config(case, root, {**clean_env(home), **given})
         names = set(_UNSET.findall(proc.stderr)) | set(_REQUIRED.findall(proc.stderr))
         if names <= set(given):
             break
         given.update(dict.fromkeys(names, "1"))
-    return {**given, **secret_variables(case, root), **CI}
+    return given, proc
 
 
 def secret_variables(case: Case, root: Path) -> dict[str, str]:
@@ -165,8 +172,7 @@ def run_case(case: Case, tmp: Path) -> Outcome:
     home = tmp / "home"
     home.mkdir()
     root = checkout(case.project, tmp)
-    variables = variables_for(case, root, home)
-    proc = compose_config(case, root, {**clean_env(home), **variables})
+    variables, proc = variables_for(case, root, home)
     data: dict[str, Any] = json.loads(proc.stdout) if proc.returncode == 0 else {}
     # `config` prints a project whose services are all behind profiles that are not active;
     # `up` refuses it ("no service selected")
@@ -250,7 +256,7 @@ def test_refusals_exit_2_without_traceback(outcomes: dict[str, Outcome], tmp_pat
         home = base / "home"
         home.mkdir()
         root = checkout(case.project, base)
-        variables = variables_for(case, root, home)
+        variables, _ = variables_for(case, root, home)
         manifest = write_manifest(case, root)
         proc = subprocess.run(
             [sys_executable(), "-m", "deployer", "validate", "-f", str(manifest)],
@@ -271,7 +277,7 @@ def test_refusals_exit_2_without_traceback(outcomes: dict[str, Outcome], tmp_pat
         load_manifest(
             write_manifest(o.case, root),
             "production",
-            variables_for(o.case, root, root_manifest / "home"),
+            variables_for(o.case, root, root_manifest / "home")[0],
         )
 
 

@@ -68,6 +68,11 @@ rollout:
 """
 
 TRANSPORTS = ["unix+tls", "ssh+tls"]
+# Every day-2 command goes through the same connection code as a deploy; what differs per
+# transport is streaming (`logs --follow`, `events`) and the hijacked socket of `exec -i/-t`.
+# Those tests run on every transport; the others (plain API calls) over the socket and
+# tcp+TLS only, which keeps the suite's time for what can break per transport.
+ONE_TRANSPORT = pytest.mark.parametrize("fleet", TRANSPORTS[:1], indirect=True)
 
 
 @dataclass
@@ -77,6 +82,7 @@ class Fleet:
     hosts: list[str]
     clients: list[docker.DockerClient]  # the two engines, in the order of ``hosts``
     write: Callable[..., None]
+    transport: str  # one of TRANSPORTS
 
     @property
     def base(self) -> list[str]:
@@ -132,4 +138,4 @@ def fleet(
         )
 
     write()
-    return Fleet(app, path, hosts, [engine, engine2], write)
+    return Fleet(app, path, hosts, [engine, engine2], write, request.param)

@@ -13,7 +13,7 @@ from deployer import labels as L
 from deployer.commands.down import confirm_volumes
 from deployer.docker import lock as _lock
 from deployer.errors import InvalidInput
-from tests.ops.conftest import Fleet
+from tests.ops.conftest import ONE_TRANSPORT, Fleet
 
 
 def left(client: docker.DockerClient, app: str) -> dict[str, list[str]]:
@@ -31,6 +31,7 @@ def left(client: docker.DockerClient, app: str) -> dict[str, list[str]]:
     }
 
 
+@ONE_TRANSPORT
 @pytest.mark.integration
 def test_down_removes_everything_but_volumes_then_volumes_too(fleet: Fleet) -> None:
     fleet.deploy(mark="1")
@@ -70,6 +71,7 @@ def test_down_removes_everything_but_volumes_then_volumes_too(fleet: Fleet) -> N
         }
 
 
+@ONE_TRANSPORT
 @pytest.mark.integration
 def test_down_is_refused_while_another_deploy_holds_the_lock(fleet: Fleet) -> None:
     fleet.deploy()

@@ -7,9 +7,10 @@ import json
 import pytest
 
 from deployer import labels as L
-from tests.ops.conftest import Fleet
+from tests.ops.conftest import ONE_TRANSPORT, Fleet
 
 
+@ONE_TRANSPORT
 @pytest.mark.integration
 def test_exec_returns_the_commands_exit_code_and_stats_lists_every_replica(
     fleet: Fleet, capfd: pytest.CaptureFixture[str]

@@ -19,7 +19,7 @@ import pytest
 from deployer import labels as L
 from deployer.commands.logs import time_arg
 from deployer.errors import InvalidInput
-from tests.ops.conftest import Fleet
+from tests.ops.conftest import ONE_TRANSPORT, Fleet
 
 LINE = re.compile(r"^(?P<host>\S+) (?P<svc>\w+)\.(?P<n>\d) \| (?P<stamp>\S+) (?P<text>.*)$")
 
@@ -41,6 +41,7 @@ def wait_for_lines(fleet: Fleet, count: int) -> str:
         time.sleep(1)
 
 
+@ONE_TRANSPORT
 @pytest.mark.integration
 def test_logs_of_two_services_merged_with_prefixes_and_masked(fleet: Fleet) -> None:
     fleet.deploy()

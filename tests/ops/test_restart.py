@@ -9,7 +9,7 @@ import docker
 import pytest
 
 from deployer import labels as L
-from tests.ops.conftest import Fleet
+from tests.ops.conftest import ONE_TRANSPORT, Fleet
 
 
 def replicas(client: docker.DockerClient, app: str, service: str) -> dict[str, str]:
@@ -25,6 +25,7 @@ def releases(client: docker.DockerClient, app: str) -> int:
     return len(vols.get("Volumes") or [])
 
 
+@ONE_TRANSPORT
 @pytest.mark.integration
 def test_restart_replaces_with_the_same_image_and_rolls_back_when_unhealthy(
     fleet: Fleet,

@@ -7,10 +7,11 @@ from __future__ import annotations
 import pytest
 
 from deployer import labels as L
-from tests.ops.conftest import Fleet
+from tests.ops.conftest import ONE_TRANSPORT, Fleet
 from tests.testenv import TestEnv, push_as
 
 
+@ONE_TRANSPORT
 @pytest.mark.integration
 def test_run_uses_the_deployed_digest_and_returns_the_exit_code(
     fleet: Fleet, testenv: TestEnv

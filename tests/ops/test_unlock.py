@@ -14,7 +14,7 @@ import responses
 from deployer.docker import lock as _lock
 from deployer.engine import Lease
 from tests.gitlab.helpers import ENGINES, HOLDER, HOLDER_JOB, JOB_TOKEN, SERVER, fixture
-from tests.ops.conftest import Fleet
+from tests.ops.conftest import ONE_TRANSPORT, Fleet
 
 
 def lock_ids(client: docker.DockerClient, app: str) -> list[str]:
@@ -40,6 +40,7 @@ def in_ci(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CI_JOB_TOKEN", JOB_TOKEN)
 
 
+@ONE_TRANSPORT
 @pytest.mark.integration
 @responses.activate
 def test_unlock_breaks_the_lock_of_a_failed_job(
@@ -59,6 +60,7 @@ def test_unlock_breaks_the_lock_of_a_failed_job(
     assert code == 0 and "no deploy lock is held" in out
 
 
+@ONE_TRANSPORT
 @pytest.mark.integration
 @responses.activate
 def test_unlock_refuses_the_lock_of_a_running_job(
@@ -78,6 +80,7 @@ def test_unlock_refuses_the_lock_of_a_running_job(
         assert lock_ids(client, fleet.app) == []
 
 
+@ONE_TRANSPORT
 @pytest.mark.integration
 def test_unlock_without_gitlab_breaks_nothing(
     fleet: Fleet, held: list[Lease], monkeypatch: pytest.MonkeyPatch
@@ -89,6 +92,7 @@ def test_unlock_without_gitlab_breaks_nothing(
         assert len(lock_ids(client, fleet.app)) == 1
 
 
+@ONE_TRANSPORT
 @pytest.mark.integration
 @responses.activate
 def test_a_deploy_breaks_the_lock_of_a_failed_job_and_waits_for_a_running_one(

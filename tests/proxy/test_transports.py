@@ -17,7 +17,7 @@ import pytest
 from bench.proxy_probe import ProxyProbe, get
 from deployer.errors import EXIT_OK
 from tests.conftest import Cleanup
-from tests.proxy.conftest import ROOT, make_edge
+from tests.proxy.conftest import ROOT, free_port, make_edge
 from tests.proxy.test_edge import deploy, wait_body, write_manifest
 from tests.testenv import TestEnv
 
@@ -36,9 +36,9 @@ def test_a_switch_over_a_remote_transport_fails_no_request(
     proxy_image: str,
 ) -> None:
     if transport == "ssh":
-        client, host, env, port = engine, testenv.ssh_host, testenv.ssh_environ(), 18356
+        client, host, env, port = engine, testenv.ssh_host, testenv.ssh_environ(), free_port()
     else:
-        client, host, env, port = engine2, testenv.tls_host, testenv.tls_environ(), 19610
+        client, host, env, port = engine2, testenv.tls_host, testenv.tls_environ(), free_port()
         built = subprocess.run(
             [str(ROOT / "scripts" / "build-proxy-image"), "--tag", proxy_image],
             capture_output=True,
