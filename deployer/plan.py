@@ -283,6 +283,25 @@ def _relinked(
     )
 
 
+def _rejoined(
+    step: Step, desired: Desired, current: list[ObservedContainer], replaced: set[str]
+) -> Step:
+    """``network_mode: service:NAME``: the containers live in the network namespace of
+    NAME's container. A new one of NAME has a new namespace (the old one goes with the old
+    container), so this service's containers are replaced too, joining the new one."""
+    name = desired.service.network_service
+    if step.action is not Action.UNCHANGED or name not in replaced or not current:
+        return step
+    return replace(
+        step,
+        action=Action.REPLACE,
+        reasons=(
+            f"shares the network of {name}, which is replaced (its containers join the new one)",
+        ),
+        replace=tuple(c.id for c in current[: desired.service.replicas]),
+    )
+
+
 def plan_host(
     observed: Observed, desired: Sequence[Desired], order: tuple[tuple[str, ...], ...]
 ) -> HostPlan:
@@ -299,6 +318,7 @@ def plan_host(
                 current,
                 replaced,
             )
+            step = _rejoined(step, by_name[name], current, replaced)
             if step.action is Action.REPLACE:
                 replaced.add(name)
             steps.append(step)
@@ -362,5 +382,12 @@ def check_only(manifest: Manifest, only: Sequence[str] | None) -> list[str] | No
             f"--services: {', '.join(unknown)} not in {manifest.path} "
             f"(environment {manifest.environment.name})",
             hint=f"the services are: {', '.join(names)}",
+        )
+    left = [s.name for s in manifest.services if s.network_service in only and s.name not in only]
+    if left:
+        raise InvalidInput(
+            f"--services: {', '.join(left)} share the network of a service named "
+            "(network_mode: service:NAME) and are replaced with it",
+            hint=f"name {', '.join(left)} too",
         )
     return list(only)

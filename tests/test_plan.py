@@ -51,8 +51,12 @@ def running(
     return ObservedContainer(**fields)  # type: ignore[arg-type]
 
 
-def plan1(m: Manifest, *containers: ObservedContainer, digests: dict[str, str] | None = None,
-          only: list[str] | None = None):  # type: ignore[no-untyped-def]
+def plan1(
+    m: Manifest,
+    *containers: ObservedContainer,
+    digests: dict[str, str] | None = None,
+    only: list[str] | None = None,
+):  # type: ignore[no-untyped-def]
     digests = digests or {s.name: D1 for s in m.services}
     p = make_plan(m, [Observed("h1", tuple(containers))], digests, only)
     assert len(p.hosts) == 1
@@ -258,7 +262,11 @@ def test_waves_follow_depends_on() -> None:
     p = plan1(m)
     assert p.waves == waves(m.services)
     assert {s.service: s.wave for s in p.hosts[0].steps} == {
-        "db": 0, "cache": 0, "api": 1, "worker": 1, "web": 2
+        "db": 0,
+        "cache": 0,
+        "api": 1,
+        "worker": 1,
+        "web": 2,
     }
     assert [s.service for s in p.hosts[0].steps] == ["db", "cache", "api", "worker", "web"]
 
@@ -302,3 +310,39 @@ def test_local_image_id_digest_for_pull_policy_never() -> None:
     local = "sha256:" + "a" * 64
     step = plan1(manifest(web), running(web, digest=local), digests={"web": local}).hosts[0]
     assert step.step("web").action is Action.UNCHANGED
+
+
+def test_a_service_sharing_a_replaced_services_network_is_replaced_with_it() -> None:
+    """``network_mode: service:vpn``: web's containers live in vpn's container's network
+    namespace, which goes with it; a new vpn container means new web containers."""
+    vpn = svc("vpn")
+    web = svc(
+        "web",
+        network_mode="service:vpn",
+        depends_on=(("vpn", "service_started"),),
+        depends_restart=("vpn",),
+    )
+    m = manifest(vpn, web)
+    p = plan1(m, running(vpn), running(web), digests={"vpn": D2, "web": D1})
+    step = p.hosts[0].step("web")
+    assert p.waves == (("vpn",), ("web",))
+    assert step.action is Action.REPLACE
+    assert step.reasons == (
+        "shares the network of vpn, which is replaced (its containers join the new one)",
+    )
+    assert step.replace == (running(web).id,)
+    assert (step.strategy, step.strategy_reason) == ("stop-first", "shares the network of vpn")
+    unchanged = plan1(m, running(vpn), running(web))
+    assert not unchanged.changes
+
+
+def test_only_names_the_services_sharing_a_named_services_network() -> None:
+    from deployer.errors import InvalidInput
+    from deployer.plan import check_only
+
+    m = manifest(svc("vpn"), svc("web", network_mode="service:vpn"), svc("db"))
+    with pytest.raises(InvalidInput) as e:
+        check_only(m, ["vpn", "db"])
+    assert "web" in e.value.message and e.value.hint == "name web too"
+    assert check_only(m, ["vpn", "web"]) == ["vpn", "web"]
+    assert check_only(m, ["web"]) == ["web"]

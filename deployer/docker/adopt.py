@@ -44,6 +44,7 @@ class Inspect:
         default_log_driver: str | None,
         engine_names: Mapping[str, str] | None = None,
         default_cgroupns: str | None = None,
+        services: Mapping[str, str] | None = None,
     ) -> None:
         self.id = str(container.get("Id", ""))
         self.name = str(container.get("Name", "")).lstrip("/")
@@ -58,6 +59,8 @@ class Inspect:
         self.default_log_driver = default_log_driver
         self.engine_names = engine_names or {}
         self.default_cgroupns = default_cgroupns  # None: not known
+        # container id -> its compose service, of the project's containers
+        self.services = services or {}
 
     def names(self, name: str, kind: str) -> set[str]:
         """Engine names a network or volume (``kind``) ``name`` of the compose project may
@@ -248,11 +251,24 @@ def _networks(svc: Service, i: Inspect) -> bool:
 
 def _network_mode(svc: Service, i: Inspect) -> bool:
     mode = str(i.host.get("NetworkMode") or "")
+    if svc.network_service:
+        # compose names the container (container:<id>): compared by its service
+        kind, _, joined = mode.partition(":")
+        return kind == "container" and i.services.get(joined) == svc.network_service
     if svc.network_mode:
         return mode == svc.network_mode
     return mode not in ("", "host", "none", "default", "bridge") and not mode.startswith(
         "container:"
     )
+
+
+def _hostname(svc: Service, i: Inspect) -> str:
+    """The engine's default host name: the short id, of the container whose network
+    namespace this one joins (``container:<id>``) when it shares one."""
+    if svc.hostname:
+        return svc.hostname
+    kind, _, joined = str(i.host.get("NetworkMode") or "").partition(":")
+    return joined[:12] if kind == "container" and joined else i.id[:12]
 
 
 def _hc_norm(hc: Mapping[str, Any] | None) -> tuple[Any, ...] | None:
@@ -564,9 +580,7 @@ _COMPARE: dict[str, Callable[[Service, Inspect], bool]] = {
     ),
     # compose creates the container under this name; ours keep it through a replace
     "container_name": lambda s, i: s.container_name in (None, i.name),
-    "hostname": _simple(
-        lambda i: str(i.config.get("Hostname") or ""), lambda s, i: s.hostname or i.id[:12]
-    ),
+    "hostname": _simple(lambda i: str(i.config.get("Hostname") or ""), _hostname),
     "domainname": _simple(
         lambda i: str(i.config.get("Domainname") or ""), lambda s, i: s.domainname or ""
     ),
@@ -667,6 +681,7 @@ def config_parts(
     default_log_driver: str | None,
     engine_names: Mapping[str, str] | None = None,
     default_cgroupns: str | None = None,
+    services: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
     """Per-key parts for a compose container: the desired hash where it matches, else DIFFERS.
 
@@ -674,9 +689,13 @@ def config_parts(
     ``project``: the compose project (its networks and volumes are ``<project>_<name>``);
     ``default_log_driver``: the engine's (``docker info``), what no ``logging`` means;
     ``default_cgroupns``: the engine's cgroup namespace mode (``default_cgroupns``), what
-    no ``cgroup`` means (None: unknown, any mode is taken for it).
+    no ``cgroup`` means (None: unknown, any mode is taken for it); ``services``: the compose
+    service of each container of the project, by id (a ``network_mode: service:NAME``
+    container names the one whose network it shares by id).
     """
-    i = Inspect(container, image, project, default_log_driver, engine_names, default_cgroupns)
+    i = Inspect(
+        container, image, project, default_log_driver, engine_names, default_cgroupns, services
+    )
     parts: dict[str, str] = {}
     for key, value in service.full_config_parts().items():
         compare = _COMPARE.get(key)

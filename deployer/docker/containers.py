@@ -99,12 +99,26 @@ def _volumes_from(api: docker.APIClient, manifest: Manifest, service: Service) -
     names (that service rolled first), or the host's container, with the mode."""
     out = []
     for kind, name, mode in service.volume_lenders:
-        target = name if kind == "container" else _current(api, manifest, service, name)
+        target = (
+            name if kind == "container" else _current(api, manifest, service, name, "volumes_from")
+        )
         out.append(f"{target}:{mode}")
     return out
 
 
-def _current(api: docker.APIClient, manifest: Manifest, service: Service, name: str) -> str:
+def _network_mode(api: docker.APIClient, manifest: Manifest, service: Service) -> str | None:
+    """``network_mode`` as the engine takes it: ``service:NAME`` is the namespace of NAME's
+    current container on this host (NAME rolled first), ``container:<id>`` as compose
+    sends it."""
+    name = service.network_service
+    if name is not None:
+        return f"container:{_current(api, manifest, service, name, 'network_mode')}"
+    return service.network_mode or None
+
+
+def _current(
+    api: docker.APIClient, manifest: Manifest, service: Service, name: str, key: str
+) -> str:
     """The id of the container service ``name`` runs now on this host (its first replica):
     neither kept for a rollback nor an interrupted deploy's replacement."""
     if manifest.compose_project:  # compose's own containers, and the deployer's
@@ -125,7 +139,7 @@ def _current(api: docker.APIClient, manifest: Manifest, service: Service, name: 
         found.append((int(replica) if replica.isdigit() else 1, str(c["Id"])))
     if not found:
         raise DeployFailed(
-            f"service {service.name}: volumes_from names the service {name}, which has no "
+            f"service {service.name}: {key} names the service {name}, which has no "
             "container on this host",
             hint=f"deploy {name} too (it rolls before {service.name})",
         )
@@ -283,7 +297,7 @@ def create_container(  # noqa: PLR0913 (a whole container)
             nano_cpus=apispec.nano_cpus(service.cpus) if service.cpus else None,
             mem_limit=service.memory,
             privileged=service.privileged or None,
-            network_mode=service.network_mode or None,
+            network_mode=_network_mode(api, manifest, service),
             pid_mode=service.pid,
             ipc_mode=service.ipc,
             cap_add=list(service.cap_add) or None,

@@ -203,6 +203,9 @@ def _compose(
     out: list[ObservedContainer] = []
     images: dict[str, dict[str, Any]] = {}
     engine: list[dict[str, Any]] = []  # docker info, read once
+    by_id = {
+        str(s["Id"]): str((s.get("Labels") or {}).get(L.COMPOSE_SERVICE, "")) for s in summaries
+    }
     for s in summaries:
         labels = s.get("Labels") or {}
         if labels.get(L.APP) or labels.get(L.COMPOSE_ONEOFF, "False").lower() == "true":
@@ -245,6 +248,7 @@ def _compose(
                 str(engine[0].get("LoggingDriver") or "") or None,
                 engine_names,
                 adopt.default_cgroupns(engine[0]),
+                by_id,
             )
             config_hash = adopt.config_hash(parts, svc)
         out.append(

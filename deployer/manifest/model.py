@@ -349,6 +349,13 @@ class Service:
         return tuple(out)
 
     @property
+    def network_service(self) -> str | None:
+        """The service whose container's network namespace this one's containers join
+        (``network_mode: service:NAME``), None when it has its own network."""
+        mode = self.network_mode or ""
+        return mode.removeprefix("service:") if mode.startswith("service:") else None
+
+    @property
     def may_exit(self) -> bool:
         """Whether exit 0 is a success: it runs once (``completes``), it lends its volumes
         (a data-only container), or its written restart policy leaves a container that
@@ -392,6 +399,9 @@ class Service:
             return f"fixed host port {ports}"
         if self.container_name:
             return f"container_name {self.container_name}"
+        if self.network_service:
+            # a new container beside the old one in one namespace: both on the same ports
+            return f"shares the network of {self.network_service}"
         fixed = [a.ipv4_address or a.ipv6_address for a in self.networks]
         if any(fixed):
             return "fixed address " + ", ".join(f for f in fixed if f)

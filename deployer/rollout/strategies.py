@@ -20,7 +20,7 @@ from deployer.engine import (
     service_networks,
 )
 from deployer.manifest.model import Service
-from deployer.plan import ObservedContainer, Step
+from deployer.plan import Action, ObservedContainer, Step
 from deployer.releases import merge_request_text
 from deployer.rollout.state import DEFAULT_MONITOR, RunState, StepFailure, grace_of
 
@@ -149,8 +149,10 @@ def stop_first(r: RunState, host: str, svc: Service, step: Step, group: list[Ite
         new = [create(r, host, svc, step, item) for item in group]
         for item in group:
             if item.old is not None and item.old.running:
+                _stopping(r, host, svc, item.old)
                 engine.stop(item.old.id, grace)
-                r.do(host, f"restart {item.old.name}", partial(engine.start, item.old.id))
+                if not _follows_replaced(r, host, svc):
+                    r.do(host, f"restart {item.old.name}", partial(engine.start, item.old.id))
         for item, cid in zip(group, new, strict=True):
             engine.start(cid)
             r.do(host, f"stop new {item.canonical}", partial(engine.stop, cid, grace))
@@ -212,8 +214,10 @@ def _switch(
         old = item.old
         if old is not None:
             if stop_old and old.running:
+                _stopping(r, host, svc, old)
                 engine.stop(old.id, grace)
-                r.do(host, f"restart {old.name}", partial(engine.start, old.id))
+                if not _follows_replaced(r, host, svc):
+                    r.do(host, f"restart {old.name}", partial(engine.start, old.id))
             keep_as = kept_name(item.canonical, old.release, old.id)
             # compose may have started a kept container again: it has that name already
             if old.name != keep_as:
@@ -233,8 +237,42 @@ def retire(r: RunState, host: str, c: ObservedContainer, grace: float) -> None:
     engine = r.hosts[host]
     if c.running:
         engine.stop(c.id, grace)
-        r.do(host, f"restart {c.name}", lambda: engine.start(c.id))
+        svc = next((s for s in r.manifest.services if s.name == c.service), None)
+        if svc is None or not _follows_replaced(r, host, svc):
+            r.do(host, f"restart {c.name}", lambda: engine.start(c.id))
     engine.rename(c.id, kept_name(c.name, c.release, c.id))
     r.do(host, f"rename back {c.name}", lambda: engine.rename(c.id, c.name))
     r.runs[host].switched = True
     r.line(f"{c.name}: stopped and kept for rollback", host)
+
+
+# -- network_mode: service:NAME ------------------------------------------------------------
+def _follows_replaced(r: RunState, host: str, svc: Service) -> bool:
+    """``svc`` shares the network of a service this run replaces on ``host``: its old
+    containers lived in the old container's namespace, and come back with it on a rollback
+    (``_stopping``), not on their own (that container is still stopped then)."""
+    name = svc.network_service
+    if name is None:
+        return False
+    hp = next(h for h in r.plan.hosts if h.host == host)
+    return any(s.service == name and s.action is Action.REPLACE for s in hp.steps)
+
+
+def _stopping(r: RunState, host: str, svc: Service, old: ObservedContainer) -> None:
+    """Before the old container of a service others share the network of stops: on a
+    rollback, once it runs again (its restart is journalled after this, so undone before),
+    their old containers restart to join its new namespace."""
+    sharing = [s for s in r.manifest.services if s.network_service == svc.name]
+    if not sharing:
+        return
+    names = ", ".join(s.name for s in sharing)
+    r.do(host, f"rejoin {names} to {old.name}", partial(_rejoin, r, host, sharing))
+
+
+def _rejoin(r: RunState, host: str, sharing: list[Service]) -> None:
+    engine = r.hosts[host]
+    for svc in sharing:
+        for c in r.observed[host].of_service(svc.name):
+            if c.running:  # before the run
+                engine.stop(c.id, grace_of(svc))
+                engine.start(c.id)

@@ -186,6 +186,31 @@ class Builder:
                 'use restart: "no" or on-failure, or let the others wait for service_started',
             )
 
+    def _shared_networks(self, out: list[Service]) -> None:
+        """``network_mode: service:NAME``: NAME runs one container (the namespace its
+        dependents join) and has a network of its own."""
+        by_name = {s.name: s for s in out}
+        for s in out:
+            target = by_name.get(s.network_service or "")
+            if target is None:
+                continue
+            at = ("services", s.name, "network_mode")
+            if target.replicas != 1:
+                self.err(
+                    at,
+                    f"{s.name} shares the network of {target.name}, which runs "
+                    f"{target.replicas} replicas: the containers join the network of one "
+                    "container",
+                    f"give {target.name} one replica (deploy.replicas: 1)",
+                )
+            if target.network_service:
+                self.err(
+                    at,
+                    f"{s.name} shares the network of {target.name}, which shares the "
+                    f"network of {target.network_service} itself",
+                    f"write network_mode: service:{target.network_service}",
+                )
+
     def services(self, data: dict[str, Any]) -> list[Service]:
         out: list[Service] = []
         raw_services = data.get("services")
@@ -207,22 +232,33 @@ class Builder:
             out = [replace(s, completes=True) if s.name in waited else s for s in out]
             self._refuse_endless_runs(out, raw_services)
             out = [_lenders_first(s) for s in out]
+            self._shared_networks(out)
+            out = [_network_first(s) for s in out]
             lent = {name for s in out for name in _lenders(s)}
             out = [replace(s, lends_volumes=True) if s.name in lent else s for s in out]
         return out
 
 
 def _waiters(services: list[Service], name: str) -> list[str]:
-    return [
-        s.name
-        for s in services
-        if (name, "service_completed_successfully") in s.depends_on
-    ]
+    return [s.name for s in services if (name, "service_completed_successfully") in s.depends_on]
 
 
 def _lenders(s: Service) -> list[str]:
     """The services ``s`` takes the volumes of (``volumes_from``)."""
     return [name for kind, name, _ in s.volume_lenders if kind == "service"]
+
+
+def _network_first(s: Service) -> Service:
+    """A service sharing another's network depends on it (started first) and restarts with
+    it, as compose records it (a ``depends_on`` written for it is kept as written)."""
+    name = s.network_service
+    if name is None or name in dict(s.depends_on):
+        return s
+    return replace(
+        s,
+        depends_on=(*s.depends_on, (name, "service_started")),
+        depends_restart=tuple(dict.fromkeys((*s.depends_restart, name))),
+    )
 
 
 def _lenders_first(s: Service) -> Service:

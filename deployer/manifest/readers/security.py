@@ -148,24 +148,72 @@ def cap_add(b: Builder, path: Path, raw: dict[str, Any]) -> None:
         )
 
 
+# What the engine refuses beside a network namespace shared with another container (moby's
+# runconfig: the container has that one's name, addresses, ports and resolver)
+SHARED_NETWORK_CONFLICTS = {
+    "ports": "its ports are published by the service it shares the network with",
+    "expose": "its ports are those of the service it shares the network with",
+    "hostname": "it has the host name of the service it shares the network with",
+    "dns": "it has the resolver settings of the service it shares the network with",
+    "extra_hosts": "it has the /etc/hosts of the service it shares the network with",
+    "mac_address": "it has the MAC address of the service it shares the network with",
+    "links": "it has no network endpoint of its own to hold links",
+}
+
+
 def network_mode(b: Builder, path: Path, raw: dict[str, Any]) -> None:
     mode = raw.get("network_mode")
     if not isinstance(mode, str):
         return
+    p = (*path, "network_mode")
     if mode == "host":
-        refuse(b, (*path, "network_mode"), "network_mode: host", "host-network")
+        refuse(b, p, "network_mode: host", "host-network")
+    elif mode.startswith("service:"):
+        shared_network(b, path, raw, mode.removeprefix("service:"))
     elif mode not in ("none", "bridge"):  # bridge: the engine's default network
         b.err(
-            (*path, "network_mode"),
+            p,
             f'network_mode "{mode}" is not supported yet',
-            "use `networks:` instead",
+            "use `networks:`, or `service:NAME` to share the network of a service of the app",
         )
     if raw.get("networks"):
+        b.err(p, "network_mode and networks cannot be used together", "remove one of them")
+
+
+def shared_network(b: Builder, path: Path, raw: dict[str, Any], name: str) -> None:
+    """``network_mode: service:NAME``: the containers join the network namespace of NAME's
+    container; NAME is a service of the app (not this one), and nothing the engine refuses
+    beside a shared namespace is set. (NAME's replicas are checked across services.)"""
+    p = (*path, "network_mode")
+    names = sorted(b.service_names)
+    if name == path[-1]:
+        b.err(p, f'service "{name}" shares the network of itself', "name another service")
+        return
+    if name not in b.service_names:
         b.err(
-            (*path, "network_mode"),
-            "network_mode and networks cannot be used together",
-            "remove one of them",
+            p,
+            f'network_mode names the service "{name}", which is not defined',
+            "name one of: " + ", ".join(n for n in names if n != path[-1]),
         )
+        return
+    if b.engine == "swarm":
+        b.err(
+            p,
+            f"network_mode: service:{name} is not possible with engine: swarm (Swarm has no "
+            "equivalent: a service's tasks each have their own network)",
+            f"put the two in one image, reach {name} over a network, or deploy this "
+            "environment with engine: container",
+        )
+        return
+    for key, why in SHARED_NETWORK_CONFLICTS.items():
+        if raw.get(key) not in (None, "", [], {}):
+            b.err(
+                (*path, key),
+                f"{key} cannot be set with network_mode: service:{name}: {why} "
+                "(the engine refuses both)",
+                f"remove {key}" + (f", or set it on {name}" if key != "links" else ""),
+                key=True,
+            )
 
 
 def security_opt(b: Builder, path: Path, raw: dict[str, Any], out: dict[str, Any]) -> None:
