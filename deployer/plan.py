@@ -383,11 +383,18 @@ def check_only(manifest: Manifest, only: Sequence[str] | None) -> list[str] | No
             f"(environment {manifest.environment.name})",
             hint=f"the services are: {', '.join(names)}",
         )
-    left = [s.name for s in manifest.services if s.network_service in only and s.name not in only]
+    check_sharing(manifest, only, "--services")
+    return list(only)
+
+
+def check_sharing(manifest: Manifest, names: Sequence[str], what: str) -> None:
+    """Every service sharing the network of one of ``names`` (``network_mode:
+    service:NAME``) is among them (exit 2): a new container of NAME takes its namespace
+    away, so they are replaced with it."""
+    left = [s.name for s in manifest.services if s.network_service in names and s.name not in names]
     if left:
         raise InvalidInput(
-            f"--services: {', '.join(left)} share the network of a service named "
+            f"{what}: {', '.join(left)} share the network of a service named "
             "(network_mode: service:NAME) and are replaced with it",
             hint=f"name {', '.join(left)} too",
         )
-    return list(only)

@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, TextIO
 
 from deployer.errors import InvalidInput
-from deployer.plan import Plan
+from deployer.plan import Plan, check_sharing
 from deployer.requests import RestartRequest
 
 
@@ -38,6 +38,7 @@ def run(req: RestartRequest, out: TextIO, environ: Mapping[str, str] | None = No
             else "name the service(s) to restart",
             hint=f"the services are: {', '.join(manifest.service_names)}",
         )
+    check_sharing(manifest, services, "restart")
     log = JobLog(out, secrets=secret_values(manifest, env))
     ctx = context_for(manifest, env)
     ops = open_environment(manifest, env)
