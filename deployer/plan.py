@@ -43,6 +43,8 @@ class ObservedContainer:
     release: str | None = None
     health: str = "none"  # healthy, unhealthy, starting, none
     adopted_from: str | None = None  # "compose" when compose created it, None when we did
+    # network_mode container:<id>: the id of the container whose network namespace it joined
+    joined: str | None = None
     created: str = ""
     exit_code: int | None = None  # of an exited container
 
@@ -284,22 +286,33 @@ def _relinked(
 
 
 def _rejoined(
-    step: Step, desired: Desired, current: list[ObservedContainer], replaced: set[str]
+    step: Step,
+    desired: Desired,
+    current: list[ObservedContainer],
+    replaced: set[str],
+    owners: list[ObservedContainer],
 ) -> Step:
     """``network_mode: service:NAME``: the containers live in the network namespace of
     NAME's container. A new one of NAME has a new namespace (the old one goes with the old
-    container), so this service's containers are replaced too, joining the new one."""
+    container), so this service's containers are replaced too, joining the new one; so is a
+    container that joined one of NAME's that is no longer NAME's current one."""
     name = desired.service.network_service
-    if step.action is not Action.UNCHANGED or name not in replaced or not current:
+    if step.action is not Action.UNCHANGED or name is None or not current:
         return step
-    return replace(
-        step,
-        action=Action.REPLACE,
-        reasons=(
-            f"shares the network of {name}, which is replaced (its containers join the new one)",
-        ),
-        replace=tuple(c.id for c in current[: desired.service.replicas]),
-    )
+    kept = current[: desired.service.replicas]
+    if name in replaced:
+        why = f"shares the network of {name}, which is replaced (its containers join the new one)"
+        return replace(
+            step, action=Action.REPLACE, reasons=(why,), replace=tuple(c.id for c in kept)
+        )
+    # a deploy interrupted between the two, NAME's container replaced by hand: the
+    # namespace such a container joined went with that container
+    ids = {c.id for c in owners}
+    stale = tuple(c.id for c in kept if ids and c.joined is not None and c.joined not in ids)
+    if not stale:
+        return step
+    why = f"shares the network of a container of {name} that is no longer its current one"
+    return replace(step, action=Action.REPLACE, reasons=(why,), replace=stale)
 
 
 def plan_host(
@@ -318,7 +331,9 @@ def plan_host(
                 current,
                 replaced,
             )
-            step = _rejoined(step, by_name[name], current, replaced)
+            owner = by_name[name].service.network_service
+            owners = observed.of_service(owner) if owner else []
+            step = _rejoined(step, by_name[name], current, replaced, owners)
             if step.action is Action.REPLACE:
                 replaced.add(name)
             steps.append(step)

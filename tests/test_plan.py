@@ -346,3 +346,22 @@ def test_only_names_the_services_sharing_a_named_services_network() -> None:
     assert "web" in e.value.message and e.value.hint == "name web too"
     assert check_only(m, ["vpn", "web"]) == ["vpn", "web"]
     assert check_only(m, ["web"]) == ["web"]
+
+
+def test_a_service_left_in_the_network_of_a_replaced_container_is_replaced() -> None:
+    """A deploy interrupted between vpn's switch and web's step: web's container joined a
+    container of vpn that is no longer vpn's current one (its namespace is gone)."""
+    vpn = svc("vpn")
+    web = svc("web", network_mode="service:vpn")
+    m = manifest(vpn, web)
+    current = running(vpn)
+    joined_old = running(web, joined="vpn-old-id")
+    p = plan1(m, current, joined_old)
+    step = p.hosts[0].step("web")
+    assert step.action is Action.REPLACE
+    assert step.reasons == (
+        "shares the network of a container of vpn that is no longer its current one",
+    )
+    assert step.replace == (joined_old.id,)
+    assert not plan1(m, current, running(web, joined=current.id)).changes
+    assert not plan1(m, current, running(web)).changes  # not known: left as it is

@@ -104,7 +104,16 @@ def _ours(summary: Mapping[str, Any]) -> ObservedContainer:
         health=_health(summary),
         adopted_from=None,
         created=str(summary.get("Created", "")),
+        joined=joined(summary),
     )
+
+
+def joined(summary: Mapping[str, Any]) -> str | None:
+    """The id of the container whose network namespace this one joined (``NetworkMode``
+    ``container:<id>`` in the listing), None when it has a network of its own."""
+    mode = str((summary.get("HostConfig") or {}).get("NetworkMode") or "")
+    kind, _, cid = mode.partition(":")
+    return cid if kind == "container" and cid else None
 
 
 def list_app(api: docker.APIClient, host: str, app: str, environment: str) -> list[dict[str, Any]]:
@@ -266,6 +275,7 @@ def _compose(
                 health=_health(s),
                 adopted_from="compose",
                 created=str(s.get("Created", "")),
+                joined=joined(s),
             )
         )
     return out
