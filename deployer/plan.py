@@ -43,10 +43,10 @@ class ObservedContainer:
     release: str | None = None
     health: str = "none"  # healthy, unhealthy, starting, none
     adopted_from: str | None = None  # "compose" when compose created it, None when we did
-    # network_mode container:<id>: the id of the container whose network namespace it joined
-    joined: str | None = None
     created: str = ""
     exit_code: int | None = None  # of an exited container
+    # network_mode container:<id>: the id of the container whose network namespace it joined
+    joined: str | None = None
 
 
 @dataclass(frozen=True)
@@ -289,7 +289,7 @@ def _rejoined(
     step: Step,
     desired: Desired,
     current: list[ObservedContainer],
-    replaced: set[str],
+    renewed: Mapping[str, str],
     owners: list[ObservedContainer],
 ) -> Step:
     """``network_mode: service:NAME``: the containers live in the network namespace of
@@ -300,8 +300,10 @@ def _rejoined(
     if step.action is not Action.UNCHANGED or name is None or not current:
         return step
     kept = current[: desired.service.replicas]
-    if name in replaced:
-        why = f"shares the network of {name}, which is replaced (its containers join the new one)"
+    if name in renewed:
+        why = (
+            f"shares the network of {name}, which {renewed[name]} (its containers join the new one)"
+        )
         return replace(
             step, action=Action.REPLACE, reasons=(why,), replace=tuple(c.id for c in kept)
         )
@@ -322,6 +324,7 @@ def plan_host(
     wave_of = {name: i for i, wave in enumerate(order) for name in wave}
     steps: list[Step] = []
     replaced: set[str] = set()
+    renewed: dict[str, str] = {}  # service -> why its containers are new ones
     for wave in order:
         for name in wave:
             current = observed.of_service(name)
@@ -333,9 +336,12 @@ def plan_host(
             )
             owner = by_name[name].service.network_service
             owners = observed.of_service(owner) if owner else []
-            step = _rejoined(step, by_name[name], current, replaced, owners)
+            step = _rejoined(step, by_name[name], current, renewed, owners)
             if step.action is Action.REPLACE:
                 replaced.add(name)
+                renewed[name] = "is replaced"
+            elif step.action is Action.CREATE:
+                renewed[name] = "has no container"
             steps.append(step)
     for orphan in sorted(observed.services - set(by_name)):
         containers = observed.of_service(orphan)

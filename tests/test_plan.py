@@ -334,6 +334,11 @@ def test_a_service_sharing_a_replaced_services_network_is_replaced_with_it() -> 
     assert (step.strategy, step.strategy_reason) == ("stop-first", "shares the network of vpn")
     unchanged = plan1(m, running(vpn), running(web))
     assert not unchanged.changes
+    gone = plan1(m, running(web)).hosts[0]  # vpn's container removed by hand
+    assert gone.step("vpn").action is Action.CREATE
+    assert gone.step("web").reasons == (
+        "shares the network of vpn, which has no container (its containers join the new one)",
+    )
 
 
 def test_only_names_the_services_sharing_a_named_services_network() -> None:

@@ -248,14 +248,15 @@ def retire(r: RunState, host: str, c: ObservedContainer, grace: float) -> None:
 
 # -- network_mode: service:NAME ------------------------------------------------------------
 def _follows_replaced(r: RunState, host: str, svc: Service) -> bool:
-    """``svc`` shares the network of a service this run replaces on ``host``: its old
-    containers lived in the old container's namespace, and come back with it on a rollback
-    (``_stopping``), not on their own (that container is still stopped then)."""
+    """``svc`` shares the network of a service this run replaces (or creates: its container
+    was gone) on ``host``: its old containers lived in the old container's namespace, and
+    come back with it on a rollback (``_stopping``), not on their own (that container is
+    still stopped then)."""
     name = svc.network_service
     if name is None:
         return False
     hp = next(h for h in r.plan.hosts if h.host == host)
-    return any(s.service == name and s.action is Action.REPLACE for s in hp.steps)
+    return any(s.service == name and s.action in (Action.REPLACE, Action.CREATE) for s in hp.steps)
 
 
 def _stopping(r: RunState, host: str, svc: Service, old: ObservedContainer) -> None:
