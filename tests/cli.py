@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import subprocess
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,11 +21,21 @@ ROOT = Path(__file__).resolve().parents[1]
 DEPLOYER = ROOT / ".venv" / "bin" / "deployer"
 
 
+# the commands that write reports (into --report-dir, by default the working directory)
+REPORTING = ("deploy", "rollback", "restart")
+
+
 def cli(*argv: str) -> tuple[int, str]:
     """``deployer <argv>`` in this process, with this process's environment: (exit
-    code, what it printed)."""
+    code, what it printed). A reporting command not told where writes its reports into a
+    directory of its own, not into the checkout the tests run in (where parallel tests
+    would overwrite each other's)."""
     out = io.StringIO()
-    return main(list(argv), out), out.getvalue()
+    args = list(argv)
+    if args and args[0] in REPORTING and not any(a.startswith("--report-dir") for a in args):
+        with tempfile.TemporaryDirectory(prefix="deployer-reports-") as reports:
+            return main([*args, "--report-dir", reports], out), out.getvalue()
+    return main(args, out), out.getvalue()
 
 
 def job_environ(testenv: TestEnv, host: str = "ssh", **extra: str) -> dict[str, str]:
