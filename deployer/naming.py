@@ -97,6 +97,12 @@ def lock_key(app: str, environment: str) -> str:
     return f"{app}/{environment}"
 
 
+def edge_lock_key(proxy_name: str) -> str:
+    """The lock of a host's edge proxy (named by its container), which every app and
+    environment behind it takes to edit its config."""
+    return f"edge/{proxy_name}"
+
+
 # -- Swarm ------------------------------------------------------------------------------
 
 

@@ -33,6 +33,7 @@ class LockState:
     since: float  # unix time, 0 when unknown
     expires: float  # unix time
     ids: tuple[str, ...] = ()  # what holds it (lock containers, or the Swarm config)
+    key: str = ""  # another lock than the deploy lock: the edge proxy's (``edge/<name>``)
 
 
 @dataclass(frozen=True)
@@ -106,7 +107,8 @@ class Operations(Protocol):
         ...
 
     def lock_states(self) -> Sequence[LockState]:
-        """The deploy lock wherever it is held (empty: nobody holds it)."""
+        """The deploy lock wherever it is held (empty: nobody holds it), and the lock of
+        the environment's edge proxy on each host where it is held."""
         ...
 
     def break_lock(self, states: Sequence[LockState]) -> list[str]:

@@ -20,6 +20,7 @@ from deployer.docker.host import DockerHost
 from deployer.engine import lock_key
 from deployer.errors import DeployerError
 from deployer.manifest.model import Manifest, Task
+from deployer.naming import edge_lock_key
 from deployer.ops import (
     Event,
     LockState,
@@ -80,31 +81,42 @@ class ContainerOperations:
 
     # -- lock ---------------------------------------------------------------------------
 
-    def _lock_containers(self, host: DockerHost) -> list[dict[str, Any]]:
-        with wrapped(f"read the deploy lock {self.key}", host.name):
+    def _lock_containers(self, host: DockerHost, key: str) -> list[dict[str, Any]]:
+        with wrapped(f"read the lock {key}", host.name):
             found: list[dict[str, Any]] = host.api.containers(
-                all=True, filters={"label": [f"{_lock.KEY}={self.key}"]}
+                all=True, filters={"label": [f"{_lock.KEY}={key}"]}
             )
         return found
 
+    def _edge_key(self) -> str | None:
+        """The lock of the environment's edge proxy, when it has one: a deploy killed while
+        it edited the proxy's config leaves it, and every deploy behind that proxy waits."""
+        edge = self.manifest.edge or self.manifest.environment.proxy
+        return edge_lock_key(edge.name) if edge is not None else None
+
     def lock_states(self) -> Sequence[LockState]:
         out = []
-        for host in self.hosts:
-            found = self._lock_containers(host)
-            main = [c for c in found if _lock.LEASE not in (c.get("Labels") or {})]
-            if not main:
+        edge = self._edge_key()
+        for key in (self.key, edge):
+            if key is None:
                 continue
-            labels = main[0].get("Labels") or {}
-            expires = max(float((c.get("Labels") or {}).get(_lock.EXPIRES) or 0) for c in found)
-            out.append(
-                LockState(
-                    host.name,
-                    labels.get(_lock.HOLDER, "?"),
-                    float(labels.get(_lock.SINCE) or 0),
-                    expires,
-                    tuple(c["Id"] for c in found),
+            for host in self.hosts:
+                found = self._lock_containers(host, key)
+                main = [c for c in found if _lock.LEASE not in (c.get("Labels") or {})]
+                if not main:
+                    continue
+                labels = main[0].get("Labels") or {}
+                expires = max(float((c.get("Labels") or {}).get(_lock.EXPIRES) or 0) for c in found)
+                out.append(
+                    LockState(
+                        host.name,
+                        labels.get(_lock.HOLDER, "?"),
+                        float(labels.get(_lock.SINCE) or 0),
+                        expires,
+                        tuple(c["Id"] for c in found),
+                        key="" if key == self.key else key,
+                    )
                 )
-            )
         return out
 
     def break_lock(self, states: Sequence[LockState]) -> list[str]:
@@ -112,11 +124,12 @@ class ContainerOperations:
         by_name = {h.name: h for h in self.hosts}
         for state in states:
             host = by_name[state.where]
-            with wrapped(f"remove the deploy lock {self.key}", host.name):
+            what = f"edge proxy lock {state.key}" if state.key else f"deploy lock {self.key}"
+            with wrapped(f"remove the {what}", host.name):
                 for cid in state.ids:
                     with contextlib.suppress(docker.errors.NotFound):
                         host.api.remove_container(cid, force=True)
-            removed.append(f"{host.name}: deploy lock {self.key}")
+            removed.append(f"{host.name}: {what}")
         return removed
 
     # -- down ---------------------------------------------------------------------------
@@ -155,7 +168,7 @@ class ContainerOperations:
                     continue
                 gone(f"container {name}")
             networks = api.networks(filters=_ours(self.app, self.env))
-            self._detach_edge(host, [n["Id"] for n in networks], gone, holder)
+            self._detach_edge(host, [n["Id"] for n in networks], gone, say, holder)
             for net in networks:
                 if remove_in_use(api.remove_network, net["Id"]):
                     gone(f"network {net['Name']}")
@@ -186,6 +199,7 @@ class ContainerOperations:
         host: DockerHost,
         networks: Sequence[str],
         gone: Callable[[str], None],
+        say: Callable[[str], None],
         holder: str,
     ) -> None:
         """The edge proxy forgets the environment: its routes go, and it leaves the
@@ -203,7 +217,11 @@ class ContainerOperations:
             container = host.client.containers.get(edge.name)
         except docker.errors.NotFound:
             return
-        for rid in dict.fromkeys(forget(proxy, host, self.app, self.env, holder)):
+
+        def waits(text: str) -> None:
+            say(f"{host.name}: {text}")
+
+        for rid in dict.fromkeys(forget(proxy, host, self.app, self.env, holder, waits)):
             gone(f"route of {R.service_of(rid)} on {edge.name}")
         for net in networks:
             # Not on it (NotFound or an API error): removing the network says what is wrong.

@@ -21,7 +21,20 @@ def describe(state: LockState, now: float | None = None) -> str:
     since = (
         f" since {time.strftime('%H:%M:%S', time.gmtime(state.since))} UTC" if state.since else ""
     )
-    return f"{state.where}: held by {state.holder}{since}, expires in {state.expires - now:.0f}s"
+    what = f"edge proxy lock {state.key} " if state.key else ""
+    return (
+        f"{state.where}: {what}held by {state.holder}{since}, expires in {state.expires - now:.0f}s"
+    )
+
+
+def by_lock(states: Sequence[LockState]) -> list[list[LockState]]:
+    """The states grouped by lock (the deploy lock first, then each edge proxy's): each
+    lock is judged by its own holders, so a running job that holds one of them keeps only
+    that one."""
+    groups: dict[str, list[LockState]] = {}
+    for s in states:
+        groups.setdefault(s.key, []).append(s)
+    return [groups[k] for k in sorted(groups)]
 
 
 def holder_ended(
@@ -31,18 +44,19 @@ def holder_ended(
     ``Blocked`` (exit 4) when one still runs or is not a job GitLab can tell about."""
     from deployer.gitlab.jobs import job_of, job_state
 
+    lock = f"the edge proxy lock {states[0].key}" if states and states[0].key else "the deploy lock"
     for holder in sorted({s.holder for s in states}):
         ref = job_of(holder, environ)
         if ref is None:
             raise Blocked(
-                f"the deploy lock is held by {holder}, which is not a job of this GitLab "
+                f"{lock} is held by {holder}, which is not a job of this GitLab "
                 "server: the deployer cannot tell whether it still runs",
                 hint="when you know it is gone, run `deployer unlock --force`",
             )
         job = job_state(ref, environ)
         if job.active:
             raise Blocked(
-                f"the deploy lock is held by job {ref.job_id} of {ref.project}, which is "
+                f"{lock} is held by job {ref.job_id} of {ref.project}, which is "
                 f"{job.status}: not breaking it",
                 hint="wait for that job, or cancel it in GitLab and run `deployer unlock` again",
             )
@@ -57,15 +71,20 @@ def break_stale_lock(
     if not environ.get("CI_SERVER_URL"):
         return False
     try:
-        states = [s for s in ops.lock_states() if s.holder != own_holder]
-        if not states:
-            return False
-        holder_ended(states, environ, say)
+        groups = by_lock([s for s in ops.lock_states() if s.holder != own_holder])
     except DeployerError as e:
         say(f"the deploy lock stays: {e.message}")
         return False
-    for s in states:
-        say(f"stale deploy lock: {describe(s)}")
-    for what in ops.break_lock(states):
-        say(f"removed {what}")
-    return True
+    broken = False
+    for states in groups:
+        try:
+            holder_ended(states, environ, say)
+        except DeployerError as e:
+            say(f"the lock stays: {e.message}")
+            continue
+        for s in states:
+            say(f"stale {'lock' if s.key else 'deploy lock'}: {describe(s)}")
+        for what in ops.break_lock(states):
+            say(f"removed {what}")
+        broken = True
+    return broken

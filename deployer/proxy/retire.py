@@ -3,7 +3,7 @@ service no longer public), and by `deployer down` (all of them), under the proxy
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
 from deployer.engine import HostEngine
@@ -11,7 +11,7 @@ from deployer.errors import DeployFailed
 from deployer.manifest.model import Manifest
 from deployer.proxy import routes as R
 from deployer.proxy import tls as T
-from deployer.proxy.switch import PROXY_LOCK_TTL, Line, proxy_of
+from deployer.proxy.switch import Line, proxy_of, take_proxy_lock
 
 if TYPE_CHECKING:
     from deployer.proxy.caddy import CaddyHost
@@ -23,13 +23,15 @@ def forget(
     app: str,
     environment: str,
     holder: str,
+    say: Callable[[str], None],
     keep: frozenset[str] = frozenset(),
 ) -> list[str]:
     """The routes of ``app``/``environment`` but ``keep`` (route ids) go, with their
     upstream files, and with no route kept, its part of the TLS settings too (a deploy
     sets that part for the routes it keeps). Under the proxy lock: a deploy of another app
-    may be editing the proxy's config. The ids of the routes removed."""
-    lease = engine.acquire_lock(f"edge/{proxy.edge.name}", holder, PROXY_LOCK_TTL, PROXY_LOCK_TTL)
+    may be editing the proxy's config (a wait for it is said). The ids of the routes
+    removed."""
+    lease = take_proxy_lock(engine, proxy.edge.name, holder, say)
     try:
         config = proxy.get("/config/") or {}
         routes = [r for s in R.listeners(proxy.edge) for r in R.routes_in(config, s)]
@@ -75,5 +77,12 @@ def retire_routes(
             continue
         if not R.stale_routes(routes, app, env, keep):
             continue
-        for rid in forget(proxy, engine, app, env, holder, keep):
+        for rid in forget(proxy, engine, app, env, holder, _on(line, name), keep):
             line(f"edge proxy: route of {R.service_of(rid)} removed (not public any more)", name)
+
+
+def _on(line: Line, host: str) -> Callable[[str], None]:
+    def say(text: str) -> None:
+        line(text, host)
+
+    return say

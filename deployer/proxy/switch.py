@@ -21,6 +21,7 @@ from deployer import labels as L
 from deployer.engine import HostEngine, Lease, service_networks
 from deployer.errors import Blocked, DeployFailed, InvalidInput
 from deployer.manifest.model import EdgeProxy, Manifest, Route, Service
+from deployer.naming import edge_lock_key
 from deployer.plan import Observed
 from deployer.proxy import routes as R
 from deployer.proxy import tls as T
@@ -193,19 +194,7 @@ class EdgeSwitch:
                 engine.release_lock(lease)
 
     def _proxy_lock(self, host: str, engine: HostEngine) -> Lease:
-        """The host's proxy lock. A wait for it is said, with its holder: a deploy killed
-        while it held the lock leaves it until it expires (PROXY_LOCK_TTL), and every
-        deploy to the host waits that long."""
-        key = f"edge/{self.edge.name}"
-        try:
-            return engine.acquire_lock(key, self.holder, PROXY_LOCK_TTL, 0.0)
-        except Blocked as e:
-            self.line(
-                f"edge proxy: waiting for its lock ({e.message.partition(': ')[2]}); a deploy "
-                "killed while it held the lock leaves it until it expires",
-                host,
-            )
-        return engine.acquire_lock(key, self.holder, PROXY_LOCK_TTL, PROXY_LOCK_TTL)
+        return take_proxy_lock(engine, self.edge.name, self.holder, partial(self._host_line, host))
 
     def _set_routes(
         self, host: str, proxy: CaddyHost, config: dict[str, Any], public: Sequence[Service]
@@ -468,6 +457,24 @@ class _Move:
 
     before: str = ""
     refused: bool = False
+
+
+def take_proxy_lock(
+    engine: HostEngine, name: str, holder: str, say: Callable[[str], None]
+) -> Lease:
+    """The host's lock of the edge proxy ``name``. A wait for it is said, with its holder:
+    a deploy killed while it held the lock leaves it until it expires (PROXY_LOCK_TTL),
+    and every deploy to the host waits that long, unless `deployer unlock` breaks it."""
+    key = edge_lock_key(name)
+    try:
+        return engine.acquire_lock(key, holder, PROXY_LOCK_TTL, 0.0)
+    except Blocked as e:
+        say(
+            f"edge proxy: waiting for its lock ({e.message.partition(': ')[2]}); a deploy "
+            "killed while it held the lock leaves it until it expires, or until `deployer "
+            "unlock` breaks it"
+        )
+    return engine.acquire_lock(key, holder, PROXY_LOCK_TTL, PROXY_LOCK_TTL)
 
 
 def proxy_of(manifest: Manifest) -> EdgeProxy:

@@ -1,11 +1,12 @@
 """`deployer unlock` on two hosts (socket or SSH, and tcp+TLS), GitLab faked at the HTTP
 layer: the lock of a job GitLab reports as failed is broken on every host, the lock of a
 running job is not (exit 4), `--force` breaks any lock, and without a way to ask GitLab
-nothing is broken."""
+nothing is broken. The edge proxy's lock is shown and broken by the same rules."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import docker
 import pytest
@@ -13,12 +14,17 @@ import responses
 
 from deployer.docker import lock as _lock
 from deployer.engine import Lease
+from tests.cli import cli
+from tests.conftest import Cleanup
 from tests.gitlab.helpers import ENGINES, HOLDER, HOLDER_JOB, JOB_TOKEN, SERVER, fixture
 from tests.ops.conftest import ONE_TRANSPORT, Fleet
+from tests.proxy.conftest import free_port
+from tests.testenv import TestEnv
 
 
-def lock_ids(client: docker.DockerClient, app: str) -> list[str]:
-    found = client.api.containers(all=True, filters={"label": f"{_lock.KEY}={app}/prod"})
+def lock_ids(client: docker.DockerClient, app: str, key: str = "") -> list[str]:
+    key = key or f"{app}/prod"
+    found = client.api.containers(all=True, filters={"label": f"{_lock.KEY}={key}"})
     return [c["Id"] for c in found]
 
 
@@ -111,3 +117,53 @@ def test_a_deploy_breaks_the_lock_of_a_failed_job_and_waits_for_a_running_one(
     code, out = fleet.run("deploy", "--report-dir", str(fleet.path.parent))
     assert code == 0, out
     assert "is failed: its lock is stale" in out and "stale deploy lock" in out
+
+
+@pytest.mark.integration
+@responses.activate
+def test_unlock_breaks_the_edge_proxy_lock_of_a_failed_job_not_of_a_running_one(
+    app: str,
+    testenv: TestEnv,
+    engine: docker.DockerClient,
+    tmp_path: Path,
+    cleanup: Cleanup,
+    in_ci: None,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A deploy killed while it edited the edge proxy's config leaves the proxy's lock:
+    every deploy behind that proxy waits up to 300 s for it. `deployer unlock` shows it
+    and breaks it once GitLab reports its job ended, never while the job runs. It did
+    not see it ("no deploy lock is held")."""
+    for var in ("GITLAB_CI", "CI", "CI_ENVIRONMENT_NAME", "DOCKER_HOST", "CI_JOB_URL"):
+        monkeypatch.delenv(var, raising=False)
+    responses.add_passthru(ENGINES)
+    edge = f"{app}-edge"
+    path = tmp_path / "deploy.yml"
+    path.write_text(
+        f"app: {app}\n"
+        "environments:\n"
+        "  prod:\n"
+        f'    hosts: ["{testenv.engine_host}"]\n'
+        f'    proxy: {{name: {edge}, http: "127.0.0.1:{free_port()}", https: false}}\n'
+        f"services:\n  web:\n    image: {testenv.image_base}\n"
+    )
+    key = f"edge/{edge}"
+    lease = _lock.acquire(engine, "engine", key, HOLDER, 1800)
+    cleanup.later(lambda: _lock.release(engine, "engine", lease))
+    unlock = ("unlock", "-f", str(path), "--env", "prod")
+
+    responses.get(HOLDER_JOB, json=fixture("job_running.json"))
+    code, out = cli(*unlock)
+    assert code == 4, out
+    assert f"edge proxy lock {key} held by {HOLDER}" in out
+    err = capsys.readouterr().err
+    assert f"the edge proxy lock {key} is held by job 76001 of shop/checkout" in err, err
+    assert len(lock_ids(engine, app, key)) == 1
+
+    responses.replace(responses.GET, HOLDER_JOB, json=fixture("job_failed.json"))
+    code, out = cli(*unlock)
+    assert code == 0, out
+    assert "job 76001 of shop/checkout is failed" in out
+    assert f"removed {testenv.engine_host}: edge proxy lock {key}" in out, out
+    assert lock_ids(engine, app, key) == []

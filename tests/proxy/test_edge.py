@@ -469,7 +469,8 @@ def test_down_waits_for_the_proxy_lock_before_it_edits_the_proxy(
 ) -> None:
     """Another deploy holds the proxy lock (it edits the proxy's config): `deployer down`
     removes the app's containers but waits to remove its route until the lock is free, so
-    neither edit is lost (each writes the routes it read)."""
+    neither edit is lost (each writes the routes it read). It says what it waits for and
+    who holds the lock (it waited without a word, up to 300 s)."""
     public = f"{app}.example.test"
     manifest = write_manifest(tmp_path, app, testenv, edge, public, replicas=1)
     code, out = deploy(manifest, testenv.image_v1)
@@ -483,14 +484,26 @@ def test_down_waits_for_the_proxy_lock_before_it_edits_the_proxy(
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
-            env={**env, "WEB_IMAGE": testenv.image_v1},
+            env={**env, "WEB_IMAGE": testenv.image_v1, "PYTHONUNBUFFERED": "1"},
             cwd=ROOT,
         )
-        time.sleep(6)
-        assert down.poll() is None, down.communicate()[0]  # still waiting
+        assert down.stdout is not None
+        seen = []
+        for line in down.stdout:  # until it says it waits (it ends only once released)
+            seen.append(line)
+            if "edge proxy: waiting for its lock" in line:
+                break
+        text = "".join(seen)
+        assert (
+            f"waiting for its lock (another deploy of edge/{edge.name} holds the lock: "
+            "another deploy"
+        ) in text, text
+        assert "`deployer unlock`" in text, text
+        assert down.poll() is None, text  # still waiting
         route_of(engine, edge, R.route_id(app, "test", "web"))  # still there
         host.release_lock(lease)
-        out, _ = down.communicate(timeout=120)
+        rest, _ = down.communicate(timeout=120)
+        out = text + rest
         assert down.returncode == EXIT_OK, out
     finally:
         host.close()
