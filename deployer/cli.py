@@ -221,10 +221,22 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     words = list(sys.argv[1:] if argv is None else argv)
     command = next((w for w in words if not w.startswith("-")), None)
     if command not in _SPLIT or (command == "exec" and "--" not in words):
-        return build_parser().parse_args(words)
+        return _known(build_parser(), words)
     cut = words.index("--") if "--" in words else len(words)
-    args = build_parser(split=True).parse_args(words[:cut])
+    args = _known(build_parser(split=True), words[:cut])
     args.argv = ["--", *words[cut + 1 :]] if cut < len(words) else []
+    return args
+
+
+def _known(parser: argparse.ArgumentParser, words: list[str]) -> argparse.Namespace:
+    """``words`` parsed; words no argument takes are refused naming the command they were
+    given to (argparse names only the program: ``deployer: unrecognized arguments``)."""
+    args, extra = parser.parse_known_args(words)
+    if extra:
+        prog = f"deployer {args.command}" if args.command else "deployer"
+        raise ArgumentError(
+            f"{prog}: unrecognized arguments: {' '.join(extra)}", hint=f"run `{prog} --help`"
+        )
     return args
 
 

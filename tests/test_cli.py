@@ -59,6 +59,26 @@ def test_bad_arguments_exit_2_without_traceback(
     assert "fix: run `deployer" in err
 
 
+@pytest.mark.parametrize(
+    ("argv", "prog"),
+    [
+        (["validate", "--no-such-flag"], "deployer validate"),
+        (["deploy", "--env", "prod", "extra"], "deployer deploy"),
+        (["exec", "web", "--bogus", "--", "sh"], "deployer exec"),
+        (["--bogus"], "deployer"),
+    ],
+)
+def test_an_unknown_argument_names_its_command(
+    argv: list[str], prog: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """It said `deployer: unrecognized arguments` and `run deployer --help`, whatever the
+    command: the help that lists the command's options is the command's."""
+    assert main(argv) == errors.EXIT_INVALID
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {prog}: unrecognized arguments: "), err
+    assert f"fix: run `{prog} --help`" in err, err
+
+
 class _RaisingCommand:
     def __init__(self, exc: BaseException) -> None:
         self.exc = exc
