@@ -403,10 +403,6 @@ class CaddyHost:
                 removed += [str(r.get("@id")) for r in current if r.get("@id") in rids]
         return removed
 
-    def delete_route(self, rid: str) -> bool:
-        status, _ = self.admin("DELETE", f"/id/{rid}")
-        return status == 200
-
     def write_upstream(self, path: str, address: str) -> None:
         code, out = self.exec(["sh", "-c", _WRITE, "write", path, address])
         if code != 0:
