@@ -3,8 +3,9 @@
 Replaces every replica of the services with the same image (the deployed release's
 digest) and configuration through the rollout of a deploy: start-first (or stop-first
 where fixed ports force it, and always with ``--hard``), health-gated, and rolled back
-(exit 1) when a new replica does not become healthy. No release is recorded; the job log
-and the report say who restarted what. Refused (exit 2) when what runs differs from the
+(exit 1) when a new replica does not become healthy. No release is recorded: the new
+containers keep the release they restart (``rollback --to`` takes it); the job log and
+the report say who restarted what. Refused (exit 2) when what runs differs from the
 manifest: that is a deploy.
 """
 

@@ -64,6 +64,10 @@ def create(
     engine = r.hosts[host]
     digest = step.new_digest or r.plan.digests[svc.name]
     new_labels = labels(r, svc, digest, item.replica)
+    if r.kind == "restart" and item.old is not None and item.old.release:
+        # the same image and configuration: still the release it restarts (the one
+        # `status` shows and `rollback --to` takes), not a release nobody recorded
+        new_labels[L.RELEASE] = item.old.release
     if r.manifest.compose_project:  # `docker compose ps` still lists it: teams can go back
         new_labels[L.COMPOSE_PROJECT] = r.manifest.compose_project
         new_labels[L.COMPOSE_SERVICE] = svc.name
@@ -218,7 +222,11 @@ def _switch(
                 engine.stop(old.id, grace)
                 if not _follows_replaced(r, host, svc):
                     r.do(host, f"restart {old.name}", partial(engine.start, old.id))
-            keep_as = kept_name(item.canonical, old.release, old.id)
+            # a restart's new container keeps the old one's release, and takes the kept
+            # name of that release once a later deploy replaces it: the old one is kept
+            # by its id
+            release = None if r.kind == "restart" else old.release
+            keep_as = kept_name(item.canonical, release, old.id)
             # compose may have started a kept container again: it has that name already
             if old.name != keep_as:
                 engine.rename(old.id, keep_as)

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from functools import partial
 from typing import Any
 
+from deployer import labels as L
 from deployer.errors import DeployerError, DeployFailed, InvalidInput, RollbackFailed
 from deployer.journal import Journal
 from deployer.leases import Held
@@ -77,7 +78,7 @@ def apply(
     leases.add(lock.acquire_lock(sw, sw.context.holder, m.rollout.lock_ttl, lock_wait))
     leases.keep()
     try:
-        _apply_locked(sw, plan, result, log, run_tasks=run_tasks)
+        _apply_locked(sw, plan, result, log, run_tasks=run_tasks, keep_release=not record)
         if result.outcome is Outcome.DEPLOYED and record:  # a restart records none
             records.record_release(sw, result)
     finally:
@@ -88,8 +89,16 @@ def apply(
 
 
 def _apply_locked(
-    sw: SwarmApi, plan: Plan, result: DeployResult, log: Log, *, run_tasks: bool = True
+    sw: SwarmApi,
+    plan: Plan,
+    result: DeployResult,
+    log: Log,
+    *,
+    run_tasks: bool = True,
+    keep_release: bool = False,
 ) -> None:
+    """``keep_release`` (a restart: the same spec, no release recorded): each service keeps
+    the release it runs, the one `status` shows and `rollback --to` takes."""
     m = sw.manifest
     tasks = m.tasks if run_tasks else ()
     assert result.release is not None
@@ -121,7 +130,8 @@ def _apply_locked(
             if step.action is Action.UNCHANGED:
                 continue
             try:
-                rec, ok = _roll(sw, step, plan.digests[name], services, extra, undo, log)
+                labels = _kept_release(extra, services.get(name)) if keep_release else extra
+                rec, ok = _roll(sw, step, plan.digests[name], services, labels, undo, log)
             except DeployerError as e:
                 # The engine refused the change (or went away): undo what this run did.
                 rec, ok = (
@@ -359,3 +369,10 @@ def raise_for_outcome(result: DeployResult) -> None:
     error = error_for(result)
     if error is not None:
         raise error
+
+
+def _kept_release(extra: dict[str, str], service: dict[str, Any] | None) -> dict[str, str]:
+    """``extra`` with the release the service's spec says it runs (none: as it is)."""
+    labels = ((service or {}).get("Spec") or {}).get("Labels") or {}
+    kept = labels.get(L.RELEASE)
+    return {**extra, L.RELEASE: kept} if kept else extra

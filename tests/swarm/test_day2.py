@@ -103,6 +103,13 @@ def test_day2_commands_on_a_swarm(
     after = task_containers()
     assert len(after) == 2 and not after & before, (before, after)
     assert recorded() == releases
+    # it still runs the release it restarted (the one `rollback --to` takes)
+    (release,) = [
+        c["Spec"]["Labels"][L.RELEASE]
+        for c in swarm.api.configs(filters={"label": [f"{L.APP}={swarm_app}", f"{L.ROLE}=release"]})
+    ]
+    spec = swarm.api.inspect_service(f"{swarm_app}_api")["Spec"]
+    assert spec["Labels"][L.RELEASE] == release, (spec["Labels"], release)
 
     # A one-off container of the deployed release, its exit code the command's.
     code, out = cli("run", *f, "--service", "api", "--", "sh", "-c", "echo ran; exit 4", env=env)
