@@ -7,17 +7,23 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from functools import partial
 from typing import Any
 
 from deployer import labels as L
-from deployer.errors import DeployerError, DeployFailed, InvalidInput, RollbackFailed
+from deployer.errors import (
+    DeployerError,
+    DeployFailed,
+    InvalidInput,
+    PlanOutdated,
+    RollbackFailed,
+)
 from deployer.journal import Journal
 from deployer.leases import Held
 from deployer.manifest.model import Task
 from deployer.naming import service_name
-from deployer.plan import Action, Plan, Step
+from deployer.plan import Action, Observed, Plan, Step
 from deployer.releases import new_release_id
 from deployer.report.log import Log
 from deployer.result import DeployResult, Outcome, StepRecord, StepStatus
@@ -40,8 +46,11 @@ def apply(
     release: str | None = None,
     run_tasks: bool = True,
     record: bool = True,
+    after_lock: Callable[[], None] | None = None,
 ) -> DeployResult:
     """Apply ``plan`` (made by ``SwarmTarget.plan()``), locked, and report what happened.
+    ``after_lock`` runs once the lock is held, before any change (``check_current``: a
+    run that waited for the lock raises ``PlanOutdated`` when its plan is outdated).
 
     The result's outcome says how it ended: DEPLOYED, NOTHING_TO_DO, ROLLED_BACK (the
     failed service rolled back by Swarm, every other change of this run undone) or
@@ -78,6 +87,8 @@ def apply(
     leases.add(lock.acquire_lock(sw, sw.context.holder, m.rollout.lock_ttl, lock_wait))
     leases.keep()
     try:
+        if after_lock is not None:
+            after_lock()
         _apply_locked(sw, plan, result, log, run_tasks=run_tasks, keep_release=not record)
         if result.outcome is Outcome.DEPLOYED and record:  # a restart records none
             records.record_release(sw, result)
@@ -369,6 +380,30 @@ def raise_for_outcome(result: DeployResult) -> None:
     error = error_for(result)
     if error is not None:
         raise error
+
+
+def check_current(sw: SwarmApi, planned_from: Observed, observe: Callable[[], Observed]) -> None:
+    """``PlanOutdated`` when the services are no longer those the plan was made from
+    (``planned_from``; read again with ``observe``): the plan describes what ran before
+    the deploy this run waited for, which changed a service the plan calls unchanged
+    (this run would leave it as that deploy made it, and say it deployed) or already
+    did what this plan would."""
+    if _shape(observe()) != _shape(planned_from):
+        m = sw.manifest
+        raise PlanOutdated(
+            f"the services of {m.app}/{m.environment.name} changed while this run waited for "
+            "the lock (another deploy ran): the plan describes what ran before",
+            hint="run it again: its plan is made from what runs now",
+        )
+
+
+def _shape(observed: Observed) -> frozenset[tuple[str, str, str, str]]:
+    """What a plan is made of, per replica slot of each service: its image, its
+    configuration and release (not whether its task runs now: Swarm restarts tasks)."""
+    return frozenset(
+        (c.id, c.image_digest or "", c.config_hash or "", c.release or "")
+        for c in observed.containers
+    )
 
 
 def _kept_release(extra: dict[str, str], service: dict[str, Any] | None) -> dict[str, str]:

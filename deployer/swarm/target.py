@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
+from functools import partial
 from typing import Self
 
 from deployer.context import Context
@@ -59,6 +60,7 @@ class SwarmTarget:
 
     def __init__(self, swarm: SwarmApi) -> None:
         self.swarm = swarm
+        self.planned_from: Observed | None = None  # what the last plan() was made from
 
     @property
     def name(self) -> str:
@@ -173,7 +175,8 @@ class SwarmTarget:
         for service in self.manifest.services:
             S.check_supported(self.manifest, service)  # refuse before anything changes
         check_volume_owners(self.swarm)  # another stack's data
-        return make_plan(self.manifest, [self.observe()], self.resolve(only), only)
+        self.planned_from = self.observe()
+        return make_plan(self.manifest, [self.planned_from], self.resolve(only), only)
 
     # -- the lock -----------------------------------------------------------------------
 
@@ -223,7 +226,9 @@ class SwarmTarget:
         run_tasks: bool = True,
         record: bool = True,
     ) -> DeployResult:
-        """Apply ``plan`` (made by ``self.plan()``), locked; see ``swarm.apply.apply``."""
+        """Apply ``plan`` (made by ``self.plan()``), locked; see ``swarm.apply.apply``.
+        ``PlanOutdated`` when the run waited for the lock and the services are no longer
+        those the plan was made from (nothing changed; plan again)."""
         return A.apply(
             self.swarm,
             plan,
@@ -232,4 +237,9 @@ class SwarmTarget:
             release=release,
             run_tasks=run_tasks,
             record=record,
+            after_lock=(
+                partial(A.check_current, self.swarm, self.planned_from, self.observe)
+                if lock_wait > 0 and self.planned_from is not None
+                else None
+            ),
         )

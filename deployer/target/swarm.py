@@ -10,10 +10,11 @@ from typing import TYPE_CHECKING, Any
 
 from deployer.context import Context
 from deployer.engine import Release
-from deployer.errors import Unreachable
+from deployer.errors import PlanOutdated, Unreachable
 from deployer.manifest.model import Manifest
 from deployer.plan import Observed, Plan, make_plan
 from deployer.releases import choose, release_digests
+from deployer.result import DeployResult, Outcome
 from deployer.swarm.apply import error_for
 from deployer.swarm.target import SwarmTarget
 from deployer.target import Applied
@@ -93,7 +94,16 @@ class SwarmEnvironment:
     ) -> Applied:
         swarm = self.swarm
         with log.section("rollout", f"Swarm rollout on {swarm.name}", collapsed=False):
-            result = swarm.apply(plan, log, lock_wait=wait_lock, run_tasks=kind == "deploy")
+            try:
+                result = swarm.apply(plan, log, lock_wait=wait_lock, run_tasks=kind == "deploy")
+            except PlanOutdated as e:  # waited for the lock: nothing changed, plan again
+                log.line(f"stopped before any change: {e.message}")
+                m = self._manifest
+                outdated = DeployResult(
+                    m.app, m.environment.name, Outcome.BLOCKED, plan=plan, error=e.message
+                )
+                outdated.started_at = started
+                return Applied(outdated, e)
         result.started_at = started
         return Applied(result, error_for(result))
 

@@ -4,6 +4,7 @@ through the CLI (manifest file, job log, reports, exit codes) on the single-node
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -114,3 +115,86 @@ def test_a_non_swarm_engine_is_refused_with_a_fix(
     f = write(tmp_path, swarm_app, testenv.image_v1)
     code, _ = cli("plan", "-f", f, env=env)
     assert code == 2
+
+
+WAITING = """\
+app: {app}
+environments:
+  production:
+    engine: swarm
+services:
+  api:
+    image: {image}
+    init: true
+    stop_grace_period: 1s
+    command: ["sleep", "86400"]
+    environment: {{MARK: "{mark}"}}
+  worker:
+    image: {image}
+    init: true
+    stop_grace_period: 1s
+    command: ["sleep", "86400"]
+rollout:
+  health_timeout: 20s
+  healthy_after: 1s
+"""
+
+
+def test_a_deploy_that_waited_for_the_lock_plans_again_from_what_runs_now(
+    swarm: docker.DockerClient,
+    swarm_app: str,
+    testenv: TestEnv,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`--wait-lock` on Swarm: the deploy plans (api changes, worker unchanged), then waits
+    while another deploy holds the lock and changes worker (2 replicas). It applied the
+    plan made before: worker stayed as that deploy left it, and the deploy said it
+    deployed. It now sees the services changed, plans again, and worker runs as the
+    manifest says (1 replica)."""
+    import io
+    import threading
+
+    from deployer.cli import main
+    from deployer.swarm import lock
+    from deployer.swarm.api import SwarmApi
+    from tests.swarm.helpers import manifest
+
+    env = {"DOCKER_HOST": testenv.engine_host}
+    path = tmp_path / "deploy.yml"
+    base = testenv.image_base
+    path.write_text(WAITING.format(app=swarm_app, image=base, mark=1))
+    code, out = cli("deploy", "-f", str(path), env=env)
+    assert code == 0, out
+    path.write_text(WAITING.format(app=swarm_app, image=base, mark=2))
+
+    sw = SwarmApi(manifest(swarm_app), swarm, "swarm manager")
+    lease = lock.acquire_lock(sw, "https://gitlab.example/g/p/-/jobs/98", 60)
+    out_io = io.StringIO()
+
+    def other_deploy() -> None:
+        """Holds the lock until the waiting deploy has planned, changes worker as a
+        deploy would, then lets the waiting deploy go on."""
+        try:
+            deadline = time.monotonic() + 60
+            while "\nwaves: " not in out_io.getvalue() and time.monotonic() < deadline:
+                time.sleep(0.1)
+            swarm.services.get(f"{swarm_app}_worker").scale(2)
+        finally:
+            lock.release_lock(sw, lease)
+
+    holder = threading.Thread(target=other_deploy)
+    holder.start()
+    try:
+        for k in ("CI", "GITLAB_CI", "CI_JOB_URL", "CI_ENVIRONMENT_NAME"):
+            monkeypatch.delenv(k, raising=False)
+        monkeypatch.setenv("DOCKER_HOST", testenv.engine_host)
+        code = main(["deploy", "-f", str(path), "--wait-lock", "60s"], out_io)
+    finally:
+        holder.join()
+    text = out_io.getvalue()
+    assert code == 0, text
+    assert "changed while this run waited for the lock" in text, text
+    assert "planning again" in text, text
+    spec = swarm.api.inspect_service(f"{swarm_app}_worker")["Spec"]
+    assert spec["Mode"]["Replicated"]["Replicas"] == 1, text
