@@ -141,7 +141,8 @@ def _apply_locked(
             if step.action is Action.UNCHANGED:
                 continue
             try:
-                labels = _kept_release(extra, services.get(name)) if keep_release else extra
+                current = services.get(service_name(m.app, name))
+                labels = _kept_release(extra, current) if keep_release else extra
                 rec, ok = _roll(sw, step, plan.digests[name], services, labels, undo, log)
             except DeployerError as e:
                 # The engine refused the change (or went away): undo what this run did.
