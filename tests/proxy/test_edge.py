@@ -16,6 +16,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import docker
@@ -151,6 +152,53 @@ def route_of(engine: docker.DockerClient, edge: Edge, rid: str) -> object:
     )
     assert code == 0, out
     return json.loads(out)
+
+
+def until_it_waits_for_the_proxy_lock(
+    testenv: TestEnv,
+    edge: Edge,
+    manifest: Path,
+    command: list[str],
+    meanwhile: Callable[[], object],
+) -> str:
+    """`deployer <command>` as its own process while another deploy holds the proxy lock:
+    read until it says it waits for the lock, naming the holder and `deployer unlock`
+    (``meanwhile`` runs then, the lock still held), then the lock is released. It exits 0;
+    everything it printed."""
+    host = connect_host(testenv.engine_host, {})
+    try:
+        lease = host.acquire_lock(f"edge/{edge.name}", "another deploy", ttl=60)
+        drop = ("GITLAB_CI", "CI", "CI_ENVIRONMENT_NAME", "DOCKER_HOST")
+        env = {k: v for k, v in os.environ.items() if k not in drop}
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "deployer", *command, "-f", str(manifest), "--env", "test"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env={**env, "WEB_IMAGE": testenv.image_v1, "PYTHONUNBUFFERED": "1"},
+            cwd=ROOT,
+        )
+        assert proc.stdout is not None
+        seen = []
+        for line in proc.stdout:  # until it says it waits (it ends only once released)
+            seen.append(line)
+            if "edge proxy: waiting for its lock" in line:
+                break
+        text = "".join(seen)
+        assert (
+            f"waiting for its lock (another deploy of edge/{edge.name} holds the lock: "
+            "another deploy"
+        ) in text, text
+        assert "`deployer unlock`" in text, text
+        assert proc.poll() is None, text  # still waiting
+        meanwhile()
+        host.release_lock(lease)
+        rest, _ = proc.communicate(timeout=120)
+        out = text + rest
+        assert proc.returncode == EXIT_OK, out
+        return out
+    finally:
+        host.close()
 
 
 def test_updates_through_the_proxy_fail_no_request(
@@ -433,7 +481,8 @@ def test_a_service_no_longer_public_loses_its_route(
     app: str, edge: Edge, testenv: TestEnv, tmp_path: Path, engine: docker.DockerClient
 ) -> None:
     """web and api are public; then api is not (its `proxy:` removed): plan says its route
-    goes, the deploy removes it, and its host name no longer reaches it."""
+    goes, the deploy removes it, and its host name no longer reaches it. Its removal
+    waits for the proxy lock another deploy holds, saying so."""
     manifest = write_manifest(tmp_path, app, testenv, edge, f"web.{app}.test", replicas=1)
     text = manifest.read_text()
     web = text[text.index("  web:\n") : text.index("rollout:")]
@@ -458,8 +507,12 @@ def test_a_service_no_longer_public_loses_its_route(
     route_line = web[web.index("    proxy:") : web.index("\n", web.index("    proxy:")) + 1]
     manifest.write_text(manifest.read_text().replace(route_line, "", 1))
     assert [r["change"] for r in plan_routes(manifest, testenv.image_v1)] == ["remove"]
-    code, out = deploy(manifest, testenv.image_v1)
-    assert code == EXIT_OK, out
+    # the clean-up waits for the proxy lock, saying so (it waited without a word)
+    rid = R.route_id(app, "test", "web")
+    deploy_ = ["deploy", "--report-dir", str(tmp_path / "reports")]
+    out = until_it_waits_for_the_proxy_lock(
+        testenv, edge, manifest, deploy_, lambda: route_of(engine, edge, rid)
+    )
     assert "route of web removed (not public any more)" in out, out
     assert get(edge.address, f"web.{app}.test") != (200, "v1")
 
@@ -475,38 +528,10 @@ def test_down_waits_for_the_proxy_lock_before_it_edits_the_proxy(
     manifest = write_manifest(tmp_path, app, testenv, edge, public, replicas=1)
     code, out = deploy(manifest, testenv.image_v1)
     assert code == EXIT_OK, out
-    host = connect_host(testenv.engine_host, {})
-    try:
-        lease = host.acquire_lock(f"edge/{edge.name}", "another deploy", ttl=60)
-        env = {k: v for k, v in os.environ.items() if k not in ("GITLAB_CI", "CI", "DOCKER_HOST")}
-        down = subprocess.Popen(
-            [sys.executable, "-m", "deployer", "down", "-f", str(manifest), "--env", "test"],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            env={**env, "WEB_IMAGE": testenv.image_v1, "PYTHONUNBUFFERED": "1"},
-            cwd=ROOT,
-        )
-        assert down.stdout is not None
-        seen = []
-        for line in down.stdout:  # until it says it waits (it ends only once released)
-            seen.append(line)
-            if "edge proxy: waiting for its lock" in line:
-                break
-        text = "".join(seen)
-        assert (
-            f"waiting for its lock (another deploy of edge/{edge.name} holds the lock: "
-            "another deploy"
-        ) in text, text
-        assert "`deployer unlock`" in text, text
-        assert down.poll() is None, text  # still waiting
-        route_of(engine, edge, R.route_id(app, "test", "web"))  # still there
-        host.release_lock(lease)
-        rest, _ = down.communicate(timeout=120)
-        out = text + rest
-        assert down.returncode == EXIT_OK, out
-    finally:
-        host.close()
+    rid = R.route_id(app, "test", "web")
+    out = until_it_waits_for_the_proxy_lock(
+        testenv, edge, manifest, ["down"], lambda: route_of(engine, edge, rid)
+    )
     assert f"route of web on {edge.name}" in out, out
 
 
