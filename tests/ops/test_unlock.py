@@ -5,6 +5,7 @@ nothing is broken. The edge proxy's lock is shown and broken by the same rules."
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,9 +15,12 @@ import responses
 
 from deployer.docker import lock as _lock
 from deployer.engine import Lease
+from deployer.manifest import load_manifest
+from deployer.ops.containers import ContainerOperations
+from deployer.ops.stale import break_stale_lock
 from tests.cli import cli
 from tests.conftest import Cleanup
-from tests.gitlab.helpers import ENGINES, HOLDER, HOLDER_JOB, JOB_TOKEN, SERVER, fixture
+from tests.gitlab.helpers import API, ENGINES, HOLDER, HOLDER_JOB, JOB_TOKEN, SERVER, fixture
 from tests.ops.conftest import ONE_TRANSPORT, Fleet
 from tests.proxy.conftest import free_port
 from tests.testenv import TestEnv
@@ -133,8 +137,8 @@ def test_unlock_breaks_the_edge_proxy_lock_of_a_failed_job_not_of_a_running_one(
 ) -> None:
     """A deploy killed while it edited the edge proxy's config leaves the proxy's lock:
     every deploy behind that proxy waits up to 300 s for it. `deployer unlock` shows it
-    and breaks it once GitLab reports its job ended, never while the job runs. It did
-    not see it ("no deploy lock is held")."""
+    and breaks it once GitLab reports its job ended, never while the job runs; a deploy in
+    CI breaks it the same way. Neither saw it ("no deploy lock is held")."""
     for var in ("GITLAB_CI", "CI", "CI_ENVIRONMENT_NAME", "DOCKER_HOST", "CI_JOB_URL"):
         monkeypatch.delenv(var, raising=False)
     responses.add_passthru(ENGINES)
@@ -167,3 +171,23 @@ def test_unlock_breaks_the_edge_proxy_lock_of_a_failed_job_not_of_a_running_one(
     assert "job 76001 of shop/checkout is failed" in out
     assert f"removed {testenv.engine_host}: edge proxy lock {key}" in out, out
     assert lock_ids(engine, app, key) == []
+
+    # A deploy in CI checks the locks the same way before it starts, each by its own
+    # holder: the proxy's lock of the failed job goes, the deploy lock of a running job
+    # (another one) stays.
+    other = f"{SERVER}/shop/checkout/-/jobs/76002"
+    responses.get(f"{API}/projects/shop%2Fcheckout/jobs/76002", json=fixture("job_running.json"))
+    again = _lock.acquire(engine, "engine", key, HOLDER, 1800)
+    held = _lock.acquire(engine, "engine", f"{app}/prod", other, 1800)
+    cleanup.later(lambda: _lock.release(engine, "engine", again))
+    cleanup.later(lambda: _lock.release(engine, "engine", held))
+    said: list[str] = []
+    environ = dict(os.environ)
+    ops = ContainerOperations.open(load_manifest(str(path), "prod", environ), environ)
+    try:
+        assert break_stale_lock(ops, environ, "this deploy", said.append)
+    finally:
+        ops.close()
+    assert lock_ids(engine, app, key) == [], said
+    assert len(lock_ids(engine, app)) == 1, said
+    assert "the lock stays: the deploy lock is held by job 76002" in "\n".join(said), said
