@@ -421,8 +421,7 @@ def test_a_shared_network_is_what_compose_creates_once_the_policy_allows_the_sid
     home = tmp_path / "home"
     home.mkdir()
     root = checkout(case.project, tmp_path)
-    variables = variables_for(case, root, home)
-    proc = compose_config(case, root, {**clean_env(home), **variables})
+    variables, proc = variables_for(case, root, home)
     assert proc.returncode == 0, proc.stderr
     data = json.loads(proc.stdout)
     path = write_manifest(case, root)
