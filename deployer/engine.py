@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from deployer.manifest.model import Manifest, RegistryAuth, Service
+from deployer.manifest.model import Hook, Manifest, RegistryAuth, Service
 from deployer.naming import (
     KEPT_SEP,
     NEXT_MARK,
@@ -33,6 +33,7 @@ __all__ = [
     "KEPT_SEP",
     "NEXT_MARK",
     "HealthOutcome",
+    "HookOutcome",
     "HostEngine",
     "Lease",
     "Release",
@@ -70,6 +71,19 @@ class TaskOutcome:
     exit_code: int
     output: str
     seconds: float
+
+
+@dataclass(frozen=True)
+class HookOutcome:
+    """A lifecycle hook's run: ``exit_code`` None when it still ran at its time limit."""
+
+    exit_code: int | None
+    output: str  # its last output
+    seconds: float
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == 0
 
 
 @dataclass(frozen=True)
@@ -174,6 +188,11 @@ class HostEngine(Protocol):
     def start(self, container_id: str) -> None: ...
 
     def stop(self, container_id: str, timeout: float) -> None: ...
+
+    def run_hook(self, container_id: str, hook: Hook, timeout: float) -> HookOutcome:
+        """Run a ``post_start`` or ``pre_stop`` hook in the container (an exec), up to
+        ``timeout`` seconds."""
+        ...
 
     def rename(self, container_id: str, name: str) -> None: ...
 

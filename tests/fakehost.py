@@ -12,9 +12,17 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from deployer import labels as L
-from deployer.engine import KEPT_SEP, NEXT_MARK, HealthOutcome, Lease, Release, TaskOutcome
+from deployer.engine import (
+    KEPT_SEP,
+    NEXT_MARK,
+    HealthOutcome,
+    HookOutcome,
+    Lease,
+    Release,
+    TaskOutcome,
+)
 from deployer.errors import Blocked, DeployFailed, Unreachable
-from deployer.manifest.model import Manifest, RegistryAuth, Service
+from deployer.manifest.model import Hook, Manifest, RegistryAuth, Service
 from deployer.plan import Leftover, Observed, ObservedContainer
 
 _ids = itertools.count(1)
@@ -166,6 +174,10 @@ class FakeHost:
     def stop(self, container_id: str, timeout: float) -> None:
         self._call("stop", self.containers[container_id].name)
         self.containers[container_id].running = False
+
+    def run_hook(self, container_id: str, hook: Hook, timeout: float) -> HookOutcome:
+        self._call("hook", self.containers[container_id].name, " ".join(hook.command))
+        return HookOutcome(0, "", 0.0)
 
     def rename(self, container_id: str, name: str) -> None:
         self._call("rename", self.containers[container_id].name, name)

@@ -23,7 +23,14 @@ from typing import Any
 
 from deployer.apispec import exposed_ports, nano_cpus
 from deployer.docker.containers import healthcheck_config
-from deployer.manifest.model import BlkioConfig, DeviceRequest, Service, differing_parts
+from deployer.manifest.model import (
+    API_SOCKET,
+    API_SOCKET_CONFIG,
+    BlkioConfig,
+    DeviceRequest,
+    Service,
+    differing_parts,
+)
 
 DIFFERS = "differs"
 EXTRA = "settings outside the manifest"  # a part only a container can have
@@ -105,7 +112,29 @@ def _expected_cmd_entrypoint(svc: Service, i: Inspect) -> tuple[list[str] | None
 
 def _environment(svc: Service, i: Inspect) -> bool:
     want = {**_env(i.image.get("Env")), **dict(svc.environment)}
-    return _env(i.config.get("Env")) == want
+    have = _env(i.config.get("Env"))
+    if "DOCKER_CONFIG" not in want and have.get("DOCKER_CONFIG") == API_SOCKET_CONFIG:
+        del have["DOCKER_CONFIG"]  # use_api_socket's (compared there)
+    return have == want
+
+
+def _api_socket_mount(svc: Service, i: Inspect) -> Mapping[str, Any] | None:
+    """The bind of the engine's socket compose adds for ``use_api_socket``: one the
+    service's ``volumes`` do not name."""
+    if any(m.type == "bind" and m.target == API_SOCKET for m in svc.volumes):
+        return None
+    for h in i.mounts:
+        if h.get("Type") == "bind" and h.get("Destination") == API_SOCKET:
+            return h if h.get("Source") == API_SOCKET else None
+    return None
+
+
+def _use_api_socket(svc: Service, i: Inspect) -> bool:
+    mounted = _api_socket_mount(svc, i) is not None
+    env = {**_env(i.image.get("Env")), **dict(svc.environment)}
+    have = _env(i.config.get("Env")).get("DOCKER_CONFIG")
+    config = have == env.get("DOCKER_CONFIG", API_SOCKET_CONFIG)
+    return mounted == svc.use_api_socket and (config or not svc.use_api_socket)
 
 
 def _ports(svc: Service, i: Inspect) -> bool:
@@ -178,7 +207,8 @@ def _selinux(h: Mapping[str, Any]) -> str:
 
 
 def _volumes(svc: Service, i: Inspect) -> bool:
-    unmatched = list(i.mounts)
+    socket = _api_socket_mount(svc, i)  # use_api_socket's (compared there)
+    unmatched = [h for h in i.mounts if h is not socket]
     for m in svc.volumes:
         found = None
         for h in unmatched:
@@ -658,6 +688,11 @@ _COMPARE: dict[str, Callable[[Service, Inspect], bool]] = {
     "annotations": _simple(
         lambda i: dict(i.host.get("Annotations") or {}), lambda s, i: dict(s.annotations)
     ),
+    # commands run at a start and before a stop, not settings of the container: nothing
+    # shows them on it (compose ran its post_start when it started the container)
+    "post_start": lambda s, i: True,
+    "pre_stop": lambda s, i: True,
+    "use_api_socket": _use_api_socket,
     # Swarm-only settings: a container has none of them (compose does not set them either)
     **{key: (lambda s, i: True) for key in _SWARM_ONLY},
 }

@@ -26,7 +26,14 @@ from deployer import labels as L
 from deployer.docker import transport as _transport
 from deployer.engine import network_name, service_networks, volume_name
 from deployer.errors import DeployFailed
-from deployer.manifest.model import Healthcheck, Manifest, Mount, Service
+from deployer.manifest.model import (
+    API_SOCKET,
+    API_SOCKET_CONFIG,
+    Healthcheck,
+    Manifest,
+    Mount,
+    Service,
+)
 from deployer.naming import KEPT_SEP
 
 _ANONYMOUS = re.compile(r"^[0-9a-f]{64}$")
@@ -179,13 +186,27 @@ def _is_bind_entry(m: Mount) -> bool:
 
 
 def binds(service: Service) -> list[str]:
-    """Binds entries (``SOURCE:TARGET:rw[,z]``), as docker compose creates them."""
-    return [
+    """Binds entries (``SOURCE:TARGET:rw[,z]``), as docker compose creates them; the
+    engine's socket last with ``use_api_socket``, as compose adds it."""
+    out = [
         f"{m.source}:{m.target}:{'ro' if m.read_only else 'rw'}"
         + "".join(f",{o}" for o in (m.selinux, m.propagation) if o)
         for m in service.volumes
         if _is_bind_entry(m)
     ]
+    if service.use_api_socket:
+        out.append(f"{API_SOCKET}:{API_SOCKET}:rw")
+    return out
+
+
+def environment(service: Service) -> list[str]:
+    """The container's variables: with ``use_api_socket``, DOCKER_CONFIG names compose's
+    directory for it unless the service sets one (the deployer puts no credentials there:
+    a client in the container has the engine's socket and no registry login)."""
+    env = dict(service.environment)
+    if service.use_api_socket:
+        env.setdefault("DOCKER_CONFIG", API_SOCKET_CONFIG)
+    return [f"{k}={v}" for k, v in env.items()]
 
 
 def _ulimits(service: Service) -> list[docker.types.Ulimit] | None:
@@ -360,7 +381,7 @@ def create_container(  # noqa: PLR0913 (a whole container)
             image,
             command=list(service.command) if service.command is not None else None,
             entrypoint=list(service.entrypoint) if service.entrypoint is not None else None,
-            environment=[f"{k}={v}" for k, v in service.environment],
+            environment=environment(service),
             user=service.user,
             working_dir=service.working_dir,
             labels=all_labels,

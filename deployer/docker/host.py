@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from deployer.docker import aliases as _aliases
 from deployer.docker import containers as _containers
 from deployer.docker import health as _health
+from deployer.docker import hooks as _hooks
 from deployer.docker import infra as _infra
 from deployer.docker import lock as _lock
 from deployer.docker import observe as _observe
@@ -21,8 +22,15 @@ from deployer.docker import pull as _pull
 from deployer.docker import registry as _registry
 from deployer.docker import releases as _releases
 from deployer.docker.connect import DEFAULT_TIMEOUT, Connection, connect
-from deployer.engine import HealthOutcome, Lease, Release, TaskOutcome
-from deployer.manifest.model import Environment, Manifest, RegistryAuth, Service, host_form
+from deployer.engine import HealthOutcome, HookOutcome, Lease, Release, TaskOutcome
+from deployer.manifest.model import (
+    Environment,
+    Hook,
+    Manifest,
+    RegistryAuth,
+    Service,
+    host_form,
+)
 from deployer.plan import Leftover, Observed, ObservedContainer
 
 
@@ -142,6 +150,9 @@ class DockerHost:
 
     def stop(self, container_id: str, timeout: float) -> None:
         _containers.stop(self.client, self._name, container_id, timeout)
+
+    def run_hook(self, container_id: str, hook: Hook, timeout: float) -> HookOutcome:
+        return _hooks.run_hook(self.client, self._name, container_id, hook, timeout)
 
     def rename(self, container_id: str, name: str) -> None:
         with _containers.wrapped(f"rename {container_id[:12]} to {name}", self._name):

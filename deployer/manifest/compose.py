@@ -33,7 +33,7 @@ _TOP_KEYS = ("services", "volumes", "networks", "configs", "secrets", "name", "v
 # list or map: merge as maps (the first ones' items are KEY=VALUE, the others' NAME)
 _PAIRS_KEYS = ("environment", "labels", "sysctls", "annotations")
 _MAP_KEYS = (*_PAIRS_KEYS, "networks", "depends_on")
-_LIST_KEYS = ("ports", "expose", "cap_add", "tmpfs", "env_file", "extra_hosts", "dns")
+_LIST_KEYS = ("ports", "expose", "cap_add", "tmpfs", "env_file", "label_file", "extra_hosts", "dns")
 
 
 def _keyed(item: Any) -> Any:
@@ -68,6 +68,8 @@ _APPENDED: dict[str, Callable[[Any], Any] | None] = {
     "volumes_from": None,
     "external_links": None,
     "device_cgroup_rules": None,
+    "post_start": None,
+    "pre_stop": None,
 }
 
 
@@ -945,13 +947,14 @@ def _relative(rel: str, base: str, to: str) -> str:
 
 
 def _move_env_files(raw: dict[str, Any], moved: Callable[[str], str]) -> None:
-    """A service's ``env_file`` paths, each through ``moved``."""
-    env_file = raw.get("env_file")
-    if isinstance(env_file, str):
-        raw["env_file"] = moved(env_file)
-    elif isinstance(env_file, list):
-        for i, item in enumerate(env_file):
-            if isinstance(item, str):
-                env_file[i] = moved(item)
-            elif isinstance(item, dict) and isinstance(item.get("path"), str):
-                item["path"] = moved(item["path"])
+    """A service's ``env_file`` and ``label_file`` paths, each through ``moved``."""
+    for key in ("env_file", "label_file"):
+        env_file = raw.get(key)
+        if isinstance(env_file, str):
+            raw[key] = moved(env_file)
+        elif isinstance(env_file, list):
+            for i, item in enumerate(env_file):
+                if isinstance(item, str):
+                    env_file[i] = moved(item)
+                elif isinstance(item, dict) and isinstance(item.get("path"), str):
+                    item["path"] = moved(item["path"])

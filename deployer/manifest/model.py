@@ -19,6 +19,11 @@ PullPolicy = Literal["always", "missing", "never"]
 TaskWhen = Literal["before-deploy", "after-deploy"]
 Engine = Literal["container", "swarm"]
 
+# use_api_socket, as docker compose makes it: the engine's socket bound at the same path,
+# and DOCKER_CONFIG (unless the service sets it) naming compose's directory for its config
+API_SOCKET = "/var/run/docker.sock"
+API_SOCKET_CONFIG = "/run/secrets/docker"
+
 
 @dataclass(frozen=True)
 class Build:
@@ -220,6 +225,18 @@ class BlkioConfig:
 
 
 @dataclass(frozen=True)
+class Hook:
+    """One ``post_start`` or ``pre_stop`` entry: a command run in the container (an exec),
+    as compose runs it."""
+
+    command: tuple[str, ...]
+    user: str | None = None
+    privileged: bool = False
+    working_dir: str | None = None
+    environment: tuple[tuple[str, str], ...] = field(default=(), repr=False)  # may be secrets
+
+
+@dataclass(frozen=True)
 class Service:
     name: str
     image: str
@@ -309,6 +326,11 @@ class Service:
     storage_opt: tuple[tuple[str, str], ...] = ()
     blkio_config: BlkioConfig | None = None
     device_cgroup_rules: tuple[str, ...] = ()  # "c 1:3 rwm"; policy-gated as `devices`
+    # lifecycle hooks: execs after each new container starts, before a container stops
+    post_start: tuple[Hook, ...] = ()
+    pre_stop: tuple[Hook, ...] = ()
+    # the engine's socket (and DOCKER_CONFIG) in the container; policy-gated as the bind
+    use_api_socket: bool = False
     # Swarm-only (deploy.*): container mode refuses them, or warns where compose ignores them.
     cpus_reservation: float | None = None
     deploy_labels: tuple[tuple[str, str], ...] = ()
@@ -458,9 +480,12 @@ class Service:
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
     def secret_parts(self) -> set[str]:
-        """The config parts that hash secret values: the environment's, and each compose
-        secret's (its record holds the digest of the content)."""
+        """The config parts that hash secret values: the environment's, the hooks' with
+        variables, and each compose secret's (its record holds the digest of the content)."""
         keys = {"environment"} if self.environment else set()
+        keys.update(
+            k for k in ("post_start", "pre_stop") if any(h.environment for h in getattr(self, k))
+        )
         keys.update(f.label for f in self.files if f.kind == "secret")
         return keys
 

@@ -25,13 +25,9 @@ SCHEMA_FILE = "deploy-manifest.schema.json"
 COMPOSE_UNSUPPORTED = frozenset(
     [
         "external_links",
-        "label_file",
         "models",
-        "post_start",
-        "pre_stop",
         "profiles",
         "provider",
-        "use_api_socket",
         "extends",
         "rollback_config",
         "endpoint_mode",
@@ -71,6 +67,9 @@ def _validator() -> Any:
 def is_secret(path: Path) -> bool:
     """Whether the value at ``path`` may be a secret (never shown in any message)."""
     if len(path) >= 3 and path[0] == "services" and path[2] in ("environment", "env_file"):
+        return True
+    hook = len(path) >= 5 and path[0] == "services" and path[2] in ("post_start", "pre_stop")
+    if hook and path[4] == "environment":
         return True
     if path and path[0] == "registry":
         return True

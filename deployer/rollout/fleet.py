@@ -16,6 +16,7 @@ from deployer.errors import DeployerError, InvalidInput
 from deployer.manifest.model import Service
 from deployer.plan import Action, ObservedContainer, Step
 from deployer.result import StepRecord, StepStatus
+from deployer.rollout import hooks
 from deployer.rollout.state import (
     DEFAULT_GRACE,
     DEFAULT_MONITOR,
@@ -220,8 +221,10 @@ def restart_dependents(r: RunState, host: str, steps: Sequence[Step]) -> None:
             if not c.running:
                 continue
             rec = r.step(host, f"restart {svc.name}", "rollout", svc.name)
+            hooks.pre_stop(r, host, svc, c.id, c.name, grace_of(svc))
             engine.stop(c.id, grace_of(svc))
             engine.start(c.id)
+            hooks.post_start(r, host, svc, c.id, c.name)
             r.done(rec, detail=f"{', '.join(why)} replaced (depends_on restart: true)")
             r.line(f"{c.name}: restarted ({', '.join(why)} replaced)", host)
 

@@ -13,6 +13,7 @@ from deployer.errors import Blocked, DeployerError
 from deployer.manifest.model import RegistryAuth, Task
 from deployer.plan import Action, Leftover
 from deployer.result import StepStatus
+from deployer.rollout import hooks
 from deployer.rollout.state import DEFAULT_GRACE, RunState, StepFailure, grace_of, short
 from deployer.rollout.strategies import labels
 
@@ -92,8 +93,11 @@ def _clean_host(r: RunState, host: str, found: Sequence[Leftover]) -> None:
     for lo in found:
         if lo.keep:
             known = lo.service in r.manifest.service_names
-            grace = grace_of(r.manifest.service(lo.service)) if known else None
-            engine.stop(lo.id, DEFAULT_GRACE if grace is None else grace)
+            svc = r.manifest.service(lo.service) if known else None
+            grace = DEFAULT_GRACE if svc is None else grace_of(svc)
+            if lo.running:
+                hooks.pre_stop(r, host, svc, lo.id, lo.name, grace)
+            engine.stop(lo.id, grace)
             r.line(f"cleanup: {lo.name} stopped (kept for rollback)", host)
         else:
             engine.remove(lo.id)

@@ -22,6 +22,7 @@ from deployer.engine import (
 from deployer.manifest.model import Service
 from deployer.plan import Action, ObservedContainer, Step
 from deployer.releases import merge_request_text
+from deployer.rollout import hooks
 from deployer.rollout.state import DEFAULT_MONITOR, RunState, StepFailure, grace_of
 
 
@@ -127,6 +128,7 @@ def start_first(r: RunState, host: str, svc: Service, step: Step, group: list[It
             cid = create(r, host, svc, step, item, aliases=False)
             engine.start(cid)
             new.append(cid)
+            hooks.post_start(r, host, svc, cid, item.canonical)
             r.line(f"{item.canonical}: started the new container beside the old one", host)
     names = {net: list(a) for net, a in service_networks(r.manifest, svc)}
     for item, cid in zip(group, new, strict=True):
@@ -154,6 +156,7 @@ def stop_first(r: RunState, host: str, svc: Service, step: Step, group: list[Ite
         for item in group:
             if item.old is not None and item.old.running:
                 _stopping(r, host, svc, item.old)
+                hooks.pre_stop(r, host, svc, item.old.id, item.old.name, grace)
                 engine.stop(item.old.id, grace)
                 if not _follows_replaced(r, host, svc):
                     r.do(host, f"restart {item.old.name}", partial(engine.start, item.old.id))
@@ -161,6 +164,7 @@ def stop_first(r: RunState, host: str, svc: Service, step: Step, group: list[Ite
             engine.start(cid)
             r.do(host, f"stop new {item.canonical}", partial(engine.stop, cid, grace))
             r.line(f"{item.canonical}: stopped the old container, started the new one", host)
+            hooks.post_start(r, host, svc, cid, item.canonical)
     for item, cid in zip(group, new, strict=True):
         gate(r, host, svc, cid, item)
     _edge_switch(r, host, svc, group, new, drain=False)
@@ -219,6 +223,7 @@ def _switch(
         if old is not None:
             if stop_old and old.running:
                 _stopping(r, host, svc, old)
+                hooks.pre_stop(r, host, svc, old.id, old.name, grace)
                 engine.stop(old.id, grace)
                 if not _follows_replaced(r, host, svc):
                     r.do(host, f"restart {old.name}", partial(engine.start, old.id))
@@ -244,6 +249,8 @@ def retire(r: RunState, host: str, c: ObservedContainer, grace: float) -> None:
     """Scale down / removed service: stop and keep it (renamed) for rollback."""
     engine = r.hosts[host]
     if c.running:
+        svc = r.manifest.service(c.service) if c.service in r.manifest.service_names else None
+        hooks.pre_stop(r, host, svc, c.id, c.name, grace)
         engine.stop(c.id, grace)
         svc = next((s for s in r.manifest.services if s.name == c.service), None)
         if svc is None or not _follows_replaced(r, host, svc):

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from deployer.manifest import parse
 from deployer.manifest.problems import Path
-from deployer.manifest.readers import cgroups, deploy, security
+from deployer.manifest.readers import cgroups, deploy, lifecycle, security
 from deployer.manifest.readers.values import (
     CONTAINER_NAME,
     MAC,
@@ -239,4 +239,6 @@ READERS: tuple[Reader, ...] = (
     cgroups.read_cgroup_parent,
     cgroups.read_blkio,
     read_namespaces,
+    lifecycle.read_hooks,
+    lifecycle.read_api_socket,
 )

@@ -132,3 +132,52 @@ def read_env_file(
             )
         )
     return out
+
+
+def label_files(b: Builder, path: Path, raw: Any) -> dict[str, str]:
+    """``label_file:`` (a path or a list), as compose reads it: KEY=value lines, each file
+    over the ones before; relative to the file naming it and inside the checkout, as an
+    ``env_file``; a ``${VAR}`` in a file reads the labels above it, never the variables."""
+    entries: list[tuple[Path, Any]] = []
+    if isinstance(raw, str):
+        entries = [((*path, "label_file"), raw)]
+    elif isinstance(raw, list):
+        entries = [((*path, "label_file", i), f) for i, f in enumerate(raw)]
+    labels: dict[str, str] = {}
+    for fpath, name in entries:
+        if not isinstance(name, str):
+            continue
+        base = os.path.dirname(b.doc.pos(fpath).file)
+        full = os.path.join(base, name)
+        if (
+            not os.path.isabs(name)
+            and b.repo
+            and b.repo.escapes(b, fpath, full, name, key="label_file")
+        ):
+            continue
+        try:
+            text = files.read_limited(full, files.ENV_FILE_LIMIT).decode("utf-8-sig")
+        except files.FileRefused as e:
+            b.err(
+                fpath,
+                f'label_file "{name}" {e}; it is not read',
+                "point to a regular KEY=value file",
+            )
+            continue
+        except FileNotFoundError:
+            b.err(
+                fpath,
+                f'label_file "{name}" not found (looked at {full})',
+                "create it, or fix the path (relative to this file)",
+            )
+            continue
+        except (OSError, UnicodeDecodeError) as e:
+            b.err(fpath, f'label_file "{name}" cannot be read: {e.__class__.__name__}')
+            continue
+        out, bad = parse_env_lines(text, dict(labels))
+        for n in bad:
+            b.problems.append(
+                Problem(full, n, 1, "", "expected KEY=value", "fix or remove the line")
+            )
+        labels.update(out)
+    return labels

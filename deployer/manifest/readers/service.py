@@ -191,7 +191,13 @@ def read_logging(b: Builder, path: Path, raw: dict[str, Any], out: dict[str, Any
 
 
 def read_labels(b: Builder, path: Path, raw: dict[str, Any], out: dict[str, Any]) -> None:
-    out["labels"] = b.labels((*path, "labels"), raw.get("labels"))
+    """``label_file:`` then ``labels:``, which win, as compose merges them."""
+    labels = b.labels((*path, "labels"), raw.get("labels"))
+    if raw.get("label_file") is not None:
+        read = environment.label_files(b, path, raw.get("label_file"))
+        from_files = b.labels((*path, "label_file"), read)
+        labels = tuple(sorted({**dict(from_files), **dict(labels)}.items()))
+    out["labels"] = labels
 
 
 def read_safety(b: Builder, path: Path, raw: dict[str, Any], out: dict[str, Any]) -> None:
