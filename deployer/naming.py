@@ -10,7 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from deployer.manifest.model import Manifest, Service, TopNetwork, TopVolume, host_form
+from deployer.manifest.model import (
+    Manifest,
+    NetworkAttachment,
+    Service,
+    TopNetwork,
+    TopVolume,
+    host_form,
+)
 
 # Names of what the deployer creates on a host. Labels are immutable, so a container's
 # role is read from its name: ``<app>-<env>-<service>-<replica>`` is the current one,
@@ -75,6 +82,14 @@ def volume_name(manifest: Manifest, name: str) -> str:
     return f"{manifest.app}-{host_form(manifest.environment.name)}-{name}"
 
 
+def by_priority(networks: tuple[NetworkAttachment, ...]) -> tuple[NetworkAttachment, ...]:
+    """The networks in the order a container joins them: with a ``priority`` written, the
+    highest first and equal ones by name, as compose connects them; else as written."""
+    if not any(a.priority for a in networks):
+        return networks
+    return tuple(sorted(networks, key=lambda a: (-a.priority, a.name)))
+
+
 def service_networks(manifest: Manifest, service: Service) -> list[tuple[str, list[str]]]:
     """(engine network name, aliases) for each network the service joins, in order."""
     if service.network_mode:
@@ -86,7 +101,7 @@ def service_networks(manifest: Manifest, service: Service) -> list[tuple[str, li
         extra = [a for a in (*host, *linked.get("default", ())) if a != service.name]
         return [(network_name(manifest, "default"), [service.name, *dict.fromkeys(extra)])]
     out = []
-    for att in service.networks:
+    for att in by_priority(service.networks):
         extra = [a for a in (*att.aliases, *host, *linked.get(att.name, ())) if a != service.name]
         aliases = [service.name, *dict.fromkeys(extra)]
         out.append((network_name(manifest, att.name), aliases))

@@ -31,6 +31,7 @@ from deployer.manifest.model import (
     Service,
     differing_parts,
 )
+from deployer.naming import by_priority
 
 DIFFERS = "differs"
 EXTRA = "settings outside the manifest"  # a part only a container can have
@@ -258,6 +259,12 @@ def _networks(svc: Service, i: Inspect) -> bool:
     )
     if len(i.networks) != len(wanted):
         return False
+    if any(a.priority for a in attachments):
+        # the container was created on the network of the highest priority (compose's
+        # and ours): its network mode names it
+        first = by_priority(attachments)[0].name
+        if str(i.host.get("NetworkMode") or "") not in i.names(first, "network"):
+            return False
     ignore = {i.id[:12], i.id, i.name}
     hostname = str(i.config.get("Hostname") or "")
     if hostname:

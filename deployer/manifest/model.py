@@ -163,6 +163,8 @@ class NetworkAttachment:
     aliases: tuple[str, ...] = ()
     ipv4_address: str = field(default="", metadata={"since": 2})
     ipv6_address: str = field(default="", metadata={"since": 2})
+    # compose's connect order: the highest first (the network the container is created on)
+    priority: int = field(default=0, metadata={"since": 4})
 
 
 @dataclass(frozen=True)

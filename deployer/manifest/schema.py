@@ -32,7 +32,6 @@ COMPOSE_UNSUPPORTED = frozenset(
         "rollback_config",
         "endpoint_mode",
         "max_failure_ratio",
-        "priority",
         "link_local_ips",
         "gw_priority",
         "include",
@@ -43,6 +42,15 @@ COMPOSE_UNSUPPORTED = frozenset(
 # Keys of the Compose Specification for Windows containers (the deployer runs Linux ones):
 # refused, saying so.
 WINDOWS_ONLY = frozenset(["cpu_count", "cpu_percent", "credential_spec", "isolation"])
+
+# Compose keys that need a newer engine than the deployer drives: refused, naming it.
+NEEDS_ENGINE = {
+    "gw_priority": (
+        "`gw_priority` (which network gives the container its default gateway) needs Docker "
+        "API 1.48 (Docker Engine 28.0): the deployer does not support it yet",
+        "remove it",
+    ),
+}
 
 _WHY = {
     "version": "remove it (it is obsolete in compose too)",
@@ -134,6 +142,9 @@ def unknown_key_problem(doc: Doc, path: Path, allowed: list[str]) -> Problem:
             "remove it",
             key=True,
         )
+    if key in NEEDS_ENGINE and guess != key:
+        message, fix = NEEDS_ENGINE[key]
+        return doc.problem(path, message, fix, key=True)
     if key in COMPOSE_UNSUPPORTED and guess != key:
         fix = _WHY.get(key, "remove it")
         return doc.problem(

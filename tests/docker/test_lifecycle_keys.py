@@ -1,13 +1,13 @@
-"""post_start / pre_stop hooks, label_file and use_api_socket on the real engine, with
-Docker Compose v2 as the peer.
+"""post_start / pre_stop hooks, label_file, use_api_socket and a network's priority on the
+real engine, with Docker Compose v2 as the peer.
 
 One app is started with ``docker compose up -d`` (v2): compose runs its post_start hook and
-gives its container the labels of the label files and the engine's socket. The deployer
-adopts it with nothing to do; each key changed alone names itself; a deploy of a new image
-runs pre_stop in compose's container before it stops and post_start in the new one, whose
-container carries every key again; a change of any key replaces it naming that key; a
-post_start that fails rolls the deploy back (a pre_stop that fails is logged, the stop goes
-on).
+gives its container the labels of the label files, the engine's socket and the network of
+the highest priority first. The deployer adopts it with nothing to do; each key changed
+alone names itself; a deploy of a new image runs pre_stop in compose's container before it
+stops and post_start in the new one, whose container carries every key again; a change of
+any key replaces it naming that key; a post_start that fails rolls the deploy back (a
+pre_stop that fails is logged, the stop goes on).
 """
 
 from __future__ import annotations
@@ -48,6 +48,12 @@ services:
         environment: {{MODE: warm}}
     pre_stop:
       - command: ["sh", "-c", "echo stop $$HOSTNAME >> /hooks/pre_stop.log"]
+    networks:
+      front: {{}}
+      back: {{priority: 100}}
+networks:
+  front: {{}}
+  back: {{}}
 """
 # post_start, as the uid 1000 the hook runs as: its variable, directory, host and uid
 POST = (
@@ -87,12 +93,15 @@ def web_id(cp: ComposeProject, engine: docker.DockerClient) -> str:
 
 
 def check_keys(c: dict[str, Any], cp: ComposeProject, engine: docker.DockerClient) -> None:
-    """The container carries label_file's labels and the engine's socket."""
+    """The container carries label_file's labels, the socket and the priority's order."""
     labels = c["Config"]["Labels"]
     assert (labels["owner"], labels["site"], labels["tier"]) == ("shop", "shop-site", "front")
     sockets = [m for m in c["Mounts"] if m["Destination"] == "/var/run/docker.sock"]
     assert [(m["Type"], m["Source"]) for m in sockets] == [("bind", "/var/run/docker.sock")]
     assert "DOCKER_CONFIG=/run/secrets/docker" in c["Config"]["Env"]
+    # created on the network of the highest priority, the other connected after it
+    assert c["HostConfig"]["NetworkMode"] == f"{cp.project}_back"
+    assert sorted(c["NetworkSettings"]["Networks"]) == [f"{cp.project}_back", f"{cp.project}_front"]
     assert exec_out(engine, c["Id"], "ls", "/var/run/docker.sock") == "/var/run/docker.sock"
 
 
@@ -104,9 +113,14 @@ def check_post_start(hooks: Path, c: dict[str, Any]) -> None:
 
 def changes(svc: Service) -> list[tuple[str, Service]]:
     """Each key changed alone, as adoption of compose's container sees it."""
+    back, front = [next(a for a in svc.networks if a.name == n) for n in ("back", "front")]
     return [
         ("labels", replace(svc, labels=(("owner", "shop"), ("tier", "front")))),
         ("use_api_socket", replace(svc, use_api_socket=False)),
+        (
+            "networks",
+            replace(svc, networks=(replace(back, priority=0), replace(front, priority=200))),
+        ),
     ]
 
 
@@ -169,6 +183,7 @@ def test_the_deployer_runs_the_hooks_and_its_container_keeps_every_key(
         ("post_start", "working_dir: /hooks", "working_dir: /"),
         ("pre_stop", "echo stop", "echo stopping"),
         ("use_api_socket", "use_api_socket: true", "use_api_socket: false"),
+        ("networks", "priority: 100", "priority: -1"),
     ]
     for key, old, changed in edits:
         compose_file.write_text(original.replace(old, changed))

@@ -1,4 +1,4 @@
-"""post_start and pre_stop hooks, label_file and use_api_socket: read
+"""post_start and pre_stop hooks, label_file, use_api_socket and a network's priority: read
 as Docker Compose v2 reads them (its own `config` is the referee), refused where the safety
 policy or the engine says so (located), and a service without them keeps its config hash."""
 
@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,14 @@ services:
     pre_stop:
       - command: ["/bin/drain", "--wait", "5"]
         environment: ["GRACE=5"]
+    networks:
+      front: {}
+      back: {priority: 100}
+      admin: {priority: 10}
+networks:
+  front: {}
+  back: {}
+  admin: {}
 """
 DEPLOY = """\
 app: shop
@@ -69,6 +78,11 @@ def test_the_keys_are_read_as_docker_compose_reads_them(tmp_path: Path) -> None:
         "tier": "front",
     }
     assert web.use_api_socket is True
+    assert [(a.name, a.priority) for a in web.networks] == [
+        ("front", 0),
+        ("back", 100),
+        ("admin", 10),
+    ]
 
 
 def test_docker_compose_config_reads_the_same_values(tmp_path: Path) -> None:
@@ -88,6 +102,9 @@ def test_docker_compose_config_reads_the_same_values(tmp_path: Path) -> None:
         ]
         assert list(getattr(web, key)) == hooks, key
     assert theirs["use_api_socket"] is True
+    assert {a.name: a.priority for a in web.networks} == {
+        n: (spec or {}).get("priority", 0) for n, spec in theirs["networks"].items()
+    }
 
 
 def compose_config(path: Path) -> dict[str, Any]:
@@ -139,6 +156,13 @@ def test_swarm_mode_refuses_the_hooks_and_the_api_socket_at_their_keys(tmp_path:
     assert "Swarm runs no lifecycle hooks" in messages
 
 
+def test_gw_priority_is_refused_naming_the_engine_it_needs(tmp_path: Path) -> None:
+    compose = COMPOSE.replace("admin: {priority: 10}", "admin: {priority: 10, gw_priority: 1}")
+    (p,) = problems(tmp_path, compose)
+    assert (p.path, p.line) == ("services.web.networks.admin.gw_priority", 20)
+    assert "Docker API 1.48" in p.message and "Docker Engine 28.0" in p.message
+
+
 def test_a_label_file_out_of_the_checkout_or_missing_is_refused_at_its_line(
     tmp_path: Path,
 ) -> None:
@@ -182,3 +206,7 @@ def test_a_service_without_the_keys_keeps_its_config_hash() -> None:
     ]
     secret = Service("web", "r/web:1", pre_stop=(Hook(("true",), environment=(("K", "v"),)),))
     assert secret.secret_parts() == {"pre_stop"}
+    moved = replace(plain, networks=(NetworkAttachment("front", ("a",), priority=5),))
+    assert [k for k, v in moved.config_parts().items() if plain.config_parts()[k] != v] == [
+        "networks"
+    ]

@@ -82,7 +82,14 @@ def networks(b: Builder, path: Path, raw: Any) -> tuple[NetworkAttachment, ...]:
                 f"add `networks: {{{name}: {{}}}}` at the top level",
                 key=isinstance(raw, dict),
             )
-        out.append(NetworkAttachment(name=name, aliases=aliases, **addresses(b, p, name, sp)))
+        priority = sp.get("priority", 0)
+        if not isinstance(priority, int) or isinstance(priority, bool):
+            priority = 0  # the schema named it
+        out.append(
+            NetworkAttachment(
+                name=name, aliases=aliases, priority=priority, **addresses(b, p, name, sp)
+            )
+        )
     return tuple(out)
 
 
