@@ -8,8 +8,14 @@ import docker
 from deployer import labels as L
 from deployer.docker.host import DockerHost
 from deployer.engine import KEPT_SEP
+from deployer.manifest.model import Healthcheck, UpdateConfig
 from tests.docker.test_host_rollout import ENV, deploy, manifest, web
 from tests.testenv import TestEnv
+
+# This test is about the prune, not about health: a patient check (a 2 s timeout, 2
+# retries failed healthy containers of 4 services started at once on a loaded machine,
+# and the deploy rolled back) and no post-switch watch (tests/commands/test_monitor.py).
+PATIENT = Healthcheck(interval=0.5, timeout=10.0, retries=5)
 
 
 def test_prune_removes_every_container_of_a_dropped_release(
@@ -18,7 +24,10 @@ def test_prune_removes_every_container_of_a_dropped_release(
     names = ("a", "b", "c", "d")
     releases = []
     for image in (testenv.image_v1, testenv.image_v2, testenv.image_v1):
-        services = tuple(web(image, name=n) for n in names)
+        services = tuple(
+            web(image, name=n, healthcheck=PATIENT, update_config=UpdateConfig(monitor=0.0))
+            for n in names
+        )
         r = deploy(manifest(app, *services, keep_releases=1), [h1])
         assert r.error is None, r.lines  # type: ignore[attr-defined]
         releases.append(r.release_id)
