@@ -15,6 +15,7 @@ import hashlib
 import json
 import secrets
 import time
+import warnings
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -225,10 +226,19 @@ def cleanup(clients: Mapping[str, docker.DockerClient], app: str) -> list[str]:
     return removed
 
 
-def _remove_network(net: Any, wait: float = 30.0) -> bool:
-    """Remove ``net``; False when it is gone already. The engine refuses while a removed
-    container's endpoint is still leaving it ("has active endpoints"): retried a while."""
+def _remove_network(net: Any, wait: float = 30.0, stale: float = 5.0) -> bool:
+    """Remove ``net``; False when it is gone already, or left behind as stale (below).
+    The engine refuses while a removed container's endpoint is still leaving it ("has
+    active endpoints"): retried while a container is still attached, up to ``wait``.
+
+    With no container attached, the engine (20.10) can still refuse for good: its count
+    of the network's endpoints went wrong while containers were created and removed on it
+    at once on a loaded machine, and only a restart of the engine sets it right. Seen
+    after tests of many services in one wave; the test itself had passed. Such a network
+    (named after the test's own app, and holding no address a container uses) is left
+    behind with a warning after ``stale`` seconds, instead of failing the test."""
     give_up = time.monotonic() + wait
+    empty_since: float | None = None
     while True:
         try:
             net.remove()
@@ -238,6 +248,22 @@ def _remove_network(net: Any, wait: float = 30.0) -> bool:
         except docker.errors.APIError as e:
             if "active endpoints" not in str(e) or time.monotonic() > give_up:
                 raise
+        try:
+            net.reload()
+        except docker.errors.NotFound:
+            return False
+        if net.attrs.get("Containers"):
+            empty_since = None
+        else:
+            now = time.monotonic()
+            empty_since = now if empty_since is None else empty_since
+            if now - empty_since >= stale:
+                warnings.warn(
+                    f"network {net.name} left behind: the engine says it has active "
+                    "endpoints, but no container is attached (a stale endpoint count)",
+                    stacklevel=2,
+                )
+                return False
         time.sleep(0.25)
 
 
