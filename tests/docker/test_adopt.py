@@ -140,8 +140,13 @@ def voting(app: str, testenv: TestEnv, tmp_path: Path) -> Iterator[ComposeApp]:
 def test_an_unchanged_compose_app_is_adopted_without_recreating_anything(
     shop: ComposeApp, h1: DockerHost, engine: docker.DockerClient
 ) -> None:
+    """First, on the same compose start, the two checks that change nothing on the host
+    (asserted): one `up -d` of the shop instead of three."""
     before = shop.ids(engine)
     assert sorted(before) == ["cache", "db", "web", "worker"]
+    each_changed_key_of_a_service_is_named_against_compose_s_container(shop, engine)
+    a_changed_setting_in_the_compose_file_replaces_that_service_naming_the_key(shop, h1, engine)
+    assert shop.ids(engine) == before
     m = shop.manifest()
     assert m.compose_project == shop.project
 
@@ -207,14 +212,18 @@ def test_a_changed_image_replaces_only_its_service_and_keeps_volume_data(
     assert exec_out(engine, web_now, "cat", "/srv/uploads/f") == "kept"
 
 
-def test_a_changed_setting_in_the_compose_file_replaces_that_service_naming_the_key(
+def a_changed_setting_in_the_compose_file_replaces_that_service_naming_the_key(
     shop: ComposeApp, h1: DockerHost, engine: docker.DockerClient
 ) -> None:
+    """Planned only (the file is put back afterwards)."""
     before = shop.ids(engine)
     env_file = shop.path / "worker.env"
-    env_file.write_text(env_file.read_text() + "CONCURRENCY=4\n")
-
-    plan, _ = plan_of(h1, shop.manifest())
+    original = env_file.read_text()
+    env_file.write_text(original + "CONCURRENCY=4\n")
+    try:
+        plan, _ = plan_of(h1, shop.manifest())
+    finally:
+        env_file.write_text(original)
 
     got = actions(plan)
     assert got["worker"] == ("replace", ("config changed: environment",))
@@ -237,8 +246,8 @@ def test_the_voting_app_with_an_override_file_is_adopted_unchanged(
     assert Action.UNCHANGED in {s.action for s in plan.hosts[0].steps}
 
 
-def test_each_changed_key_of_a_service_is_named_against_compose_s_container(
-    shop: ComposeApp, h1: DockerHost, engine: docker.DockerClient
+def each_changed_key_of_a_service_is_named_against_compose_s_container(
+    shop: ComposeApp, engine: docker.DockerClient
 ) -> None:
     m = shop.manifest()
     ids = shop.ids(engine)
