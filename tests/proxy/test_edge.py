@@ -247,6 +247,12 @@ def test_a_route_to_a_port_nothing_listens_on_rolls_back(
     code, out = deploy(manifest, testenv.image_v1)
     assert code == EXIT_OK, out
     wait_body(edge, public, "v1")
+    # the switch tries the route for the health timeout (at least 5 s) before it gives up:
+    # 15 s, not 30 s, of a check that cannot pass (the new container itself is healthy in
+    # about a second)
+    text = manifest.read_text()
+    assert "health_timeout: 30s" in text
+    manifest.write_text(text.replace("health_timeout: 30s", "health_timeout: 15s"))
     probe = ProxyProbe(edge.address, public).start()
     try:
         code, out = deploy(manifest, testenv.image_v2, WEB_PORT="8081")
