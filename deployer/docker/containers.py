@@ -127,7 +127,10 @@ def _current(
     api: docker.APIClient, manifest: Manifest, service: Service, name: str, key: str
 ) -> str:
     """The id of the container service ``name`` runs now on this host (its first replica):
-    neither kept for a rollback nor an interrupted deploy's replacement."""
+    neither kept for a rollback nor an interrupted deploy's replacement. Of a compose
+    project, compose's own containers and this app's and environment's: another app or
+    environment whose compose files give the same project name is not this one (its
+    containers carry compose's labels too), as in the observation."""
     if manifest.compose_project:  # compose's own containers, and the deployer's
         labels = [f"{L.COMPOSE_PROJECT}={manifest.compose_project}"]
         labels.append(f"{L.COMPOSE_SERVICE}={name}")
@@ -140,6 +143,9 @@ def _current(
         marks = c.get("Labels") or {}
         if any(KEPT_SEP in n for n in names) or marks.get(L.COMPOSE_ONEOFF) == "True":
             continue
+        owner = (marks.get(L.APP), marks.get(L.ENVIRONMENT))
+        if owner[0] is not None and owner != (manifest.app, manifest.environment.name):
+            continue  # another app's or environment's, of the same compose project name
         if marks.get(L.ROLE) in (L.ROLE_TASK, L.ROLE_LOCK, L.ROLE_RELEASE):
             continue
         replica = marks.get(L.REPLICA) or marks.get(L.COMPOSE_NUMBER) or "1"

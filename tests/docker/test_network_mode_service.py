@@ -192,3 +192,42 @@ def test_compose_v2s_shared_network_is_adopted_unchanged(
     assert net2 != net and side2 != side
     plan, _ = plan_of(h1, shared.manifest())
     assert not plan.changes, actions(plan)
+
+
+def test_another_environment_of_the_same_compose_project_is_never_joined(
+    app: str, h1: DockerHost, engine: docker.DockerClient, testenv: TestEnv, tmp_path: Path
+) -> None:
+    """Two environments (or two apps) whose compose files give one project name: the
+    deployer's containers of each carry that project's labels. side of "test", deployed
+    alone, finds no net of its own: it must fail, not join the namespace of "prod"'s net
+    (nor, by volumes_from, take its volumes)."""
+    (tmp_path / "docker-compose.yml").write_text(f"name: {app}\n" + COMPOSE)
+    (tmp_path / ".env").write_text(f"NET_IMAGE={testenv.image_v1}\nSIDE_IMAGE={testenv.image_v1}\n")
+    (tmp_path / "deploy.yml").write_text(
+        f"app: {app}\ncompose: [docker-compose.yml]\n"
+        f"environments:\n  prod: {{}}\n  {ENV}: {{}}\n"
+        "rollout:\n  health_timeout: 30s\n  healthy_after: 1s\n"
+    )
+    prod = load_manifest(tmp_path / "deploy.yml", "prod", {})
+    deploy(h1, dataclasses.replace(prod, services=(prod.service("net"),)))
+    prod_labels = [f"{L.APP}={app}", f"{L.ENVIRONMENT}=prod", f"{L.SERVICE}=net"]
+    (prod_net,) = [c["Id"] for c in engine.api.containers(filters={"label": prod_labels})]
+
+    m = load_manifest(tmp_path / "deploy.yml", ENV, {})
+    plan, observed = plan_of(h1, m)
+    (hp,) = plan.hosts
+    steps = tuple(s for s in hp.steps if s.service == "side")
+    plan = dataclasses.replace(plan, hosts=(dataclasses.replace(hp, steps=steps),))
+    r = Rollout(m, plan, {h1.name: h1}, observed, Context(), PrintLog(lambda s: None))
+    r.run()
+    joined = [
+        c["Id"]
+        for c in engine.api.containers(
+            all=True, filters={"label": [f"{L.APP}={app}", f"{L.ENVIRONMENT}={ENV}"]}
+        )
+        if engine.api.inspect_container(c["Id"])["HostConfig"]["NetworkMode"]
+        == f"container:{prod_net}"
+    ]
+    assert joined == []
+    assert r.error is not None
+    assert "names the service net, which has no container on this host" in str(r.result.error)
