@@ -1,6 +1,6 @@
 """Keep secret values out of everything the deployer writes.
 
-Service environment values, registry passwords and GitLab tokens are secrets. The
+Service (and hook) environment values, registry passwords and GitLab tokens are secrets. The
 deployer never prints an environment value itself (plans and reports name keys, never
 values); but log excerpts come from the app's own containers, which may print their
 environment, so every report passes through ``Redactor``. The rule, as GitLab masks job
@@ -83,8 +83,8 @@ def _maskable(value: str) -> bool:
 def secret_values(
     manifest: Manifest | None = None, environ: Mapping[str, str] | None = None
 ) -> Secrets:
-    """Every value that must never be written: the services' environment values, the
-    registry passwords, the compose secrets, the routes' private keys and the
+    """Every value that must never be written: the services' and their hooks' environment
+    values, the registry passwords, the compose secrets, the routes' private keys and the
     GitLab/registry tokens in the job's variables; with the manifest's names, which are
     never masked."""
     out: set[str] = set()
@@ -93,6 +93,8 @@ def secret_values(
         values: set[str] = set()
         for svc in manifest.services:
             values.update(v for _, v in svc.environment)
+            for hook in (*svc.post_start, *svc.pre_stop):  # a hook prints what it likes
+                values.update(v for _, v in hook.environment)
         values.update(v for _, v in manifest.environment.variables)
         public = _public(manifest)
         out.update(v for v in values if v not in public and not _NOT_SECRET.fullmatch(v))

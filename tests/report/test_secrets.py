@@ -22,7 +22,7 @@ import docker
 import pytest
 
 from deployer import labels as L
-from tests.cli import Job, job_environ
+from tests.cli import Job, cli, job_environ
 from tests.testenv import TestEnv
 
 SECRETS = {
@@ -341,3 +341,54 @@ def test_an_engine_error_quoting_a_secret_is_masked(
     for name, data in deployer.written:
         at = data.find(secret.encode())
         assert at < 0, f"{secret!r} in {name}: ...{data[max(0, at - 300) : at + 60]!r}"
+
+
+HOOK_SECRET = "hook-token-5b1e9c07d3"
+HOOKS_MANIFEST = """\
+app: {app}
+environments:
+  production: {{}}
+services:
+  web:
+    image: {image}
+    init: true
+    {hook}:
+      - command: ["sh", "-c", "echo TOKEN=$$HOOK_TOKEN; exit 3"]
+        environment: {{HOOK_TOKEN: "${{HOOK_TOKEN}}"}}
+rollout:
+  health_timeout: 30s
+  healthy_after: 1s
+  drain: 0s
+"""
+
+
+def test_a_hooks_variables_are_masked_in_its_output(
+    tmp_path: Path, app: str, testenv: TestEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A hook's environment values are secrets, as a service's: a failing pre_stop or
+    post_start that prints them shows them masked in the job log and the reports."""
+    for k, v in {**job_environ(testenv, "engine"), "HOOK_TOKEN": HOOK_SECRET}.items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.chdir(tmp_path)
+    manifest = tmp_path / "deploy.yml"
+    reports = tmp_path / "reports"
+    written: list[tuple[str, bytes]] = []
+    for i, (hook, image, expect) in enumerate(
+        [
+            ("pre_stop", testenv.image_v1, 0),
+            ("pre_stop", testenv.image_v2, 0),  # the pre_stop of v1's container fails
+            ("post_start", testenv.image_v1, 1),  # the new container's post_start fails
+        ]
+    ):
+        manifest.write_text(HOOKS_MANIFEST.format(app=app, image=image, hook=hook))
+        code, out = cli("deploy", "--report-dir", str(reports / str(i)))
+        assert code == expect, out
+        written.append((f"deploy {i}", out.encode()))
+        if i:
+            assert f"{hook}[0]" in out and "TOKEN=[MASKED]" in out, out
+    for path in sorted(reports.rglob("*")):
+        if path.is_file():
+            written.append((str(path), path.read_bytes()))
+    for name, data in written:
+        at = data.find(HOOK_SECRET.encode())
+        assert at < 0, f"the hook's secret in {name}: ...{data[max(0, at - 300) : at + 60]!r}"
