@@ -238,6 +238,33 @@ def check_platform(api: docker.APIClient, service: Service, image: str) -> None:
         )
 
 
+# labels a container inherits from its image that say whose it is or what it is to the
+# deployer: the deployer's own, and compose's identity (which the deployer reads too)
+_RESERVED_IDENTITY = (L.COMPOSE_PROJECT, L.COMPOSE_SERVICE)
+
+
+def inherited_reserved(
+    api: docker.APIClient, image: str, labels: Mapping[str, str]
+) -> dict[str, str]:
+    """The reserved labels the image carries and the container does not set, blanked.
+
+    A container inherits every label of its image, and the manifest cannot write a label
+    under the deployer's prefix but the image's Dockerfile can (``LABEL
+    io.deployer.lock-key=<another app>/prod``): the app's container would then be read as
+    a lock, a kept container or another app's. Blanked here (the engine cannot drop an
+    image's label, a container's own value replaces it), nothing reads it as such."""
+    try:
+        info = api.inspect_image(image)
+    except docker.errors.ImageNotFound:
+        return {}  # the create that follows says so
+    inherited = (info.get("Config") or {}).get("Labels") or {}
+    return {
+        k: ""
+        for k in inherited
+        if (k.startswith(L.PREFIX) or k in _RESERVED_IDENTITY) and k not in labels
+    }
+
+
 def anonymous_volumes(api: docker.APIClient, container_id: str) -> dict[str, str]:
     """target → volume name of the container's anonymous volumes."""
     info = api.inspect_container(container_id)
@@ -383,6 +410,7 @@ def create_container(  # noqa: PLR0913 (a whole container)
             from deployer.docker import files as repo_files
 
             all_labels[repo_files.USED] = repo_files.used_label(service.files)
+        all_labels.update(inherited_reserved(api, image, all_labels))
         created = api.create_container(
             image,
             command=list(service.command) if service.command is not None else None,

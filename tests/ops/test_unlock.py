@@ -5,6 +5,7 @@ nothing is broken. The edge proxy's lock is shown and broken by the same rules."
 
 from __future__ import annotations
 
+import io
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -191,3 +192,49 @@ def test_unlock_breaks_the_edge_proxy_lock_of_a_failed_job_not_of_a_running_one(
     assert lock_ids(engine, app, key) == [], said
     assert len(lock_ids(engine, app)) == 1, said
     assert "the lock stays: the deploy lock is held by job 76002" in "\n".join(said), said
+
+
+@pytest.mark.integration
+@responses.activate
+def test_an_images_labels_do_not_make_an_app_container_a_lock(
+    app: str,
+    testenv: TestEnv,
+    engine: docker.DockerClient,
+    tmp_path: Path,
+    cleanup: Cleanup,
+    in_ci: None,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The manifest cannot write a label under io.deployer., but an image's Dockerfile
+    can, and a container inherits its image's labels. An app whose image says it is the
+    deploy lock of another environment (held by a job that ended) is deployed while that
+    environment's lock is held by a running job: `deployer unlock` there must still see
+    the running job's lock alone, and refuse (exit 4). Before, it took the app's container
+    for the lock, judged its holder, and broke the running job's lock with it."""
+    for var in ("GITLAB_CI", "CI", "CI_ENVIRONMENT_NAME", "DOCKER_HOST", "CI_JOB_URL"):
+        monkeypatch.delenv(var, raising=False)
+    responses.add_passthru(ENGINES)
+    ended = f"{SERVER}/shop/checkout/-/jobs/76003"
+    responses.get(HOLDER_JOB, json=fixture("job_running.json"))
+    responses.get(f"{API}/projects/shop%2Fcheckout/jobs/76003", json=fixture("job_failed.json"))
+    tag = f"{app}-labelled:1"
+    dockerfile = (
+        f"FROM {testenv.image_v1}\n"
+        f'LABEL io.deployer.lock-key="{app}/prod" io.deployer.lock-holder="{ended}"\n'
+    )
+    engine.images.build(fileobj=io.BytesIO(dockerfile.encode()), tag=tag, rm=True)
+    cleanup.later(lambda: engine.images.remove(tag, force=True))
+    lease = _lock.acquire(engine, "engine", f"{app}/prod", HOLDER, 1800)
+    cleanup.later(lambda: _lock.release(engine, "engine", lease))
+
+    for env, image in (("test", tag), ("prod", testenv.image_v1)):
+        (tmp_path / f"{env}.yml").write_text(
+            f"app: {app}\nenvironments:\n  {env}:\n"
+            f'    hosts: ["{testenv.engine_host}"]\n'
+            f"services:\n  web:\n    image: {image}\n    pull_policy: never\n"
+        )
+    code, out = cli("deploy", "-f", str(tmp_path / "test.yml"), "--env", "test")
+    assert code == 0, out
+    code, out = cli("unlock", "-f", str(tmp_path / "prod.yml"), "--env", "prod")
+    assert code == 4, out
+    assert lock_ids(engine, app) == [lease.token], out
