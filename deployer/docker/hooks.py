@@ -14,6 +14,7 @@ from deployer.engine import HookOutcome
 from deployer.manifest.model import Hook
 
 OUTPUT_TAIL = 2048  # characters of a hook's output kept for the log (its end)
+_KEPT = OUTPUT_TAIL * 4  # bytes read kept (a character is up to 4): the rest is dropped as read
 
 
 def run_hook(
@@ -35,13 +36,15 @@ def run_hook(
             workdir=hook.working_dir,
         )
         exec_id = created["Id"]
-        output: list[bytes] = []
+        output = bytearray()  # its last bytes only: a hook may print without end
         failed: list[BaseException] = []
 
         def attach() -> None:
             try:
-                data = api.exec_start(exec_id, stream=False)
-                output.append(data if isinstance(data, bytes) else b"")
+                for chunk in api.exec_start(exec_id, stream=True):
+                    output.extend(chunk if isinstance(chunk, bytes) else b"")
+                    if len(output) > _KEPT:
+                        del output[:-_KEPT]
             except BaseException as e:  # reported by the caller's thread  # noqa: BLE001
                 failed.append(e)
 
@@ -54,5 +57,5 @@ def run_hook(
         if failed:
             raise failed[0]
         code = api.exec_inspect(exec_id).get("ExitCode")
-    text = b"".join(output).decode("utf-8", "replace").strip()
+    text = bytes(output).decode("utf-8", "replace").strip()
     return HookOutcome(126 if code is None else int(code), text[-OUTPUT_TAIL:], seconds)
