@@ -14,6 +14,7 @@ def finish(r: RunState) -> None:
     if r.kind == "restart":  # the same images and configuration: no new release
         r.result.outcome = Outcome.DEPLOYED
         r.line(f"restarted by {r.context.holder}; no release recorded")
+        _remove_restarted(r)
         return
     previous = _previous_release(r) or _record_adopted(r)
     digests = dict(previous.digests) if previous else {}
@@ -51,6 +52,20 @@ def finish(r: RunState) -> None:
     r.result.outcome = Outcome.DEPLOYED
     r.line(f"release {release.id} recorded on {len(r.order)} host(s)")
     _retention(r)
+
+
+def _remove_restarted(r: RunState) -> None:
+    """The old containers of a restart that worked are removed: they carry the release
+    that runs (its image and configuration), which nothing takes back from them, and
+    retention keeps that release's containers: each restart left one more, stopped, for
+    as long as the release was kept."""
+    for host in r.order:
+        engine = r.hosts[host]
+        for cid in r.runs[host].restarted:
+            try:
+                engine.remove(cid)
+            except DeployerError as e:  # the restart worked: never fail it for this
+                r.line(f"could not remove the old container {cid[:12]}: {e.message}", host)
 
 
 def _record_adopted(r: RunState) -> Release | None:

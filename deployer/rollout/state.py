@@ -55,6 +55,7 @@ class HostRun:
     engine: HostEngine
     journal: Journal[object] = field(default_factory=Journal)
     new_containers: list[str] = field(default_factory=list)
+    restarted: list[str] = field(default_factory=list)  # the old containers a restart replaced
     failed: BaseException | None = None  # a DeployerError, or a bug raised in its thread
     switched: bool = False
     starts: threading.BoundedSemaphore = field(

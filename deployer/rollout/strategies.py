@@ -236,6 +236,8 @@ def _switch(
             if old.name != keep_as:
                 engine.rename(old.id, keep_as)
                 r.do(host, f"rename back {old.name}", partial(engine.rename, old.id, old.name))
+            if r.kind == "restart":
+                r.runs[host].restarted.append(old.id)
         engine.rename(cid, item.canonical)
         r.do(
             host,

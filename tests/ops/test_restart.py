@@ -78,7 +78,8 @@ def test_a_restart_keeps_the_release_it_restarts(fleet: Fleet, testenv: TestEnv)
     """Releases R1 (base image) and R2 (v1 image), then api restarted: its new containers
     still say R2, which `rollback --to` takes, and `rollback` goes back to R1. Before,
     they got a release id nobody recorded: `rollback --to` it was refused (exit 2), and
-    `rollback` took them for a killed deploy's and went "back" to R2."""
+    `rollback` took them for a killed deploy's and went "back" to R2. The restart's old
+    containers are removed (nothing takes them back)."""
     fleet.deploy()
     base = {i: set(replicas(c, fleet.app, "api").values()) for i, c in enumerate(fleet.clients)}
     fleet.deploy(image=testenv.image_v1)
@@ -89,6 +90,11 @@ def test_a_restart_keeps_the_release_it_restarts(fleet: Fleet, testenv: TestEnv)
     for client in fleet.clients:
         assert release_labels(client, fleet.app, "api") == {r2}
         assert release_ids(client, fleet.app) == [r1, r2]
+        # its old containers are gone: each restart left one more, stopped, kept as long
+        # as R2 was
+        labels = [f"{L.APP}={fleet.app}", f"{L.SERVICE}=api", f"{L.RELEASE}={r2}"]
+        found = client.api.containers(all=True, filters={"label": labels})
+        assert [c["Names"][0] for c in found if "--" in c["Names"][0]] == []
 
     (restarted,) = shown
     code, out = fleet.run("rollback", "--to", restarted, "--report-dir", str(fleet.path.parent))
