@@ -26,7 +26,8 @@ import docker
 from deployer.docker.hooks import run_hook
 from deployer.manifest.model import Hook
 client = docker.DockerClient(base_url=sys.argv[1])
-hook = Hook(command=("sh", "-c", "cat /dev/zero & sleep 4; kill $!; echo done"))
+script = "exec 2>/dev/null; cat /dev/zero & sleep 4; kill $!; wait $!; echo done"
+hook = Hook(command=("sh", "-c", script))
 out = run_hook(client, "engine", sys.argv[2], hook, 60)
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
 print(out.exit_code, out.output[-4:], peak)
