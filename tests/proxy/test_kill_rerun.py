@@ -23,6 +23,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import docker
@@ -174,14 +175,30 @@ KILL_AT = {
 }
 
 
-def setup(
+@dataclass(frozen=True)
+class Proxied:
+    """The app deployed at v1 behind its own edge proxy (one replica)."""
+
+    app: str
+    edge: Edge
+    manifest: Path
+    public: str
+    engine: docker.DockerClient
+    testenv: TestEnv
+
+    def converged(self, want: str, image: str) -> None:
+        converged(self.engine, self.edge, self.app, self.manifest, self.public, want, image)
+
+
+@pytest.fixture
+def proxied(
     app: str,
     testenv: TestEnv,
     tmp_path: Path,
     engine: docker.DockerClient,
     cleanup: Cleanup,
     proxy_image: str,
-) -> tuple[Edge, Path, str]:
+) -> Proxied:
     """An edge proxy on a port nothing listens on (runs of the suite side by side never
     share one) and the app deployed at v1 behind it (one replica)."""
     edge = make_edge(engine, cleanup, app, free_port(), proxy_image)
@@ -190,130 +207,93 @@ def setup(
     code, out = deploy(manifest, testenv.image_v1)
     assert code == EXIT_OK, out
     wait_body(edge, public, "v1")
-    return edge, manifest, public
+    return Proxied(app, edge, manifest, public, engine, testenv)
 
 
 @pytest.mark.parametrize("point", ["healthy", "stopped"])
-def test_killed_deploy_then_rerun(
-    point: str,
-    app: str,
-    testenv: TestEnv,
-    tmp_path: Path,
-    engine: docker.DockerClient,
-    cleanup: Cleanup,
-    proxy_image: str,
-) -> None:
-    """SIGKILL before the switch and after the old container stopped: the public route
+def test_killed_deploy_then_rerun(point: str, proxied: Proxied) -> None:
+    """SIGKILL before the switch and after the old container stopped: the p.public route
     answers right after; the rerun is refused on the dead deploy's lock and names
     `deployer unlock`; after it, the rerun converges and removes the killed deploy's
     container."""
-    edge, manifest, public = setup(app, testenv, tmp_path, engine, cleanup, proxy_image)
-    code, killed = signal_at(manifest, testenv.image_v2, KILL_AT[point])
+    p = proxied
+    code, killed = signal_at(p.manifest, p.testenv.image_v2, KILL_AT[point])
     assert code == -signal.SIGKILL, killed
-    assert get(edge.address, public) == (200, "v1" if point == "healthy" else "v2"), killed
+    assert get(p.edge.address, p.public) == (200, "v1" if point == "healthy" else "v2"), killed
 
-    code, out = deploy(manifest, testenv.image_v2)
+    code, out = deploy(p.manifest, p.testenv.image_v2)
     assert code == EXIT_BLOCKED, out
     assert "`deployer unlock` breaks its lock" in out, out
-    code, out = cli(manifest, "unlock", "--force", image=testenv.image_v2)
+    code, out = cli(p.manifest, "unlock", "--force", image=p.testenv.image_v2)
     assert code == EXIT_OK, out
-    code, out = deploy(manifest, testenv.image_v2)
+    code, out = deploy(p.manifest, p.testenv.image_v2)
     assert code == EXIT_OK, out
     if point == "healthy":
         assert "cleanup: " in out and "removed" in out, out
-    converged(engine, edge, app, manifest, public, "v2", testenv.image_v2)
+    p.converged("v2", p.testenv.image_v2)
 
 
-def test_cancelled_after_the_switch_the_route_comes_back(
-    app: str,
-    testenv: TestEnv,
-    tmp_path: Path,
-    engine: docker.DockerClient,
-    cleanup: Cleanup,
-    proxy_image: str,
-) -> None:
+def test_cancelled_after_the_switch_the_route_comes_back(proxied: Proxied) -> None:
     """SIGTERM (a cancelled job) once the route names the new container: rolled back, the
     route on the old container again, the new one gone, the lock released."""
-    edge, manifest, public = setup(app, testenv, tmp_path, engine, cleanup, proxy_image)
-    code, out = signal_at(manifest, testenv.image_v2, KILL_AT["switched"], signal.SIGTERM)
+    p = proxied
+    code, out = signal_at(p.manifest, p.testenv.image_v2, KILL_AT["switched"], signal.SIGTERM)
     assert code == EXIT_ROLLED_BACK, out
     assert "undone: route of web replica 1" in out, out
-    converged(engine, edge, app, manifest, public, "v1", testenv.image_v1)
-    code, out = cli(manifest, "unlock", image=testenv.image_v1)
+    p.converged("v1", p.testenv.image_v1)
+    code, out = cli(p.manifest, "unlock", image=p.testenv.image_v1)
     assert code == EXIT_OK and "no deploy lock is held" in out, out
 
 
-def test_the_proxy_stopped_during_a_deploy(
-    app: str,
-    testenv: TestEnv,
-    tmp_path: Path,
-    engine: docker.DockerClient,
-    cleanup: Cleanup,
-    proxy_image: str,
-) -> None:
+def test_the_proxy_stopped_during_a_deploy(proxied: Proxied) -> None:
     """The proxy killed by someone between its preparation and the switch: the deploy
     says so and rolls back (nothing was switched: nothing to put back in a proxy that
     does not run); the next deploy starts the proxy again and converges. It was: "exec in
     <name> failed: Container ... is not running", and the rollback reported as failed
     (exit 5) for want of undoing a switch that never happened."""
-    edge, manifest, public = setup(app, testenv, tmp_path, engine, cleanup, proxy_image)
+    p = proxied
     code, out = act_at(
-        manifest,
-        testenv.image_v2,
+        p.manifest,
+        p.testenv.image_v2,
         KILL_AT["started"],
-        lambda: engine.containers.get(edge.name).kill(),
+        lambda: p.engine.containers.get(p.edge.name).kill(),
     )
     assert code == EXIT_ROLLED_BACK, out
-    assert f"the edge proxy {edge.name} does not run: it is exited" in out, out
-    assert running(engine, app) == [f"{app}-test-web-1"]
-    code, out = deploy(manifest, testenv.image_v2)
+    assert f"the edge proxy {p.edge.name} does not run: it is exited" in out, out
+    assert running(p.engine, p.app) == [f"{p.app}-test-web-1"]
+    code, out = deploy(p.manifest, p.testenv.image_v2)
     assert code == EXIT_OK, out
     assert "started again" in out, out
-    converged(engine, edge, app, manifest, public, "v2", testenv.image_v2)
+    p.converged("v2", p.testenv.image_v2)
 
 
-def test_a_proxy_removed_by_hand_is_made_again(
-    app: str,
-    testenv: TestEnv,
-    tmp_path: Path,
-    engine: docker.DockerClient,
-    cleanup: Cleanup,
-    proxy_image: str,
-) -> None:
-    edge, manifest, public = setup(app, testenv, tmp_path, engine, cleanup, proxy_image)
-    engine.containers.get(edge.name).remove(force=True)
-    code, out = deploy(manifest, testenv.image_v2)
+def test_a_proxy_removed_by_hand_is_made_again(proxied: Proxied) -> None:
+    p = proxied
+    p.engine.containers.get(p.edge.name).remove(force=True)
+    code, out = deploy(p.manifest, p.testenv.image_v2)
     assert code == EXIT_OK, out
-    converged(engine, edge, app, manifest, public, "v2", testenv.image_v2)
+    p.converged("v2", p.testenv.image_v2)
 
 
 @pytest.mark.parametrize("point", ["healthy", "switched"])
-def test_a_new_container_that_exits_after_its_healthcheck(
-    point: str,
-    app: str,
-    testenv: TestEnv,
-    tmp_path: Path,
-    engine: docker.DockerClient,
-    cleanup: Cleanup,
-    proxy_image: str,
-) -> None:
+def test_a_new_container_that_exits_after_its_healthcheck(point: str, proxied: Proxied) -> None:
     """Killed once healthy, before the switch: the switch fails at once saying so (it
     was: the switch retried for the whole health timeout, then blamed the route's
     port). Killed after the switch: the watch after the switch rolls back. Either way
     the route is on the old container again."""
-    edge, manifest, public = setup(app, testenv, tmp_path, engine, cleanup, proxy_image)
+    p = proxied
 
     def kill_new() -> None:
-        name = next(n for n in running(engine, app) if "--next-" in n)
-        engine.containers.get(name).kill()
+        name = next(n for n in running(p.engine, p.app) if "--next-" in n)
+        p.engine.containers.get(name).kill()
 
-    code, out = act_at(manifest, testenv.image_v2, KILL_AT[point], kill_new)
+    code, out = act_at(p.manifest, p.testenv.image_v2, KILL_AT[point], kill_new)
     assert code == EXIT_ROLLED_BACK, out
     if point == "healthy":
         assert "the new container is exited (code 137) after it passed its healthcheck" in out
     else:
         assert "after the switch (update_config.monitor)" in out, out
-    converged(engine, edge, app, manifest, public, "v1", testenv.image_v1)
+    p.converged("v1", p.testenv.image_v1)
 
 
 def act_at(manifest: Path, image: str, pattern: str, act: Callable[[], None]) -> tuple[int, str]:
@@ -333,51 +313,37 @@ def act_at(manifest: Path, image: str, pattern: str, act: Callable[[], None]) ->
     return proc.returncode, "".join(seen)
 
 
-def test_rollback_after_a_deploy_killed_after_its_switch(
-    app: str,
-    testenv: TestEnv,
-    tmp_path: Path,
-    engine: docker.DockerClient,
-    cleanup: Cleanup,
-    proxy_image: str,
-) -> None:
+def test_rollback_after_a_deploy_killed_after_its_switch(proxied: Proxied) -> None:
     """Releases v1 then v2; a deploy of v1 killed once the old container stopped: v1
     runs, never recorded. `deployer rollback` goes back to the last release recorded
     (v2, what ran before the killed deploy). It went to the one before it (v1): the
     killed deploy's version stayed, rolled back to itself."""
-    edge, manifest, public = setup(app, testenv, tmp_path, engine, cleanup, proxy_image)
-    code, out = deploy(manifest, testenv.image_v2)
+    p = proxied
+    code, out = deploy(p.manifest, p.testenv.image_v2)
     assert code == EXIT_OK, out
-    code, killed = signal_at(manifest, testenv.image_v1, KILL_AT["stopped"])
+    code, killed = signal_at(p.manifest, p.testenv.image_v1, KILL_AT["stopped"])
     assert code == -signal.SIGKILL, killed
-    assert get(edge.address, public) == (200, "v1"), killed
-    code, out = cli(manifest, "unlock", "--force", image=testenv.image_v1)
+    assert get(p.edge.address, p.public) == (200, "v1"), killed
+    code, out = cli(p.manifest, "unlock", "--force", image=p.testenv.image_v1)
     assert code == EXIT_OK, out
-    code, out = cli(manifest, "rollback", image=testenv.image_v1)
+    code, out = cli(p.manifest, "rollback", image=p.testenv.image_v1)
     assert code == EXIT_OK, out
     assert "runs a release that was never recorded" in out, out
-    converged(engine, edge, app, manifest, public, "v2", testenv.image_v2)
+    p.converged("v2", p.testenv.image_v2)
 
 
-def test_a_deploy_waiting_for_the_proxy_lock_says_so(
-    app: str,
-    testenv: TestEnv,
-    tmp_path: Path,
-    engine: docker.DockerClient,
-    cleanup: Cleanup,
-    proxy_image: str,
-) -> None:
+def test_a_deploy_waiting_for_the_proxy_lock_says_so(proxied: Proxied, cleanup: Cleanup) -> None:
     """The proxy lock left by a deploy killed while it held it (its lease: 25 s here, 300 s
     in a deploy): the next deploy says what it waits for, then goes on once it expired.
     It waited without a word."""
-    edge, manifest, public = setup(app, testenv, tmp_path, engine, cleanup, proxy_image)
-    host = connect_host(testenv.engine_host, {})
-    lease = host.acquire_lock(f"edge/{edge.name}", "a killed deploy", 25.0)
+    p = proxied
+    host = connect_host(p.testenv.engine_host, {})
+    lease = host.acquire_lock(f"edge/{p.edge.name}", "a killed deploy", 25.0)
     cleanup.later(lambda: host.release_lock(lease))
-    code, out = deploy(manifest, testenv.image_v2)
+    code, out = deploy(p.manifest, p.testenv.image_v2)
     assert code == EXIT_OK, out
     assert (
-        f"edge proxy: waiting for its lock (another deploy of edge/{edge.name} holds the "
+        f"edge proxy: waiting for its lock (another deploy of edge/{p.edge.name} holds the "
         "lock: a killed deploy"
     ) in out, out
-    converged(engine, edge, app, manifest, public, "v2", testenv.image_v2)
+    p.converged("v2", p.testenv.image_v2)
