@@ -9,6 +9,7 @@ from __future__ import annotations
 import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 
 def binary() -> Path:
@@ -49,3 +50,22 @@ def run(
             f"docker compose {command} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}"
         )
     return proc
+
+
+def config_services(project: Path) -> dict[str, Any]:
+    """``docker compose config --format json`` of the project in ``project`` (its
+    compose.yaml, with a clean environment): the services as compose reads them."""
+    import json
+
+    proc = subprocess.run(
+        [str(binary()), "config", "--format", "json"],
+        cwd=project,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(project)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    services: dict[str, Any] = json.loads(proc.stdout)["services"]
+    return services

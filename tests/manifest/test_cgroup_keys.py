@@ -6,8 +6,6 @@ hash. The refusals (located, exit 2) are in the corpus: ``invalid/keys_cgroup_*.
 
 from __future__ import annotations
 
-import json
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -106,24 +104,9 @@ def test_the_keys_are_read_as_docker_compose_gives_them_to_the_engine(tmp_path: 
 
 def test_docker_compose_config_reads_the_same_values(tmp_path: Path) -> None:
     m = load_manifest(project(tmp_path), "production", {})
-    theirs = compose_config(tmp_path)
+    theirs = composev2.config_services(tmp_path)
     for svc in m.services:
         compare(svc, theirs[svc.name])
-
-
-def compose_config(path: Path) -> dict[str, Any]:
-    proc = subprocess.run(
-        [str(composev2.binary()), "config", "--format", "json"],
-        cwd=path,
-        env={"PATH": "/usr/bin:/bin", "HOME": str(path)},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr
-    services: dict[str, Any] = json.loads(proc.stdout)["services"]
-    return services
 
 
 def compare(svc: Service, theirs: dict[str, Any]) -> None:

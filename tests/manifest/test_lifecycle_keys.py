@@ -4,8 +4,6 @@ policy or the engine says so (located), and a service without them keeps its con
 
 from __future__ import annotations
 
-import json
-import subprocess
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -87,7 +85,7 @@ def test_the_keys_are_read_as_docker_compose_reads_them(tmp_path: Path) -> None:
 
 def test_docker_compose_config_reads_the_same_values(tmp_path: Path) -> None:
     web = load_manifest(project(tmp_path), "production", {}).service("web")
-    theirs = compose_config(tmp_path)["web"]
+    theirs = composev2.config_services(tmp_path)["web"]
     assert dict(web.labels) == theirs["labels"]
     for key in ("post_start", "pre_stop"):
         hooks = [
@@ -105,21 +103,6 @@ def test_docker_compose_config_reads_the_same_values(tmp_path: Path) -> None:
     assert {a.name: a.priority for a in web.networks} == {
         n: (spec or {}).get("priority", 0) for n, spec in theirs["networks"].items()
     }
-
-
-def compose_config(path: Path) -> dict[str, Any]:
-    proc = subprocess.run(
-        [str(composev2.binary()), "config", "--format", "json"],
-        cwd=path,
-        env={"PATH": "/usr/bin:/bin", "HOME": str(path)},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr
-    services: dict[str, Any] = json.loads(proc.stdout)["services"]
-    return services
 
 
 def problems(
