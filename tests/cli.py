@@ -5,8 +5,15 @@ prints); and what a run left on the engine (``current``, ``sh``)."""
 from __future__ import annotations
 
 import io
+import os
+import queue
+import re
+import signal
 import subprocess
+import sys
 import tempfile
+import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +43,69 @@ def cli(*argv: str) -> tuple[int, str]:
         with tempfile.TemporaryDirectory(prefix="deployer-reports-") as reports:
             return main([*args, "--report-dir", reports], out), out.getvalue()
     return main(args, out), out.getvalue()
+
+
+def start_deploy(
+    manifest: Path, image: str, command: str = "deploy", env_name: str = "test"
+) -> subprocess.Popen[str]:
+    """``deployer <command>`` of ``manifest`` in a process of its own, as a job runs it
+    (none of our CI variables), ``WEB_IMAGE`` set to ``image``; its output on one pipe."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CI", "GITLAB"))}
+    env.update(WEB_IMAGE=image, PYTHONUNBUFFERED="1")
+    env.pop("DOCKER_HOST", None)
+    return subprocess.Popen(
+        [sys.executable, "-m", "deployer", command, "-f", str(manifest), "--env", env_name],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def signal_at(
+    manifest: Path,
+    image: str,
+    pattern: str,
+    sig: int = signal.SIGKILL,
+    deadline: float = 120,
+) -> tuple[int, str]:
+    """Run a deploy in its own process, send ``sig`` when it prints ``pattern`` (asserted
+    to come within ``deadline`` seconds, before the deploy ends); its exit code and its
+    whole output."""
+    proc = start_deploy(manifest, image)
+    lines: queue.Queue[str | None] = queue.Queue()
+
+    def read() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            lines.put(line)
+        lines.put(None)
+
+    threading.Thread(target=read, daemon=True).start()
+    seen: list[str] = []
+    give_up = time.monotonic() + deadline
+    sent = False
+    try:
+        while True:
+            try:
+                line = lines.get(timeout=max(give_up - time.monotonic(), 0.1))
+            except queue.Empty:
+                raise AssertionError(f"no end within {deadline:g} s:\n" + "".join(seen)) from None
+            if line is None:
+                break
+            seen.append(line)
+            if not sent and re.search(pattern, line):
+                proc.send_signal(sig)
+                sent = True
+                if sig == signal.SIGKILL:
+                    break
+    finally:
+        if proc.poll() is None and sig == signal.SIGKILL:
+            proc.kill()
+        proc.wait(timeout=120)
+    assert sent, "the deploy ended before the line:\n" + "".join(seen)
+    return proc.returncode, "".join(seen)
 
 
 def job_environ(testenv: TestEnv, host: str = "ssh", **extra: str) -> dict[str, str]:

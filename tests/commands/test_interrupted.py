@@ -11,13 +11,7 @@ every running container of the app, and nothing may be left over.
 from __future__ import annotations
 
 import json
-import os
-import queue
-import re
 import signal
-import subprocess
-import sys
-import threading
 import time
 from pathlib import Path
 
@@ -27,13 +21,12 @@ import pytest
 from bench.rollout_probe import ensure_base, wait_serving
 from deployer import labels as L
 from deployer.engine import NEXT_MARK, default_network
-from tests.cli import cli
+from tests.cli import cli, signal_at
 from tests.conftest import Cleanup
 from tests.testenv import TestEnv
 
 pytestmark = pytest.mark.integration
 
-ROOT = Path(__file__).resolve().parents[2]
 
 MANIFEST = """\
 app: {app}
@@ -96,46 +89,9 @@ def deploy(project: Path, image: str, monkeypatch: pytest.MonkeyPatch) -> tuple[
 
 def kill_at(project: Path, image: str, pattern: str) -> str:
     """Run a deploy in its own process and SIGKILL it when it prints ``pattern``."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("CI", "GITLAB"))}
-    env.update(WEB_IMAGE=image, PYTHONUNBUFFERED="1")
-    env.pop("DOCKER_HOST", None)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "deployer", "deploy", "-f", str(project), "--env", "test"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    lines: queue.Queue[str | None] = queue.Queue()
-
-    def read() -> None:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            lines.put(line)
-        lines.put(None)
-
-    threading.Thread(target=read, daemon=True).start()
-    seen: list[str] = []
-    deadline = time.monotonic() + 180
-    try:
-        while True:
-            try:
-                line = lines.get(timeout=max(deadline - time.monotonic(), 0.1))
-            except queue.Empty:
-                raise AssertionError("no kill line within 180 s:\n" + "".join(seen)) from None
-            if line is None:
-                raise AssertionError("the deploy ended before the kill line:\n" + "".join(seen))
-            seen.append(line)
-            if re.search(pattern, line):
-                proc.send_signal(signal.SIGKILL)
-                break
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait(timeout=60)
-    assert proc.returncode == -signal.SIGKILL, "".join(seen)
-    return "".join(seen)
+    code, out = signal_at(project, image, pattern, deadline=180)
+    assert code == -signal.SIGKILL, out
+    return out
 
 
 class Probe:

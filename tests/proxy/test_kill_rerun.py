@@ -14,14 +14,11 @@ from __future__ import annotations
 
 import json
 import os
-import queue
 import re
 import secrets
 import signal
 import subprocess
 import sys
-import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +31,7 @@ from deployer import labels as L
 from deployer.docker.host import connect_host
 from deployer.errors import EXIT_BLOCKED, EXIT_OK, EXIT_ROLLED_BACK
 from deployer.proxy import routes as R
+from tests.cli import signal_at, start_deploy
 from tests.conftest import Cleanup
 from tests.proxy.conftest import Edge, free_port, make_edge
 from tests.proxy.test_edge import deploy, wait_body, write_manifest
@@ -47,60 +45,6 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.fixture
 def app_name() -> str:
     return "fx" + secrets.token_hex(4)
-
-
-def start_deploy(manifest: Path, image: str, command: str = "deploy") -> subprocess.Popen[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("CI", "GITLAB"))}
-    env.update(WEB_IMAGE=image, PYTHONUNBUFFERED="1")
-    env.pop("DOCKER_HOST", None)
-    return subprocess.Popen(
-        [sys.executable, "-m", "deployer", command, "-f", str(manifest), "--env", "test"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-
-
-def signal_at(
-    manifest: Path, image: str, pattern: str, sig: int = signal.SIGKILL
-) -> tuple[int, str]:
-    """Run a deploy in its own process, send ``sig`` when it prints ``pattern``; its exit
-    code and its whole output."""
-    proc = start_deploy(manifest, image)
-    lines: queue.Queue[str | None] = queue.Queue()
-
-    def read() -> None:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            lines.put(line)
-        lines.put(None)
-
-    threading.Thread(target=read, daemon=True).start()
-    seen: list[str] = []
-    deadline = time.monotonic() + 120
-    sent = False
-    try:
-        while True:
-            try:
-                line = lines.get(timeout=max(deadline - time.monotonic(), 0.1))
-            except queue.Empty:
-                raise AssertionError("no end within 120 s:\n" + "".join(seen)) from None
-            if line is None:
-                break
-            seen.append(line)
-            if not sent and re.search(pattern, line):
-                proc.send_signal(sig)
-                sent = True
-                if sig == signal.SIGKILL:
-                    break
-    finally:
-        if proc.poll() is None and sig == signal.SIGKILL:
-            proc.kill()
-        proc.wait(timeout=120)
-    assert sent, "the deploy ended before the line:\n" + "".join(seen)
-    return proc.returncode, "".join(seen)
 
 
 def running(engine: docker.DockerClient, app: str) -> list[str]:
