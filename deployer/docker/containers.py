@@ -219,11 +219,20 @@ def _ulimits(service: Service) -> list[docker.types.Ulimit] | None:
     return [docker.types.Ulimit(name=n, soft=s, hard=h) for n, s, h in service.ulimits] or None
 
 
-def check_platform(api: docker.APIClient, service: Service, image: str) -> None:
+def image_config(api: docker.APIClient, image: str) -> Mapping[str, Any] | None:
+    """The image's inspect, read once per container created (None: the image is not on
+    the host, which the create that follows says)."""
+    try:
+        info: Mapping[str, Any] = api.inspect_image(image)
+    except docker.errors.ImageNotFound:
+        return None
+    return info
+
+
+def check_platform(service: Service, image: str, info: Mapping[str, Any] | None) -> None:
     """Refuse to create a container whose image is not for the service's ``platform``."""
-    if not service.platform:
+    if not service.platform or info is None:
         return
-    info = api.inspect_image(image)
     have = [str(info.get("Os") or ""), str(info.get("Architecture") or "")]
     want = service.platform.split("/")
     variant = str(info.get("Variant") or "")
@@ -243,9 +252,7 @@ def check_platform(api: docker.APIClient, service: Service, image: str) -> None:
 _RESERVED_IDENTITY = (L.COMPOSE_PROJECT, L.COMPOSE_SERVICE)
 
 
-def inherited_reserved(
-    api: docker.APIClient, image: str, labels: Mapping[str, str]
-) -> dict[str, str]:
+def inherited_reserved(info: Mapping[str, Any] | None, labels: Mapping[str, str]) -> dict[str, str]:
     """The reserved labels the image carries and the container does not set, blanked.
 
     A container inherits every label of its image, and the manifest cannot write a label
@@ -253,10 +260,8 @@ def inherited_reserved(
     io.deployer.lock-key=<another app>/prod``): the app's container would then be read as
     a lock, a kept container or another app's. Blanked here (the engine cannot drop an
     image's label, a container's own value replaces it), nothing reads it as such."""
-    try:
-        info = api.inspect_image(image)
-    except docker.errors.ImageNotFound:
-        return {}  # the create that follows says so
+    if info is None:
+        return {}
     inherited = (info.get("Config") or {}).get("Labels") or {}
     return {
         k: ""
@@ -336,7 +341,8 @@ def create_container(  # noqa: PLR0913 (a whole container)
         if logging and (logging.driver or logging.options):
             # options without a driver are the engine's default driver's, as compose sends them
             log_config = {"Type": logging.driver or "", "Config": dict(logging.options)}
-        check_platform(api, service, image)
+        image_info = image_config(api, image)
+        check_platform(service, image, image_info)
         host_config = api.create_host_config(
             port_bindings=bindings or None,
             binds=binds(service) or None,
@@ -410,7 +416,7 @@ def create_container(  # noqa: PLR0913 (a whole container)
             from deployer.docker import files as repo_files
 
             all_labels[repo_files.USED] = repo_files.used_label(service.files)
-        all_labels.update(inherited_reserved(api, image, all_labels))
+        all_labels.update(inherited_reserved(image_info, all_labels))
         created = api.create_container(
             image,
             command=list(service.command) if service.command is not None else None,
