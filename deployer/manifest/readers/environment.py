@@ -91,33 +91,45 @@ def from_list(b: Builder, epath: Path, value: list[Any]) -> dict[str, str]:
     return env
 
 
+def _read_key_file(
+    b: Builder, path: Path, key: str, name: str, refused_fix: str, missing_fix: str | None
+) -> tuple[str, str] | None:
+    """A KEY=value file named at ``path`` (``env_file``, ``label_file``): relative to the
+    file naming it and inside the checkout, at most ``files.ENV_FILE_LIMIT`` bytes; (its
+    full path, its text), or None when it is not read (a problem said so, unless it is
+    missing and ``missing_fix`` is None: not required)."""
+    base = os.path.dirname(b.doc.pos(path).file)
+    full = os.path.join(base, name)
+    if not os.path.isabs(name) and b.repo and b.repo.escapes(b, path, full, name, key=key):
+        return None  # a relative path out of the checkout: not read
+    try:
+        return full, files.read_limited(full, files.ENV_FILE_LIMIT).decode("utf-8-sig")
+    except files.FileRefused as e:
+        b.err(path, f'{key} "{name}" {e}; it is not read', refused_fix)
+    except FileNotFoundError:
+        if missing_fix is not None:
+            b.err(path, f'{key} "{name}" not found (looked at {full})', missing_fix)
+    except (OSError, UnicodeDecodeError) as e:
+        b.err(path, f'{key} "{name}" cannot be read: {e.__class__.__name__}')
+    return None
+
+
 def read_env_file(
     b: Builder, path: Path, name: str, *, required: bool, raw: bool = False
 ) -> dict[str, str]:
-    base = os.path.dirname(b.doc.pos(path).file)
-    full = os.path.join(base, name)
-    if not os.path.isabs(name) and b.repo and b.repo.escapes(b, path, full, name, key="env_file"):
-        return {}  # a relative path out of the checkout: not read
-    try:
-        text = files.read_limited(full, files.ENV_FILE_LIMIT).decode("utf-8-sig")
-    except files.FileRefused as e:
-        b.err(
-            path,
-            f'env_file "{name}" {e}; it is not read',
-            f"point to a regular KEY=value file of at most {files.ENV_FILE_LIMIT // files.MIB} MiB",
-        )
+    read = _read_key_file(
+        b,
+        path,
+        "env_file",
+        name,
+        f"point to a regular KEY=value file of at most {files.ENV_FILE_LIMIT // files.MIB} MiB",
+        "create it, fix the path (relative to this file), or set required: false"
+        if required
+        else None,
+    )
+    if read is None:
         return {}
-    except FileNotFoundError:
-        if required:
-            b.err(
-                path,
-                f'env_file "{name}" not found (looked at {full})',
-                "create it, fix the path (relative to this file), or set required: false",
-            )
-        return {}
-    except (OSError, UnicodeDecodeError) as e:
-        b.err(path, f'env_file "{name}" cannot be read: {e.__class__.__name__}')
-        return {}
+    full, text = read
     # as docker compose v2 reads it
     out, bad = (parse_raw_env_lines if raw else parse_env_lines)(text, b.lookup)
     for n in bad:
@@ -147,33 +159,17 @@ def label_files(b: Builder, path: Path, raw: Any) -> dict[str, str]:
     for fpath, name in entries:
         if not isinstance(name, str):
             continue
-        base = os.path.dirname(b.doc.pos(fpath).file)
-        full = os.path.join(base, name)
-        if (
-            not os.path.isabs(name)
-            and b.repo
-            and b.repo.escapes(b, fpath, full, name, key="label_file")
-        ):
+        read = _read_key_file(
+            b,
+            fpath,
+            "label_file",
+            name,
+            "point to a regular KEY=value file",
+            "create it, or fix the path (relative to this file)",
+        )
+        if read is None:
             continue
-        try:
-            text = files.read_limited(full, files.ENV_FILE_LIMIT).decode("utf-8-sig")
-        except files.FileRefused as e:
-            b.err(
-                fpath,
-                f'label_file "{name}" {e}; it is not read',
-                "point to a regular KEY=value file",
-            )
-            continue
-        except FileNotFoundError:
-            b.err(
-                fpath,
-                f'label_file "{name}" not found (looked at {full})',
-                "create it, or fix the path (relative to this file)",
-            )
-            continue
-        except (OSError, UnicodeDecodeError) as e:
-            b.err(fpath, f'label_file "{name}" cannot be read: {e.__class__.__name__}')
-            continue
+        full, text = read
         out, bad = parse_env_lines(text, dict(labels))
         for n in bad:
             b.problems.append(
