@@ -11,7 +11,7 @@ from deployer.errors import DeployFailed
 from deployer.manifest.model import Manifest
 from deployer.proxy import routes as R
 from deployer.proxy import tls as T
-from deployer.proxy.switch import Line, proxy_of, take_proxy_lock
+from deployer.proxy.switch import Line, proxy_lock, proxy_of
 
 if TYPE_CHECKING:
     from deployer.proxy.caddy import CaddyHost
@@ -31,8 +31,7 @@ def forget(
     sets that part for the routes it keeps). Under the proxy lock: a deploy of another app
     may be editing the proxy's config (a wait for it is said). The ids of the routes
     removed."""
-    lease = take_proxy_lock(engine, proxy.edge.name, holder, say)
-    try:
+    with proxy_lock(engine, proxy.edge.name, holder, say):
         config = proxy.get("/config/") or {}
         routes = [r for s in R.listeners(proxy.edge) for r in R.routes_in(config, s)]
         rids = {str(r.get("@id")) for r in R.stale_routes(routes, app, environment, keep)}
@@ -47,8 +46,6 @@ def forget(
         if stale:
             proxy.exec(["rm", "-rf", *stale])
         return removed
-    finally:
-        engine.release_lock(lease)
 
 
 def retire_routes(

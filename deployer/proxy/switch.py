@@ -12,14 +12,14 @@ from __future__ import annotations
 import contextlib
 import json
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from deployer import labels as L
-from deployer.engine import HostEngine, Lease, service_networks
-from deployer.errors import Blocked, DeployFailed, InvalidInput
+from deployer.engine import HostEngine, Lease, keep_renewing, service_networks
+from deployer.errors import Blocked, DeployerError, DeployFailed, InvalidInput
 from deployer.manifest.model import EdgeProxy, Manifest, Route, Service
 from deployer.naming import edge_lock_key
 from deployer.plan import Observed
@@ -178,8 +178,7 @@ class EdgeSwitch:
         for host in sorted(self.proxies):
             proxy = self.proxies[host]
             engine = self.engines[host]
-            lease = self._proxy_lock(host, engine)
-            try:
+            with proxy_lock(engine, self.edge.name, self.holder, partial(self._host_line, host)):
                 config = proxy.ensure(partial(self._host_line, host))
                 existing = [r for s in R.listeners(self.edge) for r in R.routes_in(config, s)]
                 self._refuse_conflicts(host, existing)
@@ -190,11 +189,6 @@ class EdgeSwitch:
                 self._fill_upstreams(host, proxy, public, observed.get(host))
                 self._set_routes(host, proxy, config, public)
                 self._tls(host, proxy, config)
-            finally:
-                engine.release_lock(lease)
-
-    def _proxy_lock(self, host: str, engine: HostEngine) -> Lease:
-        return take_proxy_lock(engine, self.edge.name, self.holder, partial(self._host_line, host))
 
     def _set_routes(
         self, host: str, proxy: CaddyHost, config: dict[str, Any], public: Sequence[Service]
@@ -475,6 +469,32 @@ def take_proxy_lock(
             "unlock` breaks it"
         )
     return engine.acquire_lock(key, holder, PROXY_LOCK_TTL, PROXY_LOCK_TTL)
+
+
+@contextlib.contextmanager
+def proxy_lock(
+    engine: HostEngine, name: str, holder: str, say: Callable[[str], None]
+) -> Iterator[None]:
+    """The host's lock of the edge proxy ``name``, held for the ``with`` block and renewed
+    in the background meanwhile: a block longer than PROXY_LOCK_TTL (a slow pull of the
+    proxy's image, a loaded host) keeps the lock, where the lease used to expire under it
+    and let another deploy edit the proxy's config at the same time. A renewal that finds
+    the lock taken (`deployer unlock` broke it) is said."""
+    held = [take_proxy_lock(engine, name, holder, say)]
+
+    def renew() -> None:
+        try:
+            held[0] = engine.renew_lock(held[0], PROXY_LOCK_TTL)
+        except DeployerError as e:
+            say(f"edge proxy: could not renew its lock: {e.message}")
+            raise
+
+    stop = keep_renewing(renew, PROXY_LOCK_TTL)
+    try:
+        yield
+    finally:
+        stop()
+        engine.release_lock(held[0])
 
 
 def proxy_of(manifest: Manifest) -> EdgeProxy:
