@@ -4,7 +4,8 @@ What happened to the app's containers on every host (or the swarm manager's node
 started, died (with the exit code), OOM-killed, killed, restarted, health changed,
 destroyed; with host and time, read from the engines' event logs in one bounded request.
 An engine keeps only its most recent events (256 on Docker 20.10 to 27), in memory: on a
-busy host, or after the engine restarted, older ones are gone.
+busy host, or after the engine restarted, older ones are gone; what the containers' own
+state and a swarm's task history still hold is added (``deployer.ops.history``).
 """
 
 from __future__ import annotations

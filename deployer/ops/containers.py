@@ -34,6 +34,7 @@ from deployer.ops import (
     split_stamped,
     stat_row,
 )
+from deployer.ops.history import merge, state_events
 from deployer.plan import HostPlan, Observed, Plan, Step
 from deployer.targets import close_all, connect_hosts, each, each_flat
 
@@ -290,12 +291,24 @@ class ContainerOperations:
         return out.exit_code
 
     def events(self, since: float, until: float) -> list[Event]:
+        """The engine's events, and what the state of each container the host still has
+        tells that the engine no longer holds (``deployer.ops.history``)."""
+        lo, hi = since * 1e9, until * 1e9
+
         def one(host: DockerHost) -> list[Event]:
             filters = {"type": "container", **_ours(self.app, self.env)}
             with wrapped("read the engine's events", host.name):
-                return engine_events(
+                found = engine_events(
                     host.api, host.name, filters, since, until, L.SERVICE, L.REPLICA
                 )
+            with wrapped("read the state of the app's containers", host.name):
+                state = [
+                    e
+                    for c in host.api.containers(all=True, filters=_ours(self.app, self.env))
+                    for e in _state_events(host, str(c["Id"]))
+                    if lo <= e.time_ns <= hi
+                ]
+            return merge(found, state)
 
         return sorted(each_flat(one, self.hosts), key=lambda e: (e.time_ns, e.where))
 
@@ -446,3 +459,11 @@ def remove_in_use(call: Callable[[str], object], what: str, deadline: float = 30
 
 def observed_of(observed: Sequence[Observed], host: str) -> Observed:
     return next(o for o in observed if o.host == host)
+
+
+def _state_events(host: DockerHost, container_id: str) -> list[Event]:
+    try:
+        info = host.api.inspect_container(container_id)
+    except docker.errors.NotFound:  # removed since it was listed
+        return []
+    return state_events(info, host.name, L.SERVICE, L.REPLICA)

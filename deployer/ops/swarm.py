@@ -34,6 +34,7 @@ from deployer.ops import (
     stat_row,
 )
 from deployer.ops.containers import READERS, container_logs, remove_in_use
+from deployer.ops.history import task_events
 from deployer.report.log import PrintLog
 from deployer.requests import Request
 from deployer.swarm import spec as S
@@ -266,7 +267,8 @@ class SwarmOperations:
         return 0
 
     def events(self, since: float, until: float) -> list[Event]:
-        """The manager node's events of the app's task containers."""
+        """The manager node's events of the app's task containers, and the history of
+        the app's tasks the manager keeps (every node's, however long ago)."""
         filters = {
             "type": "container",
             "label": [f"{S.STACK_NAMESPACE}={self.manifest.app}"],
@@ -281,7 +283,17 @@ class SwarmOperations:
                 "com.docker.swarm.service.name",
                 "com.docker.swarm.task.name",
             )
-        return sorted((_task_event(e, self.manifest.app) for e in found), key=lambda e: e.time_ns)
+        lo, hi = since * 1e9, until * 1e9
+        prefix = f"{self.manifest.app}_"
+        names = {str(s["ID"]): str(s["Spec"]["Name"]) for s in self.swarm.app_services()}
+        history = [
+            e
+            for t in self.swarm.tasks_of(list(names), running=False)
+            for e in task_events(t, _service(names, t, prefix), self.target.name)
+            if lo <= e.time_ns <= hi
+        ]
+        engine = [_task_event(e, self.manifest.app) for e in found]
+        return sorted([*engine, *history], key=lambda e: e.time_ns)
 
     def run(self, task: Task, say: Callable[[str], None]) -> int:
         digest = release_digest(self.target.releases(), task.service, self.where)
@@ -315,6 +327,11 @@ class SwarmOperations:
                 )
 
         return each(read, self.replicas(services), limit=READERS)
+
+
+def _service(names: dict[str, str], task: dict[str, Any], prefix: str) -> str:
+    """The app's name of the service a task belongs to (``<app>_api``: ``api``)."""
+    return names.get(str(task.get("ServiceID")), "?").removeprefix(prefix)
 
 
 def _task_event(event: Event, app: str) -> Event:

@@ -116,7 +116,13 @@ def test_day2_commands_on_a_swarm(
     assert code == 4 and "ran" in out, out
 
     code, out = cli("events", *f, "--since", "10m", env=env)
-    assert code == 0, out  # the swarm's task containers (the engine keeps its last 256)
+    assert code == 0, out
+    # the manager's task history, whatever the engine's last 256 events hold: the tasks
+    # the restart replaced, shut down, and those running now
+    rows = out.splitlines()
+    for n in ("1", "2"):
+        assert any(f" api.{n} " in r and " task shutdown " in r for r in rows), out
+        assert any(f" api.{n} " in r and " task running " in r for r in rows), out
 
     # A lock left by a job GitLab reports as failed: unlock breaks it.
     with _target(path, env) as target:
