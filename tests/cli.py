@@ -14,7 +14,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -73,6 +73,21 @@ def signal_at(
     """Run a deploy in its own process, send ``sig`` when it prints ``pattern`` (asserted
     to come within ``deadline`` seconds, before the deploy ends); its exit code and its
     whole output."""
+    killed = sig == signal.SIGKILL
+    return act_at(manifest, image, pattern, lambda p: p.send_signal(sig), killed, deadline)
+
+
+def act_at(
+    manifest: Path,
+    image: str,
+    pattern: str,
+    act: Callable[[subprocess.Popen[str]], object],
+    killed: bool = False,
+    deadline: float = 120,
+) -> tuple[int, str]:
+    """Run a deploy in its own process, ``act`` on it when it prints ``pattern``
+    (asserted to come within ``deadline`` seconds, before the deploy ends; ``killed``:
+    the act ends it, read no further); its exit code and its whole output."""
     proc = start_deploy(manifest, image)
     lines: queue.Queue[str | None] = queue.Queue()
 
@@ -85,7 +100,7 @@ def signal_at(
     threading.Thread(target=read, daemon=True).start()
     seen: list[str] = []
     give_up = time.monotonic() + deadline
-    sent = False
+    acted = False
     try:
         while True:
             try:
@@ -95,16 +110,16 @@ def signal_at(
             if line is None:
                 break
             seen.append(line)
-            if not sent and re.search(pattern, line):
-                proc.send_signal(sig)
-                sent = True
-                if sig == signal.SIGKILL:
+            if not acted and re.search(pattern, line):
+                act(proc)
+                acted = True
+                if killed:
                     break
     finally:
-        if proc.poll() is None and sig == signal.SIGKILL:
+        if proc.poll() is None and killed:
             proc.kill()
         proc.wait(timeout=120)
-    assert sent, "the deploy ended before the line:\n" + "".join(seen)
+    assert acted, "the deploy ended before the line:\n" + "".join(seen)
     return proc.returncode, "".join(seen)
 
 

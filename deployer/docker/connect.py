@@ -40,6 +40,7 @@ import docker.tls
 import requests.exceptions
 from docker.utils.proxy import ProxyConfig
 
+from deployer.docker import resilience
 from deployer.docker.transport import CLIENT_API as _CLIENT_API
 from deployer.docker.transport import pem as _pem
 from deployer.docker.transport import ssh_errors as _ssh_errors
@@ -98,8 +99,13 @@ class Connection:
 
     def close(self) -> None:
         # closing must never fail a run (the host may be gone already)
-        with contextlib.suppress(OSError, EOFError, requests.exceptions.RequestException,
-                                 docker.errors.DockerException, *_ssh_errors()):
+        with contextlib.suppress(
+            OSError,
+            EOFError,
+            requests.exceptions.RequestException,
+            docker.errors.DockerException,
+            *_ssh_errors(),
+        ):
             self.client.close()
         if self._tempdir:
             shutil.rmtree(self._tempdir, ignore_errors=True)
@@ -149,6 +155,9 @@ def connect(
         client.api = api
         conn = Connection(url, client, tempdir=tempdir, fds=fds, timeout=timeout)
         _negotiate(conn, connect_timeout)
+        # the host answered: from now on a lost connection is ridden out (not before: a
+        # host that never answered fails at once)
+        resilience.install(api, getattr(getattr(api, "_custom_adapter", None), "reconnect", None))
         return conn
     except BaseException:
         if tempdir:
@@ -185,9 +194,7 @@ def _negotiate(conn: Connection, connect_timeout: float) -> None:
     finally:
         api.timeout = saved
     server_api = str(info.get("ApiVersion", "1.41"))
-    api._version = (
-        server_api if docker.utils.version_lt(server_api, _CLIENT_API) else _CLIENT_API
-    )
+    api._version = server_api if docker.utils.version_lt(server_api, _CLIENT_API) else _CLIENT_API
     conn.server_version = str(info.get("Version", ""))
     conn.api_version = api._version
 

@@ -21,7 +21,7 @@ from docker.transport.sshconn import SSHHTTPAdapter
 from docker.utils.proxy import ProxyConfig
 
 from deployer.docker.transport import CLIENT_API as _CLIENT_API
-from deployer.docker.transport import pem, text_or_file, why, wrapped_errors
+from deployer.docker.transport import NotConnected, pem, text_or_file, why, wrapped_errors
 from deployer.errors import InvalidInput, Unreachable
 
 
@@ -92,7 +92,21 @@ class _SSHAdapter(SSHHTTPAdapter):  # type: ignore[misc]
         # docker-py keys its pools by the full request URL, so every distinct endpoint
         # (and query) opened a new channel, i.e. a new `docker system dial-stdio` on the
         # host (~0.1 s each). One pool: channels are reused across endpoints.
-        return super().get_connection("http+docker://ssh", proxies)
+        try:
+            return super().get_connection("http+docker://ssh", proxies)
+        except (paramiko.SSHException, OSError, EOFError) as e:  # reconnecting failed
+            raise NotConnected(f"SSH connection failed ({why(e)})") from e
+
+    def reconnect(self) -> None:
+        """A new SSH connection when the one the channels rode on is gone (its pool goes
+        with it); nothing when it is alive."""
+        with self.pools.lock:
+            transport = self.ssh_client.get_transport()
+            if transport is not None and transport.is_active():
+                return
+            self.pools.clear()
+            self.ssh_client.close()
+            self._connect()
 
     def _connect(self) -> None:
         try:

@@ -52,6 +52,13 @@ def wrapped_errors(name: str, what: str, *, who: str = "host") -> Iterator[None]
     except (InvalidInput, Unreachable):
         raise
     except requests.exceptions.SSLError as e:
+        if isinstance(root_cause(e), (ssl.SSLEOFError, ssl.SSLZeroReturnError)):
+            raise Unreachable(
+                f"{who} {name}: {what}: the connection was closed during the TLS handshake "
+                f"({_ssl_reason(e)})",
+                hint="check that the URL names the engine's TLS port (dockerd --tlsverify, "
+                "usually 2376) and that no proxy or firewall on the way cuts the connection",
+            ) from e
         reason = _ssl_reason(e)
         if "ALERT" in reason:  # the server's side of the handshake refused us
             raise Unreachable(
@@ -73,13 +80,13 @@ def wrapped_errors(name: str, what: str, *, who: str = "host") -> Iterator[None]
         if name.startswith("ssh://"):
             raise Unreachable(
                 f"{who} {name}: {what}: logged in over SSH, but the Docker engine did not answer "
-                f"through it ({why(_root(e))})",
+                f"through it ({why(root_cause(e))})",
                 hint="on that host, `docker system dial-stdio` must work for the SSH user: "
                 "docker installed and on its PATH, the user allowed to use the engine "
                 "(root or the docker group), dockerd running",
             ) from e
         raise Unreachable(
-            f"{who} {name}: {what}: cannot connect ({why(_root(e))})",
+            f"{who} {name}: {what}: cannot connect ({why(root_cause(e))})",
             hint="check the host URL (DOCKER_HOST or the environment's hosts) and that the "
             "Docker engine runs there",
         ) from e
@@ -99,6 +106,10 @@ def wrapped_errors(name: str, what: str, *, who: str = "host") -> Iterator[None]
         raise Unreachable(f"{who} {name}: {what}: {why(e)}") from e
 
 
+class NotConnected(requests.exceptions.ConnectionError):
+    """No connection to the engine could be opened for a request (it was never sent)."""
+
+
 def ssh_errors() -> tuple[type[BaseException], ...]:
     """paramiko's error root, when an ssh:// host made us import it. While another
     thread is still importing it (hosts connect side by side), the module is there
@@ -107,7 +118,7 @@ def ssh_errors() -> tuple[type[BaseException], ...]:
     return (root,) if isinstance(root, type) and issubclass(root, BaseException) else ()
 
 
-def _root(e: BaseException) -> BaseException:
+def root_cause(e: BaseException) -> BaseException:
     """The innermost cause (requests -> urllib3 MaxRetryError -> OSError)."""
     for _ in range(10):
         reason = getattr(e, "reason", None)
@@ -123,7 +134,7 @@ def _root(e: BaseException) -> BaseException:
 
 
 def _ssl_reason(e: BaseException) -> str:
-    root = _root(e)
+    root = root_cause(e)
     if isinstance(root, ssl.SSLCertVerificationError) and root.verify_message:
         return f"{root.verify_message} ({root.reason})"
     if isinstance(root, ssl.SSLError):
