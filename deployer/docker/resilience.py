@@ -62,14 +62,14 @@ class Outage:
 
 def install(
     api: Any,
-    reconnect: Callable[[], None] | None = None,
+    reconnect: Callable[[BaseException], None] | None = None,
     *,
     window: float = RIDE_OUT,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
 ) -> Outage:
     """Make ``api`` (a docker ``APIClient``) ride out a lost connection as the module
-    says. ``reconnect`` re-opens what a loss leaves dead (the SSH connection its
+    says. ``reconnect(error)`` re-opens what a loss leaves dead (the SSH connection its
     channels ride on) before a call is sent again."""
     send = api.send
     outage = Outage(clock)
@@ -89,7 +89,7 @@ def install(
                 pause = min(pause * 2, _LONGEST_PAUSE)
                 if reconnect is not None:  # a failure here: the next try says what is wrong
                     with contextlib.suppress(Exception):
-                        reconnect()
+                        reconnect(e)
                 continue
             outage.over()
             return response

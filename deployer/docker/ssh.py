@@ -97,13 +97,17 @@ class _SSHAdapter(SSHHTTPAdapter):  # type: ignore[misc]
         except (paramiko.SSHException, OSError, EOFError) as e:  # reconnecting failed
             raise NotConnected(f"SSH connection failed ({why(e)})") from e
 
-    def reconnect(self) -> None:
+    def reconnect(self, error: BaseException | None = None) -> None:
         """A new SSH connection when the one the channels rode on is gone (its pool goes
-        with it); nothing when it is alive."""
+        with it); nothing when it is alive. One that could not open a channel in time
+        (``error``) is taken for gone: a link that drops packets without a word leaves
+        the transport looking alive."""
         with self.pools.lock:
             transport = self.ssh_client.get_transport()
             if transport is not None and transport.is_active():
-                return
+                if "opening channel" not in str(error or "").lower():
+                    return
+                transport.close()
             self.pools.clear()
             self.ssh_client.close()
             self._connect()
