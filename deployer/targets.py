@@ -106,16 +106,33 @@ def connect_hosts(
     manifest: Manifest, environ: Mapping[str, str], *, timeout: float = DEFAULT_TIMEOUT
 ) -> list[DockerHost]:
     """Every host of the manifest's environment, connected and checked, or none at all."""
+    hosts, errors = connect_reachable(manifest, environ, timeout=timeout)
+    if errors:
+        close_all(hosts)
+        raise_unreachable(errors)
+    return hosts
+
+
+def connect_reachable(
+    manifest: Manifest, environ: Mapping[str, str], *, timeout: float = DEFAULT_TIMEOUT
+) -> tuple[list[DockerHost], list[DeployerError]]:
+    """The hosts of the environment that answer, and why each other one does not: what
+    only reads (status, logs, stats, events) shows the hosts that answer, since one host
+    down is when the others' state matters. None answering raises the first error."""
     urls = host_urls(manifest.environment.hosts, environ)
     results = _parallel(
         lambda url: connect_host(url, environ, manifest.environment, timeout=timeout), urls
     )
     hosts = [r for r in results if isinstance(r, DockerHost)]
     errors = [r for r in results if isinstance(r, DeployerError)]
-    if errors:
-        close_all(hosts)
+    if not hosts:
         _raise_first(errors)
-    return hosts
+    return hosts, errors
+
+
+def raise_unreachable(errors: Sequence[DeployerError]) -> None:
+    """Every host's error as one (the first's kind and hint; nothing when none)."""
+    _raise_first(errors)
 
 
 def resolve_digests(

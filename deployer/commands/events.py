@@ -23,7 +23,7 @@ from deployer.requests import EventsRequest
 def run(req: EventsRequest, out: TextIO, environ: Mapping[str, str] | None = None) -> int:
     from deployer.commands.deploy import load
     from deployer.commands.logs import time_arg
-    from deployer.ops import open_environment
+    from deployer.ops import open_for_reading, reached_all
     from deployer.report.log import format_table
 
     env = dict(os.environ if environ is None else environ)
@@ -31,7 +31,7 @@ def run(req: EventsRequest, out: TextIO, environ: Mapping[str, str] | None = Non
     since = time_arg(req.since or "1h", "--since", now) or now - 3600
     until = time_arg(req.until, "--until", now) or now
     manifest = load(req, env)
-    ops = open_environment(manifest, env)
+    ops = open_for_reading(manifest, env)
     try:
         found = ops.events(since, until)
     finally:
@@ -52,4 +52,5 @@ def run(req: EventsRequest, out: TextIO, environ: Mapping[str, str] | None = Non
         else "(no events of this app in that time)\n"
     )
     out.flush()
+    reached_all(ops.unreachable)
     return EXIT_OK

@@ -195,7 +195,7 @@ def _show(
     stop: threading.Event,
 ) -> int:
     from deployer.commands.deploy import load
-    from deployer.ops import open_environment
+    from deployer.ops import open_for_reading, reached_all
     from deployer.report.log import in_gitlab_ci
     from deployer.report.redact import secret_values
 
@@ -211,7 +211,7 @@ def _show(
         req.color == "auto" and not in_gitlab_ci(env) and sys.stdout.isatty()
     )
     printer = Printer(out, secret_values(manifest, env), colour, req.grep)
-    ops = open_environment(manifest, env)
+    ops = open_for_reading(manifest, env)
     try:
         logs = ops.logs(req.services, since=since, until=until, tail=req.tail)
         printer.write(logs)
@@ -220,4 +220,5 @@ def _show(
             follow(ops, req.services, printer, start_ns, stop, logs)
     finally:
         ops.close()
+    reached_all(ops.unreachable)
     return EXIT_OK

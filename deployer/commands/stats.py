@@ -53,11 +53,11 @@ def render(rows: Sequence[StatRow]) -> str:
 def run(req: StatsRequest, out: TextIO, environ: Mapping[str, str] | None = None) -> int:
     from deployer.commands.deploy import load
     from deployer.commands.logs import stop_on_signals
-    from deployer.ops import open_environment
+    from deployer.ops import open_for_reading, reached_all
 
     env = dict(os.environ if environ is None else environ)
     manifest = load(req, env)
-    ops = open_environment(manifest, env)
+    ops = open_for_reading(manifest, env)
     stop = threading.Event()
     try:
         with stop_on_signals(stop):
@@ -73,4 +73,5 @@ def run(req: StatsRequest, out: TextIO, environ: Mapping[str, str] | None = None
                 out.write("\n")
     finally:
         ops.close()
+    reached_all(ops.unreachable)
     return EXIT_OK

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC
 from typing import TYPE_CHECKING, Any, Protocol
 
+from deployer.errors import DeployerError
 from deployer.manifest.model import Manifest, Task
 
 if TYPE_CHECKING:
@@ -104,6 +105,11 @@ class Operations(Protocol):
 
     def services(self) -> Sequence[str]:
         """The services of the manifest, in order."""
+        ...
+
+    @property
+    def unreachable(self) -> Sequence[DeployerError]:
+        """Why each host that did not answer did not (opened with ``reachable_only``)."""
         ...
 
     def lock_states(self) -> Sequence[LockState]:
@@ -249,15 +255,45 @@ def stat_row(replica: Replica, sample: dict[str, object], info: dict[str, object
     )
 
 
-def open_environment(manifest: Manifest, environ: Mapping[str, str]) -> Operations:
-    """Connect to the manifest's environment: its Swarm, or every one of its hosts."""
+def open_environment(
+    manifest: Manifest, environ: Mapping[str, str], *, reachable_only: bool = False
+) -> Operations:
+    """Connect to the manifest's environment: its Swarm, or every one of its hosts
+    (``reachable_only``: those that answer, for what only reads; ``unreachable`` says
+    why the others did not)."""
     if manifest.environment.engine == "swarm":
         from deployer.ops.swarm import SwarmOperations
 
         return SwarmOperations.open(manifest, environ)
     from deployer.ops.containers import ContainerOperations
 
-    return ContainerOperations.open(manifest, environ)
+    return ContainerOperations.open(manifest, environ, reachable_only=reachable_only)
+
+
+def open_for_reading(manifest: Manifest, environ: Mapping[str, str]) -> Operations:
+    """The environment's hosts that answer, for a command that only reads (logs, stats,
+    events): one host down is when the others' state matters. Each host that did not
+    answer is said on stderr at once; ``reached_all`` ends the command with exit 3."""
+    import sys
+
+    ops = open_environment(manifest, environ, reachable_only=True)
+    for e in ops.unreachable:
+        print(f"warning: {e.message} (showing the other hosts)", file=sys.stderr)
+    return ops
+
+
+def reached_all(unreachable: Sequence[DeployerError]) -> None:
+    """Exit 3 (``Unreachable``) naming every host that did not answer, once what the
+    others hold was shown; nothing when every host answered."""
+    from deployer.errors import Unreachable
+
+    if not unreachable:
+        return
+    lines = "\n".join(f"  {e.message}" for e in unreachable)
+    raise Unreachable(
+        f"{len(unreachable)} host(s) did not answer; what the others hold is shown above:\n{lines}",
+        hint=unreachable[0].hint,
+    )
 
 
 def merge(logs: Sequence[ReplicaLog], render: Callable[[ReplicaLog], list[str]]) -> list[str]:

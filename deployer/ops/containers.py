@@ -36,7 +36,7 @@ from deployer.ops import (
 )
 from deployer.ops.history import merge, state_events
 from deployer.plan import HostPlan, Observed, Plan, Step
-from deployer.targets import close_all, connect_hosts, each, each_flat
+from deployer.targets import close_all, connect_hosts, connect_reachable, each, each_flat
 
 if TYPE_CHECKING:
     from deployer.context import Context
@@ -58,8 +58,10 @@ class ContainerOperations:
         manifest: Manifest,
         hosts: Sequence[DockerHost],
         environ: Mapping[str, str] | None = None,
+        unreachable: Sequence[DeployerError] = (),
     ) -> None:
         self.manifest = manifest
+        self.unreachable = unreachable
         self.environ: Mapping[str, str] = environ or {}
         self.hosts = sorted(hosts, key=lambda h: h.name)
         self.app = manifest.app
@@ -67,8 +69,13 @@ class ContainerOperations:
         self.key = lock_key(self.app, self.env)
 
     @classmethod
-    def open(cls, manifest: Manifest, environ: Mapping[str, str]) -> ContainerOperations:
-        return cls(manifest, connect_hosts(manifest, environ), environ)
+    def open(
+        cls, manifest: Manifest, environ: Mapping[str, str], *, reachable_only: bool = False
+    ) -> ContainerOperations:
+        if not reachable_only:
+            return cls(manifest, connect_hosts(manifest, environ), environ)
+        hosts, unreachable = connect_reachable(manifest, environ)
+        return cls(manifest, hosts, environ, unreachable)
 
     @property
     def where(self) -> str:

@@ -44,6 +44,7 @@ from deployer.targets import each
 
 class SwarmOperations:
     def __init__(self, target: SwarmTarget) -> None:
+        self.unreachable: Sequence[DeployerError] = ()  # one manager: it answers, or nothing
         self.target = target
         self.swarm = target.swarm  # the raw Swarm calls
         self.manifest = target.manifest

@@ -52,6 +52,11 @@ class Target(Protocol):
         log, in its own section."""
         ...
 
+    def connect_reachable(self) -> Sequence[DeployerError]:
+        """Connect to the hosts that answer, for what only reads (`status`); why each
+        other one did not (none answering raises)."""
+        ...
+
     def observe(self) -> list[Observed]:
         """What runs of the app, per host (one for a Swarm)."""
         ...

@@ -10,12 +10,19 @@ from typing import TYPE_CHECKING
 from deployer.context import Context
 from deployer.docker.host import DockerHost
 from deployer.engine import Release
-from deployer.errors import Unreachable
+from deployer.errors import DeployerError, Unreachable
 from deployer.manifest.model import Manifest
 from deployer.plan import Observed, Plan, make_plan
 from deployer.releases import choose, release_digests
 from deployer.target import Applied
-from deployer.targets import close_all, connect_hosts, observe_all, prepare, resolve_digests
+from deployer.targets import (
+    close_all,
+    connect_hosts,
+    connect_reachable,
+    observe_all,
+    prepare,
+    resolve_digests,
+)
 
 if TYPE_CHECKING:
     from deployer.report.log import JobLog
@@ -30,6 +37,7 @@ class ContainerEnvironment:
         self.context = context
         self.hosts: list[DockerHost] = []
         self._observed: dict[str, Observed] = {}
+        self._unreachable: Sequence[DeployerError] = ()
 
     @classmethod
     def of(
@@ -73,6 +81,10 @@ class ContainerEnvironment:
             self.hosts = connect_hosts(self._manifest, self.environ)
             for h in self.hosts:
                 log.line(f"{h.name}: connected")
+
+    def connect_reachable(self) -> Sequence[DeployerError]:
+        self.hosts, self._unreachable = connect_reachable(self._manifest, self.environ)
+        return self._unreachable
 
     def _first(self) -> DockerHost:
         if not self.hosts:
@@ -171,6 +183,8 @@ class ContainerEnvironment:
 
         data = collect(self._manifest, self.hosts)
         if fmt == "json":
+            if self._unreachable:  # the hosts that did not answer, and why
+                data["unreachable"] = [e.message for e in self._unreachable]
             return json.dumps(data, indent=2, sort_keys=True) + "\n"
         return render_containers(data)
 

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from deployer.context import Context
 from deployer.engine import Release
-from deployer.errors import PlanOutdated, Unreachable
+from deployer.errors import DeployerError, PlanOutdated, Unreachable
 from deployer.manifest.model import Manifest
 from deployer.plan import Observed, Plan, make_plan
 from deployer.releases import choose, release_digests
@@ -64,6 +64,10 @@ class SwarmEnvironment:
             return
         with log.section("plan", f"Plan: {m.app} → {m.environment.name} (Swarm)"):
             self._swarm = SwarmTarget.connect(m, self.environ, context=self.context)
+
+    def connect_reachable(self) -> Sequence[DeployerError]:
+        self.connect(None)  # one manager: it answers, or the command fails
+        return ()
 
     def observe(self) -> list[Observed]:
         return [self.swarm.observe()]
