@@ -44,8 +44,10 @@ GROUPS: tuple[tuple[str, str], ...] = (
     ("swarm", "swarm"),
     # gitlab-ci-local pipelines: each job a node process and a deployer, heavy on CPU
     ("gitlab_ci_local", "gitlab-ci-local"),
-    # a webhook server on fixed port 18451 (and 18452 closed)
+    # a webhook server on fixed port 18451 (and 18452 closed); the scheduling test runs
+    # test_notify.py's tests in a pytest of its own, which binds that port too
     ("tests/test_notify.py", "port-18451"),
+    ("tests/test_parallel.py", "port-18451"),
     # a fake GitLab on fixed port 18100
     ("tests/report/test_secrets.py", "port-18100"),
     # the deployer's image, built once per worker by a session fixture

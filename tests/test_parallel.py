@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -48,3 +50,13 @@ def test_a_group_runs_in_one_worker_and_other_tests_spread() -> None:
     assert len(in_group) == want >= 2, proc.stdout
     assert len(grouped) == 1, proc.stdout
     assert others - grouped, proc.stdout  # the other tests did not wait for the group
+
+
+def test_the_scheduling_test_shares_the_group_of_the_port_its_inner_run_binds(
+    request: pytest.FixtureRequest,
+) -> None:
+    """The inner run above starts test_notify.py's webhook server on its fixed port 18451.
+    Beside the suite's own run of test_notify.py in another worker, one of the two binds
+    fails ("Address already in use"): that is how this test failed once in a full run."""
+    mark = request.node.get_closest_marker("xdist_group")
+    assert mark is not None and mark.args == ("port-18451",), mark
