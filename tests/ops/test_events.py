@@ -14,7 +14,9 @@ from tests.ops.conftest import Fleet
 from tests.ops.live_events import HOG, events_during
 from tests.testenv import TestEnv
 
-WINDOW = 15.0  # seconds the read covers: the hog starts and is killed within them
+# Seconds the read covers: the hog starts and is killed within them (at load average 56-74
+# on 2 cores, the engine reported the kill 2.3-6.0 s after the read began, 11 runs).
+WINDOW = 15.0
 
 
 @pytest.mark.integration
@@ -23,10 +25,19 @@ def test_events_show_the_deploy_and_an_oom_kill(fleet: Fleet, testenv: TestEnv) 
     second = fleet.clients[1]
 
     def oom_kill() -> None:
+        name = f"{fleet.app}-prod-hog-1"
+        t = time.time()
+        # The engine's own stream of the hog's OOM event, open before the hog starts.
+        oom_reported = second.api.events(
+            since=t - 1,
+            until=t + WINDOW,
+            filters={"container": name, "event": "oom"},
+            decode=True,
+        )
         hog = second.containers.run(
             testenv.image_base,
             ["sh", "-c", HOG],
-            name=f"{fleet.app}-prod-hog-1",
+            name=name,
             labels={
                 L.MANAGED: "true",
                 L.APP: fleet.app,
@@ -42,7 +53,13 @@ def test_events_show_the_deploy_and_an_oom_kill(fleet: Fleet, testenv: TestEnv) 
         while hog.status != "exited" and time.monotonic() < deadline:
             time.sleep(0.2)
             hog.reload()
-        assert hog.attrs["State"]["OOMKilled"], hog.attrs["State"]
+        assert hog.status == "exited", hog.attrs["State"]
+        # Not State.OOMKilled: engine 20.10 sets it only when containerd's OOM event comes
+        # before the exit, and under load it comes after (OOMKilled false, exit code 137,
+        # then the "oom" event). What `events` must show is the event: wait until the
+        # engine has reported it, so that it lies inside the read's window.
+        assert next(iter(oom_reported), None) is not None, f"no oom event in {WINDOW} s"
+        oom_reported.close()
 
     code, out = events_during(
         lambda since, until: fleet.run("events", "--since", since, "--until", until),
