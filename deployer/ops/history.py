@@ -59,7 +59,10 @@ def state_events(
         finished = state.get("FinishedAt")
         if state.get("OOMKilled"):
             add(finished, "oom")
-        add(finished, "die", f" (exit code {state.get('ExitCode', '?')})")
+        code = state.get("ExitCode", "?")
+        # the engine may miss an OOM kill (its event came after the exit): 137 says SIGKILL
+        killed = ", killed: out of memory, or a stop past its grace period" if code == 137 else ""
+        add(finished, "die", f" (exit code {code}{killed})")
     for probe in (state.get("Health") or {}).get("Log") or []:
         code = probe.get("ExitCode")
         if code not in (0, None):  # -1: the engine's, for a check that timed out or failed to run
