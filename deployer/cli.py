@@ -78,6 +78,15 @@ def _common(p: argparse.ArgumentParser, *, env: bool = True) -> None:
         )
 
 
+def _take_over(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument(
+        "--take-over-from",
+        metavar="GROUP/PROJECT",
+        help=f"{what} an environment of the app that this GitLab project (the one its "
+        "refusal names) deployed: the app moves to the project of this job on purpose",
+    )
+
+
 def build_parser(*, split: bool = False) -> argparse.ArgumentParser:  # noqa: PLR0915
     """The whole command line (one argparse table). ``split``: the command of ``exec`` and
     ``run`` was already cut off at ``--`` (:func:`parse`), so their options may also come
@@ -117,6 +126,7 @@ def build_parser(*, split: bool = False) -> argparse.ArgumentParser:  # noqa: PL
         default="deploy-reports/deploy-report.json",
         help="--against last-deployment: the report's path in the deploy job's artifacts",
     )
+    _take_over(p, "plan the deploy of")
 
     p = sub.add_parser("deploy", help=COMMANDS["deploy"], description=COMMANDS["deploy"])
     _common(p)
@@ -124,12 +134,14 @@ def build_parser(*, split: bool = False) -> argparse.ArgumentParser:  # noqa: PL
     p.add_argument("--wait-lock", metavar="DURATION", help="wait this long for another deploy")
     p.add_argument("--force", action="store_true", help="deploy during a freeze or hold label")
     p.add_argument("--report-dir", metavar="DIR", default=".", help="where reports are written")
+    _take_over(p, "deploy")
 
     p = sub.add_parser("rollback", help=COMMANDS["rollback"], description=COMMANDS["rollback"])
     _common(p)
     p.add_argument("--to", metavar="RELEASE", help="release id (default: the previous one)")
     p.add_argument("--wait-lock", metavar="DURATION", help="wait this long for another deploy")
     p.add_argument("--report-dir", metavar="DIR", default=".", help="where reports are written")
+    _take_over(p, "roll back")
 
     p = sub.add_parser("status", help=COMMANDS["status"], description=COMMANDS["status"])
     _common(p)
@@ -172,11 +184,13 @@ def build_parser(*, split: bool = False) -> argparse.ArgumentParser:  # noqa: PL
     p.add_argument("services", nargs="*", metavar="SERVICE", help="the services to restart")
     p.add_argument("--hard", action="store_true", help="stop each replica before its successor")
     p.add_argument("--report-dir", metavar="DIR", default=".", help="where reports are written")
+    _take_over(p, "restart services of")
 
     p = sub.add_parser("run", help=COMMANDS["run"], description=COMMANDS["run"])
     _common(p)
     p.add_argument("--service", metavar="S", help="run CMD (after --) as this service")
     p.add_argument("task", nargs="?", metavar="TASK", help="a task of the manifest")
+    _take_over(p, "run a task in")
     if not split:
         p.add_argument("argv", nargs=argparse.REMAINDER, metavar="-- CMD...")
 
@@ -194,6 +208,7 @@ def build_parser(*, split: bool = False) -> argparse.ArgumentParser:  # noqa: PL
     _common(p)
     p.add_argument("--volumes", action="store_true", help="also delete the named volumes (data)")
     p.add_argument("--yes", action="store_true", help="confirm --volumes without asking")
+    _take_over(p, "remove")
 
     p = sub.add_parser("build", help=COMMANDS["build"], description=COMMANDS["build"])
     _common(p)

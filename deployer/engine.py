@@ -142,6 +142,10 @@ class Release:
     created_at: float = 0.0
     # service -> the files it mounted (FileMount.record(): digests, never content)
     files: Mapping[str, Sequence[Mapping[str, object]]] = field(default_factory=dict)
+    # The GitLab project the app and environment belong to (``deployer.ownership``): path
+    # and id (the id survives a rename or transfer). Empty in records of older deployers.
+    project: str = ""
+    project_id: str = ""
 
 
 class HostEngine(Protocol):

@@ -23,6 +23,7 @@ MR = PREFIX + "merge-request"
 USER = PREFIX + "deployed-by"
 TIME = PREFIX + "deployed-at"
 PROJECT = PREFIX + "project"
+PROJECT_ID = PREFIX + "project-id"  # on release records only (deployer.ownership)
 MANAGED = PREFIX + "managed"  # "true" on everything the deployer owns
 
 ROLE_CURRENT = "current"

@@ -47,6 +47,7 @@ class ObservedContainer:
     exit_code: int | None = None  # of an exited container
     # network_mode container:<id>: the id of the container whose network namespace it joined
     joined: str | None = None
+    project: str = ""  # the GitLab project path its deploy recorded (``io.deployer.project``)
 
 
 @dataclass(frozen=True)

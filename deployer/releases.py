@@ -77,7 +77,7 @@ def release_record(  # the one way a release is written down, on both engines
     files: Mapping[str, Sequence[Mapping[str, object]]] | None = None,
 ) -> Release:
     """The release ``release_id`` of ``manifest``'s app and environment, deployed from
-    ``context`` (commit, pipeline, job, merge request, user)."""
+    ``context`` (commit, pipeline, job, merge request, user, GitLab project)."""
     return Release(
         id=release_id,
         app=manifest.app,
@@ -92,6 +92,8 @@ def release_record(  # the one way a release is written down, on both engines
         user=context.user,
         created_at=created_at,
         files=files or {},
+        project=context.project_path,
+        project_id=context.project_id,
     )
 
 

@@ -32,6 +32,7 @@ class PlanRequest(Request):
     detailed_exitcode: bool = False
     against: str = "hosts"
     artifact: str = "deploy-reports/deploy-report.json"
+    take_over_from: str | None = None  # deployer.ownership
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -39,12 +40,14 @@ class DeployRequest(Request):
     services: str | None = None
     wait_lock: str | None = None
     force: bool = False
+    take_over_from: str | None = None  # deployer.ownership
 
 
 @dataclass(frozen=True, kw_only=True)
 class RollbackRequest(Request):
     to: str | None = None
     wait_lock: str | None = None
+    take_over_from: str | None = None  # deployer.ownership
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -77,6 +80,7 @@ class ExecRequest(Request):
 class RestartRequest(Request):
     services: tuple[str, ...] = ()
     hard: bool = False
+    take_over_from: str | None = None  # deployer.ownership
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -84,6 +88,7 @@ class RunRequest(Request):
     task: str | None = None
     service: str | None = None
     argv: tuple[str, ...] = ()
+    take_over_from: str | None = None  # deployer.ownership
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -102,6 +107,7 @@ class EventsRequest(Request):
 class DownRequest(Request):
     volumes: bool = False
     yes: bool = False
+    take_over_from: str | None = None  # deployer.ownership
 
 
 @dataclass(frozen=True, kw_only=True)

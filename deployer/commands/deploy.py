@@ -21,6 +21,7 @@ from deployer.commands.finish import conclude, finish_early
 from deployer.context import Context
 from deployer.errors import DeployerError, InvalidInput, PlanOutdated
 from deployer.manifest.model import Manifest
+from deployer.ownership import take_over
 from deployer.report.log import JobLog
 from deployer.requests import DeployRequest, Request
 
@@ -75,7 +76,7 @@ def run(req: DeployRequest, out: TextIO, environ: Mapping[str, str] | None = Non
         raise
     for note in [*ctx.notes, *gate_notes]:
         log.line(note)
-    with open_target(manifest, env, ctx) as target:
+    with open_target(manifest, env, ctx, take_over(req.take_over_from, env)) as target:
         try:
             check_only(manifest, only)  # a bad --services fails before connecting
             target.connect(log)

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from typing import TextIO
 
 from deployer.errors import EXIT_OK, DeployerError, InvalidInput
+from deployer.ownership import take_over
 from deployer.requests import DownRequest
 
 
@@ -43,7 +44,7 @@ def confirm_volumes(env_name: str, yes: bool, stdin: TextIO | None = None) -> No
 def run(req: DownRequest, out: TextIO, environ: Mapping[str, str] | None = None) -> int:
     from deployer.commands.deploy import context_for, load
     from deployer.notify import notify_command, outcome_of_error
-    from deployer.ops import open_environment
+    from deployer.ops import check_project, open_environment
     from deployer.report.log import JobLog
     from deployer.result import Outcome
 
@@ -57,6 +58,7 @@ def run(req: DownRequest, out: TextIO, environ: Mapping[str, str] | None = None)
     try:
         ops = open_environment(manifest, env)
         try:
+            check_project(ops, manifest, ctx, take_over(req.take_over_from, env), log.line)
             log.line(f"removing {manifest.app}/{manifest.environment.name} from {ops.where}")
             removed = ops.down(
                 holder=ctx.holder,

@@ -21,6 +21,7 @@ from typing import Any, TextIO
 
 from deployer.errors import EXIT_CHANGES, EXIT_OK, InvalidInput
 from deployer.manifest.model import Manifest
+from deployer.ownership import take_over
 from deployer.plan import check_only
 from deployer.requests import PlanRequest
 
@@ -56,11 +57,16 @@ def run(req: PlanRequest, out: TextIO, environ: Mapping[str, str] | None = None)
         for s in manifest.services
         if s.build is not None and (only is None or s.name in only)
     ] + data_notes(manifest, only)
-    with open_target(manifest, env) as target:
+    from deployer.gitlab.context import from_variables
+
+    with open_target(
+        manifest, env, from_variables(env), take_over(req.take_over_from, env)
+    ) as target:
         check_only(manifest, only)
         target.connect(None)
-        plan = target.plan(only, None)
+        plan = target.plan(only, None)  # another GitLab project's environment: exit 2
         routes = target.routes()
+        notes += target.notes
     if routes:
         out.write(_with_routes(render(plan, req.format), req.format, routes))
         _notes(notes + restart_notes(manifest, plan), req.format, out)

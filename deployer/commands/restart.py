@@ -17,6 +17,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, TextIO
 
 from deployer.errors import InvalidInput
+from deployer.ownership import take_over
 from deployer.plan import Plan, check_sharing
 from deployer.requests import RestartRequest
 
@@ -24,7 +25,7 @@ from deployer.requests import RestartRequest
 def run(req: RestartRequest, out: TextIO, environ: Mapping[str, str] | None = None) -> int:
     from deployer.commands.deploy import context_for, load
     from deployer.commands.finish import conclude
-    from deployer.ops import open_environment
+    from deployer.ops import check_project, open_environment
     from deployer.report.log import JobLog
     from deployer.report.redact import secret_values
 
@@ -53,6 +54,7 @@ def run(req: RestartRequest, out: TextIO, environ: Mapping[str, str] | None = No
         return conclude(applied, ctx, manifest, env, req, log, kind="restart")
 
     try:
+        check_project(ops, manifest, ctx, take_over(req.take_over_from, env), log.line)
         return ops.restart(services, hard=req.hard, context=ctx, log=log, request=req, apply=apply)
     finally:
         ops.close()

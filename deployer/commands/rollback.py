@@ -19,6 +19,7 @@ from typing import TextIO
 from deployer.commands.deploy import context_for, duration_arg, load
 from deployer.commands.finish import conclude, finish_early
 from deployer.errors import DeployerError
+from deployer.ownership import take_over
 from deployer.report.log import JobLog
 from deployer.requests import RollbackRequest
 
@@ -35,7 +36,7 @@ def run(req: RollbackRequest, out: TextIO, environ: Mapping[str, str] | None = N
     log = JobLog(out, secrets=secret_values(manifest, env))  # container logs may quote them
     ctx = context_for(manifest, env)
     started = time.time()
-    with open_target(manifest, env, ctx) as target:
+    with open_target(manifest, env, ctx, take_over(req.take_over_from, env)) as target:
         try:
             target.connect(log)
         except DeployerError as e:

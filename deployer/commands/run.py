@@ -13,6 +13,7 @@ from typing import TextIO
 
 from deployer.errors import InvalidInput
 from deployer.manifest.model import Manifest, Task
+from deployer.ownership import take_over
 from deployer.requests import RunRequest
 
 DEFAULT_TIMEOUT = 600.0
@@ -51,7 +52,8 @@ def choose_task(manifest: Manifest, name: str | None, service: str | None, argv:
 
 def run(req: RunRequest, out: TextIO, environ: Mapping[str, str] | None = None) -> int:
     from deployer.commands.deploy import load
-    from deployer.ops import open_environment
+    from deployer.gitlab.context import from_variables
+    from deployer.ops import check_project, open_environment
     from deployer.report.log import JobLog
     from deployer.report.redact import secret_values
 
@@ -61,6 +63,9 @@ def run(req: RunRequest, out: TextIO, environ: Mapping[str, str] | None = None) 
     log = JobLog(out, secrets=secret_values(manifest, env))
     ops = open_environment(manifest, env)
     try:
+        check_project(
+            ops, manifest, from_variables(env), take_over(req.take_over_from, env), log.line
+        )
         code = ops.run(task, log.line)
     finally:
         ops.close()

@@ -105,6 +105,7 @@ def _ours(summary: Mapping[str, Any]) -> ObservedContainer:
         adopted_from=None,
         created=str(summary.get("Created", "")),
         joined=joined(summary),
+        project=labels.get(L.PROJECT, ""),
     )
 
 

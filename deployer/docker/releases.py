@@ -30,6 +30,11 @@ def record_name(app: str, environment: str, release_id: str) -> str:
     return f"deployer-release-{app}-{host_form(environment)}-{release_id}"
 
 
+# Kept out of the JSON: an older deployer reads the record as ``Release(**data)``, and a
+# key it does not know would hide the release from it (``rollback`` of an older version).
+_LABELLED = {"project": L.PROJECT, "project_id": L.PROJECT_ID}
+
+
 def record(client: docker.DockerClient, host: str, release: Release) -> None:
     data = dataclasses.asdict(release)
     labels = {
@@ -38,8 +43,11 @@ def record(client: docker.DockerClient, host: str, release: Release) -> None:
         L.APP: release.app,
         L.ENVIRONMENT: release.environment,
         L.RELEASE: release.id,
-        RECORD: json.dumps(data, sort_keys=True),
     }
+    for key, label in _LABELLED.items():
+        if data.pop(key):
+            labels[label] = getattr(release, key)
+    labels[RECORD] = json.dumps(data, sort_keys=True)
     with wrapped(f"record release {release.id}", host):
         client.api.create_volume(
             record_name(release.app, release.environment, release.id),
@@ -51,6 +59,7 @@ def record(client: docker.DockerClient, host: str, release: Release) -> None:
 def _from_labels(labels: dict[str, str]) -> Release | None:
     try:
         data = json.loads(labels[RECORD])
+        data.update({key: labels.get(label, "") for key, label in _LABELLED.items()})
         return Release(**data)
     except (KeyError, ValueError, TypeError):
         return None

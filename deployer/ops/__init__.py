@@ -20,6 +20,7 @@ from deployer.manifest.model import Manifest, Task
 if TYPE_CHECKING:
     from deployer.context import Context
     from deployer.docker.execute import ExecIO
+    from deployer.ownership import Owner
     from deployer.plan import HostPlan, Plan, Step
     from deployer.report.log import JobLog
     from deployer.requests import Request
@@ -181,7 +182,26 @@ class Operations(Protocol):
         seconds; ``until`` bounds the read: it never waits for new events)."""
         ...
 
+    def owners(self) -> list[Owner]:
+        """The GitLab project each host (or the Swarm) records for the environment."""
+        ...
+
     def close(self) -> None: ...
+
+
+def check_project(
+    ops: Operations,
+    m: Manifest,
+    context: Context,
+    take_over: str,
+    say: Callable[[str], None],
+) -> None:
+    """Refuse (exit 2) before anything changes a run of another GitLab project than the
+    one that deployed the environment (``deployer.ownership``)."""
+    from deployer.ownership import guard
+
+    for line in guard(ops.owners(), m.app, m.environment.name, context, take_over, m.path):
+        say(line)
 
 
 INTERESTING = ("create", "start", "die", "oom", "kill", "stop", "restart", "destroy", "health")

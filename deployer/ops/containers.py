@@ -40,6 +40,7 @@ from deployer.targets import close_all, connect_hosts, connect_reachable, each, 
 
 if TYPE_CHECKING:
     from deployer.context import Context
+    from deployer.ownership import Owner
     from deployer.report.log import JobLog
     from deployer.requests import Request
 
@@ -86,6 +87,16 @@ class ContainerOperations:
 
     def close(self) -> None:
         close_all(self.hosts)
+
+    def owners(self) -> list[Owner]:
+        from deployer.ownership import owner_of
+        from deployer.targets import observe_all
+
+        by_host = {o.host: o.containers for o in observe_all(self.manifest, self.hosts)}
+        return each(
+            lambda h: owner_of(h.name, h.releases(self.app, self.env), by_host.get(h.name, ())),
+            self.hosts,
+        )
 
     # -- lock ---------------------------------------------------------------------------
 

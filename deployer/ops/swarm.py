@@ -35,6 +35,7 @@ from deployer.ops import (
 )
 from deployer.ops.containers import READERS, container_logs, remove_in_use
 from deployer.ops.history import task_events
+from deployer.ownership import Owner
 from deployer.report.log import PrintLog
 from deployer.requests import Request
 from deployer.swarm import spec as S
@@ -66,6 +67,12 @@ class SwarmOperations:
 
     def close(self) -> None:
         self.target.close()
+
+    def owners(self) -> list[Owner]:
+        from deployer.ownership import owner_of
+
+        t = self.target
+        return [owner_of(t.name, t.releases(), t.observe().containers)]
 
     # -- lock ---------------------------------------------------------------------------
 

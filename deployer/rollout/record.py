@@ -3,6 +3,7 @@ release ``0`` on the first deploy of an app compose started), then retention."""
 
 from __future__ import annotations
 
+from deployer import ownership
 from deployer.engine import Release
 from deployer.errors import DeployerError
 from deployer.releases import release_record
@@ -38,6 +39,7 @@ def finish(r: RunState) -> None:
         created_at=r.wall(),
         files=files,
     )
+    release = ownership.keep(release, previous)
     r.result.previous_release = previous.id if previous else None
     for host in r.order:
         rec = r.step(host, f"record release {release.id}", "release")

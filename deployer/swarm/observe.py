@@ -144,6 +144,7 @@ def observed(
                     health="none",
                     adopted_from=adopted,
                     created=str(svc.get("CreatedAt", "")),
+                    project=labels.get(L.PROJECT, ""),
                 )
             )
     return Observed(host=host, containers=tuple(containers))

@@ -13,6 +13,7 @@ import time
 import docker.errors
 
 from deployer import labels as L
+from deployer import ownership
 from deployer.engine import Release
 from deployer.errors import DeployerError
 from deployer.manifest.model import host_form
@@ -60,6 +61,9 @@ def record_release(sw: SwarmApi, result: DeployResult) -> None:
         replicas={s.name: s.replicas for s in m.services},
         created_at=time.time(),
     )
+    if not release.project:  # outside CI: the app stays the project's that deployed it
+        earlier = releases(sw)
+        release = ownership.keep(release, earlier[-1] if earlier else None)
     # a Swarm config holds the record without the app, environment and files (as written
     # by every earlier release: its labels name the app and environment)
     data = {k: v for k, v in dataclasses.asdict(release).items() if k not in _NOT_STORED}
@@ -109,6 +113,8 @@ def releases(sw: SwarmApi) -> list[Release]:
                 merge_request=str(raw.get("merge_request", "")),
                 user=str(raw.get("user", "")),
                 created_at=float(raw.get("created_at", 0.0)),
+                project=str(raw.get("project", "")),
+                project_id=str(raw.get("project_id", "")),
             )
         )
     return sorted(out, key=lambda r: r.id)

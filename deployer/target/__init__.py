@@ -66,7 +66,14 @@ class Target(Protocol):
         ...
 
     def plan(self, only: Sequence[str] | None, log: JobLog | None) -> Plan:
-        """Observe, resolve and plan: what a deploy would change. Nothing changes."""
+        """Observe, resolve and plan: what a deploy would change. Nothing changes.
+        ``InvalidInput`` when the app's environment is another GitLab project's
+        (``deployer.ownership``)."""
+        ...
+
+    @property
+    def notes(self) -> Sequence[str]:
+        """What the last plan said of the GitLab project the environment belongs to."""
         ...
 
     def routes(self) -> list[dict[str, str]]:
@@ -100,14 +107,18 @@ class Target(Protocol):
 
 
 def open_target(
-    manifest: Manifest, environ: Mapping[str, str], context: Context | None = None
+    manifest: Manifest,
+    environ: Mapping[str, str],
+    context: Context | None = None,
+    take_over: str = "",
 ) -> Target:
     """The target of the manifest's environment: its Swarm, or its hosts' containers.
-    Nothing is connected yet (``connect``)."""
+    Nothing is connected yet (``connect``). ``take_over``: ``--take-over-from``, the
+    GitLab project this run may take the environment from (``deployer.ownership``)."""
     if manifest.environment.engine == "swarm":
         from deployer.target.swarm import SwarmEnvironment
 
-        return SwarmEnvironment(manifest, environ, context or Context())
+        return SwarmEnvironment(manifest, environ, context or Context(), take_over)
     from deployer.target.containers import ContainerEnvironment
 
-    return ContainerEnvironment(manifest, environ, context or Context())
+    return ContainerEnvironment(manifest, environ, context or Context(), take_over)

@@ -12,6 +12,7 @@ from deployer.docker.host import DockerHost
 from deployer.engine import Release
 from deployer.errors import DeployerError, Unreachable
 from deployer.manifest.model import Manifest
+from deployer.ownership import Owner, guard, owner_of
 from deployer.plan import Observed, Plan, make_plan
 from deployer.releases import choose, release_digests
 from deployer.target import Applied
@@ -19,6 +20,7 @@ from deployer.targets import (
     close_all,
     connect_hosts,
     connect_reachable,
+    each,
     observe_all,
     prepare,
     resolve_digests,
@@ -31,13 +33,21 @@ if TYPE_CHECKING:
 class ContainerEnvironment:
     """The containers of the app on every host of the environment."""
 
-    def __init__(self, manifest: Manifest, environ: Mapping[str, str], context: Context) -> None:
+    def __init__(
+        self,
+        manifest: Manifest,
+        environ: Mapping[str, str],
+        context: Context,
+        take_over: str = "",
+    ) -> None:
         self._manifest = manifest
         self.environ = environ
         self.context = context
+        self.take_over = take_over
         self.hosts: list[DockerHost] = []
         self._observed: dict[str, Observed] = {}
         self._unreachable: Sequence[DeployerError] = ()
+        self._notes: list[str] = []
 
     @classmethod
     def of(
@@ -61,6 +71,32 @@ class ContainerEnvironment:
     @property
     def reached(self) -> Sequence[str]:
         return ()  # an early stop's report names no host (as it always has)
+
+    @property
+    def notes(self) -> Sequence[str]:
+        return self._notes
+
+    def owners(self, observed: Iterable[Observed]) -> list[Owner]:
+        """The GitLab project each host records for the app's environment."""
+        m = self._manifest
+        by_host = {o.host: o.containers for o in observed}
+        return each(
+            lambda h: owner_of(
+                h.name, h.releases(m.app, m.environment.name), by_host.get(h.name, ())
+            ),
+            self.hosts,
+        )
+
+    def _guard(self, observed: Iterable[Observed], log: JobLog | None) -> None:
+        """Refuse (exit 2) before anything changes when another GitLab project deployed
+        the environment (``deployer.ownership``); what it says goes to ``log``."""
+        m = self._manifest
+        self._notes = guard(
+            self.owners(observed), m.app, m.environment.name, self.context, self.take_over, m.path
+        )
+        if log is not None:
+            for line in self._notes:
+                log.line(line)
 
     def __enter__(self) -> ContainerEnvironment:
         return self
@@ -103,9 +139,11 @@ class ContainerEnvironment:
         m = self._manifest
         if log is None:
             prepared = prepare(m, self.environ, only, connected=self.hosts)
+            self._guard(prepared.observed, None)
         else:
             with log.section("plan", f"Plan: {m.app} → {m.environment.name}"):
                 prepared = prepare(m, self.environ, only, connected=self.hosts)
+                self._guard(prepared.observed, log)
         self._observed = prepared.observed_by_name
         return prepared.plan
 
@@ -125,8 +163,9 @@ class ContainerEnvironment:
         from deployer.releases import with_release_files
 
         first = self._first()
+        self._guard(self.observe(), log)
         releases = self.releases()
-        unrecorded = None if to else _unrecorded(releases, self.observe())
+        unrecorded = None if to else _unrecorded(releases, self._observed.values())
         if unrecorded is not None:
             target = releases[-1]
             log.line(

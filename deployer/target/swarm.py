@@ -12,6 +12,7 @@ from deployer.context import Context
 from deployer.engine import Release
 from deployer.errors import DeployerError, PlanOutdated, Unreachable
 from deployer.manifest.model import Manifest
+from deployer.ownership import guard, owner_of
 from deployer.plan import Observed, Plan, make_plan
 from deployer.releases import choose, release_digests
 from deployer.result import DeployResult, Outcome
@@ -26,11 +27,19 @@ if TYPE_CHECKING:
 class SwarmEnvironment:
     """The app's services on the environment's Swarm."""
 
-    def __init__(self, manifest: Manifest, environ: Mapping[str, str], context: Context) -> None:
+    def __init__(
+        self,
+        manifest: Manifest,
+        environ: Mapping[str, str],
+        context: Context,
+        take_over: str = "",
+    ) -> None:
         self._manifest = manifest
         self.environ = environ
         self.context = context
+        self.take_over = take_over
         self._swarm: SwarmTarget | None = None
+        self._notes: list[str] = []
 
     @property
     def manifest(self) -> Manifest:
@@ -39,6 +48,22 @@ class SwarmEnvironment:
     @property
     def reached(self) -> Sequence[str]:
         return [self._swarm.name] if self._swarm is not None else []
+
+    @property
+    def notes(self) -> Sequence[str]:
+        return self._notes
+
+    def _guard(self, observed: Observed, log: JobLog | None) -> None:
+        """Refuse (exit 2) before anything changes when another GitLab project deployed
+        the environment (``deployer.ownership``); what it says goes to ``log``."""
+        m, swarm = self._manifest, self.swarm
+        owner = owner_of(swarm.name, swarm.releases(), observed.containers)
+        self._notes = guard(
+            [owner], m.app, m.environment.name, self.context, self.take_over, m.path
+        )
+        if log is not None:
+            for line in self._notes:
+                log.line(line)
 
     @property
     def swarm(self) -> SwarmTarget:
@@ -76,7 +101,9 @@ class SwarmEnvironment:
         return self.swarm.resolve(only)
 
     def plan(self, only: Sequence[str] | None, log: JobLog | None) -> Plan:
-        return self.swarm.plan(only)
+        plan = self.swarm.plan(only)
+        self._guard(self.swarm.observe(), log)
+        return plan
 
     def routes(self) -> list[dict[str, str]]:
         return []  # the edge proxy is not used on Swarm
@@ -87,9 +114,11 @@ class SwarmEnvironment:
     def rollback_plan(self, to: str | None, log: JobLog) -> Plan:
         """The chosen release's digests, today's manifest."""
         swarm = self.swarm
+        observed = swarm.observe()
+        self._guard(observed, log)
         chosen = choose(swarm.releases(), to, swarm.name)
         digests, only = release_digests(chosen, self._manifest)
-        plan = make_plan(self._manifest, [swarm.observe()], digests, only)
+        plan = make_plan(self._manifest, [observed], digests, only)
         log.line(f"rolling back to release {chosen.id} ({chosen.commit[:8] or 'no commit'})")
         return plan
 
