@@ -47,7 +47,7 @@ class Owner:
     where: str
     path: str  # "" when nothing recorded says
     id: str = ""
-    source: str = ""  # "release <id>", or "its containers' labels"
+    source: str = ""  # "release <id>", or "the labels of its container <name>"
 
 
 def owner_of(
@@ -58,11 +58,10 @@ def owner_of(
     for rel in reversed(releases):
         if rel.project:
             return Owner(where, rel.project, rel.project_id, f"release {rel.id}")
-    labelled = sorted({c.project for c in containers if c.project})
-    if len(labelled) == 1:
-        return Owner(where, labelled[0], "", "its containers' labels")
-    if labelled:  # two projects' containers already: name them all
-        return Owner(where, " and ".join(labelled), "", "its containers' labels")
+    # the newest container's (two projects' containers: the accident happened before)
+    labelled = max((c for c in containers if c.project), key=lambda c: c.created, default=None)
+    if labelled is not None:
+        return Owner(where, labelled.project, "", f"the labels of its container {labelled.name}")
     return Owner(where, "")
 
 
@@ -101,13 +100,12 @@ def guard(
         if take_over and o.path == take_over:
             lines.append(
                 f"{o.where}: {what} moves from the GitLab project {o.path} to {me} "
-                f"({FLAG}); deploys of {o.path} are refused from now on"
+                f"({FLAG}): a deploy or rollback records it as {me}'s"
             )
             continue
-        shown = o.path if " and " in o.path else f"the GitLab project {o.path}"
         raise InvalidInput(
-            f"{o.where}: {what} was deployed by {shown} (recorded in {o.source}), and this "
-            f"job is of {me}: refused, nothing changed",
+            f"{o.where}: {what} was deployed by the GitLab project {o.path} (recorded in "
+            f"{o.source}), and this job is of {me}: refused, nothing changed",
             hint=(
                 f"if this is another app, give it a name of its own (`app:` in "
                 f"{manifest_path}); to move {what} to {me} on purpose, run again with "

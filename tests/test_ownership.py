@@ -182,16 +182,22 @@ def release(rid: str, project: tuple[str, str] | None = None) -> Release:
     return Release(rid, "shop", "production", {}, project=path, project_id=pid)
 
 
-def container(project: str) -> ObservedContainer:
-    return ObservedContainer("c1", "shop-production-web-1", "web", 1, True, project=project)
+def container(project: str, created: str = "") -> ObservedContainer:
+    return ObservedContainer(
+        "c1", "shop-production-web-1", "web", 1, True, created=created, project=project
+    )
 
 
 def test_older_releases_fall_back_to_the_containers_label() -> None:
     old = [release("1"), release("2")]  # written by a deployer that recorded no project
-    assert owner_of("h1", old, [container(A[0])]) == Owner("h1", A[0], "", "its containers' labels")
+    assert owner_of("h1", old, [container(A[0])]) == Owner(
+        "h1", A[0], "", "the labels of its container shop-production-web-1"
+    )
     assert owner_of("h1", old, [container("")]).path == ""
     assert owner_of("h1", [release("1", A), release("2")], [container(B[0])]).path == A[0]
-    with pytest.raises(InvalidInput, match="recorded in its containers' labels"):
+    both = [container(A[0], "1764500000"), container(B[0], "1764500100")]
+    assert owner_of("h1", old, both).path == B[0]  # the newest container's
+    with pytest.raises(InvalidInput, match="recorded in the labels of its container"):
         guard([owner_of("h1", old, [container(A[0])])], "shop", "production", ctx(B))
 
 
