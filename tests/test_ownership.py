@@ -170,6 +170,40 @@ def test_a_run_outside_ci_goes_on_and_keeps_the_project(
     assert host_state(engine, app) == before
 
 
+@pytest.mark.integration
+def test_hosts_of_older_deployers_go_on_and_are_judged_by_the_containers_label(
+    app: str,
+    testenv: TestEnv,
+    tmp_path: Path,
+    engine: docker.DockerClient,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    path = manifest(tmp_path, app, testenv, testenv.image_v1)
+    as_job(monkeypatch, None)  # records no project; its container's label is empty
+    code, out = cli("deploy", "-f", path)
+    assert code == 0, out + capsys.readouterr().err
+    as_job(monkeypatch, B)
+    path2 = manifest(tmp_path, app, testenv, testenv.image_v2)
+    code, out = cli("deploy", "-f", path2)
+    assert code == 0, out + capsys.readouterr().err
+    assert f"no GitLab project recorded on its hosts; recording {B[0]}" in out
+    # the records as an older deployer wrote them: no project (its containers had the label)
+    for vol in engine.volumes.list(filters={"label": [f"{L.APP}={app}", f"{L.ROLE}=release"]}):
+        labels = vol.attrs["Labels"]
+        name = vol.name
+        vol.remove()
+        kept = {k: v for k, v in labels.items() if k not in (L.PROJECT, L.PROJECT_ID)}
+        engine.volumes.create(name=name, driver="local", labels=kept)
+    as_job(monkeypatch, A)
+    before = host_state(engine, app)
+    code, _ = cli("deploy", "-f", path)
+    err = refused(capsys, code, A[0], B[0])
+    assert f"recorded in the labels of its container {app}-production-web-1" in err
+    assert host_state(engine, app) == before
+
+
 # -- the rules, as data ----------------------------------------------------------------
 
 
