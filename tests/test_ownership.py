@@ -96,6 +96,8 @@ def test_another_projects_job_is_refused_and_takes_over_only_when_told(
     assert record.attrs["Labels"][L.PROJECT_ID] == A[1]
     # older deployers read the JSON as Release(**data): no key they do not know
     assert "project" not in json.loads(record.attrs["Labels"][RECORD])
+    code, out = cli("status", "-f", path)
+    assert code == 0 and f"· GitLab project {A[0]}" in out, out
     before = host_state(engine, app)
 
     # project B's job, with the manifest copied from A: every command that changes the app
@@ -128,6 +130,8 @@ def test_another_projects_job_is_refused_and_takes_over_only_when_told(
     monkeypatch.delenv("DEPLOYER_TAKE_OVER_FROM")
     web = engine.containers.get(f"{app}-production-web-1")
     assert web.labels[L.PROJECT] == B[0]
+    code, out = cli("status", "-f", path2, "--format", "json")
+    assert code == 0 and json.loads(out)["hosts"][0]["project"] == B[0], out
     assert web.labels[L.DIGEST] == repo_digest(engine, testenv.image_v2)
 
     # the app is B's now: A's own manifest is refused, B goes on without the flag

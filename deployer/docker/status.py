@@ -12,6 +12,7 @@ from typing import Any
 from deployer import labels as L
 from deployer.docker.host import DockerHost
 from deployer.manifest.model import Manifest
+from deployer.ownership import owner_of
 from deployer.plan import ObservedContainer
 
 
@@ -42,8 +43,10 @@ def collect(
             services=manifest.services,
             engine_names=manifest.engine_names(),
         )
-        releases = {r.id: r for r in host.releases(app, env)}
+        recorded = host.releases(app, env)
+        releases = {r.id: r for r in recorded}
         latest = max(releases) if releases else None
+        project = owner_of(host.name, recorded, observed.containers).path or None
         rows = []
         once = {s.name for s in manifest.services if s.may_exit}
         by_ip: dict[str, dict[str, Any]] = {}
@@ -84,6 +87,7 @@ def collect(
             {
                 "host": host.name,
                 "latest_release": latest,
+                "project": project,  # the GitLab project the environment belongs to
                 "releases": sorted(releases, reverse=True),
                 "kept_containers": len(host.kept(app, env)),
                 "services": rows,

@@ -9,10 +9,13 @@ from deployer.report.log import format_table
 
 
 def host_heading(where: str, data: Mapping[str, Any], host: Mapping[str, Any]) -> str:
-    """``<where>: <app>/<environment> · release <id>`` (or ``· no release``)."""
+    """``<where>: <app>/<environment> · release <id>`` (or ``· no release``), and
+    ``· GitLab project <path>`` when one is recorded (``deployer.ownership``)."""
     head = f"{where}: {data['app']}/{data['environment']}"
     latest = host["latest_release"]
-    return head + (f" · release {latest}" if latest else " · no release")
+    head += f" · release {latest}" if latest else " · no release"
+    project = host.get("project")
+    return head + (f" · GitLab project {project}" if project else "")
 
 
 def host_table(rows: Sequence[Sequence[object]], headers: Sequence[str]) -> str:

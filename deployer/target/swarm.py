@@ -145,6 +145,7 @@ class SwarmEnvironment:
         rows = swarm.status()
         releases = swarm.releases()
         m = self._manifest
+        project = owner_of(swarm.name, releases, swarm.observe().containers).path or None
         return {
             "app": m.app,
             "environment": m.environment.name,
@@ -153,6 +154,7 @@ class SwarmEnvironment:
                 {
                     "host": swarm.name,
                     "latest_release": releases[-1].id if releases else None,
+                    "project": project,  # the GitLab project the environment belongs to
                     "releases": [r.id for r in reversed(releases)],
                     "services": [r.as_dict() for r in rows],
                 }

@@ -84,6 +84,8 @@ def test_another_projects_job_is_refused_on_a_swarm(
     assert "moves from the GitLab project shop/checkout to shop/checkout-copy" in out
     after = services(swarm, swarm_app)
     assert after != before
+    code, out = cli("status", "-f", str(path), "--format", "json", env=b)
+    assert code == 0 and json.loads(out)["hosts"][0]["project"] == "shop/checkout-copy", out
     code, _ = cli("deploy", "-f", str(path), *reports, env=a)
     err = capsys.readouterr().err
     assert code == 2 and "deployed by the GitLab project shop/checkout-copy " in err, err
