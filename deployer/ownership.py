@@ -109,7 +109,7 @@ def guard(
             hint=(
                 f"if this is another app, give it a name of its own (`app:` in "
                 f"{manifest_path}); to move {what} to {me} on purpose, run again with "
-                f"{FLAG} {o.path}"
+                f"{FLAG} {o.path} (in a job: the variable {VARIABLE}={o.path})"
             ),
         )
     renamed = sorted({o.path for o in recorded if _same(o, ctx) and o.path != me})

@@ -73,6 +73,7 @@ def refused(capsys: pytest.CaptureFixture[str], code: int, mine: str, theirs: st
     assert f"deployed by the GitLab project {theirs}" in err, err
     assert f"this job is of {mine}" in err, err
     assert f"--take-over-from {theirs}" in err and "`app:`" in err, err
+    assert f"DEPLOYER_TAKE_OVER_FROM={theirs}" in err, err
     return err
 
 
