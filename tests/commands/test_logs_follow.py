@@ -74,6 +74,7 @@ def test_ctrl_c_before_the_follow_started_ends_it_with_exit_0(
 
     class FirstReadInterrupted:
         reads = 0
+        unreachable = ()
 
         def logs(self, services: Sequence[str], **_: Any) -> list[ReplicaLog]:
             self.reads += 1
@@ -85,7 +86,7 @@ def test_ctrl_c_before_the_follow_started_ends_it_with_exit_0(
             pass
 
     fake = FirstReadInterrupted()
-    monkeypatch.setattr(ops, "open_environment", lambda manifest, env: fake)
+    monkeypatch.setattr(ops, "open_environment", lambda manifest, env, **_: fake)
     manifest = tmp_path / "deploy.yml"
     manifest.write_text(
         "app: uxlogs\nenvironments: {production: {hosts: ['unix:///nonexistent.sock']}}\n"

@@ -106,7 +106,9 @@ def test_a_connection_lost_for_seconds_during_a_deploy_is_ridden_out(
 
     code, out = act_at(manifest, testenv.image_v2, "waiting until healthy", blip)
     assert code == EXIT_OK, out
-    (v2,) = engine.api.inspect_image(testenv.image_v2)["RepoDigests"]
+    repo = testenv.image_v2.rpartition(":")[0]
+    digests = engine.api.inspect_image(testenv.image_v2)["RepoDigests"]
+    (v2,) = [d for d in digests if d.startswith(f"{repo}@")]
     assert _images(client, app) == [v2] * 2, out
 
 
