@@ -7,6 +7,7 @@ Exit codes (also in the README):
   3  cannot reach or authenticate to a host, registry or GitLab
   4  blocked: lock held by another deploy, deploy freeze, hold label
   5  deploy failed and the rollback failed too: a human must look
+  6  `down` removed the environment, but an engine kept a network it names
   10 `plan --detailed-exitcode` only: there are changes
   70 internal error (a bug): the only case that prints a traceback
 
@@ -95,7 +96,7 @@ def build_parser(*, split: bool = False) -> argparse.ArgumentParser:  # noqa: PL
         prog="deployer",
         description="Deploy Docker images built in GitLab CI to your own Docker hosts.",
         epilog="Exit codes: 0 ok · 1 rolled back · 2 invalid input · 3 unreachable · "
-        "4 blocked · 5 rollback failed · 70 bug",
+        "4 blocked · 5 rollback failed · 6 down left a network · 70 bug",
     )
     parser.add_argument("--version", action="version", version=f"deployer {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)

@@ -13,6 +13,7 @@ EXIT_INVALID = 2
 EXIT_UNREACHABLE = 3
 EXIT_BLOCKED = 4
 EXIT_ROLLBACK_FAILED = 5
+EXIT_LEFT_BEHIND = 6  # `down`: all else removed; the engine kept what the message names
 EXIT_CHANGES = 10  # only with `plan --detailed-exitcode`
 EXIT_INTERNAL = 70
 
@@ -60,6 +61,14 @@ class DeployFailed(DeployerError):
     """The rollout failed and every change this run made was rolled back."""
 
     exit_code = EXIT_ROLLED_BACK
+
+
+class LeftBehind(DeployerError):
+    """`down` removed everything else of the environment, but an engine kept something
+    (a network another container uses, or one it refuses to remove): the message names
+    it and what to run on the host."""
+
+    exit_code = EXIT_LEFT_BEHIND
 
 
 class RollbackFailed(DeployerError):

@@ -136,12 +136,14 @@ def test_exit_codes_are_distinct() -> None:
         errors.EXIT_UNREACHABLE,
         errors.EXIT_BLOCKED,
         errors.EXIT_ROLLBACK_FAILED,
+        errors.EXIT_LEFT_BEHIND,
         errors.EXIT_CHANGES,
         errors.EXIT_INTERNAL,
     ]
     assert len(set(codes)) == len(codes)
     assert errors.DeployFailed("x").exit_code == 1
     assert errors.RollbackFailed("x").exit_code == 5
+    assert errors.LeftBehind("x").exit_code == 6
     assert errors.Unreachable("x").exit_code == 3
 
 

@@ -4,7 +4,9 @@ Removes an environment of the app from its hosts (or its Swarm): containers (cur
 kept for rollback, finished tasks), networks, release records and the deploy lock.
 Named volumes (the data) stay unless ``--volumes`` is given and confirmed (``--yes``, or
 typing the environment's name on a terminal). Runs under the deploy lock: refused
-(exit 4) while another deploy holds it.
+(exit 4) while another deploy holds it. A network the engine keeps (another container
+on it, or the engine's own fault) is named with the commands to run, once all else is
+removed (exit 6).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import time
 from collections.abc import Mapping
 from typing import TextIO
 
-from deployer.errors import EXIT_OK, DeployerError, InvalidInput
+from deployer.errors import EXIT_OK, DeployerError, InvalidInput, LeftBehind
 from deployer.ownership import take_over
 from deployer.requests import DownRequest
 
@@ -73,7 +75,8 @@ def run(req: DownRequest, out: TextIO, environ: Mapping[str, str] | None = None)
             manifest,
             ctx,
             "down",
-            outcome_of_error(e.exit_code),
+            # removed, but an engine kept a network: said as the error
+            Outcome.DEPLOYED if isinstance(e, LeftBehind) else outcome_of_error(e.exit_code),
             started,
             env,
             log.line,

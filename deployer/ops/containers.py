@@ -17,6 +17,7 @@ from deployer.docker import lock as _lock
 from deployer.docker.containers import wrapped
 from deployer.docker.execute import ExecIO, exec_in
 from deployer.docker.host import DockerHost
+from deployer.docker.networks import KeptNetwork, left_behind, remove_network
 from deployer.engine import lock_key
 from deployer.errors import DeployerError
 from deployer.manifest.model import Manifest, Task
@@ -157,17 +158,28 @@ class ContainerOperations:
         self, *, holder: str, ttl: float, volumes: bool, say: Callable[[str], None]
     ) -> list[str]:
         leases = []
+        kept: list[KeptNetwork] = []
         try:
             for host in self.hosts:  # every lock first: refuse before anything is removed
                 leases.append((host, host.acquire_lock(self.key, holder, ttl, 0.0)))
-            return each_flat(lambda h: self._down_host(h, volumes, say, holder), self.hosts)
+            removed = each_flat(
+                lambda h: self._down_host(h, volumes, say, holder, kept), self.hosts
+            )
         finally:
             for host, lease in leases:
                 with contextlib.suppress(DeployerError):
                     host.release_lock(lease)
+        if kept:
+            raise left_behind(f"{self.app}/{self.env}", removed, kept)
+        return removed
 
     def _down_host(
-        self, host: DockerHost, volumes: bool, say: Callable[[str], None], holder: str
+        self,
+        host: DockerHost,
+        volumes: bool,
+        say: Callable[[str], None],
+        holder: str,
+        kept: list[KeptNetwork],
     ) -> list[str]:
         api: docker.APIClient = host.api
         removed: list[str] = []
@@ -188,8 +200,11 @@ class ContainerOperations:
                 gone(f"container {name}")
             networks = api.networks(filters=_ours(self.app, self.env))
             self._detach_edge(host, [n["Id"] for n in networks], gone, say, holder)
-            for net in networks:
-                if remove_in_use(api.remove_network, net["Id"]):
+            for net in networks:  # what else is on it goes too, or is named
+                done = remove_network(api, host.name, net, self._ours, say)
+                if isinstance(done, KeptNetwork):
+                    kept.append(done)  # the rest is removed all the same
+                elif done:
                     gone(f"network {net['Name']}")
             for vol in api.volumes(filters=_ours(self.app, self.env)).get("Volumes") or []:
                 labels = vol.get("Labels") or {}
@@ -205,13 +220,16 @@ class ContainerOperations:
                     api.remove_volume(vol["Name"])
                     gone(what)
         if not volumes:
-            kept = [
+            data = [
                 v["Name"]
                 for v in api.volumes(filters=_ours(self.app, self.env)).get("Volumes") or []
             ]
-            if kept:
-                say(f"{host.name}: kept volume(s) {', '.join(kept)} (remove with --volumes)")
+            if data:
+                say(f"{host.name}: kept volume(s) {', '.join(data)} (remove with --volumes)")
         return removed
+
+    def _ours(self, labels: Mapping[str, str]) -> bool:
+        return labels.get(L.APP) == self.app and labels.get(L.ENVIRONMENT) == self.env
 
     def _detach_edge(
         self,

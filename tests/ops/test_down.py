@@ -5,6 +5,7 @@ is refused while another deploy holds the lock."""
 from __future__ import annotations
 
 import io
+import time
 
 import docker
 import pytest
@@ -12,8 +13,9 @@ import pytest
 from deployer import labels as L
 from deployer.commands.down import confirm_volumes
 from deployer.docker import lock as _lock
-from deployer.errors import InvalidInput
+from deployer.errors import EXIT_LEFT_BEHIND, InvalidInput
 from tests.ops.conftest import ONE_TRANSPORT, Fleet
+from tests.testenv import TestEnv
 
 
 def left(client: docker.DockerClient, app: str) -> dict[str, list[str]]:
@@ -84,6 +86,51 @@ def test_down_is_refused_while_another_deploy_holds_the_lock(fleet: Fleet) -> No
         _lock.release(second, "engine2", lease)
     for client in fleet.clients:  # nothing was removed, on either host
         assert len(left(client, fleet.app)["containers"]) == 4
+
+
+@ONE_TRANSPORT
+@pytest.mark.integration
+def test_down_leaves_a_network_another_container_uses_and_says_what_to_run(
+    fleet: Fleet, testenv: TestEnv, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A container that is not the app's is on the app's network: `down` removes all the
+    rest on both hosts, leaves that container and the network alone, and ends naming
+    both with the commands to run (exit 6), without waiting for the container to go."""
+    fleet.deploy()
+    client = fleet.clients[0]
+    (net,) = client.networks.list(filters={"label": f"{L.APP}={fleet.app}"})
+    debug = client.containers.run(
+        testenv.image_base,
+        ["sleep", "600"],
+        name=f"{fleet.app}-debug",
+        network=net.name,
+        init=True,
+        detach=True,
+    )
+    try:
+        started = time.monotonic()
+        code, out = fleet.run("down")
+        took = time.monotonic() - started
+        out += capsys.readouterr().err  # the error and its fix
+        debug.reload()
+        assert debug.status == "running"  # not the app's: untouched
+        assert net.name in debug.attrs["NetworkSettings"]["Networks"]
+    finally:
+        debug.remove(force=True)
+    print(f"down took {took:.1f}s")
+    assert code == EXIT_LEFT_BEHIND, out
+    assert f"network {net.name}" in out and debug.name in out, out
+    assert f"docker network disconnect {net.name} {debug.name}" in out, out
+    assert f"docker network rm {net.name}" in out, out
+    assert "Traceback" not in out, out
+    first, second = (left(c, fleet.app) for c in fleet.clients)
+    assert first == {
+        "containers": [],
+        "networks": [net.name],
+        "releases": [],
+        "volumes": [f"{fleet.app}-prod-data"],
+    }, first
+    assert second["containers"] == second["networks"] == second["releases"] == [], second
 
 
 class _Tty(io.StringIO):
