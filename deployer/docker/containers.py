@@ -138,7 +138,7 @@ def _current(
         labels = [f"{L.APP}={manifest.app}", f"{L.ENVIRONMENT}={manifest.environment.name}"]
         labels.append(f"{L.SERVICE}={name}")
     found = []
-    for c in api.containers(all=True, filters={"label": labels}):
+    for c in L.not_swarm_tasks(api.containers(all=True, filters={"label": labels})):
         names = [str(n).lstrip("/") for n in c.get("Names") or []]
         marks = c.get("Labels") or {}
         if any(KEPT_SEP in n for n in names) or marks.get(L.COMPOSE_ONEOFF) == "True":

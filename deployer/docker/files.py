@@ -196,8 +196,8 @@ def prune(
 ) -> list[str]:
     """Remove the file volumes of this app that no kept release and no container uses."""
     needed = {str(r.get("digest")) for recs in keep_files.values() for r in recs}
-    for c in api.containers(
-        all=True, filters={"label": [f"{L.APP}={app}", f"{L.ENVIRONMENT}={env}"]}
+    for c in L.not_swarm_tasks(
+        api.containers(all=True, filters={"label": [f"{L.APP}={app}", f"{L.ENVIRONMENT}={env}"]})
     ):
         try:
             needed.update(json.loads((c.get("Labels") or {}).get(USED) or "[]"))

@@ -123,7 +123,7 @@ def list_app(api: docker.APIClient, host: str, app: str, environment: str) -> li
         found: list[dict[str, Any]] = api.containers(
             all=True, filters={"label": [f"{L.APP}={app}", f"{L.ENVIRONMENT}={environment}"]}
         )
-    return found
+    return L.not_swarm_tasks(found)
 
 
 def split(
@@ -207,8 +207,8 @@ def _compose(
     engine_names: Mapping[str, str],
 ) -> list[ObservedContainer]:
     with wrapped_errors(host, f"listing the containers of compose project {project}"):
-        summaries: list[dict[str, Any]] = api.containers(
-            all=True, filters={"label": [f"{L.COMPOSE_PROJECT}={project}"]}
+        summaries: list[dict[str, Any]] = L.not_swarm_tasks(
+            api.containers(all=True, filters={"label": [f"{L.COMPOSE_PROJECT}={project}"]})
         )
     out: list[ObservedContainer] = []
     images: dict[str, dict[str, Any]] = {}

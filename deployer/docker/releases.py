@@ -91,8 +91,10 @@ def prune(  # noqa: C901, PLR0912 (retention rules in order)
     removed: list[str] = []
     candidates: set[str] = set()
     with wrapped("prune old releases", host):
-        containers = api.containers(
-            all=True, filters={"label": [f"{L.APP}={app}", f"{L.ENVIRONMENT}={env}"]}
+        containers = L.not_swarm_tasks(
+            api.containers(
+                all=True, filters={"label": [f"{L.APP}={app}", f"{L.ENVIRONMENT}={env}"]}
+            )
         )
         doomed: list[tuple[str, str, dict[str, str]]] = []  # (id, name, labels)
         for c in containers:

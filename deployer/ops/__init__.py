@@ -215,16 +215,18 @@ def engine_events(
     until: float,
     service_label: str,
     replica_label: str,
+    skip_label: str | None = None,
 ) -> list[Event]:
-    """The engine's container events in [since, until], one bounded read."""
+    """The engine's container events in [since, until], one bounded read; of the
+    containers without ``skip_label`` when given."""
     out = []
     for ev in api.events(since=since, until=until, filters=filters, decode=True):
         action = str(ev.get("Action") or ev.get("status") or "")
         if not action.startswith(INTERESTING) or action.startswith("exec_"):
             continue
         attrs = (ev.get("Actor") or {}).get("Attributes") or {}
-        if service_label not in attrs:  # the deploy lock, not a replica
-            continue
+        if service_label not in attrs or (skip_label and skip_label in attrs):
+            continue  # the deploy lock, not a replica (or a Swarm task, not ours)
         detail = attrs.get("name", "")
         if action == "die":
             detail += f" (exit code {attrs.get('exitCode', '?')})"

@@ -106,7 +106,7 @@ class ContainerOperations:
             found: list[dict[str, Any]] = host.api.containers(
                 all=True, filters={"label": [f"{_lock.KEY}={key}"]}
             )
-        return found
+        return L.not_swarm_tasks(found)
 
     def _edge_key(self) -> str | None:
         """The lock of the environment's edge proxy, when it has one: a deploy killed while
@@ -189,7 +189,7 @@ class ContainerOperations:
             say(f"{host.name}: removed {what}")
 
         with wrapped(f"remove {self.app}/{self.env}", host.name):
-            for c in api.containers(all=True, filters=_ours(self.app, self.env)):
+            for c in L.not_swarm_tasks(api.containers(all=True, filters=_ours(self.app, self.env))):
                 if (c.get("Labels") or {}).get(L.ROLE) == _NOT_LOCK:
                     continue
                 name = (c.get("Names") or ["/?"])[0].lstrip("/")
@@ -335,12 +335,21 @@ class ContainerOperations:
             filters = {"type": "container", **_ours(self.app, self.env)}
             with wrapped("read the engine's events", host.name):
                 found = engine_events(
-                    host.api, host.name, filters, since, until, L.SERVICE, L.REPLICA
+                    host.api,
+                    host.name,
+                    filters,
+                    since,
+                    until,
+                    L.SERVICE,
+                    L.REPLICA,
+                    skip_label=L.SWARM_TASK_ID,
                 )
             with wrapped("read the state of the app's containers", host.name):
                 state = [
                     e
-                    for c in host.api.containers(all=True, filters=_ours(self.app, self.env))
+                    for c in L.not_swarm_tasks(
+                        host.api.containers(all=True, filters=_ours(self.app, self.env))
+                    )
                     for e in _state_events(host, str(c["Id"]))
                     if lo <= e.time_ns <= hi
                 ]
@@ -405,6 +414,7 @@ class ContainerOperations:
                 all=True, filters=_ours(self.app, self.env)
             )
         out = []
+        found = L.not_swarm_tasks(found)
         for c in found:
             labels = c.get("Labels") or {}
             if labels.get(L.ROLE) in (L.ROLE_LOCK, L.ROLE_TASK, L.ROLE_RELEASE):
