@@ -41,15 +41,18 @@ class KeptNetwork:
     network: str
     reason: str
     commands: tuple[str, ...]
+    users: tuple[str, ...] = ()  # the containers on it that are not the app's
 
     def render(self) -> str:
         return f"{self.host}: network {self.network}: {self.reason}"
 
 
 def refused_in_use(e: docker.errors.APIError) -> bool:
-    """The engine refused to remove a network (or volume) because something is on it."""
+    """The engine refused to remove a network (or volume) because something is on it:
+    409, 403 "has active endpoints", or a Swarm manager's "is in use by task"."""
+    why = str(e.explanation or "")
     return e.status_code == 409 or (
-        e.status_code == 403 and "active endpoints" in str(e.explanation or "")
+        e.status_code in (400, 403) and ("active endpoints" in why or "in use by task" in why)
     )
 
 
@@ -60,10 +63,13 @@ def remove_network(
     ours: Callable[[Mapping[str, str]], bool],
     say: Callable[[str], None],
     settle: float = SETTLE,
+    leaving: Callable[[Mapping[str, str]], bool] = lambda _: False,
 ) -> bool | KeptNetwork:
     """Remove ``net`` (as ``api.networks()`` lists it) from ``host``. True when removed,
     False when gone already, a ``KeptNetwork`` when the engine keeps it. ``ours(labels)``
-    tells the environment's containers (taken off the network like the edge proxy)."""
+    tells the environment's containers (taken off the network like the edge proxy);
+    ``leaving(labels)`` those that leave by themselves (the tasks of removed Swarm
+    services, as they stop): waited for, up to ``settle``."""
     net_id, name = str(net["Id"]), str(net.get("Name") or net["Id"])
     give_up = time.monotonic() + settle
     while True:
@@ -81,7 +87,7 @@ def remove_network(
             return False
         foreign, took_off = [], False
         for key, ep in attached.items():
-            what = _take_off(api, net_id, key, ep, ours)
+            what = _take_off(api, net_id, key, ep, ours, leaving)
             if what is None:
                 foreign.append(str(ep.get("Name") or key))
             elif what:
@@ -97,6 +103,7 @@ def remove_network(
                     *(f"docker network disconnect {name} {c}" for c in sorted(foreign)),
                     f"docker network rm {name}",
                 ),
+                tuple(sorted(foreign)),
             )
         now = time.monotonic()
         # Past the wait, once nothing more could be taken off (bounded all the same).
@@ -135,17 +142,23 @@ def _take_off(
     key: str,
     ep: Mapping[str, Any],
     ours: Callable[[Mapping[str, str]], bool],
+    leaving: Callable[[Mapping[str, str]], bool],
 ) -> str | None:
-    """Take one endpoint of the network off: what it was ("" when it went meanwhile), or
-    None when it is a container that is not ours to disconnect. ``key`` is the
-    container's id, or ``ep-<endpoint id>`` for an endpoint without a container."""
+    """Take one endpoint of the network off: what it was ("" when it went meanwhile or
+    is to be waited for), or None when it is a container that is not ours to disconnect.
+    ``key`` is the container's id, ``ep-<endpoint id>`` for an endpoint without a
+    container, or ``lb-<network>`` for an overlay network's own load balancer."""
     name = str(ep.get("Name") or key)
     labels: Mapping[str, str] | None = None
+    if key.startswith("lb-"):
+        return ""  # the network's own: goes with it
     if not key.startswith("ep-"):
         try:
             labels = api.inspect_container(key)["Config"].get("Labels") or {}
         except docker.errors.NotFound:
             labels = None  # removed: its endpoint stayed behind
+    if labels is not None and leaving(labels):
+        return ""
     if labels is not None and labels.get(L.ROLE) == L.ROLE_EDGE:
         what = f"edge proxy {name}"
     elif labels is not None and ours(labels):

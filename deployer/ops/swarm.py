@@ -19,6 +19,7 @@ import docker.errors
 
 from deployer import labels as L
 from deployer.docker.execute import ExecIO, exec_in
+from deployer.docker.networks import KeptNetwork, left_behind, remove_network
 from deployer.errors import Blocked, DeployerError
 from deployer.manifest.model import Manifest, Task
 from deployer.ops import (
@@ -41,6 +42,8 @@ from deployer.requests import Request
 from deployer.swarm import spec as S
 from deployer.swarm.target import LOCK_EXPIRES, LOCK_HOLDER, SwarmTarget
 from deployer.targets import each
+
+TASKS_LEAVE = 30.0  # seconds the tasks of removed services have to leave their networks
 
 
 class SwarmOperations:
@@ -128,6 +131,7 @@ class SwarmOperations:
         t = self.target
         m = self.manifest
         removed: list[str] = []
+        kept: list[KeptNetwork] = []
 
         def gone(what: str) -> None:
             removed.append(f"{self.where}: {what}")
@@ -138,23 +142,7 @@ class SwarmOperations:
             for svc in self._env_services():
                 t.swarm.remove_service(svc["ID"])
                 gone(f"service {svc['Spec']['Name']}")
-            with t.swarm.wrapped("listing networks"):
-                nets = self.api.networks(filters={"label": f"{S.STACK_NAMESPACE}={m.app}"})
-            for net in nets:
-                if remove_in_use(self.api.remove_network, net["Id"]):
-                    gone(f"network {net['Name']}")
-            # The manager frees a removed network a moment later (seconds under load):
-            # wait until it is gone, removing again what is still there (bounded).
-            give_up = time.monotonic() + 60
-            while time.monotonic() < give_up:
-                with t.swarm.wrapped("listing networks"):
-                    left = self.api.networks(filters={"label": f"{S.STACK_NAMESPACE}={m.app}"})
-                if not left:
-                    break
-                for net in left:
-                    with contextlib.suppress(docker.errors.APIError):
-                        self.api.remove_network(net["Id"])
-                time.sleep(0.5)
+            kept = self._down_networks(gone)
             with t.swarm.wrapped("listing releases"):
                 configs = self.api.configs(
                     filters={"label": [f"{L.ROLE}={L.ROLE_RELEASE}", f"{L.APP}={m.app}"]}
@@ -182,8 +170,9 @@ class SwarmOperations:
                 )
             if volumes:
                 for vol in vols:
-                    if remove_in_use(self.raw.remove_volume, vol["Name"]):
-                        gone(f"volume {vol['Name']}")
+                    with t.swarm.wrapped(f"removing volume {vol['Name']}"):
+                        if remove_in_use(self.raw.remove_volume, vol["Name"]):
+                            gone(f"volume {vol['Name']}")
             elif vols:
                 say(
                     f"{self.where}: kept volume(s) {', '.join(v['Name'] for v in vols)} "
@@ -192,7 +181,62 @@ class SwarmOperations:
         finally:
             with contextlib.suppress(Blocked):
                 t.release_lock(lease)
+        if kept:
+            raise left_behind(f"{m.app}/{m.environment.name}", removed, kept)
         return removed
+
+    def _down_networks(self, gone: Callable[[str], None]) -> list[KeptNetwork]:
+        """Remove the app's networks; those the engine keeps (after the wait for the
+        tasks of the removed services to leave, as they stop) are returned, named."""
+        t = self.target
+        stack = f"{S.STACK_NAMESPACE}={self.manifest.app}"
+        kept: list[KeptNetwork] = []
+        with t.swarm.wrapped("listing networks"):
+            nets = self.api.networks(filters={"label": stack})
+        for net in nets:
+            # Its tasks leave it as they stop (their grace period): waited for. Nothing
+            # of the app's is disconnected; another container on it is named (exit 6).
+            with t.swarm.wrapped(f"removing network {net['Name']}"):
+                done = remove_network(
+                    self.raw,
+                    self.where,
+                    net,
+                    lambda _: False,
+                    lambda _: None,
+                    settle=TASKS_LEAVE,
+                    leaving=lambda labels: (
+                        labels.get(S.STACK_NAMESPACE) == self.manifest.app
+                        and L.SWARM_TASK_ID in labels
+                    ),
+                )
+            if isinstance(done, KeptNetwork):
+                if not done.users:  # nothing on it here: the tasks of other nodes
+                    done = dataclasses.replace(
+                        done,
+                        reason="the engine still refuses to remove it (tasks on other nodes "
+                        "may not have stopped yet)",
+                        commands=(
+                            f"docker network inspect -v {done.network}",
+                            f"docker network rm {done.network}",
+                        ),
+                    )
+                kept.append(done)
+            elif done:
+                gone(f"network {net['Name']}")
+        # The manager frees a removed network a moment later (seconds under load):
+        # wait until it is gone, removing again what is still there (bounded).
+        give_up = time.monotonic() + 60
+        while time.monotonic() < give_up:
+            with t.swarm.wrapped("listing networks"):
+                left = self.api.networks(filters={"label": stack})
+            left = [n for n in left if n["Name"] not in {k.network for k in kept}]
+            if not left:
+                break
+            for net in left:
+                with contextlib.suppress(docker.errors.APIError):
+                    self.api.remove_network(net["Id"])
+            time.sleep(0.5)
+        return kept
 
     # -- logs ---------------------------------------------------------------------------
 
