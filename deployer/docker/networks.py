@@ -115,8 +115,10 @@ def remove_network(
 
 def _kept(host: str, name: str, attached: Mapping[str, Any]) -> KeptNetwork:
     """The engine still refuses after every endpoint that could go was taken off."""
-    if attached:  # it would not let them go
-        names = sorted(str(ep.get("Name") or key) for key, ep in attached.items())
+    names = sorted(
+        str(ep.get("Name") or k) for k, ep in attached.items() if not k.startswith("lb-")
+    )
+    if names:  # it would not let them go (or they did not leave in time)
         return KeptNetwork(
             host,
             name,

@@ -121,3 +121,25 @@ def test_another_refusal_is_raised() -> None:
 
     with pytest.raises(docker.errors.APIError, match="500"):
         remove_network(Odd({}, {}), "h1", NET, ours, lambda _: None)
+
+
+def test_leaving_containers_are_waited_for_and_the_load_balancer_is_not_a_user() -> None:
+    """Swarm: the tasks of the removed services leave by themselves (not disconnected);
+    an overlay network's own ``lb-`` endpoint is neither taken off nor named."""
+    engine = Engine(
+        {"lb-shop_default": {"Name": "shop_default-endpoint"}, "c-task": {"Name": "shop_web.1"}},
+        {"c-task": {L.SWARM_TASK_ID: "t1", L.STACK_NAMESPACE: "shop"}},
+    )
+    kept = remove_network(
+        engine,
+        "manager",
+        NET,
+        lambda _: False,
+        lambda _: None,
+        settle=0.5,
+        leaving=lambda labels: L.SWARM_TASK_ID in labels,
+    )
+    assert isinstance(kept, KeptNetwork) and not kept.users, kept
+    assert not [c for c in engine.calls if c[0] == "disconnect"]
+    assert "shop_web.1" in kept.reason  # still on it after the wait: named
+    assert "endpoint" not in kept.reason and "-f shop-prod shop_web.1" in kept.commands[0]
