@@ -180,6 +180,37 @@ def network_mode(b: Builder, path: Path, raw: dict[str, Any]) -> None:
         b.err(p, "network_mode and networks cannot be used together", "remove one of them")
 
 
+# A network's name as the engine reads a container's network: "host" is the host's own
+# network stack (what `network_mode: host` gives); a name with ":" is a mode, not a network
+# ("container:NAME" joins the namespace of any container of the host, another app's too).
+NETWORK_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
+
+
+def network_engine_name(b: Builder, path: Path, real: str | None, where: Path) -> None:
+    """The engine's name of a top-level network (``name:``, ``external.name``, or the key
+    of an external one), judged as the engine reads the container's network by it: the
+    network ``host`` shares the host's network stack, as ``network_mode: host`` does, and
+    needs the same ``host-network`` entry; a name the engine would read as a mode
+    (``container:NAME``: another container's namespace) is refused."""
+    if real is None:
+        return
+    if real == "host":
+        refuse(
+            b,
+            where,
+            f'network "{path[-1]}", the engine\'s network "host" (a service joined to it '
+            "shares the host's network stack, as with network_mode: host),",
+            "host-network",
+        )
+    elif not NETWORK_NAME.match(real):
+        b.err(
+            where,
+            f'"{real}" is not a network name (the engine would read it as a network mode, '
+            "not a network)",
+            "name a network: letters, digits and _ . - (starting with a letter or digit)",
+        )
+
+
 def shared_network(b: Builder, path: Path, raw: dict[str, Any], name: str) -> None:
     """``network_mode: service:NAME``: the containers join the network namespace of NAME's
     container; NAME is a service of the app (not this one), and nothing the engine refuses

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from deployer.manifest import parse, policy
 from deployer.manifest.model import EdgeProxy, Environment, TopNetwork, TopVolume, host_form
 from deployer.manifest.problems import Path
-from deployer.manifest.readers import routes
+from deployer.manifest.readers import routes, security
 from deployer.manifest.readers.values import (
     ENV_NAME,
     ENV_NAME_MAX,
@@ -91,6 +91,9 @@ def networks(b: Builder, raw: Any) -> tuple[TopNetwork, ...]:
             b.networks_declared.add(name)
             sp = spec if isinstance(spec, dict) else {}
             external, engine_name = external_name(b, path, sp)
+            security.network_engine_name(
+                b, path, engine_name or (name if external else None), name_key(path, sp)
+            )
             ipam = mapping(sp, "ipam")
             subnets = ipam_subnets(b, (*path, "ipam", "config"), ipam.get("config"))
             b.subnets[name] = subnets
@@ -130,6 +133,17 @@ def ipam_subnets(b: Builder, path: Path, raw: Any) -> list[tuple[str, str, str]]
             b.err((*cp, "ip_range"), f'"{ip_range}" is not a subnet (CIDR)')
         subnets.append((subnet, str(gateway or ""), str(ip_range or "")))
     return subnets
+
+
+def name_key(path: Path, sp: dict[str, Any]) -> Path:
+    """Where a top-level network or volume gives its engine name: ``name:``,
+    ``external.name``, else its key."""
+    if "name" in sp:
+        return (*path, "name")
+    ext = sp.get("external")
+    if isinstance(ext, dict) and "name" in ext:
+        return (*path, "external", "name")
+    return path
 
 
 def external_name(b: Builder, path: Path, sp: dict[str, Any]) -> tuple[bool, str | None]:

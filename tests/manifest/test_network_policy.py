@@ -1,0 +1,83 @@
+"""A top-level network is judged by the engine's name it has: the engine's network "host"
+is the host's network stack (what `network_mode: host` gives, so it needs "host-network"),
+and a name the engine reads as a mode ("container:NAME", the namespace of any container of
+the host) is no network at all. Every way of giving that name is judged: `name:`,
+`external.name`, the key of an external network, compose's `default` network, a variable."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from deployer.manifest import check_manifest, load_manifest
+
+SERVICE = "    image: registry.example.com/shop/web:1.0\n"
+
+# (top-level networks, the service's networks line, the key path refused)
+HOST_FORMS = [
+    ("  h: {external: true, name: host}\n", "    networks: [h]\n", "networks.h.name"),
+    ("  h: {name: host}\n", "    networks: [h]\n", "networks.h.name"),
+    ("  h: {external: {name: host}}\n", "    networks: [h]\n", "networks.h.external.name"),
+    ("  host: {external: true}\n", "    networks: [host]\n", "networks.host"),
+    # compose's implicit network of a service that names none
+    ("  default: {external: true, name: host}\n", "", "networks.default.name"),
+    ("  h: {external: true, name: '${EDGE_NET}'}\n", "    networks: [h]\n", "networks.h.name"),
+]
+
+
+def _manifest(tmp_path: Path, networks: str, joined: str, allow: str = "") -> Path:
+    path = tmp_path / "deploy.yml"
+    path.write_text(
+        "app: shop\nenvironments: {production: {}}\n"
+        + (f"policy: {{allow: [{allow}]}}\n" if allow else "")
+        + "networks:\n"
+        + networks
+        + "services:\n  web:\n"
+        + SERVICE
+        + joined
+    )
+    return path
+
+
+@pytest.mark.parametrize(("networks", "joined", "where"), HOST_FORMS)
+def test_the_host_network_needs_host_network(
+    tmp_path: Path, networks: str, joined: str, where: str
+) -> None:
+    env = {"EDGE_NET": "host"}
+    report = check_manifest(_manifest(tmp_path, networks, joined), None, env)
+    (problem,) = report.problems
+    assert problem.path == where
+    assert "refused by the safety policy" in problem.message
+    # (a variable's value is shown as written: "host" in the fix reads ${EDGE_NET} then)
+    assert '-network"' in (problem.fix or "")
+    allowed = _manifest(tmp_path, networks, joined, allow="host-network")
+    assert check_manifest(allowed, None, env).ok
+
+
+@pytest.mark.parametrize("name", ["container:db", "container:0123abcd", "service:db", " host"])
+def test_a_name_the_engine_reads_as_a_mode_is_refused(tmp_path: Path, name: str) -> None:
+    for allow in ("", "host-network, foreign-container"):
+        path = _manifest(tmp_path, f"  n: {{external: true, name: '{name}'}}\n", "", allow)
+        path.write_text(path.read_text() + "    networks: [n]\n")
+        (problem,) = check_manifest(path, None, {}).problems
+        assert problem.path == "networks.n.name"
+        assert "not a network name" in problem.message
+
+
+def test_a_compose_default_network_on_the_host_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "docker-compose.yml").write_text(
+        "services:\n  web:\n" + SERVICE + "networks:\n  default:\n    name: host\n"
+    )
+    m = tmp_path / "deploy.yml"
+    m.write_text("app: shop\ncompose: docker-compose.yml\nenvironments: {prod: {}}\n")
+    (problem,) = check_manifest(m, None, {}).problems
+    assert problem.path == "networks.default.name"
+    assert problem.file == str(tmp_path / "docker-compose.yml")
+
+
+@pytest.mark.parametrize("name", ["traefik_default", "proxy", "shop-production-default"])
+def test_other_networks_pass(tmp_path: Path, name: str) -> None:
+    path = _manifest(tmp_path, f"  n: {{external: true, name: {name}}}\n", "    networks: [n]\n")
+    (web,) = load_manifest(path, None, {}).services
+    assert [a.name for a in web.networks] == ["n"]
