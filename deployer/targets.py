@@ -172,10 +172,12 @@ def observe_all(manifest: Manifest, hosts: Sequence[DockerHost]) -> list[Observe
 
 
 def check_bind_links(manifest: Manifest, hosts: Sequence[DockerHost]) -> None:
-    """Refuse a bind whose source is, on a host, a symlink to a protected path, and a
-    ``volumes_from: container:NAME`` whose container mounts one; and an existing volume or a
-    lending container that is not this app's and environment's (``deployer.docker.owners``):
-    before anything of the app changes (exit 2)."""
+    """Refuse a bind whose source is, on a host, a symlink to a protected path, a
+    ``volumes_from: container:NAME`` whose container mounts one, and a named volume that
+    exists on a host and mounts one through its driver options (``external`` ones too);
+    and an existing volume or a lending container that is not this app's and
+    environment's (``deployer.docker.owners``): before anything of the app changes
+    (exit 2)."""
     from deployer.docker.owners import all_volumes
     from deployer.docker.symlinks import bind_sources, lending_containers
 
@@ -188,7 +190,11 @@ def check_bind_links(manifest: Manifest, hosts: Sequence[DockerHost]) -> None:
                 if isinstance(e, DeployerError)
             ]
         )
-    if not bind_sources(manifest) and not lending_containers(manifest):
+    if (
+        not bind_sources(manifest)
+        and not lending_containers(manifest)
+        and not all_volumes(manifest)
+    ):
         return
     errors = [
         e

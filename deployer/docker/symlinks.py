@@ -94,6 +94,39 @@ def lent_sources(
     return out
 
 
+def volume_sources(
+    manifest: Manifest, api: docker.APIClient, host: str
+) -> list[tuple[Key, str, str, bool]]:
+    """(key path, volume, host path, read-only) of every host path that a named volume the
+    services mount, as it exists on ``host`` now, mounts through its driver options
+    (``o: bind`` with ``device:``, an overlay's directories, a device): an ``external``
+    one above all, whose options the manifest never states, and a volume made earlier
+    with other options than the manifest's. A volume not there yet mounts what the
+    manifest says (judged when it was read)."""
+    from deployer.naming import app_volume_name
+
+    out: list[tuple[Key, str, str, bool]] = []
+    seen: set[str] = set()
+    for svc in manifest.services:
+        for i, m in enumerate(svc.volumes):
+            if m.type != "volume" or not m.source:
+                continue
+            real = app_volume_name(manifest, m.source)
+            if real in seen:
+                continue
+            seen.add(real)
+            with wrapped(f"look at the volume {real}", host):
+                try:
+                    vol = api.inspect_volume(real)
+                except docker.errors.NotFound:
+                    continue
+            opts = {str(k): str(v) for k, v in (vol.get("Options") or {}).items()}
+            for source, ro in policy.volume_host_paths(vol.get("Driver"), opts):
+                key = ("services", svc.name, "volumes", i)
+                out.append((key, real, source, ro or m.read_only))
+    return out
+
+
 def _stat(api: docker.APIClient, probe: str, path: str) -> dict[str, Any] | None:
     res = api.head(api._url("/containers/{0}/archive", probe), params={"path": path})
     if res.status_code == 404:
@@ -168,7 +201,8 @@ def check_binds(manifest: Manifest, client: docker.DockerClient, host: str) -> N
     api: docker.APIClient = client.api
     binds = bind_sources(manifest)
     lent = lent_sources(manifest, api, host) if lending_containers(manifest) else []
-    if not binds and not lent:
+    held = volume_sources(manifest, api, host)
+    if not binds and not lent and not held:
         return
     ensure_lock_image(client, host)
     with wrapped("look at the bind mounts' host paths", host):
@@ -179,14 +213,21 @@ def check_binds(manifest: Manifest, client: docker.DockerClient, host: str) -> N
             host_config=api.create_host_config(binds=[f"/:{MOUNT}:ro"]),
         )["Id"]
         try:
-            sources = {src for _, src, _ in binds} | {src for _, _, src, _ in lent}
+            sources = {src for _, src, _ in binds} | {src for _, _, src, _ in (*lent, *held)}
             resolved = {src: resolve(api, probe, src) for src in sources}
         finally:
             with contextlib.suppress(docker.errors.NotFound):
                 api.remove_container(probe, force=True)
     allowed = set(manifest.policy_allow)
     for key, name, source, read_only in lent:
-        _judge_lent(manifest, host, allowed, key, name, source, resolved[source], read_only)
+        who = (f'the container "{name}" mounts', "volumes_from entry")
+        _judge_lent(manifest, host, allowed, key, who, source, resolved[source], read_only)
+    for key, name, source, read_only in held:
+        who = (
+            f'the volume "{name}" (as it is on the host) mounts, through its driver options,',
+            "volume",
+        )
+        _judge_lent(manifest, host, allowed, key, who, source, resolved[source], read_only)
     for key, source, read_only in binds:
         real = resolved[source]
         if real == policy.canonical(source):
@@ -213,13 +254,16 @@ def _judge_lent(
     host: str,
     allowed: set[str],
     key: Key,
-    name: str,
+    who: tuple[str, str],
     source: str,
     real: str,
     read_only: bool,
 ) -> None:
-    """Refuse a host path a ``volumes_from`` container lends that the policy refuses: the
-    service would mount it as if it bound it itself."""
+    """Refuse a host path a ``volumes_from`` container lends, or an existing volume's
+    driver options mount, that the policy refuses: the service would mount it as if it
+    bound it itself. ``who``: who mounts it ('the container "x" mounts'), and what the hint
+    says to remove."""
+    what, remove = who
     missing: dict[str, str] = {}
     for path in dict.fromkeys((policy.canonical(source), real)):
         for entry, why in policy.needs(path, read_only=read_only):
@@ -232,8 +276,8 @@ def _judge_lent(
     path = policy.canonical(source)
     shown = path + (f" (a symlink to {real})" if real != path else "")
     raise InvalidInput(
-        f'{_where(manifest, key)} on {host}, the container "{name}" mounts the host path '
+        f"{_where(manifest, key)} on {host}, {what} the host path "
         f"{shown}, which the service would mount too; the safety policy refuses it: {reasons}",
         hint=f"add {names} to `policy: {{allow: [...]}}` if this app really needs it; or "
-        "remove the volumes_from entry",
+        f"remove the {remove}",
     )
