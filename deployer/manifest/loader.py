@@ -16,6 +16,7 @@ from deployer.manifest.interpolate import InterpolationSyntaxError, interpolate
 from deployer.manifest.model import Manifest
 from deployer.manifest.problems import CheckReport, ManifestError, Path, Problem, format_path
 from deployer.manifest.readers.core import Builder
+from deployer.manifest.repofiles import job_files
 from deployer.manifest.schema import did_you_mean, validate
 from deployer.manifest.scrub import Scrubber
 from deployer.manifest.yamlpos import Doc
@@ -300,7 +301,7 @@ def _check_env(
     schema_problems = validate(doc, data)
     located = [_path_of(p, doc) for p in schema_problems + doc.problems]
     skip = [s for s in located if s is not None] + broken
-    builder = Builder(doc=doc, lookup=lookup, skip=skip)
+    builder = Builder(doc=doc, lookup=lookup, skip=skip, job_files=job_files(environ))
     manifest = builder.manifest(data, env_name, doc.file)
     problems += schema_problems + builder.problems
     if manifest is not None and doc.compose_project:

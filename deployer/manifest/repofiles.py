@@ -14,6 +14,7 @@ compose mounts writable gets a warning that it is read-only on the hosts (``file
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import posixpath
@@ -87,6 +88,18 @@ def checkout_root(base: str, manifest_dir: str, lookup: Mapping[str, str]) -> st
         if parent == d:
             return os.path.commonpath([base, manifest_dir])
         d = parent
+
+
+def job_files(environ: Mapping[str, str]) -> frozenset[str]:
+    """The regular files the job's own variables name (real paths): a File-type CI/CD
+    variable's value is the path of its file."""
+    out = set()
+    for value in environ.values():
+        if value.startswith("/") and len(value) < 4096 and "\0" not in value:
+            with contextlib.suppress(OSError):
+                if os.path.isfile(value):
+                    out.add(os.path.realpath(value))
+    return frozenset(out)
 
 
 def inside(path: str, root: str) -> bool:
@@ -172,6 +185,28 @@ class RepoFiles:
                 else "; for a file of the CI job (a File-type variable), write its "
                 f"absolute path, e.g. {key}: ${{MY_FILE}}"
             ),
+        )
+        return True
+
+    def job_file(self, b: Builder, p: Path, full: str, shown: str, *, key: str) -> bool:
+        """Refuse (True) an absolute path of the CI job's machine outside the checkout that
+        no variable of the job names: only the repository's files and the files of
+        File-type CI/CD variables (a variable holding the file's path) are read into what
+        is deployed. ``/proc/self/environ`` would put the deploy job's own variables (its
+        token, the masked ones) into a container's environment, a ``~/.docker/config.json``
+        its registry logins; a directory (``${HOME}``) is never a File-type variable's."""
+        real = os.path.realpath(full)
+        if not (os.path.isfile(real) or os.path.isdir(real)):
+            return False  # missing, or a device or FIFO: refused where it is read
+        if (self.root and inside(real, self.root)) or real in b.job_files:
+            return False
+        b.err(
+            p,
+            f'"{shown}" is a file of the CI job\'s machine outside the repository checkout '
+            "that no variable of the job names: only files of the repository and of "
+            "File-type CI/CD variables are read into what is deployed",
+            "commit the file into the repository, or give it as a File-type CI/CD variable "
+            f"and write the variable, e.g. {key}: ${{MY_FILE}}",
         )
         return True
 
@@ -336,6 +371,8 @@ class RepoFiles:
             written_relative = not spec["file"].startswith("/")
             shown = spec["file"]
             if written_relative and self.escapes(b, (*where, "file"), full, shown, key="file"):
+                return None
+            if not written_relative and self.job_file(b, (*where, "file"), full, shown, key="file"):
                 return None
             try:
                 if os.path.isdir(full):

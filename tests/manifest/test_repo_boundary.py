@@ -142,12 +142,75 @@ def test_the_proxys_pem_files_are_files_of_the_checkout_read_beside_the_manifest
     assert "outside the repository checkout" in got[1] and "key: ${MY_FILE}" in got[1], got
 
     absolute = str(tmp_path / "runner" / "key.pem")  # a File-type variable's file
-    m.write_text(PROXY.format(ca_root="tls/site.pem", cert="tls/site.pem", key=absolute))
+    m.write_text(PROXY.format(ca_root="tls/site.pem", cert="tls/site.pem", key="${KEY_FILE}"))
     monkeypatch.chdir(tmp_path)  # the job runs from elsewhere
-    assert problems(m) == []
-    loaded = load_manifest(m, "prod", {})
+    assert problems(m, {"KEY_FILE": absolute}) == []
+    loaded = load_manifest(m, "prod", {"KEY_FILE": absolute})
     route = loaded.service("web").proxy
     assert route is not None and loaded.environment.proxy is not None
     assert route.certificate == str(m.parent / "tls" / "site.pem")
     assert route.key == absolute
     assert loaded.environment.proxy.acme_ca_root == str(m.parent / "tls" / "site.pem")
+
+
+JOB = {"CI_JOB_TOKEN": "glcbt-SENTINEL-job-token", "MASKED_PASSWORD": "SENTINEL-masked-value"}
+
+
+@pytest.mark.parametrize(
+    ("lines", "where", "key"),
+    [
+        ("    env_file: /proc/self/environ\n", "services.web.env_file", "env_file"),
+        ('    env_file: ["/proc/self/environ"]\n', "services.web.env_file[0]", "env_file"),
+        ("    label_file: /proc/self/environ\n", "services.web.label_file", "label_file"),
+        (
+            "    secrets: [env]\nsecrets:\n  env: {file: /proc/self/environ}\n",
+            "secrets.env.file",
+            "file",
+        ),
+        (  # a directory a variable names (${HOME}) is never a File-type variable's file
+            "    configs: [home]\nconfigs:\n  home: {file: '${RUNNER_HOME}'}\n",
+            "configs.home.file",
+            "file",
+        ),
+    ],
+)
+def test_a_file_of_the_jobs_machine_no_variable_names_is_refused_unread(
+    tmp_path: Path, lines: str, where: str, key: str
+) -> None:
+    """An absolute path outside the checkout is read only when a variable of the job
+    names that very file (a File-type CI/CD variable): ``/proc/self/environ`` would put
+    the deploy job's own variables, its token and the masked ones, into the container's
+    environment (and so into `docker inspect`), a secret or config would ship them."""
+    m = checkout(tmp_path, "./conf/app.pem")
+    compose = m.parent / "docker-compose.yml"
+    compose.write_text(compose.read_text() + lines)
+    env = {**JOB, "RUNNER_HOME": str(tmp_path / "runner")}
+    (problem,) = problems(m, env)
+    assert f"{where}: " in problem, problem
+    assert "outside the repository checkout that no variable of the job names" in problem
+    assert f"{key}: ${{MY_FILE}}" in problem, problem
+    assert "SENTINEL" not in problem
+
+
+def test_the_file_of_a_file_type_variable_is_read(tmp_path: Path) -> None:
+    m = checkout(tmp_path, "./conf/app.pem")
+    env_file = tmp_path / "runner" / "PROD_ENV"  # where GitLab writes a File variable
+    env_file.write_text("DATABASE_PASSWORD=from-the-file\n")
+    compose = m.parent / "docker-compose.yml"
+    compose.write_text(compose.read_text() + '    env_file: "${PROD_ENV}"\n')
+    env = {**JOB, "PROD_ENV": str(env_file)}
+    assert problems(m, env) == []
+    web = load_manifest(m, "prod", env).service("web")
+    assert ("DATABASE_PASSWORD", "from-the-file") in web.environment
+    # written as its path rather than the variable: the same file, still named by one
+    compose.write_text(compose.read_text().replace("${PROD_ENV}", str(env_file)))
+    assert problems(m, env) == []
+
+
+def test_a_proxy_key_of_the_jobs_machine_no_variable_names_is_refused(tmp_path: Path) -> None:
+    m = checkout(tmp_path, "./conf/app.pem")
+    (m.parent / "site.pem").write_text("-----BEGIN CERTIFICATE-----\n")
+    m.write_text(PROXY.format(ca_root="site.pem", cert="site.pem", key="/proc/self/environ"))
+    (problem,) = problems(m, JOB)
+    assert "services.web.proxy.tls.key: " in problem, problem
+    assert "no variable of the job names" in problem and "SENTINEL" not in problem

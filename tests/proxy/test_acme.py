@@ -201,6 +201,9 @@ def write(
     tmp: Path, app: str, testenv: TestEnv, edge: Edge, directory: str, ca_root: Path, tls: str
 ) -> Path:
     f = tmp / "deploy.yml"
+    if ca_root.parent != tmp:  # a file of the checkout (outside it, only a variable's file)
+        shutil.copy(ca_root, tmp / ca_root.name)
+        ca_root = tmp / ca_root.name
     f.write_text(
         MANIFEST.format(
             app=app,

@@ -36,6 +36,9 @@ class Builder:
     engine: str = "container"
     service_names: set[str] = field(default_factory=set)
     subnets: dict[str, list[tuple[str, str, str]]] = field(default_factory=dict)
+    # the regular files the job's variables name (File-type variables): the only files
+    # outside the checkout read into what is deployed (``RepoFiles.job_file``)
+    job_files: frozenset[str] = frozenset()
 
     # -- reporting ------------------------------------------------------------------------
     def err(self, path: Path, message: str, fix: str | None = None, *, key: bool = False) -> None:

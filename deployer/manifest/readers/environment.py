@@ -102,6 +102,8 @@ def _read_key_file(
     full = os.path.join(base, name)
     if not os.path.isabs(name) and b.repo and b.repo.escapes(b, path, full, name, key=key):
         return None  # a relative path out of the checkout: not read
+    if os.path.isabs(name) and b.repo and b.repo.job_file(b, path, full, name, key=key):
+        return None  # a file of the job's machine no variable names: not read
     try:
         return full, files.read_limited(full, files.ENV_FILE_LIMIT).decode("utf-8-sig")
     except files.FileRefused as e:

@@ -87,6 +87,8 @@ def pem_file(b: Builder, p: Path, name: str) -> str:
     of the repository, beside the file that names it, refused when it resolves outside
     the checkout (``../`` past its top, a committed symlink pointing out)."""
     if os.path.isabs(name):
+        if b.repo is not None:
+            b.repo.job_file(b, p, name, name, key=str(p[-1]))
         return name
     full = os.path.normpath(os.path.join(os.path.dirname(b.doc.pos(p).file), name))
     if b.repo is not None:
