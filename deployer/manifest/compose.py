@@ -461,10 +461,14 @@ def _resolve_extends(doc: Doc, chain: tuple[str, ...] = ()) -> None:  # noqa: C9
             os.path.join(os.path.dirname(doc.file), rel)
         ) != os.path.abspath(doc.file):
             source = other_file((*path, "file"), rel)
+        # the other file's services: none when it is no compose file (`/etc/passwd` is one
+        # YAML string) or its `services` is no mapping (its own problem)
+        theirs = source.data.get("services") if source and isinstance(source.data, dict) else None
+        theirs = theirs if isinstance(theirs, dict) else {}
         if source is None:
             pass
-        elif not isinstance(base, str) or base not in (source.data.get("services") or {}):
-            names = list(source.data.get("services") or {})
+        elif not isinstance(base, str) or base not in theirs:
+            names = list(theirs)
             guess = did_you_mean(str(base), [s for s in names if s != name or source is not doc])
             where = "this file" if source is doc else f'"{rel}"'
             doc.problems.append(

@@ -235,3 +235,26 @@ def test_an_absolute_path_in_the_checkout_is_the_checkout_s_file(
         ("volume", "data", "/data"),
         ("bind", "/srv/app", "/srv"),
     ]
+
+
+@pytest.mark.parametrize(
+    ("other", "text"),
+    [
+        ("notes.txt", "root:x:0:0:root:/root:/bin/bash\n"),  # one YAML string
+        ("list.yml", "services: [web, db]\n"),
+        ("empty.yml", "services:\n"),
+    ],
+)
+def test_extends_of_a_file_that_is_no_compose_file_is_a_problem(
+    tmp_path: Path, other: str, text: str
+) -> None:
+    """A file with no mapping of services (a text file, a list) has no service to extend:
+    a problem at the `extends` line, never a crash (it raised AttributeError)."""
+    (tmp_path / other).write_text(text)
+    compose = (
+        f"services:\n  web:\n    image: r/web:1\n    extends: {{file: {other}, service: root}}\n"
+    )
+    report = check_manifest(_compose_app(tmp_path, compose), None, {})
+    (problem,) = report.problems
+    assert problem.path == "services.web.extends" and problem.line == 4, problem
+    assert f'unknown service "root" of "{other}"' in problem.message
