@@ -1,7 +1,9 @@
 """`deployer down [-f FILE] [--env NAME] [--volumes] [--yes]`.
 
 Removes an environment of the app from its hosts (or its Swarm): containers (current,
-kept for rollback, finished tasks), networks, release records and the deploy lock.
+kept for rollback, finished tasks), networks, release records and the deploy lock. On
+hosts, a running container stops first as ``docker compose down`` stops it: dependents first,
+each after its ``pre_stop`` hooks, within its stop grace period.
 Named volumes (the data) stay unless ``--volumes`` is given and confirmed (``--yes``, or
 typing the environment's name on a terminal). Runs under the deploy lock: refused
 (exit 4) while another deploy holds it. A network the engine keeps (another container
@@ -48,13 +50,14 @@ def run(req: DownRequest, out: TextIO, environ: Mapping[str, str] | None = None)
     from deployer.notify import notify_command, outcome_of_error
     from deployer.ops import check_project, open_environment
     from deployer.report.log import JobLog
+    from deployer.report.redact import secret_values
     from deployer.result import Outcome
 
     env = dict(os.environ if environ is None else environ)
     manifest = load(req, env)
     if req.volumes:
         confirm_volumes(manifest.environment.name, req.yes)
-    log = JobLog(out)
+    log = JobLog(out, secrets=secret_values(manifest, env))  # a pre_stop hook may print them
     ctx = context_for(manifest, env)
     started = time.time()
     try:

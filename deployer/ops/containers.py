@@ -189,7 +189,9 @@ class ContainerOperations:
             say(f"{host.name}: removed {what}")
 
         with wrapped(f"remove {self.app}/{self.env}", host.name):
-            for c in L.not_swarm_tasks(api.containers(all=True, filters=_ours(self.app, self.env))):
+            found = L.not_swarm_tasks(api.containers(all=True, filters=_ours(self.app, self.env)))
+            self._stop_running(host, found, say)
+            for c in found:
                 if (c.get("Labels") or {}).get(L.ROLE) == _NOT_LOCK:
                     continue
                 name = (c.get("Names") or ["/?"])[0].lstrip("/")
@@ -230,6 +232,34 @@ class ContainerOperations:
 
     def _ours(self, labels: Mapping[str, str]) -> bool:
         return labels.get(L.APP) == self.app and labels.get(L.ENVIRONMENT) == self.env
+
+    def _stop_running(
+        self, host: DockerHost, found: Sequence[dict[str, Any]], say: Callable[[str], None]
+    ) -> None:
+        """The running containers of the manifest's services stop as ``docker compose
+        down`` stops them before removing them: the dependents first (the reverse of the
+        start order), each after its ``pre_stop`` hooks, within its stop grace period."""
+        from deployer.plan import waves
+        from deployer.rollout.hooks import run_pre_stop
+        from deployer.rollout.state import grace_of
+
+        running: dict[str, list[dict[str, Any]]] = {}
+        for c in found:
+            labels = c.get("Labels") or {}
+            if c.get("State") != "running" or labels.get(L.ROLE) in (L.ROLE_LOCK, L.ROLE_TASK):
+                continue
+            running.setdefault(labels.get(L.SERVICE) or "", []).append(c)
+
+        def stop(c: dict[str, Any]) -> None:
+            svc = self.manifest.service(c["Labels"][L.SERVICE])
+            name = (c.get("Names") or ["/?"])[0].lstrip("/")
+            grace = grace_of(svc)
+            run_pre_stop(host, lambda text: say(f"{host.name}: {text}"), svc, c["Id"], name, grace)
+            with wrapped(f"stop {name}", host.name), contextlib.suppress(docker.errors.NotFound):
+                host.api.stop(c["Id"], timeout=int(max(grace, 0)))  # gone meanwhile: as wanted
+
+        for wave in reversed(waves(self.manifest.services)):
+            each(stop, [c for service in wave for c in running.get(service, [])])
 
     def _detach_edge(
         self,

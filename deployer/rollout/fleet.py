@@ -212,7 +212,6 @@ def restart_dependents(r: RunState, host: str, steps: Sequence[Step]) -> None:
     """``depends_on: {db: {restart: true}}``: a service the run left as it was restarts when
     the run replaced a service it depends on so (as docker compose does)."""
     replaced = {s.service for s in steps if s.changes and s.action is not Action.REMOVE}
-    engine = r.hosts[host]
     for svc in r.manifest.services:
         why = sorted(set(svc.depends_restart) & replaced)
         if not why or svc.name in replaced:
@@ -221,10 +220,7 @@ def restart_dependents(r: RunState, host: str, steps: Sequence[Step]) -> None:
             if not c.running:
                 continue
             rec = r.step(host, f"restart {svc.name}", "rollout", svc.name)
-            hooks.pre_stop(r, host, svc, c.id, c.name, grace_of(svc))
-            engine.stop(c.id, grace_of(svc))
-            engine.start(c.id)
-            hooks.post_start(r, host, svc, c.id, c.name)
+            hooks.restart(r, host, svc, c.id, c.name, grace_of(svc))
             r.done(rec, detail=f"{', '.join(why)} replaced (depends_on restart: true)")
             r.line(f"{c.name}: restarted ({', '.join(why)} replaced)", host)
 

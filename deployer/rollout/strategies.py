@@ -159,10 +159,12 @@ def stop_first(r: RunState, host: str, svc: Service, step: Step, group: list[Ite
                 hooks.pre_stop(r, host, svc, item.old.id, item.old.name, grace)
                 engine.stop(item.old.id, grace)
                 if not _follows_replaced(r, host, svc):
-                    r.do(host, f"restart {item.old.name}", partial(engine.start, item.old.id))
+                    again = partial(hooks.start_again, r, host, svc, item.old.id, item.old.name)
+                    r.do(host, f"restart {item.old.name}", again)
         for item, cid in zip(group, new, strict=True):
             engine.start(cid)
-            r.do(host, f"stop new {item.canonical}", partial(engine.stop, cid, grace))
+            halt = partial(hooks.stop, r, host, svc, cid, item.canonical, grace)
+            r.do(host, f"stop new {item.canonical}", halt)
             r.line(f"{item.canonical}: stopped the old container, started the new one", host)
             hooks.post_start(r, host, svc, cid, item.canonical)
     for item, cid in zip(group, new, strict=True):
@@ -226,7 +228,8 @@ def _switch(
                 hooks.pre_stop(r, host, svc, old.id, old.name, grace)
                 engine.stop(old.id, grace)
                 if not _follows_replaced(r, host, svc):
-                    r.do(host, f"restart {old.name}", partial(engine.start, old.id))
+                    again = partial(hooks.start_again, r, host, svc, old.id, old.name)
+                    r.do(host, f"restart {old.name}", again)
             # a restart's new container keeps the old one's release, and takes the kept
             # name of that release once a later deploy replaces it: the old one is kept
             # by its id
@@ -254,9 +257,8 @@ def retire(r: RunState, host: str, c: ObservedContainer, grace: float) -> None:
         svc = r.manifest.service(c.service) if c.service in r.manifest.service_names else None
         hooks.pre_stop(r, host, svc, c.id, c.name, grace)
         engine.stop(c.id, grace)
-        svc = next((s for s in r.manifest.services if s.name == c.service), None)
         if svc is None or not _follows_replaced(r, host, svc):
-            r.do(host, f"restart {c.name}", lambda: engine.start(c.id))
+            r.do(host, f"restart {c.name}", partial(hooks.start_again, r, host, svc, c.id, c.name))
     engine.rename(c.id, kept_name(c.name, c.release, c.id))
     r.do(host, f"rename back {c.name}", lambda: engine.rename(c.id, c.name))
     r.runs[host].switched = True
