@@ -25,7 +25,7 @@ from deployer.manifest import yamlpos
 from deployer.manifest.files import ENV_FILE_LIMIT, MIB, FileRefused, read_limited
 from deployer.manifest.interpolate import InterpolationSyntaxError, interpolate
 from deployer.manifest.problems import Path, Problem
-from deployer.manifest.schema import COMPOSE_UNSUPPORTED, did_you_mean
+from deployer.manifest.schema import COMPOSE_UNSUPPORTED, did_you_mean, validate
 from deployer.manifest.yamlpos import Doc
 
 SECTIONS = ("services", "volumes", "networks", "configs", "secrets")
@@ -838,6 +838,7 @@ def merge_compose(doc: Doc, environ: Mapping[str, str]) -> None:  # noqa: C901, 
             _resolve_extends(compose)
             _rebase(compose, os.path.dirname(os.path.abspath(shown)), project_dir)
             _deployer_files(doc, compose, os.path.dirname(os.path.abspath(shown)), project_dir)
+            compose.problems.extend(_check_file(compose))
             if isinstance(compose.data.get("name"), str):
                 name = compose.data["name"]
                 name_at = compose.problem(("name",), "")
@@ -895,6 +896,29 @@ def merge_compose(doc: Doc, environ: Mapping[str, str]) -> None:  # noqa: C901, 
             )
         )
     doc.compose_project = project_name(name or os.path.basename(project_dir)) or None
+
+
+def _check_file(compose: Doc) -> list[Problem]:
+    """Compose validates each file against its schema before it merges them: a wrong value
+    that a later file (or the manifest) replaces, or a ``!reset`` removes, is still refused,
+    named where it is written. The file's sections as its own merge reads them: the values
+    it resets gone, ``extends`` resolved, ``profiles`` (selected after the merge) aside."""
+    part = {s: copy.deepcopy(compose.data[s]) for s in SECTIONS if s in compose.data}
+    for path in sorted((p for p, t in compose.tags.items() if t == "!reset"), key=len):
+        parent: Any = part
+        for key in path[:-1]:
+            try:
+                parent = parent[key]
+            except (KeyError, IndexError, TypeError):
+                break
+        else:
+            if isinstance(parent, dict):
+                parent.pop(path[-1], None)
+    services = part.get("services")
+    for svc in services.values() if isinstance(services, dict) else ():
+        if isinstance(svc, dict):
+            svc.pop("profiles", None)
+    return validate(compose, part, sections=True)
 
 
 def _deployer_files(doc: Doc, compose: Doc, file_dir: str, project_dir: str) -> None:

@@ -12,7 +12,6 @@ import functools
 import importlib.resources
 import json
 import re
-from collections.abc import Iterator
 from typing import Any
 
 from deployer.manifest.problems import Path, Problem
@@ -70,6 +69,22 @@ def _validator() -> Any:
     import jsonschema
 
     return jsonschema.Draft202012Validator(schema())
+
+
+@functools.cache
+def _sections_validator() -> Any:
+    """The schema of a compose file's own sections (services, volumes, networks, configs,
+    secrets), as the manifest's schema writes them."""
+    import jsonschema
+
+    root = schema()
+    names = ("services", "volumes", "networks", "configs", "secrets")
+    part = {
+        "$defs": root["$defs"],
+        "type": "object",
+        "properties": {k: root["properties"][k] for k in names},
+    }
+    return jsonschema.Draft202012Validator(part)
 
 
 def is_secret(path: Path) -> bool:
@@ -185,17 +200,16 @@ def _set(data: Any, path: Path, value: Any) -> None:
     data[path[-1]] = value
 
 
-def _errors(data: Any) -> Iterator[Any]:
-    yield from _validator().iter_errors(data)
-
-
-def validate(doc: Doc, data: Any) -> list[Problem]:
+def validate(doc: Doc, data: Any, *, sections: bool = False) -> list[Problem]:
     """Validate ``data`` (the interpolated tree); cast strings the schema wants as another
-    type in place, as compose does (``_coerce``)."""
+    type in place, as compose does (``_coerce``). ``sections``: ``data`` is one compose
+    file's sections on their own, not yet interpolated: a value with a ``$`` in it is
+    left to the check of the merged tree, once interpolated."""
+    validator = _sections_validator() if sections else _validator()
     errors: list[Any] = []
     for _ in range(3):
         changed = False
-        errors = list(_errors(data))
+        errors = list(validator.iter_errors(data))
         for err in errors:
             path = tuple(err.absolute_path)
             if err.validator == "type" and isinstance(err.instance, str):
@@ -212,8 +226,10 @@ def validate(doc: Doc, data: Any) -> list[Problem]:
             break
     problems: list[Problem] = []
     if changed:
-        errors = list(_errors(data))
+        errors = list(validator.iter_errors(data))
     for err in sorted(errors, key=lambda e: [str(p) for p in e.absolute_path]):
+        if sections and isinstance(err.instance, str) and "$" in err.instance:
+            continue
         problems.extend(_translate(doc, err))
     return problems
 
