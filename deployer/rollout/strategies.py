@@ -128,6 +128,9 @@ def start_first(r: RunState, host: str, svc: Service, step: Step, group: list[It
             cid = create(r, host, svc, step, item, aliases=False)
             engine.start(cid)
             new.append(cid)
+            if svc.pre_stop:  # a rollback stops it after them, before it removes it
+                halt = partial(hooks.stop, r, host, svc, cid, item.canonical, grace_of(svc))
+                r.do(host, f"stop new {item.canonical}", halt)
             hooks.post_start(r, host, svc, cid, item.canonical)
             r.line(f"{item.canonical}: started the new container beside the old one", host)
     names = {net: list(a) for net, a in service_networks(r.manifest, svc)}

@@ -3,7 +3,8 @@ engine: `deployer down` runs each running container's pre_stop, then stops it gr
 (dependents first), as `docker compose down`; a pre_stop that fails is logged (its output
 masked) and the stop goes on; `deployer restart` runs pre_stop in the old container and
 post_start in the new one; a rollback that starts an old container again runs its
-post_start, as `docker compose start` does, and says so when that hook fails."""
+post_start, as `docker compose start` does, and says so when that hook fails; a rollback
+runs a new container's pre_stop before it stops it (stop-first and start-first)."""
 
 from __future__ import annotations
 
@@ -68,6 +69,7 @@ rollout:
   healthy_after: 1s
   drain: 0s
 """
+PORTS = '    ports: ["127.0.0.1:{port}:8080"]\n'
 # PID 2 under init: a SIGTERM (a graceful stop, not a kill) is written down before it exits
 LOOP = "trap 'echo term $$HOSTNAME >> /hooks/log; exit 0' TERM; while true; do sleep 0.2; done"
 
@@ -77,9 +79,11 @@ class App:
         self.app, self.path, self.hooks = app, path, hooks
         self.testenv, self.port = testenv, port
 
-    def write(self, mark: str = "1") -> None:
+    def write(self, mark: str = "1", ports: bool = True) -> None:
+        start_first = "    deploy: {{update_config: {{order: start-first}}}}\n"  # beside its bind
+        text = MANIFEST if ports else MANIFEST.replace(PORTS, start_first)
         self.path.write_text(
-            MANIFEST.format(
+            text.format(
                 app=self.app,
                 host=self.testenv.engine_host,
                 base=self.testenv.image_base,
@@ -192,3 +196,24 @@ def test_restart_and_a_rollback_run_the_hooks_of_what_they_start_and_stop(
     assert "exited with code 7" in out
     state = engine.api.inspect_container(current(engine, hooked.app, "web"))["State"]
     assert state["Running"]
+
+
+def test_a_rollback_of_a_start_first_service_runs_the_new_containers_pre_stop(
+    hooked: App, engine: docker.DockerClient
+) -> None:
+    hooked.write(ports=False)  # no fixed host port, order start-first: web rolls so
+    code, out = hooked.run("deploy")
+    assert code == 0, out
+    old = current(engine, hooked.app, "web")
+    hooked.log()
+
+    hooked.write(mark="bad", ports=False)
+    code, out = hooked.run("deploy")
+    assert code == 1, out
+    assert current(engine, hooked.app, "web") == old
+    lines = hooked.log()
+    assert len(lines) == 3, lines
+    new = lines[0].split()[-1]
+    # the new container, unhealthy, is stopped after its pre_stop before it is removed; the
+    # old one was never stopped
+    assert new != old and lines == [f"post_start web {new}", f"pre_stop web {new}", f"term {new}"]
