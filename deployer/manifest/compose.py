@@ -223,6 +223,8 @@ def _drop_positions(doc: Doc, prefix: Path) -> None:
             del table[p]
     doc.values.pop(prefix, None)
     doc.item_keys -= {p for p in doc.item_keys if p[:n] == prefix}
+    for p in [p for p in doc.written if p[:n] == prefix]:
+        del doc.written[p]
 
 
 def _copy_positions(src: Doc, sprefix: Path, dst: Doc, dprefix: Path) -> None:
@@ -232,6 +234,11 @@ def _copy_positions(src: Doc, sprefix: Path, dst: Doc, dprefix: Path) -> None:
             if p[:n] == sprefix:
                 dtable[dprefix + p[n:]] = pos
     dst.item_keys |= {dprefix + p[n:] for p in src.item_keys if p[:n] == sprefix}
+    for p, written in src.written.items():
+        if p[:n] == sprefix:
+            dst.written[dprefix + p[n:]] = written
+    if dprefix != sprefix and sprefix and isinstance(sprefix[-1], int):
+        dst.written[dprefix] = src.shown(sprefix)  # a list entry placed at another index
 
 
 def _place(dst: Doc, dpath: Path, src: Doc, spath: Path) -> None:

@@ -319,7 +319,7 @@ def _path_of(problem: Problem, doc: Doc) -> Path | None:
     """The key path of a schema problem, recovered from the positions table."""
     for table in (doc.values, doc.keys):
         for path in table:
-            if format_path(path) == problem.path:
+            if problem.path in (format_path(path), format_path(doc.shown(path))):
                 return path
     return None if problem.path else ()
 

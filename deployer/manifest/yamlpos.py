@@ -97,6 +97,17 @@ class Doc:
     # mapping keys written as list items (`- KEY=VALUE`, `- NAME`) and turned into keys when
     # files were merged: compose interpolates an item whole, its key part too
     item_keys: set[Path] = field(default_factory=set)
+    # list entries a merge appended at another index than their file gives them (an
+    # override's `ports[0]` as the merged `ports[1]`): their path as written, for messages
+    written: dict[Path, Path] = field(default_factory=dict)
+
+    def shown(self, path: Path) -> Path:
+        """``path`` as its file writes it: the index of an entry in its own file's list."""
+        p = tuple(path)
+        for n in range(len(p), 0, -1):
+            if p[:n] in self.written:
+                return (*self.written[p[:n]], *p[n:])
+        return p
 
     def pos(self, path: Path, *, key: bool = False) -> Pos:
         """Position of ``path`` (its key if ``key``), else of its nearest known ancestor."""
@@ -123,7 +134,8 @@ class Doc:
         severity: str = "error",
     ) -> Problem:
         at = self.pos(path, key=key)
-        return Problem(at.file, at.line, at.column, format_path(path), message, fix, severity)
+        shown = format_path(self.shown(path))
+        return Problem(at.file, at.line, at.column, shown, message, fix, severity)
 
 
 def _mark_pos(file: str, mark: Any) -> Pos:

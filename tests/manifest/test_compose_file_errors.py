@@ -3,7 +3,8 @@ compared with the real ``docker compose -f compose.yml -f override.yml config``:
 validates each file against its schema before it merges them, so the deployer refuses what
 compose refuses, naming the file, line and key where the mistake is written, even when a
 later file replaces or ``!reset``s the wrong value; what compose accepts (a value still to
-interpolate, a service of an inactive profile) stays accepted."""
+interpolate, a service of an inactive profile) stays accepted. An entry an override appends
+to a list is named by its index in that file, not in the merged list."""
 
 from __future__ import annotations
 
@@ -68,7 +69,7 @@ REFUSED = [
         "bad port syntax in the override",
         "    ports: ['8080:8080']\n",
         "services:\n  web:\n    ports: ['80:80:80:80']\n",
-        ("override.yml", 3, None),  # the key's index is the merged list's
+        ("override.yml", 3, "services.web.ports[0]"),  # its index in override.yml
         "is not a port mapping (too many colons)",
         None,  # compose: "invalid IP address: 80:80", no file
     ),
@@ -123,7 +124,7 @@ def test_refused_as_compose_refuses_it_where_it_is_written(
     tmp_path: Path,
     base: str,
     override: str,
-    where: tuple[str, int, str | None],
+    where: tuple[str, int, str],
     words: str,
     compose_names: str | None,
 ) -> None:
@@ -138,8 +139,7 @@ def test_refused_as_compose_refuses_it_where_it_is_written(
     (p,) = report.problems
     file, line, key = where
     assert (p.file, p.line) == (str(root / file), line), p
-    if key is not None:
-        assert p.path == key, p
+    assert p.path == key, p
     assert words in f"{p.message} (fix: {p.fix})", p
 
 

@@ -1402,7 +1402,7 @@ def test_equal_entries_compose_refuses_are_refused_at_the_second(
         deployer(tmp_path, "compose.yaml", {})
     ours = [p for p in e.value.problems if "written twice" in p.message]  # not the policy's
     assert [(p.path, p.line) for p in ours] == [(f"services.web.{key}[2]", 4)]
-    assert f"({key}[0] and [2]): docker compose refuses" in ours[0].message
+    assert f"(here and as {key}[0] at compose.yaml:4): docker compose refuses" in ours[0].message
 
 
 def test_an_override_s_entry_equal_to_the_base_s_is_refused_as_compose_refuses_it(
@@ -1430,5 +1430,6 @@ def test_an_override_s_entry_equal_to_the_base_s_is_refused_as_compose_refuses_i
     assert (Path(p.file).name, p.line, p.path) == (
         "compose.override.yaml",
         3,
-        "services.web.security_opt[1]",
+        "services.web.security_opt[0]",  # its index in compose.override.yaml
     )
+    assert "(here and as security_opt[0] at compose.yaml:4)" in p.message

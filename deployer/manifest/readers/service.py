@@ -257,10 +257,13 @@ def read_unique(b: Builder, path: Path, raw: dict[str, Any], out: dict[str, Any]
         for j, item in enumerate(items):
             first = items.index(item)
             if first < j:
+                at = b.doc.pos((*path, key, first))
+                shown = b.doc.shown((*path, key, first))[-1]  # its index in its own file
                 b.err(
                     (*path, key, j),
-                    f'"{item}" is written twice ({key}[{first}] and [{j}]): docker compose '
-                    "refuses equal entries here",
+                    f'"{item}" is written twice (here and as {key}[{shown}] at '
+                    f"{os.path.basename(at.file)}:{at.line}): docker compose refuses equal "
+                    "entries here",
                     "remove one",
                 )
 
