@@ -19,6 +19,7 @@ import copy
 import os
 import re
 from collections.abc import Callable, Mapping
+from contextvars import ContextVar
 from typing import Any
 
 from deployer.manifest import yamlpos
@@ -432,6 +433,8 @@ def _resolve_extends(doc: Doc, chain: tuple[str, ...] = ()) -> None:  # noqa: C9
         if os.path.abspath(full) in chain:
             doc.problems.append(doc.problem(path, f'`extends` forms a cycle through "{rel}"'))
             return None
+        if _outside(doc, path, rel, full, "`extends` file"):
+            return None
         other = yamlpos.load_file(full, full)
         if other.data is None:
             if any(p.message == "file not found" for p in other.problems):
@@ -565,6 +568,8 @@ def _include(  # noqa: C901, PLR0912 (compose include rules)
                     compose.problem(where, f'`include` of "{rel}" forms a cycle')
                 )
                 continue
+            if _outside(compose, where, rel, full, "included file"):
+                continue
             sub = yamlpos.load_file(full, full)
             if sub.data is None:
                 if any(p.message == "file not found" for p in sub.problems):
@@ -616,6 +621,8 @@ def _include_env(compose: Doc, at: Path, raw: Any) -> dict[str, str]:
     for j, rel in enumerate(files):
         where: Path = (*at, "env_file") if isinstance(raw, str) else (*at, "env_file", j)
         full = os.path.normpath(os.path.join(os.path.dirname(compose.file), str(rel)))
+        if _outside(compose, where, str(rel), full, "env file"):
+            continue
         if not os.path.isfile(full):
             compose.problems.append(
                 compose.problem(where, f'env file "{rel}" not found (looked at {full})')
@@ -771,6 +778,52 @@ def _project_files(
     return out
 
 
+# The checkout the compose files must be read from (None: no boundary), set per manifest.
+_CHECKOUT: ContextVar[str | None] = ContextVar("compose_checkout", default=None)
+
+
+def compose_checkout(manifest_dir: str, environ: Mapping[str, str]) -> str | None:
+    """The checkout the compose files, the files they extend or include and their env
+    files must be in: the CI job's project directory (``CI_PROJECT_DIR``) when the
+    manifest is in it, else the repository above the manifest (``.git``); None (no
+    boundary) for a manifest outside any repository, run by hand."""
+    manifest_dir = os.path.realpath(manifest_dir)
+    project = environ.get("CI_PROJECT_DIR")
+    if project and _inside(manifest_dir, os.path.realpath(project)):
+        return os.path.realpath(project)
+    d = manifest_dir
+    while True:
+        if os.path.lexists(os.path.join(d, ".git")):
+            return d
+        parent = os.path.dirname(d)
+        if parent == d:
+            return None
+        d = parent
+
+
+def _inside(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip("/") + "/")
+
+
+def _outside(doc: Doc, where: Path, rel: str, full: str, what: str) -> bool:
+    """Refuse (True) a file read for the compose project that is outside the checkout:
+    on a runner shared by several projects, another project's checkout (its compose
+    files, its `.env`) lies beside this one."""
+    root = _CHECKOUT.get()
+    if root is None or _inside(os.path.realpath(full), root):
+        return False
+    doc.problems.append(
+        doc.problem(
+            where,
+            f'{what} "{rel}" is outside the repository checkout ({root}): only the '
+            "repository's files are read",
+            "keep the compose files, the files they extend or include and their env files "
+            "in the repository",
+        )
+    )
+    return True
+
+
 def merge_compose(doc: Doc, environ: Mapping[str, str]) -> None:  # noqa: C901, PLR0912, PLR0915 (compose merge rules)
     """Replace the manifest's services, volumes and networks by the merge of its compose
     files and its own entries; record the compose project name and the files read.
@@ -792,6 +845,14 @@ def merge_compose(doc: Doc, environ: Mapping[str, str]) -> None:  # noqa: C901, 
     if not entries:
         return  # the schema reports a wrong type or an empty list
     base = os.path.dirname(doc.file)
+    _CHECKOUT.set(compose_checkout(os.path.dirname(os.path.abspath(doc.file)), environ))
+    entries = [
+        (p, e)
+        for p, e in entries
+        if not _outside(doc, p, e, os.path.normpath(os.path.join(base, e)), "compose file")
+    ]
+    if not entries:
+        return
     first = os.path.normpath(os.path.join(base, entries[0][1]))
     is_dir = len(entries) == 1 and os.path.isdir(first)
     project_dir = os.path.abspath(first if is_dir else os.path.dirname(first))
@@ -808,8 +869,12 @@ def merge_compose(doc: Doc, environ: Mapping[str, str]) -> None:  # noqa: C901, 
             )
         )
     cenv = {**doc.compose_dotenv, **environ}
-    if is_dir:
-        found = _project_files(doc, entries[0][0], project_dir, cenv)
+    if is_dir:  # its COMPOSE_FILE (of the environment or .env) names the files
+        found = [
+            (p, e, full)
+            for p, e, full in _project_files(doc, entries[0][0], project_dir, cenv)
+            if not _outside(doc, p, e, full, "compose file")
+        ]
     else:
         found = [(p, e, os.path.normpath(os.path.join(base, e))) for p, e in entries]
     merged = Doc(doc.file, {s: {} for s in SECTIONS})

@@ -214,3 +214,83 @@ def test_a_proxy_key_of_the_jobs_machine_no_variable_names_is_refused(tmp_path: 
     (problem,) = problems(m, JOB)
     assert "services.web.proxy.tls.key: " in problem, problem
     assert "no variable of the job names" in problem and "SENTINEL" not in problem
+
+
+# -- the compose files themselves ------------------------------------------------------------
+
+
+def _runner(tmp_path: Path) -> tuple[Path, Path]:
+    """A shell runner's builds: this project's checkout and another project's beside it,
+    whose compose file and `.env` (its secrets) this manifest must not read."""
+    mine, other = tmp_path / "builds" / "g" / "mine", tmp_path / "builds" / "g" / "other"
+    for d in (mine, other):
+        (d / ".git").mkdir(parents=True)
+    (other / "docker-compose.yml").write_text(
+        "services:\n  db:\n    image: postgres:16\n    environment: {PASSWORD: ${DB_PASSWORD}}\n"
+    )
+    (other / ".env").write_text("DB_PASSWORD=the-other-projects-secret\n")
+    (other / "base.yml").write_text("services:\n  common:\n    image: busybox\n")
+    (other / "vars.env").write_text("TAG=1\n")
+    return mine, other
+
+
+def _problems(manifest: Path, environ: dict[str, str]) -> list[str]:
+    return [p.render() for p in check_manifest(manifest, "production", environ).problems]
+
+
+@pytest.mark.parametrize("in_ci", [True, False], ids=["CI_PROJECT_DIR", "git checkout"])
+def test_a_compose_file_of_another_checkout_is_refused_unread(tmp_path: Path, in_ci: bool) -> None:
+    """`compose: ../other/docker-compose.yml`: on a runner that keeps several projects'
+    checkouts side by side, another project's services and its `.env` values (secrets)
+    were deployed into this app. Refused at the entry, nothing of it read."""
+    mine, _ = _runner(tmp_path)
+    (mine / "deploy.yml").write_text(
+        "app: shop\ncompose: [../other/docker-compose.yml]\n"
+        "environments:\n  production:\n    hosts: [ssh://deploy@h.example.com]\n"
+    )
+    environ = {"CI_PROJECT_DIR": str(mine)} if in_ci else {}
+    problems = _problems(mine / "deploy.yml", environ)
+    assert any(
+        ":2:" in p
+        and 'compose file "../other/docker-compose.yml" is outside the repository '
+        f"checkout ({mine.resolve()})"
+        in p
+        for p in problems
+    ), problems
+    assert not any("the-other-projects-secret" in p for p in problems)
+
+
+def test_extends_include_and_their_env_files_of_another_checkout_are_refused(
+    tmp_path: Path,
+) -> None:
+    mine, _ = _runner(tmp_path)
+    (mine / "compose.yml").write_text(
+        "include:\n  - path: ../other/base.yml\n    env_file: ../other/vars.env\n"
+        "services:\n  web:\n    extends: {file: ../other/base.yml, service: common}\n"
+    )
+    (mine / "deploy.yml").write_text(
+        "app: shop\ncompose: [compose.yml]\n"
+        "environments:\n  production:\n    hosts: [ssh://deploy@h.example.com]\n"
+    )
+    problems = _problems(mine / "deploy.yml", {"CI_PROJECT_DIR": str(mine)})
+    outside = [p for p in problems if "is outside the repository checkout" in p]
+    assert sorted(p.split(": ", 2)[1] for p in outside) == [
+        "include[0].env_file",
+        "include[0].path",
+        "services.web.extends.file",
+    ], problems
+
+
+def test_compose_files_above_the_manifest_in_the_same_repository_are_read(
+    tmp_path: Path,
+) -> None:
+    """The usual layout, `deploy/deploy.yml` beside the repository's compose file."""
+    mine, _ = _runner(tmp_path)
+    (mine / "docker-compose.yml").write_text("services:\n  web:\n    image: busybox\n")
+    (mine / "deploy").mkdir()
+    (mine / "deploy" / "deploy.yml").write_text(
+        "app: shop\ncompose: [../docker-compose.yml]\n"
+        "environments:\n  production:\n    hosts: [ssh://deploy@h.example.com]\n"
+    )
+    assert _problems(mine / "deploy" / "deploy.yml", {"CI_PROJECT_DIR": str(mine)}) == []
+    assert _problems(mine / "deploy" / "deploy.yml", {}) == []
