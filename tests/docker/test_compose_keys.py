@@ -164,7 +164,7 @@ def keys_app(app: str, testenv: TestEnv, tmp_path: Path) -> Iterator[App]:
         f"app: {app}\n"
         "compose: [docker-compose.yml]\n"
         f"environments:\n  {ENV}: {{}}\n"
-        "policy:\n  allow: [devices, host-userns, host-uts, cgroup_parent]\n"
+        "policy:\n  allow: [devices, host-userns, host-uts, cgroup_parent, oom]\n"
         "rollout:\n  health_timeout: 60s\n  healthy_after: 1s\n"
     )
     ka = App(app, path, testenv.engine_host, ip, str(data), block_device())

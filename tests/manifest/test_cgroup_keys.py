@@ -59,7 +59,7 @@ compose: [docker-compose.yml]
 environments:
   production: {}
 policy:
-  allow: [devices, host-cgroup, host-userns, host-uts, cgroup_parent]
+  allow: [devices, host-cgroup, host-userns, host-uts, cgroup_parent, oom]
 """
 MIB = 1024 * 1024
 

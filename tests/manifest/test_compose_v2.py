@@ -696,7 +696,7 @@ services:
   s:
     image: busybox:1
     cpu_shares: "512"
-    oom_score_adj: "-10"
+    oom_score_adj: "10"
     stdin_open: "true"
     read_only: "false"
     ulimits:

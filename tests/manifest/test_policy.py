@@ -499,3 +499,32 @@ def test_a_runtime_or_cgroup_parent_of_the_hosts_needs_its_allow_entry(
 def test_the_engines_own_runtime_needs_no_allow(tmp_path: Path, runtime: str) -> None:
     report = check_manifest(_keyed(tmp_path, "runtime", runtime), None, {})
     assert report.ok, [p.render() for p in report.problems]
+
+
+@pytest.mark.parametrize(
+    ("keys", "refused"),
+    [
+        ("oom_score_adj: -1000", ["oom_score_adj"]),
+        ('oom_score_adj: "-1"', ["oom_score_adj"]),
+        ("oom_kill_disable: true", ["oom_kill_disable"]),
+        ("oom_score_adj: 500\n    oom_kill_disable: false", []),
+    ],
+)
+def test_a_container_the_kernel_spares_when_memory_runs_out_needs_oom(
+    tmp_path: Path, keys: str, refused: list[str]
+) -> None:
+    """A negative oom_score_adj or oom_kill_disable: the kernel kills other processes of
+    the host instead (another app's containers, sshd, dockerd): `policy.allow: [oom]`.
+    Both deployed without a word before."""
+    for allow in ([], ["oom"]):
+        manifest = tmp_path / "deploy.yml"
+        manifest.write_text(
+            "app: shop\nenvironments:\n  production: {hosts: ['ssh://d@h.example.com']}\n"
+            f"policy: {{allow: {json.dumps(allow)}}}\n"
+            f"services:\n  web:\n    image: busybox:1\n    {keys}\n"
+        )
+        problems = check_manifest(manifest, "production", {}).problems
+        found = sorted(p.path.rsplit(".", 1)[-1] for p in problems)
+        assert found == ([] if allow else refused), [p.render() for p in problems]
+        for p in problems:
+            assert '"oom"' in p.render()

@@ -32,6 +32,7 @@ POLICY_NAMES = (
     "cgroup_parent",
     "foreign-container",
     "edge-proxy",
+    "oom",
 )
 # The engine's default profiles: anything else given to `seccomp=` or `apparmor=` replaces
 # them with a profile the manifest chooses (an inline seccomp JSON that allows every
@@ -354,6 +355,35 @@ def runtime_and_cgroup_parent(b: Builder, path: Path, raw: dict[str, Any]) -> No
             f'cgroup_parent "{parent.strip()}" (the container leaves the cgroup the engine '
             "puts containers in, and its limits)",
             "cgroup_parent",
+        )
+    oom_protection(b, path, raw)
+
+
+def oom_protection(b: Builder, path: Path, raw: dict[str, Any]) -> None:
+    """A container the kernel spares when the host runs out of memory needs
+    ``policy.allow: [oom]``: with ``oom_kill_disable`` or a negative ``oom_score_adj``
+    (-1000: never) the kernel kills something else instead, another app's containers, or
+    sshd and dockerd, the way an operator reaches the host."""
+    adj = raw.get("oom_score_adj")
+    try:
+        value = int(str(adj).strip()) if isinstance(adj, (int, str)) else 0
+    except ValueError:
+        value = 0  # not a number: the key's own reader says so
+    if value < 0:
+        refuse(
+            b,
+            (*path, "oom_score_adj"),
+            f"oom_score_adj {value} (the kernel kills other processes of the host first when "
+            "memory runs out)",
+            "oom",
+        )
+    if raw.get("oom_kill_disable") is True:
+        refuse(
+            b,
+            (*path, "oom_kill_disable"),
+            "oom_kill_disable: true (the kernel never kills the container when memory runs "
+            "out, but other processes of the host)",
+            "oom",
         )
 
 
