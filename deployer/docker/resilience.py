@@ -79,7 +79,7 @@ def install(
         while True:
             try:
                 response = send(request, **kwargs)
-            except BaseException as e:
+            except Exception as e:  # an interrupt (Ctrl-C, a cancelled job) goes through
                 if not _again(request, kwargs, e):
                     raise
                 lost = outage.lost()
