@@ -115,7 +115,9 @@ def never_sent(e: BaseException) -> bool:
     if isinstance(root, ssl.SSLCertVerificationError):
         return False  # not a lost connection: a certificate to fix
     if isinstance(root, (ssl.SSLEOFError, ssl.SSLZeroReturnError)):
-        return True  # the TLS handshake was cut short
+        # cut during the handshake (requests' SSLError); cut while the answer was read
+        # (a ConnectionError), the request may have arrived
+        return isinstance(e, requests.exceptions.SSLError)
     if isinstance(
         root,
         (

@@ -219,6 +219,18 @@ def test_a_post_that_may_have_reached_the_engine_is_not_sent_again() -> None:
     assert script.calls == 1
 
 
+def test_a_post_whose_answer_was_cut_mid_tls_is_not_sent_again() -> None:
+    """The TLS connection closed while the answer was read: the engine may have done it."""
+    cut = requests.exceptions.ConnectionError(
+        urllib3.exceptions.ProtocolError("Connection aborted.", ssl.SSLEOFError(8, "EOF"))
+    )
+    script = Script(cut)
+    api, _ = _install(script)
+    with pytest.raises(requests.exceptions.ConnectionError):
+        api.send(_request("POST"), stream=False)
+    assert script.calls == 1
+
+
 def test_a_read_is_sent_again_after_a_reset() -> None:
     script = Script(RESET, RESET)
     api, _ = _install(script)
