@@ -109,7 +109,7 @@ def connect_hosts(
     hosts, errors = connect_reachable(manifest, environ, timeout=timeout)
     if errors:
         close_all(hosts)
-        raise_unreachable(errors)
+        _raise_first(errors)
     return hosts
 
 
@@ -128,11 +128,6 @@ def connect_reachable(
     if not hosts:
         _raise_first(errors)
     return hosts, errors
-
-
-def raise_unreachable(errors: Sequence[DeployerError]) -> None:
-    """Every host's error as one (the first's kind and hint; nothing when none)."""
-    _raise_first(errors)
 
 
 def resolve_digests(

@@ -8,7 +8,6 @@ and the release records on each host; nothing changes.
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Mapping
 from typing import TextIO
 
@@ -18,15 +17,14 @@ from deployer.requests import StatusRequest
 
 def run(req: StatusRequest, out: TextIO, environ: Mapping[str, str] | None = None) -> int:
     from deployer.manifest import load_manifest
-    from deployer.ops import reached_all
+    from deployer.ops import reached_all, warn_unreachable
     from deployer.target import open_target
 
     env = dict(os.environ if environ is None else environ)
     manifest = load_manifest(req.file, req.env, env)
     with open_target(manifest, env) as target:
         unreachable = target.connect_reachable()
-        for e in unreachable:
-            print(f"warning: {e.message} (showing the other hosts)", file=sys.stderr)
+        warn_unreachable(unreachable)
         out.write(target.status(req.format))
     out.flush()
     reached_all(unreachable)

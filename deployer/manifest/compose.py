@@ -26,6 +26,7 @@ from deployer.manifest import yamlpos
 from deployer.manifest.files import ENV_FILE_LIMIT, MIB, FileRefused, read_limited
 from deployer.manifest.interpolate import InterpolationSyntaxError, interpolate
 from deployer.manifest.problems import Path, Problem
+from deployer.manifest.repofiles import inside, repository_top
 from deployer.manifest.schema import COMPOSE_UNSUPPORTED, did_you_mean, validate
 from deployer.manifest.yamlpos import Doc
 
@@ -787,22 +788,7 @@ def compose_checkout(manifest_dir: str, environ: Mapping[str, str]) -> str | Non
     files must be in: the CI job's project directory (``CI_PROJECT_DIR``) when the
     manifest is in it, else the repository above the manifest (``.git``); None (no
     boundary) for a manifest outside any repository, run by hand."""
-    manifest_dir = os.path.realpath(manifest_dir)
-    project = environ.get("CI_PROJECT_DIR")
-    if project and _inside(manifest_dir, os.path.realpath(project)):
-        return os.path.realpath(project)
-    d = manifest_dir
-    while True:
-        if os.path.lexists(os.path.join(d, ".git")):
-            return d
-        parent = os.path.dirname(d)
-        if parent == d:
-            return None
-        d = parent
-
-
-def _inside(path: str, root: str) -> bool:
-    return path == root or path.startswith(root.rstrip("/") + "/")
+    return repository_top(manifest_dir, manifest_dir, environ)
 
 
 def _outside(doc: Doc, where: Path, rel: str, full: str, what: str) -> bool:
@@ -810,7 +796,7 @@ def _outside(doc: Doc, where: Path, rel: str, full: str, what: str) -> bool:
     on a runner shared by several projects, another project's checkout (its compose
     files, its `.env`) lies beside this one."""
     root = _CHECKOUT.get()
-    if root is None or _inside(os.path.realpath(full), root):
+    if root is None or inside(os.path.realpath(full), root):
         return False
     doc.problems.append(
         doc.problem(

@@ -76,6 +76,16 @@ def checkout_root(base: str, manifest_dir: str, lookup: Mapping[str, str]) -> st
     directory (``CI_PROJECT_DIR``) when the files are in it, else the nearest directory
     above the manifest holding ``.git``, else the directory both the manifest and the
     first compose file are in."""
+    top = repository_top(base, manifest_dir, lookup)
+    if top is not None:
+        return top
+    return os.path.commonpath([os.path.realpath(base), os.path.realpath(manifest_dir)])
+
+
+def repository_top(base: str, manifest_dir: str, lookup: Mapping[str, str]) -> str | None:
+    """The CI job's project directory (``CI_PROJECT_DIR``) when ``base`` is in it, else
+    the nearest directory above the manifest holding ``.git`` that ``base`` is in; None
+    outside any repository."""
     base, manifest_dir = os.path.realpath(base), os.path.realpath(manifest_dir)
     project = lookup.get("CI_PROJECT_DIR")
     if project and inside(base, os.path.realpath(project)):
@@ -86,7 +96,7 @@ def checkout_root(base: str, manifest_dir: str, lookup: Mapping[str, str]) -> st
             return d
         parent = os.path.dirname(d)
         if parent == d:
-            return os.path.commonpath([base, manifest_dir])
+            return None
         d = parent
 
 

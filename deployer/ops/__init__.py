@@ -296,12 +296,17 @@ def open_for_reading(manifest: Manifest, environ: Mapping[str, str]) -> Operatio
     """The environment's hosts that answer, for a command that only reads (logs, stats,
     events): one host down is when the others' state matters. Each host that did not
     answer is said on stderr at once; ``reached_all`` ends the command with exit 3."""
+    ops = open_environment(manifest, environ, reachable_only=True)
+    warn_unreachable(ops.unreachable)
+    return ops
+
+
+def warn_unreachable(unreachable: Sequence[DeployerError]) -> None:
+    """Each host that did not answer, said on stderr before what the others hold."""
     import sys
 
-    ops = open_environment(manifest, environ, reachable_only=True)
-    for e in ops.unreachable:
+    for e in unreachable:
         print(f"warning: {e.message} (showing the other hosts)", file=sys.stderr)
-    return ops
 
 
 def reached_all(unreachable: Sequence[DeployerError]) -> None:
