@@ -199,6 +199,22 @@ def check_bind_links(manifest: Manifest, hosts: Sequence[DockerHost]) -> None:
     _raise_first(errors)
 
 
+def check_external(manifest: Manifest, hosts: Sequence[DockerHost]) -> None:
+    """Refuse an ``external: true`` network or volume a host lacks, before anything of the
+    app changes (exit 2): `plan` says it, and a deploy stops before its first change."""
+    if not any(n.external for n in manifest.networks) and not any(
+        v.external for v in manifest.volumes
+    ):
+        return
+    _raise_first(
+        [
+            e
+            for e in _parallel(lambda h: h.check_external(manifest), hosts)
+            if isinstance(e, DeployerError)
+        ]
+    )
+
+
 def _api_lt(have: str, want: str) -> bool:
     def parts(v: str) -> tuple[int, ...]:
         return tuple(int(p) for p in v.split(".") if p.isdigit())
@@ -260,6 +276,7 @@ def prepare(
         if not hosts:
             raise Unreachable(f"environment {manifest.environment.name} has no hosts")
         check_bind_links(manifest, hosts)
+        check_external(manifest, hosts)
         check_engine_api(manifest, [(h.name, h.api_version) for h in hosts])
         digests = resolve_digests(manifest, hosts[0], environ, scope)
         observed = observe_all(manifest, hosts)

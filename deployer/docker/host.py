@@ -62,6 +62,10 @@ class DockerHost:
 
         check_binds(manifest, self.client, self.name)
 
+    def check_external(self, manifest: Manifest) -> None:
+        """Refuse (exit 2) an ``external: true`` network or volume this host lacks."""
+        _infra.check_external(self.client, self._name, manifest)
+
     def check_owners(self, manifest: Manifest) -> None:
         """Refuse (exit 2) an existing volume or a lending container that is not this app's
         and environment's."""

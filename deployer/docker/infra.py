@@ -11,64 +11,110 @@ import docker.errors
 import docker.types
 
 from deployer import labels as L
+from deployer.docker.symlinks import _where
 from deployer.docker.transport import wrapped
 from deployer.engine import network_name, volume_name
-from deployer.errors import DeployFailed
-from deployer.manifest.model import Manifest, TopNetwork
+from deployer.errors import InvalidInput
+from deployer.manifest.model import Manifest, TopNetwork, TopVolume
 
 
-def ensure_infrastructure(client: docker.DockerClient, host: str, manifest: Manifest) -> None:
-    """Create the app's networks and named volumes that are missing (never changes others)."""
-    api: docker.APIClient = client.api
-    ours = {
+def _labels(manifest: Manifest) -> dict[str, str]:
+    return {
         L.APP: manifest.app,
         L.ENVIRONMENT: manifest.environment.name,
         L.MANAGED: "true",
     }
-    wanted: dict[str, tuple[TopNetwork, dict[str, str]]] = {}
+
+
+def _networks(manifest: Manifest) -> dict[str, TopNetwork]:
+    """Engine name → top-level network of every network a service joins."""
+    wanted: dict[str, TopNetwork] = {}
     top = {n.name: n for n in manifest.networks}
     for svc in manifest.services:
         if svc.network_mode:
             continue
-        names = [a.name for a in svc.networks] or ["default"]
-        for n in names:
-            t = top.get(n) or TopNetwork(n)
-            wanted[network_name(manifest, n)] = (t, {**dict(t.labels), **ours})
+        for n in [a.name for a in svc.networks] or ["default"]:
+            wanted[network_name(manifest, n)] = top.get(n) or TopNetwork(n)
+    return wanted
+
+
+def _volumes(manifest: Manifest) -> dict[str, tuple[str, TopVolume | None]]:
+    """Engine name → (manifest name, top-level volume) of every named volume mounted."""
+    top = {v.name: v for v in manifest.volumes}
+    out: dict[str, tuple[str, TopVolume | None]] = {}
+    for svc in manifest.services:
+        for m in svc.volumes:
+            if m.type == "volume" and m.source:
+                out[volume_name(manifest, m.source)] = (m.source, top.get(m.source))
+    return out
+
+
+def check_external(client: docker.DockerClient, host: str, manifest: Manifest) -> None:
+    """Refuse (InvalidInput, exit 2) an ``external: true`` network or volume the host does
+    not have, every one at once, before anything of the app changes. Reads only.
+
+    The deployer never creates what the manifest says exists outside it; without this
+    check a deploy found out after it had created the app's other networks, and `plan`
+    showed a plan that could not run.
+    """
+    api: docker.APIClient = client.api
+    missing: list[str] = []
+    with wrapped("look at the external networks and volumes", host):
+        externals = [(n, t) for n, t in _networks(manifest).items() if t.external]
+        if externals:
+            existing = {n["Name"] for n in api.networks()}
+            for name, t in sorted(externals):
+                if name not in existing:
+                    where = _where(manifest, ("networks", t.name, "external"))
+                    missing.append(
+                        f'{where} on {host}, the external network "{name}" does not exist '
+                        f"(create it there: `docker network create {name}`)"
+                    )
+        for real, (source, tv) in sorted(_volumes(manifest).items()):
+            if tv is None or not tv.external:
+                continue
+            try:
+                api.inspect_volume(real)
+            except docker.errors.NotFound:
+                where = _where(manifest, ("volumes", source, "external"))
+                missing.append(
+                    f'{where} on {host}, the external volume "{real}" does not exist '
+                    f"(create it there: `docker volume create {real}`)"
+                )
+    if missing:
+        raise InvalidInput(
+            "\n".join(missing),
+            hint="create what is missing on the host before the deploy (the deployer never "
+            "creates what the manifest says exists outside it), or drop `external: true` "
+            "so that the deployer creates and owns it",
+        )
+
+
+def ensure_infrastructure(client: docker.DockerClient, host: str, manifest: Manifest) -> None:
+    """Create the app's networks and named volumes that are missing (never changes others);
+    nothing when an external one is missing (``check_external``)."""
+    api: docker.APIClient = client.api
+    check_external(client, host, manifest)
+    ours = _labels(manifest)
     with wrapped("create networks", host):
         existing = {n["Name"] for n in api.networks()}
-        for name, (t, labels) in sorted(wanted.items()):
-            if name in existing:
+        for name, t in sorted(_networks(manifest).items()):
+            if name in existing or t.external:
                 continue
-            if t.external:
-                raise DeployFailed(
-                    f"{host}: external network {name!r} does not exist",
-                    hint=f"create it on the host (`docker network create {name}`) or drop "
-                    "`external: true`",
-                )
+            labels = {**dict(t.labels), **ours}
             if t.subnets or t.enable_ipv6 or t.ipam_driver or t.driver_opts or t.attachable:
                 _create_configured_network(api, name, t, labels)
             else:
                 _create_network(api, name, t.driver or "bridge", t.internal, labels)
-    volumes: set[str] = set()
-    for svc in manifest.services:
-        for m in svc.volumes:
-            if m.type == "volume" and m.source:
-                volumes.add(m.source)
-    topv = {v.name: v for v in manifest.volumes}
     with wrapped("create volumes", host):
-        for vol in sorted(volumes):
-            real = volume_name(manifest, vol)
-            tv = topv.get(vol)
+        for real, (_, tv) in sorted(_volumes(manifest).items()):
+            if tv is not None and tv.external:
+                continue
             try:
                 api.inspect_volume(real)
                 continue
             except docker.errors.NotFound:
                 pass
-            if tv and tv.external:
-                raise DeployFailed(
-                    f"{host}: external volume {real!r} does not exist",
-                    hint=f"create it on the host (`docker volume create {real}`)",
-                )
             api.create_volume(
                 real,
                 driver=(tv.driver if tv and tv.driver else "local"),

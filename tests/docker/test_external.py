@@ -1,0 +1,89 @@
+"""`external: true` networks and volumes the host does not have: `plan` and `deploy` name
+each one at its line with the command that creates it (exit 2), before anything of the app
+changes; once they exist, the deploy runs and mounts and joins them as they are."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import docker
+import pytest
+
+from deployer import labels as L
+from tests.cli import cli
+from tests.conftest import Cleanup
+from tests.testenv import TestEnv
+
+pytestmark = pytest.mark.integration
+
+COMPOSE = """\
+services:
+  web:
+    image: {image}
+    networks: [front, shared]
+    volumes:
+      - data:/data
+      - files:/files
+networks:
+  front: {{}}
+  shared:
+    external: true
+    name: {app}-shared-net
+volumes:
+  data: {{}}
+  files:
+    external: true
+    name: {app}-files
+"""
+
+
+def of_app(client: docker.DockerClient, app: str) -> list[str]:
+    flt = {"label": f"{L.APP}={app}"}
+    vols = client.api.volumes(filters=flt).get("Volumes") or []
+    return sorted(
+        [f"container {c.name}" for c in client.containers.list(all=True, filters=flt)]
+        + [f"network {n.name}" for n in client.networks.list(filters=flt)]
+        + [f"volume {v['Name']}" for v in vols]
+    )
+
+
+def test_missing_external_network_and_volume_stop_plan_and_deploy_before_any_change(
+    app: str,
+    testenv: TestEnv,
+    tmp_path: Path,
+    engine: docker.DockerClient,
+    cleanup: Cleanup,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    (tmp_path / "compose.yml").write_text(COMPOSE.format(image=testenv.image_v1, app=app))
+    manifest = tmp_path / "deploy.yml"
+    manifest.write_text(
+        f"app: {app}\ncompose: [compose.yml]\nenvironments:\n"
+        f"  production:\n    hosts: [{testenv.engine_host}]\n"
+    )
+    for command in ("plan", "deploy"):
+        code, _ = cli(command, "-f", str(manifest))
+        err = capsys.readouterr().err
+        assert code == 2, (command, err)
+        # both at once, each at its line, with the command that creates it
+        assert f"compose.yml:11:15: networks.shared.external: on {testenv.engine_host}" in err
+        assert f"`docker network create {app}-shared-net`" in err, err
+        assert f"compose.yml:16:15: volumes.files.external: on {testenv.engine_host}" in err, err
+        assert f"`docker volume create {app}-files`" in err, err
+        assert of_app(engine, app) == [], command  # not the app's own network, nor its volume
+
+    net = engine.networks.create(f"{app}-shared-net")
+    cleanup.later(net.remove)
+    vol = engine.volumes.create(f"{app}-files")
+    cleanup.later(vol.remove)
+    code, out = cli("deploy", "-f", str(manifest))
+    assert code == 0, out + capsys.readouterr().err
+    web = engine.containers.get(f"{app}-production-web-1")
+    assert f"{app}-shared-net" in web.attrs["NetworkSettings"]["Networks"]
+    assert f"{app}-files" in {m.get("Name") for m in web.attrs["Mounts"]}
+    # what exists outside the app is not the app's: not labelled, not removed by `down`
+    assert f"network {app}-shared-net" not in of_app(engine, app)
+    code, out = cli("down", "-f", str(manifest), "--volumes", "--yes")
+    assert code == 0, out + capsys.readouterr().err
+    engine.networks.get(f"{app}-shared-net")
+    engine.volumes.get(f"{app}-files")
