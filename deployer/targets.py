@@ -200,8 +200,19 @@ def check_bind_links(manifest: Manifest, hosts: Sequence[DockerHost]) -> None:
 
 
 def check_external(manifest: Manifest, hosts: Sequence[DockerHost]) -> None:
-    """Refuse an ``external: true`` network or volume a host lacks, before anything of the
-    app changes (exit 2): `plan` says it, and a deploy stops before its first change."""
+    """Refuse what a host lacks, before anything of the app changes (exit 2): an
+    ``external: true`` network or volume, a logging, volume or network driver (a plugin),
+    a runtime. `plan` says it, and a deploy stops before its first change."""
+    from deployer.docker.support import wanted
+
+    if wanted(manifest):
+        _raise_first(
+            [
+                e
+                for e in _parallel(lambda h: h.check_support(manifest), hosts)
+                if isinstance(e, DeployerError)
+            ]
+        )
     if not any(n.external for n in manifest.networks) and not any(
         v.external for v in manifest.volumes
     ):

@@ -66,6 +66,12 @@ class DockerHost:
         """Refuse (exit 2) an ``external: true`` network or volume this host lacks."""
         _infra.check_external(self.client, self._name, manifest)
 
+    def check_support(self, manifest: Manifest) -> None:
+        """Refuse (exit 2) a logging, volume or network driver or a runtime the engine lacks."""
+        from deployer.docker.support import check_support
+
+        check_support(manifest, self.client, self.name)
+
     def check_owners(self, manifest: Manifest) -> None:
         """Refuse (exit 2) an existing volume or a lending container that is not this app's
         and environment's."""

@@ -87,3 +87,74 @@ def test_missing_external_network_and_volume_stop_plan_and_deploy_before_any_cha
     assert code == 0, out + capsys.readouterr().err
     engine.networks.get(f"{app}-shared-net")
     engine.volumes.get(f"{app}-files")
+
+
+DRIVERS = """\
+services:
+  web:
+    image: {image}
+    logging:
+      driver: loki
+      options: {{loki-url: "http://loki:3100/loki/api/v1/push"}}
+    volumes: [data:/data]
+  gpu:
+    image: {image}
+    runtime: nvidia
+    logging: {{driver: none}}
+volumes:
+  data:
+    driver: rexray/ebs
+networks:
+  default:
+    driver: weave
+"""
+
+
+def test_drivers_and_runtimes_the_engine_lacks_stop_plan_and_deploy_before_any_change(
+    app: str,
+    testenv: TestEnv,
+    tmp_path: Path,
+    engine: docker.DockerClient,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Loki's logging driver, a volume and a network plugin, the nvidia runtime: before,
+    the engine refused the first container create in the middle of the rollout."""
+    (tmp_path / "compose.yml").write_text(DRIVERS.format(image=testenv.image_v1))
+    manifest = tmp_path / "deploy.yml"
+    manifest.write_text(
+        f"app: {app}\ncompose: [compose.yml]\npolicy: {{allow: [runtime]}}\n"
+        f"environments:\n  production:\n    hosts: [{testenv.engine_host}]\n"
+    )
+    for command in ("plan", "deploy"):
+        code, _ = cli(command, "-f", str(manifest))
+        err = capsys.readouterr().err
+        assert code == 2, (command, err)
+        h = testenv.engine_host
+        assert (
+            f'compose.yml:5:15: services.web.logging.driver: on {h}, the engine has no logging driver "loki" (it has: '
+            in err
+        ), err
+        assert (
+            f'compose.yml:10:14: services.gpu.runtime: on {h}, the engine has no runtime "nvidia" (it has: '
+            in err
+        ), err
+        assert (
+            f'compose.yml:14:13: volumes.data.driver: on {h}, the engine has no volume driver "rexray/ebs"'
+            in err
+        ), err
+        assert (
+            f'compose.yml:17:13: networks.default.driver: on {h}, the engine has no network driver "weave"'
+            in err
+        ), err
+        assert "json-file" in err and "docker plugin install" in err, err
+        assert "none" not in err.split("(it has:")[0], err  # `driver: none` is the engine's own
+        assert of_app(engine, app) == [], command
+
+
+def test_a_plugin_is_found_by_its_name_or_with_the_latest_tag() -> None:
+    from deployer.docker.support import _has
+
+    assert _has(["json-file", "loki:latest"], "loki")
+    assert _has(["grafana/loki-docker-driver:latest"], "grafana/loki-docker-driver")
+    assert not _has(["loki:2.9"], "loki")
+    assert not _has(["loki:latest"], "loki:2.9")
