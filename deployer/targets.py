@@ -170,12 +170,21 @@ def check_bind_links(manifest: Manifest, hosts: Sequence[DockerHost]) -> None:
     """Refuse a bind whose source is, on a host, a symlink to a protected path, a
     ``volumes_from: container:NAME`` whose container mounts one, and a named volume that
     exists on a host and mounts one through its driver options (``external`` ones too);
+    a network that exists on a host as a macvlan or ipvlan one (``deployer.docker.lan``);
     and an existing volume or a lending container that is not this app's and
     environment's (``deployer.docker.owners``): before anything of the app changes
     (exit 2)."""
     from deployer.docker.owners import all_volumes
     from deployer.docker.symlinks import bind_sources, lending_containers
 
+    # a network that exists is joined as it is: an external macvlan one is the host's LAN
+    _raise_first(
+        [
+            e
+            for e in _parallel(lambda h: h.check_networks(manifest), hosts)
+            if isinstance(e, DeployerError)
+        ]
+    )
     if all_volumes(manifest) or lending_containers(manifest):
         # another app's (or environment's) volume or container: its data
         _raise_first(

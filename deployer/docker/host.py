@@ -79,6 +79,13 @@ class DockerHost:
 
         check_owners(manifest, self.client, self.name)
 
+    def check_networks(self, manifest: Manifest) -> None:
+        """Refuse (exit 2) an existing network the services join that is, here, a macvlan
+        or ipvlan network (the host's LAN) without ``policy.allow: [host-lan]``."""
+        from deployer.docker.lan import check_networks
+
+        check_networks(manifest, self.api, self.name)
+
     # -- read side ----------------------------------------------------------------------
 
     def observe(

@@ -22,6 +22,11 @@ import re
 
 DOCKER_SOCKET = "docker-socket"
 SYSTEM_BIND = "system-bind"
+HOST_LAN = "host-lan"
+# Network drivers that put a container on a network of the host's own interface (the
+# `parent` of driver_opts, else the default route's): with its own address on the host's
+# LAN, past the host's firewall and Docker's port publishing.
+LAN_DRIVERS = ("macvlan", "ipvlan")
 
 # Sockets that give control of the host's containers (the engine's and containerd's).
 SOCKETS = (
@@ -177,3 +182,17 @@ def volume_host_paths(driver: str | None, opts: dict[str, str]) -> list[tuple[st
                         p = part if part.startswith("/") else "/" + part
                         out.append((p, read_only or key == "lowerdir"))
     return out
+
+
+def lan_driver(driver: str | None, opts: dict[str, str]) -> str | None:
+    """Why a network of ``driver`` with driver options ``opts`` puts its containers on the
+    host's LAN (``policy.allow: [host-lan]``), None when it does not."""
+    name = (driver or "").strip().lower()
+    if name not in LAN_DRIVERS:
+        return None
+    parent = opts.get("parent", "").strip()
+    on = f"the host's interface {parent}" if parent else "the host's default interface"
+    return (
+        f"its driver {name} puts the containers on the network of {on}, each with its own "
+        "address on the host's LAN, past the host's firewall and Docker's port publishing"
+    )

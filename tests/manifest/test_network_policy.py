@@ -81,3 +81,47 @@ def test_other_networks_pass(tmp_path: Path, name: str) -> None:
     path = _manifest(tmp_path, f"  n: {{external: true, name: {name}}}\n", "    networks: [n]\n")
     (web,) = load_manifest(path, None, {}).services
     assert [a.name for a in web.networks] == ["n"]
+
+
+# (top-level network, the key refused): a macvlan or ipvlan network is the host's LAN
+LAN_FORMS = [
+    ("  lan: {driver: macvlan, driver_opts: {parent: eth0}}\n", "eth0"),
+    ("  lan: {driver: ipvlan, driver_opts: {parent: eth0.10, ipvlan_mode: l2}}\n", "eth0.10"),
+    ("  lan: {driver: macvlan}\n", "default interface"),
+    ("  lan: {driver: '${LAN_DRIVER}', driver_opts: {parent: eth1}}\n", "eth1"),
+]
+
+
+@pytest.mark.parametrize(("networks", "parent"), LAN_FORMS)
+def test_a_network_on_the_hosts_lan_needs_host_lan(
+    tmp_path: Path, networks: str, parent: str
+) -> None:
+    env = {"LAN_DRIVER": "macvlan"}
+    path = _manifest(tmp_path, networks, "    networks: [lan]\n")
+    (problem,) = check_manifest(path, None, env).problems
+    assert problem.path == "networks.lan.driver"
+    assert problem.line == 4
+    assert 'network "lan" is refused by the safety policy' in problem.message
+    assert parent in problem.message and "host's LAN" in problem.message
+    assert problem.fix is not None and '"host-lan"' in problem.fix
+    assert check_manifest(_manifest(tmp_path, networks, "", allow="host-lan"), None, env).ok
+
+
+def test_a_compose_macvlan_network_is_refused_at_its_line(tmp_path: Path) -> None:
+    (tmp_path / "docker-compose.yml").write_text(
+        "services:\n  web:\n"
+        + SERVICE
+        + "    networks: [lan]\nnetworks:\n  lan:\n    driver: macvlan\n"
+        + "    driver_opts:\n      parent: enp3s0\n"
+    )
+    m = tmp_path / "deploy.yml"
+    m.write_text("app: shop\ncompose: docker-compose.yml\nenvironments: {prod: {}}\n")
+    (problem,) = check_manifest(m, None, {}).problems
+    assert (problem.file, problem.line) == (str(tmp_path / "docker-compose.yml"), 7)
+    assert problem.path == "networks.lan.driver" and "enp3s0" in problem.message
+
+
+@pytest.mark.parametrize("driver", ["bridge", "overlay"])
+def test_other_drivers_need_no_entry(tmp_path: Path, driver: str) -> None:
+    path = _manifest(tmp_path, f"  lan: {{driver: {driver}}}\n", "    networks: [lan]\n")
+    assert check_manifest(path, None, {}).ok

@@ -33,6 +33,7 @@ POLICY_NAMES = (
     "foreign-container",
     "edge-proxy",
     "oom",
+    "host-lan",
 )
 # The engine's default profiles: anything else given to `seccomp=` or `apparmor=` replaces
 # them with a profile the manifest chooses (an inline seccomp JSON that allows every

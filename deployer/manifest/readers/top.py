@@ -94,6 +94,8 @@ def networks(b: Builder, raw: Any) -> tuple[TopNetwork, ...]:
             security.network_engine_name(
                 b, path, engine_name or (name if external else None), name_key(path, sp)
             )
+            driver_opts = b.pairs((*path, "driver_opts"), sp.get("driver_opts"))
+            lan_network(b, path, str_or_none(sp.get("driver")), dict(driver_opts))
             ipam = mapping(sp, "ipam")
             subnets = ipam_subnets(b, (*path, "ipam", "config"), ipam.get("config"))
             b.subnets[name] = subnets
@@ -109,10 +111,23 @@ def networks(b: Builder, raw: Any) -> tuple[TopNetwork, ...]:
                     subnets=tuple(subnets),
                     enable_ipv6=sp.get("enable_ipv6") is True,
                     attachable=sp.get("attachable") is True,
-                    driver_opts=b.pairs((*path, "driver_opts"), sp.get("driver_opts")),
+                    driver_opts=driver_opts,
                 )
             )
     return tuple(out)
+
+
+def lan_network(b: Builder, path: Path, driver: str | None, opts: dict[str, str]) -> None:
+    """A macvlan or ipvlan network puts the app's containers on the host's LAN: it needs
+    ``policy.allow: [host-lan]`` (an ``external`` one is judged as it is on each host)."""
+    why = policy.lan_driver(driver, opts)
+    if why and policy.HOST_LAN not in b.allow:
+        b.err(
+            (*path, "driver"),
+            f'network "{path[-1]}" is refused by the safety policy: {why}',
+            f'remove it, or add "{policy.HOST_LAN}" to `policy: {{allow: [...]}}` if this app '
+            "really needs it",
+        )
 
 
 def ipam_subnets(b: Builder, path: Path, raw: Any) -> list[tuple[str, str, str]]:

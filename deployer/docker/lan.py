@@ -1,0 +1,59 @@
+"""A network that already exists on a host is joined as it is, whatever the manifest says:
+an ``external: true`` one states no driver at all. A macvlan or ipvlan network puts the
+app's containers on the host's LAN (``deployer.manifest.policy.lan_driver``), so before
+anything changes each network the services join that exists on the host is inspected and
+judged by its own driver: it needs ``policy.allow: [host-lan]`` as a manifest's macvlan
+network does. A network not there yet is created from the manifest (judged when read).
+"""
+
+from __future__ import annotations
+
+import docker
+import docker.errors
+
+from deployer.docker.symlinks import Key, _where
+from deployer.docker.transport import wrapped
+from deployer.errors import InvalidInput
+from deployer.manifest import policy
+from deployer.manifest.model import Manifest
+from deployer.naming import network_name, stack_network_name
+
+
+def joined_networks(manifest: Manifest) -> list[tuple[Key, str]]:
+    """(key path, engine name) of each network the services join, once each: at the
+    top-level network when the manifest declares it, else at the service."""
+    declared = {n.name for n in manifest.networks}
+    name_of = stack_network_name if manifest.environment.engine == "swarm" else network_name
+    out: dict[str, Key] = {}
+    for svc in manifest.services:
+        if svc.network_mode:
+            continue
+        for n in [a.name for a in svc.networks] or ["default"]:
+            key: Key = ("networks", n) if n in declared else ("services", svc.name)
+            out.setdefault(name_of(manifest, n), key)
+    return [(key, real) for real, key in out.items()]
+
+
+def check_networks(manifest: Manifest, api: docker.APIClient, host: str) -> None:
+    """Refuse (InvalidInput, exit 2) a network the services would join that exists on
+    ``host`` with a driver that puts them on the host's LAN, unless ``policy.allow``
+    lists ``host-lan``. Reads only."""
+    if policy.HOST_LAN in manifest.policy_allow:
+        return
+    for key, real in joined_networks(manifest):
+        with wrapped(f"look at the network {real}", host):
+            try:
+                info = api.inspect_network(real)
+            except docker.errors.NotFound:
+                continue
+        if info.get("Name") != real:
+            continue  # an ID's prefix, not the network of that name: none of that name
+        opts = {str(k): str(v) for k, v in (info.get("Options") or {}).items()}
+        why = policy.lan_driver(info.get("Driver"), opts)
+        if why:
+            raise InvalidInput(
+                f'{_where(manifest, key)} on {host}, the network "{real}" (as it is on the '
+                f"host) is refused by the safety policy: {why}",
+                hint=f'add "{policy.HOST_LAN}" to `policy: {{allow: [...]}}` if this app '
+                "really needs it; or join another network",
+            )
