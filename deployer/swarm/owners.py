@@ -12,6 +12,12 @@ the deployer refuses (exit 2) a volume it would create that
 
 The manager's engine sees only its own volumes: a volume made by hand on a worker is not
 seen. A volume meant to be shared is declared ``external: true``.
+
+A volume that exists on the manager, an ``external`` one above all, mounts what its own
+driver options say (``o: bind, device: /etc``): it is judged as a bind of those host
+paths, as on a host (``deployer.docker.symlinks.volume_sources``), on the written paths
+(no symlink is followed on a Swarm). Volumes are each node's own: a worker's volume of
+that name is not seen from the manager.
 """
 
 from __future__ import annotations
@@ -22,8 +28,10 @@ import docker.errors
 
 from deployer import labels as L
 from deployer.docker.owners import mounted_volumes, owner
-from deployer.docker.symlinks import _where
+from deployer.docker.symlinks import _judge_lent, _where
 from deployer.errors import InvalidInput
+from deployer.manifest import policy
+from deployer.naming import app_volume_name
 from deployer.swarm.api import SwarmApi
 
 _HINT = (
@@ -83,3 +91,36 @@ def check_volume_owners(swarm: SwarmApi) -> None:
             "mount its data into this app's services",
             hint=_HINT,
         )
+
+
+def check_volume_policy(swarm: SwarmApi) -> None:
+    """Refuse (InvalidInput, exit 2) a named volume the services mount that exists on the
+    manager and mounts, through its own driver options, a host path the safety policy
+    refuses and ``policy.allow`` does not accept. Reads only."""
+    m = swarm.manifest
+    allowed = set(m.policy_allow)
+    seen: set[str] = set()
+    for svc in m.services:
+        for i, mount in enumerate(svc.volumes):
+            if mount.type != "volume" or not mount.source:
+                continue
+            real = app_volume_name(m, mount.source)
+            if real in seen:
+                continue
+            seen.add(real)
+            with swarm.wrapped(f"look at the volume {real}"):
+                try:
+                    found = swarm.api.inspect_volume(real)
+                except docker.errors.NotFound:
+                    continue
+            opts = {str(k): str(v) for k, v in (found.get("Options") or {}).items()}
+            for source, ro in policy.volume_host_paths(found.get("Driver"), opts):
+                path = policy.canonical(source)
+                who = (
+                    f'the volume "{real}" (as it is on the manager) mounts, through its '
+                    "driver options,",
+                    "volume",
+                )
+                key = ("services", svc.name, "volumes", i)
+                where = f"the Swarm {swarm.name}"
+                _judge_lent(m, where, allowed, key, who, source, path, ro or mount.read_only)
