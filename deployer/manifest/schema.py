@@ -64,6 +64,49 @@ def schema() -> dict[str, Any]:
     return data
 
 
+# GitLab masks no variable shorter than this (a masked variable's value has at least 8
+# characters): a shorter value is printed by any job that prints it.
+GITLAB_MASK_MIN = 8
+
+
+# The engine's mode words the schema describes but does not list (network_mode, restart).
+MODE_WORDS = ("bridge", "default", "always", "unless-stopped", "on-failure", "shareable")
+
+
+@functools.cache
+def vocabulary() -> frozenset[str]:
+    """The words the manifest's language is made of, lower case: each key of the schema
+    and each value it names (enums, constants, the ``policy.allow`` entries, the words of
+    its patterns, :data:`MODE_WORDS`), whole and in parts (``host-network``: ``host``,
+    ``network``). The deployer's messages and fixes are written with them."""
+    words: set[str] = set()
+    stack: list[Any] = [schema(), {"enum": list(MODE_WORDS)}]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, list):
+            stack.extend(node)
+            continue
+        if not isinstance(node, dict):
+            continue
+        names = list(node.get("properties") or {})
+        names += [v for v in (*node.get("enum", ()), node.get("const")) if isinstance(v, str)]
+        if isinstance(node.get("pattern"), str):
+            names += re.findall(r"[a-z]+", node["pattern"])
+        for name in names:
+            words.add(name.lower())
+            words.update(p for p in re.split(r"[^a-z0-9]+", name.lower()) if p)
+        stack.extend(node.values())
+    return frozenset(words)
+
+
+def ordinary_word(value: str) -> bool:
+    """Whether ``value`` is too short for GitLab to mask (:data:`GITLAB_MASK_MIN`) and a
+    word of the manifest's own :func:`vocabulary` (``host``, ``none``, ``bridge``):
+    masking it, or naming the variable in its place, would rewrite the deployer's own
+    words (``add "host-network"``) and hide nothing GitLab hides."""
+    return len(value) < GITLAB_MASK_MIN and value in vocabulary()
+
+
 @functools.cache
 def _validator() -> Any:
     import jsonschema

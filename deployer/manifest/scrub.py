@@ -8,7 +8,8 @@ instead of shown, and any variable's value still left in the text is replaced by
 variable's name (a value ending in ``/`` without that ``/``, which a canonical path shows
 as the separator after it). The values are judged whatever their length: a quoted value or piece is
 recognised by its quotes; a bare value of at least :data:`BARE_MIN` characters anywhere, a
-shorter one as a whole word.
+shorter one as a whole word; a bare value shorter than 8 characters that is a word of the
+manifest's own vocabulary (``host``) is left: the message's own words are made of them.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from dataclasses import replace
 from typing import Any
 
 from deployer.manifest.problems import Path, Problem, format_path
+from deployer.manifest.schema import ordinary_word
 
 _VAR = re.compile(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)")
 _QUOTED = re.compile(r'"([^"]*)"|\'([^\']*)\'|`([^`]*)`')
@@ -31,8 +33,14 @@ _PLAIN_WORDS = frozenset(
 
 
 def _telling(value: str) -> bool:
-    """Whether a value standing bare in a message could tell something of a secret."""
-    return value.lower() not in _PLAIN_WORDS and any(c.isalnum() for c in value)
+    """Whether a value standing bare in a message could tell something of a secret: not a
+    word of the manifest's own vocabulary too short for GitLab to mask (``host``: put
+    back, it rewrote the fix's ``host-network`` as ``${NETWORK_MODE}-network``)."""
+    return (
+        value.lower() not in _PLAIN_WORDS
+        and any(c.isalnum() for c in value)
+        and not ordinary_word(value)
+    )
 
 
 def _at(data: Any, path: Path) -> Any:

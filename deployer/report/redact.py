@@ -10,8 +10,12 @@ logs:
 - a value of :data:`WORD_MIN` to 7 characters is masked where it stands as a whole word
   (not inside a longer run of letters and digits: ``PASS=abcde`` is masked, ``abcdefg``
   in ``xabcdefgx`` is not);
-- shorter values, and the words true/false/yes/no/on/off, are not masked: they are not
-  secrets anyone can keep, and masking them would garble every line;
+- shorter values, the words true/false/yes/no/on/off, and a value of fewer than 8
+  characters that is a word of the manifest's own vocabulary (``host``, ``none``,
+  ``bridge``: :func:`deployer.manifest.schema.ordinary_word`) are not masked: they are not
+  secrets anyone can keep (GitLab masks no value shorter than 8 characters), and masking
+  them would garble every line and the deployer's own fixes (``NETWORK_MODE=host`` made
+  ``add "host-network"`` read ``add "[MASKED]-network"``);
 - names the deployer prints are never masked: the app, environment, service, host and
   image names (``MYSQL_DATABASE=nextcloud`` masks "nextcloud" in a log line, never in
   the app name ``rwnextcloud``).
@@ -28,6 +32,7 @@ from collections.abc import Iterable, Mapping
 
 from deployer.manifest.files import FileRefused, read_limited
 from deployer.manifest.model import Manifest
+from deployer.manifest.schema import ordinary_word
 
 MASK = "[MASKED]"
 ANYWHERE_MIN = 8
@@ -77,7 +82,7 @@ def _public(manifest: Manifest) -> set[str]:
 
 
 def _maskable(value: str) -> bool:
-    return len(value) >= WORD_MIN and value.lower() not in _PLAIN_WORDS
+    return len(value) >= WORD_MIN and value.lower() not in _PLAIN_WORDS and not ordinary_word(value)
 
 
 def secret_values(

@@ -49,8 +49,9 @@ def test_the_host_network_needs_host_network(
     (problem,) = report.problems
     assert problem.path == where
     assert "refused by the safety policy" in problem.message
-    # (a variable's value is shown as written: "host" in the fix reads ${EDGE_NET} then)
-    assert '-network"' in (problem.fix or "")
+    # the fix's words are the deployer's own, whatever value a variable gives: "host" in
+    # the fix once read ${EDGE_NET}
+    assert '"host-network"' in (problem.fix or "")
     allowed = _manifest(tmp_path, networks, joined, allow="host-network")
     assert check_manifest(allowed, None, env).ok
 
@@ -125,3 +126,19 @@ def test_a_compose_macvlan_network_is_refused_at_its_line(tmp_path: Path) -> Non
 def test_other_drivers_need_no_entry(tmp_path: Path, driver: str) -> None:
     path = _manifest(tmp_path, f"  lan: {{driver: {driver}}}\n", "    networks: [lan]\n")
     assert check_manifest(path, None, {}).ok
+
+
+def test_a_variable_holding_host_leaves_the_words_of_the_fix(tmp_path: Path) -> None:
+    """NETWORK_MODE=host once made the fix read `add "${NETWORK_MODE}-network"`; a value
+    no word of the deployer's (a secret) is still put back as the variable's name."""
+    path = tmp_path / "deploy.yml"
+    path.write_text(
+        "app: shop\nenvironments: {production: {}}\nservices:\n  web:\n"
+        + SERVICE
+        + "    network_mode: ${NETWORK_MODE}\n    ports: ['${PORT_SECRET}']\n"
+    )
+    env = {"NETWORK_MODE": "host", "PORT_SECRET": "s3cr3t-Port-77"}
+    mode, port = check_manifest(path, None, env).problems
+    assert mode.message == "network_mode: host is refused by the safety policy"
+    assert mode.fix is not None and 'add "host-network" to' in mode.fix
+    assert "${PORT_SECRET}" in port.message and "s3cr3t" not in port.render()

@@ -62,6 +62,28 @@ def test_long_values_anywhere_short_ones_as_whole_words() -> None:
     assert redact("ab is never masked: abc ab") == "ab is never masked: abc ab"
 
 
+def test_short_words_of_the_manifest_are_not_masked() -> None:
+    """A value shorter than 8 characters (GitLab masks none) that is a word of the
+    manifest's vocabulary (NETWORK_MODE=host) is left: masking it rewrote the deployer's
+    own fixes. A short value that is no such word, and a long one, are still masked."""
+    m = dataclasses.replace(
+        _manifest(),
+        services=(
+            Service(
+                "web",
+                "registry.example.com/shop/web:1.2",
+                environment=(("NETWORK_MODE", "host"), ("RESTART", "always"), ("PW", "pw5ch")),
+            ),
+        ),
+    )
+    assert secret_values(m, {}) == {"env-var-value", "pw5ch", "12345678"}
+    redact = Redactor(secret_values(m, {}))
+    hint = 'add "host-network" to `policy: {allow: [...]}`; the host path /etc'
+    assert redact(hint) == hint
+    assert redact("password pw5ch, token 12345678") == f"password {MASK}, token {MASK}"
+    assert Redactor(["Host1", "HOST"])("Host1 HOST") == f"{MASK} {MASK}"  # not the words
+
+
 def test_names_are_never_garbled() -> None:
     """MYSQL_DATABASE=nextcloud once turned the app rwnextcloud into rw[MASKED]."""
     m = Manifest(
