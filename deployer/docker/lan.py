@@ -8,6 +8,9 @@ network does. A network not there yet is created from the manifest (judged when 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import docker
 import docker.errors
 
@@ -34,25 +37,44 @@ def joined_networks(manifest: Manifest) -> list[tuple[Key, str]]:
     return [(key, real) for real, key in out.items()]
 
 
+Look = Callable[[str], dict[str, Any] | None]
+
+
 def check_networks(manifest: Manifest, api: docker.APIClient, host: str) -> None:
     """Refuse (InvalidInput, exit 2) a network the services would join that exists on
     ``host`` with a driver that puts them on the host's LAN, unless ``policy.allow``
     lists ``host-lan``. Reads only."""
+
+    def look(name: str) -> dict[str, Any] | None:
+        with wrapped(f"look at the network {name}", host):
+            try:
+                info: dict[str, Any] = api.inspect_network(name)
+            except docker.errors.NotFound:
+                return None
+        # an ID's prefix answers too: not the network of that name
+        return info if info.get("Name") == name else None
+
+    judge_networks(manifest, look, host)
+
+
+def judge_networks(manifest: Manifest, look: Look, where: str) -> None:
+    """:func:`check_networks` with ``look`` (a network by its exact name, None when there
+    is none) on ``where`` (a host, a Swarm). A Swarm's macvlan network takes its options
+    from a config-only network (``--config-from``): the parent is that one's."""
     if policy.HOST_LAN in manifest.policy_allow:
         return
     for key, real in joined_networks(manifest):
-        with wrapped(f"look at the network {real}", host):
-            try:
-                info = api.inspect_network(real)
-            except docker.errors.NotFound:
-                continue
-        if info.get("Name") != real:
-            continue  # an ID's prefix, not the network of that name: none of that name
+        info = look(real)
+        if info is None:
+            continue
         opts = {str(k): str(v) for k, v in (info.get("Options") or {}).items()}
+        config = (info.get("ConfigFrom") or {}).get("Network")
+        if config and (source := look(str(config))) is not None:
+            opts = {str(k): str(v) for k, v in (source.get("Options") or {}).items()} | opts
         why = policy.lan_driver(info.get("Driver"), opts)
         if why:
             raise InvalidInput(
-                f'{_where(manifest, key)} on {host}, the network "{real}" (as it is on the '
+                f'{_where(manifest, key)} on {where}, the network "{real}" (as it is on the '
                 f"host) is refused by the safety policy: {why}",
                 hint=f'add "{policy.HOST_LAN}" to `policy: {{allow: [...]}}` if this app '
                 "really needs it; or join another network",

@@ -27,6 +27,7 @@ from typing import Any
 import docker.errors
 
 from deployer import labels as L
+from deployer.docker.lan import judge_networks
 from deployer.docker.owners import mounted_volumes, owner
 from deployer.docker.symlinks import _judge_lent, _where
 from deployer.errors import InvalidInput
@@ -124,3 +125,16 @@ def check_volume_policy(swarm: SwarmApi) -> None:
                 key = ("services", svc.name, "volumes", i)
                 where = f"the Swarm {swarm.name}"
                 _judge_lent(m, where, allowed, key, who, source, path, ro or mount.read_only)
+
+
+def check_lan_networks(swarm: SwarmApi) -> None:
+    """Refuse (InvalidInput, exit 2) a network the services join that exists on the Swarm
+    as a macvlan or ipvlan one (``deployer.docker.lan``), unless ``policy.allow`` lists
+    ``host-lan``. Reads only."""
+
+    def look(name: str) -> dict[str, Any] | None:
+        with swarm.wrapped(f"look at the network {name}"):
+            found = swarm.api.networks(names=[name])
+        return next((n for n in found if n.get("Name") == name), None)
+
+    judge_networks(swarm.manifest, look, f"the Swarm {swarm.name}")

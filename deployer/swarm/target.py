@@ -40,7 +40,7 @@ from deployer.swarm.apply import raise_for_outcome
 from deployer.swarm.converge import Verdict, wait_converged
 from deployer.swarm.engine import DockerSwarmEngine
 from deployer.swarm.lock import LOCK_EXPIRES, LOCK_HOLDER, SwarmLease
-from deployer.swarm.owners import check_volume_owners, check_volume_policy
+from deployer.swarm.owners import check_lan_networks, check_volume_owners, check_volume_policy
 
 __all__ = [
     "LOCK_EXPIRES",
@@ -176,6 +176,7 @@ class SwarmTarget:
             S.check_supported(self.manifest, service)  # refuse before anything changes
         check_volume_owners(self.swarm)  # another stack's data
         check_volume_policy(self.swarm)  # a volume binding /etc, as it is on the manager
+        check_lan_networks(self.swarm)  # an external macvlan network: the host's LAN
         self.planned_from = self.observe()
         return make_plan(self.manifest, [self.planned_from], self.resolve(only), only)
 
