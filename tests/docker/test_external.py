@@ -130,22 +130,13 @@ def test_drivers_and_runtimes_the_engine_lacks_stop_plan_and_deploy_before_any_c
         err = capsys.readouterr().err
         assert code == 2, (command, err)
         h = testenv.engine_host
-        assert (
-            f'compose.yml:5:15: services.web.logging.driver: on {h}, the engine has no logging driver "loki" (it has: '
-            in err
-        ), err
-        assert (
-            f'compose.yml:10:14: services.gpu.runtime: on {h}, the engine has no runtime "nvidia" (it has: '
-            in err
-        ), err
-        assert (
-            f'compose.yml:14:13: volumes.data.driver: on {h}, the engine has no volume driver "rexray/ebs"'
-            in err
-        ), err
-        assert (
-            f'compose.yml:17:13: networks.default.driver: on {h}, the engine has no network driver "weave"'
-            in err
-        ), err
+        for where, what in (
+            ("5:15: services.web.logging.driver", 'logging driver "loki" (it has: '),
+            ("10:14: services.gpu.runtime", 'runtime "nvidia" (it has: '),
+            ("14:13: volumes.data.driver", 'volume driver "rexray/ebs"'),
+            ("17:13: networks.default.driver", 'network driver "weave"'),
+        ):
+            assert f"compose.yml:{where}: on {h}, the engine has no {what}" in err, err
         assert "json-file" in err and "docker plugin install" in err, err
         assert "none" not in err.split("(it has:")[0], err  # `driver: none` is the engine's own
         assert of_app(engine, app) == [], command
