@@ -134,6 +134,20 @@ class FakeSwarm:
         return bool(a["TaskTemplate"] == b["TaskTemplate"] and a.get("Mode") == b.get("Mode"))
 
     # -- the node -----------------------------------------------------------------------
+    def nodes(self) -> list[dict[str, Any]]:
+        """One ready manager with the engine's built-in drivers."""
+        self._call("nodes", "")
+        builtin = {"Log": ["json-file", "local", "syslog"], "Volume": ["local"]}
+        builtin["Network"] = ["bridge", "host", "null", "overlay"]
+        plugins = [{"Type": t, "Name": n} for t, names in builtin.items() for n in names]
+        return [
+            {
+                "Status": {"State": "ready"},
+                "Spec": {"Availability": "active", "Role": "manager"},
+                "Description": {"Engine": {"Plugins": plugins}},
+            }
+        ]
+
     def info(self) -> dict[str, Any]:
         self._call("info", "")
         return {

@@ -10,7 +10,6 @@ what it had changed, and `plan` had shown a plan that could not run.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any
 
 import docker
 
@@ -48,27 +47,41 @@ def _has(available: Iterable[str], name: str) -> bool:
     return name in names or (":" not in name and f"{name}:latest" in names)
 
 
-def missing(manifest: Manifest, info: Mapping[str, Any], host: str) -> list[str]:
-    plugins = info.get("Plugins") or {}
-    runtimes = info.get("Runtimes") or {}
+def missing(
+    manifest: Manifest,
+    plugins: Mapping[str, Iterable[str]],
+    runtimes: Iterable[str] | None,
+    where: str,
+) -> list[str]:
+    """One line per driver (and runtime, unless ``runtimes`` is None: a Swarm runs the
+    default one) the manifest names that ``plugins`` (kind -> names) lacks."""
+    have_runtimes = sorted(runtimes or ())
     out = []
     for key, kind, name in wanted(manifest):
         if kind == "Runtime":
-            if name not in runtimes:
-                have = ", ".join(sorted(runtimes)) or "none"
+            if runtimes is not None and name not in have_runtimes:
                 out.append(
-                    f'{_where(manifest, key)} on {host}, the engine has no runtime "{name}" '
-                    f"(it has: {have})"
+                    f'{_where(manifest, key)} on {where}, the engine has no runtime "{name}" '
+                    f"(it has: {', '.join(have_runtimes) or 'none'})"
                 )
             continue
         available = [*(plugins.get(kind) or []), *_BUILT_IN[kind]]
         if not _has(available, name):
             have = ", ".join(sorted(set(available)))
             out.append(
-                f'{_where(manifest, key)} on {host}, the engine has no {_WHAT[kind]} driver "'
+                f'{_where(manifest, key)} on {where}, the engine has no {_WHAT[kind]} driver "'
                 f'{name}" (it has: {have})'
             )
     return out
+
+
+def refuse(problems: list[str]) -> InvalidInput:
+    return InvalidInput(
+        "\n".join(problems),
+        hint="install the plugin on the host (`docker plugin install ...`, the plugin's "
+        "guide says which) or configure the runtime in the engine's daemon.json, then "
+        "deploy again; or drop the setting to use the engine's default",
+    )
 
 
 def check_support(manifest: Manifest, client: docker.DockerClient, host: str) -> None:
@@ -78,11 +91,6 @@ def check_support(manifest: Manifest, client: docker.DockerClient, host: str) ->
         return
     with wrapped("look at the engine's plugins and runtimes", host):
         info = client.api.info()
-    problems = missing(manifest, info, host)
+    problems = missing(manifest, info.get("Plugins") or {}, info.get("Runtimes") or {}, host)
     if problems:
-        raise InvalidInput(
-            "\n".join(problems),
-            hint="install the plugin on the host (`docker plugin install ...`, the plugin's "
-            "guide says which) or configure the runtime in the engine's daemon.json, then "
-            "deploy again; or drop the setting to use the engine's default",
-        )
+        raise refuse(problems)

@@ -19,6 +19,7 @@ class SwarmEngine(Protocol):
 
     # -- the node -----------------------------------------------------------------------
     def info(self) -> dict[str, Any]: ...
+    def nodes(self) -> list[dict[str, Any]]: ...
 
     # -- services and tasks -------------------------------------------------------------
     def services(self, filters: Mapping[str, Any] | None = None) -> list[dict[str, Any]]: ...
@@ -82,6 +83,9 @@ class DockerSwarmEngine:
 
     def info(self) -> dict[str, Any]:
         return dict(self.raw.info())
+
+    def nodes(self) -> list[dict[str, Any]]:
+        return list(self.raw.nodes())
 
     def services(self, filters: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
         return list(self.raw.services(filters=dict(filters) if filters else None))

@@ -41,6 +41,7 @@ from deployer.swarm.converge import Verdict, wait_converged
 from deployer.swarm.engine import DockerSwarmEngine
 from deployer.swarm.lock import LOCK_EXPIRES, LOCK_HOLDER, SwarmLease
 from deployer.swarm.owners import check_lan_networks, check_volume_owners, check_volume_policy
+from deployer.swarm.support import check_support
 
 __all__ = [
     "LOCK_EXPIRES",
@@ -177,6 +178,7 @@ class SwarmTarget:
         check_volume_owners(self.swarm)  # another stack's data
         check_volume_policy(self.swarm)  # a volume binding /etc, as it is on the manager
         check_lan_networks(self.swarm)  # an external macvlan network: the host's LAN
+        check_support(self.swarm)  # an external network, a driver (plugin) it lacks
         self.planned_from = self.observe()
         return make_plan(self.manifest, [self.planned_from], self.resolve(only), only)
 
