@@ -286,6 +286,9 @@ def _relinked(
     )
 
 
+_NAMESPACE_WORD = {"network_mode": "network", "pid": "PID namespace", "ipc": "IPC namespace"}
+
+
 def _rejoined(
     step: Step,
     desired: Desired,
@@ -293,21 +296,27 @@ def _rejoined(
     renewed: Mapping[str, str],
     owners: list[ObservedContainer],
 ) -> Step:
-    """``network_mode: service:NAME``: the containers live in the network namespace of
-    NAME's container. A new one of NAME has a new namespace (the old one goes with the old
-    container), so this service's containers are replaced too, joining the new one; so is a
-    container that joined one of NAME's that is no longer NAME's current one."""
-    name = desired.service.network_service
-    if step.action is not Action.UNCHANGED or name is None or not current:
+    """``network_mode`` (``pid``, ``ipc``) ``service:NAME``: the containers live in that
+    namespace of NAME's container. A new one of NAME has a new namespace (the old one goes
+    with the old container), so this service's containers are replaced too, joining the
+    new one; so is a container that joined the network of one of NAME's that is no longer
+    NAME's current one (read from the listing, which names the network mode only)."""
+    if step.action is not Action.UNCHANGED or not current:
         return step
     kept = current[: desired.service.replicas]
-    if name in renewed:
-        why = (
-            f"shares the network of {name}, which {renewed[name]} (its containers join the new one)"
-        )
-        return replace(
-            step, action=Action.REPLACE, reasons=(why,), replace=tuple(c.id for c in kept)
-        )
+    for key, shared in desired.service.namespaces_joined:
+        if shared in renewed:
+            what = _NAMESPACE_WORD[key]
+            why = (
+                f"shares the {what} of {shared}, which {renewed[shared]} (its containers "
+                "join the new one)"
+            )
+            return replace(
+                step, action=Action.REPLACE, reasons=(why,), replace=tuple(c.id for c in kept)
+            )
+    name = desired.service.network_service
+    if name is None:
+        return step
     # a deploy interrupted between the two, NAME's container replaced by hand: the
     # namespace such a container joined went with that container
     ids = {c.id for c in owners}
@@ -410,13 +419,13 @@ def check_only(manifest: Manifest, only: Sequence[str] | None) -> list[str] | No
 
 
 def check_sharing(manifest: Manifest, names: Sequence[str], what: str) -> None:
-    """Every service sharing the network of one of ``names`` (``network_mode:
-    service:NAME``) is among them (exit 2): a new container of NAME takes its namespace
-    away, so they are replaced with it."""
-    left = [s.name for s in manifest.services if s.network_service in names and s.name not in names]
+    """Every service sharing the network, PID or IPC namespace of one of ``names``
+    (``network_mode``, ``pid``, ``ipc``: ``service:NAME``) is among them (exit 2): a new
+    container of NAME takes its namespace away, so they are replaced with it."""
+    left = [s.name for s in manifest.services if set(s.joins) & set(names) and s.name not in names]
     if left:
         raise InvalidInput(
-            f"{what}: {', '.join(left)} share the network of a service named "
-            "(network_mode: service:NAME) and are replaced with it",
+            f"{what}: {', '.join(left)} share the network, PID or IPC namespace of a service "
+            "named (network_mode, pid or ipc: service:NAME) and are replaced with it",
             hint=f"name {', '.join(left)} too",
         )

@@ -290,8 +290,7 @@ def _network_mode(svc: Service, i: Inspect) -> bool:
     mode = str(i.host.get("NetworkMode") or "")
     if svc.network_service:
         # compose names the container (container:<id>): compared by its service
-        kind, _, joined = mode.partition(":")
-        return kind == "container" and i.services.get(joined) == svc.network_service
+        return _joined(str(svc.network_mode), mode, i)
     if svc.network_mode:
         return mode == svc.network_mode
     return mode not in ("", "host", "none", "default", "bridge") and not mode.startswith(
@@ -383,8 +382,24 @@ def _stop_grace(svc: Service, i: Inspect) -> bool:
     return have is not None and int(have) == int(svc.stop_grace_period)
 
 
+def _joined(want: str, mode: str, i: Inspect) -> bool:
+    """``service:NAME`` against the engine's ``container:<id>``, compared by the service of
+    that container (compose names it by id)."""
+    kind, _, joined = mode.partition(":")
+    return kind == "container" and i.services.get(joined) == want.removeprefix("service:")
+
+
+def _pid(svc: Service, i: Inspect) -> bool:
+    mode = str(i.host.get("PidMode") or "")
+    if svc.pid and svc.pid.startswith("service:"):
+        return _joined(svc.pid, mode, i)
+    return mode == (svc.pid or "")
+
+
 def _ipc(svc: Service, i: Inspect) -> bool:
     mode = str(i.host.get("IpcMode") or "")
+    if svc.ipc and svc.ipc.startswith("service:"):
+        return _joined(svc.ipc, mode, i)
     if svc.ipc is None:
         return mode in ("", "private", "shareable")
     return mode == svc.ipc
@@ -610,7 +625,7 @@ _COMPARE: dict[str, Callable[[Service, Inspect], bool]] = {
     ),
     "memory": _simple(lambda i: int(i.host.get("Memory") or 0), lambda s, i: s.memory or 0),
     "privileged": _simple(lambda i: bool(i.host.get("Privileged")), lambda s, i: s.privileged),
-    "pid": _simple(lambda i: str(i.host.get("PidMode") or ""), lambda s, i: s.pid or ""),
+    "pid": _pid,
     "ipc": _ipc,
     "cap_add": _simple(
         lambda i: sorted(i.host.get("CapAdd") or []), lambda s, i: sorted(s.cap_add)

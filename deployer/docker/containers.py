@@ -113,14 +113,17 @@ def _volumes_from(api: docker.APIClient, manifest: Manifest, service: Service) -
     return out
 
 
-def _network_mode(api: docker.APIClient, manifest: Manifest, service: Service) -> str | None:
-    """``network_mode`` as the engine takes it: ``service:NAME`` is the namespace of NAME's
-    current container on this host (NAME rolled first), ``container:<id>`` as compose
-    sends it."""
-    name = service.network_service
-    if name is not None:
-        return f"container:{_current(api, manifest, service, name, 'network_mode')}"
-    return service.network_mode or None
+def _namespace_mode(
+    api: docker.APIClient, manifest: Manifest, service: Service, key: str
+) -> str | None:
+    """``network_mode``, ``pid`` or ``ipc`` as the engine takes it: ``service:NAME`` is that
+    namespace of NAME's current container on this host (NAME rolled first),
+    ``container:<id>`` as compose sends it."""
+    mode: str | None = getattr(service, key)
+    if mode and mode.startswith("service:"):
+        name = mode.removeprefix("service:")
+        return f"container:{_current(api, manifest, service, name, key)}"
+    return mode or None
 
 
 def _current(
@@ -357,9 +360,9 @@ def create_container(  # noqa: PLR0913 (a whole container)
             nano_cpus=apispec.nano_cpus(service.cpus) if service.cpus else None,
             mem_limit=service.memory,
             privileged=service.privileged or None,
-            network_mode=_network_mode(api, manifest, service),
-            pid_mode=service.pid,
-            ipc_mode=service.ipc,
+            network_mode=_namespace_mode(api, manifest, service, "network_mode"),
+            pid_mode=_namespace_mode(api, manifest, service, "pid"),
+            ipc_mode=_namespace_mode(api, manifest, service, "ipc"),
             cap_add=list(service.cap_add) or None,
             cap_drop=list(service.cap_drop) or None,
             shm_size=service.shm_size,

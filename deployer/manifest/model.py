@@ -380,6 +380,24 @@ class Service:
         return mode.removeprefix("service:") if mode.startswith("service:") else None
 
     @property
+    def namespaces_joined(self) -> tuple[tuple[str, str], ...]:
+        """(key, service) of each namespace of another service's container this one's
+        containers join: ``network_mode``, ``pid`` or ``ipc`` written ``service:NAME``."""
+        out = []
+        for key in ("network_mode", "pid", "ipc"):
+            mode = getattr(self, key) or ""
+            if mode.startswith("service:"):
+                out.append((key, mode.removeprefix("service:")))
+        return tuple(out)
+
+    @property
+    def joins(self) -> tuple[str, ...]:
+        """The services whose container's namespaces (network, pid, ipc) this one's
+        containers join: they start first, and a new container of one takes its namespace
+        away, so these containers are replaced with it."""
+        return tuple(dict.fromkeys(name for _, name in self.namespaces_joined))
+
+    @property
     def may_exit(self) -> bool:
         """Whether exit 0 is a success: it runs once (``completes``), it lends its volumes
         (a data-only container), or its written restart policy leaves a container that

@@ -268,24 +268,25 @@ def retire(r: RunState, host: str, c: ObservedContainer, grace: float) -> None:
     r.line(f"{c.name}: stopped and kept for rollback", host)
 
 
-# -- network_mode: service:NAME ------------------------------------------------------------
+# -- network_mode, pid, ipc: service:NAME ---------------------------------------------------
 def _follows_replaced(r: RunState, host: str, svc: Service) -> bool:
-    """``svc`` shares the network of a service this run replaces (or creates: its container
-    was gone) on ``host``: its old containers lived in the old container's namespace, and
-    come back with it on a rollback (``_stopping``), not on their own (that container is
-    still stopped then)."""
-    name = svc.network_service
-    if name is None:
+    """``svc`` shares the network (PID, IPC namespace) of a service this run replaces (or
+    creates: its container was gone) on ``host``: its old containers lived in the old
+    container's namespace, and come back with it on a rollback (``_stopping``), not on
+    their own (that container is still stopped then)."""
+    names = svc.joins
+    if not names:
         return False
     hp = next(h for h in r.plan.hosts if h.host == host)
-    return any(s.service == name and s.action in (Action.REPLACE, Action.CREATE) for s in hp.steps)
+    renewed = (Action.REPLACE, Action.CREATE)
+    return any(s.service in names and s.action in renewed for s in hp.steps)
 
 
 def _stopping(r: RunState, host: str, svc: Service, old: ObservedContainer) -> None:
-    """Before the old container of a service others share the network of stops: on a
+    """Before the old container of a service others share a namespace of stops: on a
     rollback, once it runs again (its restart is journalled after this, so undone before),
     their old containers restart to join its new namespace."""
-    sharing = [s for s in r.manifest.services if s.network_service == svc.name]
+    sharing = [s for s in r.manifest.services if svc.name in s.joins]
     if not sharing:
         return
     names = ", ".join(s.name for s in sharing)

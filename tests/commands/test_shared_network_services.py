@@ -38,6 +38,6 @@ def test_naming_the_service_whose_network_others_share_names_them_too(
     out += capsys.readouterr().err
     assert code == 2, out
     what = "restart" if argv[0] == "restart" else "--services"
-    assert f"{what}: web share the network of a service named" in out
+    assert f"{what}: web share the network, PID or IPC namespace of a service named" in out
     assert "name web too" in out
     assert "Traceback" not in out

@@ -116,10 +116,11 @@ def dependencies(b: Builder, raw_services: dict[str, Any]) -> None:
                 continue  # a container of the host, not of the app
             if source in raw_services and source != name and source not in graph[name]:
                 graph[name].append(source)  # so does volumes_from
-        mode = raw.get("network_mode")
-        shared = mode.removeprefix("service:") if isinstance(mode, str) else ""
-        if mode != shared and shared in raw_services and shared not in (name, *graph[name]):
-            graph[name].append(shared)  # and network_mode: service:NAME
+        for ns_key in ("network_mode", "pid", "ipc"):  # and a namespace's service:NAME
+            mode = raw.get(ns_key)
+            shared = mode.removeprefix("service:") if isinstance(mode, str) else ""
+            if mode != shared and shared in raw_services and shared not in (name, *graph[name]):
+                graph[name].append(shared)
     for cycle in cycles(graph):
         b.err(
             ("services", cycle[0], "depends_on"),

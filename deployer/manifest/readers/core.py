@@ -190,29 +190,42 @@ class Builder:
             )
 
     def _shared_networks(self, out: list[Service]) -> None:
-        """``network_mode: service:NAME``: NAME runs one container (the namespace its
-        dependents join) and has a network of its own."""
+        """``network_mode``, ``pid`` or ``ipc`` ``service:NAME``: NAME runs one container
+        (the namespace its dependents join) and has that namespace of its own."""
         by_name = {s.name: s for s in out}
         for s in out:
-            target = by_name.get(s.network_service or "")
-            if target is None:
-                continue
-            at = ("services", s.name, "network_mode")
-            if target.replicas != 1:
-                self.err(
-                    at,
-                    f"{s.name} shares the network of {target.name}, which runs "
-                    f"{target.replicas} replicas: the containers join the network of one "
-                    "container",
-                    f"give {target.name} one replica (deploy.replicas: 1)",
-                )
-            if target.network_service:
-                self.err(
-                    at,
-                    f"{s.name} shares the network of {target.name}, which shares the "
-                    f"network of {target.network_service} itself",
-                    f"write network_mode: service:{target.network_service}",
-                )
+            for key, name in s.namespaces_joined:
+                target = by_name.get(name)
+                if target is None:
+                    continue
+                what = _NAMESPACE_WORD[key]
+                at = ("services", s.name, key)
+                if target.replicas != 1:
+                    self.err(
+                        at,
+                        f"{s.name} shares the {what} of {target.name}, which runs "
+                        f"{target.replicas} replicas: the containers join the {what} of one "
+                        "container",
+                        f"give {target.name} one replica (deploy.replicas: 1)",
+                    )
+                chained = dict(target.namespaces_joined).get(key)
+                if chained:
+                    self.err(
+                        at,
+                        f"{s.name} shares the {what} of {target.name}, which shares the "
+                        f"{what} of {chained} itself",
+                        f"write {key}: service:{chained}",
+                    )
+                if key == "ipc" and target.ipc != "shareable":
+                    # compose does not set it: the engine's default (private since Docker
+                    # 20.10) refuses the join when the container starts
+                    self.err(
+                        at,
+                        f"{s.name} joins the IPC namespace of {target.name}, which does not "
+                        "make it shareable: the engine refuses to start the container "
+                        '("non-shareable IPC"), as it does under docker compose',
+                        f"add `ipc: shareable` to {target.name}",
+                    )
 
     def services(self, data: dict[str, Any]) -> list[Service]:
         out: list[Service] = []
@@ -251,16 +264,20 @@ def _lenders(s: Service) -> list[str]:
     return [name for kind, name, _ in s.volume_lenders if kind == "service"]
 
 
+_NAMESPACE_WORD = {"network_mode": "network", "pid": "PID namespace", "ipc": "IPC namespace"}
+
+
 def _network_first(s: Service) -> Service:
-    """A service sharing another's network depends on it (started first) and restarts with
-    it, as compose records it (a ``depends_on`` written for it is kept as written)."""
-    name = s.network_service
-    if name is None or name in dict(s.depends_on):
+    """A service sharing another's network, PID or IPC namespace depends on it (started
+    first) and restarts with it, as compose records it (a ``depends_on`` written for it is
+    kept as written)."""
+    names = [n for n in s.joins if n not in dict(s.depends_on)]
+    if not names:
         return s
     return replace(
         s,
-        depends_on=(*s.depends_on, (name, "service_started")),
-        depends_restart=tuple(dict.fromkeys((*s.depends_restart, name))),
+        depends_on=(*s.depends_on, *((n, "service_started") for n in names)),
+        depends_restart=tuple(dict.fromkeys((*s.depends_restart, *names))),
     )
 
 

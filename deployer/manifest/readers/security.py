@@ -95,11 +95,15 @@ def safety(b: Builder, path: Path, raw: dict[str, Any]) -> None:
             continue
         if value == "host":
             refuse(b, (*path, key), f"{key}: host", name)
+        elif value.startswith("service:"):
+            shared_namespace(b, path, key, value.removeprefix("service:"))
         elif not (key == "ipc" and value in ("private", "shareable")):
             b.err(
                 (*path, key),
-                f'{key} "{value}" is not supported yet',
-                "remove it" if key == "pid" else "use private or shareable",
+                f'{key} "{value}" is not supported',
+                f"use service:NAME (the {key.upper()} namespace of a service of the app)"
+                + ("" if key == "pid" else ", private or shareable")
+                + ", or remove it",
             )
     cap_add(b, path, raw)
 
@@ -213,30 +217,41 @@ def network_engine_name(b: Builder, path: Path, real: str | None, where: Path) -
         )
 
 
+def shared_namespace(b: Builder, path: Path, key: str, name: str) -> bool:
+    """``network_mode``, ``pid`` or ``ipc`` ``service:NAME``: the containers join that
+    namespace of NAME's container; NAME is a service of the app (not this one), and the
+    engine is not a Swarm. (NAME's replicas are checked across services.) Whether it is."""
+    p = (*path, key)
+    what = {"network_mode": "network", "pid": "PID namespace", "ipc": "IPC namespace"}[key]
+    names = sorted(b.service_names)
+    if name == path[-1]:
+        b.err(p, f'service "{name}" shares the {what} of itself', "name another service")
+        return False
+    if name not in b.service_names:
+        b.err(
+            p,
+            f'{key} names the service "{name}", which is not defined',
+            "name one of: " + ", ".join(n for n in names if n != path[-1]),
+        )
+        return False
+    if b.engine == "swarm":
+        b.err(
+            p,
+            f"{key}: service:{name} is not possible with engine: swarm (Swarm has no "
+            f"equivalent: a service's tasks each have their own {what})",
+            "put the two in one image"
+            + (f", reach {name} over a network" if key == "network_mode" else "")
+            + ", or deploy this environment with engine: container",
+        )
+        return False
+    return True
+
+
 def shared_network(b: Builder, path: Path, raw: dict[str, Any], name: str) -> None:
     """``network_mode: service:NAME``: the containers join the network namespace of NAME's
     container; NAME is a service of the app (not this one), and nothing the engine refuses
     beside a shared namespace is set. (NAME's replicas are checked across services.)"""
-    p = (*path, "network_mode")
-    names = sorted(b.service_names)
-    if name == path[-1]:
-        b.err(p, f'service "{name}" shares the network of itself', "name another service")
-        return
-    if name not in b.service_names:
-        b.err(
-            p,
-            f'network_mode names the service "{name}", which is not defined',
-            "name one of: " + ", ".join(n for n in names if n != path[-1]),
-        )
-        return
-    if b.engine == "swarm":
-        b.err(
-            p,
-            f"network_mode: service:{name} is not possible with engine: swarm (Swarm has no "
-            "equivalent: a service's tasks each have their own network)",
-            f"put the two in one image, reach {name} over a network, or deploy this "
-            "environment with engine: container",
-        )
+    if not shared_namespace(b, path, "network_mode", name):
         return
     for key, why in SHARED_NETWORK_CONFLICTS.items():
         if raw.get(key) not in (None, "", [], {}):
