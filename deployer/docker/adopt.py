@@ -286,6 +286,19 @@ def _networks(svc: Service, i: Inspect) -> bool:
     return True
 
 
+def _external_links(svc: Service, i: Inspect) -> bool:
+    """compose gives each endpoint the links (``CONTAINER:ALIAS``), its own links to the
+    project's containers beside them; on the default bridge the engine keeps them as
+    legacy links in HostConfig (an unmodelled setting: such a container is replaced)."""
+    if not svc.external_links:
+        return True
+    want = set(svc.external_links)
+    endpoints = list(i.networks.values())
+    return bool(endpoints) and all(
+        want <= {str(x) for x in (ep or {}).get("Links") or []} for ep in endpoints
+    )
+
+
 def _network_mode(svc: Service, i: Inspect) -> bool:
     mode = str(i.host.get("NetworkMode") or "")
     if svc.network_service:
@@ -596,6 +609,7 @@ _COMPARE: dict[str, Callable[[Service, Inspect], bool]] = {
     # compose sets a link on the linking container (its endpoint's Links), not an alias on
     # the linked one: the alias resolves for the linking containers either way
     "link_aliases": lambda svc, i: True,
+    "external_links": _external_links,
     "depends_restart": _depends_restart,
     "labels": _labels,
     "restart": _restart,

@@ -10,6 +10,7 @@ connections in flight to it survive the moment it is out of the network.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import docker
 import docker.errors
@@ -17,19 +18,33 @@ import docker.errors
 from deployer.docker.transport import wrapped
 
 
+def _links(ep: Mapping[str, Any] | None) -> list[tuple[str, str]] | None:
+    """The endpoint's links (``external_links``, "CONTAINER:ALIAS"): a reconnect gives
+    them again, or the container loses them."""
+    pairs = [str(x).partition(":") for x in (ep or {}).get("Links") or []]
+    return [(name, alias or name) for name, _, alias in pairs] or None
+
+
 def _reconnect(
-    api: docker.APIClient, container_id: str, net: str, ip: str, aliases: list[str] | None
+    api: docker.APIClient,
+    container_id: str,
+    net: str,
+    ip: str,
+    aliases: list[str] | None,
+    links: list[tuple[str, str]] | None = None,
 ) -> None:
     """Reconnect keeping the container's IP address when the network allows it, so that
     connections in flight to it survive the moment it is out of the network."""
     if ip:
         try:
-            api.connect_container_to_network(container_id, net, ipv4_address=ip, aliases=aliases)
+            api.connect_container_to_network(
+                container_id, net, ipv4_address=ip, aliases=aliases, links=links
+            )
             return
         except docker.errors.APIError as e:
             if e.status_code == 404:
                 raise
-    api.connect_container_to_network(container_id, net, aliases=aliases)
+    api.connect_container_to_network(container_id, net, aliases=aliases, links=links)
 
 
 def detach_aliases(
@@ -48,7 +63,7 @@ def detach_aliases(
             had[net] = aliases
             ip = str(ep.get("IPAddress") or "")
             api.disconnect_container_from_network(container_id, net)
-            _reconnect(api, container_id, net, ip, None)
+            _reconnect(api, container_id, net, ip, None, _links(ep))
         return had
 
 
@@ -65,7 +80,7 @@ def attach_aliases(
             except docker.errors.APIError as e:
                 if e.status_code not in (404, 500):
                     raise
-            _reconnect(api, container_id, net, ip, list(names))
+            _reconnect(api, container_id, net, ip, list(names), _links(networks.get(net)))
 
 
 def ensure_aliases(
@@ -125,4 +140,6 @@ def release_addresses(client: docker.DockerClient, host: str, container_id: str)
                 continue
             aliases = [a for a in (ep.get("Aliases") or []) if a not in (short, container_id)]
             api.disconnect_container_from_network(container_id, net)
-            api.connect_container_to_network(container_id, net, aliases=aliases or None)
+            api.connect_container_to_network(
+                container_id, net, aliases=aliases or None, links=_links(ep)
+            )

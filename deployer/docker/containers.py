@@ -303,6 +303,14 @@ def _ports(service: Service) -> tuple[list[Any], dict[str, Any]]:
     return exposed, {k: v if len(v) > 1 else v[0] for k, v in bindings.items()}
 
 
+def _external_links(service: Service) -> list[tuple[str, str]] | None:
+    """``external_links`` as compose gives them: in HostConfig.Links (the engine's legacy
+    links on the default bridge) and in each network endpoint's Links (an alias of the
+    container for this one's lookups on that network)."""
+    pairs = [link.partition(":") for link in service.external_links]
+    return [(name, alias) for name, _, alias in pairs] or None
+
+
 def _addresses(manifest: Manifest, service: Service) -> dict[str, tuple[str, str]]:
     """engine network name → (ipv4_address, ipv6_address) the service fixes there."""
     return {
@@ -394,6 +402,7 @@ def create_container(  # noqa: PLR0913 (a whole container)
             uts_mode=service.uts,
             storage_opt=dict(service.storage_opt) or None,
             device_cgroup_rules=list(service.device_cgroup_rules) or None,
+            links=_external_links(service),
             **_blkio(service),
         )
         if service.annotations:
@@ -408,6 +417,7 @@ def create_container(  # noqa: PLR0913 (a whole container)
                 {
                     first: api.create_endpoint_config(
                         aliases=names if aliases else None,
+                        links=_external_links(service),
                         ipv4_address=ip4 or None,
                         ipv6_address=ip6 or None,
                     )
@@ -453,6 +463,7 @@ def create_container(  # noqa: PLR0913 (a whole container)
                     cid,
                     net,
                     aliases=names if aliases else None,
+                    links=_external_links(service),
                     ipv4_address=ip4 or None,
                     ipv6_address=ip6 or None,
                 )

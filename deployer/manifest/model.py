@@ -346,6 +346,9 @@ class Service:
     depends_restart: tuple[str, ...] = ()
     # compose's `links:` (the services linked to, in order: they start first, as depends_on)
     links: tuple[str, ...] = ()
+    # compose's `external_links`: containers outside the app, "CONTAINER:ALIAS" (the alias
+    # is the container's name when none is written), as compose gives them to the engine
+    external_links: tuple[str, ...] = ()
     # compose's `volumes_from`: "service:NAME:ro|rw" or "container:NAME:ro|rw"
     volumes_from: tuple[str, ...] = ()
     # The aliases other services link to this one by, per network: (network, alias).

@@ -23,7 +23,6 @@ SCHEMA_FILE = "deploy-manifest.schema.json"
 # refused with a message that says so, never silently ignored.
 COMPOSE_UNSUPPORTED = frozenset(
     [
-        "external_links",
         "models",
         "profiles",
         "provider",

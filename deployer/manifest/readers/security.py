@@ -164,6 +164,7 @@ SHARED_NETWORK_CONFLICTS = {
     "extra_hosts": "it has the /etc/hosts of the service it shares the network with",
     "mac_address": "it has the MAC address of the service it shares the network with",
     "links": "it has no network endpoint of its own to hold links",
+    "external_links": "it has no network endpoint of its own to hold links",
 }
 
 
@@ -259,7 +260,7 @@ def shared_network(b: Builder, path: Path, raw: dict[str, Any], name: str) -> No
                 (*path, key),
                 f"{key} cannot be set with network_mode: service:{name}: {why} "
                 "(the engine refuses both)",
-                f"remove {key}" + (f", or set it on {name}" if key != "links" else ""),
+                f"remove {key}" + (f", or set it on {name}" if "links" not in key else ""),
                 key=True,
             )
 

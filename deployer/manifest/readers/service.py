@@ -25,6 +25,7 @@ from deployer.manifest.readers import (
     volumes,
 )
 from deployer.manifest.readers.values import (
+    CONTAINER_NAME,
     EXPOSE,
     PULL_POLICY,
     RESTART,
@@ -296,6 +297,47 @@ def read_links(b: Builder, path: Path, raw: dict[str, Any], out: dict[str, Any])
         out["depends_restart"] = tuple(dict.fromkeys((*out.get("depends_restart", ()), *targets)))
 
 
+def read_external_links(b: Builder, path: Path, raw: dict[str, Any], out: dict[str, Any]) -> None:
+    """``external_links: [CONTAINER[:ALIAS]]``: containers outside the app, given to the
+    engine as compose gives them (each endpoint's Links: on the app's networks the alias
+    resolves to the container when it is on that network too). On the default bridge
+    (``network_mode: bridge``) a link is a legacy one: the engine copies the linked
+    container's environment (``ALIAS_ENV_*``, its secrets) into this one, so it needs
+    ``policy.allow: [foreign-container]``."""
+    items = raw.get("external_links")
+    if not isinstance(items, list) or not items:
+        return
+    kept: list[str] = []
+    for i, item in enumerate(items):
+        if not isinstance(item, str):
+            continue
+        parts = item.split(":")
+        name, alias = parts[0], parts[-1]
+        if len(parts) > 2 or not CONTAINER_NAME.match(name) or not SERVICE_NAME.match(alias):
+            b.err(
+                (*path, "external_links", i),
+                f'"{item}" is not an external link',
+                "write CONTAINER or CONTAINER:ALIAS (letters, digits and _ . -)",
+            )
+            continue
+        link = f"{name}:{alias}"
+        if link not in kept:
+            kept.append(link)
+    mode = raw.get("network_mode")
+    if kept and mode == "bridge" and "foreign-container" not in b.allow:
+        b.err(
+            (*path, "external_links"),
+            "external_links with network_mode: bridge are the engine's legacy links: it "
+            "copies the environment of each linked container (its secrets) into this "
+            "one's; they are refused by the safety policy",
+            "put the service and the container on a shared network (external: true) "
+            'instead, or add "foreign-container" to `policy: {allow: [...]}` if this app '
+            "really needs it",
+            key=True,
+        )
+    out["external_links"] = tuple(kept)
+
+
 def read_proxy(b: Builder, path: Path, raw: dict[str, Any], out: dict[str, Any]) -> None:
     out["proxy"] = routes.route(b, path, raw)
 
@@ -360,6 +402,7 @@ READERS: tuple[Reader, ...] = (
     read_safety,
     read_unique,
     read_links,
+    read_external_links,
     read_volumes_from,
     read_proxy,
     read_compose_keys,

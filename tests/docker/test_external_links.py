@@ -1,0 +1,115 @@
+"""``external_links`` (a container outside the app, reached by an alias), on the real engine
+with Docker Compose v2 as the peer. compose gives the links to the engine in each network
+endpoint's Links: on a user network the alias resolves to the container when it is on that
+network too (the engine's embedded DNS; on the default bridge only, it does not resolve).
+The deployer gives them the same way: compose's container and the deployer's carry the
+same links, the app compose started is adopted with nothing to do, and the deployer's
+replacement reaches the container at the alias (its healthcheck does)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import docker
+import pytest
+
+from deployer import labels as L
+from deployer.docker.host import DockerHost
+from deployer.errors import InvalidInput
+from deployer.manifest import load_manifest
+from tests.docker.compose_app import ENV, ComposeProject, actions, compose_up, deploy, plan_of
+from tests.testenv import TestEnv
+
+pytestmark = pytest.mark.integration
+
+COMPOSE = """\
+services:
+  web:
+    image: ${WEB_IMAGE}
+    init: true
+    environment: {PORT: "8081"}
+    networks: [default, shared]
+    external_links: ["EXT:extdb", "EXT"]
+    healthcheck:
+      test: ["CMD-SHELL", "wget -q -O /dev/null http://extdb:8080/version"]
+      interval: 1s
+      retries: 3
+networks:
+  shared: {external: true, name: NET}
+"""
+
+
+@pytest.fixture
+def outside(app: str, engine: docker.DockerClient, testenv: TestEnv) -> Iterator[str]:
+    """A container of no app on a network of no app: (its name)."""
+    net = engine.networks.create(f"{app}-shared")
+    c = engine.containers.run(
+        testenv.image_v1, name=f"{app}-ext", network=net.name, detach=True, init=True
+    )
+    try:
+        yield str(c.name)
+    finally:
+        c.remove(force=True)
+        for leftover in engine.api.containers(all=True, filters={"network": net.name}):
+            engine.api.remove_container(leftover["Id"], force=True)
+        net.remove()
+
+
+@pytest.fixture
+def linked(app: str, outside: str, testenv: TestEnv, tmp_path: Path) -> Iterator[ComposeProject]:
+    compose = COMPOSE.replace("EXT", outside).replace("NET", f"{app}-shared")
+    variables = {"WEB_IMAGE": testenv.image_v1}
+    with compose_up(app, tmp_path, testenv.engine_host, compose, variables) as project:
+        yield project
+
+
+def links(engine: docker.DockerClient, cid: str) -> dict[str, list[str]]:
+    """The links of each network endpoint of the container."""
+    nets = engine.api.inspect_container(cid)["NetworkSettings"]["Networks"]
+    return {name: sorted(ep.get("Links") or []) for name, ep in nets.items()}
+
+
+def test_external_links_as_compose_gives_them(
+    linked: ComposeProject,
+    outside: str,
+    h1: DockerHost,
+    engine: docker.DockerClient,
+    testenv: TestEnv,
+) -> None:
+    label = [f"{L.COMPOSE_PROJECT}={linked.project}", f"{L.COMPOSE_SERVICE}=web"]
+    (theirs,) = [c["Id"] for c in engine.api.containers(filters={"label": label})]
+    want = sorted([f"{outside}:extdb", f"{outside}:{outside}"])
+    compose_links = links(engine, theirs)
+    assert len(compose_links) == 2 and all(v == want for v in compose_links.values())
+
+    m = linked.manifest()
+    assert m.service("web").external_links == (f"{outside}:extdb", f"{outside}:{outside}")
+    plan, _ = plan_of(h1, m)
+    assert actions(plan) == {"web": ("unchanged", ("up to date",))}
+
+    linked.set_env(WEB_IMAGE=testenv.image_v2)
+    deploy(h1, linked.manifest())  # health-gated: the new container reaches extdb
+    (ours,) = [c["Id"] for c in engine.api.containers(filters={"label": label})]
+    assert ours != theirs
+    assert links(engine, ours) == compose_links
+    plan, _ = plan_of(h1, linked.manifest())
+    assert not plan.changes, actions(plan)
+
+
+def test_legacy_links_on_the_default_bridge_need_the_policy(app: str, tmp_path: Path) -> None:
+    """On the default bridge the engine copies the linked container's environment into
+    the linking one (``ALIAS_ENV_*``): another app's secrets."""
+    text = (
+        f"app: {app}\nenvironments:\n  {ENV}: {{}}\n"
+        "services:\n"
+        "  web:\n    image: busybox\n    network_mode: bridge\n"
+        "    external_links: [other-db:db]\n"
+    )
+    (tmp_path / "deploy.yml").write_text(text)
+    with pytest.raises(InvalidInput) as e:
+        load_manifest(tmp_path / "deploy.yml", ENV, {})
+    assert "deploy.yml:8" in str(e.value) and "foreign-container" in str(e.value), e.value
+    (tmp_path / "deploy.yml").write_text(text + "policy: {allow: [foreign-container]}\n")
+    m = load_manifest(tmp_path / "deploy.yml", ENV, {})
+    assert m.service("web").external_links == ("other-db:db",)
