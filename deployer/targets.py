@@ -256,6 +256,14 @@ def needs_api(manifest: Manifest) -> list[tuple[str, str, str]]:
             out.append((f"services.{svc.name}.cgroup", "1.41", "a cgroup namespace mode"))
         if svc.gpus:
             out.append((f"services.{svc.name}.gpus", "1.40", "a GPU request"))
+        for a in svc.networks:
+            at = f"services.{svc.name}.networks.{a.name}"
+            if a.gw_priority:
+                out.append((f"{at}.gw_priority", "1.48", "gw_priority (Docker Engine 28.0)"))
+            if a.mac_address:  # older engines take one, the container's (as docker compose)
+                out.append(
+                    (f"{at}.mac_address", "1.44", "a MAC address per network (Docker Engine 25)")
+                )
     return out
 
 

@@ -283,6 +283,14 @@ def _networks(svc: Service, i: Inspect) -> bool:
         ipam = endpoint.get("IPAMConfig") or {}
         if str(ipam.get("IPv4Address") or "") != ip4 or str(ipam.get("IPv6Address") or "") != ip6:
             return False
+    for a in attachments:  # the MAC address and gateway priority written on a network
+        hit = [n for n in i.networks if n in i.names(a.name, "network")]
+        endpoint = (i.networks[hit[0]] or {}) if hit else {}
+        mac = str(endpoint.get("MacAddress") or "").lower()
+        if a.mac_address and mac != a.mac_address:
+            return False
+        if int(endpoint.get("GwPriority") or 0) != a.gw_priority:
+            return False
     return True
 
 

@@ -31,20 +31,37 @@ def _reconnect(
     net: str,
     ip: str,
     aliases: list[str] | None,
-    links: list[tuple[str, str]] | None = None,
+    ep: Mapping[str, Any] | None = None,
 ) -> None:
     """Reconnect keeping the container's IP address when the network allows it, so that
-    connections in flight to it survive the moment it is out of the network."""
+    connections in flight to it survive the moment it is out of the network; with the
+    endpoint's links and gateway priority as they were (``ep``: its inspect)."""
     if ip:
         try:
-            api.connect_container_to_network(
-                container_id, net, ipv4_address=ip, aliases=aliases, links=links
-            )
+            _connect(api, container_id, net, aliases, ep, ip)
             return
         except docker.errors.APIError as e:
             if e.status_code == 404:
                 raise
-    api.connect_container_to_network(container_id, net, aliases=aliases, links=links)
+    _connect(api, container_id, net, aliases, ep)
+
+
+def _connect(
+    api: docker.APIClient,
+    container_id: str,
+    net: str,
+    aliases: list[str] | None,
+    ep: Mapping[str, Any] | None,
+    ip: str | None = None,
+) -> None:
+    endpoint = api.create_endpoint_config(aliases=aliases, links=_links(ep), ipv4_address=ip)
+    priority = (ep or {}).get("GwPriority")
+    if priority:
+        endpoint["GwPriority"] = priority  # docker-py's connect has no GwPriority
+    url = api._url("/networks/{0}/connect", net)
+    api._raise_for_status(
+        api._post_json(url, data={"Container": container_id, "EndpointConfig": endpoint})
+    )
 
 
 def detach_aliases(
@@ -63,7 +80,7 @@ def detach_aliases(
             had[net] = aliases
             ip = str(ep.get("IPAddress") or "")
             api.disconnect_container_from_network(container_id, net)
-            _reconnect(api, container_id, net, ip, None, _links(ep))
+            _reconnect(api, container_id, net, ip, None, ep)
         return had
 
 
@@ -80,7 +97,7 @@ def attach_aliases(
             except docker.errors.APIError as e:
                 if e.status_code not in (404, 500):
                     raise
-            _reconnect(api, container_id, net, ip, list(names), _links(networks.get(net)))
+            _reconnect(api, container_id, net, ip, list(names), networks.get(net))
 
 
 def ensure_aliases(
@@ -140,6 +157,4 @@ def release_addresses(client: docker.DockerClient, host: str, container_id: str)
                 continue
             aliases = [a for a in (ep.get("Aliases") or []) if a not in (short, container_id)]
             api.disconnect_container_from_network(container_id, net)
-            api.connect_container_to_network(
-                container_id, net, aliases=aliases or None, links=_links(ep)
-            )
+            _connect(api, container_id, net, aliases or None, ep)

@@ -410,19 +410,23 @@ def create_container(  # noqa: PLR0913 (a whole container)
         nets = service_networks(manifest, service)
         networking = None
         addresses = _addresses(manifest, service)
+        # a MAC address and gateway priority per network: API 1.44 and 1.48, which
+        # targets.check_engine_api asked of the host's engine
+        attached = {network_name(manifest, a.name): a for a in service.networks}
         if nets:
             first, names = nets[0]
             ip4, ip6 = addresses.get(first, ("", ""))
-            networking = api.create_networking_config(
-                {
-                    first: api.create_endpoint_config(
-                        aliases=names if aliases else None,
-                        links=_external_links(service),
-                        ipv4_address=ip4 or None,
-                        ipv6_address=ip6 or None,
-                    )
-                }
+            att = attached.get(first)
+            endpoint = api.create_endpoint_config(
+                aliases=names if aliases else None,
+                links=_external_links(service),
+                ipv4_address=ip4 or None,
+                ipv6_address=ip6 or None,
+                mac_address=(att.mac_address if att else "") or None,
             )
+            if att and att.gw_priority:
+                endpoint["GwPriority"] = att.gw_priority
+            networking = api.create_networking_config({first: endpoint})
             host_config["NetworkMode"] = first
         all_labels = {**dict(service.labels), **labels}
         if service.files:
@@ -459,13 +463,20 @@ def create_container(  # noqa: PLR0913 (a whole container)
         try:
             for net, names in nets[1:]:
                 ip4, ip6 = addresses.get(net, ("", ""))
-                api.connect_container_to_network(
-                    cid,
-                    net,
+                att = attached.get(net)
+                endpoint = api.create_endpoint_config(
                     aliases=names if aliases else None,
                     links=_external_links(service),
                     ipv4_address=ip4 or None,
                     ipv6_address=ip6 or None,
+                    mac_address=(att.mac_address if att else "") or None,
+                )
+                if att and att.gw_priority:
+                    endpoint["GwPriority"] = att.gw_priority
+                # the endpoint as built (docker-py's connect has no GwPriority)
+                url = api._url("/networks/{0}/connect", net)
+                api._raise_for_status(
+                    api._post_json(url, data={"Container": cid, "EndpointConfig": endpoint})
                 )
         except docker.errors.APIError:
             api.remove_container(cid, force=True)

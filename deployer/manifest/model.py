@@ -165,6 +165,10 @@ class NetworkAttachment:
     ipv6_address: str = field(default="", metadata={"since": 2})
     # compose's connect order: the highest first (the network the container is created on)
     priority: int = field(default=0, metadata={"since": 4})
+    # the container's MAC address on this network (Docker API 1.44, as docker compose)
+    mac_address: str = field(default="", metadata={"since": 5})
+    # which network gives the container its default gateway: the highest (Docker API 1.48)
+    gw_priority: int = field(default=0, metadata={"since": 5})
 
 
 @dataclass(frozen=True)
@@ -447,7 +451,7 @@ class Service:
         if self.network_service:
             # a new container beside the old one in one namespace: both on the same ports
             return f"shares the network of {self.network_service}"
-        fixed = [a.ipv4_address or a.ipv6_address for a in self.networks]
+        fixed = [a.ipv4_address or a.ipv6_address or a.mac_address for a in self.networks]
         if any(fixed):
             return "fixed address " + ", ".join(f for f in fixed if f)
         m = self.stateful_mount

@@ -31,7 +31,6 @@ COMPOSE_UNSUPPORTED = frozenset(
         "endpoint_mode",
         "max_failure_ratio",
         "link_local_ips",
-        "gw_priority",
         "include",
         "version",
     ]
@@ -41,14 +40,9 @@ COMPOSE_UNSUPPORTED = frozenset(
 # refused, saying so.
 WINDOWS_ONLY = frozenset(["cpu_count", "cpu_percent", "credential_spec", "isolation"])
 
-# Compose keys that need a newer engine than the deployer drives: refused, naming it.
-NEEDS_ENGINE = {
-    "gw_priority": (
-        "`gw_priority` (which network gives the container its default gateway) needs Docker "
-        "API 1.48 (Docker Engine 28.0): the deployer does not support it yet",
-        "remove it",
-    ),
-}
+# Compose keys that need a newer engine than the deployer drives: refused, naming it
+# (key: (message, fix)). None today: gw_priority is checked against each host's engine.
+NEEDS_ENGINE: dict[str, tuple[str, str]] = {}
 
 _WHY = {
     "version": "remove it (it is obsolete in compose too)",

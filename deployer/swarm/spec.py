@@ -93,6 +93,37 @@ def _file_refs(
     return secrets, configs
 
 
+def _check_networks(manifest: Manifest, service: Service) -> None:
+    """What a network attachment of a Swarm task cannot have: a fixed address, a MAC
+    address, a gateway priority."""
+    for a in service.networks:
+        if a.ipv4_address or a.ipv6_address:
+            raise _refuse(
+                manifest,
+                service,
+                f"networks.{a.name}",
+                "a fixed IP address is not possible for Swarm tasks",
+                "remove ipv4_address/ipv6_address, or deploy this environment with "
+                "engine: container",
+            )
+        if a.mac_address:
+            raise _refuse(
+                manifest,
+                service,
+                f"networks.{a.name}.mac_address",
+                "Swarm assigns the tasks' MAC addresses",
+                "remove it, or deploy this environment with engine: container",
+            )
+        if a.gw_priority:
+            raise _refuse(
+                manifest,
+                service,
+                f"networks.{a.name}.gw_priority",
+                "a gateway priority is not possible for Swarm tasks",
+                "remove it, or deploy this environment with engine: container",
+            )
+
+
 def check_supported(manifest: Manifest, service: Service) -> None:
     """Refuse keys Swarm services cannot honour, naming the key and the way out."""
     for name, condition in service.depends_on:
@@ -200,16 +231,7 @@ def check_supported(manifest: Manifest, service: Service) -> None:
                 f"the SELinux relabel option {m.selinux} of a bind mount is not possible",
                 "remove the z/Z option, or deploy this environment with engine: container",
             )
-    for a in service.networks:
-        if a.ipv4_address or a.ipv6_address:
-            raise _refuse(
-                manifest,
-                service,
-                f"networks.{a.name}",
-                "a fixed IP address is not possible for Swarm tasks",
-                "remove ipv4_address/ipv6_address, or deploy this environment with "
-                "engine: container",
-            )
+    _check_networks(manifest, service)
     for port in service.ports:
         if port.host_port_count > 1:
             raise _refuse(

@@ -42,3 +42,33 @@ def test_every_part_of_a_set_key_equals_the_full_part() -> None:
     web = load_manifest(MANIFEST, "production", {}).service("web")
     full = web.full_config_parts()
     assert all(full[k] == v for k, v in web.config_parts().items())
+
+
+NETWORKS = """\
+app: shop
+environments:
+  production: {}
+services:
+  web:
+    image: registry.example/shop/web:1
+    networks:
+      front: {aliases: [www], priority: 5}
+      back: {ipv4_address: 10.5.0.9}
+networks:
+  front: {}
+  back: {ipam: {config: [{subnet: 10.5.0.0/24}]}}
+"""
+
+
+def test_network_attachments_keep_their_hash_without_the_newer_keys(tmp_path: Path) -> None:
+    """Pinned before per-network mac_address and gw_priority (and external_links) were
+    read: a service that uses none of them keeps its hash."""
+    (tmp_path / "deploy.yml").write_text(NETWORKS)
+    web = load_manifest(tmp_path / "deploy.yml", "production", {}).service("web")
+    assert web.config_parts() == {"networks": "0e66b36fa2a3"}
+    assert web.config_hash() == "b4540fad8bff8f21"
+    (tmp_path / "deploy.yml").write_text(
+        NETWORKS.replace("priority: 5}", "priority: 5, gw_priority: 1}")
+    )
+    web = load_manifest(tmp_path / "deploy.yml", "production", {}).service("web")
+    assert web.config_parts()["networks"] != "0e66b36fa2a3"

@@ -11,7 +11,8 @@ from deployer.manifest import parse
 from deployer.manifest.compose import hosts_of_mapping
 from deployer.manifest.model import NetworkAttachment, Port, Service
 from deployer.manifest.problems import Path
-from deployer.manifest.readers.values import is_ip, port_int
+from deployer.manifest.readers.values import MAC, is_ip, port_int
+from deployer.naming import by_priority
 
 if TYPE_CHECKING:
     from deployer.manifest.readers.core import Builder
@@ -82,15 +83,39 @@ def networks(b: Builder, path: Path, raw: Any) -> tuple[NetworkAttachment, ...]:
                 f"add `networks: {{{name}: {{}}}}` at the top level",
                 key=isinstance(raw, dict),
             )
-        priority = sp.get("priority", 0)
-        if not isinstance(priority, int) or isinstance(priority, bool):
-            priority = 0  # the schema named it
+        priority, gw = (sp.get(k, 0) for k in ("priority", "gw_priority"))
+        priority, gw = (
+            v if isinstance(v, int) and not isinstance(v, bool) else 0 for v in (priority, gw)
+        )
+        mac = sp.get("mac_address")
+        if isinstance(mac, str) and mac and not MAC.match(mac):
+            b.err((*p, "mac_address"), f'"{mac}" is not a MAC address')
         out.append(
             NetworkAttachment(
-                name=name, aliases=aliases, priority=priority, **addresses(b, p, name, sp)
+                name=name,
+                aliases=aliases,
+                priority=priority,
+                mac_address=mac.lower() if isinstance(mac, str) and MAC.match(mac) else "",
+                gw_priority=gw,
+                **addresses(b, p, name, sp),
             )
         )
     return tuple(out)
+
+
+def one_mac(b: Builder, path: Path, mac: Any, out: tuple[NetworkAttachment, ...]) -> None:
+    """The service's ``mac_address`` is its first network's: written on that network too,
+    it must be the same (compose refuses two). ``path``: the service's ``networks``."""
+    if not out or not isinstance(mac, str):
+        return
+    first = by_priority(out)[0]
+    if first.mac_address and first.mac_address != mac.lower():
+        b.err(
+            (*path, first.name, "mac_address"),
+            f"the service's mac_address {mac} is its MAC address on its first network, "
+            f'"{first.name}", where another is written (docker compose refuses the two)',
+            "write one of them, or the same address",
+        )
 
 
 def addresses(b: Builder, p: Path, name: str, sp: dict[str, Any]) -> dict[str, str]:

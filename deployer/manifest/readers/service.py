@@ -125,6 +125,7 @@ def read_volumes(b: Builder, path: Path, raw: dict[str, Any], out: dict[str, Any
 
 def read_networks(b: Builder, path: Path, raw: dict[str, Any], out: dict[str, Any]) -> None:
     out["networks"] = network.networks(b, (*path, "networks"), raw.get("networks"))
+    network.one_mac(b, (*path, "networks"), raw.get("mac_address"), out["networks"])
 
 
 def read_deploy(b: Builder, path: Path, raw: dict[str, Any], out: dict[str, Any]) -> None:
