@@ -8,8 +8,12 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from deployer.errors import InvalidInput
 from deployer.manifest import check_manifest, load_manifest
 from deployer.manifest.model import Hook, NetworkAttachment, Service
+from deployer.targets import check_engine_api
 from tests import composev2
 
 COMPOSE = """\
@@ -139,11 +143,19 @@ def test_swarm_mode_refuses_the_hooks_and_the_api_socket_at_their_keys(tmp_path:
     assert "Swarm runs no lifecycle hooks" in messages
 
 
-def test_gw_priority_is_refused_naming_the_engine_it_needs(tmp_path: Path) -> None:
+def test_gw_priority_is_refused_on_an_engine_older_than_it_needs(tmp_path: Path) -> None:
+    """Read, and refused by an engine older than API 1.48 (Docker Engine 28.0), naming it
+    (tests/docker/test_network_mac_gw.py: on the real engine, beside compose)."""
     compose = COMPOSE.replace("admin: {priority: 10}", "admin: {priority: 10, gw_priority: 1}")
-    (p,) = problems(tmp_path, compose)
-    assert (p.path, p.line) == ("services.web.networks.admin.gw_priority", 20)
-    assert "Docker API 1.48" in p.message and "Docker Engine 28.0" in p.message
+    assert problems(tmp_path, compose) == []
+    m = load_manifest(project(tmp_path, compose, DEPLOY), "production", {})
+    (admin,) = [a for a in m.service("web").networks if a.name == "admin"]
+    assert admin.gw_priority == 1
+    check_engine_api(m, [("h1", "1.48")])
+    with pytest.raises(InvalidInput) as e:
+        check_engine_api(m, [("h1", "1.47")])
+    assert "services.web.networks.admin.gw_priority" in str(e.value)
+    assert "Docker API 1.48" in str(e.value) and "Docker Engine 28.0" in str(e.value)
 
 
 def test_a_label_file_out_of_the_checkout_or_missing_is_refused_at_its_line(
