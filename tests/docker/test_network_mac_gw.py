@@ -134,3 +134,4 @@ def test_the_service_mac_and_its_first_networks_must_agree(app: str, tmp_path: P
         load_manifest(tmp_path / "deploy.yml", ENV, {})
     text = str(e.value)
     assert "deploy.yml:9" in text and "services.web.networks.front.mac_address" in text, text
+    assert "its MAC address on its first network" in text, text
