@@ -57,11 +57,18 @@ def _connect(
     endpoint = api.create_endpoint_config(aliases=aliases, links=_links(ep), ipv4_address=ip)
     priority = (ep or {}).get("GwPriority")
     if priority:
-        endpoint["GwPriority"] = priority  # docker-py's connect has no GwPriority
+        endpoint["GwPriority"] = priority
+    connect_endpoint(api, container_id, net, endpoint)
+
+
+def connect_endpoint(
+    api: docker.APIClient, container_id: str, net: str, endpoint: Mapping[str, Any]
+) -> None:
+    """Connect the container to ``net`` with ``endpoint`` as built (docker-py's own connect
+    builds one without ``GwPriority``)."""
     url = api._url("/networks/{0}/connect", net)
-    api._raise_for_status(
-        api._post_json(url, data={"Container": container_id, "EndpointConfig": endpoint})
-    )
+    data = {"Container": container_id, "EndpointConfig": dict(endpoint)}
+    api._raise_for_status(api._post_json(url, data=data))
 
 
 def detach_aliases(

@@ -24,6 +24,7 @@ import docker.types
 from deployer import apispec
 from deployer import labels as L
 from deployer.docker import transport as _transport
+from deployer.docker.aliases import connect_endpoint
 from deployer.engine import network_name, service_networks, volume_name
 from deployer.errors import DeployFailed
 from deployer.manifest.model import (
@@ -473,11 +474,7 @@ def create_container(  # noqa: PLR0913 (a whole container)
                 )
                 if att and att.gw_priority:
                     endpoint["GwPriority"] = att.gw_priority
-                # the endpoint as built (docker-py's connect has no GwPriority)
-                url = api._url("/networks/{0}/connect", net)
-                api._raise_for_status(
-                    api._post_json(url, data={"Container": cid, "EndpointConfig": endpoint})
-                )
+                connect_endpoint(api, cid, net, endpoint)
         except docker.errors.APIError:
             api.remove_container(cid, force=True)
             raise
