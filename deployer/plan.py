@@ -47,7 +47,15 @@ class ObservedContainer:
     exit_code: int | None = None  # of an exited container
     # network_mode container:<id>: the id of the container whose network namespace it joined
     joined: str | None = None
+    # ("pid" or "ipc", id) of each PID or IPC namespace of another container it joined
+    # (``container:<id>``): not in the listing, read by inspect for the services that join one
+    joined_ns: tuple[tuple[str, str], ...] = ()
     project: str = ""  # the GitLab project path its deploy recorded (``io.deployer.project``)
+
+    def joined_of(self, key: str) -> str | None:
+        """The id of the container whose namespace of ``key`` (``network_mode``, ``pid``,
+        ``ipc``) this one joined; None when it has its own (or it was not read)."""
+        return self.joined if key == "network_mode" else dict(self.joined_ns).get(key)
 
 
 @dataclass(frozen=True)
@@ -294,13 +302,13 @@ def _rejoined(
     desired: Desired,
     current: list[ObservedContainer],
     renewed: Mapping[str, str],
-    owners: list[ObservedContainer],
+    owners: Mapping[str, list[ObservedContainer]],
 ) -> Step:
     """``network_mode`` (``pid``, ``ipc``) ``service:NAME``: the containers live in that
     namespace of NAME's container. A new one of NAME has a new namespace (the old one goes
     with the old container), so this service's containers are replaced too, joining the
-    new one; so is a container that joined the network of one of NAME's that is no longer
-    NAME's current one (read from the listing, which names the network mode only)."""
+    new one; so is a container that joined that namespace of one of NAME's that is no
+    longer NAME's current one (``owners``: NAME's current containers)."""
     if step.action is not Action.UNCHANGED or not current:
         return step
     kept = current[: desired.service.replicas]
@@ -314,17 +322,22 @@ def _rejoined(
             return replace(
                 step, action=Action.REPLACE, reasons=(why,), replace=tuple(c.id for c in kept)
             )
-    name = desired.service.network_service
-    if name is None:
-        return step
     # a deploy interrupted between the two, NAME's container replaced by hand: the
     # namespace such a container joined went with that container
-    ids = {c.id for c in owners}
-    stale = tuple(c.id for c in kept if ids and c.joined is not None and c.joined not in ids)
+    stale: dict[str, None] = {}
+    reasons: list[str] = []
+    for key, shared in desired.service.namespaces_joined:
+        ids = {c.id for c in owners.get(shared, [])}
+        gone = [c.id for c in kept if ids and c.joined_of(key) not in (None, *ids)]
+        if gone:
+            stale.update(dict.fromkeys(gone))
+            what = _NAMESPACE_WORD[key]
+            reasons.append(
+                f"shares the {what} of a container of {shared} that is no longer its current one"
+            )
     if not stale:
         return step
-    why = f"shares the network of a container of {name} that is no longer its current one"
-    return replace(step, action=Action.REPLACE, reasons=(why,), replace=stale)
+    return replace(step, action=Action.REPLACE, reasons=tuple(reasons), replace=tuple(stale))
 
 
 def plan_host(
@@ -344,8 +357,7 @@ def plan_host(
                 current,
                 replaced,
             )
-            owner = by_name[name].service.network_service
-            owners = observed.of_service(owner) if owner else []
+            owners = {n: observed.of_service(n) for n in by_name[name].service.joins}
             step = _rejoined(step, by_name[name], current, renewed, owners)
             if step.action is Action.REPLACE:
                 replaced.add(name)

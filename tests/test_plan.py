@@ -370,3 +370,23 @@ def test_a_service_left_in_the_network_of_a_replaced_container_is_replaced() -> 
     assert step.replace == (joined_old.id,)
     assert not plan1(m, current, running(web, joined=current.id)).changes
     assert not plan1(m, current, running(web)).changes  # not known: left as it is
+
+
+def test_a_service_left_in_the_pid_or_ipc_namespace_of_a_replaced_container_is_replaced() -> None:
+    """The same for ``pid`` / ``ipc: service:NAME`` (read by inspect, ``joined_ns``): each
+    namespace left behind is named; one joined of the current container changes nothing."""
+    main = svc("main", ipc="shareable")
+    side = svc("side", pid="service:main", ipc="service:main")
+    m = manifest(main, side)
+    current = running(main)
+    left = running(side, joined_ns=(("pid", current.id), ("ipc", "main-old-id")))
+    step = plan1(m, current, left).hosts[0].step("side")
+    assert step.action is Action.REPLACE
+    assert step.reasons == (
+        "shares the IPC namespace of a container of main that is no longer its current one",
+    )
+    assert step.replace == (left.id,)
+    both = running(side, joined_ns=(("pid", "main-old-id"), ("ipc", "main-old-id")))
+    assert len(plan1(m, current, both).hosts[0].step("side").reasons) == 2
+    ok = running(side, joined_ns=(("pid", current.id), ("ipc", current.id)))
+    assert not plan1(m, current, ok).changes

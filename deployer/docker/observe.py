@@ -25,7 +25,7 @@ import docker
 import docker.errors
 
 from deployer import labels as L
-from deployer.docker import adopt
+from deployer.docker import adopt, namespaces
 from deployer.docker.transport import wrapped_errors
 from deployer.engine import KEPT_SEP, NEXT_MARK, canonical_name
 from deployer.manifest.model import Service
@@ -241,6 +241,7 @@ def _compose(
             digest = known[0] if known else None
         parts: dict[str, str] = {}
         config_hash: str | None = None  # not in the manifest: nothing to compare with
+        joined_ns: tuple[tuple[str, str], ...] = ()
         if svc is not None:
             if not engine:
                 with wrapped_errors(host, "reading the engine's defaults (docker info)"):
@@ -261,6 +262,7 @@ def _compose(
                 by_id,
             )
             config_hash = adopt.config_hash(parts, svc)
+            joined_ns = namespaces.joined_namespaces(inspect.get("HostConfig") or {})
         out.append(
             ObservedContainer(
                 id=str(s["Id"]),
@@ -277,6 +279,7 @@ def _compose(
                 adopted_from="compose",
                 created=str(s.get("Created", "")),
                 joined=joined(s),
+                joined_ns=joined_ns,
             )
         )
     return out
@@ -312,6 +315,7 @@ def observe(
     """The current service containers of the app on this host (ours, then adopted ones)."""
     summaries = list_app(api, host, app, environment)
     current, _ = split(summaries, app, environment)
+    current = namespaces.read(api, host, current, services)
     if compose_project:
         taken = {c.service for c in current}
         by_name = {s.name: s for s in services}

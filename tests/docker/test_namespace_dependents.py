@@ -1,0 +1,161 @@
+"""The dependents of ``network_mode`` / ``pid`` / ``ipc: service:NAME`` where a deploy does
+not end as planned, on the real engine, with compose-style apps (a compose file and a
+deploy.yml naming it):
+
+- a deploy killed (SIGKILL) right after NAME's switch leaves the dependent in the namespace
+  of NAME's old container; the rerun replaces it, joining NAME's current container. The
+  listing names the network mode only: PID and IPC joins are read by inspect. A
+  PID-joined dependent dies with the old container's first process (the kernel ends a
+  PID namespace with it): it is replaced as "not running" too.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+
+import docker
+import pytest
+
+from deployer import labels as L
+from tests.cli import cli, signal_at
+from tests.docker.compose_app import ENV, exec_out
+from tests.testenv import TestEnv
+
+pytestmark = pytest.mark.integration
+
+DEPLOY = """\
+app: {app}
+compose: [docker-compose.yml]
+environments:
+  {env}:
+    hosts: ["{host}"]
+rollout:
+  health_timeout: 60s
+  healthy_after: 1s
+  drain: 0s
+  lock_ttl: 10s
+"""
+
+COMPOSE = """\
+name: {app}
+services:
+  main:
+    image: {main}
+    init: true
+    ipc: shareable
+  side:
+    image: {side}
+    init: true
+{joins}
+    environment: {{PORT: "8081", MARK: "{mark}"}}
+    volumes: ["{hooks}:/hooks"]
+    deploy: {{update_config: {{order: start-first}}}}  # beside its writable bind
+    healthcheck:
+      test: ["CMD-SHELL", "[ \\"$$MARK\\" != bad ]"]
+      interval: 1s
+      retries: 2
+    post_start:
+      - command: ["sh", "-c", "echo post_start side $$MARK >> /hooks/log"]
+    pre_stop:
+      - command: ["sh", "-c", "echo pre_stop side $$MARK >> /hooks/log"]
+"""
+
+FIELD = {"network_mode": "NetworkMode", "pid": "PidMode", "ipc": "IpcMode"}
+NS = {"network_mode": "net", "pid": "pid", "ipc": "ipc"}
+
+
+def write(
+    path: Path,
+    app: str,
+    testenv: TestEnv,
+    joins: tuple[str, ...],
+    main: str = "${WEB_IMAGE}",
+    mark: str = "1",
+) -> Path:
+    hooks = path / "hooks"  # outside the app's folder: bound as it is, not shipped
+    hooks.mkdir(exist_ok=True)
+    os.chmod(hooks, 0o777)
+    (path / "app").mkdir(exist_ok=True)
+    (path / "app" / "docker-compose.yml").write_text(
+        COMPOSE.format(
+            app=app,
+            main=main,
+            side=testenv.image_v1,
+            joins="\n".join(f"    {key}: service:main" for key in joins),
+            mark=mark,
+            hooks=hooks,
+        )
+    )
+    f = path / "app" / "deploy.yml"
+    f.write_text(DEPLOY.format(app=app, env=ENV, host=testenv.engine_host))
+    return f
+
+
+def current(engine: docker.DockerClient, app: str, service: str) -> str:
+    """The id of the service's one running current container."""
+    found = engine.api.containers(filters={"label": [f"{L.APP}={app}", f"{L.SERVICE}={service}"]})
+    (cid,) = [c["Id"] for c in found if "--" not in c["Names"][0]]
+    return str(cid)
+
+
+def namespace(engine: docker.DockerClient, cid: str, kind: str) -> str:
+    """The namespace of ``kind`` the container's first process runs in."""
+    return exec_out(engine, cid, "ls", "-l", f"/proc/1/ns/{kind}").rsplit(" ", 1)[-1]
+
+
+def assert_joined(engine: docker.DockerClient, app: str, joins: tuple[str, ...]) -> str:
+    """side runs in the namespaces of main's current container; side's id."""
+    main, side = current(engine, app, "main"), current(engine, app, "side")
+    host = engine.api.inspect_container(side)["HostConfig"]
+    for key in joins:
+        assert host[FIELD[key]] == f"container:{main}", (key, host[FIELD[key]], main)
+        assert namespace(engine, side, NS[key]) == namespace(engine, main, NS[key]), key
+    return side
+
+
+@pytest.mark.parametrize("joins", [("ipc",), ("pid", "ipc")])
+def test_a_rerun_after_a_kill_at_names_switch_rejoins_the_dependent(
+    joins: tuple[str, ...],
+    app: str,
+    testenv: TestEnv,
+    engine: docker.DockerClient,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for var in ("GITLAB_CI", "CI", "CI_ENVIRONMENT_NAME", "DOCKER_HOST"):
+        monkeypatch.delenv(var, raising=False)
+    project = write(tmp_path, app, testenv, joins)
+
+    def run(image: str, *argv: str) -> tuple[int, str]:
+        monkeypatch.setenv("WEB_IMAGE", image)
+        return cli(argv[0], "-f", str(project), "--env", ENV, *argv[1:])
+
+    code, out = run(testenv.image_v1, "deploy")
+    assert code == 0, out
+    main1 = current(engine, app, "main")
+    side1 = assert_joined(engine, app, joins)
+
+    # killed the moment main's new container has taken the name: side's step never ran
+    code, out = signal_at(project, testenv.image_v2, rf"{app}-{ENV}-main-1: switched", deadline=180)
+    assert code == -signal.SIGKILL, out
+    main2 = current(engine, app, "main")
+    assert main2 != main1
+    left = engine.api.inspect_container(side1)
+    assert left["HostConfig"]["IpcMode"] == f"container:{main1}"
+    assert left["State"]["Running"] is ("pid" not in joins), left["State"]
+
+    code, out = run(testenv.image_v2, "plan")
+    assert code == 0, out
+    if "pid" in joins:
+        assert "1 container(s) not running" in out, out
+    else:
+        why = "shares the IPC namespace of a container of main that is no longer its current one"
+        assert why in out, out
+    code, out = run(testenv.image_v2, "deploy", "--wait-lock", "120s")
+    assert code == 0, out
+    side2 = assert_joined(engine, app, joins)
+    assert side2 != side1 and current(engine, app, "main") == main2
+    code, out = run(testenv.image_v2, "plan")
+    assert code == 0 and "No changes" in out, out
