@@ -20,9 +20,10 @@ from deployer.engine import (
     service_networks,
 )
 from deployer.manifest.model import Service
-from deployer.plan import Action, ObservedContainer, Step
+from deployer.plan import ObservedContainer, Step
 from deployer.releases import merge_request_text
 from deployer.rollout import hooks
+from deployer.rollout.joins import follows_replaced, stopping
 from deployer.rollout.state import DEFAULT_MONITOR, RunState, StepFailure, grace_of
 
 
@@ -158,10 +159,10 @@ def stop_first(r: RunState, host: str, svc: Service, step: Step, group: list[Ite
         new = [create(r, host, svc, step, item) for item in group]
         for item in group:
             if item.old is not None and item.old.running:
-                _stopping(r, host, svc, item.old)
+                stopping(r, host, svc, item.old)
                 hooks.pre_stop(r, host, svc, item.old.id, item.old.name, grace)
                 engine.stop(item.old.id, grace)
-                if not _follows_replaced(r, host, svc):
+                if not follows_replaced(r, host, svc):
                     again = partial(hooks.start_again, r, host, svc, item.old.id, item.old.name)
                     r.do(host, f"restart {item.old.name}", again)
         for item, cid in zip(group, new, strict=True):
@@ -227,10 +228,10 @@ def _switch(
         old = item.old
         if old is not None:
             if stop_old and old.running:
-                _stopping(r, host, svc, old)
+                stopping(r, host, svc, old)
                 hooks.pre_stop(r, host, svc, old.id, old.name, grace)
                 engine.stop(old.id, grace)
-                if not _follows_replaced(r, host, svc):
+                if not follows_replaced(r, host, svc):
                     again = partial(hooks.start_again, r, host, svc, old.id, old.name)
                     r.do(host, f"restart {old.name}", again)
             # a restart's new container keeps the old one's release, and takes the kept
@@ -260,43 +261,9 @@ def retire(r: RunState, host: str, c: ObservedContainer, grace: float) -> None:
         svc = r.manifest.service(c.service) if c.service in r.manifest.service_names else None
         hooks.pre_stop(r, host, svc, c.id, c.name, grace)
         engine.stop(c.id, grace)
-        if svc is None or not _follows_replaced(r, host, svc):
+        if svc is None or not follows_replaced(r, host, svc):
             r.do(host, f"restart {c.name}", partial(hooks.start_again, r, host, svc, c.id, c.name))
     engine.rename(c.id, kept_name(c.name, c.release, c.id))
     r.do(host, f"rename back {c.name}", lambda: engine.rename(c.id, c.name))
     r.runs[host].switched = True
     r.line(f"{c.name}: stopped and kept for rollback", host)
-
-
-# -- network_mode, pid, ipc: service:NAME ---------------------------------------------------
-def _follows_replaced(r: RunState, host: str, svc: Service) -> bool:
-    """``svc`` shares the network (PID, IPC namespace) of a service this run replaces (or
-    creates: its container was gone) on ``host``: its old containers lived in the old
-    container's namespace, and come back with it on a rollback (``_stopping``), not on
-    their own (that container is still stopped then)."""
-    names = svc.joins
-    if not names:
-        return False
-    hp = next(h for h in r.plan.hosts if h.host == host)
-    renewed = (Action.REPLACE, Action.CREATE)
-    return any(s.service in names and s.action in renewed for s in hp.steps)
-
-
-def _stopping(r: RunState, host: str, svc: Service, old: ObservedContainer) -> None:
-    """Before the old container of a service others share a namespace of stops: on a
-    rollback, once it runs again (its restart is journalled after this, so undone before),
-    their old containers restart to join its new namespace."""
-    sharing = [s for s in r.manifest.services if svc.name in s.joins]
-    if not sharing:
-        return
-    names = ", ".join(s.name for s in sharing)
-    r.do(host, f"rejoin {names} to {old.name}", partial(_rejoin, r, host, sharing))
-
-
-def _rejoin(r: RunState, host: str, sharing: list[Service]) -> None:
-    engine = r.hosts[host]
-    for svc in sharing:
-        for c in r.observed[host].of_service(svc.name):
-            if c.running:  # before the run
-                engine.stop(c.id, grace_of(svc))
-                engine.start(c.id)

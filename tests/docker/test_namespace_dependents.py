@@ -7,6 +7,9 @@ deploy.yml naming it):
   listing names the network mode only: PID and IPC joins are read by inspect. A
   PID-joined dependent dies with the old container's first process (the kernel ends a
   PID namespace with it): it is replaced as "not running" too.
+- a rollback that restarts the dependent's old container to follow NAME's old one back
+  runs its hooks, as ``docker compose restart`` does: ``pre_stop`` while it still runs (in
+  a PID namespace it died already), ``post_start`` after the start.
 """
 
 from __future__ import annotations
@@ -19,8 +22,13 @@ import docker
 import pytest
 
 from deployer import labels as L
+from deployer.context import Context
+from deployer.docker.host import DockerHost
+from deployer.manifest import load_manifest
+from deployer.result import Outcome
+from deployer.rollout import PrintLog, Rollout
 from tests.cli import cli, signal_at
-from tests.docker.compose_app import ENV, exec_out
+from tests.docker.compose_app import ENV, deploy, exec_out, plan_of
 from tests.testenv import TestEnv
 
 pytestmark = pytest.mark.integration
@@ -159,3 +167,39 @@ def test_a_rerun_after_a_kill_at_names_switch_rejoins_the_dependent(
     assert side2 != side1 and current(engine, app, "main") == main2
     code, out = run(testenv.image_v2, "plan")
     assert code == 0 and "No changes" in out, out
+
+
+@pytest.mark.parametrize("joins", [("network_mode",), ("pid", "ipc")])
+def test_a_rollback_runs_the_hooks_of_the_dependent_it_restarts(
+    joins: tuple[str, ...],
+    app: str,
+    h1: DockerHost,
+    engine: docker.DockerClient,
+    testenv: TestEnv,
+    tmp_path: Path,
+) -> None:
+    log = tmp_path / "hooks" / "log"
+    f = write(tmp_path, app, testenv, joins, main=testenv.image_v1)
+    deploy(h1, load_manifest(f, ENV, {}))
+    side = assert_joined(engine, app, joins)
+    assert log.read_text().splitlines() == ["post_start side 1"]
+    log.write_text("")
+
+    # main replaced, side's new container unhealthy: the rollback brings main's old
+    # container back, and side's old one (restarted) into its namespaces
+    write(tmp_path, app, testenv, joins, main=testenv.image_v2, mark="bad")
+    m = load_manifest(f, ENV, {})
+    plan, observed = plan_of(h1, m)
+    r = Rollout(m, plan, {h1.name: h1}, observed, Context(), PrintLog(lambda s: None))
+    r.run()
+    assert r.result.outcome is Outcome.ROLLED_BACK, r.result.error
+    assert assert_joined(engine, app, joins) == side
+    # the new one: started, stopped by the rollback; the old one: in a PID namespace it
+    # died with main's old container (no pre_stop to run), else stopped after its pre_stop
+    old_stop = [] if "pid" in joins else ["pre_stop side 1"]
+    assert log.read_text().splitlines() == [
+        "post_start side bad",
+        "pre_stop side bad",
+        *old_stop,
+        "post_start side 1",
+    ]
