@@ -6,7 +6,9 @@ deploy.yml naming it):
   of NAME's old container; the rerun replaces it, joining NAME's current container. The
   listing names the network mode only: PID and IPC joins are read by inspect. A
   PID-joined dependent dies with the old container's first process (the kernel ends a
-  PID namespace with it): it is replaced as "not running" too.
+  PID namespace with it): it is replaced as "not running" too. Killed right after NAME's
+  new container started (before the switch), the rerun replaces NAME and the dependent
+  with it.
 - a rollback that restarts the dependent's old container to follow NAME's old one back
   runs its hooks, as ``docker compose restart`` does: ``pre_stop`` while it still runs (in
   a PID namespace it died already), ``post_start`` after the start.
@@ -123,8 +125,18 @@ def assert_joined(engine: docker.DockerClient, app: str, joins: tuple[str, ...])
     return side
 
 
-@pytest.mark.parametrize("joins", [("ipc",), ("pid", "ipc")])
-def test_a_rerun_after_a_kill_at_names_switch_rejoins_the_dependent(
+KILL_AT = {
+    "started": "main-1: started the new container beside the old one",
+    "switched": "main-1: switched",
+}
+
+
+@pytest.mark.parametrize(
+    ("point", "joins"),
+    [("switched", ("ipc",)), ("switched", ("pid", "ipc")), ("started", ("pid", "ipc"))],
+)
+def test_a_rerun_after_a_kill_rejoins_the_dependent(
+    point: str,
     joins: tuple[str, ...],
     app: str,
     testenv: TestEnv,
@@ -145,20 +157,23 @@ def test_a_rerun_after_a_kill_at_names_switch_rejoins_the_dependent(
     main1 = current(engine, app, "main")
     side1 = assert_joined(engine, app, joins)
 
-    # killed the moment main's new container has taken the name: side's step never ran
-    code, out = signal_at(project, testenv.image_v2, rf"{app}-{ENV}-main-1: switched", deadline=180)
+    # killed the moment main's new container started beside the old one, or took the
+    # name (the old one stopped): side's step never ran
+    code, out = signal_at(project, testenv.image_v2, f"{app}-{ENV}-{KILL_AT[point]}", deadline=180)
     assert code == -signal.SIGKILL, out
-    main2 = current(engine, app, "main")
-    assert main2 != main1
-    if "pid" in joins:  # killed with the first process of main's old container
+    switched = point == "switched"
+    assert (current(engine, app, "main") != main1) is switched
+    if switched and "pid" in joins:  # killed with the first process of main's old container
         engine.api.wait(side1, timeout=30)
     left = engine.api.inspect_container(side1)
     assert left["HostConfig"]["IpcMode"] == f"container:{main1}"
-    assert left["State"]["Running"] is ("pid" not in joins), left["State"]
+    assert left["State"]["Running"] is not (switched and "pid" in joins), left["State"]
 
     code, out = run(testenv.image_v2, "plan")
     assert code == 0, out
-    if "pid" in joins:
+    if not switched:
+        assert "shares the PID namespace of main, which is replaced" in out, out
+    elif "pid" in joins:
         assert "1 container(s) not running" in out, out
     else:
         why = "shares the IPC namespace of a container of main that is no longer its current one"
@@ -166,7 +181,7 @@ def test_a_rerun_after_a_kill_at_names_switch_rejoins_the_dependent(
     code, out = run(testenv.image_v2, "deploy", "--wait-lock", "120s")
     assert code == 0, out
     side2 = assert_joined(engine, app, joins)
-    assert side2 != side1 and current(engine, app, "main") == main2
+    assert side2 != side1 and current(engine, app, "main") != main1
     code, out = run(testenv.image_v2, "plan")
     assert code == 0 and "No changes" in out, out
 
