@@ -8,6 +8,7 @@ replacement reaches the container at the alias (its healthcheck does)."""
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,9 +16,11 @@ import docker
 import pytest
 
 from deployer import labels as L
+from deployer.cli import main
 from deployer.docker.host import DockerHost
-from deployer.errors import InvalidInput
+from deployer.errors import EXIT_INVALID, InvalidInput
 from deployer.manifest import load_manifest
+from tests.conftest import Cleanup
 from tests.docker.compose_app import ENV, ComposeProject, actions, compose_up, deploy, plan_of
 from tests.testenv import TestEnv
 
@@ -113,3 +116,50 @@ def test_legacy_links_on_the_default_bridge_need_the_policy(app: str, tmp_path: 
     (tmp_path / "deploy.yml").write_text(text + "policy: {allow: [foreign-container]}\n")
     m = load_manifest(tmp_path / "deploy.yml", ENV, {})
     assert m.service("web").external_links == ("other-db:db",)
+
+
+def test_legacy_links_through_networks_on_the_default_bridge_need_the_policy(
+    app: str,
+    cleanup: Cleanup,
+    engine: docker.DockerClient,
+    testenv: TestEnv,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The default bridge joined through ``networks:`` (``name: bridge``), not
+    ``network_mode: bridge``: the links are legacy ones all the same. Before, the deploy
+    went ahead: the new container started with the other container's ``V_ENV_SECRET`` (it
+    wrote its environment to a directory of the host), then the alias step failed."""
+    other = engine.containers.run(
+        testenv.image_v1,
+        name=f"{app}-other",
+        detach=True,
+        environment={"SECRET": "hunter2"},
+        labels={L.APP: f"other{app[-6:]}", L.ENVIRONMENT: "prod"},
+    )
+    cleanup.later(lambda: other.remove(force=True))
+    loot = tmp_path / "loot"
+    loot.mkdir(mode=0o777)
+    loot.chmod(0o777)
+    for var in ("CI_ENVIRONMENT_NAME", "DOCKER_CERT_PATH", "DOCKER_TLS_VERIFY"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("DOCKER_HOST", testenv.engine_host)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "deploy.yml").write_text(
+        f"app: {app}\nenvironments:\n  prod: {{}}\nservices:\n  web:\n"
+        f"    image: {testenv.image_v1}\n"
+        f"    external_links: ['{other.name}:v']\n"
+        "    command: [sh, -c, 'env > /loot/env; exec /web.sh']\n"
+        f"    volumes: ['{loot}:/loot']\n"
+        "    deploy: {update_config: {order: start-first}}\n"
+        "networks:\n  default: {external: true, name: bridge}\n"
+    )
+    out = io.StringIO()
+    code = main(["deploy", "-f", str(tmp_path / "deploy.yml")], out=out)
+    said = out.getvalue() + capsys.readouterr().err
+    assert code == EXIT_INVALID, said
+    assert "deploy.yml:7:5: services.web.external_links:" in said, said
+    assert "legacy links" in said and '"foreign-container"' in said, said
+    assert not (loot / "env").exists(), (loot / "env").read_text()
+    assert engine.containers.list(all=True, filters={"label": f"{L.APP}={app}"}) == []

@@ -142,3 +142,41 @@ def test_a_variable_holding_host_leaves_the_words_of_the_fix(tmp_path: Path) -> 
     assert mode.message == "network_mode: host is refused by the safety policy"
     assert mode.fix is not None and 'add "host-network" to' in mode.fix
     assert "${PORT_SECRET}" in port.message and "s3cr3t" not in port.render()
+
+
+# (top-level networks, the service's networks line): the service joins the engine's
+# default bridge, where a link is a legacy one (the linked container's environment copied)
+BRIDGE_FORMS = [
+    ("  default: {external: true, name: bridge}\n", ""),  # compose's implicit network
+    ("  default: {name: bridge}\n", ""),
+    ("  b: {external: true, name: bridge}\n", "    networks: [b]\n"),
+    ("  b: {external: {name: bridge}}\n", "    networks: {b: {}}\n"),
+    ("  bridge: {external: true}\n", "    networks: [bridge]\n"),
+    ("  b: {external: true, name: '${NET}'}\n", "    networks: [b]\n"),
+]
+
+
+@pytest.mark.parametrize(("networks", "joined"), BRIDGE_FORMS)
+def test_external_links_on_the_default_bridge_by_any_name_need_foreign_container(
+    tmp_path: Path, networks: str, joined: str
+) -> None:
+    """``network_mode: bridge`` was refused with ``external_links``; joining the same
+    network through ``networks:`` was not, and the engine copied the linked container's
+    environment (``V_ENV_SECRET=...`` of another app's container) into this one's."""
+    links = "    external_links: [other-db:v]\n"
+    env = {"NET": "bridge"}
+    report = check_manifest(_manifest(tmp_path, networks, joined + links), None, env)
+    (problem,) = report.problems
+    assert problem.path == "services.web.external_links", problem
+    assert "legacy links" in problem.message and "refused by the safety policy" in problem.message
+    assert '"foreign-container"' in (problem.fix or "")
+    allowed = _manifest(tmp_path, networks, joined + links, allow="foreign-container")
+    assert check_manifest(allowed, None, env).ok
+    # without the links, the default bridge is a network like another
+    assert check_manifest(_manifest(tmp_path, networks, joined), None, env).ok
+
+
+def test_external_links_on_a_user_network_pass(tmp_path: Path) -> None:
+    networks = "  b: {external: true, name: shared}\n"
+    path = _manifest(tmp_path, networks, "    networks: [b]\n    external_links: [other-db:v]\n")
+    assert check_manifest(path, None, {}).ok

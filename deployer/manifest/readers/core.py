@@ -30,6 +30,8 @@ class Builder:
     warning_problems: list[Problem] = field(default_factory=list)
     volumes_declared: set[str] = field(default_factory=set)
     networks_declared: set[str] = field(default_factory=set)
+    # the engine's name a top-level network gives itself (``name:``, an external one's)
+    network_engine_names: dict[str, str] = field(default_factory=dict)
     allow: set[str] = field(default_factory=set)
     repo: R.RepoFiles | None = None
     service_files: list[FileMount] = field(default_factory=list)

@@ -324,11 +324,11 @@ def read_external_links(b: Builder, path: Path, raw: dict[str, Any], out: dict[s
         link = f"{name}:{alias}"
         if link not in kept:
             kept.append(link)
-    mode = raw.get("network_mode")
-    if kept and mode == "bridge" and "foreign-container" not in b.allow:
+    bridge = _default_bridge(b, raw)
+    if kept and bridge and "foreign-container" not in b.allow:
         b.err(
             (*path, "external_links"),
-            "external_links with network_mode: bridge are the engine's legacy links: it "
+            f"external_links with {bridge} are the engine's legacy links: it "
             "copies the environment of each linked container (its secrets) into this "
             "one's; they are refused by the safety policy",
             "put the service and the container on a shared network (external: true) "
@@ -337,6 +337,24 @@ def read_external_links(b: Builder, path: Path, raw: dict[str, Any], out: dict[s
             key=True,
         )
     out["external_links"] = tuple(kept)
+
+
+def _default_bridge(b: Builder, raw: dict[str, Any]) -> str | None:
+    """How the service joins the engine's default bridge (where links are legacy ones),
+    None when it does not: ``network_mode: bridge``, or a network of ``networks:`` (the
+    implicit ``default`` too) whose engine name is ``bridge`` (``name: bridge``, an
+    external ``bridge``)."""
+    mode = raw.get("network_mode")
+    if mode == "bridge":
+        return "network_mode: bridge"
+    if mode is not None:
+        return None
+    joined = raw.get("networks")
+    names = list(joined) if isinstance(joined, (list, dict)) else []
+    for name in names or ["default"]:
+        if isinstance(name, str) and b.network_engine_names.get(name) == "bridge":
+            return f'the network "{name}", the engine\'s default bridge ("bridge")'
+    return None
 
 
 def read_proxy(b: Builder, path: Path, raw: dict[str, Any], out: dict[str, Any]) -> None:

@@ -91,6 +91,8 @@ def networks(b: Builder, raw: Any) -> tuple[TopNetwork, ...]:
             b.networks_declared.add(name)
             sp = spec if isinstance(spec, dict) else {}
             external, engine_name = external_name(b, path, sp)
+            if engine_name or external:
+                b.network_engine_names[name] = engine_name or name
             security.network_engine_name(
                 b, path, engine_name or (name if external else None), name_key(path, sp)
             )
