@@ -60,7 +60,11 @@ def check_networks(manifest: Manifest, api: docker.APIClient, host: str) -> None
 def judge_networks(manifest: Manifest, look: Look, where: str) -> None:
     """:func:`check_networks` with ``look`` (a network by its exact name, None when there
     is none) on ``where`` (a host, a Swarm). A Swarm's macvlan network takes its options
-    from a config-only network (``--config-from``): the parent is that one's."""
+    from a config-only network (``--config-from``): the parent is that one's. A network
+    of another app or environment is refused first (``owners.judge_network_owners``)."""
+    from deployer.docker.owners import judge_network_owners
+
+    judge_network_owners(manifest, look, where)
     if policy.HOST_LAN in manifest.policy_allow:
         return
     for key, real in joined_networks(manifest):

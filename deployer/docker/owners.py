@@ -19,6 +19,7 @@ compose project's), unless ``policy.allow`` lists ``foreign-container``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import docker
@@ -184,3 +185,50 @@ def check_owners(manifest: Manifest, client: docker.DockerClient, host: str) -> 
             hint=f'lend from a container of this app, or add "{FOREIGN_CONTAINER}" to '
             "`policy: {allow: [...]}` if this app really needs it",
         )
+
+
+FOREIGN_NETWORK = "foreign-network"
+
+
+def judge_network_owners(
+    manifest: Manifest, look: Callable[[str], dict[str, Any] | None], where: str
+) -> None:
+    """Refuse (InvalidInput, exit 2) a network the services would join that exists on
+    ``where`` (a host, a Swarm) and is another app's or environment's (its deployer
+    labels), ``external`` or not, unless ``policy.allow`` lists ``foreign-network``; and
+    one another compose project or Swarm stack made that the manifest does not declare
+    ``external``. The deployer joins an existing network as it is: another app's network
+    (its database on it, an internal one above all) would be reached from this app's
+    containers. ``look`` gives a network by its exact name (None when there is none)."""
+    from deployer.docker.lan import joined_networks
+
+    allowed = FOREIGN_NETWORK in manifest.policy_allow
+    declared = {n.name: n for n in manifest.networks}
+    for key, real in joined_networks(manifest):
+        info = look(real)
+        if info is None:
+            continue
+        labels = _labels(info.get("Labels"))
+        if _ours(manifest, labels) or labels.get(L.STACK_NAMESPACE) == manifest.app:
+            continue  # a Swarm stack of the app's name: the stack the deployer took over
+        top = declared.get(str(key[1])) if key[0] == "networks" else None
+        external = top is not None and top.external
+        if L.APP in labels:
+            if allowed:
+                continue
+            raise InvalidInput(
+                f'{_where(manifest, key)} on {where}, the network "{real}" is not this '
+                f"app's and environment's: {owner(labels)}; its containers (a database "
+                "on an internal network) would be reached from this app's",
+                hint="give the network a name of its own (or remove its `name:`); if this "
+                f'app really is to join that app\'s network, add "{FOREIGN_NETWORK}" to '
+                "`policy: {allow: [...]}`",
+            )
+        if not external and (L.COMPOSE_PROJECT in labels or L.STACK_NAMESPACE in labels):
+            raise InvalidInput(
+                f'{_where(manifest, key)} on {where}, the network "{real}" already exists '
+                f"and is not this app's and environment's: {owner(labels)}; the deployer "
+                "would join it as it is",
+                hint="give the network a name of its own (or remove its `name:`); or, if "
+                "this app is meant to join that network, declare it `external: true`",
+            )

@@ -34,6 +34,7 @@ POLICY_NAMES = (
     "edge-proxy",
     "oom",
     "host-lan",
+    "foreign-network",
 )
 # The engine's default profiles: anything else given to `seccomp=` or `apparmor=` replaces
 # them with a profile the manifest chooses (an inline seccomp JSON that allows every
