@@ -180,3 +180,21 @@ def test_external_links_on_a_user_network_pass(tmp_path: Path) -> None:
     networks = "  b: {external: true, name: shared}\n"
     path = _manifest(tmp_path, networks, "    networks: [b]\n    external_links: [other-db:v]\n")
     assert check_manifest(path, None, {}).ok
+
+
+@pytest.mark.parametrize("external", ["external: true, ", ""])
+def test_a_name_the_engine_reads_as_a_network_id_is_refused(tmp_path: Path, external: str) -> None:
+    """The engine finds a network by its full ID before its name: a network created under
+    another network's ID (``name: <id>``) is not the one the containers join, that one is
+    (seen on engine 20.10: ``docker network create <id of another>`` succeeds and ``docker
+    run --network <id>`` joins the other network)."""
+    net_id = "7b17cdc7b60d500dda47efd63f6ef4835a76477b20cd5f672f6081ab13dab600"
+    for allow in ("", "foreign-network"):
+        path = _manifest(tmp_path, f"  n: {{{external}name: '{net_id}'}}\n", "", allow)
+        path.write_text(path.read_text() + "    networks: [n]\n")
+        (problem,) = check_manifest(path, None, {}).problems
+        assert problem.path == "networks.n.name"
+        assert "reads as a network's ID" in problem.message
+    # a name of hex digits that is no full ID is a name
+    path = _manifest(tmp_path, f"  n: {{{external}name: '{net_id[:12]}'}}\n", "    networks: [n]\n")
+    assert check_manifest(path, None, {}).ok

@@ -192,6 +192,9 @@ def network_mode(b: Builder, path: Path, raw: dict[str, Any]) -> None:
 # network stack (what `network_mode: host` gives); a name with ":" is a mode, not a network
 # ("container:NAME" joins the namespace of any container of the host, another app's too).
 NETWORK_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
+# A network's full ID, which the engine matches before any name (moby's FindNetwork): a
+# network the deployer creates under that name would not be the one its containers join.
+NETWORK_ID = re.compile(r"^[0-9a-f]{64}$")
 
 
 def network_engine_name(b: Builder, path: Path, real: str | None, where: Path) -> None:
@@ -209,6 +212,14 @@ def network_engine_name(b: Builder, path: Path, real: str | None, where: Path) -
             f'network "{path[-1]}", the engine\'s network "host" (a service joined to it '
             "shares the host's network stack, as with network_mode: host),",
             "host-network",
+        )
+    elif NETWORK_ID.match(real):
+        b.err(
+            where,
+            f'"{real}" reads as a network\'s ID: the engine finds a network by its full ID '
+            "before its name, so the containers would join whichever network has that ID "
+            "(another app's), not one of this name",
+            "name the network by its name",
         )
     elif not NETWORK_NAME.match(real):
         b.err(
