@@ -144,6 +144,45 @@ def check_edge_volumes(manifest: Manifest, api: docker.APIClient, host: str) -> 
             )
 
 
+FOREIGN_VOLUME = "foreign-volume"
+
+
+def external_volumes(manifest: Manifest) -> list[tuple[Key, str]]:
+    """(key path of the top-level volume, engine name) of each ``external`` volume the
+    services mount, once each."""
+    top = {v.name: v for v in manifest.volumes}
+    out: dict[str, Key] = {}
+    for svc in manifest.services:
+        for m in svc.volumes:
+            tv = top.get(m.source or "")
+            if m.type == "volume" and tv is not None and tv.external:
+                out.setdefault(app_volume_name(manifest, tv.name), ("volumes", tv.name))
+    return [(key, real) for real, key in out.items()]
+
+
+def check_external_volumes(manifest: Manifest, api: docker.APIClient, host: str) -> None:
+    """Refuse an ``external`` volume that is another app's or environment's (its deployer
+    labels: that app's data), unless ``policy.allow`` lists ``foreign-volume``; one a
+    compose project made or one made by hand (shared on purpose) is mounted as before."""
+    if FOREIGN_VOLUME in manifest.policy_allow:
+        return
+    for key, real in external_volumes(manifest):
+        with wrapped(f"look at the volume {real}", host):
+            try:
+                labels = _labels(api.inspect_volume(real).get("Labels"))
+            except docker.errors.NotFound:
+                continue  # check_external says so
+        if L.APP not in labels or _ours(manifest, labels):
+            continue
+        raise InvalidInput(
+            f'{_where(manifest, key)} on {host}, the external volume "{real}" is not this '
+            f"app's and environment's: {owner(labels)}; the deployer would mount its data "
+            "into this app's containers",
+            hint="give the volume a name of its own; if this app really is to share that "
+            f'app\'s data, add "{FOREIGN_VOLUME}" to `policy: {{allow: [...]}}`',
+        )
+
+
 def check_owners(manifest: Manifest, client: docker.DockerClient, host: str) -> None:
     """Refuse (InvalidInput, exit 2) an existing volume or a lending container of ``host``
     that is not this app's and environment's, and a volume of the edge proxy. Reads only."""
@@ -167,6 +206,7 @@ def check_owners(manifest: Manifest, client: docker.DockerClient, host: str) -> 
             hint="give the volume a name of its own (or remove its `name:`); or, if this app "
             "is meant to use that volume, declare it `external: true`",
         )
+    check_external_volumes(manifest, api, host)
     if FOREIGN_CONTAINER in manifest.policy_allow:
         return
     for key, name, _ in lending_containers(manifest):

@@ -65,7 +65,9 @@ def _deploy(
     monkeypatch.chdir(tmp_path)
     path = tmp_path / "deploy.yml"
     path.write_text(
-        f"app: {app}\nenvironments:\n  prod: {{}}\nservices:\n  web:\n    image: {image}\n"
+        # another app's volume: foreign-volume lets the owner check pass, the path is judged
+        f"app: {app}\nenvironments:\n  prod: {{}}\npolicy: {{allow: [foreign-volume]}}\n"
+        f"services:\n  web:\n    image: {image}\n"
         f"    volumes: [conf:/mnt/conf]\nvolumes:\n  conf: {{external: true, name: {volume}}}\n"
     )
     out = io.StringIO()

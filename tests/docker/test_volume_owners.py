@@ -151,10 +151,10 @@ def test_this_apps_volume_and_an_external_one_deploy(
     (web,) = _of_app(engine, app)
     got = engine.containers.get(web).exec_run(["cat", "/data/file"])
     assert got.output.decode().strip() == SECRET_DATA  # the app's own data, kept
-    # a volume declared external is shared on purpose: the manifest says so
+    # a volume declared external that is no app's (made by hand, shared on purpose)
     shared = f"{app}-shared-data"
     volumes.append(shared)
-    _victim(engine, testenv, shared, {L.APP: f"{app}x"})
+    _victim(engine, testenv, shared, {})
     code, out = _deploy(tmp_path, app, testenv, monkeypatch, shared, external=True)
     assert code == 0, out
     # and a second deploy over the volume this app created passes too
@@ -267,3 +267,39 @@ def test_the_edge_proxys_volume_is_refused_even_external(
         assert code == 0, out + capsys.readouterr().err
     finally:
         edge.remove(force=True)
+
+
+def test_an_external_volume_of_another_app_needs_foreign_volume(
+    tmp_path: Path,
+    app: str,
+    testenv: TestEnv,
+    engine: docker.DockerClient,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    volumes: list[str],
+) -> None:
+    """``external: true`` skipped the owner check: a manifest naming another app's (or
+    environment's) volume so mounted its data (exit 0 before, the container reading the
+    other's file). Its data is that app's: the manifest says it reaches for it with an
+    entry a reviewer sees."""
+    for labels in (
+        {L.APP: f"{app}x", L.ENVIRONMENT: "prod"},
+        {L.APP: app, L.ENVIRONMENT: "staging"},
+    ):
+        name = f"{app}-{labels[L.ENVIRONMENT]}{len(volumes)}-data"
+        volumes.append(name)
+        _victim(engine, testenv, name, labels)
+        code, out = _deploy(tmp_path, app, testenv, monkeypatch, name, external=True)
+        err = capsys.readouterr().err
+        assert code == EXIT_INVALID, out + err
+        assert "deploy.yml:9:" in err and "volumes.data:" in err, err
+        assert f'the external volume "{name}" is not this app\'s' in err, err
+        assert '"foreign-volume"' in err, err
+        assert _of_app(engine, app) == []
+    code, out = _deploy(
+        tmp_path, app, testenv, monkeypatch, name, external=True, allow="foreign-volume"
+    )
+    assert code == 0, out
+    (web,) = _of_app(engine, app)
+    got = engine.containers.get(web).exec_run(["cat", "/data/file"])
+    assert got.output.decode().strip() == SECRET_DATA

@@ -35,6 +35,7 @@ POLICY_NAMES = (
     "oom",
     "host-lan",
     "foreign-network",
+    "foreign-volume",
 )
 # The engine's default profiles: anything else given to `seccomp=` or `apparmor=` replaces
 # them with a profile the manifest chooses (an inline seccomp JSON that allows every
