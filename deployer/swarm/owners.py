@@ -28,7 +28,7 @@ import docker.errors
 
 from deployer import labels as L
 from deployer.docker.lan import judge_networks
-from deployer.docker.owners import mounted_volumes, owner
+from deployer.docker.owners import FOREIGN_VOLUME, external_volumes, mounted_volumes, owner
 from deployer.docker.symlinks import _judge_lent, _where
 from deployer.errors import InvalidInput
 from deployer.manifest import policy
@@ -54,15 +54,51 @@ def _mounts(service: dict[str, Any]) -> list[dict[str, Any]]:
     return list((template.get("ContainerSpec") or {}).get("Mounts") or [])
 
 
+def check_external_volume_owners(swarm: SwarmApi, services: list[dict[str, Any]]) -> None:
+    """Refuse an ``external`` volume that a service of another app mounts or that exists on
+    the manager as another app's (the deployer's labels: that app's data), unless
+    ``policy.allow`` lists ``foreign-volume``, as in container mode."""
+    m = swarm.manifest
+    if FOREIGN_VOLUME in m.policy_allow:
+        return
+    for key, real in external_volumes(m):
+        whose: dict[str, str] | None = None
+        for s in services:
+            labels = {str(k): str(v) for k, v in (s["Spec"].get("Labels") or {}).items()}
+            if L.APP not in labels or labels[L.APP] == m.app:
+                continue
+            if any(x.get("Source") == real for x in _mounts(s)):
+                whose = labels
+        if whose is None:
+            with swarm.wrapped(f"look at the volume {real}"):
+                try:
+                    found = swarm.api.inspect_volume(real)
+                except docker.errors.NotFound:
+                    found = {}
+            labels = {str(k): str(v) for k, v in (found.get("Labels") or {}).items()}
+            if L.APP in labels and labels[L.APP] != m.app:
+                whose = labels
+        if whose is not None:
+            raise InvalidInput(
+                f'{_where(m, key)} on the Swarm {swarm.name}, the external volume "{real}" '
+                f"is not this app's: {owner(whose)}; the deployer would mount its data into "
+                "this app's services",
+                hint="give the volume a name of its own; if this app really is to share that "
+                f'app\'s data, add "{FOREIGN_VOLUME}" to `policy: {{allow: [...]}}`',
+            )
+
+
 def check_volume_owners(swarm: SwarmApi) -> None:
     """Refuse (InvalidInput, exit 2) a volume of the manifest that another stack mounts,
-    or that exists on the manager and is not this app's. Reads only."""
+    or that exists on the manager and is not this app's; an ``external`` one of another
+    app (``check_external_volume_owners``). Reads only."""
     m = swarm.manifest
     volumes = mounted_volumes(m)
-    if not volumes:
+    if not volumes and not external_volumes(m):
         return
     with swarm.wrapped("list the services"):
         services = swarm.api.services()
+    check_external_volume_owners(swarm, services)
     for key, real in volumes:
         for s in services:
             labels = {str(k): str(v) for k, v in (s["Spec"].get("Labels") or {}).items()}

@@ -86,10 +86,17 @@ def test_another_stacks_volume_is_refused_and_the_apps_own_is_taken(
             assert "external: true" in out
         assert services_of(swarm, swarm_app) == []  # nothing changed
 
-        # declared external, it is the app's choice: taken
+        # declared external: still that app's data, which needs foreign-volume (exit 0
+        # before)
         f = write(
             tmp_path, swarm_app, testenv.image_v1, f"\n    name: {other}_data\n    external: true"
         )
+        code, out = cli("plan", "-f", f, env=env)
+        out += capsys.readouterr().err
+        assert code == 2, out
+        assert f'the external volume "{other}_data" is not this app\'s' in out, out
+        assert '"foreign-volume"' in out, out
+        Path(f).write_text(Path(f).read_text() + "policy: {allow: [foreign-volume]}\n")
         code, out = cli("plan", "-f", f, env=env)
         assert code == 0, out
     finally:
