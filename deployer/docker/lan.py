@@ -54,17 +54,24 @@ def check_networks(manifest: Manifest, api: docker.APIClient, host: str) -> None
         # an ID's prefix answers too: not the network of that name
         return info if info.get("Name") == name else None
 
-    judge_networks(manifest, look, host)
+    from deployer.docker.owners import network_user
+
+    judge_networks(manifest, look, host, network_user(manifest, api, host))
 
 
-def judge_networks(manifest: Manifest, look: Look, where: str) -> None:
+def judge_networks(
+    manifest: Manifest,
+    look: Look,
+    where: str,
+    used_by: Callable[[str], dict[str, str] | None] | None = None,
+) -> None:
     """:func:`check_networks` with ``look`` (a network by its exact name, None when there
     is none) on ``where`` (a host, a Swarm). A Swarm's macvlan network takes its options
     from a config-only network (``--config-from``): the parent is that one's. A network
     of another app or environment is refused first (``owners.judge_network_owners``)."""
     from deployer.docker.owners import judge_network_owners
 
-    judge_network_owners(manifest, look, where)
+    judge_network_owners(manifest, look, where, used_by)
     if policy.HOST_LAN in manifest.policy_allow:
         return
     for key, real in joined_networks(manifest):

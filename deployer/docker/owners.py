@@ -183,6 +183,24 @@ def check_external_volumes(manifest: Manifest, api: docker.APIClient, host: str)
         )
 
 
+def network_user(
+    manifest: Manifest, api: docker.APIClient, host: str
+) -> Callable[[str], dict[str, str] | None]:
+    """For :func:`judge_network_owners`: the labels of a container of another app or
+    environment on a network of ``host``, None when there is none."""
+
+    def used_by(network: str) -> dict[str, str] | None:
+        with wrapped(f"look at the containers of the network {network}", host):
+            users = api.containers(all=True, filters={"network": network})
+        for c in users:
+            labels = _labels(c.get("Labels"))
+            if L.APP in labels and not _ours(manifest, labels):
+                return labels
+        return None
+
+    return used_by
+
+
 def check_owners(manifest: Manifest, client: docker.DockerClient, host: str) -> None:
     """Refuse (InvalidInput, exit 2) an existing volume or a lending container of ``host``
     that is not this app's and environment's, and a volume of the edge proxy. Reads only."""
@@ -231,7 +249,10 @@ FOREIGN_NETWORK = "foreign-network"
 
 
 def judge_network_owners(
-    manifest: Manifest, look: Callable[[str], dict[str, Any] | None], where: str
+    manifest: Manifest,
+    look: Callable[[str], dict[str, Any] | None],
+    where: str,
+    used_by: Callable[[str], dict[str, str] | None] | None = None,
 ) -> None:
     """Refuse (InvalidInput, exit 2) a network the services would join that exists on
     ``where`` (a host, a Swarm) and is another app's or environment's (its deployer
@@ -239,7 +260,11 @@ def judge_network_owners(
     one another compose project or Swarm stack made that the manifest does not declare
     ``external``. The deployer joins an existing network as it is: another app's network
     (its database on it, an internal one above all) would be reached from this app's
-    containers. ``look`` gives a network by its exact name (None when there is none)."""
+    containers. ``look`` gives a network by its exact name (None when there is none);
+    ``used_by`` (container mode) the labels of a container of another app or environment
+    on a network, None when there is none: a compose project's network is this app's by
+    its project name unless another app that adopted the project has its containers on
+    it (as for its volumes)."""
     from deployer.docker.lan import joined_networks
 
     allowed = FOREIGN_NETWORK in manifest.policy_allow
@@ -249,8 +274,15 @@ def judge_network_owners(
         if info is None:
             continue
         labels = _labels(info.get("Labels"))
-        if _ours(manifest, labels) or labels.get(L.STACK_NAMESPACE) == manifest.app:
+        if labels.get(L.STACK_NAMESPACE) == manifest.app:
             continue  # a Swarm stack of the app's name: the stack the deployer took over
+        if _ours(manifest, labels):
+            if L.APP in labels or used_by is None:
+                continue
+            other = used_by(real)
+            if other is None:
+                continue
+            labels = other  # a compose project another app adopted: that app's
         top = declared.get(str(key[1])) if key[0] == "networks" else None
         external = top is not None and top.external
         if L.APP in labels:

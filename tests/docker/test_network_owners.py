@@ -156,3 +156,47 @@ def test_a_compose_projects_network_needs_external_and_a_hand_made_one_is_joined
         tmp_path, monkeypatch, testenv, app, f"{{external: true, name: {hand.name}}}"
     )
     assert code == 0, out
+
+
+def test_a_compose_projects_network_another_app_adopted_is_refused(
+    tmp_path: Path,
+    app: str,
+    cleanup: Cleanup,
+    testenv: TestEnv,
+    engine: docker.DockerClient,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A compose project's network is this app's when its compose project has that name
+    (adoption), unless a container of another app is on it: a manifest giving its compose
+    file the other app's project name does not make the network its own (as for volumes)."""
+    project = f"{app}p"
+    net = _network(engine, cleanup, f"{project}_default", {L.COMPOSE_PROJECT: project})
+    theirs = engine.containers.run(
+        testenv.image_v1,
+        name=f"{app}-theirs",
+        detach=True,
+        network=net.name,
+        labels={L.APP: f"{app}x", L.ENVIRONMENT: "prod", L.MANAGED: "true"},
+    )
+    for var in ("CI_ENVIRONMENT_NAME", "DOCKER_CERT_PATH", "DOCKER_TLS_VERIFY"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("DOCKER_HOST", testenv.engine_host)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "docker-compose.yml").write_text(
+        f"name: {project}\nservices:\n  web:\n    image: {testenv.image_v1}\n"
+    )
+    (tmp_path / "deploy.yml").write_text(
+        f"app: {app}\ncompose: [docker-compose.yml]\nenvironments:\n  prod: {{}}\n"
+    )
+    out = io.StringIO()
+    code = main(["deploy", "-f", str(tmp_path / "deploy.yml")], out=out)
+    said = out.getvalue() + capsys.readouterr().err
+    assert code == EXIT_INVALID, said
+    assert f'the network "{net.name}" is not this app\'s' in said, said
+    assert f'the app "{app}x"' in said, said
+    assert _ours(engine, app) == []
+    theirs.remove(force=True)  # nobody else's any more: the compose project's own
+    out = io.StringIO()
+    code = main(["deploy", "-f", str(tmp_path / "deploy.yml")], out=out)
+    assert code == 0, out.getvalue() + capsys.readouterr().err
