@@ -20,6 +20,7 @@ import os
 import re
 import shutil
 import subprocess
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -435,3 +436,34 @@ def test_a_shared_network_is_what_compose_creates_once_the_policy_allows_the_sid
     for service in m.services:
         diffs += compare(service, data["services"][service.name], set(data["services"]))
     assert not diffs, "\n".join(diffs)
+
+
+@pytest.mark.integration
+def test_a_sample_covering_every_key_creates_on_the_engine(
+    outcomes: dict[str, Outcome], testenv: Any
+) -> None:
+    """The accepted cases that together use every key the accepted cases use: each
+    service's container is created by the deployer on the real engine, which accepts what
+    the deployer gives it (tests/manifest/corpus_engine.py)."""
+    from deployer.docker.host import connect_host
+    from tests.manifest.corpus_engine import covering, create_all, service_keys
+
+    accepted = {k: o for k, o in outcomes.items() if o.manifest is not None}
+    sample = covering((k, service_keys(o.compose_json)) for k, o in accepted.items())
+    assert len(sample) >= 15, sample  # the keys are spread over many cases
+    host = connect_host(testenv.engine_host, {})
+    started = time.monotonic()
+    try:
+        refused, created = {}, 0
+        for case_id in sample:
+            manifest = accepted[case_id].manifest
+            assert manifest is not None
+            errors = create_all(host, manifest, testenv.image_v1)
+            if errors:
+                refused[case_id] = errors
+            created += errors == []
+    finally:
+        host.close()
+    assert not refused, refused
+    assert created >= len(sample) - 3, created  # a subnet the engine has: at most a few
+    print(f"{created} of {len(sample)} cases created in {time.monotonic() - started:.1f}s")
