@@ -414,11 +414,11 @@ def create_container(  # noqa: PLR0913 (a whole container)
         # a MAC address and gateway priority per network: API 1.44 and 1.48, which
         # targets.check_engine_api asked of the host's engine
         attached = {network_name(manifest, a.name): a for a in service.networks}
-        if nets:
-            first, names = nets[0]
-            ip4, ip6 = addresses.get(first, ("", ""))
-            att = attached.get(first)
-            endpoint = api.create_endpoint_config(
+
+        def endpoint(net: str, names: list[str]) -> dict[str, Any]:
+            ip4, ip6 = addresses.get(net, ("", ""))
+            att = attached.get(net)
+            config: dict[str, Any] = api.create_endpoint_config(
                 aliases=names if aliases else None,
                 links=_external_links(service),
                 ipv4_address=ip4 or None,
@@ -426,8 +426,12 @@ def create_container(  # noqa: PLR0913 (a whole container)
                 mac_address=(att.mac_address if att else "") or None,
             )
             if att and att.gw_priority:
-                endpoint["GwPriority"] = att.gw_priority
-            networking = api.create_networking_config({first: endpoint})
+                config["GwPriority"] = att.gw_priority
+            return config
+
+        if nets:
+            first, names = nets[0]
+            networking = api.create_networking_config({first: endpoint(first, names)})
             host_config["NetworkMode"] = first
         all_labels = {**dict(service.labels), **labels}
         if service.files:
@@ -463,18 +467,7 @@ def create_container(  # noqa: PLR0913 (a whole container)
         cid: str = created["Id"]
         try:
             for net, names in nets[1:]:
-                ip4, ip6 = addresses.get(net, ("", ""))
-                att = attached.get(net)
-                endpoint = api.create_endpoint_config(
-                    aliases=names if aliases else None,
-                    links=_external_links(service),
-                    ipv4_address=ip4 or None,
-                    ipv6_address=ip6 or None,
-                    mac_address=(att.mac_address if att else "") or None,
-                )
-                if att and att.gw_priority:
-                    endpoint["GwPriority"] = att.gw_priority
-                connect_endpoint(api, cid, net, endpoint)
+                connect_endpoint(api, cid, net, endpoint(net, names))
         except docker.errors.APIError:
             api.remove_container(cid, force=True)
             raise
