@@ -14,28 +14,12 @@ from typing import Any
 import docker
 import docker.errors
 
-from deployer.docker.symlinks import Key, _where
+from deployer.docker.owners import joined_networks, judge_network_owners, network_user
+from deployer.docker.symlinks import _where
 from deployer.docker.transport import wrapped
 from deployer.errors import InvalidInput
 from deployer.manifest import policy
 from deployer.manifest.model import Manifest
-from deployer.naming import network_name, stack_network_name
-
-
-def joined_networks(manifest: Manifest) -> list[tuple[Key, str]]:
-    """(key path, engine name) of each network the services join, once each: at the
-    top-level network when the manifest declares it, else at the service."""
-    declared = {n.name for n in manifest.networks}
-    name_of = stack_network_name if manifest.environment.engine == "swarm" else network_name
-    out: dict[str, Key] = {}
-    for svc in manifest.services:
-        if svc.network_mode:
-            continue
-        for n in [a.name for a in svc.networks] or ["default"]:
-            key: Key = ("networks", n) if n in declared else ("services", svc.name)
-            out.setdefault(name_of(manifest, n), key)
-    return [(key, real) for real, key in out.items()]
-
 
 Look = Callable[[str], dict[str, Any] | None]
 
@@ -54,8 +38,6 @@ def check_networks(manifest: Manifest, api: docker.APIClient, host: str) -> None
         # an ID's prefix answers too: not the network of that name
         return info if info.get("Name") == name else None
 
-    from deployer.docker.owners import network_user
-
     judge_networks(manifest, look, host, network_user(manifest, api, host))
 
 
@@ -69,8 +51,6 @@ def judge_networks(
     is none) on ``where`` (a host, a Swarm). A Swarm's macvlan network takes its options
     from a config-only network (``--config-from``): the parent is that one's. A network
     of another app or environment is refused first (``owners.judge_network_owners``)."""
-    from deployer.docker.owners import judge_network_owners
-
     judge_network_owners(manifest, look, where, used_by)
     if policy.HOST_LAN in manifest.policy_allow:
         return

@@ -30,7 +30,7 @@ from deployer.docker.containers import wrapped
 from deployer.docker.symlinks import Key, _where, lending_containers
 from deployer.errors import InvalidInput
 from deployer.manifest.model import Manifest
-from deployer.naming import app_volume_name
+from deployer.naming import app_volume_name, network_name, stack_network_name
 
 FOREIGN_CONTAINER = "foreign-container"
 
@@ -183,6 +183,21 @@ def check_external_volumes(manifest: Manifest, api: docker.APIClient, host: str)
         )
 
 
+def joined_networks(manifest: Manifest) -> list[tuple[Key, str]]:
+    """(key path, engine name) of each network the services join, once each: at the
+    top-level network when the manifest declares it, else at the service."""
+    declared = {n.name for n in manifest.networks}
+    name_of = stack_network_name if manifest.environment.engine == "swarm" else network_name
+    out: dict[str, Key] = {}
+    for svc in manifest.services:
+        if svc.network_mode:
+            continue
+        for n in [a.name for a in svc.networks] or ["default"]:
+            key: Key = ("networks", n) if n in declared else ("services", svc.name)
+            out.setdefault(name_of(manifest, n), key)
+    return [(key, real) for real, key in out.items()]
+
+
 def network_user(
     manifest: Manifest, api: docker.APIClient, host: str
 ) -> Callable[[str], dict[str, str] | None]:
@@ -265,8 +280,6 @@ def judge_network_owners(
     on a network, None when there is none: a compose project's network is this app's by
     its project name unless another app that adopted the project has its containers on
     it (as for its volumes)."""
-    from deployer.docker.lan import joined_networks
-
     allowed = FOREIGN_NETWORK in manifest.policy_allow
     declared = {n.name: n for n in manifest.networks}
     for key, real in joined_networks(manifest):

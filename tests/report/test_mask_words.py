@@ -13,7 +13,6 @@ from pathlib import Path
 import docker
 import pytest
 
-from deployer import labels as L
 from deployer.cli import main
 from deployer.errors import EXIT_INVALID
 from tests.conftest import Cleanup
@@ -95,8 +94,7 @@ def test_a_refusal_keeps_its_words(
         name,
         driver="local",
         driver_opts={"type": "none", "o": "bind", "device": "/etc"},
-        labels={L.APP: "other" + app[-6:], L.ENVIRONMENT: "prod"},
-    )
+    )  # made by hand: another app's would be refused first (foreign-volume)
     cleanup.later(lambda: engine.volumes.get(name).remove(force=True))
     volumes = f"    volumes: [conf:/mnt/conf]\nvolumes:\n  conf: {{external: true, name: {name}}}\n"
     text = MANIFEST.format(app=app, image=testenv.image_v1, volumes=volumes)
