@@ -32,11 +32,19 @@ def wanted(manifest: Manifest) -> list[tuple[Key, str, str]]:
             out.append((("services", svc.name, "logging", "driver"), "Log", svc.logging.driver))
         if svc.runtime:
             out.append((("services", svc.name, "runtime"), "Runtime", svc.runtime))
+    # only what a service uses is created, so only that needs its driver
+    mounted = {m.source for s in manifest.services for m in s.volumes if m.type == "volume"}
+    joined = {
+        a
+        for s in manifest.services
+        if not s.network_mode
+        for a in ([n.name for n in s.networks] or ["default"])
+    }
     for v in manifest.volumes:
-        if v.driver and not v.external:
+        if v.driver and not v.external and v.name in mounted:
             out.append((("volumes", v.name, "driver"), "Volume", v.driver))
     for n in manifest.networks:
-        if n.driver and not n.external:
+        if n.driver and not n.external and n.name in joined:
             out.append((("networks", n.name, "driver"), "Network", n.driver))
     return out
 

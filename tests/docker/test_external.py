@@ -149,3 +149,21 @@ def test_a_plugin_is_found_by_its_name_or_with_the_latest_tag() -> None:
     assert _has(["grafana/loki-docker-driver:latest"], "grafana/loki-docker-driver")
     assert not _has(["loki:2.9"], "loki")
     assert not _has(["loki:latest"], "loki:2.9")
+
+
+def test_only_what_a_service_uses_needs_its_driver(tmp_path: Path) -> None:
+    """An unused network or volume is not created, so its plugin is not needed."""
+    from deployer.docker.support import wanted
+    from deployer.manifest import load_manifest
+
+    (tmp_path / "compose.yml").write_text(
+        "services:\n  web:\n    image: busybox\n    volumes: [used:/u]\n"
+        "networks:\n  spare: {driver: weave}\n"
+        "volumes:\n  used: {driver: rexray/ebs}\n  spare: {driver: convoy}\n"
+    )
+    (tmp_path / "deploy.yml").write_text(
+        "app: drivers\ncompose: [compose.yml]\n"
+        "environments:\n  production:\n    hosts: [unix:///var/run/docker.sock]\n"
+    )
+    m = load_manifest(tmp_path / "deploy.yml", "production", {})
+    assert [(kind, name) for _, kind, name in wanted(m)] == [("Volume", "rexray/ebs")]
