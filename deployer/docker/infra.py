@@ -26,7 +26,7 @@ def _labels(manifest: Manifest) -> dict[str, str]:
     }
 
 
-def _networks(manifest: Manifest) -> dict[str, TopNetwork]:
+def networks_used(manifest: Manifest) -> dict[str, TopNetwork]:
     """Engine name → top-level network of every network a service joins."""
     wanted: dict[str, TopNetwork] = {}
     top = {n.name: n for n in manifest.networks}
@@ -38,7 +38,7 @@ def _networks(manifest: Manifest) -> dict[str, TopNetwork]:
     return wanted
 
 
-def _volumes(manifest: Manifest) -> dict[str, tuple[str, TopVolume | None]]:
+def volumes_used(manifest: Manifest) -> dict[str, tuple[str, TopVolume | None]]:
     """Engine name → (manifest name, top-level volume) of every named volume mounted."""
     top = {v.name: v for v in manifest.volumes}
     out: dict[str, tuple[str, TopVolume | None]] = {}
@@ -60,7 +60,7 @@ def check_external(client: docker.DockerClient, host: str, manifest: Manifest) -
     api: docker.APIClient = client.api
     missing: list[str] = []
     with wrapped("look at the external networks and volumes", host):
-        externals = [(n, t) for n, t in _networks(manifest).items() if t.external]
+        externals = [(n, t) for n, t in networks_used(manifest).items() if t.external]
         if externals:
             existing = {n["Name"] for n in api.networks()}
             for name, t in sorted(externals):
@@ -70,7 +70,7 @@ def check_external(client: docker.DockerClient, host: str, manifest: Manifest) -
                         f'{where} on {host}, the external network "{name}" does not exist '
                         f"(create it there: `docker network create {name}`)"
                     )
-        for real, (source, tv) in sorted(_volumes(manifest).items()):
+        for real, (source, tv) in sorted(volumes_used(manifest).items()):
             if tv is None or not tv.external:
                 continue
             try:
@@ -98,7 +98,7 @@ def ensure_infrastructure(client: docker.DockerClient, host: str, manifest: Mani
     ours = _labels(manifest)
     with wrapped("create networks", host):
         existing = {n["Name"] for n in api.networks()}
-        for name, t in sorted(_networks(manifest).items()):
+        for name, t in sorted(networks_used(manifest).items()):
             if name in existing or t.external:
                 continue
             labels = {**dict(t.labels), **ours}
@@ -107,7 +107,7 @@ def ensure_infrastructure(client: docker.DockerClient, host: str, manifest: Mani
             else:
                 _create_network(api, name, t.driver or "bridge", t.internal, labels)
     with wrapped("create volumes", host):
-        for real, (_, tv) in sorted(_volumes(manifest).items()):
+        for real, (_, tv) in sorted(volumes_used(manifest).items()):
             if tv is not None and tv.external:
                 continue
             try:

@@ -95,8 +95,16 @@ def _used_by_another(
     volume of the compose project: once the deployer has adopted a compose app, its
     containers say whose the project's volumes are (another manifest giving its compose
     project the same name does not make them its own)."""
-    with wrapped(f"look at the containers of the volume {volume}", host):
-        users = api.containers(all=True, filters={"volume": volume})
+    return _another_user(manifest, api, host, "volume", volume)
+
+
+def _another_user(
+    manifest: Manifest, api: docker.APIClient, host: str, kind: str, name: str
+) -> dict[str, str] | None:
+    """The labels of a container of another app or environment that uses the ``kind``
+    (volume, network) ``name``, None when there is none."""
+    with wrapped(f"look at the containers of the {kind} {name}", host):
+        users = api.containers(all=True, filters={kind: name})
     for c in users:
         labels = _labels(c.get("Labels"))
         if L.APP in labels and not _ours(manifest, labels):
@@ -205,13 +213,7 @@ def network_user(
     environment on a network of ``host``, None when there is none."""
 
     def used_by(network: str) -> dict[str, str] | None:
-        with wrapped(f"look at the containers of the network {network}", host):
-            users = api.containers(all=True, filters={"network": network})
-        for c in users:
-            labels = _labels(c.get("Labels"))
-            if L.APP in labels and not _ours(manifest, labels):
-                return labels
-        return None
+        return _another_user(manifest, api, host, "network", network)
 
     return used_by
 

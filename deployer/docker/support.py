@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping
 
 import docker
 
+from deployer.docker.infra import networks_used, volumes_used
 from deployer.docker.symlinks import Key, _where
 from deployer.docker.transport import wrapped
 from deployer.errors import InvalidInput
@@ -33,18 +34,11 @@ def wanted(manifest: Manifest) -> list[tuple[Key, str, str]]:
         if svc.runtime:
             out.append((("services", svc.name, "runtime"), "Runtime", svc.runtime))
     # only what a service uses is created, so only that needs its driver
-    mounted = {m.source for s in manifest.services for m in s.volumes if m.type == "volume"}
-    joined = {
-        a
-        for s in manifest.services
-        if not s.network_mode
-        for a in ([n.name for n in s.networks] or ["default"])
-    }
-    for v in manifest.volumes:
-        if v.driver and not v.external and v.name in mounted:
-            out.append((("volumes", v.name, "driver"), "Volume", v.driver))
-    for n in manifest.networks:
-        if n.driver and not n.external and n.name in joined:
+    for name, v in volumes_used(manifest).values():
+        if v is not None and v.driver and not v.external:
+            out.append((("volumes", name, "driver"), "Volume", v.driver))
+    for n in networks_used(manifest).values():
+        if n.driver and not n.external:
             out.append((("networks", n.name, "driver"), "Network", n.driver))
     return out
 
