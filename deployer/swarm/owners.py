@@ -28,11 +28,16 @@ import docker.errors
 
 from deployer import labels as L
 from deployer.docker.lan import judge_networks
-from deployer.docker.owners import FOREIGN_VOLUME, external_volumes, mounted_volumes, owner
+from deployer.docker.owners import (
+    FOREIGN_VOLUME,
+    all_volumes,
+    external_volumes,
+    mounted_volumes,
+    owner,
+)
 from deployer.docker.symlinks import _judge_lent, _where
 from deployer.errors import InvalidInput
 from deployer.manifest import policy
-from deployer.naming import app_volume_name
 from deployer.swarm.api import SwarmApi
 
 _HINT = (
@@ -136,31 +141,23 @@ def check_volume_policy(swarm: SwarmApi) -> None:
     refuses and ``policy.allow`` does not accept. Reads only."""
     m = swarm.manifest
     allowed = set(m.policy_allow)
-    seen: set[str] = set()
-    for svc in m.services:
-        for i, mount in enumerate(svc.volumes):
-            if mount.type != "volume" or not mount.source:
+    for key, real in all_volumes(m):  # each once, at its first mount
+        mount = m.service(str(key[1])).volumes[int(key[3])]
+        with swarm.wrapped(f"look at the volume {real}"):
+            try:
+                found = swarm.api.inspect_volume(real)
+            except docker.errors.NotFound:
                 continue
-            real = app_volume_name(m, mount.source)
-            if real in seen:
-                continue
-            seen.add(real)
-            with swarm.wrapped(f"look at the volume {real}"):
-                try:
-                    found = swarm.api.inspect_volume(real)
-                except docker.errors.NotFound:
-                    continue
-            opts = {str(k): str(v) for k, v in (found.get("Options") or {}).items()}
-            for source, ro in policy.volume_host_paths(found.get("Driver"), opts):
-                path = policy.canonical(source)
-                who = (
-                    f'the volume "{real}" (as it is on the manager) mounts, through its '
-                    "driver options,",
-                    "volume",
-                )
-                key = ("services", svc.name, "volumes", i)
-                where = f"the Swarm {swarm.name}"
-                _judge_lent(m, where, allowed, key, who, source, path, ro or mount.read_only)
+        opts = {str(k): str(v) for k, v in (found.get("Options") or {}).items()}
+        for source, ro in policy.volume_host_paths(found.get("Driver"), opts):
+            path = policy.canonical(source)
+            who = (
+                f'the volume "{real}" (as it is on the manager) mounts, through its '
+                "driver options,",
+                "volume",
+            )
+            where = f"the Swarm {swarm.name}"
+            _judge_lent(m, where, allowed, key, who, source, path, ro or mount.read_only)
 
 
 def check_lan_networks(swarm: SwarmApi) -> None:
