@@ -172,9 +172,11 @@ def check_bind_links(manifest: Manifest, hosts: Sequence[DockerHost]) -> None:
     exists on a host and mounts one through its driver options (``external`` ones too);
     a network that exists on a host as a macvlan or ipvlan one (``deployer.docker.lan``);
     and an existing volume or a lending container that is not this app's and
-    environment's (``deployer.docker.owners``): before anything of the app changes
-    (exit 2)."""
+    environment's (``deployer.docker.owners``); an explicit subnet of a network to create
+    that the host already routes (``deployer.docker.subnets``): before anything of the app
+    changes (exit 2)."""
     from deployer.docker.owners import all_volumes
+    from deployer.docker.subnets import planned as planned_subnets
     from deployer.docker.symlinks import bind_sources, lending_containers
 
     # a network that exists is joined as it is: an external macvlan one is the host's LAN
@@ -185,6 +187,15 @@ def check_bind_links(manifest: Manifest, hosts: Sequence[DockerHost]) -> None:
             if isinstance(e, DeployerError)
         ]
     )
+    if planned_subnets(manifest):
+        # an explicit subnet the host already routes: the new bridge would take the route
+        _raise_first(
+            [
+                e
+                for e in _parallel(lambda h: h.check_subnets(manifest), hosts)
+                if isinstance(e, DeployerError)
+            ]
+        )
     if all_volumes(manifest) or lending_containers(manifest):
         # another app's (or environment's) volume or container: its data
         _raise_first(

@@ -10,12 +10,12 @@ import threading
 
 
 class Relay:
-    def __init__(self, target_port: int) -> None:
+    def __init__(self, target_port: int, bind: str = "127.0.0.1") -> None:
         self._target = target_port
         self._lock = threading.Lock()
         self._open: list[socket.socket] = []
         self._cut = False
-        self._server = socket.create_server(("127.0.0.1", 0))
+        self._server = socket.create_server((bind, 0))
         self.port = int(self._server.getsockname()[1])
         threading.Thread(target=self._accept, daemon=True).start()
 

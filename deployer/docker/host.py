@@ -79,6 +79,13 @@ class DockerHost:
 
         check_owners(manifest, self.client, self.name)
 
+    def check_subnets(self, manifest: Manifest) -> None:
+        """Refuse (exit 2) an explicit subnet of a network to create that overlaps a
+        network this host routes (``deployer.docker.subnets``)."""
+        from deployer.docker.subnets import check_subnets
+
+        check_subnets(manifest, self.api, self.name, self.conn.url)
+
     def check_networks(self, manifest: Manifest) -> None:
         """Refuse (exit 2) an existing network the services join that is, here, a macvlan
         or ipvlan network (the host's LAN) without ``policy.allow: [host-lan]``."""

@@ -184,8 +184,7 @@ def _where(manifest: Manifest, key: Key) -> str:
     """``file:line:column: services.<service>.volumes[<i>]:`` of a volume (or
     ``volumes.<name>.driver_opts``), as the manifest writes it (the key path alone when the
     file cannot be read again)."""
-    shown = ".".join(str(k) for k in key if not isinstance(k, int))
-    shown += "".join(f"[{k}]" for k in key if isinstance(k, int)) + ":"
+    shown = "".join(f"[{k}]" if isinstance(k, int) else f".{k}" for k in key).lstrip(".") + ":"
     try:
         from deployer.manifest.loader import read
 
