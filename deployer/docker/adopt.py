@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import posixpath
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
 from deployer.apispec import exposed_ports, nano_cpus
@@ -53,6 +53,7 @@ class Inspect:
         engine_names: Mapping[str, str] | None = None,
         default_cgroupns: str | None = None,
         services: Mapping[str, str] | None = None,
+        project_containers: Collection[str] | None = None,
     ) -> None:
         self.id = str(container.get("Id", ""))
         self.name = str(container.get("Name", "")).lstrip("/")
@@ -69,6 +70,8 @@ class Inspect:
         self.default_cgroupns = default_cgroupns  # None: not known
         # container id -> its compose service, of the project's containers
         self.services = services or {}
+        # the names of the project's containers (None: not known)
+        self.project_containers = project_containers
 
     def names(self, name: str, kind: str) -> set[str]:
         """Engine names a network or volume (``kind``) ``name`` of the compose project may
@@ -294,17 +297,49 @@ def _networks(svc: Service, i: Inspect) -> bool:
     return True
 
 
+def _pairs(links: Any) -> set[tuple[str, str]]:
+    """Links as (container, alias): given as ``CONTAINER:ALIAS``, or as the engine shows
+    its legacy links in HostConfig.Links, ``/CONTAINER:/THIS-CONTAINER/ALIAS``."""
+    out = set()
+    for link in links or []:
+        container, _, alias = str(link).partition(":")
+        out.add((container.lstrip("/"), alias.rsplit("/", 1)[-1] or container.lstrip("/")))
+    return out
+
+
+def _legacy_links(svc: Service, i: Inspect) -> tuple[set[tuple[str, str]], set[tuple[str, str]]]:
+    """The container's legacy links (HostConfig.Links: the engine keeps there the links of
+    its default bridge only) split in (the external ones, the others). compose writes
+    there its ``external_links`` and its ``links`` to the project's own containers (under
+    three aliases each), which our create does not make. Without the names of the
+    project's containers, the links to the containers ``external_links`` names are the
+    external ones."""
+    legacy = _pairs(i.host.get("Links"))
+    if i.project_containers is None:
+        named = {c for c, _ in _pairs(svc.external_links)}
+        external = {(c, a) for c, a in legacy if c in named}
+    else:
+        own = set(i.project_containers)
+        external = {(c, a) for c, a in legacy if c not in own}
+    return external, legacy - external
+
+
 def _external_links(svc: Service, i: Inspect) -> bool:
-    """compose gives each endpoint the links (``CONTAINER:ALIAS``), its own links to the
-    project's containers beside them; on the default bridge the engine keeps them as
-    legacy links in HostConfig (an unmodelled setting: such a container is replaced)."""
-    if not svc.external_links:
+    """On the default bridge the engine keeps the links (``CONTAINER:ALIAS``) as legacy
+    links in HostConfig.Links; on a user network compose gives each endpoint the links,
+    its own links to the project's containers beside them."""
+    want = _pairs(svc.external_links)
+    external, _ = _legacy_links(svc, i)
+    if external or _on_default_bridge(i):
+        return external == want
+    if not want:
         return True
-    want = set(svc.external_links)
     endpoints = list(i.networks.values())
-    return bool(endpoints) and all(
-        want <= {str(x) for x in (ep or {}).get("Links") or []} for ep in endpoints
-    )
+    return bool(endpoints) and all(want <= _pairs((ep or {}).get("Links")) for ep in endpoints)
+
+
+def _on_default_bridge(i: Inspect) -> bool:
+    return str(i.host.get("NetworkMode") or "") == "bridge" or "bridge" in i.networks
 
 
 def _network_mode(svc: Service, i: Inspect) -> bool:
@@ -742,17 +777,19 @@ _COMPARE: dict[str, Callable[[Service, Inspect], bool]] = {
 }
 
 # Container settings the manifest cannot express: set on the container, they differ.
-_UNMODELLED_HOST = (
-    "Links",
-    "CpusetMems",
-)
+_UNMODELLED_HOST = ("CpusetMems",)
 
 
-def _extra_settings(i: Inspect) -> list[str]:
-    return [k for k in _UNMODELLED_HOST if i.host.get(k) not in (None, [], {}, 0, "", False)]
+def _extra_settings(svc: Service, i: Inspect) -> list[str]:
+    extra = [k for k in _UNMODELLED_HOST if i.host.get(k) not in (None, [], {}, 0, "", False)]
+    if _legacy_links(svc, i)[1]:
+        # legacy links that are not external ones: compose's `links` on the default
+        # bridge, which our create does not make
+        extra.append("Links")
+    return extra
 
 
-def config_parts(
+def config_parts(  # noqa: PLR0913 (everything an adoption reads)
     service: Service,
     container: Mapping[str, Any],
     image: Mapping[str, Any],
@@ -761,6 +798,7 @@ def config_parts(
     engine_names: Mapping[str, str] | None = None,
     default_cgroupns: str | None = None,
     services: Mapping[str, str] | None = None,
+    project_containers: Collection[str] | None = None,
 ) -> dict[str, str]:
     """Per-key parts for a compose container: the desired hash where it matches, else DIFFERS.
 
@@ -770,16 +808,25 @@ def config_parts(
     ``default_cgroupns``: the engine's cgroup namespace mode (``default_cgroupns``), what
     no ``cgroup`` means (None: unknown, any mode is taken for it); ``services``: the compose
     service of each container of the project, by id (a ``network_mode: service:NAME``
-    container names the one whose network it shares by id).
+    container names the one whose network it shares by id); ``project_containers``: the
+    names of the project's containers (a legacy link to one is compose's ``links``, to
+    any other container an ``external_links`` one).
     """
     i = Inspect(
-        container, image, project, default_log_driver, engine_names, default_cgroupns, services
+        container,
+        image,
+        project,
+        default_log_driver,
+        engine_names,
+        default_cgroupns,
+        services,
+        project_containers,
     )
     parts: dict[str, str] = {}
     for key, value in service.full_config_parts().items():
         compare = _COMPARE.get(key)
         parts[key] = value if compare is not None and compare(service, i) else DIFFERS
-    if _extra_settings(i):
+    if _extra_settings(service, i):
         parts[EXTRA] = DIFFERS
     return parts
 

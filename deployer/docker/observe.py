@@ -216,6 +216,11 @@ def _compose(
     by_id = {
         str(s["Id"]): str((s.get("Labels") or {}).get(L.COMPOSE_SERVICE, "")) for s in summaries
     }
+    # the containers' own names (a container a legacy link names has its alias as a name
+    # too: "/linking/alias")
+    project_names = {
+        str(n).lstrip("/") for s in summaries for n in s.get("Names") or [] if "/" not in n[1:]
+    }
     for s in summaries:
         labels = s.get("Labels") or {}
         if labels.get(L.APP) or labels.get(L.COMPOSE_ONEOFF, "False").lower() == "true":
@@ -260,6 +265,7 @@ def _compose(
                 engine_names,
                 adopt.default_cgroupns(engine[0]),
                 by_id,
+                project_names,
             )
             config_hash = adopt.config_hash(parts, svc)
             joined_ns = namespaces.joined_namespaces(inspect.get("HostConfig") or {})

@@ -163,3 +163,84 @@ def test_legacy_links_through_networks_on_the_default_bridge_need_the_policy(
     assert "legacy links" in said and '"foreign-container"' in said, said
     assert not (loot / "env").exists(), (loot / "env").read_text()
     assert engine.containers.list(all=True, filters={"label": f"{L.APP}={app}"}) == []
+
+
+BRIDGE_COMPOSE = """\
+services:
+  web:
+    image: ${WEB_IMAGE}
+    init: true
+    environment: {PORT: "8081"}
+    network_mode: bridge
+    external_links: ["${EXT}:extdb", "${EXT}:${ALIAS}"]
+    healthcheck:
+      test: ["CMD-SHELL", "wget -q -O /dev/null http://extdb:8080/version"]
+      interval: 1s
+      retries: 3
+"""
+
+
+def legacy_links(engine: docker.DockerClient, cid: str) -> set[tuple[str, str]]:
+    """The container's legacy links as (linked container, alias): the engine shows them
+    in HostConfig.Links as ``/LINKED:/THIS/ALIAS``."""
+    host_config = engine.api.inspect_container(cid)["HostConfig"]
+    out = set()
+    for link in host_config.get("Links") or []:
+        linked, _, path = str(link).partition(":")
+        assert linked.startswith("/") and path.startswith("/"), link
+        out.add((linked[1:], path.rsplit("/", 1)[-1]))
+    return out
+
+
+@pytest.fixture
+def bridged(
+    app: str, cleanup: Cleanup, engine: docker.DockerClient, testenv: TestEnv, tmp_path: Path
+) -> Iterator[ComposeProject]:
+    """compose's app on the default bridge (``network_mode: bridge``), linked to a
+    container of no app on the default bridge too, as ``extdb`` and ``ALIAS``."""
+    other = engine.containers.run(
+        testenv.image_v1, name=f"{app}-ext", detach=True, init=True, labels={"x": app}
+    )
+    cleanup.later(lambda: other.remove(force=True))
+    variables = {"WEB_IMAGE": testenv.image_v1, "EXT": str(other.name), "ALIAS": "first"}
+    with compose_up(app, tmp_path, testenv.engine_host, BRIDGE_COMPOSE, variables) as project:
+        with (tmp_path / "deploy.yml").open("a") as f:
+            f.write("policy: {allow: [foreign-container]}\n")
+        yield project
+
+
+def test_legacy_links_on_the_default_bridge_are_adopted_and_compared(
+    bridged: ComposeProject, h1: DockerHost, engine: docker.DockerClient, testenv: TestEnv
+) -> None:
+    """compose's container on the default bridge (its health check reached ``extdb``
+    through the legacy link) is adopted unchanged: the links the engine keeps in
+    HostConfig.Links are compared, not taken for settings outside the manifest. Before,
+    the first deploy replaced it. A changed alias is a change of ``external_links``; the
+    deployer's own container gets the links compose gave, and plans unchanged after."""
+    other = f"{bridged.project}-ext"
+    label = [f"{L.COMPOSE_PROJECT}={bridged.project}", f"{L.COMPOSE_SERVICE}=web"]
+    (theirs,) = [c["Id"] for c in engine.api.containers(filters={"label": label})]
+    compose_links = legacy_links(engine, theirs)
+    assert compose_links == {(other, "extdb"), (other, "first")}
+
+    m = bridged.manifest()
+    assert m.service("web").network_mode == "bridge"
+    plan, _ = plan_of(h1, m)
+    assert actions(plan) == {"web": ("unchanged", ("up to date",))}
+
+    variables = {"WEB_IMAGE": testenv.image_v1, "EXT": other, "ALIAS": "first"}
+    bridged.set_env(**{**variables, "ALIAS": "second"})
+    plan, _ = plan_of(h1, bridged.manifest())
+    assert actions(plan) == {"web": ("replace", ("config changed: external_links",))}
+    bridged.set_env(**{**variables, "EXT": f"{other}-2"})  # another container
+    plan, _ = plan_of(h1, bridged.manifest())
+    assert actions(plan) == {"web": ("replace", ("config changed: external_links",))}
+
+    bridged.set_env(**{**variables, "WEB_IMAGE": testenv.image_v2})
+    deploy(h1, bridged.manifest())  # health-gated: the new container reaches extdb
+    (ours,) = [c["Id"] for c in engine.api.containers(filters={"label": label})]
+    assert ours != theirs
+    assert legacy_links(engine, ours) == compose_links
+    assert engine.api.inspect_container(ours)["HostConfig"]["NetworkMode"] == "bridge"
+    plan, _ = plan_of(h1, bridged.manifest())
+    assert not plan.changes, actions(plan)
