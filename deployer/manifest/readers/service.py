@@ -292,6 +292,18 @@ def read_links(b: Builder, path: Path, raw: dict[str, Any], out: dict[str, Any])
             b.err((*path, "links", i), f'"{alias}" is not a valid alias (a host name)')
         elif target not in targets:
             targets.append(target)
+    bridge = _default_bridge(b, raw) if targets else None
+    if bridge:
+        # the engine makes links there itself, to the linked container of the moment:
+        # a replaced container of the linked service would leave this one unlinked
+        b.err(
+            (*path, "links"),
+            f"links with {bridge} are the engine's legacy links, which the deployer does "
+            "not make (it gives links as aliases on the app's networks)",
+            "put the services on a network of the app instead (remove `network_mode: "
+            "bridge`: compose's default network reaches each service by its name and alias)",
+            key=True,
+        )
     if targets:
         out["links"] = tuple(targets)
         # as compose: a link is a dependency that restarts with the linked service
