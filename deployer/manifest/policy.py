@@ -196,3 +196,80 @@ def lan_driver(driver: str | None, opts: dict[str, str]) -> str | None:
         f"its driver {name} puts the containers on the network of {on}, each with its own "
         "address on the host's LAN, past the host's firewall and Docker's port publishing"
     )
+
+
+# Options of the engine's bridge driver (libnetwork ``drivers/bridge``) that put the
+# containers on a network of the host's or open them to the machines the host routes for.
+BRIDGE_NAME = "com.docker.network.bridge.name"
+DEFAULT_BRIDGE = "com.docker.network.bridge.default_bridge"
+GATEWAY_MODES = (
+    "com.docker.network.bridge.gateway_mode_ipv4",
+    "com.docker.network.bridge.gateway_mode_ipv6",
+)
+TRUSTED_INTERFACES = "com.docker.network.bridge.trusted_host_interfaces"
+
+
+def bridge_options(driver: str | None, opts: dict[str, str]) -> list[tuple[str, str]]:
+    """(option, why) of each driver option of a bridge network (``driver: bridge`` or
+    none) that needs ``policy.allow: [host-lan]``; empty when there is none.
+
+    ``com.docker.network.bridge.name``: when an interface of that name exists on the host
+    (a LAN bridge ``br0``, ``virbr0``, ``vmbr0``, ``lxcbr0``, ``docker0``) the engine takes
+    it as the network's bridge: it replaces the interface's address in the network's
+    subnet, else its first one, with the network's gateway (``setupBridgeIPv4``; measured
+    on engine 20.10: a bridge's own 10.x.y.1/24 was removed) and plugs the containers into
+    it, on that interface's network. The deployer cannot list the host's interfaces, so
+    any name is judged. The gateway modes ``routed`` (no NAT: the containers' published
+    ports are reached at their own addresses, whatever host address ``ports:`` names) and
+    ``nat-unprotected`` (no filtering: every port, published or not), and
+    ``trusted_host_interfaces`` (what arrives on those interfaces reaches the published
+    ports at the containers' own addresses) open the containers to any machine that routes
+    to them through the host, past Docker's port publishing. ``inhibit_ipv4``,
+    ``enable_icc``, ``enable_ip_masquerade``, ``host_binding_ipv4``, the MTU and the
+    ``isolated``/``nat`` gateway modes open nothing."""
+    if (driver or "bridge").strip().lower() != "bridge":
+        return []
+    out: list[tuple[str, str]] = []
+    name = opts.get(BRIDGE_NAME, "").strip()
+    if name:
+        out.append(
+            (
+                BRIDGE_NAME,
+                f"its option {BRIDGE_NAME}={name} makes the engine take the host's interface "
+                f"{name} when there is one (a LAN bridge): it replaces that interface's "
+                "address with the network's gateway and puts the containers on it, on that "
+                "interface's network",
+            )
+        )
+    for key in GATEWAY_MODES:
+        mode = opts.get(key, "").strip().lower()
+        if mode == "routed":
+            out.append(
+                (
+                    key,
+                    f"its option {key}=routed turns off NAT: any machine that routes to "
+                    "the containers through the host reaches their published ports at the "
+                    "containers' own addresses, whatever host address `ports:` names "
+                    "(127.0.0.1 too)",
+                )
+            )
+        elif mode == "nat-unprotected":
+            out.append(
+                (
+                    key,
+                    f"its option {key}=nat-unprotected turns off Docker's filtering: any "
+                    "machine that routes to the containers through the host reaches every "
+                    "port of theirs, published or not",
+                )
+            )
+    trusted = opts.get(TRUSTED_INTERFACES, "").strip()
+    if trusted:
+        out.append(
+            (
+                TRUSTED_INTERFACES,
+                f"its option {TRUSTED_INTERFACES}={trusted} lets what arrives on the host's "
+                f"interfaces {trusted} reach the containers' published ports at their own "
+                "addresses, whatever host address `ports:` names (127.0.0.1 too)",
+            )
+        )
+    return out

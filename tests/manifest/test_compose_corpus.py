@@ -293,7 +293,8 @@ def acceptance(outcomes: dict[str, Outcome]) -> tuple[int, int]:
 
 
 _POLICY = re.compile(
-    r"^[^:\n]+:\d+:\d+: services\.[^.\s]+\.[a-z_.]+(\[\d+\])?: .*refused by the "
+    r"^[^:\n]+:\d+:\d+: (services\.[^.\s]+\.[a-z_.]+(\[\d+\])?"
+    r'|networks\.[^.\s]+\.(driver|driver_opts\["[a-z0-9_.]+"\])): .*refused by the '
     r'safety policy.*add "[a-z=_-]+"( and "[a-z=_-]+")* to `policy: \{allow: \[\.\.\.\]\}`'
 )
 

@@ -198,3 +198,93 @@ def test_a_name_the_engine_reads_as_a_network_id_is_refused(tmp_path: Path, exte
     # a name of hex digits that is no full ID is a name
     path = _manifest(tmp_path, f"  n: {{{external}name: '{net_id[:12]}'}}\n", "    networks: [n]\n")
     assert check_manifest(path, None, {}).ok
+
+
+# (top-level network, the option refused, what the refusal says): a bridge network's
+# options that take a host interface or open the containers past Docker's port publishing
+BRIDGE_OPTION_FORMS = [
+    (
+        "  lan: {driver_opts: {com.docker.network.bridge.name: br0}}\n",
+        "com.docker.network.bridge.name",
+        "the host's interface br0 when there is one",
+    ),
+    (
+        "  lan: {driver: bridge, driver_opts: {com.docker.network.bridge.name: '${LAN_BR}'}}\n",
+        "com.docker.network.bridge.name",
+        "the host's interface ${LAN_BR} when there is one",  # a variable's value is not shown
+    ),
+    (
+        "  lan: {driver_opts: {com.docker.network.bridge.gateway_mode_ipv4: routed}}\n",
+        "com.docker.network.bridge.gateway_mode_ipv4",
+        "turns off NAT",
+    ),
+    (
+        "  lan: {driver_opts: {com.docker.network.bridge.gateway_mode_ipv6: '${GW_MODE}'}}\n",
+        "com.docker.network.bridge.gateway_mode_ipv6",
+        "published or not",
+    ),
+    (
+        "  lan: {driver_opts: {com.docker.network.bridge.trusted_host_interfaces: 'eth0:eth1'}}\n",
+        "com.docker.network.bridge.trusted_host_interfaces",
+        "the host's interfaces eth0:eth1",
+    ),
+]
+
+
+@pytest.mark.parametrize(("networks", "option", "said"), BRIDGE_OPTION_FORMS)
+def test_bridge_options_that_take_a_host_interface_or_open_ports_need_host_lan(
+    tmp_path: Path, networks: str, option: str, said: str
+) -> None:
+    """A bridge network named after an interface of the host (``br0``, a LAN bridge) is
+    made on that interface by the engine; the gateway modes ``routed`` and
+    ``nat-unprotected`` and trusted host interfaces open the containers to the machines
+    the host routes for, past ``ports:``. Each needs ``host-lan``, refused at its line."""
+    env = {"LAN_BR": "vmbr0", "GW_MODE": "nat-unprotected"}
+    path = _manifest(tmp_path, networks, "    networks: [lan]\n")
+    (problem,) = check_manifest(path, None, env).problems
+    assert problem.path == f'networks.lan.driver_opts["{option}"]'
+    assert problem.line == 4
+    assert 'network "lan" is refused by the safety policy' in problem.message
+    assert said in problem.message, problem.message
+    assert problem.fix is not None and '"host-lan"' in problem.fix
+    allowed = _manifest(tmp_path, networks, "    networks: [lan]\n", allow="host-lan")
+    assert check_manifest(allowed, None, env).ok
+
+
+@pytest.mark.parametrize(
+    "opts",
+    [
+        "com.docker.network.bridge.enable_icc: 'false'",
+        "com.docker.network.bridge.enable_ip_masquerade: 'false'",
+        "com.docker.network.bridge.host_binding_ipv4: 127.0.0.1",
+        "com.docker.network.driver.mtu: '1400'",
+        "com.docker.network.bridge.inhibit_ipv4: 'true'",
+        "com.docker.network.bridge.gateway_mode_ipv4: nat",
+    ],
+)
+def test_harmless_bridge_options_need_nothing(tmp_path: Path, opts: str) -> None:
+    path = _manifest(tmp_path, f"  lan: {{driver_opts: {{{opts}}}}}\n", "    networks: [lan]\n")
+    assert check_manifest(path, None, {}).ok
+
+
+def test_a_bridge_option_of_another_driver_is_not_the_bridges(tmp_path: Path) -> None:
+    networks = "  lan: {driver: overlay, driver_opts: {com.docker.network.bridge.name: br0}}\n"
+    assert check_manifest(_manifest(tmp_path, networks, "    networks: [lan]\n"), None, {}).ok
+
+
+def test_a_compose_bridge_name_is_refused_at_its_line(tmp_path: Path) -> None:
+    (tmp_path / "docker-compose.yml").write_text(
+        "services:\n  web:\n"
+        + SERVICE
+        + "    networks: [lan]\nnetworks:\n  lan:\n    driver: bridge\n"
+        + "    driver_opts:\n      com.docker.network.bridge.name: virbr0\n"
+        + "      com.docker.network.bridge.gateway_mode_ipv4: routed\n"
+    )
+    m = tmp_path / "deploy.yml"
+    m.write_text("app: shop\ncompose: docker-compose.yml\nenvironments: {prod: {}}\n")
+    name, mode = check_manifest(m, None, {}).problems
+    compose = str(tmp_path / "docker-compose.yml")
+    assert (name.file, name.line, mode.line) == (compose, 9, 10)
+    assert "virbr0" in name.message and "routed" in mode.message
+    m.write_text(m.read_text() + "policy: {allow: [host-lan]}\n")
+    assert check_manifest(m, None, {}).ok

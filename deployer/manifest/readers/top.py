@@ -120,15 +120,26 @@ def networks(b: Builder, raw: Any) -> tuple[TopNetwork, ...]:
 
 
 def lan_network(b: Builder, path: Path, driver: str | None, opts: dict[str, str]) -> None:
-    """A macvlan or ipvlan network puts the app's containers on the host's LAN: it needs
+    """A macvlan or ipvlan network puts the app's containers on the host's LAN, and so do
+    a bridge network's options that take a host interface or open the containers to the
+    machines the host routes for (``policy.bridge_options``): each needs
     ``policy.allow: [host-lan]`` (an ``external`` one is judged as it is on each host)."""
+    if policy.HOST_LAN in b.allow:
+        return
+    fix = (
+        f'remove it, or add "{policy.HOST_LAN}" to `policy: {{allow: [...]}}` if this app '
+        "really needs it"
+    )
     why = policy.lan_driver(driver, opts)
-    if why and policy.HOST_LAN not in b.allow:
+    if why:
         b.err(
-            (*path, "driver"),
-            f'network "{path[-1]}" is refused by the safety policy: {why}',
-            f'remove it, or add "{policy.HOST_LAN}" to `policy: {{allow: [...]}}` if this app '
-            "really needs it",
+            (*path, "driver"), f'network "{path[-1]}" is refused by the safety policy: {why}', fix
+        )
+    for option, reason in policy.bridge_options(driver, opts):
+        b.err(
+            (*path, "driver_opts", option),
+            f'network "{path[-1]}" is refused by the safety policy: {reason}',
+            fix,
         )
 
 
