@@ -30,6 +30,7 @@ from deployer.docker.lock import LOCK_IMAGE, ensure_lock_image
 from deployer.errors import InvalidInput
 from deployer.manifest import policy
 from deployer.manifest.model import Manifest
+from deployer.manifest.problems import format_path
 
 MOUNT = "/host"
 MAX_LINKS = 40
@@ -184,7 +185,7 @@ def _where(manifest: Manifest, key: Key) -> str:
     """``file:line:column: services.<service>.volumes[<i>]:`` of a volume (or
     ``volumes.<name>.driver_opts``), as the manifest writes it (the key path alone when the
     file cannot be read again)."""
-    shown = "".join(f"[{k}]" if isinstance(k, int) else f".{k}" for k in key).lstrip(".") + ":"
+    shown = format_path(key) + ":"
     try:
         from deployer.manifest.loader import read
 
