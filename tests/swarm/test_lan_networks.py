@@ -93,3 +93,57 @@ def test_an_external_swarm_macvlan_network_needs_host_lan(
     f.write_text(MANIFEST.format(**fields, allow="policy: {allow: [host-lan]}\n"))
     code, out = cli("plan", "-f", str(f), env=env)
     assert code == 0, out + capsys.readouterr().err
+
+
+@pytest.fixture
+def swarm_routed(swarm: docker.DockerClient, testenv: TestEnv) -> Iterator[str]:
+    """A Swarm bridge network (``--scope swarm --config-from`` a config-only network)
+    whose options say ``gateway_mode_ipv4=routed``, removed after."""
+    name = "rt" + secrets.token_hex(4)
+    env = {"DOCKER_HOST": testenv.engine_host, "PATH": "/usr/local/bin:/usr/bin:/bin"}
+
+    def docker_(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["docker", *args], env=env, capture_output=True, text=True, check=False
+        )
+
+    try:
+        mode = "com.docker.network.bridge.gateway_mode_ipv4=routed"
+        assert (
+            docker_("network", "create", "--config-only", "-o", mode, f"{name}-cfg").returncode == 0
+        )
+        made = docker_("network", "create", "-d", "bridge", "--scope", "swarm",
+                       "--config-from", f"{name}-cfg", f"{name}-br")  # fmt: skip
+        if made.returncode != 0:
+            pytest.skip(f"cannot make a Swarm bridge network here: {made.stderr.strip()}")
+        yield f"{name}-br"
+    finally:
+        for net in (f"{name}-br", f"{name}-cfg"):
+            docker_("network", "rm", net)
+
+
+def test_an_external_swarm_bridge_network_in_routed_mode_needs_host_lan(
+    swarm: docker.DockerClient,
+    swarm_app: str,
+    swarm_routed: str,
+    testenv: TestEnv,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Its options are the config-only network's: judged as a host's bridge network's
+    (``tests/docker/test_bridge_options.py``)."""
+    env = {"DOCKER_HOST": testenv.engine_host}
+    f = tmp_path / "deploy.yml"
+    fields = {"app": swarm_app, "image": testenv.image_v1, "network": swarm_routed}
+    f.write_text(MANIFEST.format(**fields, allow=""))
+    for args in (["plan"], ["deploy", "--report-dir", str(tmp_path)]):
+        code, out = cli(*args, "-f", str(f), env=env)
+        out += capsys.readouterr().err
+        assert code == 2, out
+        assert "deploy.yml:11:" in out and "networks.lan" in out, out
+        assert f'the network "{swarm_routed}" (as it is on the host)' in out, out
+        assert "gateway_mode_ipv4=routed turns off NAT" in out and '"host-lan"' in out, out
+    assert services_of(swarm, swarm_app) == []
+    f.write_text(MANIFEST.format(**fields, allow="policy: {allow: [host-lan]}\n"))
+    code, out = cli("plan", "-f", str(f), env=env)
+    assert code == 0, out + capsys.readouterr().err
