@@ -102,10 +102,10 @@ def judge_networks(
                     raise InvalidInput(
                         f"{_where(manifest, (*key, 'driver_opts', policy.BRIDGE_NAME))} on "
                         f'{where}, the network "{real}" would be made on the bridge {name} '
-                        f'of the network "{taken[name]}" of the host: the engine would put '
-                        "this app's containers on that network, with its containers (engine "
-                        "20.10, on the bridge of its default network, drops that network "
-                        "from the engine until it restarts)",
+                        f'of the network "{taken[name]}" of the host: the engine would plug '
+                        "this app's containers into that bridge, beside that network's "
+                        "containers (on the default network's bridge, engine 20.10 drops the "
+                        "default network until the engine restarts)",
                         hint=f"remove {policy.BRIDGE_NAME} (the engine names the bridge "
                         "itself), or give a name no network of the host uses",
                     )
