@@ -617,6 +617,49 @@ def test_env_file_parsed_as_compose_parses_it(tmp_path: Path, home: Path) -> Non
     assert mine.service("s").env_dict["MULTI"] == "line1\nline2"
 
 
+def test_a_key_without_a_value_nothing_sets_unsets_the_env_file_s_value(
+    tmp_path: Path, home: Path
+) -> None:
+    """``environment:`` naming a key without a value (``- KEY`` or ``KEY:``) that no
+    variable sets: compose gives the container no such variable, though an ``env_file``
+    sets it (before, the deployer kept the env_file's value); one a variable sets takes it."""
+    project = tmp_path / "app"
+    write(
+        project,
+        {
+            "compose.yaml": """\
+                services:
+                  listed:
+                    image: busybox:1
+                    env_file: app.env
+                    environment:
+                      - SECRET_KEY
+                      - FROM_CI
+                      - KEPT=1
+                  mapped:
+                    image: busybox:1
+                    env_file: [app.env]
+                    environment:
+                      SECRET_KEY:
+                      FROM_CI:
+                  again:
+                    image: busybox:1
+                    env_file: app.env
+                    environment: [SECRET_KEY, SECRET_KEY=last]
+                """,
+            "app.env": "SECRET_KEY=from-the-env-file\nFROM_CI=file\nOTHER=2\n",
+        },
+    )
+    environ = {"FROM_CI": "from-ci"}
+    theirs = compose_config(project, [], environ, home)
+    mine = deployer(tmp_path, "app/compose.yaml", environ)
+    same(mine, theirs)
+    for name in ("listed", "mapped"):
+        env = mine.service(name).env_dict
+        assert "SECRET_KEY" not in env and env["FROM_CI"] == "from-ci" and env["OTHER"] == "2"
+    assert mine.service("again").env_dict["SECRET_KEY"] == "last"
+
+
 def test_env_file_bad_line_is_located_without_its_value(tmp_path: Path) -> None:
     project = tmp_path / "app"
     write(

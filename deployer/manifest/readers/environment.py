@@ -23,7 +23,23 @@ def service_environment(b: Builder, path: Path, raw: dict[str, Any]) -> tuple[tu
         env.update(from_mapping(b, epath, value))
     elif isinstance(value, list):
         env.update(from_list(b, epath, value))
+    for k in unset_names(b, value):
+        env.pop(k, None)  # compose unsets it, an env_file's value too
     return tuple(sorted(env.items()))
+
+
+def unset_names(b: Builder, value: Any) -> set[str]:
+    """The keys ``environment:`` names without a value (``- KEY``, ``KEY:``) that no
+    variable sets: compose gives the container no such variable, even one an ``env_file``
+    sets (the engine takes a bare ``KEY`` as "unset it")."""
+    if isinstance(value, dict):
+        return {k for k, v in value.items() if v is None and k not in b.lookup}
+    last: dict[str, bool] = {}
+    for item in value if isinstance(value, list) else ():
+        if isinstance(item, str):
+            k, sep, _ = item.partition("=")
+            last[k] = not sep and k not in b.lookup
+    return {k for k, unset in last.items() if unset}
 
 
 def env_files(b: Builder, path: Path, env_file: Any) -> dict[str, str]:
