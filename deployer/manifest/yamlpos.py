@@ -231,7 +231,7 @@ class _Walker:
             else:
                 seen[name] = key_node
         try:
-            self.loader.flatten_mapping(node)
+            flatten_merges(node, set())
         except yaml.MarkedYAMLError as e:
             self.add(node, path, f"invalid merge key `<<`: {e.problem}", "merge only mappings")
             node.value = [(k, v) for k, v in node.value if k.tag != _MERGE]
@@ -277,6 +277,51 @@ class _Walker:
                 return None
         self.add(node, path, f"unsupported YAML tag {tag}", "remove the tag")
         return text
+
+
+def flatten_merges(node: MappingNode, active: set[int]) -> None:
+    """A mapping's ``<<`` merge keys, as compose's YAML library applies them: the mapping's
+    own keys over every merged one, and of merged mappings (``<<: [*a, *b]``) the first over
+    the later ones. Not PyYAML's ``flatten_mapping``: 6.0.4 tells keys apart by the identity
+    of their strings, so a later mapping's key won wherever the two strings were not one
+    object (``restart`` of ``*b`` over ``*a``'s)."""
+    if id(node) in active:  # a mapping merged into itself: its aliases are reported
+        return
+    active.add(id(node))
+    own = [(k, v) for k, v in node.value if k.tag != _MERGE]
+    taken = {k.value for k, _ in own if isinstance(k, ScalarNode)}
+    merged: list[tuple[Node, Node]] = []
+    for key_node, value_node in node.value:
+        if key_node.tag != _MERGE:
+            continue
+        if isinstance(value_node, MappingNode):
+            sources = [value_node]
+        elif isinstance(value_node, SequenceNode):
+            sources = value_node.value
+        else:
+            raise yaml.constructor.ConstructorError(
+                "while constructing a mapping",
+                node.start_mark,
+                f"expected a mapping or list of mappings for merging, but found {value_node.id}",
+                value_node.start_mark,
+            )
+        for sub in sources:
+            if not isinstance(sub, MappingNode):
+                raise yaml.constructor.ConstructorError(
+                    "while constructing a mapping",
+                    node.start_mark,
+                    f"expected a mapping for merging, but found {sub.id}",
+                    sub.start_mark,
+                )
+            flatten_merges(sub, active)
+            for k, v in sub.value:
+                name = k.value if isinstance(k, ScalarNode) else None
+                if name is None or name not in taken:
+                    merged.append((k, v))
+                    taken.add(name)
+    active.discard(id(node))
+    if len(own) != len(node.value):
+        node.value = merged + own
 
 
 def _integer(text: str) -> int:

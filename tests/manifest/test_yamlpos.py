@@ -81,6 +81,32 @@ def test_anchors_aliases_and_merge_keys() -> None:
     assert doc.pos(("use", "x")).line == 1  # merged values point at where they are written
 
 
+def test_merge_key_lists_the_first_mapping_wins() -> None:
+    """``<<: [*a, *b]``: of the merged mappings the first wins a key both write, the
+    mapping's own keys win over all, as YAML and compose's YAML library merge them (PyYAML
+    6.0.4's own merge let the later mapping win); a merged mapping's own merges first."""
+    doc = load_text(
+        "x-a: &a\n  restart: always\n  environment: {A: a}\n  <<: {stop_signal: SIGINT}\n"
+        "x-b: &b\n  restart: 'no'\n  environment: {B: b}\n  stop_signal: SIGTERM\n"
+        "  init: true\n"
+        "s:\n  <<: [*a, *b]\n  init: false\n",
+        "f",
+    )
+    assert not doc.problems
+    assert doc.data["s"] == {
+        "restart": "always",
+        "environment": {"A": "a"},
+        "stop_signal": "SIGINT",
+        "init": False,
+    }
+    assert doc.pos(("s", "restart")).line == 2  # where the winning value is written
+
+
+def test_a_mapping_merged_into_itself_is_reported_not_looped() -> None:
+    doc = load_text("a: &a\n  x: 1\n  <<: [*a]\n", "f")
+    assert doc.problems
+
+
 def test_duplicate_keys_are_all_reported() -> None:
     doc = load_text("a: 1\nb: 2\na: 3\nb: 4\n", "f")
     assert [(p.line, p.path) for p in doc.problems] == [(3, "a"), (4, "b")]
