@@ -101,6 +101,7 @@ class _Parser:
             raise InterpolationSyntaxError(
                 f"invalid character after `${{{var}`; expected `}}` or one of :- - :? ? :+ +"
             )
+        end = self.closing(self.i - len(var) - 2)
         self.i += len(op)
         is_set = var in self.lookup
         value = self.lookup.get(var, "")
@@ -109,18 +110,47 @@ class _Parser:
         if evaluate:
             self.result.used = True
         if op in (":-", "-"):
-            word = self.run(until_brace=True, evaluate=evaluate and missing)
+            word = self.word(end, evaluate=evaluate and missing)
             out = word if missing else value
         elif op in (":?", "?"):
-            word = self.run(until_brace=True, evaluate=evaluate and missing)
+            word = self.word(end, evaluate=evaluate and missing)
             if evaluate and missing:
                 self.result.required.append((var, word))
             out = "" if missing else value
         else:  # ":+", "+"
-            word = self.run(until_brace=True, evaluate=evaluate and not missing)
+            word = self.word(end, evaluate=evaluate and not missing)
             out = "" if missing else word
-        self.i += 1  # the closing brace
+        self.i = end + 1  # past the closing brace
         return out if evaluate else ""
+
+    def closing(self, start: int) -> int:
+        """Where the ``}`` closing the reference with an operator at ``start`` stands, as
+        compose finds it: its pattern runs to the last ``}`` of the line, then the first
+        brace that closes every ``{`` before it ends the reference (each ``{`` counts and
+        the character after it is skipped, as compose counts them); when none does, that
+        last ``}``. ``${X:-{}}`` is X's value with X set, never X's value and a ``}``."""
+        t = self.text
+        line_end = t.find("\n", start)
+        last = t.rfind("}", start, len(t) if line_end < 0 else line_end)
+        if last < 0:
+            raise InterpolationSyntaxError("a `${` is never closed with `}` on its line")
+        depth = 0
+        i = start
+        while i <= last:
+            if t[i] == "}":
+                depth -= 1
+                if depth == 0:
+                    return i
+            if t[i] == "{":
+                depth += 1
+                i += 1
+            i += 1
+        return last
+
+    def word(self, end: int, *, evaluate: bool) -> str:
+        """The default, message or alternative up to ``end``, itself a template."""
+        sub = _Parser(self.text[self.i : end], self.lookup, self.result)
+        return sub.run(until_brace=False, evaluate=evaluate)
 
 
 def interpolate(text: str, lookup: Mapping[str, str]) -> Result:

@@ -660,6 +660,68 @@ def test_a_key_without_a_value_nothing_sets_unsets_the_env_file_s_value(
     assert mine.service("again").env_dict["SECRET_KEY"] == "last"
 
 
+def test_merge_key_lists_merged_as_compose_merges_them(tmp_path: Path, home: Path) -> None:
+    """``<<: [*common, *logging]`` where both anchors write a key: the first listed wins, as
+    compose reads it (before, the later anchor's ``restart`` and ``logging`` won)."""
+    project = tmp_path / "app"
+    write(
+        project,
+        {
+            "compose.yaml": """\
+                x-common: &common
+                  restart: always
+                  logging: {driver: json-file, options: {max-size: 10m}}
+                  environment: {TZ: UTC}
+                x-logging: &logging
+                  restart: "no"
+                  logging: {driver: local}
+                  stop_grace_period: 5s
+                services:
+                  web:
+                    <<: [*common, *logging]
+                    image: busybox:1
+                  db:
+                    <<: [*logging, *common]
+                    image: busybox:1
+                    restart: on-failure
+                """,
+        },
+    )
+    theirs = compose_config(project, [], {}, home)
+    mine = deployer(tmp_path, "app/compose.yaml", {})
+    same(mine, theirs)
+    assert mine.service("web").restart == "always"
+    assert mine.service("db").restart == "on-failure"
+
+
+def test_braces_in_a_default_end_where_compose_ends_them(tmp_path: Path, home: Path) -> None:
+    """A JSON default (``${OPTS:-{}}``) with the variable set is the variable's value, as
+    compose reads it (before: the value and a stray ``}``); unset, the braces."""
+    project = tmp_path / "app"
+    write(
+        project,
+        {
+            "compose.yaml": """\
+                services:
+                  s:
+                    image: busybox:1
+                    environment:
+                      OPTS: ${OPTS:-{}}
+                      EXTRA: '${EXTRA:-{"debug": false}}'
+                      MIXED: ${UNSET_X-{a}b}c
+                    labels:
+                      rule: "${RULE:-Host(`{x}`)}"
+                """,
+            ".env": 'OPTS={"a": 1}\n',
+        },
+    )
+    theirs = compose_config(project, [], {}, home)
+    mine = deployer(tmp_path, "app/compose.yaml", {})
+    same(mine, theirs)
+    env = mine.service("s").env_dict
+    assert env["OPTS"] == '{"a": 1}' and env["EXTRA"] == '{"debug": false}'
+
+
 def test_env_file_bad_line_is_located_without_its_value(tmp_path: Path) -> None:
     project = tmp_path / "app"
     write(

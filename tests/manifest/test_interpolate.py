@@ -34,6 +34,18 @@ ENV = {"SET": "value", "EMPTY": "", "OTHER": "o"}
         ("${SET:?never shown}", "value"),
         ("echo $(date) $1 and $", "echo $(date) $1 and $"),  # compose v2 keeps these
         ("${UNSET:-}", ""),
+        # braces in a default, as compose v2 (2.40) counts them: each `{` opens one,
+        # the character after it skipped; none closing, the line's last `}` ends it
+        ("${SET:-{}}", "value"),
+        ("${UNSET:-{}}", "{}"),
+        ('${UNSET:-{"k": 1}}', '{"k": 1}'),
+        ("${UNSET-{a}b}c", "{a}bc"),
+        ("${UNSET:-x}y}", "xy}"),
+        ("${UNSET:-a{b}", "a{b"),
+        ("${UNSET:-${SET}{x}}", "value{x}"),
+        ("${SET:+{x}}", "{x}"),
+        ("${UNSET:-a}${SET:-b}}", "avalue}"),
+        ("${UNSET:-${SET:-{}}}z", "valuez"),
     ],
 )
 def test_expands_like_compose(text: str, expected: str) -> None:
@@ -70,7 +82,10 @@ def test_empty_is_fine_for_question_without_colon() -> None:
     assert interpolate("${EMPTY?must be set}", ENV).required == []
 
 
-@pytest.mark.parametrize("text", ["${", "${SET", "${}", "${SET:x}", "${1ABC}", "${SET:-open"])
+@pytest.mark.parametrize(
+    "text",
+    ["${", "${SET", "${}", "${SET:x}", "${1ABC}", "${SET:-open", "${SET:-{}} and ${UNSET:-x}"],
+)
 def test_syntax_errors(text: str) -> None:
     with pytest.raises(InterpolationSyntaxError) as exc:
         interpolate(text, ENV)
