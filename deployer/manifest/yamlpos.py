@@ -215,18 +215,19 @@ class _Walker:
             self.add(node, path, f"unsupported YAML tag {node.tag}", "remove the tag")
         seen: dict[str, Node] = {}
         for key_node, _ in node.value:
-            if key_node.tag == _MERGE:
-                continue
             if not isinstance(key_node, ScalarNode):
                 continue  # reported below
             name = str(key_node.value)
             if name in seen:
                 first = self.pos(seen[name])
+                merge = key_node.tag == _MERGE  # compose refuses a second `<<` too
                 self.add(
                     key_node,
                     (*path, name),
                     f'duplicate key "{name}" (first defined at line {first.line})',
-                    "keep only one of them",
+                    "merge them in one list: <<: [*first, *second]"
+                    if merge
+                    else "keep only one of them",
                 )
             else:
                 seen[name] = key_node

@@ -107,6 +107,20 @@ def test_a_mapping_merged_into_itself_is_reported_not_looped() -> None:
     assert doc.problems
 
 
+def test_a_second_merge_key_is_a_duplicate_as_compose_reads_it() -> None:
+    """Two ``<<`` in one mapping (an older packeton README's ``<<: *restart_policy`` then
+    ``<<: *default-volume``): compose refuses the file ("mapping key "<<" already
+    defined"); before, the deployer merged both silently."""
+    doc = load_text(
+        "x-a: &a {restart: always}\nx-b: &b {volumes: [d:/data]}\n"
+        "services:\n  s:\n    image: busybox\n    <<: *a\n    <<: *b\n",
+        "f",
+    )
+    (p,) = doc.problems
+    assert (p.line, p.path) == (7, 'services.s["<<"]')
+    assert "duplicate key" in p.message and "<<: [*first, *second]" in (p.fix or "")
+
+
 def test_duplicate_keys_are_all_reported() -> None:
     doc = load_text("a: 1\nb: 2\na: 3\nb: 4\n", "f")
     assert [(p.line, p.path) for p in doc.problems] == [(3, "a"), (4, "b")]
