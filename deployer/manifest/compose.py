@@ -85,9 +85,9 @@ def parse_dotenv(text: str, lookup: Mapping[str, str]) -> dict[str, str]:
     return parse_env_lines(text, lookup)[0]
 
 
-def parse_env_lines(text: str, lookup: Mapping[str, str]) -> tuple[dict[str, str], list[int]]:  # noqa: C901 (compose .env grammar)
+def parse_env_lines(text: str, lookup: Mapping[str, str]) -> tuple[dict[str, str], list[int]]:
     """KEY=value lines as docker compose v2 reads ``.env`` and ``env_file``: ``export``
-    prefixes, ``#`` comments (after whitespace, when unquoted), single quotes literal,
+    prefixes, ``#`` comments (after a space, when unquoted), single quotes literal,
     double quotes with ``\\n``-style escapes, both possibly spanning lines, and ``${VAR}``
     expanded in unquoted and double-quoted values (from ``lookup``, then the lines above).
     A bare ``KEY`` takes its value from ``lookup``. Returns the values and the numbers of
@@ -147,11 +147,9 @@ def parse_env_lines(text: str, lookup: Mapping[str, str]) -> tuple[dict[str, str
             i = n if nl < 0 else nl + 1
             out[key] = raw if quote == "'" else expand(_unescape(raw))
             continue
-        value = text[v:end]
-        for k in range(len(value)):
-            if value[k] == "#" and (k == 0 or value[k - 1] in " \t"):
-                value = value[:k]
-                break
+        # a comment starts at ` #` (a space, not a tab); a `#` the value starts with is
+        # the value's (`COLOR=#ff0000`, `V= #x` is "#x"), as compose reads it
+        value = text[v:end].split(" #", 1)[0]
         out[key] = expand(value.strip())
     return out, bad
 

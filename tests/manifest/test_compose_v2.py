@@ -722,6 +722,42 @@ def test_braces_in_a_default_end_where_compose_ends_them(tmp_path: Path, home: P
     assert env["OPTS"] == '{"a": 1}' and env["EXTRA"] == '{"debug": false}'
 
 
+def test_a_value_that_starts_with_a_hash_is_kept_as_compose_keeps_it(
+    tmp_path: Path, home: Path
+) -> None:
+    """``PWA_THEME_COLOR=#0f172a`` (a branding .env as webmail and PWA projects publish
+    them): compose keeps the value, a comment starting only at a space and ``#``; before,
+    the deployer read such a value, in ``.env`` and in an ``env_file``, as empty."""
+    lines = (
+        "PWA_THEME_COLOR=#0f172a\n"
+        "PWA_BACKGROUND_COLOR=#ffffff\n"
+        "SPACED= #x\n"
+        "TABBED=a\t#kept\n"
+        "COMMENTED=a #gone\n"
+    )
+    project = tmp_path / "app"
+    write(
+        project,
+        {
+            "compose.yaml": """\
+                services:
+                  s:
+                    image: busybox:1
+                    env_file: branding.env
+                    environment:
+                      FROM_DOTENV: ${PWA_THEME_COLOR}|${SPACED}|${TABBED}|${COMMENTED}
+                """,
+            ".env": lines,
+            "branding.env": lines,
+        },
+    )
+    theirs = compose_config(project, [], {}, home)
+    mine = deployer(tmp_path, "app/compose.yaml", {})
+    same(mine, theirs)
+    env = mine.service("s").env_dict
+    assert env["PWA_THEME_COLOR"] == "#0f172a" and env["FROM_DOTENV"] == "#0f172a|#x|a\t#kept|a"
+
+
 def test_env_file_bad_line_is_located_without_its_value(tmp_path: Path) -> None:
     project = tmp_path / "app"
     write(
