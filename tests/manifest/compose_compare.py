@@ -219,12 +219,23 @@ def _networks_mine(service: Service) -> dict[str, Any]:
     if service.network_mode:
         return {}  # no network of the app's (compose prints no `networks:` either)
     attachments = service.networks or (NetworkAttachment("default"),)
-    return {a.name: (sorted(a.aliases), a.ipv4_address, a.ipv6_address, {}) for a in attachments}
+    return {
+        a.name: (sorted(a.aliases), a.ipv4_address, a.ipv6_address, _modelled(a))
+        for a in attachments
+    }
+
+
+def _modelled(a: NetworkAttachment) -> dict[str, Any]:
+    """The attachment's other keys the deployer models, as compose prints them (a zero or
+    empty value left out)."""
+    out = {"priority": a.priority, "gw_priority": a.gw_priority, "mac_address": a.mac_address}
+    return {k: v for k, v in out.items() if v}
 
 
 def _networks_theirs(spec: dict[str, Any]) -> dict[str, Any]:
-    """Each network with its aliases (a set: each is a DNS name), fixed addresses and the
-    keys the deployer does not model (priority, mac_address...), which must not be there."""
+    """Each network with its aliases (a set: each is a DNS name), fixed addresses and its
+    other keys (priority, gw_priority, mac_address; any the deployer does not model must
+    not be there)."""
     out = {}
     for name, attachment in (spec.get("networks") or {}).items():
         a = attachment or {}
