@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import secrets
 import subprocess
 from pathlib import Path
 
@@ -27,6 +26,7 @@ import pytest
 
 from deployer.errors import EXIT_INVALID
 from tests.conftest import Cleanup
+from tests.docker.hostif import own_bridge
 from tests.docker.test_lan_networks import _containers, _remove_network, _run, _write
 from tests.testenv import TestEnv
 
@@ -52,20 +52,8 @@ def _addresses(name: str) -> list[str]:
 def _bridge(cleanup: Cleanup) -> tuple[str, str]:
     """(a bridge interface of the test's own, up, with an address of its own; that
     address): removed after the app (last)."""
-    name = "rb" + secrets.token_hex(4)
-    made = subprocess.run(
-        ["ip", "link", "add", name, "type", "bridge"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if made.returncode != 0:
-        pytest.skip(f"cannot make a bridge here: {made.stderr.strip()}")
-    cleanup.later(lambda: subprocess.run(["ip", "link", "del", name], check=False))
-    address = f"10.252.{secrets.randbelow(250) + 1}.1/24"
-    subprocess.run(["ip", "addr", "add", address, "dev", name], check=True)
-    subprocess.run(["ip", "link", "set", name, "up"], check=True)
-    return name, address
+    name, net = own_bridge("rb", cleanup.later)
+    return name, f"{net[1]}/24"
 
 
 @pytest.mark.parametrize("options", [ROUTED, UNPROTECTED, TRUSTED, "bridge"])

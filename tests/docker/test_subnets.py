@@ -6,13 +6,10 @@ stands for the host's LAN: the route moved from it to the new bridge)."""
 from __future__ import annotations
 
 import ipaddress
-import os
-import random
-import secrets
 import shutil
 import subprocess
 import urllib.parse
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import docker
@@ -21,6 +18,7 @@ import pytest
 from deployer import labels as L
 from deployer.docker.subnets import local_routes, url_addresses
 from tests.cli import cli
+from tests.docker.hostif import own_bridge
 from tests.relay import Relay
 from tests.testenv import TestEnv
 
@@ -40,29 +38,15 @@ networks:
 """
 
 
-def _ip(*args: str) -> None:
-    subprocess.run(["ip", *args], check=True, capture_output=True, text=True, timeout=30)
-
-
 @pytest.fixture
 def lan() -> Iterator[tuple[str, ipaddress.IPv4Network]]:
-    """An interface of its own (a bridge: no dummy module everywhere) with a /24: a network
-    the host routes, as a LAN."""
-    if os.geteuid() != 0 or shutil.which("ip") is None:
-        pytest.skip("needs root and ip(8) to add an interface")
-    taken = [n for _, n in local_routes()]
-    for _ in range(50):
-        net = ipaddress.IPv4Network(f"10.97.{random.randint(1, 250)}.0/24")
-        if not any(net.overlaps(t) for t in taken if t.version == 4):
-            break
-    name = "dsub" + secrets.token_hex(3)
-    _ip("link", "add", name, "type", "bridge")
+    """An interface of the test's own with a /24: a network the host routes, as a LAN."""
+    undo: list[Callable[[], object]] = []
     try:
-        _ip("addr", "add", f"{net[1]}/24", "dev", name)
-        _ip("link", "set", name, "up")
-        yield name, net
+        yield own_bridge("dsub", undo.append)
     finally:
-        subprocess.run(["ip", "link", "del", name], check=False, capture_output=True, timeout=30)
+        for f in undo:
+            f()
 
 
 def _routes_to(net: ipaddress.IPv4Network) -> list[str]:
